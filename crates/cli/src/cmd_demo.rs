@@ -1,0 +1,251 @@
+//! `portcullis demo`: the gateway and the bundled demo server on loopback, and a
+//! short scripted agent session that shows what is let through and what is
+//! stopped, and why. Exits 0 when every step behaved as expected.
+use std::{net::SocketAddr, process::ExitCode};
+
+use anyhow::Context;
+use portcullis_gateway::{Gateway, serve_http};
+use serde_json::{Value, json};
+
+use crate::{cmd_init::starter_config, config, shutdown};
+
+struct Demo {
+    http: reqwest::Client,
+    url: String,
+    session: Option<String>,
+    failures: usize,
+}
+
+pub async fn run(serve: bool, listen: Option<SocketAddr>) -> anyhow::Result<ExitCode> {
+    let exe = std::env::current_exe().context("cannot find this program's own path")?;
+    let addr = listen.unwrap_or_else(|| {
+        let port = if serve { 8080 } else { 0 };
+        SocketAddr::from(([127, 0, 0, 1], port))
+    });
+    let text = starter_config(&exe.to_string_lossy(), &addr.to_string());
+    let loaded = config::parse(&text, "<demo>", std::path::Path::new("/"))?;
+    let gateway = Gateway::new(loaded.gateway);
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))?;
+    let local = listener.local_addr()?;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(serve_http(gateway.clone(), listener, async move {
+        let _ = stopped.await;
+    }));
+    println!(
+        "Portcullis demo: gateway at http://{local}/mcp in front of the bundled demo server\n"
+    );
+    let mut demo = Demo {
+        http: reqwest::Client::new(),
+        url: format!("http://{local}/mcp"),
+        session: None,
+        failures: 0,
+    };
+    demo.script().await;
+    if serve {
+        println!("\nServing at http://{local}/mcp — connect an MCP client; Ctrl-C stops.");
+        shutdown::signalled().await;
+    }
+    let _ = stop.send(());
+    let _ = server.await;
+    gateway.shutdown().await;
+    if demo.failures > 0 {
+        println!(
+            "\n{} demo step(s) did not behave as expected",
+            demo.failures
+        );
+        return Ok(ExitCode::FAILURE);
+    }
+    println!("\nAll demo steps behaved as expected.");
+    Ok(ExitCode::SUCCESS)
+}
+
+impl Demo {
+    async fn script(&mut self) {
+        println!("1. An agent opens a session (MCP 2025-11-25)");
+        let init = json!({"jsonrpc":"2.0","id":1,"method":"initialize","params":{
+            "protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"demo-agent","version":"1"}}});
+        let (status, body, sid) = self.post(&init, &[]).await;
+        self.session = sid;
+        let server = body
+            .pointer("/result/serverInfo/name")
+            .and_then(Value::as_str)
+            .unwrap_or("?");
+        self.expect(
+            status == 200 && self.session.is_some(),
+            &format!("session opened with upstream `{server}`"),
+        );
+        self.notify().await;
+
+        println!("\n2. It lists the tools it can use");
+        let (_, body, _) = self
+            .post(&json!({"jsonrpc":"2.0","id":2,"method":"tools/list"}), &[])
+            .await;
+        let tools = body
+            .pointer("/result/tools")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        for t in &tools {
+            println!(
+                "     - {}",
+                t.get("name").and_then(Value::as_str).unwrap_or("?")
+            );
+        }
+        self.expect(!tools.is_empty(), &format!("{} tools listed", tools.len()));
+
+        println!("\n3. It calls tools through the gateway");
+        for (id, tool, args) in [
+            (3, "search_docs", json!({"query":"refund"})),
+            (4, "lookup_customer", json!({"customer_id":"C-1001"})),
+            (
+                5,
+                "send_message",
+                json!({"to":"ops@example.com","body":"hello"}),
+            ),
+        ] {
+            let call = json!({"jsonrpc":"2.0","id":id,"method":"tools/call","params":{"name":tool,"arguments":args}});
+            let (status, body, _) = self.post(&call, &[]).await;
+            let text = body
+                .pointer("/result/content/0/text")
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            let short: String = text.chars().take(70).collect();
+            self.expect(
+                status == 200 && body.get("result").is_some(),
+                &format!("{tool}: relayed → {short}"),
+            );
+        }
+
+        println!("\n4. Attacks the gateway stops before anything reaches the server");
+        let list = json!({"jsonrpc":"2.0","id":6,"method":"tools/list"});
+        let (status, body, _) = self.post(&list, &[("origin", "http://evil.example")]).await;
+        self.expect_refusal(
+            status,
+            403,
+            &body,
+            "a web page on a foreign Origin (DNS rebinding, T6)",
+        );
+        let (status, body, _) = self
+            .post_raw(br#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"search_docs","name":"delete_record"}}"#.to_vec(), &[])
+            .await;
+        self.expect_refusal(
+            status,
+            400,
+            &body,
+            "a message with a duplicate key (parser differential, T13)",
+        );
+        let saved = self
+            .session
+            .replace("0123456789abcdef0123456789abcdef".into());
+        let (status, body, _) = self.post(&list, &[]).await;
+        self.session = saved;
+        self.expect_refusal(status, 404, &body, "a guessed session id (T3)");
+
+        println!("\n5. A stateless MCP 2026-07-28 client: headers must agree with the body");
+        let session = self.session.take();
+        let meta = json!({"io.modelcontextprotocol/protocolVersion":"2026-07-28",
+            "io.modelcontextprotocol/clientCapabilities":{},"io.modelcontextprotocol/clientInfo":{"name":"demo-agent","version":"1"}});
+        let call = json!({"jsonrpc":"2.0","id":8,"method":"tools/call","params":{"name":"search_docs","arguments":{"query":"audit"},"_meta":meta}});
+        let good = [
+            ("mcp-protocol-version", "2026-07-28"),
+            ("mcp-method", "tools/call"),
+            ("mcp-name", "search_docs"),
+        ];
+        let (status, body, _) = self.post(&call, &good).await;
+        self.expect(
+            status == 200 && body.get("result").is_some(),
+            "tools/call with matching headers: relayed",
+        );
+        let bad = [
+            ("mcp-protocol-version", "2026-07-28"),
+            ("mcp-method", "tools/call"),
+            ("mcp-name", "read_only_tool"),
+        ];
+        let (status, body, _) = self.post(&call, &bad).await;
+        self.expect_refusal(
+            status,
+            400,
+            &body,
+            "Mcp-Name says one tool, the body calls another",
+        );
+        self.session = session;
+
+        println!("\n6. The agent ends its session");
+        let mut req = self.http.delete(&self.url);
+        if let Some(sid) = &self.session {
+            req = req.header("mcp-session-id", sid);
+        }
+        let ok = req
+            .send()
+            .await
+            .map(|r| r.status().as_u16() == 200)
+            .unwrap_or(false);
+        self.expect(ok, "session closed; its server process stopped");
+    }
+
+    async fn notify(&self) {
+        let note = json!({"jsonrpc":"2.0","method":"notifications/initialized"});
+        let _ = self.post(&note, &[]).await;
+    }
+
+    async fn post(&self, body: &Value, headers: &[(&str, &str)]) -> (u16, Value, Option<String>) {
+        self.post_raw(serde_json::to_vec(body).unwrap_or_default(), headers)
+            .await
+    }
+
+    async fn post_raw(
+        &self,
+        body: Vec<u8>,
+        headers: &[(&str, &str)],
+    ) -> (u16, Value, Option<String>) {
+        let mut req = self
+            .http
+            .post(&self.url)
+            .header("content-type", "application/json")
+            .header("accept", "application/json")
+            .body(body);
+        if let Some(sid) = &self.session {
+            req = req.header("mcp-session-id", sid);
+        }
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        match req.send().await {
+            Ok(resp) => {
+                let status = resp.status().as_u16();
+                let sid = resp
+                    .headers()
+                    .get("mcp-session-id")
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned);
+                let body = resp.json::<Value>().await.unwrap_or(Value::Null);
+                (status, body, sid)
+            }
+            Err(e) => (0, json!({"error": {"message": e.to_string()}}), None),
+        }
+    }
+
+    fn expect(&mut self, ok: bool, what: &str) {
+        if ok {
+            println!("   ✔ {what}");
+        } else {
+            self.failures += 1;
+            println!("   ✘ unexpected: {what}");
+        }
+    }
+
+    fn expect_refusal(&mut self, status: u16, want: u16, body: &Value, what: &str) {
+        let why = body
+            .pointer("/error/message")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        if status == want {
+            println!("   ✔ refused {what}\n       HTTP {status}: {why}");
+        } else {
+            self.failures += 1;
+            println!("   ✘ expected HTTP {want} for {what}, got {status}: {body}");
+        }
+    }
+}

@@ -1,0 +1,48 @@
+//! `portcullis init [DIR]`: a working starter config that runs the bundled demo
+//! server behind the gateway.
+use std::{path::PathBuf, process::ExitCode};
+
+use anyhow::Context;
+
+/// The starter config for `program` (this binary).
+pub fn starter_config(program: &str, listen: &str) -> String {
+    format!(
+        r#"# Portcullis config, written by `portcullis init`. Reference: README.md ("Config").
+
+[listen]
+http = "{listen}"                  # Streamable HTTP front, endpoint /mcp
+# allowed_hosts = ["localhost", "127.0.0.1", "[::1]"]   # DNS-rebinding guard (default)
+
+[stdio]
+principal = "desktop-host"           # who `portcullis stdio` clients are
+
+[[servers]]
+name = "demo"                        # the bundled demo MCP server
+command = ["{program}", "demo-server"]
+env = {{}}                             # the only variables the child sees
+default_tier = "read"
+tools = {{ lookup_customer = {{ tier = "read-sensitive" }}, send_message = {{ tier = "write" }}, delete_record = {{ tier = "write" }} }}
+"#
+    )
+}
+
+pub fn run(dir: Option<PathBuf>, force: bool) -> anyhow::Result<ExitCode> {
+    let dir = dir.unwrap_or_else(|| PathBuf::from("."));
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let path = dir.join("portcullis.toml");
+    if path.exists() && !force {
+        anyhow::bail!(
+            "{} already exists; pass --force to overwrite it",
+            path.display()
+        );
+    }
+    let exe = std::env::current_exe().context("cannot find this program's own path")?;
+    let text = starter_config(&exe.to_string_lossy(), "127.0.0.1:8080");
+    std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
+    println!("wrote {}", path.display());
+    println!(
+        "next: portcullis check-config --config {0}\n      portcullis run --config {0}",
+        path.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}

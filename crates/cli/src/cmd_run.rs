@@ -1,0 +1,34 @@
+//! `portcullis run`: the gateway's HTTP front, until SIGINT/SIGTERM.
+use std::{path::Path, process::ExitCode};
+
+use anyhow::Context;
+use portcullis_gateway::{Gateway, serve_http};
+
+use crate::{config, shutdown};
+
+pub async fn run(path: &Path) -> anyhow::Result<ExitCode> {
+    let loaded = config::load(path)?;
+    for w in &loaded.warnings {
+        tracing::warn!("{w}");
+    }
+    let addr = loaded
+        .gateway
+        .listen
+        .http
+        .ok_or_else(|| config::ConfigError {
+            file: path.display().to_string(),
+            key: "listen.http".into(),
+            reason: "not set; give an address like 127.0.0.1:8080 (or use `portcullis stdio`)"
+                .into(),
+        })?;
+    let gateway = Gateway::new(loaded.gateway);
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}; is another process using it?"))?;
+    let local = listener.local_addr()?;
+    tracing::info!("portcullis listening on http://{local}/mcp");
+    serve_http(gateway.clone(), listener, shutdown::signalled()).await?;
+    gateway.shutdown().await;
+    tracing::info!("stopped");
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,34 @@
+//! `portcullis stdio`: serve one client on stdin/stdout.
+use std::{path::Path, process::ExitCode};
+
+use portcullis_gateway::{Gateway, serve_stdio};
+
+use crate::{config, shutdown};
+
+pub async fn run(path: &Path, only: Option<&str>) -> anyhow::Result<ExitCode> {
+    let mut loaded = config::load(path)?;
+    for w in &loaded.warnings {
+        tracing::warn!("{w}");
+    }
+    if let Some(name) = only {
+        loaded.gateway.servers.retain(|s| s.name.as_str() == name);
+        if loaded.gateway.servers.is_empty() {
+            return Err(config::ConfigError {
+                file: path.display().to_string(),
+                key: "servers".into(),
+                reason: format!("no server named `{name}` (see `portcullis check-config`)"),
+            }
+            .into());
+        }
+    }
+    let gateway = Gateway::new(loaded.gateway);
+    serve_stdio(
+        gateway.clone(),
+        tokio::io::stdin(),
+        tokio::io::stdout(),
+        shutdown::signalled(),
+    )
+    .await?;
+    gateway.shutdown().await;
+    Ok(ExitCode::SUCCESS)
+}

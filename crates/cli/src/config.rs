@@ -1,0 +1,390 @@
+//! The TOML config file: parsed into raw structs that reject unknown keys, then
+//! validated into the gateway's settings. Every error names the file, the key
+//! and the reason.
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use portcullis_core::{Principal, Secret, ServerName, Tier};
+use portcullis_gateway::config::{
+    GatewayConfig, Isolation, ListenConfig, ServerConfig, UpstreamProtocol, UpstreamTransport,
+};
+use portcullis_mcp::Limits;
+use serde::Deserialize;
+
+/// A config file that cannot be used, with where and why.
+#[derive(Debug, thiserror::Error)]
+#[error("{file}: {key}: {reason}")]
+pub struct ConfigError {
+    pub file: String,
+    pub key: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    listen: RawListen,
+    #[serde(default)]
+    stdio: RawStdio,
+    #[serde(default)]
+    limits: RawLimits,
+    #[serde(default)]
+    servers: Vec<RawServer>,
+    /// Read by the authorisation stage; accepted so configs can carry it already.
+    policy: Option<toml::Table>,
+    /// Read by the audit stage; accepted so configs can carry it already.
+    audit: Option<toml::Table>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawListen {
+    http: Option<String>,
+    allowed_hosts: Option<Vec<String>>,
+    allowed_origins: Option<Vec<String>>,
+    session_idle_timeout_secs: Option<u64>,
+    max_sessions: Option<usize>,
+    anonymous_principal: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStdio {
+    principal: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLimits {
+    max_message_bytes: Option<usize>,
+    max_json_depth: Option<usize>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawServer {
+    name: String,
+    command: Option<Vec<String>>,
+    #[serde(default)]
+    env: BTreeMap<String, String>,
+    cwd: Option<PathBuf>,
+    url: Option<String>,
+    #[serde(default)]
+    headers: BTreeMap<String, String>,
+    default_tier: Option<String>,
+    #[serde(default)]
+    tools: BTreeMap<String, RawTool>,
+    #[serde(default)]
+    shared: bool,
+    timeout_secs: Option<u64>,
+    protocol: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTool {
+    tier: String,
+}
+
+/// A validated config plus notes for the operator (sections not yet enforced).
+#[derive(Debug)]
+pub struct LoadedConfig {
+    pub gateway: GatewayConfig,
+    pub warnings: Vec<String>,
+}
+
+/// Reads and validates `path`.
+pub fn load(path: &Path) -> Result<LoadedConfig, ConfigError> {
+    let file = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+        file: file.clone(),
+        key: "-".into(),
+        reason: format!("cannot read the file: {e}"),
+    })?;
+    let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    parse(&text, &file, &base)
+}
+
+/// Validates config `text`; relative paths are resolved against `base`.
+pub fn parse(text: &str, file: &str, base: &Path) -> Result<LoadedConfig, ConfigError> {
+    let err = |key: &str, reason: String| ConfigError {
+        file: file.to_owned(),
+        key: key.to_owned(),
+        reason,
+    };
+    let raw: RawConfig = toml::from_str(text).map_err(|e| {
+        let at = e
+            .span()
+            .map(|s| line_col(text, s.start))
+            .unwrap_or_default();
+        err(&at, e.message().to_owned())
+    })?;
+    let mut warnings = Vec::new();
+    if raw.policy.is_some() {
+        warnings.push("[policy] is present but this build does not evaluate policies yet: calls are relayed without a decision".into());
+    }
+    if raw.audit.is_some() {
+        warnings.push("[audit] is present but this build does not write the audit log yet".into());
+    }
+    let limits = Limits {
+        max_bytes: raw
+            .limits
+            .max_message_bytes
+            .unwrap_or(Limits::default().max_bytes),
+        max_depth: raw
+            .limits
+            .max_json_depth
+            .unwrap_or(Limits::default().max_depth),
+    };
+    if limits.max_bytes < 1024 {
+        return Err(err(
+            "limits.max_message_bytes",
+            "must be at least 1024".into(),
+        ));
+    }
+    if !(2..=128).contains(&limits.max_depth) {
+        return Err(err(
+            "limits.max_json_depth",
+            "must be between 2 and 128".into(),
+        ));
+    }
+    let listen = listen(&raw.listen, &err, &mut warnings)?;
+    if raw.servers.is_empty() {
+        return Err(err(
+            "servers",
+            "no servers configured; add at least one [[servers]] entry".into(),
+        ));
+    }
+    let mut names = BTreeSet::new();
+    let mut servers = Vec::new();
+    for (i, s) in raw.servers.iter().enumerate() {
+        let key = |field: &str| format!("servers[{i}].{field}");
+        let server = server(s, base, &key, &err)?;
+        if !names.insert(server.name.clone()) {
+            return Err(err(
+                &key("name"),
+                format!(
+                    "server name `{}` is used twice; names must be unique",
+                    server.name
+                ),
+            ));
+        }
+        servers.push(server);
+    }
+    let principal = |value: &Option<String>, default: &str| {
+        Principal::workload(value.clone().unwrap_or_else(|| default.to_owned()))
+    };
+    let gateway = GatewayConfig {
+        listen,
+        servers,
+        limits,
+        stdio_principal: principal(&raw.stdio.principal, "stdio-client"),
+        anonymous_principal: principal(&raw.listen.anonymous_principal, "anonymous"),
+    };
+    Ok(LoadedConfig { gateway, warnings })
+}
+
+fn listen(
+    raw: &RawListen,
+    err: &impl Fn(&str, String) -> ConfigError,
+    warnings: &mut Vec<String>,
+) -> Result<ListenConfig, ConfigError> {
+    let http = match &raw.http {
+        None => None,
+        Some(text) => {
+            let addr: SocketAddr = text.parse().map_err(|_| {
+                err(
+                    "listen.http",
+                    format!("`{text}` is not an address like 127.0.0.1:8080"),
+                )
+            })?;
+            if !addr.ip().is_loopback() {
+                warnings.push(format!(
+                    "listen.http binds {addr}, which is reachable from other machines"
+                ));
+            }
+            Some(addr)
+        }
+    };
+    let idle = raw.session_idle_timeout_secs.unwrap_or(1800);
+    if idle == 0 {
+        return Err(err(
+            "listen.session_idle_timeout_secs",
+            "must be greater than 0".into(),
+        ));
+    }
+    Ok(ListenConfig {
+        http,
+        allowed_hosts: raw
+            .allowed_hosts
+            .clone()
+            .unwrap_or_else(ListenConfig::default_allowed_hosts),
+        allowed_origins: raw
+            .allowed_origins
+            .clone()
+            .unwrap_or_else(ListenConfig::default_allowed_origins),
+        session_idle_timeout: Duration::from_secs(idle),
+        max_sessions: raw.max_sessions.unwrap_or(10_000),
+    })
+}
+
+fn server(
+    raw: &RawServer,
+    base: &Path,
+    key: &impl Fn(&str) -> String,
+    err: &impl Fn(&str, String) -> ConfigError,
+) -> Result<ServerConfig, ConfigError> {
+    let name = ServerName::new(&raw.name).map_err(|e| err(&key("name"), e.to_string()))?;
+    let transport = match (&raw.command, &raw.url) {
+        (Some(_), Some(_)) => {
+            return Err(err(
+                &key("url"),
+                "set either `command` (stdio) or `url` (HTTP), not both".into(),
+            ));
+        }
+        (None, None) => {
+            return Err(err(
+                &key("command"),
+                "set `command` (stdio server) or `url` (HTTP server)".into(),
+            ));
+        }
+        (Some(argv), None) => {
+            let program = argv.first().filter(|p| !p.is_empty()).ok_or_else(|| {
+                err(
+                    &key("command"),
+                    "is empty; give the program and its arguments as a list".into(),
+                )
+            })?;
+            if !raw.headers.is_empty() {
+                return Err(err(
+                    &key("headers"),
+                    "only HTTP servers take headers".into(),
+                ));
+            }
+            let mut argv = argv.clone();
+            argv[0] =
+                resolve_program(program, base).map_err(|reason| err(&key("command"), reason))?;
+            let mut env = BTreeMap::new();
+            for (k, v) in &raw.env {
+                if k.is_empty() || k.contains('=') || k.contains('\0') || v.contains('\0') {
+                    return Err(err(
+                        &key(&format!("env.{k}")),
+                        "is not a valid environment variable".into(),
+                    ));
+                }
+                env.insert(k.clone(), Secret::new(v.clone()));
+            }
+            let cwd = raw.cwd.as_ref().map(|d| base.join(d));
+            UpstreamTransport::Stdio { argv, env, cwd }
+        }
+        (None, Some(url)) => {
+            let parsed = url::Url::parse(url)
+                .map_err(|e| err(&key("url"), format!("`{url}` is not a URL: {e}")))?;
+            if !matches!(parsed.scheme(), "http" | "https") {
+                return Err(err(
+                    &key("url"),
+                    "must be an http:// or https:// URL".into(),
+                ));
+            }
+            if !raw.env.is_empty() {
+                return Err(err(
+                    &key("env"),
+                    "only stdio servers take env; use headers for HTTP servers".into(),
+                ));
+            }
+            let headers = raw
+                .headers
+                .iter()
+                .map(|(k, v)| (k.clone(), Secret::new(v.clone())))
+                .collect();
+            UpstreamTransport::Http {
+                url: url.clone(),
+                headers,
+            }
+        }
+    };
+    let tier = |text: &str, at: &str| text.parse::<Tier>().map_err(|e| err(at, e.to_string()));
+    let default_tier = tier(
+        raw.default_tier.as_deref().unwrap_or("read"),
+        &key("default_tier"),
+    )?;
+    let mut tool_tiers = BTreeMap::new();
+    for (tool, t) in &raw.tools {
+        tool_tiers.insert(
+            tool.clone(),
+            tier(&t.tier, &key(&format!("tools.{tool}.tier")))?,
+        );
+    }
+    let timeout = raw.timeout_secs.unwrap_or(60);
+    if timeout == 0 {
+        return Err(err(&key("timeout_secs"), "must be greater than 0".into()));
+    }
+    let protocol = match raw.protocol.as_deref().unwrap_or("auto") {
+        "auto" => UpstreamProtocol::Auto,
+        "legacy" | "2025-11-25" | "2025-06-18" | "2025-03-26" => UpstreamProtocol::Legacy,
+        "modern" | "2026-07-28" => UpstreamProtocol::Modern,
+        other => {
+            return Err(err(
+                &key("protocol"),
+                format!("unknown protocol `{other}`; use auto, legacy or modern"),
+            ));
+        }
+    };
+    Ok(ServerConfig {
+        name,
+        transport,
+        default_tier,
+        tool_tiers,
+        isolation: if raw.shared {
+            Isolation::Shared
+        } else {
+            Isolation::PerSession
+        },
+        request_timeout: Duration::from_secs(timeout),
+        protocol,
+    })
+}
+
+/// Makes the program an absolute path: relative paths against the config's
+/// directory, bare names through the gateway's `PATH` (the child gets no PATH).
+fn resolve_program(program: &str, base: &Path) -> Result<String, String> {
+    let candidate = if program.contains('/') {
+        let p = Path::new(program);
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            base.join(p)
+        }
+    } else {
+        let path = std::env::var_os("PATH").unwrap_or_default();
+        std::env::split_paths(&path)
+            .map(|dir| dir.join(program))
+            .find(|p| p.is_file())
+            .ok_or_else(|| {
+                format!("program `{program}` was not found on PATH; give its full path")
+            })?
+    };
+    if !candidate.is_file() {
+        return Err(format!("program `{}` does not exist", candidate.display()));
+    }
+    Ok(candidate.to_string_lossy().into_owned())
+}
+
+fn line_col(text: &str, offset: usize) -> String {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before
+        .rsplit('\n')
+        .next()
+        .map(|l| l.chars().count() + 1)
+        .unwrap_or(1);
+    format!("line {line}, column {col}")
+}
+
+#[cfg(test)]
+mod tests;

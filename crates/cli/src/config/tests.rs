@@ -1,0 +1,169 @@
+//! Data-driven checks of config validation: each bad config names its key.
+use std::path::Path;
+
+use super::parse;
+use portcullis_core::Tier;
+use portcullis_gateway::config::{Isolation, UpstreamProtocol, UpstreamTransport};
+
+const SH: &str = "/bin/sh";
+
+fn server(extra: &str) -> String {
+    format!("[[servers]]\nname = \"files\"\ncommand = [\"{SH}\"]\n{extra}\n")
+}
+
+#[test]
+fn good_config_is_validated_into_settings() {
+    let text = format!(
+        "[listen]\nhttp = \"127.0.0.1:8080\"\n\n{}\n[[servers]]\nname = \"web\"\nurl = \"https://example.org/mcp\"\nheaders = {{ Authorization = \"Bearer x\" }}\nshared = true\nprotocol = \"modern\"\n",
+        server(
+            "env = { API_MODE = \"ro\" }\ndefault_tier = \"read-sensitive\"\ntools = { delete = { tier = \"write\" } }"
+        )
+    );
+    let loaded = parse(&text, "t.toml", Path::new("/")).unwrap();
+    let g = loaded.gateway;
+    assert_eq!(g.listen.http.unwrap().to_string(), "127.0.0.1:8080");
+    assert_eq!(g.servers.len(), 2);
+    let files = &g.servers[0];
+    assert_eq!(files.tier_of("delete"), Tier::Write);
+    assert_eq!(files.tier_of("other"), Tier::ReadSensitive);
+    assert_eq!(files.isolation, Isolation::PerSession);
+    match &files.transport {
+        UpstreamTransport::Stdio { argv, env, .. } => {
+            assert_eq!(argv, &vec![SH.to_string()]);
+            assert_eq!(env.get("API_MODE").map(|s| s.expose().as_str()), Some("ro"));
+        }
+        other => panic!("expected stdio, got {other:?}"),
+    }
+    assert_eq!(g.servers[1].isolation, Isolation::Shared);
+    assert_eq!(g.servers[1].protocol, UpstreamProtocol::Modern);
+    assert!(loaded.warnings.is_empty());
+}
+
+#[test]
+fn bare_program_names_resolve_through_path() {
+    let loaded = parse(
+        "[[servers]]\nname = \"a\"\ncommand = [\"sh\", \"-c\", \"true\"]\n",
+        "t.toml",
+        Path::new("/"),
+    )
+    .unwrap();
+    let UpstreamTransport::Stdio { argv, .. } = &loaded.gateway.servers[0].transport else {
+        panic!("stdio")
+    };
+    assert!(
+        argv[0].ends_with("/sh") && argv[0].starts_with('/'),
+        "{argv:?}"
+    );
+}
+
+#[test]
+fn bad_configs_name_key_and_reason() {
+    let cases: Vec<(String, &str, &str)> = vec![
+        ("".into(), "servers", "no servers configured"),
+        (
+            "[listen]\nhttp = \"nope\"\n".into(),
+            "listen.http",
+            "not an address",
+        ),
+        (
+            "[listen]\nbogus = 1\n".into(),
+            "line 2",
+            "unknown field `bogus`",
+        ),
+        (
+            server("default_tier = \"admin\""),
+            "servers[0].default_tier",
+            "unknown tier `admin`",
+        ),
+        (
+            server("tools = { x = { tier = \"root\" } }"),
+            "servers[0].tools.x.tier",
+            "unknown tier",
+        ),
+        (
+            format!("{}{}", server(""), server("")),
+            "servers[1].name",
+            "used twice",
+        ),
+        (
+            "[[servers]]\nname = \"Bad_Name\"\ncommand = [\"/bin/sh\"]\n".into(),
+            "servers[0].name",
+            "lowercase",
+        ),
+        (
+            "[[servers]]\nname = \"a\"\n".into(),
+            "servers[0].command",
+            "set `command`",
+        ),
+        (
+            "[[servers]]\nname = \"a\"\ncommand = []\n".into(),
+            "servers[0].command",
+            "is empty",
+        ),
+        (
+            "[[servers]]\nname = \"a\"\ncommand = [\"/no/such/program\"]\n".into(),
+            "servers[0].command",
+            "does not exist",
+        ),
+        (
+            "[[servers]]\nname = \"a\"\ncommand = [\"no-such-program-xyz\"]\n".into(),
+            "servers[0].command",
+            "not found on PATH",
+        ),
+        (
+            "[[servers]]\nname = \"a\"\nurl = \"ftp://x\"\n".into(),
+            "servers[0].url",
+            "http:// or https://",
+        ),
+        (
+            "[[servers]]\nname = \"a\"\nurl = \"http://x\"\ncommand = [\"/bin/sh\"]\n".into(),
+            "servers[0].url",
+            "not both",
+        ),
+        (
+            "[[servers]]\nname = \"a\"\nurl = \"http://x\"\nenv = { A = \"b\" }\n".into(),
+            "servers[0].env",
+            "only stdio",
+        ),
+        (
+            server("protocol = \"2099\""),
+            "servers[0].protocol",
+            "unknown protocol",
+        ),
+        (
+            server("timeout_secs = 0"),
+            "servers[0].timeout_secs",
+            "greater than 0",
+        ),
+        (
+            format!("[limits]\nmax_json_depth = 1000\n{}", server("")),
+            "limits.max_json_depth",
+            "between 2 and 128",
+        ),
+        ("servers = 3\n".into(), "line 1", "invalid type"),
+    ];
+    for (text, key, reason) in cases {
+        let e = parse(&text, "bad.toml", Path::new("/")).expect_err(&text);
+        assert_eq!(e.file, "bad.toml");
+        assert!(
+            e.key.contains(key),
+            "key {:?} should contain {key:?} for:\n{text}",
+            e.key
+        );
+        assert!(
+            e.reason.contains(reason),
+            "reason {:?} should contain {reason:?} for:\n{text}",
+            e.reason
+        );
+    }
+}
+
+#[test]
+fn unenforced_sections_are_reported() {
+    let text = format!(
+        "[policy]\ncedar = [\"p/*.cedar\"]\n[audit]\npath = \"data\"\n{}",
+        server("")
+    );
+    let loaded = parse(&text, "t.toml", Path::new("/")).unwrap();
+    assert_eq!(loaded.warnings.len(), 2);
+}

@@ -1,0 +1,124 @@
+//! The `portcullis` command line: argument parsing and one module per subcommand.
+//!
+//! Architecture invariant: this crate is the only one that reads the
+//! environment, arguments and config files; libraries receive validated config.
+#![forbid(unsafe_code)]
+
+mod cmd_check;
+mod cmd_demo;
+mod cmd_init;
+mod cmd_run;
+mod cmd_stdio;
+pub mod config;
+mod logging;
+mod shutdown;
+
+use std::{path::PathBuf, process::ExitCode};
+
+use clap::{Parser, Subcommand};
+
+/// Portcullis: a zero-trust gateway for the Model Context Protocol.
+#[derive(Debug, Parser)]
+#[command(name = "portcullis", version, about, long_about = None)]
+pub struct Cli {
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value = "text")]
+    log_format: logging::LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the gateway's HTTP front with the given config.
+    Run {
+        /// The TOML config file.
+        #[arg(long, short, env = "PORTCULLIS_CONFIG")]
+        config: PathBuf,
+    },
+    /// Serve one client on stdin/stdout (for desktop hosts that launch a command).
+    Stdio {
+        #[arg(long, short, env = "PORTCULLIS_CONFIG")]
+        config: PathBuf,
+        /// Expose only this server of the config (no namespacing).
+        #[arg(long)]
+        server: Option<String>,
+    },
+    /// Validate a config file without starting anything.
+    CheckConfig {
+        #[arg(long, short, env = "PORTCULLIS_CONFIG")]
+        config: PathBuf,
+    },
+    /// Write a working starter config into DIR (default: current directory).
+    Init {
+        dir: Option<PathBuf>,
+        /// Overwrite files that already exist.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Run a complete local demonstration on embedded defaults.
+    Demo {
+        /// Keep the gateway running after the scripted session, for a real client.
+        #[arg(long)]
+        serve: bool,
+        /// Address for the demo gateway (default: a free loopback port; 127.0.0.1:8080 with --serve).
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+    },
+    /// Run the bundled demo MCP server on stdio (used by `demo` and `init` configs).
+    #[command(hide = true)]
+    DemoServer {
+        /// Also expose the test tools (echo, crash, hang, ...).
+        #[arg(long)]
+        test_tools: bool,
+        /// Serve Streamable HTTP at ADDR instead of stdio.
+        #[arg(long)]
+        http: Option<std::net::SocketAddr>,
+    },
+}
+
+/// Runs the command line and maps failures to exit codes: 0 ok, 1 failure, 2 bad config.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    logging::init(cli.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: could not start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(dispatch(cli.command)) {
+        Ok(code) => code,
+        Err(e) => {
+            let is_config = e.downcast_ref::<config::ConfigError>().is_some();
+            eprintln!("error: {e:#}");
+            if is_config {
+                ExitCode::from(2)
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+    }
+}
+
+async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Run { config } => cmd_run::run(&config).await,
+        Command::Stdio { config, server } => cmd_stdio::run(&config, server.as_deref()).await,
+        Command::CheckConfig { config } => cmd_check::run(&config),
+        Command::Init { dir, force } => cmd_init::run(dir, force),
+        Command::Demo { serve, listen } => cmd_demo::run(serve, listen).await,
+        Command::DemoServer { test_tools, http } => {
+            let opts = portcullis_demo_server::DemoOptions { test_tools };
+            match http {
+                Some(addr) => portcullis_demo_server::serve_http(addr, opts).await?,
+                None => portcullis_demo_server::serve_stdio(opts).await?,
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

@@ -1,0 +1,109 @@
+//! Validated settings the gateway runs on. The CLI turns the TOML file into
+//! these; nothing in this crate reads files or the environment.
+use std::{collections::BTreeMap, net::SocketAddr, path::PathBuf, time::Duration};
+
+use portcullis_core::{Principal, Secret, ServerName, Tier};
+use portcullis_mcp::Limits;
+
+/// Everything the gateway needs to run.
+#[derive(Debug, Clone)]
+pub struct GatewayConfig {
+    pub listen: ListenConfig,
+    pub servers: Vec<ServerConfig>,
+    pub limits: Limits,
+    /// Principal of the stdio front (nothing is assumed from being local).
+    pub stdio_principal: Principal,
+    /// Principal given to HTTP callers until the identity stage authenticates them.
+    pub anonymous_principal: Principal,
+}
+
+/// The Streamable HTTP front.
+#[derive(Debug, Clone)]
+pub struct ListenConfig {
+    /// Where the front listens; `None` disables it.
+    pub http: Option<SocketAddr>,
+    /// Accepted `Host` header names (without port). DNS-rebinding guard (T6).
+    pub allowed_hosts: Vec<String>,
+    /// Accepted `Origin` values (scheme://host[:port]); `*` port wildcard allowed as `:*`.
+    pub allowed_origins: Vec<String>,
+    /// Idle legacy sessions are closed after this long.
+    pub session_idle_timeout: Duration,
+    /// At most this many sessions at once (new ones are refused: T17).
+    pub max_sessions: usize,
+}
+
+impl ListenConfig {
+    /// Loopback names only: `localhost`, `127.0.0.1`, `[::1]`.
+    pub fn default_allowed_hosts() -> Vec<String> {
+        vec!["localhost".into(), "127.0.0.1".into(), "[::1]".into()]
+    }
+
+    /// Loopback origins on any port, over http and https.
+    pub fn default_allowed_origins() -> Vec<String> {
+        let mut out = Vec::new();
+        for scheme in ["http", "https"] {
+            for host in Self::default_allowed_hosts() {
+                out.push(format!("{scheme}://{host}:*"));
+            }
+        }
+        out
+    }
+}
+
+/// One upstream MCP server.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub name: ServerName,
+    pub transport: UpstreamTransport,
+    pub default_tier: Tier,
+    /// Per-tool tier overrides, by the server's own tool name.
+    pub tool_tiers: BTreeMap<String, Tier>,
+    pub isolation: Isolation,
+    /// How long a request may wait for the server's answer.
+    pub request_timeout: Duration,
+    pub protocol: UpstreamProtocol,
+}
+
+impl ServerConfig {
+    /// The operator-assigned tier of `tool` (never the server's own annotation).
+    pub fn tier_of(&self, tool: &str) -> Tier {
+        self.tool_tiers
+            .get(tool)
+            .copied()
+            .unwrap_or(self.default_tier)
+    }
+}
+
+/// How to reach a server.
+#[derive(Debug, Clone)]
+pub enum UpstreamTransport {
+    Stdio {
+        argv: Vec<String>,
+        env: BTreeMap<String, Secret<String>>,
+        cwd: Option<PathBuf>,
+    },
+    Http {
+        url: String,
+        headers: Vec<(String, Secret<String>)>,
+    },
+}
+
+/// Whether sessions share one child process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Isolation {
+    /// Each client session gets its own child (default; nothing shared between principals, T3).
+    PerSession,
+    /// One child serves every session (only for servers without per-caller state).
+    Shared,
+}
+
+/// Which protocol era to speak to the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpstreamProtocol {
+    /// Probe with `server/discover`; fall back to `initialize`.
+    Auto,
+    /// Always use the `initialize` handshake (2025-11-25 and earlier).
+    Legacy,
+    /// Always use stateless 2026-07-28 requests.
+    Modern,
+}

@@ -1,0 +1,185 @@
+//! Starting an upstream and introducing the client to it in the upstream's own
+//! protocol era: `server/discover` for 2026-07-28 servers, `initialize` (with
+//! the client's own parameters when it sent them) for earlier ones.
+use std::{sync::Weak, time::Duration};
+
+use portcullis_mcp::{Era, Limits, Message, MessageKind, ProtocolVersion, message};
+use portcullis_transport::{ChildSpec, HttpSpec, connect_http, spawn_child};
+use serde_json::{Value, json};
+
+use crate::{
+    config::{ServerConfig, UpstreamProtocol, UpstreamTransport},
+    error::UpstreamError,
+    hello::ClientHello,
+    upstream::{LinkKind, ServerMessageRoute, UpstreamPeer},
+};
+
+/// How long the `server/discover` probe may take before falling back to `initialize`.
+const DISCOVER_PROBE: Duration = Duration::from_secs(5);
+
+/// What the upstream told the gateway in the handshake.
+#[derive(Debug, Clone)]
+pub enum UpstreamEra {
+    /// Answered `initialize`; the result as sent.
+    Legacy { init: Value },
+    /// Answered `server/discover`; the result as sent.
+    Modern { discover: Value },
+}
+
+impl UpstreamEra {
+    pub fn capabilities(&self) -> Value {
+        let r = match self {
+            UpstreamEra::Legacy { init } => init,
+            UpstreamEra::Modern { discover } => discover,
+        };
+        r.get("capabilities").cloned().unwrap_or_else(|| json!({}))
+    }
+
+    pub fn instructions(&self) -> Option<&str> {
+        match self {
+            UpstreamEra::Legacy { init: r } | UpstreamEra::Modern { discover: r } => {
+                r.get("instructions").and_then(Value::as_str)
+            }
+        }
+    }
+
+    /// Whether a modern server also lists a legacy revision in `supportedVersions`.
+    pub fn supports_legacy(&self) -> bool {
+        let UpstreamEra::Modern { discover } = self else {
+            return true;
+        };
+        discover
+            .get("supportedVersions")
+            .and_then(Value::as_array)
+            .is_some_and(|versions| {
+                versions
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .filter_map(ProtocolVersion::parse)
+                    .any(|v| v.era() == Era::Legacy)
+            })
+    }
+
+    pub fn is_modern(&self) -> bool {
+        matches!(self, UpstreamEra::Modern { .. })
+    }
+}
+
+/// Starts `server` and performs the handshake for `hello`.
+pub async fn connect(
+    server: &ServerConfig,
+    hello: &ClientHello,
+    limits: Limits,
+    http: &reqwest::Client,
+    route: Weak<dyn ServerMessageRoute>,
+) -> Result<(std::sync::Arc<UpstreamPeer>, UpstreamEra), UpstreamError> {
+    let name = server.name.to_string();
+    let (link, kind) = match &server.transport {
+        UpstreamTransport::Stdio { argv, env, cwd } => {
+            let spec = ChildSpec {
+                name: name.clone(),
+                argv: argv.clone(),
+                env: env.clone(),
+                cwd: cwd.clone(),
+                limits,
+            };
+            let link = spawn_child(&spec).map_err(|e| UpstreamError::Start {
+                server: name.clone(),
+                reason: e.to_string(),
+            })?;
+            (link, LinkKind::Stdio)
+        }
+        UpstreamTransport::Http { url, headers } => {
+            let spec = HttpSpec {
+                name: name.clone(),
+                url: url.clone(),
+                headers: headers.clone(),
+                limits,
+            };
+            (connect_http(spec, http.clone()), LinkKind::Http)
+        }
+    };
+    let peer = UpstreamPeer::start(server.name.clone(), kind, link, server.request_timeout);
+    peer.set_default_route(route.clone());
+    let era = match server.protocol {
+        UpstreamProtocol::Legacy => initialize(&peer, hello, &route).await?,
+        UpstreamProtocol::Modern => discover(&peer, hello, &route, server.request_timeout)
+            .await?
+            .ok_or_else(|| handshake_error(&name, "it does not support protocol 2026-07-28"))?,
+        UpstreamProtocol::Auto => match discover(&peer, hello, &route, DISCOVER_PROBE).await {
+            // Speak the client's own era when the server can: nothing to bridge then.
+            Ok(Some(era)) if hello.era() == Era::Legacy && era.supports_legacy() => {
+                initialize(&peer, hello, &route).await?
+            }
+            Ok(Some(era)) => era,
+            Ok(None) => initialize(&peer, hello, &route).await?,
+            Err(e) if peer.is_alive() => {
+                tracing::debug!(server = %name, "discover probe failed ({e}); trying initialize");
+                initialize(&peer, hello, &route).await?
+            }
+            Err(e) => return Err(e),
+        },
+    };
+    tracing::debug!(server = %name, modern = era.is_modern(), "upstream ready");
+    Ok((peer, era))
+}
+
+async fn discover(
+    peer: &UpstreamPeer,
+    hello: &ClientHello,
+    route: &Weak<dyn ServerMessageRoute>,
+    limit: Duration,
+) -> Result<Option<UpstreamEra>, UpstreamError> {
+    let meta: serde_json::Map<String, Value> = hello
+        .modern_meta()
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+    let req = message::request(json!(0), "server/discover", json!({"_meta": meta}));
+    let answer = match tokio::time::timeout(limit, peer.call(req, route.clone())).await {
+        Ok(answer) => answer?,
+        Err(_) => return Ok(None),
+    };
+    let modern = answer
+        .result()
+        .and_then(|r| r.get("supportedVersions"))
+        .and_then(Value::as_array)
+        .is_some_and(|v| v.iter().any(|v| v.as_str() == Some("2026-07-28")));
+    Ok(match (modern, answer.result()) {
+        (true, Some(result)) => Some(UpstreamEra::Modern {
+            discover: result.clone(),
+        }),
+        _ => None,
+    })
+}
+
+async fn initialize(
+    peer: &UpstreamPeer,
+    hello: &ClientHello,
+    route: &Weak<dyn ServerMessageRoute>,
+) -> Result<UpstreamEra, UpstreamError> {
+    let name = peer.server().to_string();
+    let req = message::request(json!(0), "initialize", hello.legacy_initialize_params());
+    let answer: Message = peer.call(req, route.clone()).await?;
+    if answer.kind() != MessageKind::Response {
+        return Err(handshake_error(&name, "unexpected message"));
+    }
+    let Some(result) = answer.result() else {
+        let why = answer.error().map(Value::to_string).unwrap_or_default();
+        return Err(handshake_error(&name, &format!("initialize failed: {why}")));
+    };
+    let init = result.clone();
+    peer.send(message::notification(
+        "notifications/initialized",
+        json!({}),
+    ))
+    .await?;
+    Ok(UpstreamEra::Legacy { init })
+}
+
+fn handshake_error(server: &str, reason: &str) -> UpstreamError {
+    UpstreamError::Handshake {
+        server: server.to_owned(),
+        reason: reason.to_owned(),
+    }
+}

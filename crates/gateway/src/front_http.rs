@@ -1,0 +1,462 @@
+//! The Streamable HTTP front at `/mcp`.
+//!
+//! POST carries one JSON-RPC message; requests are answered with JSON or with
+//! an SSE stream carrying the related notifications before the answer. Legacy
+//! clients (2025-03-26 … 2025-11-25) open a session with `initialize` and get
+//! an `Mcp-Session-Id`, a GET stream and DELETE; 2026-07-28 clients are
+//! stateless and their `Mcp-Method`/`Mcp-Name` headers must agree with the body.
+//! Every request first passes the Host/Origin guard (T6) and the size, depth and
+//! duplicate-key checks (T13, T17).
+#![allow(
+    clippy::result_large_err,
+    reason = "refusals are finished HTTP responses handed straight back to axum"
+)]
+
+use std::{convert::Infallible, future::Future, sync::Arc, time::Duration};
+
+use axum::{
+    Router,
+    body::Body,
+    extract::State,
+    http::{HeaderMap, HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+    routing::post,
+};
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use portcullis_core::Principal;
+use portcullis_mcp::{
+    ErrorCode, Message, MessageKind, MethodClass, ProtocolVersion, error_response, headers,
+    parse_strict, revision::META_PROTOCOL_VERSION,
+};
+use portcullis_transport::sse;
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+
+use crate::{gateway::Gateway, origin::OriginGuard, session::Session};
+
+const SESSION_HEADER: &str = "mcp-session-id";
+const VERSION_HEADER: &str = "mcp-protocol-version";
+const KEEPALIVE: Duration = Duration::from_secs(15);
+
+struct Front {
+    gateway: Arc<Gateway>,
+    guard: OriginGuard,
+    principal: Principal,
+}
+
+/// Serves the HTTP front on `listener` until `shutdown` completes, then lets
+/// in-flight requests finish.
+pub async fn serve_http(
+    gateway: Arc<Gateway>,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let listen = &gateway.config().listen;
+    let front = Arc::new(Front {
+        guard: OriginGuard::new(&listen.allowed_hosts, &listen.allowed_origins),
+        principal: gateway.config().anonymous_principal.clone(),
+        gateway: gateway.clone(),
+    });
+    let reaper = tokio::spawn({
+        let gateway = gateway.clone();
+        async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(30));
+            loop {
+                tick.tick().await;
+                gateway.reap_idle();
+            }
+        }
+    });
+    let app = Router::new()
+        .route("/mcp", post(post_mcp).get(get_mcp).delete(delete_mcp))
+        .with_state(front);
+    let result = axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await;
+    reaper.abort();
+    result
+}
+
+fn rpc_error(status: StatusCode, id: Option<&Value>, code: ErrorCode, text: &str) -> Response {
+    json_response(status, &error_response(id, code, text, None))
+}
+
+fn json_response(status: StatusCode, body: &Value) -> Response {
+    let bytes = serde_json::to_vec(body).unwrap_or_default();
+    (status, [(header::CONTENT_TYPE, "application/json")], bytes).into_response()
+}
+
+fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+impl Front {
+    fn check_origin(&self, headers: &HeaderMap) -> Result<(), Response> {
+        let host = header_str(headers, "host");
+        let origin = header_str(headers, "origin");
+        self.guard.check(host, origin).map_err(|e| {
+            tracing::warn!("refused request: {e}");
+            rpc_error(
+                StatusCode::FORBIDDEN,
+                None,
+                ErrorCode::InvalidRequest,
+                &e.to_string(),
+            )
+        })
+    }
+
+    fn session(&self, headers: &HeaderMap) -> Option<Result<Arc<Session>, Response>> {
+        let id = header_str(headers, SESSION_HEADER)?;
+        Some(self.gateway.session(id, &self.principal).map_err(|e| {
+            let status = match e.message.contains("another principal") {
+                true => StatusCode::FORBIDDEN,
+                false => StatusCode::NOT_FOUND,
+            };
+            rpc_error(status, None, e.code, &e.message)
+        }))
+    }
+}
+
+async fn post_mcp(State(front): State<Arc<Front>>, headers: HeaderMap, body: Body) -> Response {
+    if let Err(r) = front.check_origin(&headers) {
+        return r;
+    }
+    let content_type = header_str(&headers, "content-type").unwrap_or_default();
+    if !content_type
+        .to_ascii_lowercase()
+        .starts_with("application/json")
+    {
+        let text = "Content-Type must be application/json";
+        return rpc_error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            None,
+            ErrorCode::InvalidRequest,
+            text,
+        );
+    }
+    let limits = front.gateway.config().limits;
+    let bytes = match http_body_util::Limited::new(body, limits.max_bytes)
+        .collect()
+        .await
+    {
+        Ok(collected) => collected.to_bytes(),
+        Err(_) => {
+            let text = format!(
+                "message is over the limit of {} bytes; send smaller messages",
+                limits.max_bytes
+            );
+            return rpc_error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                None,
+                ErrorCode::InvalidRequest,
+                &text,
+            );
+        }
+    };
+    let msg = match parse_strict(&bytes, limits) {
+        Ok(value) => match Message::from_value(value) {
+            Ok(msg) => msg,
+            Err(e) => {
+                return rpc_error(
+                    StatusCode::BAD_REQUEST,
+                    None,
+                    ErrorCode::InvalidRequest,
+                    &e.to_string(),
+                );
+            }
+        },
+        Err(e) => {
+            return rpc_error(
+                StatusCode::BAD_REQUEST,
+                None,
+                ErrorCode::ParseError,
+                &e.to_string(),
+            );
+        }
+    };
+    if msg.kind() == MessageKind::Request && msg.method() == Some("initialize") {
+        return initialize(&front, &msg).await;
+    }
+    let session = match front.session(&headers) {
+        Some(Ok(session)) => {
+            if let Some(v) = header_str(&headers, VERSION_HEADER)
+                && ProtocolVersion::parse(v).is_none()
+            {
+                let text = format!("unsupported MCP-Protocol-Version `{v}`");
+                return rpc_error(
+                    StatusCode::BAD_REQUEST,
+                    msg.id(),
+                    ErrorCode::InvalidRequest,
+                    &text,
+                );
+            }
+            session
+        }
+        Some(Err(r)) => return r,
+        None => match stateless_session(&front, &headers, &msg) {
+            Ok(session) => session,
+            Err(r) => return r,
+        },
+    };
+    match msg.kind() {
+        MessageKind::Request => answer(front, session, msg, &headers).await,
+        MessageKind::Notification => {
+            front.gateway.handle_notification(&session, msg).await;
+            StatusCode::ACCEPTED.into_response()
+        }
+        MessageKind::Response => {
+            front.gateway.handle_response(&session, msg).await;
+            StatusCode::ACCEPTED.into_response()
+        }
+    }
+}
+
+async fn initialize(front: &Front, msg: &Message) -> Response {
+    match front
+        .gateway
+        .open_session(front.principal.clone(), msg)
+        .await
+    {
+        Ok((session, result)) => {
+            let body = json!({"jsonrpc": "2.0", "id": msg.id(), "result": result});
+            let mut resp = json_response(StatusCode::OK, &body);
+            if let Ok(v) = HeaderValue::from_str(&session.id) {
+                resp.headers_mut().insert(SESSION_HEADER, v);
+            }
+            resp
+        }
+        Err(e) => {
+            let status = match e.code {
+                ErrorCode::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
+                _ => StatusCode::BAD_GATEWAY,
+            };
+            rpc_error(status, msg.id(), e.code, &e.message)
+        }
+    }
+}
+
+/// A request without a session: it must be a well-formed 2026-07-28 request.
+fn stateless_session(
+    front: &Front,
+    headers: &HeaderMap,
+    msg: &Message,
+) -> Result<Arc<Session>, Response> {
+    let header_version = header_str(headers, VERSION_HEADER);
+    let body_version = msg
+        .meta()
+        .and_then(|m| m.get(META_PROTOCOL_VERSION))
+        .and_then(Value::as_str);
+    let mismatch = |text: String| {
+        rpc_error(
+            StatusCode::BAD_REQUEST,
+            msg.id(),
+            ErrorCode::HeaderMismatch,
+            &text,
+        )
+    };
+    let requested = match (header_version, body_version) {
+        (None, None) => {
+            let text = "missing Mcp-Session-Id: send initialize first, or use protocol 2026-07-28 with `_meta`";
+            return Err(rpc_error(
+                StatusCode::BAD_REQUEST,
+                msg.id(),
+                ErrorCode::InvalidRequest,
+                text,
+            ));
+        }
+        (Some(h), Some(b)) if h == b => h,
+        (Some(h), Some(b)) => {
+            return Err(mismatch(format!(
+                "MCP-Protocol-Version header `{h}` does not match body `_meta` version `{b}`"
+            )));
+        }
+        (None, Some(_)) => {
+            return Err(mismatch(
+                "missing required header `MCP-Protocol-Version`".into(),
+            ));
+        }
+        (Some(h), None) => match ProtocolVersion::parse(h).map(|v| v.era()) {
+            Some(portcullis_mcp::Era::Legacy) => {
+                let text = "missing Mcp-Session-Id: send initialize first";
+                return Err(rpc_error(
+                    StatusCode::BAD_REQUEST,
+                    msg.id(),
+                    ErrorCode::InvalidRequest,
+                    text,
+                ));
+            }
+            _ => {
+                return Err(mismatch(format!(
+                    "`_meta` lacks `{META_PROTOCOL_VERSION}` (header says `{h}`)"
+                )));
+            }
+        },
+    };
+    if ProtocolVersion::parse(requested) != Some(ProtocolVersion::V2026_07_28) {
+        let data = json!({"supported": ["2026-07-28"], "requested": requested});
+        let text = format!("unsupported protocol version `{requested}` without a session");
+        let body = error_response(
+            msg.id(),
+            ErrorCode::UnsupportedProtocolVersion,
+            &text,
+            Some(data),
+        );
+        return Err(json_response(StatusCode::BAD_REQUEST, &body));
+    }
+    if msg.kind() == MessageKind::Request
+        && let Err(e) = headers::check_request_headers(
+            msg,
+            header_str(headers, "mcp-method"),
+            header_str(headers, "mcp-name"),
+        )
+    {
+        return Err(mismatch(e.to_string()));
+    }
+    Ok(front.gateway.stateless_session(&front.principal, msg))
+}
+
+/// Answers a request with JSON, or with SSE when the client accepts it and the
+/// call goes upstream (so progress and logging arrive before the answer).
+async fn answer(
+    front: Arc<Front>,
+    session: Arc<Session>,
+    msg: Message,
+    headers: &HeaderMap,
+) -> Response {
+    let accepts_sse =
+        header_str(headers, "accept").is_some_and(|a| a.contains("text/event-stream"));
+    let local = matches!(
+        MethodClass::of(msg.method().unwrap_or_default()),
+        MethodClass::Ping | MethodClass::Discover
+    );
+    if !accepts_sse || local {
+        let modern = session.era() == portcullis_mcp::Era::Modern;
+        let answer = front.gateway.handle_request(&session, msg).await;
+        let not_found = answer.pointer("/error/code").and_then(Value::as_i64) == Some(-32601);
+        let status = if modern && not_found {
+            StatusCode::NOT_FOUND
+        } else {
+            StatusCode::OK
+        };
+        return json_response(status, &answer);
+    }
+    let id = msg.id().cloned().unwrap_or(Value::Null);
+    let mut related = session.sink.open_request(&id);
+    let (out, body) = mpsc::channel::<Result<Bytes, Infallible>>(64);
+    tokio::spawn(async move {
+        let call = front.gateway.handle_request(&session, msg);
+        tokio::pin!(call);
+        loop {
+            tokio::select! {
+                biased;
+                Some(note) = related.recv() => {
+                    if out.send(Ok(encode(&note))).await.is_err() { break; }
+                }
+                answer = &mut call => {
+                    while let Ok(note) = related.try_recv() {
+                        let _ = out.send(Ok(encode(&note))).await;
+                    }
+                    let _ = out.send(Ok(encode(&answer))).await;
+                    break;
+                }
+                // The client hung up: dropping `call` cancels the upstream request.
+                _ = out.closed() => break,
+            }
+        }
+        session.sink.close_request(&id);
+    });
+    sse_response(body)
+}
+
+fn encode(msg: &Value) -> Bytes {
+    Bytes::from(sse::encode(&serde_json::to_vec(msg).unwrap_or_default()))
+}
+
+fn sse_response(body: mpsc::Receiver<Result<Bytes, Infallible>>) -> Response {
+    let mut resp = Response::new(Body::from_stream(ReceiverStream::new(body)));
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    h.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    resp
+}
+
+/// The legacy server-to-client stream of a session.
+async fn get_mcp(State(front): State<Arc<Front>>, headers: HeaderMap) -> Response {
+    if let Err(r) = front.check_origin(&headers) {
+        return r;
+    }
+    let session = match front.session(&headers) {
+        Some(Ok(s)) => s,
+        Some(Err(r)) => return r,
+        None => {
+            let text = "GET needs an Mcp-Session-Id (2026-07-28 clients use subscriptions/listen)";
+            return rpc_error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                None,
+                ErrorCode::InvalidRequest,
+                text,
+            );
+        }
+    };
+    let accepts_sse =
+        header_str(&headers, "accept").is_some_and(|a| a.contains("text/event-stream"));
+    if !accepts_sse {
+        let text = "GET must accept text/event-stream";
+        return rpc_error(
+            StatusCode::NOT_ACCEPTABLE,
+            None,
+            ErrorCode::InvalidRequest,
+            text,
+        );
+    }
+    let Some(mut messages) = session.sink.open_general(64) else {
+        let text = "this session already has an open GET stream";
+        return rpc_error(StatusCode::CONFLICT, None, ErrorCode::InvalidRequest, text);
+    };
+    let (out, body) = mpsc::channel::<Result<Bytes, Infallible>>(64);
+    tokio::spawn(async move {
+        let mut keepalive = tokio::time::interval(KEEPALIVE);
+        loop {
+            let chunk = tokio::select! {
+                msg = messages.recv() => match msg {
+                    Some(m) => encode(&m),
+                    None => break,
+                },
+                _ = keepalive.tick() => Bytes::from_static(b": keepalive\n\n"),
+                _ = out.closed() => break,
+            };
+            if out.send(Ok(chunk)).await.is_err() {
+                break;
+            }
+        }
+    });
+    sse_response(body)
+}
+
+async fn delete_mcp(State(front): State<Arc<Front>>, headers: HeaderMap) -> Response {
+    if let Err(r) = front.check_origin(&headers) {
+        return r;
+    }
+    match front.session(&headers) {
+        Some(Ok(s)) => {
+            front.gateway.close_session(&s.id);
+            StatusCode::OK.into_response()
+        }
+        Some(Err(r)) => r,
+        None => {
+            let text = "DELETE needs an Mcp-Session-Id";
+            rpc_error(
+                StatusCode::BAD_REQUEST,
+                None,
+                ErrorCode::InvalidRequest,
+                text,
+            )
+        }
+    }
+}

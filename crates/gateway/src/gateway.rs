@@ -1,0 +1,377 @@
+//! The gateway's shared state: configured servers, live sessions, shared
+//! children, and the session lifecycle (open, find, reap, close).
+use std::{
+    collections::{BTreeMap, HashMap},
+    sync::{Arc, Mutex},
+};
+
+use portcullis_core::{Principal, ServerName};
+use portcullis_mcp::{ErrorCode, Message, ProtocolVersion};
+use serde_json::{Map, Value, json};
+
+use crate::{
+    config::{GatewayConfig, Isolation, ServerConfig},
+    connect::{UpstreamEra, connect},
+    error::UpstreamError,
+    hello::ClientHello,
+    namespace::Namespacer,
+    session::{Connected, Session},
+    upstream::ServerMessageRoute,
+};
+
+/// A refusal to open or find a session, with the JSON-RPC code to report.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
+pub struct SessionError {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+/// The running gateway.
+pub struct Gateway {
+    pub(crate) config: GatewayConfig,
+    pub(crate) servers: BTreeMap<ServerName, ServerConfig>,
+    pub(crate) namespacer: Namespacer,
+    http: reqwest::Client,
+    sessions: Mutex<HashMap<String, Arc<Session>>>,
+    stateless: Mutex<HashMap<Principal, Arc<Session>>>,
+    shared: tokio::sync::Mutex<HashMap<ServerName, Connected>>,
+    /// Route for shared children's unrelated messages: nobody (they are per-session facts).
+    shared_route: Arc<NoRoute>,
+}
+
+impl Gateway {
+    pub fn new(config: GatewayConfig) -> Arc<Self> {
+        let servers: BTreeMap<_, _> = config
+            .servers
+            .iter()
+            .map(|s| (s.name.clone(), s.clone()))
+            .collect();
+        let namespacer = Namespacer::new(servers.keys().cloned().collect());
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap_or_default();
+        Arc::new(Self {
+            config,
+            servers,
+            namespacer,
+            http,
+            sessions: Mutex::new(HashMap::new()),
+            stateless: Mutex::new(HashMap::new()),
+            shared: tokio::sync::Mutex::new(HashMap::new()),
+            shared_route: Arc::new(NoRoute),
+        })
+    }
+
+    pub fn config(&self) -> &GatewayConfig {
+        &self.config
+    }
+
+    /// Opens a legacy session for an `initialize` request and answers it.
+    pub async fn open_session(
+        &self,
+        principal: Principal,
+        init: &Message,
+    ) -> Result<(Arc<Session>, Value), SessionError> {
+        if self.session_count() >= self.config.listen.max_sessions {
+            return Err(SessionError {
+                code: ErrorCode::Overloaded,
+                message: format!(
+                    "the gateway holds its limit of {} sessions; close idle sessions or raise `listen.max_sessions`",
+                    self.config.listen.max_sessions
+                ),
+            });
+        }
+        let (session, result) = self.open_detached_session(principal, init).await?;
+        self.lock_sessions()
+            .insert(session.id.clone(), session.clone());
+        tracing::info!(session = %session.id, principal = %session.principal, "session opened");
+        Ok((session, result))
+    }
+
+    /// Opens a session kept by the caller (the stdio front's one session).
+    pub async fn open_detached_session(
+        &self,
+        principal: Principal,
+        init: &Message,
+    ) -> Result<(Arc<Session>, Value), SessionError> {
+        let hello = ClientHello::from_initialize(init);
+        let session = Session::new(principal, hello, self.namespacer.clone());
+        let connected = futures::future::join_all(
+            self.servers
+                .keys()
+                .map(|name| self.ensure_upstream(&session, name)),
+        )
+        .await;
+        let mut eras = Vec::new();
+        for result in connected {
+            let c = result.map_err(|e| SessionError {
+                code: e.code(),
+                message: e.to_string(),
+            })?;
+            eras.push(c.era);
+        }
+        let result = self.initialize_result(&session.hello, &eras);
+        Ok((session, result))
+    }
+
+    /// The session with this id, if it exists and belongs to `principal` (T3).
+    pub fn session(&self, id: &str, principal: &Principal) -> Result<Arc<Session>, SessionError> {
+        let found = self.lock_sessions().get(id).cloned();
+        match found {
+            Some(s) if &s.principal == principal => {
+                s.touch();
+                Ok(s)
+            }
+            Some(_) => {
+                tracing::warn!(session = %id, caller = %principal, "session id presented by another principal");
+                Err(SessionError {
+                    code: ErrorCode::InvalidRequest,
+                    message: "this session belongs to another principal".into(),
+                })
+            }
+            None => Err(SessionError {
+                code: ErrorCode::InvalidRequest,
+                message: "unknown or expired session; send initialize to start a new one".into(),
+            }),
+        }
+    }
+
+    /// The stateless (2026-07-28) session of `principal`, created on first use.
+    pub fn stateless_session(&self, principal: &Principal, msg: &Message) -> Arc<Session> {
+        let mut table = self
+            .stateless
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let session = table.entry(principal.clone()).or_insert_with(|| {
+            Session::new(
+                principal.clone(),
+                ClientHello::from_modern_request(msg),
+                self.namespacer.clone(),
+            )
+        });
+        session.touch();
+        session.clone()
+    }
+
+    /// A stateless session kept by the caller (the stdio front with a 2026-07-28 client).
+    pub fn detached_stateless_session(&self, principal: Principal, msg: &Message) -> Arc<Session> {
+        Session::new(
+            principal,
+            ClientHello::from_modern_request(msg),
+            self.namespacer.clone(),
+        )
+    }
+
+    pub fn close_session(&self, id: &str) -> bool {
+        let removed = self.lock_sessions().remove(id);
+        if let Some(s) = &removed {
+            s.close();
+            tracing::info!(session = %id, "session closed");
+        }
+        removed.is_some()
+    }
+
+    pub fn session_count(&self) -> usize {
+        self.lock_sessions().len()
+    }
+
+    /// Closes sessions idle for longer than the configured timeout.
+    pub fn reap_idle(&self) {
+        let limit = self.config.listen.session_idle_timeout;
+        let idle: Vec<String> = self
+            .lock_sessions()
+            .iter()
+            .filter(|(_, s)| s.idle_for() > limit && !s.sink.has_general())
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in idle {
+            self.close_session(&id);
+        }
+        let mut stateless = self
+            .stateless
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        stateless.retain(|_, s| s.idle_for() <= limit);
+    }
+
+    /// Closes everything: children get EOF on stdin and are stopped.
+    pub async fn shutdown(&self) {
+        let all: Vec<Arc<Session>> = self.lock_sessions().drain().map(|(_, s)| s).collect();
+        for s in all {
+            s.close();
+        }
+        self.stateless
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clear();
+        self.shared.lock().await.clear();
+    }
+
+    /// The session's connection to `server`, starting it when needed.
+    ///
+    /// Legacy sessions connect everything at `initialize` and never reconnect (the
+    /// server's session state would be lost); stateless sessions reconnect freely.
+    pub async fn ensure_upstream(
+        &self,
+        session: &Arc<Session>,
+        server: &ServerName,
+    ) -> Result<Connected, UpstreamError> {
+        if let Some(c) = session.upstream(server) {
+            let reconnect = !c.peer.is_alive() && session.era() == portcullis_mcp::Era::Modern;
+            if !reconnect {
+                return Ok(c);
+            }
+        }
+        let _one_at_a_time = session.connecting.lock().await;
+        if let Some(c) = session.upstream(server).filter(|c| c.peer.is_alive()) {
+            return Ok(c);
+        }
+        let config = self
+            .servers
+            .get(server)
+            .ok_or_else(|| UpstreamError::Start {
+                server: server.to_string(),
+                reason: "not configured".into(),
+            })?;
+        let connected = match config.isolation {
+            Isolation::Shared => self.shared_upstream(config).await?,
+            Isolation::PerSession => {
+                let (peer, era) = connect(
+                    config,
+                    &session.hello,
+                    self.config.limits,
+                    &self.http,
+                    session.as_route(),
+                )
+                .await?;
+                Connected { peer, era }
+            }
+        };
+        session.insert_upstream(server.clone(), connected.clone());
+        Ok(connected)
+    }
+
+    async fn shared_upstream(&self, config: &ServerConfig) -> Result<Connected, UpstreamError> {
+        let mut shared = self.shared.lock().await;
+        if let Some(c) = shared.get(&config.name).filter(|c| c.peer.is_alive()) {
+            return Ok(c.clone());
+        }
+        let route: std::sync::Weak<dyn ServerMessageRoute> = {
+            let weak: std::sync::Weak<NoRoute> = Arc::downgrade(&self.shared_route);
+            weak
+        };
+        let (peer, era) = connect(
+            config,
+            &ClientHello::gateway(),
+            self.config.limits,
+            &self.http,
+            route,
+        )
+        .await?;
+        let c = Connected { peer, era };
+        shared.insert(config.name.clone(), c.clone());
+        Ok(c)
+    }
+
+    /// The `initialize` result for a legacy client.
+    fn initialize_result(&self, hello: &ClientHello, eras: &[UpstreamEra]) -> Value {
+        if let ([UpstreamEra::Legacy { init }], false) = (eras, self.namespacer.enabled()) {
+            // One legacy server: its own answer, untouched (it negotiated with the client's params).
+            return init.clone();
+        }
+        let mut result = json!({
+            "protocolVersion": hello.version.as_str(),
+            "capabilities": merge_capabilities(eras),
+            "serverInfo": gateway_info(),
+        });
+        if let Some(text) = merged_instructions(eras, &self.namespacer)
+            && let Some(obj) = result.as_object_mut()
+        {
+            obj.insert("instructions".into(), Value::String(text));
+        }
+        result
+    }
+
+    /// The `server/discover` result for a modern client.
+    pub(crate) fn discover_result(&self, eras: &[UpstreamEra]) -> Value {
+        if let ([UpstreamEra::Modern { discover }], false) = (eras, self.namespacer.enabled()) {
+            return discover.clone();
+        }
+        let mut result = json!({
+            "resultType": "complete",
+            "supportedVersions": ProtocolVersion::supported_strings(),
+            "capabilities": merge_capabilities(eras),
+            "_meta": {"io.modelcontextprotocol/serverInfo": gateway_info()},
+        });
+        if let Some(text) = merged_instructions(eras, &self.namespacer)
+            && let Some(obj) = result.as_object_mut()
+        {
+            obj.insert("instructions".into(), Value::String(text));
+        }
+        result
+    }
+
+    fn lock_sessions(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Session>>> {
+        self.sessions
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// Unions the upstreams' capabilities (flags inside each capability are OR-ed).
+fn merge_capabilities(eras: &[UpstreamEra]) -> Value {
+    let mut merged = Map::new();
+    for era in eras {
+        let Value::Object(caps) = era.capabilities() else {
+            continue;
+        };
+        for (key, value) in caps {
+            match (merged.get_mut(&key), value) {
+                (Some(Value::Object(into)), Value::Object(from)) => {
+                    for (k, v) in from {
+                        let keep_true = into.get(&k) == Some(&Value::Bool(true));
+                        if !keep_true {
+                            into.insert(k, v);
+                        }
+                    }
+                }
+                (None, value) => {
+                    merged.insert(key, value);
+                }
+                _ => {}
+            }
+        }
+    }
+    Value::Object(merged)
+}
+
+fn merged_instructions(eras: &[UpstreamEra], ns: &Namespacer) -> Option<String> {
+    let parts: Vec<String> = eras
+        .iter()
+        .zip(ns.servers())
+        .filter_map(|(era, server)| {
+            let text = era.instructions()?;
+            Some(if ns.enabled() {
+                format!("[{server}] {text}")
+            } else {
+                text.to_owned()
+            })
+        })
+        .collect();
+    (!parts.is_empty()).then(|| parts.join("\n\n"))
+}
+
+fn gateway_info() -> Value {
+    json!({"name": "portcullis", "version": env!("CARGO_PKG_VERSION")})
+}
+
+/// Shared children serve many sessions; their unrelated messages have no single owner.
+struct NoRoute;
+
+impl ServerMessageRoute for NoRoute {
+    fn deliver(&self, server: &ServerName, msg: Message, _related: Option<Value>) {
+        tracing::debug!(server = %server, method = ?msg.method(), "shared server message with no owner dropped");
+    }
+}

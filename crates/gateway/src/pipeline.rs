@@ -1,0 +1,310 @@
+//! The per-call path, top to bottom. Every client request passes here:
+//!
+//! 1. classify  — what the method is and which server it is for (namespacing);
+//! 2. authorise — (the policy stage plugs in here: no call that acts may pass
+//!    without a decision made for it alone; until it lands calls are relayed);
+//! 3. forward   — to the session's own connection to that server, bridging the
+//!    protocol revision when client and server differ;
+//! 4. record    — (the audit stage plugs in here: durable before release).
+//!
+//! Answers are returned as raw JSON: the relay never re-types a message.
+use std::sync::Arc;
+
+use portcullis_core::ServerName;
+use portcullis_mcp::{
+    Era, ErrorCode, Message, MethodClass, error_response,
+    message::response,
+    method::ListKind,
+    revision::{META_CLIENT_CAPABILITIES, META_CLIENT_INFO, META_PROTOCOL_VERSION},
+};
+use serde_json::{Map, Value, json};
+
+use crate::{
+    connect::UpstreamEra,
+    gateway::Gateway,
+    namespace::RouteBy,
+    session::{Connected, Session},
+};
+
+/// Most pages fetched from one server when merging lists of several servers.
+const MAX_LIST_PAGES: usize = 100;
+
+impl Gateway {
+    /// Handles one client request in `session` and returns the JSON-RPC answer.
+    pub async fn handle_request(&self, session: &Arc<Session>, mut msg: Message) -> Value {
+        let id = msg.id().cloned();
+        let method = msg.method().unwrap_or_default().to_owned();
+        let fail = |code: ErrorCode, text: &str| error_response(id.as_ref(), code, text, None);
+        let route = match MethodClass::of(&method) {
+            MethodClass::Initialize => {
+                return fail(
+                    ErrorCode::InvalidRequest,
+                    "this session is already initialized",
+                );
+            }
+            MethodClass::Ping => {
+                return response(id.unwrap_or(Value::Null), json!({})).into_value();
+            }
+            MethodClass::Discover => return self.discover(session, id).await,
+            MethodClass::List(kind) if self.namespacer.enabled() => {
+                return self.merged_list(session, kind, &msg).await;
+            }
+            MethodClass::Broadcast => return self.broadcast(session, msg).await,
+            MethodClass::List(_) => self.namespacer.route_name(""),
+            MethodClass::CallTool | MethodClass::GetPrompt => self
+                .namespacer
+                .route_request(&mut msg, RouteBy::Name)
+                .map(|s| (s, String::new())),
+            MethodClass::Resource => self
+                .namespacer
+                .route_request(&mut msg, RouteBy::Uri)
+                .map(|s| (s, String::new())),
+            MethodClass::Complete => self
+                .namespacer
+                .route_request(&mut msg, RouteBy::Ref)
+                .map(|s| (s, String::new())),
+            MethodClass::Other => match self.namespacer.enabled() {
+                false => self.namespacer.route_name(""),
+                true => self
+                    .namespacer
+                    .route_request(&mut msg, RouteBy::Name)
+                    .map(|s| (s, String::new())),
+            },
+        };
+        let server = match route {
+            Ok((server, _)) => server,
+            Err(e) => {
+                let code = match MethodClass::of(&method) {
+                    MethodClass::Other => ErrorCode::MethodNotFound,
+                    _ => ErrorCode::InvalidParams,
+                };
+                return fail(code, &e.to_string());
+            }
+        };
+        // Authorisation and audit stages are inserted here by their issues.
+        let mut answer = self.forward(session, &server, msg).await;
+        if method == "resources/read"
+            && let Some(result) = answer.get_mut("result")
+        {
+            self.namespacer.outbound_read_result(&server, result);
+        }
+        answer
+    }
+
+    /// Handles a client notification.
+    pub async fn handle_notification(&self, session: &Arc<Session>, msg: Message) {
+        match msg.method().unwrap_or_default() {
+            // The gateway completed each upstream's handshake itself.
+            "notifications/initialized" => {}
+            "notifications/cancelled" => {
+                let Some(request_id) = msg.params().and_then(|p| p.get("requestId")) else {
+                    return;
+                };
+                if let Some((c, upstream_id)) = session.pending_call(request_id) {
+                    let reason = msg.param_str("reason").unwrap_or("cancelled by the client");
+                    c.peer.cancel(upstream_id, reason);
+                }
+            }
+            _ => {
+                for (_, c) in session.upstreams() {
+                    let _ = c.peer.send(msg.clone()).await;
+                }
+            }
+        }
+    }
+
+    /// Handles a client's answer to a server-initiated request.
+    pub async fn handle_response(&self, session: &Arc<Session>, msg: Message) {
+        if !session.answer_server_request(msg).await {
+            tracing::debug!(session = %session.id, "client answered a request nobody is waiting for");
+        }
+    }
+
+    /// Sends `msg` to `server` for `session` and returns the answer with the client's id.
+    async fn forward(
+        &self,
+        session: &Arc<Session>,
+        server: &ServerName,
+        mut msg: Message,
+    ) -> Value {
+        let id = msg.id().cloned();
+        let connected = match self.ensure_upstream(session, server).await {
+            Ok(c) => c,
+            Err(e) => return error_response(id.as_ref(), e.code(), &e.to_string(), None),
+        };
+        bridge_request(session, &connected, &mut msg);
+        match connected.peer.call(msg, session.as_route()).await {
+            Ok(mut answer) => {
+                bridge_response(session, &connected, &mut answer);
+                answer.into_value()
+            }
+            Err(e) => error_response(id.as_ref(), e.code(), &e.to_string(), None),
+        }
+    }
+
+    async fn discover(&self, session: &Arc<Session>, id: Option<Value>) -> Value {
+        let mut eras = Vec::new();
+        for server in self.namespacer.servers() {
+            match self.ensure_upstream(session, server).await {
+                Ok(c) => eras.push(c.era),
+                Err(e) => return error_response(id.as_ref(), e.code(), &e.to_string(), None),
+            }
+        }
+        response(id.unwrap_or(Value::Null), self.discover_result(&eras)).into_value()
+    }
+
+    /// A listing across several servers: every page of every server, namespaced, in one answer.
+    async fn merged_list(&self, session: &Arc<Session>, kind: ListKind, msg: &Message) -> Value {
+        let id = msg.id().cloned();
+        if msg.params().is_some_and(|p| p.contains_key("cursor")) {
+            let text =
+                "with several servers the gateway returns complete lists; there is no next page";
+            return error_response(id.as_ref(), ErrorCode::InvalidParams, text, None);
+        }
+        let mut items = Vec::new();
+        for server in self.namespacer.servers() {
+            let connected = match self.ensure_upstream(session, server).await {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!(server = %server, "left out of the list: {e}");
+                    continue;
+                }
+            };
+            if connected
+                .era
+                .capabilities()
+                .get(kind.capability())
+                .is_none()
+            {
+                continue;
+            }
+            match self.list_all(session, &connected, kind, msg).await {
+                Ok(mut got) => {
+                    for item in &mut got {
+                        self.namespacer.outbound_item(server, kind, item);
+                    }
+                    items.extend(got);
+                }
+                Err(text) => tracing::warn!(server = %server, "left out of the list: {text}"),
+            }
+        }
+        let mut result = Map::new();
+        result.insert(kind.field().to_owned(), Value::Array(items));
+        if session.era() == Era::Modern {
+            result.insert("resultType".into(), json!("complete"));
+        }
+        response(id.unwrap_or(Value::Null), Value::Object(result)).into_value()
+    }
+
+    async fn list_all(
+        &self,
+        session: &Arc<Session>,
+        connected: &Connected,
+        kind: ListKind,
+        original: &Message,
+    ) -> Result<Vec<Value>, String> {
+        let mut items = Vec::new();
+        let mut cursor: Option<Value> = None;
+        for _ in 0..MAX_LIST_PAGES {
+            let mut page = original.clone();
+            if let Some(c) = cursor.take() {
+                page.with_params(|p| p.insert("cursor".into(), c));
+            }
+            bridge_request(session, connected, &mut page);
+            let answer = connected
+                .peer
+                .call(page, session.as_route())
+                .await
+                .map_err(|e| e.to_string())?;
+            let result = answer.result().ok_or_else(|| {
+                answer
+                    .error()
+                    .map(Value::to_string)
+                    .unwrap_or_else(|| "no result".into())
+            })?;
+            if let Some(list) = result.get(kind.field()).and_then(Value::as_array) {
+                items.extend(list.iter().cloned());
+            }
+            match result.get("nextCursor") {
+                Some(next) if !next.is_null() => cursor = Some(next.clone()),
+                _ => return Ok(items),
+            }
+        }
+        Err(format!("more than {MAX_LIST_PAGES} pages"))
+    }
+
+    /// `logging/setLevel` and similar: every server gets it; the first error is reported.
+    async fn broadcast(&self, session: &Arc<Session>, msg: Message) -> Value {
+        let id = msg.id().cloned();
+        for server in self.namespacer.servers().to_vec() {
+            let answer = self.forward(session, &server, msg.clone()).await;
+            if answer.get("error").is_some() {
+                return answer;
+            }
+        }
+        response(id.unwrap_or(Value::Null), json!({})).into_value()
+    }
+}
+
+/// Adapts a request to the upstream's era: modern upstreams need the client's
+/// context in `_meta`; legacy upstreams get the client↔gateway keys removed.
+fn bridge_request(session: &Session, connected: &Connected, msg: &mut Message) {
+    match (session.era(), connected.era.is_modern()) {
+        (Era::Legacy, true) => msg.with_params(|params| {
+            let meta = params.entry("_meta").or_insert_with(|| json!({}));
+            if let Some(meta) = meta.as_object_mut() {
+                for (k, v) in session.hello.modern_meta() {
+                    meta.entry(k).or_insert(v);
+                }
+            }
+        }),
+        (Era::Modern, false) => {
+            let Some(params) = msg.params_mut() else {
+                return;
+            };
+            let now_empty = match params.get_mut("_meta").and_then(Value::as_object_mut) {
+                Some(meta) => {
+                    for k in [
+                        META_PROTOCOL_VERSION,
+                        META_CLIENT_CAPABILITIES,
+                        META_CLIENT_INFO,
+                    ] {
+                        meta.shift_remove(k);
+                    }
+                    meta.is_empty()
+                }
+                None => false,
+            };
+            if now_empty {
+                params.shift_remove("_meta");
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Adapts an answer to the client's era.
+fn bridge_response(session: &Session, connected: &Connected, answer: &mut Message) {
+    match (session.era(), &connected.era) {
+        (Era::Modern, UpstreamEra::Legacy { .. }) => {
+            if let Some(result) = answer.result_mut().and_then(Value::as_object_mut) {
+                result.entry("resultType").or_insert(json!("complete"));
+            }
+        }
+        (Era::Legacy, UpstreamEra::Modern { .. }) => {
+            let needs_input = answer
+                .result()
+                .and_then(|r| r.get("resultType"))
+                .and_then(Value::as_str)
+                == Some("input_required");
+            if needs_input {
+                let text = "the upstream asked for more input (2026-07-28 multi round-trip), which the gateway cannot yet bridge to a 2025 client";
+                let err = error_response(answer.id(), ErrorCode::UpstreamFailed, text, None);
+                if let Ok(m) = Message::from_value(err) {
+                    *answer = m;
+                }
+            }
+        }
+        _ => {}
+    }
+}

@@ -1,0 +1,196 @@
+//! A client session: who opened it, how the client introduced itself, its own
+//! upstream connections (one child per session by default, T3), and the
+//! bookkeeping that lets server-initiated requests find their way back.
+use std::{
+    collections::HashMap,
+    sync::{
+        Arc, Mutex, Weak,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Instant,
+};
+
+use portcullis_core::{Principal, ServerName};
+use portcullis_mcp::{Era, ErrorCode, Message, MessageKind, error_response};
+use serde_json::{Value, json};
+
+use crate::{
+    connect::UpstreamEra,
+    hello::ClientHello,
+    namespace::Namespacer,
+    sink::{ClientSink, id_key},
+    upstream::{ServerMessageRoute, UpstreamPeer},
+};
+
+/// An upstream as one session sees it.
+#[derive(Clone)]
+pub struct Connected {
+    pub peer: Arc<UpstreamPeer>,
+    pub era: UpstreamEra,
+}
+
+/// One client session (legacy: opened by `initialize`; modern: one per principal).
+pub struct Session {
+    pub id: String,
+    pub principal: Principal,
+    pub hello: ClientHello,
+    pub sink: ClientSink,
+    namespacer: Namespacer,
+    upstreams: Mutex<HashMap<ServerName, Connected>>,
+    /// Serialises connecting, so two requests never start two children for one server.
+    pub(crate) connecting: tokio::sync::Mutex<()>,
+    server_requests: Mutex<HashMap<String, (ServerName, Value)>>,
+    next_server_request: AtomicU64,
+    last_used: Mutex<Instant>,
+}
+
+impl Session {
+    pub fn new(principal: Principal, hello: ClientHello, namespacer: Namespacer) -> Arc<Self> {
+        Arc::new(Self {
+            id: new_session_id(),
+            principal,
+            hello,
+            sink: ClientSink::default(),
+            namespacer,
+            upstreams: Mutex::new(HashMap::new()),
+            connecting: tokio::sync::Mutex::new(()),
+            server_requests: Mutex::new(HashMap::new()),
+            next_server_request: AtomicU64::new(1),
+            last_used: Mutex::new(Instant::now()),
+        })
+    }
+
+    pub fn era(&self) -> Era {
+        self.hello.era()
+    }
+
+    pub fn touch(&self) {
+        if let Ok(mut t) = self.last_used.lock() {
+            *t = Instant::now();
+        }
+    }
+
+    pub fn idle_for(&self) -> std::time::Duration {
+        self.last_used
+            .lock()
+            .map(|t| t.elapsed())
+            .unwrap_or_default()
+    }
+
+    pub fn upstream(&self, server: &ServerName) -> Option<Connected> {
+        self.lock_upstreams().get(server).cloned()
+    }
+
+    pub fn upstreams(&self) -> Vec<(ServerName, Connected)> {
+        let mut all: Vec<_> = self
+            .lock_upstreams()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        all
+    }
+
+    pub fn insert_upstream(&self, server: ServerName, connected: Connected) {
+        self.lock_upstreams().insert(server, connected);
+    }
+
+    /// Ends the session: its own children are stopped when the last handle drops.
+    pub fn close(&self) {
+        self.lock_upstreams().clear();
+    }
+
+    pub fn as_route(self: &Arc<Self>) -> Weak<dyn ServerMessageRoute> {
+        let weak: Weak<Session> = Arc::downgrade(self);
+        weak
+    }
+
+    /// Sends the client's answer to a server-initiated request back to that server.
+    pub async fn answer_server_request(&self, mut msg: Message) -> bool {
+        let Some(id) = msg.id() else { return false };
+        let entry = self.lock_requests().remove(&id_key(id));
+        let Some((server, original)) = entry else {
+            return false;
+        };
+        msg.replace_id(original);
+        match self.upstream(&server) {
+            Some(c) => c.peer.send(msg).await.is_ok(),
+            None => false,
+        }
+    }
+
+    /// Maps the client's id of a pending call to `(server, upstream id)`, for cancellation.
+    pub fn pending_call(&self, client_id: &Value) -> Option<(Connected, u64)> {
+        self.upstreams().into_iter().find_map(|(_, c)| {
+            let id = c.peer.upstream_id_of(client_id)?;
+            Some((c, id))
+        })
+    }
+
+    fn lock_upstreams(&self) -> std::sync::MutexGuard<'_, HashMap<ServerName, Connected>> {
+        self.upstreams
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn lock_requests(&self) -> std::sync::MutexGuard<'_, HashMap<String, (ServerName, Value)>> {
+        self.server_requests
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+impl ServerMessageRoute for Session {
+    fn deliver(&self, server: &ServerName, mut msg: Message, related: Option<Value>) {
+        if msg.kind() == MessageKind::Request {
+            if self.era() == Era::Modern {
+                // Stateless clients take no server requests on this hop (MRTR bridging is
+                // not implemented): answer at once so the server does not wait.
+                let text = "the client uses protocol 2026-07-28 and cannot take server requests through the gateway";
+                let reply = error_response(msg.id(), ErrorCode::MethodNotFound, text, None);
+                if let (Ok(reply), Some(c)) = (Message::from_value(reply), self.upstream(server)) {
+                    tokio::spawn(async move {
+                        let _ = c.peer.send(reply).await;
+                    });
+                }
+                return;
+            }
+            let n = self.next_server_request.fetch_add(1, Ordering::Relaxed);
+            let gateway_id = json!(format!("pc-{n}"));
+            let original = msg.replace_id(gateway_id.clone()).unwrap_or(Value::Null);
+            self.lock_requests()
+                .insert(id_key(&gateway_id), (server.clone(), original));
+        }
+        if msg.method() == Some("notifications/cancelled") {
+            self.rewrite_cancelled(server, &mut msg);
+        }
+        self.namespacer.outbound_notification(server, &mut msg);
+        self.sink.deliver(msg.into_value(), related.as_ref());
+    }
+}
+
+impl Session {
+    /// A server cancelling its own request: translate its id to the one the client saw.
+    fn rewrite_cancelled(&self, server: &ServerName, msg: &mut Message) {
+        let Some(upstream_id) = msg.params().and_then(|p| p.get("requestId")).cloned() else {
+            return;
+        };
+        let requests = self.lock_requests();
+        let found = requests
+            .iter()
+            .find(|(_, (s, orig))| s == server && *orig == upstream_id)
+            .map(|(key, _)| key.clone());
+        drop(requests);
+        if let Some(key) = found
+            && let Ok(gateway_id) = serde_json::from_str::<Value>(&key)
+        {
+            msg.with_params(|p| p.insert("requestId".into(), gateway_id));
+        }
+    }
+}
+
+/// 128 bits from the OS generator, hex-encoded (T3).
+fn new_session_id() -> String {
+    let bytes: [u8; 16] = rand::random();
+    hex::encode(bytes)
+}

@@ -1,0 +1,302 @@
+//! One connected upstream server as a JSON-RPC peer: the gateway's requests get
+//! fresh ids (clients of one shared child can never collide), answers are
+//! matched back and given the client's id again, and everything the server
+//! starts on its own is handed to the session that owns the related call.
+//!
+//! A server that exits, closes, times out or writes garbage fails its pending
+//! calls with a clean JSON-RPC error; nothing waits forever.
+use std::{
+    collections::HashMap,
+    sync::{
+        Arc, Mutex, Weak,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+use portcullis_core::ServerName;
+use portcullis_mcp::{ErrorCode, Message, MessageKind, error_response, message};
+use portcullis_transport::{Link, LinkEvent, LinkGuard};
+use serde_json::{Value, json};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::error::UpstreamError;
+
+/// Where messages a server starts on its own (requests, notifications) go.
+pub trait ServerMessageRoute: Send + Sync {
+    /// `related` is the client's id of the call the message belongs to, if known.
+    fn deliver(&self, server: &ServerName, msg: Message, related: Option<Value>);
+}
+
+struct Pending {
+    answer: oneshot::Sender<Result<Message, UpstreamError>>,
+    client_id: Value,
+    progress_token: Option<Value>,
+    owner: Weak<dyn ServerMessageRoute>,
+}
+
+/// How the server stays reachable; stdio garbage is fatal, HTTP garbage is per request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkKind {
+    Stdio,
+    Http,
+}
+
+/// A live connection to one server.
+pub struct UpstreamPeer {
+    server: ServerName,
+    kind: LinkKind,
+    tx: mpsc::Sender<Message>,
+    pending: Mutex<HashMap<u64, Pending>>,
+    next_id: AtomicU64,
+    alive: AtomicBool,
+    closed_reason: Mutex<Option<String>>,
+    timeout: Duration,
+    default_route: Mutex<Option<Weak<dyn ServerMessageRoute>>>,
+    _guard: LinkGuard,
+}
+
+impl UpstreamPeer {
+    /// Wraps `link` and starts reading from it.
+    pub fn start(server: ServerName, kind: LinkKind, link: Link, timeout: Duration) -> Arc<Self> {
+        let Link { tx, rx, guard } = link;
+        let peer = Arc::new(Self {
+            server,
+            kind,
+            tx,
+            pending: Mutex::new(HashMap::new()),
+            next_id: AtomicU64::new(1),
+            alive: AtomicBool::new(true),
+            closed_reason: Mutex::new(None),
+            timeout,
+            default_route: Mutex::new(None),
+            _guard: guard,
+        });
+        tokio::spawn(pump(Arc::downgrade(&peer), rx));
+        peer
+    }
+
+    pub fn server(&self) -> &ServerName {
+        &self.server
+    }
+
+    pub fn is_alive(&self) -> bool {
+        self.alive.load(Ordering::Acquire)
+    }
+
+    /// Sets where unrelated server messages (list_changed, logging) go.
+    pub fn set_default_route(&self, route: Weak<dyn ServerMessageRoute>) {
+        if let Ok(mut slot) = self.default_route.lock() {
+            *slot = Some(route);
+        }
+    }
+
+    /// Sends a request and waits for its answer, which carries the client's id again.
+    pub async fn call(
+        &self,
+        mut msg: Message,
+        owner: Weak<dyn ServerMessageRoute>,
+    ) -> Result<Message, UpstreamError> {
+        if !self.is_alive() {
+            return Err(self.closed_error());
+        }
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let client_id = msg.replace_id(json!(id)).unwrap_or(Value::Null);
+        let progress_token = msg.meta().and_then(|m| m.get("progressToken")).cloned();
+        let (answer, wait) = oneshot::channel();
+        self.lock_pending().insert(
+            id,
+            Pending {
+                answer,
+                client_id: client_id.clone(),
+                progress_token,
+                owner,
+            },
+        );
+        let mut cancel_guard = CancelOnDrop {
+            peer: self,
+            id,
+            armed: true,
+        };
+        if self.tx.send(msg).await.is_err() {
+            cancel_guard.armed = false;
+            self.lock_pending().remove(&id);
+            return Err(self.closed_error());
+        }
+        let outcome = tokio::time::timeout(self.timeout, wait).await;
+        cancel_guard.armed = false;
+        match outcome {
+            Ok(Ok(Ok(mut answer))) => {
+                answer.replace_id(client_id);
+                Ok(answer)
+            }
+            Ok(Ok(Err(e))) => Err(e),
+            Ok(Err(_)) => Err(self.closed_error()),
+            Err(_) => {
+                self.cancel(id, "timed out in the gateway");
+                Err(UpstreamError::Timeout {
+                    server: self.server.to_string(),
+                    after: self.timeout,
+                })
+            }
+        }
+    }
+
+    /// Sends a notification or a response as-is.
+    pub async fn send(&self, msg: Message) -> Result<(), UpstreamError> {
+        self.tx.send(msg).await.map_err(|_| self.closed_error())
+    }
+
+    /// The upstream id of the pending call the client knows as `client_id`.
+    pub fn upstream_id_of(&self, client_id: &Value) -> Option<u64> {
+        self.lock_pending()
+            .iter()
+            .find(|(_, p)| &p.client_id == client_id)
+            .map(|(id, _)| *id)
+    }
+
+    /// Forgets a pending call and tells the server to stop working on it.
+    pub fn cancel(&self, id: u64, reason: &str) {
+        if self.lock_pending().remove(&id).is_none() {
+            return;
+        }
+        let note = message::notification(
+            "notifications/cancelled",
+            json!({"requestId": id, "reason": reason}),
+        );
+        let _ = self.tx.try_send(note);
+    }
+
+    fn closed_error(&self) -> UpstreamError {
+        let reason = self
+            .closed_reason
+            .lock()
+            .ok()
+            .and_then(|r| r.clone())
+            .unwrap_or_else(|| "connection closed".into());
+        UpstreamError::Closed {
+            server: self.server.to_string(),
+            reason,
+        }
+    }
+
+    fn lock_pending(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Pending>> {
+        // A poisoned lock only means another task panicked mid-update; the map is still usable.
+        self.pending
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn fail_all(&self, reason: String) {
+        self.alive.store(false, Ordering::Release);
+        if let Ok(mut slot) = self.closed_reason.lock() {
+            slot.get_or_insert(reason.clone());
+        }
+        let drained: Vec<Pending> = self.lock_pending().drain().map(|(_, p)| p).collect();
+        for p in drained {
+            let _ = p.answer.send(Err(UpstreamError::Closed {
+                server: self.server.to_string(),
+                reason: reason.clone(),
+            }));
+        }
+    }
+
+    /// The owner and client id of the call a server-initiated message relates to.
+    fn related(
+        &self,
+        msg: &Message,
+        hint: Option<&Value>,
+    ) -> (Option<Weak<dyn ServerMessageRoute>>, Option<Value>) {
+        let pending = self.lock_pending();
+        let by_hint = hint.and_then(Value::as_u64).and_then(|id| pending.get(&id));
+        let by_token = || {
+            let token = msg.params()?.get("progressToken")?;
+            pending
+                .values()
+                .find(|p| p.progress_token.as_ref() == Some(token))
+        };
+        // With exactly one call in flight, whatever the server says now belongs to it.
+        let only = || {
+            if pending.len() == 1 {
+                pending.values().next()
+            } else {
+                None
+            }
+        };
+        match by_hint.or_else(by_token).or_else(only) {
+            Some(p) => (Some(p.owner.clone()), Some(p.client_id.clone())),
+            None => (None, None),
+        }
+    }
+
+    fn on_message(&self, msg: Message, hint: Option<Value>) {
+        if msg.kind() == MessageKind::Response {
+            let id = msg.id().and_then(Value::as_u64);
+            let pending = id.and_then(|id| self.lock_pending().remove(&id));
+            match pending {
+                Some(p) => {
+                    let _ = p.answer.send(Ok(msg));
+                }
+                None => tracing::debug!(server = %self.server, "answer to no pending call dropped"),
+            }
+            return;
+        }
+        let (owner, related) = self.related(&msg, hint.as_ref());
+        let route = owner.or_else(|| self.default_route.lock().ok().and_then(|r| r.clone()));
+        match route.and_then(|r| r.upgrade()) {
+            Some(route) => route.deliver(&self.server, msg, related),
+            None => self.refuse_unroutable(msg),
+        }
+    }
+
+    /// A server request nobody can answer gets an error, so the server is not left waiting.
+    fn refuse_unroutable(&self, msg: Message) {
+        tracing::debug!(server = %self.server, method = ?msg.method(), "server message with no session to deliver to");
+        if msg.kind() == MessageKind::Request {
+            let text = "no client session can take this request";
+            let reply = error_response(msg.id(), ErrorCode::MethodNotFound, text, None);
+            if let Ok(reply) = Message::from_value(reply) {
+                let _ = self.tx.try_send(reply);
+            }
+        }
+    }
+}
+
+struct CancelOnDrop<'a> {
+    peer: &'a UpstreamPeer,
+    id: u64,
+    armed: bool,
+}
+
+impl Drop for CancelOnDrop<'_> {
+    /// The client went away mid-call: tell the server to stop.
+    fn drop(&mut self) {
+        if self.armed {
+            self.peer.cancel(self.id, "the client went away");
+        }
+    }
+}
+
+async fn pump(peer: Weak<UpstreamPeer>, mut rx: mpsc::Receiver<LinkEvent>) {
+    while let Some(event) = rx.recv().await {
+        let Some(peer) = peer.upgrade() else { return };
+        match event {
+            LinkEvent::Message { msg, related } => peer.on_message(msg, related),
+            LinkEvent::Malformed { reason } => {
+                tracing::warn!(server = %peer.server, "malformed output from upstream: {reason}");
+                if peer.kind == LinkKind::Stdio {
+                    // Framing can no longer be trusted: fail closed and stop the child.
+                    peer.fail_all(format!("sent malformed output ({reason})"));
+                    return;
+                }
+            }
+            LinkEvent::Closed { reason } => {
+                peer.fail_all(reason);
+                return;
+            }
+        }
+    }
+    if let Some(peer) = peer.upgrade() {
+        peer.fail_all("connection closed".into());
+    }
+}

@@ -1,0 +1,261 @@
+//! A JSON-RPC message kept raw, with read-only views of the parts routing needs.
+//!
+//! The relay never re-types a message: it keeps the parsed `Value` and forwards
+//! it. The only rewrites are the documented ones (request ids, namespaced
+//! names, bridging `_meta`), done in place on the raw value.
+use serde_json::{Map, Value};
+
+/// What shape of JSON-RPC message this is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MessageKind {
+    Request,
+    Notification,
+    Response,
+}
+
+/// Why a value is not a usable JSON-RPC 2.0 message.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum MessageError {
+    #[error("a JSON-RPC message must be an object; batches (arrays) are not supported")]
+    NotAnObject,
+    #[error("`jsonrpc` must be \"2.0\"")]
+    BadVersion,
+    #[error("`method` must be a string")]
+    BadMethod,
+    #[error("`id` must be a string or an integer")]
+    BadId,
+    #[error("a response needs exactly one of `result` or `error`")]
+    BadResponse,
+    #[error("`params` must be an object")]
+    BadParams,
+}
+
+/// One JSON-RPC message, as received.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Message {
+    obj: Map<String, Value>,
+    kind: MessageKind,
+}
+
+impl Message {
+    /// Checks the JSON-RPC envelope of `value` and classifies it.
+    pub fn from_value(value: Value) -> Result<Self, MessageError> {
+        let Value::Object(obj) = value else {
+            return Err(MessageError::NotAnObject);
+        };
+        if obj.get("jsonrpc").and_then(Value::as_str) != Some("2.0") {
+            return Err(MessageError::BadVersion);
+        }
+        let id_ok = match obj.get("id") {
+            None => true,
+            Some(Value::String(_)) => true,
+            Some(Value::Number(n)) => n.is_i64() || n.is_u64(),
+            // A null id is only legal on error responses that could not be attributed.
+            Some(Value::Null) => obj.contains_key("error"),
+            Some(_) => false,
+        };
+        if !id_ok {
+            return Err(MessageError::BadId);
+        }
+        if matches!(obj.get("params"), Some(p) if !p.is_object() && !p.is_array()) {
+            return Err(MessageError::BadParams);
+        }
+        let kind = match (obj.get("method"), obj.contains_key("id")) {
+            (Some(Value::String(_)), true) => MessageKind::Request,
+            (Some(Value::String(_)), false) => MessageKind::Notification,
+            (Some(_), _) => return Err(MessageError::BadMethod),
+            (None, _) => {
+                if obj.contains_key("result") == obj.contains_key("error") {
+                    return Err(MessageError::BadResponse);
+                }
+                MessageKind::Response
+            }
+        };
+        Ok(Self { obj, kind })
+    }
+
+    pub fn kind(&self) -> MessageKind {
+        self.kind
+    }
+
+    pub fn method(&self) -> Option<&str> {
+        self.obj.get("method").and_then(Value::as_str)
+    }
+
+    pub fn id(&self) -> Option<&Value> {
+        self.obj.get("id")
+    }
+
+    pub fn params(&self) -> Option<&Map<String, Value>> {
+        self.obj.get("params").and_then(Value::as_object)
+    }
+
+    pub fn params_mut(&mut self) -> Option<&mut Map<String, Value>> {
+        self.obj.get_mut("params").and_then(Value::as_object_mut)
+    }
+
+    /// Runs `f` on `params`, creating it as an empty object when absent.
+    pub fn with_params<R>(&mut self, f: impl FnOnce(&mut Map<String, Value>) -> R) -> R {
+        let slot = self
+            .obj
+            .entry("params")
+            .or_insert_with(|| Value::Object(Map::new()));
+        if let Value::Object(map) = slot {
+            return f(map);
+        }
+        let mut map = Map::new();
+        let out = f(&mut map);
+        *slot = Value::Object(map);
+        out
+    }
+
+    /// A string parameter such as `name` or `uri`.
+    pub fn param_str(&self, key: &str) -> Option<&str> {
+        self.params()?.get(key)?.as_str()
+    }
+
+    /// The request's `_meta` object, if any.
+    pub fn meta(&self) -> Option<&Map<String, Value>> {
+        self.params()?.get("_meta")?.as_object()
+    }
+
+    pub fn result(&self) -> Option<&Value> {
+        self.obj.get("result")
+    }
+
+    pub fn result_mut(&mut self) -> Option<&mut Value> {
+        self.obj.get_mut("result")
+    }
+
+    pub fn error(&self) -> Option<&Value> {
+        self.obj.get("error")
+    }
+
+    /// Replaces the id (requests and responses) and returns the old one.
+    pub fn replace_id(&mut self, id: Value) -> Option<Value> {
+        self.obj.insert("id".to_owned(), id)
+    }
+
+    /// The top-level object, for in-place rewrites.
+    pub fn object_mut(&mut self) -> &mut Map<String, Value> {
+        &mut self.obj
+    }
+
+    pub fn into_value(self) -> Value {
+        Value::Object(self.obj)
+    }
+
+    /// The message as it goes on the wire.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        // Serialising a map of `Value`s cannot fail: keys are strings, floats finite.
+        serde_json::to_vec(&self.obj).unwrap_or_default()
+    }
+}
+
+fn build(value: Value, kind: MessageKind) -> Message {
+    match value {
+        Value::Object(obj) => Message { obj, kind },
+        _ => Message {
+            obj: Map::new(),
+            kind,
+        },
+    }
+}
+
+/// Builds a request message.
+pub fn request(id: Value, method: &str, params: Value) -> Message {
+    build(
+        serde_json::json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}),
+        MessageKind::Request,
+    )
+}
+
+/// Builds a notification message.
+pub fn notification(method: &str, params: Value) -> Message {
+    build(
+        serde_json::json!({"jsonrpc": "2.0", "method": method, "params": params}),
+        MessageKind::Notification,
+    )
+}
+
+/// Builds a success response.
+pub fn response(id: Value, result: Value) -> Message {
+    build(
+        serde_json::json!({"jsonrpc": "2.0", "id": id, "result": result}),
+        MessageKind::Response,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn classifies_envelopes() {
+        let cases = [
+            (
+                json!({"jsonrpc":"2.0","id":1,"method":"x"}),
+                Ok(MessageKind::Request),
+            ),
+            (
+                json!({"jsonrpc":"2.0","id":"a","method":"x","params":{}}),
+                Ok(MessageKind::Request),
+            ),
+            (
+                json!({"jsonrpc":"2.0","method":"n"}),
+                Ok(MessageKind::Notification),
+            ),
+            (
+                json!({"jsonrpc":"2.0","id":1,"result":{}}),
+                Ok(MessageKind::Response),
+            ),
+            (
+                json!({"jsonrpc":"2.0","id":null,"error":{"code":1,"message":"m"}}),
+                Ok(MessageKind::Response),
+            ),
+            (json!([1]), Err(MessageError::NotAnObject)),
+            (json!({"id":1,"method":"x"}), Err(MessageError::BadVersion)),
+            (
+                json!({"jsonrpc":"2.0","id":1.5,"method":"x"}),
+                Err(MessageError::BadId),
+            ),
+            (
+                json!({"jsonrpc":"2.0","id":null,"method":"x"}),
+                Err(MessageError::BadId),
+            ),
+            (
+                json!({"jsonrpc":"2.0","id":1,"method":7}),
+                Err(MessageError::BadMethod),
+            ),
+            (
+                json!({"jsonrpc":"2.0","id":1}),
+                Err(MessageError::BadResponse),
+            ),
+            (
+                json!({"jsonrpc":"2.0","id":1,"result":1,"error":{}}),
+                Err(MessageError::BadResponse),
+            ),
+            (
+                json!({"jsonrpc":"2.0","id":1,"method":"x","params":3}),
+                Err(MessageError::BadParams),
+            ),
+        ];
+        for (value, want) in cases {
+            let got = Message::from_value(value.clone()).map(|m| m.kind());
+            assert_eq!(got, want, "{value}");
+        }
+    }
+
+    #[test]
+    fn rewrites_keep_unknown_fields() {
+        let v = json!({"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"t","x-future":{"a":[1]}},"extra":true});
+        let mut m = Message::from_value(v).unwrap();
+        assert_eq!(m.replace_id(json!("g-1")), Some(json!(7)));
+        m.params_mut().unwrap().insert("name".into(), json!("u"));
+        assert_eq!(
+            m.into_value(),
+            json!({"jsonrpc":"2.0","id":"g-1","method":"tools/call","params":{"name":"u","x-future":{"a":[1]}},"extra":true})
+        );
+    }
+}

@@ -1,0 +1,167 @@
+//! stdio upstreams: spawn a child from an argv (never a shell) with only the
+//! configured environment, and frame its stdin/stdout as JSON-RPC lines.
+//!
+//! The child's stderr goes to the gateway's log, one line per event. When the
+//! child exits, the link reports `Closed` with the exit status, so pending
+//! calls fail cleanly instead of hanging.
+use std::{collections::BTreeMap, path::PathBuf, process::Stdio};
+
+use portcullis_core::Secret;
+use portcullis_mcp::{Limits, Message, parse_strict};
+use tokio::{
+    io::{AsyncWriteExt, BufReader},
+    process::{Child, Command},
+    sync::{mpsc, oneshot},
+};
+
+use crate::{
+    LineReader, Link, LinkEvent,
+    link::{LINK_CAPACITY, LinkGuard},
+};
+
+/// How to start one stdio server.
+#[derive(Debug, Clone)]
+pub struct ChildSpec {
+    /// Server name, for logs.
+    pub name: String,
+    /// Program and arguments; the program is run directly, never through a shell.
+    pub argv: Vec<String>,
+    /// The only environment variables the child sees.
+    pub env: BTreeMap<String, Secret<String>>,
+    pub cwd: Option<PathBuf>,
+    pub limits: Limits,
+}
+
+/// The child could not be started.
+#[derive(Debug, thiserror::Error)]
+pub enum SpawnError {
+    #[error("server `{0}` has an empty command")]
+    EmptyCommand(String),
+    #[error("could not start server `{name}` (`{program}`): {source}; check the `command` path")]
+    Spawn {
+        name: String,
+        program: String,
+        source: std::io::Error,
+    },
+    #[error("server `{0}`: the child's stdio pipes were not available")]
+    Pipes(String),
+}
+
+/// Starts the child and returns its link.
+pub fn spawn_child(spec: &ChildSpec) -> Result<Link, SpawnError> {
+    let (program, args) = spec
+        .argv
+        .split_first()
+        .ok_or_else(|| SpawnError::EmptyCommand(spec.name.clone()))?;
+    let mut cmd = Command::new(program);
+    cmd.args(args)
+        .env_clear()
+        .envs(spec.env.iter().map(|(k, v)| (k, v.expose())))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    if let Some(dir) = &spec.cwd {
+        cmd.current_dir(dir);
+    }
+    let mut child = cmd.spawn().map_err(|source| SpawnError::Spawn {
+        name: spec.name.clone(),
+        program: program.clone(),
+        source,
+    })?;
+    let (Some(stdin), Some(stdout), Some(stderr)) =
+        (child.stdin.take(), child.stdout.take(), child.stderr.take())
+    else {
+        return Err(SpawnError::Pipes(spec.name.clone()));
+    };
+    tracing::info!(server = %spec.name, pid = child.id(), "started stdio server");
+
+    let (to_child, mut outbox) = mpsc::channel::<Message>(LINK_CAPACITY);
+    let (events, rx) = mpsc::channel::<LinkEvent>(LINK_CAPACITY);
+    let (stop_tx, stop_rx) = oneshot::channel::<()>();
+
+    // Writer: one message per line, flushed, until the gateway drops its sender.
+    tokio::spawn(async move {
+        let mut stdin = stdin;
+        while let Some(msg) = outbox.recv().await {
+            let mut bytes = msg.to_bytes();
+            bytes.push(b'\n');
+            if stdin.write_all(&bytes).await.is_err() || stdin.flush().await.is_err() {
+                break;
+            }
+        }
+    });
+
+    let name = spec.name.clone();
+    tokio::spawn(async move {
+        let mut lines = LineReader::new(BufReader::new(stderr), 64 * 1024);
+        while let Ok(Some(line)) = lines.next_line().await {
+            tracing::info!(server = %name, "stderr: {}", String::from_utf8_lossy(&line));
+        }
+    });
+
+    let reader_events = events.clone();
+    let limits = spec.limits;
+    let reader = tokio::spawn(async move {
+        let mut lines = LineReader::new(BufReader::new(stdout), limits.max_bytes);
+        loop {
+            let event = match lines.next_line().await {
+                Ok(None) => break,
+                Ok(Some(line)) if line.iter().all(u8::is_ascii_whitespace) => continue,
+                Ok(Some(line)) => match parse_strict(&line, limits)
+                    .map_err(|e| e.to_string())
+                    .and_then(|v| Message::from_value(v).map_err(|e| e.to_string()))
+                {
+                    Ok(msg) => LinkEvent::Message { msg, related: None },
+                    Err(reason) => LinkEvent::Malformed { reason },
+                },
+                Err(e) => LinkEvent::Malformed {
+                    reason: e.to_string(),
+                },
+            };
+            if reader_events.send(event).await.is_err() {
+                break;
+            }
+        }
+    });
+
+    tokio::spawn(supervise(spec.name.clone(), child, reader, events, stop_rx));
+    Ok(Link {
+        tx: to_child,
+        rx,
+        guard: LinkGuard { _stop: stop_tx },
+    })
+}
+
+/// Waits for the child to exit (or for the gateway to stop it) and reports `Closed`
+/// after every line it wrote has been delivered.
+async fn supervise(
+    name: String,
+    mut child: Child,
+    reader: tokio::task::JoinHandle<()>,
+    events: mpsc::Sender<LinkEvent>,
+    stop: oneshot::Receiver<()>,
+) {
+    let status = tokio::select! {
+        status = child.wait() => status,
+        _ = stop => {
+            // Gateway is done with this child: give it a moment to exit on EOF, then kill.
+            drop(child.stdin.take());
+            match tokio::time::timeout(std::time::Duration::from_secs(2), child.wait()).await {
+                Ok(status) => status,
+                Err(_) => {
+                    let _ = child.start_kill();
+                    child.wait().await
+                }
+            }
+        }
+    };
+    // A grandchild may hold stdout open; do not wait for it forever.
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), reader).await;
+    let reason = match status {
+        Ok(s) => format!("server `{name}` exited ({s})"),
+        Err(e) => format!("server `{name}` could not be waited for: {e}"),
+    };
+    tracing::info!(server = %name, "{reason}");
+    let _ = events.send(LinkEvent::Closed { reason }).await;
+}

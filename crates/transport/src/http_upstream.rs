@@ -1,0 +1,336 @@
+//! Streamable HTTP upstreams: each message to the server is a POST; answers
+//! arrive as one JSON body or an SSE stream scoped to that request. For legacy
+//! sessions the server's `Mcp-Session-Id` is kept and a GET stream carries
+//! server-initiated messages; the session is DELETEd when the link closes.
+use std::sync::Arc;
+
+use futures::StreamExt;
+use portcullis_core::Secret;
+use portcullis_mcp::{
+    ErrorCode, Limits, Message, MessageKind, error_response, parse_strict,
+    revision::META_PROTOCOL_VERSION,
+};
+use serde_json::Value;
+use tokio::sync::{Mutex, mpsc, oneshot};
+
+use crate::{
+    Link, LinkEvent,
+    link::{LINK_CAPACITY, LinkGuard},
+    sse,
+};
+
+/// How to reach one Streamable HTTP server.
+#[derive(Debug, Clone)]
+pub struct HttpSpec {
+    pub name: String,
+    pub url: String,
+    /// Extra headers sent on every request (credentials, routing).
+    pub headers: Vec<(String, Secret<String>)>,
+    pub limits: Limits,
+}
+
+#[derive(Default)]
+struct SessionState {
+    session_id: Option<String>,
+    protocol_version: Option<String>,
+}
+
+#[derive(Clone)]
+struct Conn {
+    spec: Arc<HttpSpec>,
+    client: reqwest::Client,
+    state: Arc<Mutex<SessionState>>,
+    events: mpsc::Sender<LinkEvent>,
+}
+
+/// Opens a link to an HTTP server. No request is made until a message is sent.
+pub fn connect_http(spec: HttpSpec, client: reqwest::Client) -> Link {
+    let (tx, mut outbox) = mpsc::channel::<Message>(LINK_CAPACITY);
+    let (events, rx) = mpsc::channel::<LinkEvent>(LINK_CAPACITY);
+    let (stop_tx, mut stop_rx) = oneshot::channel::<()>();
+    let conn = Conn {
+        spec: Arc::new(spec),
+        client,
+        state: Arc::new(Mutex::new(SessionState::default())),
+        events,
+    };
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                next = outbox.recv() => match next {
+                    Some(msg) => conn.dispatch(msg).await,
+                    None => break,
+                },
+                _ = &mut stop_rx => break,
+            }
+        }
+        conn.close().await;
+    });
+    Link {
+        tx,
+        rx,
+        guard: LinkGuard { _stop: stop_tx },
+    }
+}
+
+impl Conn {
+    /// Requests run concurrently; `initialize`, notifications and responses are
+    /// sent in order so the server sees the handshake before anything else.
+    async fn dispatch(&self, msg: Message) {
+        let ordered = msg.kind() != MessageKind::Request || msg.method() == Some("initialize");
+        if ordered {
+            self.post(msg).await;
+        } else {
+            let this = self.clone();
+            tokio::spawn(async move { this.post(msg).await });
+        }
+    }
+
+    async fn post(&self, msg: Message) {
+        let id = msg.id().cloned();
+        let is_request = msg.kind() == MessageKind::Request;
+        let is_initialize = msg.method() == Some("initialize");
+        let request = self.build_post(&msg).await;
+        let response = match request.send().await {
+            Ok(r) => r,
+            Err(e) => {
+                let text = format!("upstream `{}` is unreachable: {e}", self.spec.name);
+                return self.fail(id.as_ref(), is_request, &text).await;
+            }
+        };
+        let status = response.status();
+        if is_initialize && status.is_success() {
+            let sid = response
+                .headers()
+                .get("mcp-session-id")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            self.state.lock().await.session_id = sid;
+        }
+        if !is_request {
+            if !status.is_success() {
+                tracing::warn!(server = %self.spec.name, %status, "upstream refused a notification");
+            }
+            return;
+        }
+        let content_type = response
+            .headers()
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        if content_type.starts_with("text/event-stream") {
+            self.read_stream(response, id.clone()).await;
+            return;
+        }
+        let body = match response.bytes().await {
+            Ok(b) => b,
+            Err(e) => {
+                let text = format!("upstream `{}` broke off its answer: {e}", self.spec.name);
+                return self.fail(id.as_ref(), true, &text).await;
+            }
+        };
+        match self.parse(&body) {
+            Ok(msg) => {
+                if is_initialize {
+                    self.remember_version(&msg).await;
+                    if status.is_success() {
+                        self.open_get_stream();
+                    }
+                }
+                let _ = self
+                    .events
+                    .send(LinkEvent::Message { msg, related: id })
+                    .await;
+            }
+            Err(_) if !status.is_success() => {
+                let text = format!("upstream `{}` answered HTTP {status}", self.spec.name);
+                self.fail(id.as_ref(), true, &text).await;
+            }
+            Err(reason) => {
+                let _ = self
+                    .events
+                    .send(LinkEvent::Malformed {
+                        reason: reason.clone(),
+                    })
+                    .await;
+                let text = format!(
+                    "upstream `{}` sent a malformed answer: {reason}",
+                    self.spec.name
+                );
+                self.fail(id.as_ref(), true, &text).await;
+            }
+        }
+    }
+
+    async fn build_post(&self, msg: &Message) -> reqwest::RequestBuilder {
+        let mut req = self
+            .client
+            .post(&self.spec.url)
+            .header(http::header::ACCEPT, "application/json, text/event-stream")
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .body(msg.to_bytes());
+        for (k, v) in &self.spec.headers {
+            req = req.header(k, v.expose());
+        }
+        let modern = msg
+            .meta()
+            .and_then(|m| m.get(META_PROTOCOL_VERSION))
+            .and_then(Value::as_str);
+        if let Some(version) = modern {
+            req = req.header("mcp-protocol-version", version);
+            if let Some(method) = msg.method() {
+                req = req.header("mcp-method", method);
+            }
+            if let Some(name) = msg.param_str("name").or_else(|| msg.param_str("uri")) {
+                req = req.header("mcp-name", header_safe(name));
+            }
+        } else {
+            let state = self.state.lock().await;
+            if let Some(sid) = &state.session_id {
+                req = req.header("mcp-session-id", sid);
+            }
+            if let Some(v) = &state.protocol_version {
+                req = req.header("mcp-protocol-version", v);
+            }
+        }
+        req
+    }
+
+    async fn read_stream(&self, response: reqwest::Response, related: Option<Value>) {
+        let mut parser = sse::Parser::new(self.spec.limits.max_bytes);
+        let mut body = response.bytes_stream();
+        let mut answered = false;
+        while let Some(chunk) = body.next().await {
+            let Ok(chunk) = chunk else { break };
+            let events = match parser.push(&chunk) {
+                Ok(events) => events,
+                Err(e) => {
+                    let _ = self
+                        .events
+                        .send(LinkEvent::Malformed {
+                            reason: e.to_string(),
+                        })
+                        .await;
+                    break;
+                }
+            };
+            for event in events {
+                match self.parse(event.data.as_bytes()) {
+                    Ok(msg) => {
+                        answered |=
+                            msg.kind() == MessageKind::Response && msg.id() == related.as_ref();
+                        let ev = LinkEvent::Message {
+                            msg,
+                            related: related.clone(),
+                        };
+                        if self.events.send(ev).await.is_err() {
+                            return;
+                        }
+                    }
+                    Err(reason) => {
+                        let _ = self.events.send(LinkEvent::Malformed { reason }).await;
+                    }
+                }
+            }
+        }
+        if !answered && related.is_some() {
+            let text = format!(
+                "upstream `{}` closed the stream without answering",
+                self.spec.name
+            );
+            self.fail(related.as_ref(), true, &text).await;
+        }
+    }
+
+    fn open_get_stream(&self) {
+        let this = self.clone();
+        tokio::spawn(async move {
+            let sid = this.state.lock().await.session_id.clone();
+            let Some(sid) = sid else { return };
+            let mut req = this
+                .client
+                .get(&this.spec.url)
+                .header(http::header::ACCEPT, "text/event-stream")
+                .header("mcp-session-id", sid);
+            if let Some(v) = this.state.lock().await.protocol_version.clone() {
+                req = req.header("mcp-protocol-version", v);
+            }
+            for (k, v) in &this.spec.headers {
+                req = req.header(k, v.expose());
+            }
+            match req.send().await {
+                Ok(resp) if resp.status().is_success() => this.read_stream(resp, None).await,
+                Ok(resp) => {
+                    tracing::debug!(server = %this.spec.name, status = %resp.status(), "no GET stream")
+                }
+                Err(e) => tracing::debug!(server = %this.spec.name, "GET stream failed: {e}"),
+            }
+        });
+    }
+
+    async fn remember_version(&self, msg: &Message) {
+        if let Some(v) = msg
+            .result()
+            .and_then(|r| r.get("protocolVersion"))
+            .and_then(Value::as_str)
+        {
+            self.state.lock().await.protocol_version = Some(v.to_owned());
+        }
+    }
+
+    fn parse(&self, bytes: &[u8]) -> Result<Message, String> {
+        let value = parse_strict(bytes, self.spec.limits).map_err(|e| e.to_string())?;
+        Message::from_value(value).map_err(|e| e.to_string())
+    }
+
+    /// Answers a request that failed at the HTTP level with a JSON-RPC error.
+    async fn fail(&self, id: Option<&Value>, is_request: bool, text: &str) {
+        tracing::warn!(server = %self.spec.name, "{text}");
+        if !is_request {
+            return;
+        }
+        let value = error_response(id, ErrorCode::UpstreamFailed, text, None);
+        if let Ok(msg) = Message::from_value(value) {
+            let _ = self
+                .events
+                .send(LinkEvent::Message {
+                    msg,
+                    related: id.cloned(),
+                })
+                .await;
+        }
+    }
+
+    async fn close(&self) {
+        let sid = self.state.lock().await.session_id.take();
+        if let Some(sid) = sid {
+            let mut req = self
+                .client
+                .delete(&self.spec.url)
+                .header("mcp-session-id", sid);
+            for (k, v) in &self.spec.headers {
+                req = req.header(k, v.expose());
+            }
+            let _ = req.send().await;
+        }
+        let reason = format!("connection to upstream `{}` closed", self.spec.name);
+        let _ = self.events.send(LinkEvent::Closed { reason }).await;
+    }
+}
+
+/// A header-safe rendering of `value`, using the base64 sentinel when needed.
+fn header_safe(value: &str) -> String {
+    use base64::Engine;
+    let printable = value.bytes().all(|b| (0x20..=0x7e).contains(&b));
+    let padded = value.starts_with(' ') || value.ends_with(' ');
+    let looks_encoded = value.starts_with("=?base64?") && value.ends_with("?=");
+    if printable && !padded && !looks_encoded {
+        value.to_owned()
+    } else {
+        format!(
+            "=?base64?{}?=",
+            base64::engine::general_purpose::STANDARD.encode(value)
+        )
+    }
+}

@@ -1,0 +1,18 @@
+//! Bytes and connections to upstream MCP servers: stdio child processes and
+//! Streamable HTTP, both presented to the gateway as a [`Link`] — a pair of
+//! channels carrying whole, strictly parsed JSON-RPC messages.
+//!
+//! Architecture invariant: this is the only crate that spawns processes, and it
+//! always clears the child's environment before adding the configured variables.
+#![forbid(unsafe_code)]
+
+mod child;
+mod http_upstream;
+mod lines;
+mod link;
+pub mod sse;
+
+pub use child::{ChildSpec, SpawnError, spawn_child};
+pub use http_upstream::{HttpSpec, connect_http};
+pub use lines::{LineReader, LineReaderError};
+pub use link::{Link, LinkEvent, LinkGuard};
