@@ -20,10 +20,7 @@ pub fn run(path: &Path) -> anyhow::Result<ExitCode> {
             }
             UpstreamTransport::Http { url, .. } => format!("http {url}"),
         };
-        println!(
-            "  server {}: {how}, default tier {}",
-            s.name, s.default_tier
-        );
+        println!("  server {}: {how}, default tier {}", s.name, s.default_tier);
     }
     for w in &loaded.warnings {
         println!("  warning: {w}");

@@ -33,9 +33,7 @@ pub async fn run(serve: bool, listen: Option<SocketAddr>) -> anyhow::Result<Exit
     let server = tokio::spawn(serve_http(gateway.clone(), listener, async move {
         let _ = stopped.await;
     }));
-    println!(
-        "Portcullis demo: gateway at http://{local}/mcp in front of the bundled demo server\n"
-    );
+    println!("Portcullis demo: gateway at http://{local}/mcp in front of the bundled demo server\n");
     let mut demo = Demo {
         http: reqwest::Client::new(),
         url: format!("http://{local}/mcp"),
@@ -51,10 +49,7 @@ pub async fn run(serve: bool, listen: Option<SocketAddr>) -> anyhow::Result<Exit
     let _ = server.await;
     gateway.shutdown().await;
     if demo.failures > 0 {
-        println!(
-            "\n{} demo step(s) did not behave as expected",
-            demo.failures
-        );
+        println!("\n{} demo step(s) did not behave as expected", demo.failures);
         return Ok(ExitCode::FAILURE);
     }
     println!("\nAll demo steps behaved as expected.");
@@ -88,10 +83,7 @@ impl Demo {
             .cloned()
             .unwrap_or_default();
         for t in &tools {
-            println!(
-                "     - {}",
-                t.get("name").and_then(Value::as_str).unwrap_or("?")
-            );
+            println!("     - {}", t.get("name").and_then(Value::as_str).unwrap_or("?"));
         }
         self.expect(!tools.is_empty(), &format!("{} tools listed", tools.len()));
 
@@ -99,11 +91,7 @@ impl Demo {
         for (id, tool, args) in [
             (3, "search_docs", json!({"query":"refund"})),
             (4, "lookup_customer", json!({"customer_id":"C-1001"})),
-            (
-                5,
-                "send_message",
-                json!({"to":"ops@example.com","body":"hello"}),
-            ),
+            (5, "send_message", json!({"to":"ops@example.com","body":"hello"})),
         ] {
             let call = json!({"jsonrpc":"2.0","id":id,"method":"tools/call","params":{"name":tool,"arguments":args}});
             let (status, body, _) = self.post(&call, &[]).await;
@@ -121,12 +109,7 @@ impl Demo {
         println!("\n4. Attacks the gateway stops before anything reaches the server");
         let list = json!({"jsonrpc":"2.0","id":6,"method":"tools/list"});
         let (status, body, _) = self.post(&list, &[("origin", "http://evil.example")]).await;
-        self.expect_refusal(
-            status,
-            403,
-            &body,
-            "a web page on a foreign Origin (DNS rebinding, T6)",
-        );
+        self.expect_refusal(status, 403, &body, "a web page on a foreign Origin (DNS rebinding, T6)");
         let (status, body, _) = self
             .post_raw(br#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"search_docs","name":"delete_record"}}"#.to_vec(), &[])
             .await;
@@ -136,9 +119,7 @@ impl Demo {
             &body,
             "a message with a duplicate key (parser differential, T13)",
         );
-        let saved = self
-            .session
-            .replace("0123456789abcdef0123456789abcdef".into());
+        let saved = self.session.replace("0123456789abcdef0123456789abcdef".into());
         let (status, body, _) = self.post(&list, &[]).await;
         self.session = saved;
         self.expect_refusal(status, 404, &body, "a guessed session id (T3)");
@@ -164,12 +145,7 @@ impl Demo {
             ("mcp-name", "read_only_tool"),
         ];
         let (status, body, _) = self.post(&call, &bad).await;
-        self.expect_refusal(
-            status,
-            400,
-            &body,
-            "Mcp-Name says one tool, the body calls another",
-        );
+        self.expect_refusal(status, 400, &body, "Mcp-Name says one tool, the body calls another");
         self.session = session;
 
         println!("\n6. The agent ends its session");
@@ -177,11 +153,7 @@ impl Demo {
         if let Some(sid) = &self.session {
             req = req.header("mcp-session-id", sid);
         }
-        let ok = req
-            .send()
-            .await
-            .map(|r| r.status().as_u16() == 200)
-            .unwrap_or(false);
+        let ok = req.send().await.map(|r| r.status().as_u16() == 200).unwrap_or(false);
         self.expect(ok, "session closed; its server process stopped");
     }
 
@@ -195,11 +167,7 @@ impl Demo {
             .await
     }
 
-    async fn post_raw(
-        &self,
-        body: Vec<u8>,
-        headers: &[(&str, &str)],
-    ) -> (u16, Value, Option<String>) {
+    async fn post_raw(&self, body: Vec<u8>, headers: &[(&str, &str)]) -> (u16, Value, Option<String>) {
         let mut req = self
             .http
             .post(&self.url)
@@ -237,10 +205,7 @@ impl Demo {
     }
 
     fn expect_refusal(&mut self, status: u16, want: u16, body: &Value, what: &str) {
-        let why = body
-            .pointer("/error/message")
-            .and_then(Value::as_str)
-            .unwrap_or("");
+        let why = body.pointer("/error/message").and_then(Value::as_str).unwrap_or("");
         if status == want {
             println!("   ✔ refused {what}\n       HTTP {status}: {why}");
         } else {

@@ -31,10 +31,7 @@ pub fn run(dir: Option<PathBuf>, force: bool) -> anyhow::Result<ExitCode> {
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let path = dir.join("portcullis.toml");
     if path.exists() && !force {
-        anyhow::bail!(
-            "{} already exists; pass --force to overwrite it",
-            path.display()
-        );
+        anyhow::bail!("{} already exists; pass --force to overwrite it", path.display());
     }
     let exe = std::env::current_exe().context("cannot find this program's own path")?;
     let text = starter_config(&exe.to_string_lossy(), "127.0.0.1:8080");

@@ -118,40 +118,28 @@ pub fn parse(text: &str, file: &str, base: &Path) -> Result<LoadedConfig, Config
         reason,
     };
     let raw: RawConfig = toml::from_str(text).map_err(|e| {
-        let at = e
-            .span()
-            .map(|s| line_col(text, s.start))
-            .unwrap_or_default();
+        let at = e.span().map(|s| line_col(text, s.start)).unwrap_or_default();
         err(&at, e.message().to_owned())
     })?;
     let mut warnings = Vec::new();
     if raw.policy.is_some() {
-        warnings.push("[policy] is present but this build does not evaluate policies yet: calls are relayed without a decision".into());
+        warnings.push(
+            "[policy] is present but this build does not evaluate policies yet: calls are relayed without a decision"
+                .into(),
+        );
     }
     if raw.audit.is_some() {
         warnings.push("[audit] is present but this build does not write the audit log yet".into());
     }
     let limits = Limits {
-        max_bytes: raw
-            .limits
-            .max_message_bytes
-            .unwrap_or(Limits::default().max_bytes),
-        max_depth: raw
-            .limits
-            .max_json_depth
-            .unwrap_or(Limits::default().max_depth),
+        max_bytes: raw.limits.max_message_bytes.unwrap_or(Limits::default().max_bytes),
+        max_depth: raw.limits.max_json_depth.unwrap_or(Limits::default().max_depth),
     };
     if limits.max_bytes < 1024 {
-        return Err(err(
-            "limits.max_message_bytes",
-            "must be at least 1024".into(),
-        ));
+        return Err(err("limits.max_message_bytes", "must be at least 1024".into()));
     }
     if !(2..=128).contains(&limits.max_depth) {
-        return Err(err(
-            "limits.max_json_depth",
-            "must be between 2 and 128".into(),
-        ));
+        return Err(err("limits.max_json_depth", "must be between 2 and 128".into()));
     }
     let listen = listen(&raw.listen, &err, &mut warnings)?;
     if raw.servers.is_empty() {
@@ -168,10 +156,7 @@ pub fn parse(text: &str, file: &str, base: &Path) -> Result<LoadedConfig, Config
         if !names.insert(server.name.clone()) {
             return Err(err(
                 &key("name"),
-                format!(
-                    "server name `{}` is used twice; names must be unique",
-                    server.name
-                ),
+                format!("server name `{}` is used twice; names must be unique", server.name),
             ));
         }
         servers.push(server);
@@ -197,12 +182,9 @@ fn listen(
     let http = match &raw.http {
         None => None,
         Some(text) => {
-            let addr: SocketAddr = text.parse().map_err(|_| {
-                err(
-                    "listen.http",
-                    format!("`{text}` is not an address like 127.0.0.1:8080"),
-                )
-            })?;
+            let addr: SocketAddr = text
+                .parse()
+                .map_err(|_| err("listen.http", format!("`{text}` is not an address like 127.0.0.1:8080")))?;
             if !addr.ip().is_loopback() {
                 warnings.push(format!(
                     "listen.http binds {addr}, which is reachable from other machines"
@@ -213,10 +195,7 @@ fn listen(
     };
     let idle = raw.session_idle_timeout_secs.unwrap_or(1800);
     if idle == 0 {
-        return Err(err(
-            "listen.session_idle_timeout_secs",
-            "must be greater than 0".into(),
-        ));
+        return Err(err("listen.session_idle_timeout_secs", "must be greater than 0".into()));
     }
     Ok(ListenConfig {
         http,
@@ -261,14 +240,10 @@ fn server(
                 )
             })?;
             if !raw.headers.is_empty() {
-                return Err(err(
-                    &key("headers"),
-                    "only HTTP servers take headers".into(),
-                ));
+                return Err(err(&key("headers"), "only HTTP servers take headers".into()));
             }
             let mut argv = argv.clone();
-            argv[0] =
-                resolve_program(program, base).map_err(|reason| err(&key("command"), reason))?;
+            argv[0] = resolve_program(program, base).map_err(|reason| err(&key("command"), reason))?;
             let mut env = BTreeMap::new();
             for (k, v) in &raw.env {
                 if k.is_empty() || k.contains('=') || k.contains('\0') || v.contains('\0') {
@@ -283,13 +258,9 @@ fn server(
             UpstreamTransport::Stdio { argv, env, cwd }
         }
         (None, Some(url)) => {
-            let parsed = url::Url::parse(url)
-                .map_err(|e| err(&key("url"), format!("`{url}` is not a URL: {e}")))?;
+            let parsed = url::Url::parse(url).map_err(|e| err(&key("url"), format!("`{url}` is not a URL: {e}")))?;
             if !matches!(parsed.scheme(), "http" | "https") {
-                return Err(err(
-                    &key("url"),
-                    "must be an http:// or https:// URL".into(),
-                ));
+                return Err(err(&key("url"), "must be an http:// or https:// URL".into()));
             }
             if !raw.env.is_empty() {
                 return Err(err(
@@ -309,16 +280,10 @@ fn server(
         }
     };
     let tier = |text: &str, at: &str| text.parse::<Tier>().map_err(|e| err(at, e.to_string()));
-    let default_tier = tier(
-        raw.default_tier.as_deref().unwrap_or("read"),
-        &key("default_tier"),
-    )?;
+    let default_tier = tier(raw.default_tier.as_deref().unwrap_or("read"), &key("default_tier"))?;
     let mut tool_tiers = BTreeMap::new();
     for (tool, t) in &raw.tools {
-        tool_tiers.insert(
-            tool.clone(),
-            tier(&t.tier, &key(&format!("tools.{tool}.tier")))?,
-        );
+        tool_tiers.insert(tool.clone(), tier(&t.tier, &key(&format!("tools.{tool}.tier")))?);
     }
     let timeout = raw.timeout_secs.unwrap_or(60);
     if timeout == 0 {
@@ -355,19 +320,13 @@ fn server(
 fn resolve_program(program: &str, base: &Path) -> Result<String, String> {
     let candidate = if program.contains('/') {
         let p = Path::new(program);
-        if p.is_absolute() {
-            p.to_path_buf()
-        } else {
-            base.join(p)
-        }
+        if p.is_absolute() { p.to_path_buf() } else { base.join(p) }
     } else {
         let path = std::env::var_os("PATH").unwrap_or_default();
         std::env::split_paths(&path)
             .map(|dir| dir.join(program))
             .find(|p| p.is_file())
-            .ok_or_else(|| {
-                format!("program `{program}` was not found on PATH; give its full path")
-            })?
+            .ok_or_else(|| format!("program `{program}` was not found on PATH; give its full path"))?
     };
     if !candidate.is_file() {
         return Err(format!("program `{}` does not exist", candidate.display()));
@@ -378,11 +337,7 @@ fn resolve_program(program: &str, base: &Path) -> Result<String, String> {
 fn line_col(text: &str, offset: usize) -> String {
     let before = &text[..offset.min(text.len())];
     let line = before.matches('\n').count() + 1;
-    let col = before
-        .rsplit('\n')
-        .next()
-        .map(|l| l.chars().count() + 1)
-        .unwrap_or(1);
+    let col = before.rsplit('\n').next().map(|l| l.chars().count() + 1).unwrap_or(1);
     format!("line {line}, column {col}")
 }
 

@@ -10,9 +10,7 @@ mod principal;
 mod secret;
 mod tier;
 
-pub use names::{
-    NAMESPACE_SEPARATOR, NameError, ServerName, split_namespaced, split_namespaced_uri,
-};
+pub use names::{NAMESPACE_SEPARATOR, NameError, ServerName, split_namespaced, split_namespaced_uri};
 pub use principal::Principal;
 pub use secret::Secret;
 pub use tier::{Tier, TierError};

@@ -17,9 +17,7 @@ pub enum NameError {
     Empty,
     #[error("server name `{0}` is longer than 32 characters")]
     TooLong(String),
-    #[error(
-        "server name `{0}` may contain only lowercase letters, digits and `-`, and must start with a letter"
-    )]
+    #[error("server name `{0}` may contain only lowercase letters, digits and `-`, and must start with a letter")]
     BadCharacter(String),
 }
 
@@ -109,10 +107,7 @@ mod tests {
         for (input, want) in bad {
             assert_eq!(ServerName::new(input), Err(want));
         }
-        assert!(matches!(
-            ServerName::new(&"a".repeat(33)),
-            Err(NameError::TooLong(_))
-        ));
+        assert!(matches!(ServerName::new(&"a".repeat(33)), Err(NameError::TooLong(_))));
     }
 
     #[test]

@@ -67,10 +67,7 @@ pub struct ServerConfig {
 impl ServerConfig {
     /// The operator-assigned tier of `tool` (never the server's own annotation).
     pub fn tier_of(&self, tool: &str) -> Tier {
-        self.tool_tiers
-            .get(tool)
-            .copied()
-            .unwrap_or(self.default_tier)
+        self.tool_tiers.get(tool).copied().unwrap_or(self.default_tier)
     }
 }
 

@@ -169,11 +169,8 @@ async fn initialize(
         return Err(handshake_error(&name, &format!("initialize failed: {why}")));
     };
     let init = result.clone();
-    peer.send(message::notification(
-        "notifications/initialized",
-        json!({}),
-    ))
-    .await?;
+    peer.send(message::notification("notifications/initialized", json!({})))
+        .await?;
     Ok(UpstreamEra::Legacy { init })
 }
 

@@ -20,9 +20,9 @@ impl UpstreamError {
     pub fn code(&self) -> ErrorCode {
         match self {
             UpstreamError::Timeout { .. } => ErrorCode::UpstreamTimeout,
-            UpstreamError::Closed { .. }
-            | UpstreamError::Start { .. }
-            | UpstreamError::Handshake { .. } => ErrorCode::UpstreamFailed,
+            UpstreamError::Closed { .. } | UpstreamError::Start { .. } | UpstreamError::Handshake { .. } => {
+                ErrorCode::UpstreamFailed
+            }
         }
     }
 }

@@ -26,8 +26,8 @@ use bytes::Bytes;
 use http_body_util::BodyExt;
 use portcullis_core::Principal;
 use portcullis_mcp::{
-    ErrorCode, Message, MessageKind, MethodClass, ProtocolVersion, error_response, headers,
-    parse_strict, revision::META_PROTOCOL_VERSION,
+    ErrorCode, Message, MessageKind, MethodClass, ProtocolVersion, error_response, headers, parse_strict,
+    revision::META_PROTOCOL_VERSION,
 };
 use portcullis_transport::sse;
 use serde_json::{Value, json};
@@ -72,9 +72,7 @@ pub async fn serve_http(
     let app = Router::new()
         .route("/mcp", post(post_mcp).get(get_mcp).delete(delete_mcp))
         .with_state(front);
-    let result = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await;
+    let result = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
     reaper.abort();
     result
 }
@@ -98,12 +96,7 @@ impl Front {
         let origin = header_str(headers, "origin");
         self.guard.check(host, origin).map_err(|e| {
             tracing::warn!("refused request: {e}");
-            rpc_error(
-                StatusCode::FORBIDDEN,
-                None,
-                ErrorCode::InvalidRequest,
-                &e.to_string(),
-            )
+            rpc_error(StatusCode::FORBIDDEN, None, ErrorCode::InvalidRequest, &e.to_string())
         })
     }
 
@@ -124,10 +117,7 @@ async fn post_mcp(State(front): State<Arc<Front>>, headers: HeaderMap, body: Bod
         return r;
     }
     let content_type = header_str(&headers, "content-type").unwrap_or_default();
-    if !content_type
-        .to_ascii_lowercase()
-        .starts_with("application/json")
-    {
+    if !content_type.to_ascii_lowercase().starts_with("application/json") {
         let text = "Content-Type must be application/json";
         return rpc_error(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -137,43 +127,25 @@ async fn post_mcp(State(front): State<Arc<Front>>, headers: HeaderMap, body: Bod
         );
     }
     let limits = front.gateway.config().limits;
-    let bytes = match http_body_util::Limited::new(body, limits.max_bytes)
-        .collect()
-        .await
-    {
+    let bytes = match http_body_util::Limited::new(body, limits.max_bytes).collect().await {
         Ok(collected) => collected.to_bytes(),
         Err(_) => {
             let text = format!(
                 "message is over the limit of {} bytes; send smaller messages",
                 limits.max_bytes
             );
-            return rpc_error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                None,
-                ErrorCode::InvalidRequest,
-                &text,
-            );
+            return rpc_error(StatusCode::PAYLOAD_TOO_LARGE, None, ErrorCode::InvalidRequest, &text);
         }
     };
     let msg = match parse_strict(&bytes, limits) {
         Ok(value) => match Message::from_value(value) {
             Ok(msg) => msg,
             Err(e) => {
-                return rpc_error(
-                    StatusCode::BAD_REQUEST,
-                    None,
-                    ErrorCode::InvalidRequest,
-                    &e.to_string(),
-                );
+                return rpc_error(StatusCode::BAD_REQUEST, None, ErrorCode::InvalidRequest, &e.to_string());
             }
         },
         Err(e) => {
-            return rpc_error(
-                StatusCode::BAD_REQUEST,
-                None,
-                ErrorCode::ParseError,
-                &e.to_string(),
-            );
+            return rpc_error(StatusCode::BAD_REQUEST, None, ErrorCode::ParseError, &e.to_string());
         }
     };
     if msg.kind() == MessageKind::Request && msg.method() == Some("initialize") {
@@ -185,12 +157,7 @@ async fn post_mcp(State(front): State<Arc<Front>>, headers: HeaderMap, body: Bod
                 && ProtocolVersion::parse(v).is_none()
             {
                 let text = format!("unsupported MCP-Protocol-Version `{v}`");
-                return rpc_error(
-                    StatusCode::BAD_REQUEST,
-                    msg.id(),
-                    ErrorCode::InvalidRequest,
-                    &text,
-                );
+                return rpc_error(StatusCode::BAD_REQUEST, msg.id(), ErrorCode::InvalidRequest, &text);
             }
             session
         }
@@ -214,11 +181,7 @@ async fn post_mcp(State(front): State<Arc<Front>>, headers: HeaderMap, body: Bod
 }
 
 async fn initialize(front: &Front, msg: &Message) -> Response {
-    match front
-        .gateway
-        .open_session(front.principal.clone(), msg)
-        .await
-    {
+    match front.gateway.open_session(front.principal.clone(), msg).await {
         Ok((session, result)) => {
             let body = json!({"jsonrpc": "2.0", "id": msg.id(), "result": result});
             let mut resp = json_response(StatusCode::OK, &body);
@@ -238,24 +201,13 @@ async fn initialize(front: &Front, msg: &Message) -> Response {
 }
 
 /// A request without a session: it must be a well-formed 2026-07-28 request.
-fn stateless_session(
-    front: &Front,
-    headers: &HeaderMap,
-    msg: &Message,
-) -> Result<Arc<Session>, Response> {
+fn stateless_session(front: &Front, headers: &HeaderMap, msg: &Message) -> Result<Arc<Session>, Response> {
     let header_version = header_str(headers, VERSION_HEADER);
     let body_version = msg
         .meta()
         .and_then(|m| m.get(META_PROTOCOL_VERSION))
         .and_then(Value::as_str);
-    let mismatch = |text: String| {
-        rpc_error(
-            StatusCode::BAD_REQUEST,
-            msg.id(),
-            ErrorCode::HeaderMismatch,
-            &text,
-        )
-    };
+    let mismatch = |text: String| rpc_error(StatusCode::BAD_REQUEST, msg.id(), ErrorCode::HeaderMismatch, &text);
     let requested = match (header_version, body_version) {
         (None, None) => {
             let text = "missing Mcp-Session-Id: send initialize first, or use protocol 2026-07-28 with `_meta`";
@@ -273,9 +225,7 @@ fn stateless_session(
             )));
         }
         (None, Some(_)) => {
-            return Err(mismatch(
-                "missing required header `MCP-Protocol-Version`".into(),
-            ));
+            return Err(mismatch("missing required header `MCP-Protocol-Version`".into()));
         }
         (Some(h), None) => match ProtocolVersion::parse(h).map(|v| v.era()) {
             Some(portcullis_mcp::Era::Legacy) => {
@@ -297,20 +247,12 @@ fn stateless_session(
     if ProtocolVersion::parse(requested) != Some(ProtocolVersion::V2026_07_28) {
         let data = json!({"supported": ["2026-07-28"], "requested": requested});
         let text = format!("unsupported protocol version `{requested}` without a session");
-        let body = error_response(
-            msg.id(),
-            ErrorCode::UnsupportedProtocolVersion,
-            &text,
-            Some(data),
-        );
+        let body = error_response(msg.id(), ErrorCode::UnsupportedProtocolVersion, &text, Some(data));
         return Err(json_response(StatusCode::BAD_REQUEST, &body));
     }
     if msg.kind() == MessageKind::Request
-        && let Err(e) = headers::check_request_headers(
-            msg,
-            header_str(headers, "mcp-method"),
-            header_str(headers, "mcp-name"),
-        )
+        && let Err(e) =
+            headers::check_request_headers(msg, header_str(headers, "mcp-method"), header_str(headers, "mcp-name"))
     {
         return Err(mismatch(e.to_string()));
     }
@@ -319,14 +261,8 @@ fn stateless_session(
 
 /// Answers a request with JSON, or with SSE when the client accepts it and the
 /// call goes upstream (so progress and logging arrive before the answer).
-async fn answer(
-    front: Arc<Front>,
-    session: Arc<Session>,
-    msg: Message,
-    headers: &HeaderMap,
-) -> Response {
-    let accepts_sse =
-        header_str(headers, "accept").is_some_and(|a| a.contains("text/event-stream"));
+async fn answer(front: Arc<Front>, session: Arc<Session>, msg: Message, headers: &HeaderMap) -> Response {
+    let accepts_sse = header_str(headers, "accept").is_some_and(|a| a.contains("text/event-stream"));
     let local = matches!(
         MethodClass::of(msg.method().unwrap_or_default()),
         MethodClass::Ping | MethodClass::Discover
@@ -377,10 +313,7 @@ fn encode(msg: &Value) -> Bytes {
 fn sse_response(body: mpsc::Receiver<Result<Bytes, Infallible>>) -> Response {
     let mut resp = Response::new(Body::from_stream(ReceiverStream::new(body)));
     let h = resp.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/event-stream"),
-    );
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     h.insert("x-accel-buffering", HeaderValue::from_static("no"));
     resp
@@ -396,24 +329,13 @@ async fn get_mcp(State(front): State<Arc<Front>>, headers: HeaderMap) -> Respons
         Some(Err(r)) => return r,
         None => {
             let text = "GET needs an Mcp-Session-Id (2026-07-28 clients use subscriptions/listen)";
-            return rpc_error(
-                StatusCode::METHOD_NOT_ALLOWED,
-                None,
-                ErrorCode::InvalidRequest,
-                text,
-            );
+            return rpc_error(StatusCode::METHOD_NOT_ALLOWED, None, ErrorCode::InvalidRequest, text);
         }
     };
-    let accepts_sse =
-        header_str(&headers, "accept").is_some_and(|a| a.contains("text/event-stream"));
+    let accepts_sse = header_str(&headers, "accept").is_some_and(|a| a.contains("text/event-stream"));
     if !accepts_sse {
         let text = "GET must accept text/event-stream";
-        return rpc_error(
-            StatusCode::NOT_ACCEPTABLE,
-            None,
-            ErrorCode::InvalidRequest,
-            text,
-        );
+        return rpc_error(StatusCode::NOT_ACCEPTABLE, None, ErrorCode::InvalidRequest, text);
     }
     let Some(mut messages) = session.sink.open_general(64) else {
         let text = "this session already has an open GET stream";
@@ -451,12 +373,7 @@ async fn delete_mcp(State(front): State<Arc<Front>>, headers: HeaderMap) -> Resp
         Some(Err(r)) => r,
         None => {
             let text = "DELETE needs an Mcp-Session-Id";
-            rpc_error(
-                StatusCode::BAD_REQUEST,
-                None,
-                ErrorCode::InvalidRequest,
-                text,
-            )
+            rpc_error(StatusCode::BAD_REQUEST, None, ErrorCode::InvalidRequest, text)
         }
     }
 }

@@ -4,9 +4,7 @@
 //! The principal comes from the config — nothing is assumed from being local.
 use std::{future::Future, sync::Arc};
 
-use portcullis_mcp::{
-    ErrorCode, Message, MessageKind, error_response, parse_strict, revision::META_PROTOCOL_VERSION,
-};
+use portcullis_mcp::{ErrorCode, Message, MessageKind, error_response, parse_strict, revision::META_PROTOCOL_VERSION};
 use portcullis_transport::LineReader;
 use serde_json::{Value, json};
 use tokio::{
@@ -52,12 +50,7 @@ pub async fn serve_stdio(
             Ok(None) => break,
             Err(e) => {
                 let _ = out_tx
-                    .send(error_response(
-                        None,
-                        ErrorCode::InvalidRequest,
-                        &e.to_string(),
-                        None,
-                    ))
+                    .send(error_response(None, ErrorCode::InvalidRequest, &e.to_string(), None))
                     .await;
                 continue;
             }
@@ -67,24 +60,14 @@ pub async fn serve_stdio(
                 Ok(m) => m,
                 Err(e) => {
                     let _ = out_tx
-                        .send(error_response(
-                            None,
-                            ErrorCode::InvalidRequest,
-                            &e.to_string(),
-                            None,
-                        ))
+                        .send(error_response(None, ErrorCode::InvalidRequest, &e.to_string(), None))
                         .await;
                     continue;
                 }
             },
             Err(e) => {
                 let _ = out_tx
-                    .send(error_response(
-                        None,
-                        ErrorCode::ParseError,
-                        &e.to_string(),
-                        None,
-                    ))
+                    .send(error_response(None, ErrorCode::ParseError, &e.to_string(), None))
                     .await;
                 continue;
             }
@@ -130,12 +113,7 @@ async fn ensure_session(
         if slot.is_some() {
             let text = "this session is already initialized";
             let _ = out
-                .send(error_response(
-                    msg.id(),
-                    ErrorCode::InvalidRequest,
-                    text,
-                    None,
-                ))
+                .send(error_response(msg.id(), ErrorCode::InvalidRequest, text, None))
                 .await;
             return None;
         }
@@ -149,9 +127,7 @@ async fn ensure_session(
                 return Some(session);
             }
             Err(e) => {
-                let _ = out
-                    .send(error_response(msg.id(), e.code, &e.message, None))
-                    .await;
+                let _ = out.send(error_response(msg.id(), e.code, &e.message, None)).await;
                 return None;
             }
         }
@@ -159,9 +135,7 @@ async fn ensure_session(
     if let Some(s) = slot {
         return Some(s.clone());
     }
-    let modern = msg
-        .meta()
-        .is_some_and(|m| m.contains_key(META_PROTOCOL_VERSION));
+    let modern = msg.meta().is_some_and(|m| m.contains_key(META_PROTOCOL_VERSION));
     if modern {
         let session = gateway.detached_stateless_session(principal, msg);
         forward_general(&session, out);
@@ -169,15 +143,9 @@ async fn ensure_session(
         return Some(session);
     }
     if msg.kind() == MessageKind::Request {
-        let text =
-            "send initialize first (or use protocol 2026-07-28 with `_meta` on every request)";
+        let text = "send initialize first (or use protocol 2026-07-28 with `_meta` on every request)";
         let _ = out
-            .send(error_response(
-                msg.id(),
-                ErrorCode::InvalidRequest,
-                text,
-                None,
-            ))
+            .send(error_response(msg.id(), ErrorCode::InvalidRequest, text, None))
             .await;
     }
     None

@@ -42,11 +42,7 @@ pub struct Gateway {
 
 impl Gateway {
     pub fn new(config: GatewayConfig) -> Arc<Self> {
-        let servers: BTreeMap<_, _> = config
-            .servers
-            .iter()
-            .map(|s| (s.name.clone(), s.clone()))
-            .collect();
+        let servers: BTreeMap<_, _> = config.servers.iter().map(|s| (s.name.clone(), s.clone())).collect();
         let namespacer = Namespacer::new(servers.keys().cloned().collect());
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
@@ -84,8 +80,7 @@ impl Gateway {
             });
         }
         let (session, result) = self.open_detached_session(principal, init).await?;
-        self.lock_sessions()
-            .insert(session.id.clone(), session.clone());
+        self.lock_sessions().insert(session.id.clone(), session.clone());
         tracing::info!(session = %session.id, principal = %session.principal, "session opened");
         Ok((session, result))
     }
@@ -98,12 +93,8 @@ impl Gateway {
     ) -> Result<(Arc<Session>, Value), SessionError> {
         let hello = ClientHello::from_initialize(init);
         let session = Session::new(principal, hello, self.namespacer.clone());
-        let connected = futures::future::join_all(
-            self.servers
-                .keys()
-                .map(|name| self.ensure_upstream(&session, name)),
-        )
-        .await;
+        let connected =
+            futures::future::join_all(self.servers.keys().map(|name| self.ensure_upstream(&session, name))).await;
         let mut eras = Vec::new();
         for result in connected {
             let c = result.map_err(|e| SessionError {
@@ -140,10 +131,7 @@ impl Gateway {
 
     /// The stateless (2026-07-28) session of `principal`, created on first use.
     pub fn stateless_session(&self, principal: &Principal, msg: &Message) -> Arc<Session> {
-        let mut table = self
-            .stateless
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut table = self.stateless.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let session = table.entry(principal.clone()).or_insert_with(|| {
             Session::new(
                 principal.clone(),
@@ -189,10 +177,7 @@ impl Gateway {
         for id in idle {
             self.close_session(&id);
         }
-        let mut stateless = self
-            .stateless
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut stateless = self.stateless.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         stateless.retain(|_, s| s.idle_for() <= limit);
     }
 
@@ -228,13 +213,10 @@ impl Gateway {
         if let Some(c) = session.upstream(server).filter(|c| c.peer.is_alive()) {
             return Ok(c);
         }
-        let config = self
-            .servers
-            .get(server)
-            .ok_or_else(|| UpstreamError::Start {
-                server: server.to_string(),
-                reason: "not configured".into(),
-            })?;
+        let config = self.servers.get(server).ok_or_else(|| UpstreamError::Start {
+            server: server.to_string(),
+            reason: "not configured".into(),
+        })?;
         let connected = match config.isolation {
             Isolation::Shared => self.shared_upstream(config).await?,
             Isolation::PerSession => {
@@ -262,14 +244,7 @@ impl Gateway {
             let weak: std::sync::Weak<NoRoute> = Arc::downgrade(&self.shared_route);
             weak
         };
-        let (peer, era) = connect(
-            config,
-            &ClientHello::gateway(),
-            self.config.limits,
-            &self.http,
-            route,
-        )
-        .await?;
+        let (peer, era) = connect(config, &ClientHello::gateway(), self.config.limits, &self.http, route).await?;
         let c = Connected { peer, era };
         shared.insert(config.name.clone(), c.clone());
         Ok(c)
@@ -304,6 +279,9 @@ impl Gateway {
             "supportedVersions": ProtocolVersion::supported_strings(),
             "capabilities": merge_capabilities(eras),
             "_meta": {"io.modelcontextprotocol/serverInfo": gateway_info()},
+            // What a caller may use depends on who it is: never shared, never stale.
+            "ttlMs": 0,
+            "cacheScope": "private",
         });
         if let Some(text) = merged_instructions(eras, &self.namespacer)
             && let Some(obj) = result.as_object_mut()
@@ -314,9 +292,7 @@ impl Gateway {
     }
 
     fn lock_sessions(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Session>>> {
-        self.sessions
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.sessions.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 

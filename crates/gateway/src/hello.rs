@@ -20,25 +20,15 @@ pub struct ClientHello {
 impl ClientHello {
     /// From a legacy `initialize` request.
     pub fn from_initialize(msg: &Message) -> Self {
-        let params = msg
-            .params()
-            .cloned()
-            .map(Value::Object)
-            .unwrap_or_else(|| json!({}));
+        let params = msg.params().cloned().map(Value::Object).unwrap_or_else(|| json!({}));
         let requested = params
             .get("protocolVersion")
             .and_then(Value::as_str)
             .unwrap_or_default();
         Self {
             version: ProtocolVersion::negotiate_legacy(requested),
-            capabilities: params
-                .get("capabilities")
-                .cloned()
-                .unwrap_or_else(|| json!({})),
-            client_info: params
-                .get("clientInfo")
-                .cloned()
-                .unwrap_or_else(default_client_info),
+            capabilities: params.get("capabilities").cloned().unwrap_or_else(|| json!({})),
+            client_info: params.get("clientInfo").cloned().unwrap_or_else(default_client_info),
             initialize_params: Some(params),
         }
     }
@@ -84,10 +74,7 @@ impl ClientHello {
     /// `_meta` entries a modern upstream needs on every request.
     pub fn modern_meta(&self) -> [(&'static str, Value); 3] {
         [
-            (
-                META_PROTOCOL_VERSION,
-                json!(ProtocolVersion::V2026_07_28.as_str()),
-            ),
+            (META_PROTOCOL_VERSION, json!(ProtocolVersion::V2026_07_28.as_str())),
             (META_CLIENT_CAPABILITIES, self.capabilities.clone()),
             (META_CLIENT_INFO, self.client_info.clone()),
         ]

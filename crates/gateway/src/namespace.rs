@@ -10,13 +10,9 @@ use serde_json::Value;
 /// A name the client used that maps to no configured server.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum RouteError {
-    #[error(
-        "`{0}` names no server; with several servers, use `server__name` as shown by the list methods"
-    )]
+    #[error("`{0}` names no server; with several servers, use `server__name` as shown by the list methods")]
     UnknownName(String),
-    #[error(
-        "`{0}` names no server; with several servers, use `server+uri` as shown by resources/list"
-    )]
+    #[error("`{0}` names no server; with several servers, use `server+uri` as shown by resources/list")]
     UnknownUri(String),
     #[error("the request has no `{0}` to route by")]
     Missing(&'static str),
@@ -54,11 +50,8 @@ impl Namespacer {
                 .map(|s| (s, name.to_owned()))
                 .ok_or_else(|| RouteError::UnknownName(name.into()));
         }
-        let (server, item) =
-            split_namespaced(name).ok_or_else(|| RouteError::UnknownName(name.into()))?;
-        let server = self
-            .find(server)
-            .ok_or_else(|| RouteError::UnknownName(name.into()))?;
+        let (server, item) = split_namespaced(name).ok_or_else(|| RouteError::UnknownName(name.into()))?;
+        let server = self.find(server).ok_or_else(|| RouteError::UnknownName(name.into()))?;
         Ok((server, item.to_owned()))
     }
 
@@ -70,11 +63,8 @@ impl Namespacer {
                 .map(|s| (s, uri.to_owned()))
                 .ok_or_else(|| RouteError::UnknownUri(uri.into()));
         }
-        let (server, inner) =
-            split_namespaced_uri(uri).ok_or_else(|| RouteError::UnknownUri(uri.into()))?;
-        let server = self
-            .find(server)
-            .ok_or_else(|| RouteError::UnknownUri(uri.into()))?;
+        let (server, inner) = split_namespaced_uri(uri).ok_or_else(|| RouteError::UnknownUri(uri.into()))?;
+        let server = self.find(server).ok_or_else(|| RouteError::UnknownUri(uri.into()))?;
         Ok((server, inner.to_owned()))
     }
 
@@ -86,10 +76,7 @@ impl Namespacer {
             RouteBy::Uri => ("uri", true),
             RouteBy::Ref => return self.route_ref(msg),
         };
-        let value = msg
-            .param_str(field)
-            .ok_or(RouteError::Missing(field))?
-            .to_owned();
+        let value = msg.param_str(field).ok_or(RouteError::Missing(field))?.to_owned();
         let (server, inner) = if is_uri {
             self.route_uri(&value)?
         } else {
@@ -202,11 +189,7 @@ mod tests {
         let n = ns(&["files"]);
         assert_eq!(n.route_name("read__x").unwrap().1, "read__x");
         let mut item = json!({"name": "t"});
-        n.outbound_item(
-            &ServerName::new("files").unwrap(),
-            ListKind::Tools,
-            &mut item,
-        );
+        n.outbound_item(&ServerName::new("files").unwrap(), ListKind::Tools, &mut item);
         assert_eq!(item, json!({"name": "t"}));
     }
 
@@ -217,19 +200,16 @@ mod tests {
         let mut tool = json!({"name": "query", "description": "d"});
         n.outbound_item(&db, ListKind::Tools, &mut tool);
         assert_eq!(tool["name"], "db__query");
-        assert_eq!(
-            n.route_name("db__query").unwrap(),
-            (db.clone(), "query".into())
-        );
-        assert_eq!(
-            n.route_name("query"),
-            Err(RouteError::UnknownName("query".into()))
-        );
+        assert_eq!(n.route_name("db__query").unwrap(), (db.clone(), "query".into()));
+        assert_eq!(n.route_name("query"), Err(RouteError::UnknownName("query".into())));
         assert_eq!(
             n.route_name("web__query"),
             Err(RouteError::UnknownName("web__query".into()))
         );
-        let mut req = Message::from_value(json!({"jsonrpc":"2.0","id":1,"method":"resources/read","params":{"uri":"files+file:///a"}})).unwrap();
+        let mut req = Message::from_value(
+            json!({"jsonrpc":"2.0","id":1,"method":"resources/read","params":{"uri":"files+file:///a"}}),
+        )
+        .unwrap();
         let server = n.route_request(&mut req, RouteBy::Uri).unwrap();
         assert_eq!(server.as_str(), "files");
         assert_eq!(req.param_str("uri"), Some("file:///a"));

@@ -7,13 +7,9 @@
 pub enum OriginError {
     #[error("missing Host header")]
     MissingHost,
-    #[error(
-        "Host `{0}` is not allowed; add it to `listen.allowed_hosts` if it is really this gateway"
-    )]
+    #[error("Host `{0}` is not allowed; add it to `listen.allowed_hosts` if it is really this gateway")]
     Host(String),
-    #[error(
-        "Origin `{0}` is not allowed; add it to `listen.allowed_origins` to let that web page call the gateway"
-    )]
+    #[error("Origin `{0}` is not allowed; add it to `listen.allowed_origins` to let that web page call the gateway")]
     Origin(String),
 }
 
@@ -52,9 +48,7 @@ impl OriginGuard {
                 return true;
             }
             match allowed.strip_suffix(":*") {
-                Some(base) => {
-                    origin == base || origin.strip_prefix(base).is_some_and(is_port_suffix)
-                }
+                Some(base) => origin == base || origin.strip_prefix(base).is_some_and(is_port_suffix),
                 None => false,
             }
         })
@@ -102,11 +96,7 @@ mod tests {
             (Some("localhost:8080"), Some("http://localhost:3000"), true),
             (Some("localhost:8080"), Some("http://127.0.0.1"), true),
             (Some("localhost:8080"), Some("https://evil.example"), false),
-            (
-                Some("localhost:8080"),
-                Some("http://localhost.evil.example"),
-                false,
-            ),
+            (Some("localhost:8080"), Some("http://localhost.evil.example"), false),
             (Some("localhost:8080"), Some("http://localhost:80x"), false),
             (Some("localhost:8080"), Some("null"), false),
         ];

@@ -37,10 +37,7 @@ impl Gateway {
         let fail = |code: ErrorCode, text: &str| error_response(id.as_ref(), code, text, None);
         let route = match MethodClass::of(&method) {
             MethodClass::Initialize => {
-                return fail(
-                    ErrorCode::InvalidRequest,
-                    "this session is already initialized",
-                );
+                return fail(ErrorCode::InvalidRequest, "this session is already initialized");
             }
             MethodClass::Ping => {
                 return response(id.unwrap_or(Value::Null), json!({})).into_value();
@@ -121,21 +118,20 @@ impl Gateway {
     }
 
     /// Sends `msg` to `server` for `session` and returns the answer with the client's id.
-    async fn forward(
-        &self,
-        session: &Arc<Session>,
-        server: &ServerName,
-        mut msg: Message,
-    ) -> Value {
+    async fn forward(&self, session: &Arc<Session>, server: &ServerName, mut msg: Message) -> Value {
         let id = msg.id().cloned();
         let connected = match self.ensure_upstream(session, server).await {
             Ok(c) => c,
             Err(e) => return error_response(id.as_ref(), e.code(), &e.to_string(), None),
         };
         bridge_request(session, &connected, &mut msg);
+        let cacheable = matches!(
+            msg.method().unwrap_or_default(),
+            "tools/list" | "prompts/list" | "resources/list" | "resources/templates/list" | "resources/read"
+        );
         match connected.peer.call(msg, session.as_route()).await {
             Ok(mut answer) => {
-                bridge_response(session, &connected, &mut answer);
+                bridge_response(session, &connected, cacheable, &mut answer);
                 answer.into_value()
             }
             Err(e) => error_response(id.as_ref(), e.code(), &e.to_string(), None),
@@ -157,8 +153,7 @@ impl Gateway {
     async fn merged_list(&self, session: &Arc<Session>, kind: ListKind, msg: &Message) -> Value {
         let id = msg.id().cloned();
         if msg.params().is_some_and(|p| p.contains_key("cursor")) {
-            let text =
-                "with several servers the gateway returns complete lists; there is no next page";
+            let text = "with several servers the gateway returns complete lists; there is no next page";
             return error_response(id.as_ref(), ErrorCode::InvalidParams, text, None);
         }
         let mut items = Vec::new();
@@ -170,12 +165,7 @@ impl Gateway {
                     continue;
                 }
             };
-            if connected
-                .era
-                .capabilities()
-                .get(kind.capability())
-                .is_none()
-            {
+            if connected.era.capabilities().get(kind.capability()).is_none() {
                 continue;
             }
             match self.list_all(session, &connected, kind, msg).await {
@@ -192,6 +182,8 @@ impl Gateway {
         result.insert(kind.field().to_owned(), Value::Array(items));
         if session.era() == Era::Modern {
             result.insert("resultType".into(), json!("complete"));
+            result.insert("ttlMs".into(), json!(0));
+            result.insert("cacheScope".into(), json!("private"));
         }
         response(id.unwrap_or(Value::Null), Value::Object(result)).into_value()
     }
@@ -264,11 +256,7 @@ fn bridge_request(session: &Session, connected: &Connected, msg: &mut Message) {
             };
             let now_empty = match params.get_mut("_meta").and_then(Value::as_object_mut) {
                 Some(meta) => {
-                    for k in [
-                        META_PROTOCOL_VERSION,
-                        META_CLIENT_CAPABILITIES,
-                        META_CLIENT_INFO,
-                    ] {
+                    for k in [META_PROTOCOL_VERSION, META_CLIENT_CAPABILITIES, META_CLIENT_INFO] {
                         meta.shift_remove(k);
                     }
                     meta.is_empty()
@@ -284,11 +272,17 @@ fn bridge_request(session: &Session, connected: &Connected, msg: &mut Message) {
 }
 
 /// Adapts an answer to the client's era.
-fn bridge_response(session: &Session, connected: &Connected, answer: &mut Message) {
+fn bridge_response(session: &Session, connected: &Connected, cacheable: bool, answer: &mut Message) {
     match (session.era(), &connected.era) {
         (Era::Modern, UpstreamEra::Legacy { .. }) => {
             if let Some(result) = answer.result_mut().and_then(Value::as_object_mut) {
                 result.entry("resultType").or_insert(json!("complete"));
+                if cacheable {
+                    // 2026-07-28 requires cache hints on these results; results depend on
+                    // the caller, so: private, and fresh for no time at all.
+                    result.entry("ttlMs").or_insert(json!(0));
+                    result.entry("cacheScope").or_insert(json!("private"));
+                }
             }
         }
         (Era::Legacy, UpstreamEra::Modern { .. }) => {

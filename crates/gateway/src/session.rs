@@ -71,10 +71,7 @@ impl Session {
     }
 
     pub fn idle_for(&self) -> std::time::Duration {
-        self.last_used
-            .lock()
-            .map(|t| t.elapsed())
-            .unwrap_or_default()
+        self.last_used.lock().map(|t| t.elapsed()).unwrap_or_default()
     }
 
     pub fn upstream(&self, server: &ServerName) -> Option<Connected> {
@@ -128,9 +125,7 @@ impl Session {
     }
 
     fn lock_upstreams(&self) -> std::sync::MutexGuard<'_, HashMap<ServerName, Connected>> {
-        self.upstreams
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.upstreams.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn lock_requests(&self) -> std::sync::MutexGuard<'_, HashMap<String, (ServerName, Value)>> {

@@ -33,9 +33,7 @@ pub fn id_key(id: &Value) -> String {
 
 impl ClientSink {
     fn lock(&self) -> std::sync::MutexGuard<'_, SinkState> {
-        self.state
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Opens the stream of request `id`; messages related to it go there until `close_request`.

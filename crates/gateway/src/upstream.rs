@@ -92,11 +92,7 @@ impl UpstreamPeer {
     }
 
     /// Sends a request and waits for its answer, which carries the client's id again.
-    pub async fn call(
-        &self,
-        mut msg: Message,
-        owner: Weak<dyn ServerMessageRoute>,
-    ) -> Result<Message, UpstreamError> {
+    pub async fn call(&self, mut msg: Message, owner: Weak<dyn ServerMessageRoute>) -> Result<Message, UpstreamError> {
         if !self.is_alive() {
             return Err(self.closed_error());
         }
@@ -160,10 +156,7 @@ impl UpstreamPeer {
         if self.lock_pending().remove(&id).is_none() {
             return;
         }
-        let note = message::notification(
-            "notifications/cancelled",
-            json!({"requestId": id, "reason": reason}),
-        );
+        let note = message::notification("notifications/cancelled", json!({"requestId": id, "reason": reason}));
         let _ = self.tx.try_send(note);
     }
 
@@ -182,9 +175,7 @@ impl UpstreamPeer {
 
     fn lock_pending(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Pending>> {
         // A poisoned lock only means another task panicked mid-update; the map is still usable.
-        self.pending
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn fail_all(&self, reason: String) {
@@ -202,18 +193,12 @@ impl UpstreamPeer {
     }
 
     /// The owner and client id of the call a server-initiated message relates to.
-    fn related(
-        &self,
-        msg: &Message,
-        hint: Option<&Value>,
-    ) -> (Option<Weak<dyn ServerMessageRoute>>, Option<Value>) {
+    fn related(&self, msg: &Message, hint: Option<&Value>) -> (Option<Weak<dyn ServerMessageRoute>>, Option<Value>) {
         let pending = self.lock_pending();
         let by_hint = hint.and_then(Value::as_u64).and_then(|id| pending.get(&id));
         let by_token = || {
             let token = msg.params()?.get("progressToken")?;
-            pending
-                .values()
-                .find(|p| p.progress_token.as_ref() == Some(token))
+            pending.values().find(|p| p.progress_token.as_ref() == Some(token))
         };
         // With exactly one call in flight, whatever the server says now belongs to it.
         let only = || {

@@ -45,12 +45,7 @@ impl ErrorCode {
 }
 
 /// A JSON-RPC error response with `id` (or `null` when the request had none usable).
-pub fn error_response(
-    id: Option<&Value>,
-    code: ErrorCode,
-    message: &str,
-    data: Option<Value>,
-) -> Value {
+pub fn error_response(id: Option<&Value>, code: ErrorCode, message: &str, data: Option<Value>) -> Value {
     let mut error = json!({"code": code.code(), "message": message});
     if let (Some(data), Some(obj)) = (data, error.as_object_mut()) {
         obj.insert("data".to_owned(), data);

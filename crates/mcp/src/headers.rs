@@ -22,10 +22,7 @@ pub enum HeaderError {
 
 /// Decodes a header value that may use the `=?base64?…?=` sentinel encoding.
 pub fn decode_header_value(raw: &str, header: &'static str) -> Result<String, HeaderError> {
-    match raw
-        .strip_prefix("=?base64?")
-        .and_then(|r| r.strip_suffix("?="))
-    {
+    match raw.strip_prefix("=?base64?").and_then(|r| r.strip_suffix("?=")) {
         Some(b64) => base64::engine::general_purpose::STANDARD
             .decode(b64)
             .ok()
@@ -79,20 +76,11 @@ mod tests {
 
     #[test]
     fn header_table() {
-        let call = msg(
-            json!({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"get_weather"}}),
-        );
-        let read = msg(
-            json!({"jsonrpc":"2.0","id":1,"method":"resources/read","params":{"uri":"file:///a b"}}),
-        );
+        let call = msg(json!({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"get_weather"}}));
+        let read = msg(json!({"jsonrpc":"2.0","id":1,"method":"resources/read","params":{"uri":"file:///a b"}}));
         let list = msg(json!({"jsonrpc":"2.0","id":1,"method":"tools/list"}));
         let b64 = "=?base64?ZmlsZTovLy9hIGI=?=";
-        type Case<'a> = (
-            &'a Message,
-            Option<&'a str>,
-            Option<&'a str>,
-            Result<(), HeaderError>,
-        );
+        type Case<'a> = (&'a Message, Option<&'a str>, Option<&'a str>, Result<(), HeaderError>);
         let cases: Vec<Case> = vec![
             (&call, Some("tools/call"), Some("get_weather"), Ok(())),
             (
@@ -121,12 +109,7 @@ mod tests {
                 Some("get_weather"),
                 Err(HeaderError::Missing("Mcp-Method")),
             ),
-            (
-                &call,
-                Some("tools/call"),
-                None,
-                Err(HeaderError::Missing("Mcp-Name")),
-            ),
+            (&call, Some("tools/call"), None, Err(HeaderError::Missing("Mcp-Name"))),
             (&read, Some("resources/read"), Some(b64), Ok(())),
             (
                 &read,
@@ -137,11 +120,7 @@ mod tests {
             (&list, Some("tools/list"), None, Ok(())),
         ];
         for (m, method, name, want) in cases {
-            assert_eq!(
-                check_request_headers(m, method, name),
-                want,
-                "{method:?} {name:?}"
-            );
+            assert_eq!(check_request_headers(m, method, name), want, "{method:?} {name:?}");
         }
     }
 }

@@ -96,10 +96,7 @@ impl Message {
 
     /// Runs `f` on `params`, creating it as an empty object when absent.
     pub fn with_params<R>(&mut self, f: impl FnOnce(&mut Map<String, Value>) -> R) -> R {
-        let slot = self
-            .obj
-            .entry("params")
-            .or_insert_with(|| Value::Object(Map::new()));
+        let slot = self.obj.entry("params").or_insert_with(|| Value::Object(Map::new()));
         if let Value::Object(map) = slot {
             return f(map);
         }
@@ -155,10 +152,7 @@ impl Message {
 fn build(value: Value, kind: MessageKind) -> Message {
     match value {
         Value::Object(obj) => Message { obj, kind },
-        _ => Message {
-            obj: Map::new(),
-            kind,
-        },
+        _ => Message { obj: Map::new(), kind },
     }
 }
 
@@ -194,44 +188,26 @@ mod tests {
     #[test]
     fn classifies_envelopes() {
         let cases = [
-            (
-                json!({"jsonrpc":"2.0","id":1,"method":"x"}),
-                Ok(MessageKind::Request),
-            ),
+            (json!({"jsonrpc":"2.0","id":1,"method":"x"}), Ok(MessageKind::Request)),
             (
                 json!({"jsonrpc":"2.0","id":"a","method":"x","params":{}}),
                 Ok(MessageKind::Request),
             ),
-            (
-                json!({"jsonrpc":"2.0","method":"n"}),
-                Ok(MessageKind::Notification),
-            ),
-            (
-                json!({"jsonrpc":"2.0","id":1,"result":{}}),
-                Ok(MessageKind::Response),
-            ),
+            (json!({"jsonrpc":"2.0","method":"n"}), Ok(MessageKind::Notification)),
+            (json!({"jsonrpc":"2.0","id":1,"result":{}}), Ok(MessageKind::Response)),
             (
                 json!({"jsonrpc":"2.0","id":null,"error":{"code":1,"message":"m"}}),
                 Ok(MessageKind::Response),
             ),
             (json!([1]), Err(MessageError::NotAnObject)),
             (json!({"id":1,"method":"x"}), Err(MessageError::BadVersion)),
-            (
-                json!({"jsonrpc":"2.0","id":1.5,"method":"x"}),
-                Err(MessageError::BadId),
-            ),
+            (json!({"jsonrpc":"2.0","id":1.5,"method":"x"}), Err(MessageError::BadId)),
             (
                 json!({"jsonrpc":"2.0","id":null,"method":"x"}),
                 Err(MessageError::BadId),
             ),
-            (
-                json!({"jsonrpc":"2.0","id":1,"method":7}),
-                Err(MessageError::BadMethod),
-            ),
-            (
-                json!({"jsonrpc":"2.0","id":1}),
-                Err(MessageError::BadResponse),
-            ),
+            (json!({"jsonrpc":"2.0","id":1,"method":7}), Err(MessageError::BadMethod)),
+            (json!({"jsonrpc":"2.0","id":1}), Err(MessageError::BadResponse)),
             (
                 json!({"jsonrpc":"2.0","id":1,"result":1,"error":{}}),
                 Err(MessageError::BadResponse),

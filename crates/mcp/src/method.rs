@@ -71,9 +71,7 @@ impl MethodClass {
             "resources/templates/list" => MethodClass::List(ListKind::ResourceTemplates),
             "tools/call" => MethodClass::CallTool,
             "prompts/get" => MethodClass::GetPrompt,
-            "resources/read" | "resources/subscribe" | "resources/unsubscribe" => {
-                MethodClass::Resource
-            }
+            "resources/read" | "resources/subscribe" | "resources/unsubscribe" => MethodClass::Resource,
             "completion/complete" => MethodClass::Complete,
             "logging/setLevel" => MethodClass::Broadcast,
             _ => MethodClass::Other,
@@ -84,10 +82,7 @@ impl MethodClass {
     pub fn acts(self) -> bool {
         matches!(
             self,
-            MethodClass::CallTool
-                | MethodClass::GetPrompt
-                | MethodClass::Resource
-                | MethodClass::Other
+            MethodClass::CallTool | MethodClass::GetPrompt | MethodClass::Resource | MethodClass::Other
         )
     }
 }

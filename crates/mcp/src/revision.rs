@@ -87,10 +87,7 @@ mod tests {
 
     #[test]
     fn parse_and_negotiate() {
-        assert_eq!(
-            ProtocolVersion::parse("2026-07-28").map(|v| v.era()),
-            Some(Era::Modern)
-        );
+        assert_eq!(ProtocolVersion::parse("2026-07-28").map(|v| v.era()), Some(Era::Modern));
         assert_eq!(ProtocolVersion::parse("2024-11-05"), None);
         let cases = [
             ("2025-06-18", ProtocolVersion::V2025_06_18),

@@ -169,25 +169,16 @@ mod tests {
     #[test]
     fn table_of_inputs() {
         let cases: &[(&str, Result<&str, ParseError>)] = &[
-            (
-                r#"{"a":1,"b":[true,null,"x"]}"#,
-                Ok(r#"{"a":1,"b":[true,null,"x"]}"#),
-            ),
+            (r#"{"a":1,"b":[true,null,"x"]}"#, Ok(r#"{"a":1,"b":[true,null,"x"]}"#)),
             (r#"{"b":1,"a":2}"#, Ok(r#"{"b":1,"a":2}"#)),
-            (
-                r#"{"a":1,"a":2}"#,
-                Err(ParseError::DuplicateKey { key: "a".into() }),
-            ),
+            (r#"{"a":1,"a":2}"#, Err(ParseError::DuplicateKey { key: "a".into() })),
             (
                 r#"{"x":{"k":1,"k":1}}"#,
                 Err(ParseError::DuplicateKey { key: "k".into() }),
             ),
             (r#"[[[[1]]]]"#, Ok("[[[[1]]]]")),
             (r#"[[[[[1]]]]]"#, Err(ParseError::TooDeep { limit: 4 })),
-            (
-                r#"{"a":{"b":{"c":{"d":{}}}}}"#,
-                Err(ParseError::TooDeep { limit: 4 }),
-            ),
+            (r#"{"a":{"b":{"c":{"d":{}}}}}"#, Err(ParseError::TooDeep { limit: 4 })),
         ];
         for (input, want) in cases {
             let got = parse(input);

@@ -69,8 +69,7 @@ pub fn spawn_child(spec: &ChildSpec) -> Result<Link, SpawnError> {
         program: program.clone(),
         source,
     })?;
-    let (Some(stdin), Some(stdout), Some(stderr)) =
-        (child.stdin.take(), child.stdout.take(), child.stderr.take())
+    let (Some(stdin), Some(stdout), Some(stderr)) = (child.stdin.take(), child.stdout.take(), child.stderr.take())
     else {
         return Err(SpawnError::Pipes(spec.name.clone()));
     };
@@ -115,9 +114,7 @@ pub fn spawn_child(spec: &ChildSpec) -> Result<Link, SpawnError> {
                     Ok(msg) => LinkEvent::Message { msg, related: None },
                     Err(reason) => LinkEvent::Malformed { reason },
                 },
-                Err(e) => LinkEvent::Malformed {
-                    reason: e.to_string(),
-                },
+                Err(e) => LinkEvent::Malformed { reason: e.to_string() },
             };
             if reader_events.send(event).await.is_err() {
                 break;

@@ -7,8 +7,7 @@ use std::sync::Arc;
 use futures::StreamExt;
 use portcullis_core::Secret;
 use portcullis_mcp::{
-    ErrorCode, Limits, Message, MessageKind, error_response, parse_strict,
-    revision::META_PROTOCOL_VERSION,
+    ErrorCode, Limits, Message, MessageKind, error_response, parse_strict, revision::META_PROTOCOL_VERSION,
 };
 use serde_json::Value;
 use tokio::sync::{Mutex, mpsc, oneshot};
@@ -41,6 +40,13 @@ struct Conn {
     client: reqwest::Client,
     state: Arc<Mutex<SessionState>>,
     events: mpsc::Sender<LinkEvent>,
+}
+
+/// What to do when a request's answer arrives on its stream.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Answer {
+    Plain,
+    Initialize,
 }
 
 /// Opens a link to an HTTP server. No request is made until a message is sent.
@@ -120,7 +126,12 @@ impl Conn {
             .unwrap_or_default()
             .to_ascii_lowercase();
         if content_type.starts_with("text/event-stream") {
-            self.read_stream(response, id.clone()).await;
+            let on_answer = if is_initialize && status.is_success() {
+                Answer::Initialize
+            } else {
+                Answer::Plain
+            };
+            self.read_stream(response, id.clone(), on_answer).await;
             return;
         }
         let body = match response.bytes().await {
@@ -132,32 +143,18 @@ impl Conn {
         };
         match self.parse(&body) {
             Ok(msg) => {
-                if is_initialize {
-                    self.remember_version(&msg).await;
-                    if status.is_success() {
-                        self.open_get_stream();
-                    }
+                if is_initialize && status.is_success() {
+                    self.initialized(&msg).await;
                 }
-                let _ = self
-                    .events
-                    .send(LinkEvent::Message { msg, related: id })
-                    .await;
+                let _ = self.events.send(LinkEvent::Message { msg, related: id }).await;
             }
             Err(_) if !status.is_success() => {
                 let text = format!("upstream `{}` answered HTTP {status}", self.spec.name);
                 self.fail(id.as_ref(), true, &text).await;
             }
             Err(reason) => {
-                let _ = self
-                    .events
-                    .send(LinkEvent::Malformed {
-                        reason: reason.clone(),
-                    })
-                    .await;
-                let text = format!(
-                    "upstream `{}` sent a malformed answer: {reason}",
-                    self.spec.name
-                );
+                let _ = self.events.send(LinkEvent::Malformed { reason: reason.clone() }).await;
+                let text = format!("upstream `{}` sent a malformed answer: {reason}", self.spec.name);
                 self.fail(id.as_ref(), true, &text).await;
             }
         }
@@ -197,7 +194,7 @@ impl Conn {
         req
     }
 
-    async fn read_stream(&self, response: reqwest::Response, related: Option<Value>) {
+    async fn read_stream(&self, response: reqwest::Response, related: Option<Value>, on_answer: Answer) {
         let mut parser = sse::Parser::new(self.spec.limits.max_bytes);
         let mut body = response.bytes_stream();
         let mut answered = false;
@@ -206,20 +203,18 @@ impl Conn {
             let events = match parser.push(&chunk) {
                 Ok(events) => events,
                 Err(e) => {
-                    let _ = self
-                        .events
-                        .send(LinkEvent::Malformed {
-                            reason: e.to_string(),
-                        })
-                        .await;
+                    let _ = self.events.send(LinkEvent::Malformed { reason: e.to_string() }).await;
                     break;
                 }
             };
             for event in events {
                 match self.parse(event.data.as_bytes()) {
                     Ok(msg) => {
-                        answered |=
-                            msg.kind() == MessageKind::Response && msg.id() == related.as_ref();
+                        let is_answer = msg.kind() == MessageKind::Response && msg.id() == related.as_ref();
+                        if is_answer && on_answer == Answer::Initialize {
+                            self.initialized(&msg).await;
+                        }
+                        answered |= is_answer;
                         let ev = LinkEvent::Message {
                             msg,
                             related: related.clone(),
@@ -235,10 +230,7 @@ impl Conn {
             }
         }
         if !answered && related.is_some() {
-            let text = format!(
-                "upstream `{}` closed the stream without answering",
-                self.spec.name
-            );
+            let text = format!("upstream `{}` closed the stream without answering", self.spec.name);
             self.fail(related.as_ref(), true, &text).await;
         }
     }
@@ -260,7 +252,7 @@ impl Conn {
                 req = req.header(k, v.expose());
             }
             match req.send().await {
-                Ok(resp) if resp.status().is_success() => this.read_stream(resp, None).await,
+                Ok(resp) if resp.status().is_success() => this.read_stream(resp, None, Answer::Plain).await,
                 Ok(resp) => {
                     tracing::debug!(server = %this.spec.name, status = %resp.status(), "no GET stream")
                 }
@@ -269,14 +261,14 @@ impl Conn {
         });
     }
 
-    async fn remember_version(&self, msg: &Message) {
-        if let Some(v) = msg
-            .result()
-            .and_then(|r| r.get("protocolVersion"))
-            .and_then(Value::as_str)
-        {
+    /// After a successful `initialize`: use the negotiated version on later
+    /// requests and open the session's GET stream for server-initiated messages.
+    async fn initialized(&self, msg: &Message) {
+        let Some(result) = msg.result() else { return };
+        if let Some(v) = result.get("protocolVersion").and_then(Value::as_str) {
             self.state.lock().await.protocol_version = Some(v.to_owned());
         }
+        self.open_get_stream();
     }
 
     fn parse(&self, bytes: &[u8]) -> Result<Message, String> {
@@ -305,10 +297,7 @@ impl Conn {
     async fn close(&self) {
         let sid = self.state.lock().await.session_id.take();
         if let Some(sid) = sid {
-            let mut req = self
-                .client
-                .delete(&self.spec.url)
-                .header("mcp-session-id", sid);
+            let mut req = self.client.delete(&self.spec.url).header("mcp-session-id", sid);
             for (k, v) in &self.spec.headers {
                 req = req.header(k, v.expose());
             }
@@ -328,9 +317,6 @@ fn header_safe(value: &str) -> String {
     if printable && !padded && !looks_encoded {
         value.to_owned()
     } else {
-        format!(
-            "=?base64?{}?=",
-            base64::engine::general_purpose::STANDARD.encode(value)
-        )
+        format!("=?base64?{}?=", base64::engine::general_purpose::STANDARD.encode(value))
     }
 }

@@ -77,10 +77,7 @@ mod tests {
         let mut r = LineReader::new(input, 8);
         assert_eq!(r.next_line().await.unwrap(), Some(b"one".to_vec()));
         assert_eq!(r.next_line().await.unwrap(), Some(b"two".to_vec()));
-        assert!(matches!(
-            r.next_line().await,
-            Err(LineReaderError::TooLong(8))
-        ));
+        assert!(matches!(r.next_line().await, Err(LineReaderError::TooLong(8))));
         assert_eq!(r.next_line().await.unwrap(), Some(b"three".to_vec()));
         assert_eq!(r.next_line().await.unwrap(), None);
     }

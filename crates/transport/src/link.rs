@@ -8,10 +8,7 @@ use tokio::sync::mpsc;
 pub enum LinkEvent {
     /// A message from the server. `related` is the id of the request (as sent
     /// upstream) this message belongs to, when the transport knows it (HTTP).
-    Message {
-        msg: Message,
-        related: Option<Value>,
-    },
+    Message { msg: Message, related: Option<Value> },
     /// The server sent something that is not a JSON-RPC message.
     Malformed { reason: String },
     /// The connection is gone; `reason` says why (exit status, HTTP error).

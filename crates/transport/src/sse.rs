@@ -100,9 +100,7 @@ mod tests {
     fn parses_split_chunks_comments_and_multiline_data() {
         let mut p = Parser::new(1024);
         assert_eq!(p.push(b": keepalive\n\nevent: mess").unwrap(), vec![]);
-        let evs = p
-            .push(b"age\r\nid: 7\ndata: {\"a\":\ndata: 1}\n\ndata:x\n\n")
-            .unwrap();
+        let evs = p.push(b"age\r\nid: 7\ndata: {\"a\":\ndata: 1}\n\ndata:x\n\n").unwrap();
         assert_eq!(
             evs,
             vec![

@@ -50,26 +50,15 @@ fn bare_program_names_resolve_through_path() {
     let UpstreamTransport::Stdio { argv, .. } = &loaded.gateway.servers[0].transport else {
         panic!("stdio")
     };
-    assert!(
-        argv[0].ends_with("/sh") && argv[0].starts_with('/'),
-        "{argv:?}"
-    );
+    assert!(argv[0].ends_with("/sh") && argv[0].starts_with('/'), "{argv:?}");
 }
 
 #[test]
 fn bad_configs_name_key_and_reason() {
     let cases: Vec<(String, &str, &str)> = vec![
         ("".into(), "servers", "no servers configured"),
-        (
-            "[listen]\nhttp = \"nope\"\n".into(),
-            "listen.http",
-            "not an address",
-        ),
-        (
-            "[listen]\nbogus = 1\n".into(),
-            "line 2",
-            "unknown field `bogus`",
-        ),
+        ("[listen]\nhttp = \"nope\"\n".into(), "listen.http", "not an address"),
+        ("[listen]\nbogus = 1\n".into(), "line 2", "unknown field `bogus`"),
         (
             server("default_tier = \"admin\""),
             "servers[0].default_tier",
@@ -80,11 +69,7 @@ fn bad_configs_name_key_and_reason() {
             "servers[0].tools.x.tier",
             "unknown tier",
         ),
-        (
-            format!("{}{}", server(""), server("")),
-            "servers[1].name",
-            "used twice",
-        ),
+        (format!("{}{}", server(""), server("")), "servers[1].name", "used twice"),
         (
             "[[servers]]\nname = \"Bad_Name\"\ncommand = [\"/bin/sh\"]\n".into(),
             "servers[0].name",
@@ -125,16 +110,8 @@ fn bad_configs_name_key_and_reason() {
             "servers[0].env",
             "only stdio",
         ),
-        (
-            server("protocol = \"2099\""),
-            "servers[0].protocol",
-            "unknown protocol",
-        ),
-        (
-            server("timeout_secs = 0"),
-            "servers[0].timeout_secs",
-            "greater than 0",
-        ),
+        (server("protocol = \"2099\""), "servers[0].protocol", "unknown protocol"),
+        (server("timeout_secs = 0"), "servers[0].timeout_secs", "greater than 0"),
         (
             format!("[limits]\nmax_json_depth = 1000\n{}", server("")),
             "limits.max_json_depth",

@@ -1,0 +1,173 @@
+//! Real processes for the tests: the gateway (`portcullis run` / `stdio`) and
+//! upstream servers, each stopped when its handle drops.
+use std::{
+    io::{BufRead, BufReader},
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use crate::bin;
+
+/// A config file in its own temp dir.
+pub struct TempConfig {
+    pub dir: tempfile::TempDir,
+    pub path: PathBuf,
+}
+
+pub fn write_config(text: &str) -> TempConfig {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("portcullis.toml");
+    std::fs::write(&path, text).expect("write config");
+    TempConfig { dir, path }
+}
+
+/// A running `portcullis run`.
+pub struct GatewayProc {
+    pub child: Child,
+    pub url: String,
+    pub addr: SocketAddr,
+    pub logs: Arc<Mutex<Vec<String>>>,
+    pub config: TempConfig,
+}
+
+impl GatewayProc {
+    /// Starts the gateway with `[listen] http = "127.0.0.1:0"` prepended to `servers_toml`.
+    pub fn start(servers_toml: &str) -> Self {
+        Self::start_with(&format!("[listen]\nhttp = \"127.0.0.1:0\"\n\n{servers_toml}"))
+    }
+
+    /// Starts the gateway with exactly `config_toml` (it must listen on HTTP).
+    pub fn start_with(config_toml: &str) -> Self {
+        let config = write_config(config_toml);
+        let mut child = Command::new(bin("portcullis"))
+            .args(["--log-format", "json", "run", "--config"])
+            .arg(&config.path)
+            .env("PORTCULLIS_LOG", "debug")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start portcullis");
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let stderr = child.stderr.take().expect("stderr");
+        let (found_tx, found_rx) = std::sync::mpsc::channel::<String>();
+        let sink = logs.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(rest) = line.split("listening on http://").nth(1) {
+                    let addr: String = rest.chars().take_while(|c| !matches!(c, '/' | '"' | ' ')).collect();
+                    let _ = found_tx.send(addr);
+                }
+                sink.lock().unwrap().push(line);
+            }
+        });
+        let addr = match found_rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(a) => a,
+            Err(_) => {
+                let _ = child.kill();
+                panic!("gateway did not start; logs:\n{}", logs.lock().unwrap().join("\n"));
+            }
+        };
+        let addr: SocketAddr = addr.parse().expect("listen address");
+        Self {
+            child,
+            url: format!("http://{addr}/mcp"),
+            addr,
+            logs,
+            config,
+        }
+    }
+
+    pub fn logs(&self) -> String {
+        self.logs.lock().unwrap().join("\n")
+    }
+
+    /// Sends SIGTERM and waits for the process to exit.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        wait_exit(&mut self.child, Duration::from_secs(20))
+    }
+}
+
+impl Drop for GatewayProc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Waits for `child` to exit, killing it after `limit`.
+pub fn wait_exit(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
+    let start = Instant::now();
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            return status;
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            panic!("process did not exit within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// An upstream server process listening on HTTP, stopped on drop.
+pub struct UpstreamProc {
+    pub child: Child,
+    pub url: String,
+}
+
+impl Drop for UpstreamProc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A free loopback port (bound and released; fine for tests on one machine).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Starts `program args… <addr>` style HTTP upstreams and waits until the port accepts.
+pub fn start_http_upstream(program: &Path, args: &[&str]) -> UpstreamProc {
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut cmd = Command::new(program);
+    for a in args {
+        cmd.arg(a.replace("{addr}", &addr));
+    }
+    let child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start upstream");
+    let start = Instant::now();
+    while std::net::TcpStream::connect(&addr).is_err() {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "upstream on {addr} did not start"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    UpstreamProc {
+        child,
+        url: format!("http://{addr}/mcp"),
+    }
+}
+
+/// The demo server (with test tools) over Streamable HTTP.
+pub fn demo_http_upstream() -> UpstreamProc {
+    start_http_upstream(&bin("portcullis"), &["demo-server", "--test-tools", "--http", "{addr}"])
+}

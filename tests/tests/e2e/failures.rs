@@ -1,0 +1,66 @@
+//! Upstream failures end in clean JSON-RPC errors, never a hang: a crashed
+//! child, a child that never answers, a child that writes garbage. Sessions are
+//! isolated: one session's crashed child does not affect another's (T3).
+use std::time::{Duration, Instant};
+
+use portcullis_e2e::{
+    clients::{self, Revision, call},
+    demo_server_entry,
+    procs::GatewayProc,
+};
+use serde_json::json;
+
+fn error_text(e: rmcp::ServiceError) -> String {
+    e.to_string()
+}
+
+#[tokio::test]
+async fn crashed_child_gives_a_clean_error_and_other_sessions_carry_on() {
+    let gw = GatewayProc::start(&demo_server_entry("demo", ""));
+    let (a, _) = clients::http(&gw.url, Revision::Legacy).await;
+    let (b, _) = clients::http(&gw.url, Revision::Legacy).await;
+    let started = Instant::now();
+    let err = call(&a, "crash", json!({})).await.expect_err("crash must fail");
+    assert!(started.elapsed() < Duration::from_secs(10), "no hang");
+    let text = error_text(err);
+    assert!(text.contains("unavailable") && text.contains("exited"), "{text}");
+    let again = call(&a, "search_docs", json!({"query": "refund"}))
+        .await
+        .expect_err("dead session");
+    assert!(error_text(again).contains("unavailable"));
+    let ok = call(&b, "search_docs", json!({"query": "refund"})).await;
+    assert!(ok.is_ok(), "session b has its own child: {ok:?}");
+}
+
+#[tokio::test]
+async fn hung_child_times_out_cleanly() {
+    let gw = GatewayProc::start(&demo_server_entry("demo", "timeout_secs = 2"));
+    let (client, _) = clients::http(&gw.url, Revision::Legacy).await;
+    let started = Instant::now();
+    let err = call(&client, "hang", json!({})).await.expect_err("hang must time out");
+    assert!(started.elapsed() < Duration::from_secs(15));
+    assert!(error_text(err).contains("did not answer within"), "timeout error");
+    // The server was told to stop, and the session still works.
+    let ok = call(&client, "search_docs", json!({"query": "refund"})).await;
+    assert!(ok.is_ok(), "{ok:?}");
+}
+
+#[tokio::test]
+async fn malformed_output_from_child_fails_closed() {
+    let gw = GatewayProc::start(&demo_server_entry("demo", ""));
+    let (client, _) = clients::http(&gw.url, Revision::Legacy).await;
+    let err = call(&client, "garbage", json!({}))
+        .await
+        .expect_err("garbage must fail the call");
+    assert!(error_text(err).contains("malformed output"), "error names the cause");
+    assert!(gw.logs().contains("malformed output from upstream"));
+}
+
+#[tokio::test]
+async fn modern_client_gets_a_fresh_child_after_a_crash() {
+    let gw = GatewayProc::start(&demo_server_entry("demo", ""));
+    let (client, _) = clients::http(&gw.url, Revision::Modern).await;
+    assert!(call(&client, "crash", json!({})).await.is_err());
+    let ok = call(&client, "search_docs", json!({"query": "refund"})).await;
+    assert!(ok.is_ok(), "stateless clients reconnect: {ok:?}");
+}

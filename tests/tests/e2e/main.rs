@@ -1,0 +1,20 @@
+//! End-to-end tests: the real `portcullis` binary between real MCP clients and
+//! real MCP servers. One test binary (faster to build and link than many).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "tests fail loudly"
+)]
+#![allow(
+    deprecated,
+    reason = "sampling, roots and logging are deprecated in 2026-07-28 but still relayed"
+)]
+
+mod cli;
+mod failures;
+mod http_front;
+mod namespacing;
+mod relay;
+mod revisions;
+mod stdio_front;

@@ -1,0 +1,116 @@
+//! Relay fidelity: requests, results, notifications and server-to-client
+//! requests pass through the gateway untouched, for stdio and HTTP upstreams.
+use portcullis_e2e::{
+    clients::{self, Revision, call, eventually, text},
+    demo_server_entry,
+    procs::{GatewayProc, demo_http_upstream},
+};
+use serde_json::{Value, json};
+
+fn http_entry(url: &str) -> String {
+    format!("[[servers]]\nname = \"demo\"\nurl = \"{url}\"\n")
+}
+
+/// Everything a legacy (2025-11-25) client can do, checked through the gateway.
+async fn full_feature_tour(url: &str) {
+    let (client, rec) = clients::http(url, Revision::Legacy).await;
+    let tools = clients::tool_names(&client).await;
+    assert!(
+        tools.contains(&"echo".to_string()) && tools.contains(&"search_docs".to_string()),
+        "{tools:?}"
+    );
+
+    // Arguments, including unknown nested fields, arrive verbatim.
+    let args = json!({"text": "hé \u{1F600}", "nested": {"x-future": [1, 2.5, null, true]}, "n": -7});
+    let echoed = call(&client, "echo", args.clone()).await.unwrap();
+    let got: Value = echoed
+        .structured_content
+        .clone()
+        .unwrap_or_else(|| serde_json::from_str(&text(&echoed)).unwrap());
+    assert_eq!(got["arguments"], args, "echo: {got}");
+
+    // Progress notifications for this call reach the client.
+    let mut params = rmcp::model::CallToolRequestParams::new("progress")
+        .with_arguments(json!({"steps": 3}).as_object().unwrap().clone());
+    rmcp::model::RequestParamsMeta::set_progress_token(
+        &mut params,
+        rmcp::model::ProgressToken(rmcp::model::NumberOrString::String("tok-1".into())),
+    );
+    client.call_tool(params).await.unwrap();
+    eventually("3 progress notifications", || rec.progress.lock().unwrap().len() >= 3).await;
+
+    // Logging notifications.
+    call(&client, "log", json!({"message": "hello from upstream"}))
+        .await
+        .unwrap();
+    eventually("a log message", || !rec.logs.lock().unwrap().is_empty()).await;
+
+    // Server-to-client requests: sampling, elicitation, roots.
+    let sampled = call(&client, "sample", json!({"prompt": "hi"})).await.unwrap();
+    assert!(
+        text(&sampled).contains("sampled through the gateway"),
+        "{}",
+        text(&sampled)
+    );
+    let elicited = call(&client, "elicit", json!({"message": "value?"})).await.unwrap();
+    assert!(text(&elicited).contains("elicited-42"), "{}", text(&elicited));
+    let roots = call(&client, "roots", json!({})).await.unwrap();
+    assert!(text(&roots).contains("file:///e2e/root"), "{}", text(&roots));
+
+    // list_changed notifications.
+    call(&client, "notify_list_changed", json!({})).await.unwrap();
+    eventually("tools/list_changed", || *rec.tool_list_changed.lock().unwrap() >= 1).await;
+
+    // Prompts and resources.
+    let prompts = client.list_all_prompts().await.unwrap();
+    assert!(!prompts.is_empty());
+    let name = prompts[0].name.clone();
+    let mut args = serde_json::Map::new();
+    for a in prompts[0].arguments.iter().flatten() {
+        args.insert(a.name.clone(), json!("x"));
+    }
+    let prompt = client
+        .get_prompt(rmcp::model::GetPromptRequestParams::new(name).with_arguments(args))
+        .await
+        .unwrap();
+    assert!(!prompt.messages.is_empty());
+    let resources = client.list_all_resources().await.unwrap();
+    let uri = resources[0].uri.clone();
+    let read = client
+        .read_resource(rmcp::model::ReadResourceRequestParams::new(uri.clone()))
+        .await
+        .unwrap();
+    assert!(!read.contents.is_empty(), "resource {uri} empty");
+    client.cancel().await.unwrap();
+}
+
+#[tokio::test]
+async fn legacy_client_full_tour_through_stdio_upstream() {
+    let gw = GatewayProc::start(&demo_server_entry("demo", ""));
+    full_feature_tour(&gw.url).await;
+}
+
+#[tokio::test]
+async fn legacy_client_full_tour_through_http_upstream() {
+    let upstream = demo_http_upstream();
+    let gw = GatewayProc::start(&http_entry(&upstream.url));
+    full_feature_tour(&gw.url).await;
+}
+
+#[tokio::test]
+async fn stdio_child_sees_only_configured_environment() {
+    let gw = GatewayProc::start(&demo_server_entry(
+        "demo",
+        "env = { API_MODE = \"ro\", REGION = \"eu\" }",
+    ));
+    let (client, _) = clients::http(&gw.url, Revision::Legacy).await;
+    let env = call(&client, "get_env", json!({})).await.unwrap();
+    let vars: Value = env
+        .structured_content
+        .clone()
+        .unwrap_or_else(|| serde_json::from_str(&text(&env)).unwrap());
+    let keys: Vec<&String> = vars.as_object().unwrap().keys().collect();
+    assert_eq!(keys, ["API_MODE", "REGION"], "child environment: {vars}");
+    assert_eq!(vars["API_MODE"], "ro");
+    client.cancel().await.unwrap();
+}
