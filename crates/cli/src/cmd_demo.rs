@@ -4,16 +4,17 @@
 use std::{net::SocketAddr, process::ExitCode};
 
 use anyhow::Context;
-use portcullis_gateway::{Gateway, serve_http};
+use portcullis_gateway::{Gateway, Recorder, serve_http};
 use serde_json::{Value, json};
 
-use crate::{cmd_init::starter_config, config, shutdown};
+use crate::{audit_open, cmd_init::starter_config, config, shutdown};
 
 struct Demo {
     http: reqwest::Client,
     url: String,
     session: Option<String>,
     failures: usize,
+    first_receipt: Option<u64>,
 }
 
 pub async fn run(serve: bool, listen: Option<SocketAddr>) -> anyhow::Result<ExitCode> {
@@ -23,8 +24,14 @@ pub async fn run(serve: bool, listen: Option<SocketAddr>) -> anyhow::Result<Exit
         SocketAddr::from(([127, 0, 0, 1], port))
     });
     let text = starter_config(&exe.to_string_lossy(), &addr.to_string());
-    let loaded = config::parse(&text, "<demo>", std::path::Path::new("/"))?;
-    let gateway = Gateway::new(loaded.gateway);
+    let home = tempfile::tempdir().context("cannot create a temporary directory for the demo")?;
+    let loaded = config::parse(&text, "<demo>", home.path())?;
+    let audit = loaded.audit.clone();
+    let recorder = match &loaded.audit {
+        Some(settings) => Recorder::new(Some(audit_open::open(settings).await?)),
+        None => Recorder::new(None),
+    };
+    let gateway = Gateway::new(loaded.gateway, recorder);
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
@@ -39,6 +46,7 @@ pub async fn run(serve: bool, listen: Option<SocketAddr>) -> anyhow::Result<Exit
         url: format!("http://{local}/mcp"),
         session: None,
         failures: 0,
+        first_receipt: None,
     };
     demo.script().await;
     if serve {
@@ -48,6 +56,10 @@ pub async fn run(serve: bool, listen: Option<SocketAddr>) -> anyhow::Result<Exit
     let _ = stop.send(());
     let _ = server.await;
     gateway.shutdown().await;
+    drop(gateway);
+    if let Some(settings) = &audit {
+        demo.audit_step(settings).await;
+    }
     if demo.failures > 0 {
         println!("\n{} demo step(s) did not behave as expected", demo.failures);
         return Ok(ExitCode::FAILURE);
@@ -99,6 +111,10 @@ impl Demo {
                 .pointer("/result/content/0/text")
                 .and_then(Value::as_str)
                 .unwrap_or("");
+            let receipt = body
+                .pointer("/result/_meta/io.portcullis~1receipt/auditIndex")
+                .and_then(Value::as_u64);
+            self.first_receipt = self.first_receipt.or(receipt);
             let short: String = text.chars().take(70).collect();
             self.expect(
                 status == 200 && body.get("result").is_some(),
@@ -155,6 +171,37 @@ impl Demo {
         }
         let ok = req.send().await.map(|r| r.status().as_u16() == 200).unwrap_or(false);
         self.expect(ok, "session closed; its server process stopped");
+    }
+
+    /// Step 7: the audit log, read back and verified offline.
+    async fn audit_step(&mut self, settings: &config::AuditSettings) {
+        println!("\n7. The audit log: every call recorded before its answer was released");
+        let config::AuditStoreSettings::File { dir } = &settings.store else {
+            return;
+        };
+        let outcome = async {
+            let reader = portcullis_audit::store::FileReader::open(dir)?;
+            let mut keys = portcullis_audit::TrustedKeys::new();
+            keys.insert(portcullis_audit::LogPublicKey::load(&audit_open::public_key_path(
+                &settings.key,
+            ))?);
+            let report = portcullis_audit::verify(&reader, &keys, &mut |_| {}).await?;
+            anyhow::Ok(report)
+        }
+        .await;
+        match outcome {
+            Ok(report) if report.is_ok() => self.expect(
+                report.records > 0,
+                &format!(
+                    "{} records, {} signed checkpoint(s): the log verifies (receipt of the first call: index {})",
+                    report.records,
+                    report.checkpoints,
+                    self.first_receipt.map(|i| i.to_string()).unwrap_or_else(|| "?".into())
+                ),
+            ),
+            Ok(report) => self.expect(false, &format!("audit log does not verify: {:?}", report.failure)),
+            Err(e) => self.expect(false, &format!("audit log unreadable: {e}")),
+        }
     }
 
     async fn notify(&self) {

@@ -22,6 +22,10 @@ command = ["{program}", "demo-server"]
 env = {{}}                             # the only variables the child sees
 default_tier = "read"
 tools = {{ lookup_customer = {{ tier = "read-sensitive" }}, send_message = {{ tier = "write" }}, delete_record = {{ tier = "write" }} }}
+
+[audit]
+path = "data/audit"                  # tamper-evident log; `postgres = "postgres://…"` shares one log between replicas
+key = "keys/audit.key"               # checkpoint signing key (generated on first start; back it up)
 "#
     )
 }
@@ -36,6 +40,11 @@ pub fn run(dir: Option<PathBuf>, force: bool) -> anyhow::Result<ExitCode> {
     let exe = std::env::current_exe().context("cannot find this program's own path")?;
     let text = starter_config(&exe.to_string_lossy(), "127.0.0.1:8080");
     std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
+    let key = dir.join("keys/audit.key");
+    if !key.exists() {
+        crate::audit_open::generate(&key)?;
+        println!("wrote {} (audit log signing key, keep it private)", key.display());
+    }
     println!("wrote {}", path.display());
     println!(
         "next: portcullis check-config --config {0}\n      portcullis run --config {0}",

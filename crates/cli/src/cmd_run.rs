@@ -2,9 +2,9 @@
 use std::{path::Path, process::ExitCode};
 
 use anyhow::Context;
-use portcullis_gateway::{Gateway, serve_http};
+use portcullis_gateway::{Gateway, Recorder, serve_http};
 
-use crate::{config, shutdown};
+use crate::{audit_open, config, shutdown};
 
 pub async fn run(path: &Path) -> anyhow::Result<ExitCode> {
     let loaded = config::load(path)?;
@@ -16,7 +16,11 @@ pub async fn run(path: &Path) -> anyhow::Result<ExitCode> {
         key: "listen.http".into(),
         reason: "not set; give an address like 127.0.0.1:8080 (or use `portcullis stdio`)".into(),
     })?;
-    let gateway = Gateway::new(loaded.gateway);
+    let recorder = match &loaded.audit {
+        Some(settings) => Recorder::new(Some(audit_open::open(settings).await?)),
+        None => Recorder::new(None),
+    };
+    let gateway = Gateway::new(loaded.gateway, recorder);
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen on {addr}; is another process using it?"))?;

@@ -1,9 +1,9 @@
 //! `portcullis stdio`: serve one client on stdin/stdout.
 use std::{path::Path, process::ExitCode};
 
-use portcullis_gateway::{Gateway, serve_stdio};
+use portcullis_gateway::{Gateway, Recorder, serve_stdio};
 
-use crate::{config, shutdown};
+use crate::{audit_open, config, shutdown};
 
 pub async fn run(path: &Path, only: Option<&str>) -> anyhow::Result<ExitCode> {
     let mut loaded = config::load(path)?;
@@ -21,7 +21,11 @@ pub async fn run(path: &Path, only: Option<&str>) -> anyhow::Result<ExitCode> {
             .into());
         }
     }
-    let gateway = Gateway::new(loaded.gateway);
+    let recorder = match &loaded.audit {
+        Some(settings) => Recorder::new(Some(audit_open::open(settings).await?)),
+        None => Recorder::new(None),
+    };
+    let gateway = Gateway::new(loaded.gateway, recorder);
     serve_stdio(
         gateway.clone(),
         tokio::io::stdin(),

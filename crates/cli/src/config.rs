@@ -37,8 +37,37 @@ struct RawConfig {
     servers: Vec<RawServer>,
     /// Read by the authorisation stage; accepted so configs can carry it already.
     policy: Option<toml::Table>,
-    /// Read by the audit stage; accepted so configs can carry it already.
-    audit: Option<toml::Table>,
+    #[serde(default)]
+    audit: RawAudit,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAudit {
+    enabled: Option<bool>,
+    path: Option<PathBuf>,
+    key: Option<PathBuf>,
+    postgres: Option<String>,
+    schema: Option<String>,
+    checkpoint_every_records: Option<u64>,
+    checkpoint_interval_secs: Option<u64>,
+}
+
+/// Where the audit log lives and how it is signed.
+#[derive(Debug, Clone)]
+pub struct AuditSettings {
+    pub store: AuditStoreSettings,
+    /// The log's Ed25519 signing key (`.pub` beside it holds the public half).
+    pub key: PathBuf,
+    pub checkpoint_every_records: u64,
+    pub checkpoint_interval: Duration,
+}
+
+/// The audit store: local segment files, or PostgreSQL shared by replicas.
+#[derive(Debug, Clone)]
+pub enum AuditStoreSettings {
+    File { dir: PathBuf },
+    Postgres { url: Secret<String>, schema: String },
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -95,6 +124,8 @@ struct RawTool {
 #[derive(Debug)]
 pub struct LoadedConfig {
     pub gateway: GatewayConfig,
+    /// `None` when the operator switched the audit log off.
+    pub audit: Option<AuditSettings>,
     pub warnings: Vec<String>,
 }
 
@@ -128,8 +159,9 @@ pub fn parse(text: &str, file: &str, base: &Path) -> Result<LoadedConfig, Config
                 .into(),
         );
     }
-    if raw.audit.is_some() {
-        warnings.push("[audit] is present but this build does not write the audit log yet".into());
+    let audit = audit(&raw.audit, base, &err)?;
+    if audit.is_none() {
+        warnings.push("[audit] enabled = false: calls are NOT recorded; never run like this in production".into());
     }
     let limits = Limits {
         max_bytes: raw.limits.max_message_bytes.unwrap_or(Limits::default().max_bytes),
@@ -171,7 +203,65 @@ pub fn parse(text: &str, file: &str, base: &Path) -> Result<LoadedConfig, Config
         stdio_principal: principal(&raw.stdio.principal, "stdio-client"),
         anonymous_principal: principal(&raw.listen.anonymous_principal, "anonymous"),
     };
-    Ok(LoadedConfig { gateway, warnings })
+    Ok(LoadedConfig {
+        gateway,
+        audit,
+        warnings,
+    })
+}
+
+fn audit(
+    raw: &RawAudit,
+    base: &Path,
+    err: &impl Fn(&str, String) -> ConfigError,
+) -> Result<Option<AuditSettings>, ConfigError> {
+    if raw.enabled == Some(false) {
+        return Ok(None);
+    }
+    let store = match &raw.postgres {
+        Some(url) => {
+            if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+                return Err(err("audit.postgres", "must be a postgres:// URL".into()));
+            }
+            if raw.path.is_some() {
+                return Err(err(
+                    "audit.path",
+                    "set either `path` (files) or `postgres`, not both".into(),
+                ));
+            }
+            let schema = raw.schema.clone().unwrap_or_else(|| "portcullis_audit".into());
+            let ok = schema
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+            if schema.is_empty() || !ok {
+                return Err(err(
+                    "audit.schema",
+                    format!("`{schema}` must be lowercase letters, digits and `_`"),
+                ));
+            }
+            AuditStoreSettings::Postgres {
+                url: Secret::new(url.clone()),
+                schema,
+            }
+        }
+        None => AuditStoreSettings::File {
+            dir: base.join(raw.path.clone().unwrap_or_else(|| "data/audit".into())),
+        },
+    };
+    let every = raw.checkpoint_every_records.unwrap_or(4096);
+    let interval = raw.checkpoint_interval_secs.unwrap_or(5);
+    if every == 0 || interval == 0 {
+        return Err(err(
+            "audit.checkpoint_every_records",
+            "checkpoint intervals must be greater than 0".into(),
+        ));
+    }
+    Ok(Some(AuditSettings {
+        store,
+        key: base.join(raw.key.clone().unwrap_or_else(|| "keys/audit.key".into())),
+        checkpoint_every_records: every,
+        checkpoint_interval: Duration::from_secs(interval),
+    }))
 }
 
 fn listen(

@@ -4,6 +4,8 @@
 //! environment, arguments and config files; libraries receive validated config.
 #![forbid(unsafe_code)]
 
+mod audit_open;
+mod cmd_audit;
 mod cmd_check;
 mod cmd_demo;
 mod cmd_init;
@@ -65,6 +67,9 @@ enum Command {
         #[arg(long)]
         listen: Option<std::net::SocketAddr>,
     },
+    /// Verify, read and prove the audit log.
+    #[command(subcommand)]
+    Audit(cmd_audit::AuditCommand),
     /// Run the bundled demo MCP server on stdio (used by `demo` and `init` configs).
     #[command(hide = true)]
     DemoServer {
@@ -109,6 +114,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::CheckConfig { config } => cmd_check::run(&config),
         Command::Init { dir, force } => cmd_init::run(dir, force),
         Command::Demo { serve, listen } => cmd_demo::run(serve, listen).await,
+        Command::Audit(command) => cmd_audit::run(command).await,
         Command::DemoServer { test_tools, http } => {
             let opts = portcullis_demo_server::DemoOptions { test_tools };
             match http {

@@ -20,7 +20,7 @@ use axum::{
     extract::State,
     http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
-    routing::post,
+    routing::{get, post},
 };
 use bytes::Bytes;
 use http_body_util::BodyExt;
@@ -71,6 +71,7 @@ pub async fn serve_http(
     });
     let app = Router::new()
         .route("/mcp", post(post_mcp).get(get_mcp).delete(delete_mcp))
+        .route("/healthz", get(healthz))
         .with_state(front);
     let result = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
     reaper.abort();
@@ -317,6 +318,20 @@ fn sse_response(body: mpsc::Receiver<Result<Bytes, Infallible>>) -> Response {
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     h.insert("x-accel-buffering", HeaderValue::from_static("no"));
     resp
+}
+
+/// Health for load balancers: 503 while a control the gateway depends on fails.
+async fn healthz(State(front): State<Arc<Front>>, headers: HeaderMap) -> Response {
+    if let Err(r) = front.check_origin(&headers) {
+        return r;
+    }
+    match front.gateway.healthy() {
+        true => json_response(StatusCode::OK, &json!({"status": "ok"})),
+        false => json_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &json!({"status": "unhealthy", "reason": "the audit log cannot be written; calls are denied"}),
+        ),
+    }
 }
 
 /// The legacy server-to-client stream of a session.

@@ -15,6 +15,7 @@ use crate::{
     error::UpstreamError,
     hello::ClientHello,
     namespace::Namespacer,
+    record::Recorder,
     session::{Connected, Session},
     upstream::ServerMessageRoute,
 };
@@ -32,6 +33,7 @@ pub struct Gateway {
     pub(crate) config: GatewayConfig,
     pub(crate) servers: BTreeMap<ServerName, ServerConfig>,
     pub(crate) namespacer: Namespacer,
+    pub(crate) recorder: Recorder,
     http: reqwest::Client,
     sessions: Mutex<HashMap<String, Arc<Session>>>,
     stateless: Mutex<HashMap<Principal, Arc<Session>>>,
@@ -41,7 +43,8 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    pub fn new(config: GatewayConfig) -> Arc<Self> {
+    /// A gateway for `config`, recording to `recorder`.
+    pub fn new(config: GatewayConfig, recorder: Recorder) -> Arc<Self> {
         let servers: BTreeMap<_, _> = config.servers.iter().map(|s| (s.name.clone(), s.clone())).collect();
         let namespacer = Namespacer::new(servers.keys().cloned().collect());
         let http = reqwest::Client::builder()
@@ -52,6 +55,7 @@ impl Gateway {
             config,
             servers,
             namespacer,
+            recorder,
             http,
             sessions: Mutex::new(HashMap::new()),
             stateless: Mutex::new(HashMap::new()),
@@ -62,6 +66,11 @@ impl Gateway {
 
     pub fn config(&self) -> &GatewayConfig {
         &self.config
+    }
+
+    /// False while a control the gateway depends on is failing (the audit log).
+    pub fn healthy(&self) -> bool {
+        self.recorder.healthy()
     }
 
     /// Opens a legacy session for an `initialize` request and answers it.
@@ -192,6 +201,12 @@ impl Gateway {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clear();
         self.shared.lock().await.clear();
+        if let Some(log) = self.recorder.log() {
+            match log.checkpoint_now().await {
+                Ok(c) => tracing::info!(size = c.checkpoint.size, "audit log: final checkpoint written"),
+                Err(e) => tracing::error!("audit log: final checkpoint failed: {e}"),
+            }
+        }
     }
 
     /// The session's connection to `server`, starting it when needed.

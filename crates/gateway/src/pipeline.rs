@@ -3,16 +3,20 @@
 //! 1. classify  — what the method is and which server it is for (namespacing);
 //! 2. authorise — (the policy stage plugs in here: no call that acts may pass
 //!    without a decision made for it alone; until it lands calls are relayed);
-//! 3. forward   — to the session's own connection to that server, bridging the
+//! 3. record    — the decision, durably, before anything is forwarded;
+//! 4. forward   — to the session's own connection to that server, bridging the
 //!    protocol revision when client and server differ;
-//! 4. record    — (the audit stage plugs in here: durable before release).
+//! 5. record    — the outcome, durably, before the answer is released; the
+//!    answer carries the audit receipt. A failed write denies the call.
 //!
 //! Answers are returned as raw JSON: the relay never re-types a message.
-use std::sync::Arc;
+use std::{sync::Arc, time::Instant};
 
 use portcullis_core::ServerName;
 use portcullis_mcp::{
-    Era, ErrorCode, Message, MethodClass, error_response,
+    Era, ErrorCode, Message, MethodClass,
+    canonical::canonical_sha256,
+    error_response,
     message::response,
     method::ListKind,
     revision::{META_CLIENT_CAPABILITIES, META_CLIENT_INFO, META_PROTOCOL_VERSION},
@@ -23,6 +27,7 @@ use crate::{
     connect::UpstreamEra,
     gateway::Gateway,
     namespace::RouteBy,
+    record::{CallFacts, attach_receipt, new_call_id},
     session::{Connected, Session},
 };
 
@@ -78,8 +83,28 @@ impl Gateway {
                 return fail(code, &e.to_string());
             }
         };
-        // Authorisation and audit stages are inserted here by their issues.
+        let class = MethodClass::of(&method);
+        if !class.acts() {
+            return self.forward(session, &server, msg).await;
+        }
+        // authorise: the policy stage decides here (not in this build: every call is relayed).
+        // record (decision): durable before anything is forwarded.
+        let call = call_facts(session, &server, &msg);
+        if let Err(e) = self
+            .recorder
+            .decision(&call, true, "relayed: no policy stage in this build")
+            .await
+        {
+            return fail(ErrorCode::Denied, &e.to_string());
+        }
+        let started = Instant::now();
         let mut answer = self.forward(session, &server, msg).await;
+        // record (outcome): durable before the answer is released.
+        match self.recorder.outcome(&call, &answer, started.elapsed()).await {
+            Ok(Some(receipt)) => attach_receipt(&mut answer, &call.call_id, &receipt),
+            Ok(None) => {}
+            Err(e) => return fail(ErrorCode::Denied, &e.to_string()),
+        }
         if method == "resources/read"
             && let Some(result) = answer.get_mut("result")
         {
@@ -235,6 +260,23 @@ impl Gateway {
             }
         }
         response(id.unwrap_or(Value::Null), json!({})).into_value()
+    }
+}
+
+/// The facts every audit record of this call repeats (after routing: the server's own names).
+fn call_facts(session: &Session, server: &ServerName, msg: &Message) -> CallFacts {
+    let target = msg
+        .param_str("name")
+        .or_else(|| msg.param_str("uri"))
+        .map(str::to_owned);
+    let args_sha256 = msg.params().and_then(|p| p.get("arguments")).map(canonical_sha256);
+    CallFacts {
+        call_id: new_call_id(),
+        principal: session.principal.clone(),
+        server: server.clone(),
+        method: msg.method().unwrap_or_default().to_owned(),
+        target,
+        args_sha256,
     }
 }
 

@@ -6,6 +6,7 @@
 //! only inspect it or make the few documented rewrites (ids, namespacing).
 #![forbid(unsafe_code)]
 
+pub mod canonical;
 pub mod error;
 pub mod headers;
 pub mod message;

@@ -136,11 +136,42 @@ fn bad_configs_name_key_and_reason() {
 }
 
 #[test]
-fn unenforced_sections_are_reported() {
+fn unenforced_or_disabled_controls_are_reported() {
     let text = format!(
-        "[policy]\ncedar = [\"p/*.cedar\"]\n[audit]\npath = \"data\"\n{}",
+        "[policy]\ncedar = [\"p/*.cedar\"]\n[audit]\nenabled = false\n{}",
         server("")
     );
     let loaded = parse(&text, "t.toml", Path::new("/")).unwrap();
-    assert_eq!(loaded.warnings.len(), 2);
+    assert_eq!(loaded.warnings.len(), 2, "{:?}", loaded.warnings);
+    assert!(loaded.audit.is_none());
+}
+
+#[test]
+fn audit_defaults_and_stores() {
+    let loaded = parse(&server(""), "t.toml", Path::new("/etc/pc")).unwrap();
+    let audit = loaded.audit.unwrap();
+    assert_eq!(audit.key, Path::new("/etc/pc/keys/audit.key"));
+    assert!(
+        matches!(audit.store, super::AuditStoreSettings::File { ref dir } if dir == Path::new("/etc/pc/data/audit"))
+    );
+    let pg = format!(
+        "[audit]\npostgres = \"postgres://u@h/db\"\nschema = \"gw_audit\"\n{}",
+        server("")
+    );
+    let loaded = parse(&pg, "t.toml", Path::new("/")).unwrap();
+    assert!(
+        matches!(loaded.audit.unwrap().store, super::AuditStoreSettings::Postgres { ref schema, .. } if schema == "gw_audit")
+    );
+    for (text, key) in [
+        ("[audit]\npostgres = \"mysql://x\"\n", "audit.postgres"),
+        (
+            "[audit]\npostgres = \"postgres://x\"\nschema = \"Bad-Schema\"\n",
+            "audit.schema",
+        ),
+        ("[audit]\npath = \"a\"\npostgres = \"postgres://x\"\n", "audit.path"),
+        ("[audit]\ncheckpoint_interval_secs = 0\n", "audit.checkpoint"),
+    ] {
+        let e = parse(&format!("{text}{}", server("")), "t.toml", Path::new("/")).expect_err(text);
+        assert!(e.key.starts_with(key), "{key}: {e}");
+    }
 }

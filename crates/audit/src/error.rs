@@ -1,0 +1,128 @@
+//! Error types of the crate: [`StoreError`] (writing), [`ReadError`] (reading
+//! back), and [`AuditError`], what the public [`crate::AuditLog`] API returns.
+
+use std::io;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::keys::KeyError;
+use crate::merkle::proof::ProofError;
+use crate::record::RecordError;
+use crate::store::frame::FrameDefect;
+
+/// A store could not durably write or could not open.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("audit log I/O failed while {action} `{path}`: {source}; check the disk (space, permissions, health)")]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        source: io::Error,
+    },
+    #[error(
+        "the audit store failed an earlier write and accepts no more appends; \
+         restart the gateway so the log is recovered at open"
+    )]
+    Poisoned,
+    #[error(
+        "audit log directory `{dir}` is in use by another process; run one gateway per \
+         file log, or share a PostgreSQL log between replicas"
+    )]
+    Locked { dir: PathBuf },
+    #[error(
+        "audit log file `{path}` is damaged at entry {index} ({defect}) inside the part \
+         that was acknowledged; run `portcullis audit verify` and restore it from backup"
+    )]
+    Corrupt {
+        path: PathBuf,
+        index: u64,
+        defect: FrameDefect,
+    },
+    #[error(
+        "audit log file `{path}` is damaged at entry {index}: {problem}; run \
+         `portcullis audit verify` and restore it from backup"
+    )]
+    Damaged {
+        path: PathBuf,
+        index: u64,
+        problem: &'static str,
+    },
+    #[error(
+        "audit log lost acknowledged records: a signed checkpoint covers {checkpoint_size} \
+         records but only {found} are stored; run `portcullis audit verify`"
+    )]
+    MissingRecords { checkpoint_size: u64, found: u64 },
+    #[error(
+        "audit records no longer match the latest signed checkpoint (size {size}); the log \
+         was modified, refusing to sign over it: run `portcullis audit verify`"
+    )]
+    CheckpointMismatch { size: u64 },
+    #[error("PostgreSQL audit store failed while {action}: {source}; check the database connection and permissions")]
+    Postgres { action: &'static str, source: sqlx::Error },
+    #[error("PostgreSQL audit migrations failed: {0}; check that the role may create tables in the schema")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error(
+        "invalid PostgreSQL schema name `{0}`: use lowercase letters, digits and `_`, \
+         starting with a letter or `_`, at most 63 characters"
+    )]
+    SchemaName(String),
+    #[error("PostgreSQL audit state is inconsistent: {problem}; run `portcullis audit verify`")]
+    State { problem: &'static str },
+}
+
+/// Reading the log back failed, or found it damaged at a given index.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("cannot read audit log file `{path}` ({action}): {source}")]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        source: io::Error,
+    },
+    #[error("audit entry {index} is damaged: {defect}")]
+    Corrupt { index: u64, defect: Defect },
+    #[error("checkpoint #{position} is unreadable: {problem}")]
+    BadCheckpoint { position: u64, problem: String },
+    #[error("range {start}..{end} is outside the log of {len} entries; read below the length")]
+    OutOfRange { start: u64, end: u64, len: u64 },
+    #[error("PostgreSQL read failed while {action}: {source}; check the database connection")]
+    Postgres { action: &'static str, source: sqlx::Error },
+}
+
+/// What is wrong with a stored entry.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Defect {
+    #[error("{0}")]
+    Frame(FrameDefect),
+    #[error("the entry is missing (the stored sequence has a gap here)")]
+    Missing,
+    #[error("the file ends in the middle of this entry")]
+    Incomplete,
+    #[error("the segment holding this entry starts at the wrong index (segments overlap)")]
+    Misplaced,
+    #[error("the file header is not a portcullis audit header")]
+    BadHeader,
+    #[error("the stored leaf hash does not match the stored record")]
+    LeafHash,
+}
+
+/// What the public [`crate::AuditLog`] API returns on failure.
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    #[error("audit record was NOT stored: {0}; deny the call")]
+    Append(Arc<StoreError>),
+    #[error("cannot open the audit log: {0}")]
+    Open(#[from] StoreError),
+    #[error(transparent)]
+    Read(#[from] ReadError),
+    #[error(transparent)]
+    Record(#[from] RecordError),
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    #[error(transparent)]
+    Proof(#[from] ProofError),
+    #[error("audit record is {len} bytes, above the {max}-byte limit; record digests, not bodies")]
+    TooLarge { len: usize, max: usize },
+    #[error("the audit writer has stopped (log closed or failed); deny the call and reopen the log")]
+    WriterStopped,
+}

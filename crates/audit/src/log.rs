@@ -1,0 +1,311 @@
+//! [`AuditLog`]: the handle the gateway holds. `append` is the one call on the
+//! hot path: it serialises and hashes the record in the caller's task, hands
+//! it to the group-commit writer, and returns a [`DurableReceipt`] only when the
+//! store reports the batch durable.
+
+use std::ops::Range;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use tokio::sync::{Mutex, mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use crate::checkpoint::{CheckpointPolicy, SignedCheckpoint};
+use crate::error::{AuditError, ReadError};
+use crate::keys::{LogPublicKey, LogSigner};
+use crate::merkle::hash::leaf_hash;
+use crate::merkle::proof::{ConsistencyProof, InclusionProof};
+use crate::merkle::tree::MerkleTree;
+use crate::receipt::DurableReceipt;
+use crate::record::AuditRecord;
+use crate::store::file::{DEFAULT_SEGMENT_BYTES, FileStore};
+use crate::store::postgres::{PgReader, PostgresStore};
+use crate::store::{AuditStore, Entry, FileReader, LogReader};
+use crate::writer::{self, Job, Shared, WriterConfig};
+
+/// Largest serialised record accepted (records carry digests, not bodies).
+pub const MAX_RECORD_BYTES: usize = 1024 * 1024;
+
+/// Tuning for a log. `Default` suits a gateway.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LogOptions {
+    pub checkpoints: CheckpointPolicy,
+    /// Most records written by one batch (one fsync or one transaction).
+    pub max_batch: usize,
+    /// Appends that may wait for the writer; beyond it `append` waits too
+    /// (backpressure), so the caller's timeout turns overload into a deny.
+    pub queue: usize,
+    /// File store: start a new segment file after this many bytes.
+    pub segment_bytes: u64,
+    /// PostgreSQL store: connection pool size.
+    pub pg_connections: u32,
+}
+
+impl Default for LogOptions {
+    fn default() -> Self {
+        Self {
+            checkpoints: CheckpointPolicy::default(),
+            max_batch: 2048,
+            queue: 16_384,
+            segment_bytes: DEFAULT_SEGMENT_BYTES,
+            pg_connections: 4,
+        }
+    }
+}
+
+/// Counters of durable writes since the log was opened.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LogStats {
+    /// Durable batches (one fsync or one commit each).
+    pub batches: u64,
+    /// Records acknowledged.
+    pub records: u64,
+}
+
+/// Reads whichever store backs a log.
+#[derive(Clone)]
+pub enum StoreReader {
+    File(FileReader),
+    Postgres(PgReader),
+}
+
+impl LogReader for StoreReader {
+    async fn len(&self) -> Result<u64, ReadError> {
+        match self {
+            Self::File(r) => r.len().await,
+            Self::Postgres(r) => r.len().await,
+        }
+    }
+
+    async fn read(&self, range: Range<u64>) -> Result<Vec<Vec<u8>>, ReadError> {
+        match self {
+            Self::File(r) => r.read(range).await,
+            Self::Postgres(r) => r.read(range).await,
+        }
+    }
+
+    async fn checkpoints(&self) -> Result<Vec<SignedCheckpoint>, ReadError> {
+        match self {
+            Self::File(r) => r.checkpoints().await,
+            Self::Postgres(r) => r.checkpoints().await,
+        }
+    }
+}
+
+/// A tamper-evident, durable-before-release audit log.
+pub struct AuditLog {
+    jobs: mpsc::Sender<Job>,
+    shared: Arc<Shared>,
+    reader: StoreReader,
+    public_key: LogPublicKey,
+    writer: JoinHandle<()>,
+    /// Built lazily on the first proof request, then caught up incrementally.
+    proofs: Mutex<MerkleTree>,
+}
+
+impl AuditLog {
+    /// Opens (or creates) the embedded file log in `dir`, running crash
+    /// recovery first. One process per directory (it is locked).
+    pub async fn open_file(dir: impl AsRef<Path>, signer: LogSigner, options: LogOptions) -> Result<Self, AuditError> {
+        let dir = dir.as_ref().to_owned();
+        let segment_bytes = options.segment_bytes;
+        let store = tokio::task::spawn_blocking(move || FileStore::open(&dir, segment_bytes))
+            .await
+            .map_err(|_| AuditError::WriterStopped)??;
+        let checkpointed = last_checkpoint_size(&store.reader()).await?;
+        let reader = StoreReader::File(store.reader());
+        Ok(Self::start(store, reader, signer, options, checkpointed))
+    }
+
+    /// Opens a PostgreSQL log in `schema` (created and migrated if needed).
+    /// Several gateways may open the same schema and append concurrently.
+    pub async fn open_postgres(
+        url: &str,
+        schema: &str,
+        signer: LogSigner,
+        options: LogOptions,
+    ) -> Result<Self, AuditError> {
+        let store = PostgresStore::connect(url, schema, options.pg_connections).await?;
+        let checkpointed = store.checkpointed_size().await?;
+        let reader = StoreReader::Postgres(store.reader());
+        Ok(Self::start(store, reader, signer, options, checkpointed))
+    }
+
+    /// Opens a file log whose writes fail on demand (see
+    /// [`crate::store::faulty::FaultSwitch`]).
+    #[cfg(any(test, feature = "fault-injection"))]
+    pub async fn open_faulty(
+        dir: impl AsRef<Path>,
+        signer: LogSigner,
+        options: LogOptions,
+    ) -> Result<(Self, Arc<crate::store::faulty::FaultSwitch>), AuditError> {
+        use crate::store::faulty::FaultyStore;
+        let dir = dir.as_ref().to_owned();
+        let segment_bytes = options.segment_bytes;
+        let (store, switch) = tokio::task::spawn_blocking(move || FaultyStore::open(&dir, segment_bytes))
+            .await
+            .map_err(|_| AuditError::WriterStopped)??;
+        let checkpointed = last_checkpoint_size(&store.reader()).await?;
+        let reader = StoreReader::File(store.reader());
+        Ok((Self::start(store, reader, signer, options, checkpointed), switch))
+    }
+
+    fn start<S: AuditStore>(
+        store: S,
+        reader: StoreReader,
+        signer: LogSigner,
+        options: LogOptions,
+        checkpointed: u64,
+    ) -> Self {
+        let (jobs, rx) = mpsc::channel(options.queue.max(1));
+        let shared = Arc::new(Shared {
+            healthy: AtomicBool::new(true),
+            batches: AtomicU64::new(0),
+            records: AtomicU64::new(0),
+            latest: Default::default(),
+        });
+        let public_key = signer.public_key();
+        let config = WriterConfig {
+            signer,
+            policy: options.checkpoints,
+            max_batch: options.max_batch.max(1),
+            checkpointed,
+        };
+        let writer = tokio::spawn(writer::run(store, rx, config, Arc::clone(&shared)));
+        Self {
+            jobs,
+            shared,
+            reader,
+            public_key,
+            writer,
+            proofs: Mutex::new(MerkleTree::new()),
+        }
+    }
+
+    /// Appends `record` and waits until it is durable. An `Err` means the
+    /// record is NOT acknowledged and the call it describes must be denied.
+    pub async fn append(&self, record: &AuditRecord) -> Result<DurableReceipt, AuditError> {
+        let data = record.to_bytes()?;
+        if data.len() > MAX_RECORD_BYTES {
+            return Err(AuditError::TooLarge {
+                len: data.len(),
+                max: MAX_RECORD_BYTES,
+            });
+        }
+        let leaf = leaf_hash(&data);
+        let (reply, answer) = oneshot::channel();
+        self.jobs
+            .send(Job::Append {
+                entry: Entry { data, leaf },
+                reply,
+            })
+            .await
+            .map_err(|_| AuditError::WriterStopped)?;
+        match answer.await {
+            Ok(Ok(index)) => Ok(DurableReceipt::new(index, leaf)),
+            Ok(Err(error)) => Err(AuditError::Append(error)),
+            Err(_) => Err(AuditError::WriterStopped),
+        }
+    }
+
+    /// False after a failed write (until a later write succeeds, for stores
+    /// that can recover) or once the writer has stopped. The gateway denies
+    /// calls while it is false.
+    pub fn healthy(&self) -> bool {
+        self.shared.healthy.load(Ordering::Acquire) && !self.writer.is_finished()
+    }
+
+    /// Signs and stores a checkpoint covering at least every record
+    /// acknowledged before this call.
+    pub async fn checkpoint_now(&self) -> Result<SignedCheckpoint, AuditError> {
+        let (reply, answer) = oneshot::channel();
+        self.jobs
+            .send(Job::Checkpoint { reply })
+            .await
+            .map_err(|_| AuditError::WriterStopped)?;
+        match answer.await {
+            Ok(Ok(checkpoint)) => Ok(checkpoint),
+            Ok(Err(error)) => Err(AuditError::Append(error)),
+            Err(_) => Err(AuditError::WriterStopped),
+        }
+    }
+
+    /// Group-commit counters since open.
+    pub fn stats(&self) -> LogStats {
+        LogStats {
+            batches: self.shared.batches.load(Ordering::Relaxed),
+            records: self.shared.records.load(Ordering::Relaxed),
+        }
+    }
+
+    /// The newest checkpoint this process wrote, if any.
+    pub fn latest_checkpoint(&self) -> Option<SignedCheckpoint> {
+        self.shared.latest.lock().ok().and_then(|c| c.clone())
+    }
+
+    /// The public half of the log key (for verifiers).
+    pub fn public_key(&self) -> &LogPublicKey {
+        &self.public_key
+    }
+
+    /// The read side, for [`crate::verify`] and raw reads.
+    pub fn reader(&self) -> &StoreReader {
+        &self.reader
+    }
+
+    /// Number of acknowledged records.
+    pub async fn len(&self) -> Result<u64, AuditError> {
+        Ok(self.reader.len().await?)
+    }
+
+    /// True when no record has been acknowledged.
+    pub async fn is_empty(&self) -> Result<bool, AuditError> {
+        Ok(self.len().await? == 0)
+    }
+
+    /// The records in `range`, decoded.
+    pub async fn read(&self, range: Range<u64>) -> Result<Vec<AuditRecord>, AuditError> {
+        let raw = self.reader.read(range).await?;
+        raw.iter().map(|data| Ok(AuditRecord::from_bytes(data)?)).collect()
+    }
+
+    /// Proof that record `index` is in the tree of `size` records.
+    pub async fn prove_inclusion(&self, index: u64, size: u64) -> Result<InclusionProof, AuditError> {
+        let tree = self.tree_up_to(size).await?;
+        Ok(tree.inclusion_proof(index, size)?)
+    }
+
+    /// Proof that the tree of `old_size` records is a prefix of the tree of `new_size`.
+    pub async fn prove_consistency(&self, old_size: u64, new_size: u64) -> Result<ConsistencyProof, AuditError> {
+        let tree = self.tree_up_to(new_size).await?;
+        Ok(tree.consistency_proof(old_size, new_size)?)
+    }
+
+    /// Stops accepting appends, lets the writer finish queued ones and write a
+    /// final checkpoint, and waits for it.
+    pub async fn close(self) -> Result<(), AuditError> {
+        let Self { jobs, writer, .. } = self;
+        drop(jobs);
+        writer.await.map_err(|_| AuditError::WriterStopped)
+    }
+
+    /// The proof tree caught up to at least `size` records (if they exist).
+    async fn tree_up_to(&self, size: u64) -> Result<tokio::sync::MutexGuard<'_, MerkleTree>, AuditError> {
+        let mut tree = self.proofs.lock().await;
+        let len = self.reader.len().await?;
+        let target = size.min(len);
+        while tree.len() < target {
+            let end = target.min(tree.len() + 4096);
+            for data in self.reader.read(tree.len()..end).await? {
+                tree.push(leaf_hash(&data));
+            }
+        }
+        Ok(tree)
+    }
+}
+
+async fn last_checkpoint_size(reader: &FileReader) -> Result<u64, AuditError> {
+    let checkpoints = reader.checkpoints().await?;
+    Ok(checkpoints.iter().map(|c| c.checkpoint.size).max().unwrap_or(0))
+}

@@ -1,0 +1,95 @@
+//! `FaultyStore`: a named fault-injection fake, the file store with a switch
+//! that makes its next segment write fail the way disks fail (a torn write, a
+//! failed fsync, a full disk). Exists only in tests and with the
+//! `fault-injection` feature; the release binary never has it.
+
+use std::fs::File;
+use std::io::{self, Write};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use super::file::FileStore;
+use super::{AuditStore, Committed, Entry, FileReader, TreeHead};
+use crate::checkpoint::SignedCheckpoint;
+use crate::error::StoreError;
+
+/// A failure to inject into the next segment write.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// Half the batch reaches the file, then `write` fails (EIO).
+    TornWrite,
+    /// The whole batch is written but `fdatasync` fails.
+    FailedSync,
+    /// `write` fails with "no space left on device" before any byte lands.
+    NoSpace,
+}
+
+/// Arms faults for a [`FaultyStore`]; shared with the test.
+#[derive(Debug, Default)]
+pub struct FaultSwitch {
+    next: Mutex<Option<Fault>>,
+}
+
+impl FaultSwitch {
+    /// Makes the next segment write fail with `fault` (one shot).
+    pub fn arm(&self, fault: Fault) {
+        if let Ok(mut next) = self.next.lock() {
+            *next = Some(fault);
+        }
+    }
+
+    /// Called by the file store just before it writes `buf` and syncs.
+    pub(crate) fn before_write(&self, file: &mut File, buf: &[u8]) -> io::Result<()> {
+        let fault = self.next.lock().ok().and_then(|mut next| next.take());
+        match fault {
+            None => Ok(()),
+            Some(Fault::TornWrite) => {
+                file.write_all(&buf[..buf.len() / 2])?;
+                Err(io::Error::other("injected fault: write failed after a partial write"))
+            }
+            Some(Fault::FailedSync) => {
+                file.write_all(buf)?;
+                Err(io::Error::other("injected fault: fdatasync failed (EIO)"))
+            }
+            Some(Fault::NoSpace) => Err(io::Error::new(
+                io::ErrorKind::StorageFull,
+                "injected fault: no space left on device",
+            )),
+        }
+    }
+}
+
+/// The file store with fault injection armed through a [`FaultSwitch`].
+pub struct FaultyStore {
+    store: FileStore,
+}
+
+impl FaultyStore {
+    /// Opens a file log in `dir` (blocking) and returns it with its switch.
+    pub fn open(dir: &Path, max_segment_bytes: u64) -> Result<(Self, Arc<FaultSwitch>), StoreError> {
+        let mut store = FileStore::open(dir, max_segment_bytes)?;
+        let switch = Arc::new(FaultSwitch::default());
+        if let Some(inner) = store.inner_mut() {
+            inner.faults = Some(Arc::clone(&switch));
+        }
+        Ok((Self { store }, switch))
+    }
+
+    pub fn reader(&self) -> FileReader {
+        self.store.reader()
+    }
+}
+
+impl AuditStore for FaultyStore {
+    async fn append_batch(&mut self, entries: Vec<Entry>) -> Result<Committed, StoreError> {
+        self.store.append_batch(entries).await
+    }
+
+    async fn append_checkpoint(&mut self, checkpoint: SignedCheckpoint) -> Result<(), StoreError> {
+        self.store.append_checkpoint(checkpoint).await
+    }
+
+    async fn head(&mut self) -> Result<TreeHead, StoreError> {
+        self.store.head().await
+    }
+}

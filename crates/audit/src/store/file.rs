@@ -1,0 +1,225 @@
+//! The embedded store: append-only segment files plus an append-only checkpoint
+//! file in one directory (layout in `layout`, framing in `frame`).
+//!
+//! Durability: a batch is encoded into one buffer, written with one `write`,
+//! then `fdatasync`ed; only then is it acknowledged. New files are fsynced and
+//! so is the directory. Any write or sync error poisons the store: after a
+//! failed fsync the kernel may have dropped the dirty pages, so the on-disk
+//! state is unknown until the next open runs crash recovery. Blocking file I/O
+//! runs on tokio's blocking pool.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use super::frame::{self, SEGMENT_MAGIC};
+use super::layout::{CHECKPOINT_FILE, LOCK_FILE, io_error, segment_path, sync_dir};
+use super::recovery::{create_with_header, recover};
+use super::{AuditStore, Committed, Entry, FileReader, TreeHead};
+use crate::checkpoint::SignedCheckpoint;
+use crate::error::StoreError;
+use crate::merkle::tree::Frontier;
+
+/// Default size after which a new segment file is started.
+pub const DEFAULT_SEGMENT_BYTES: u64 = 64 * 1024 * 1024;
+
+/// The file-backed [`AuditStore`]. Holds an exclusive lock on its directory.
+pub struct FileStore {
+    /// `None` while a blocking write is in flight, or after one was lost.
+    inner: Option<Box<Inner>>,
+    dir: PathBuf,
+    durable: Arc<AtomicU64>,
+}
+
+pub(crate) struct Inner {
+    _lock: File,
+    segment: File,
+    segment_path: PathBuf,
+    segment_first: u64,
+    segment_len: u64,
+    max_segment_bytes: u64,
+    checkpoints: File,
+    checkpoint_path: PathBuf,
+    checkpoint_count: u64,
+    frontier: Frontier,
+    poisoned: bool,
+    buf: Vec<u8>,
+    durable: Arc<AtomicU64>,
+    dir: PathBuf,
+    #[cfg(any(test, feature = "fault-injection"))]
+    pub(crate) faults: Option<Arc<super::faulty::FaultSwitch>>,
+}
+
+impl FileStore {
+    /// Opens (creating if needed) the log in `dir`, locks it and runs crash
+    /// recovery. Blocking: call from a blocking context.
+    pub fn open(dir: &Path, max_segment_bytes: u64) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(dir).map_err(io_error("creating", dir))?;
+        let lock_path = dir.join(LOCK_FILE);
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(io_error("opening", &lock_path))?;
+        lock.try_lock()
+            .map_err(|_| StoreError::Locked { dir: dir.to_owned() })?;
+        let recovered = recover(dir)?;
+        let (segment_path, segment_first, segment_len) = recovered.active;
+        let segment = open_append(&segment_path)?;
+        let checkpoint_path = dir.join(CHECKPOINT_FILE);
+        let checkpoints = open_append(&checkpoint_path)?;
+        let durable = Arc::new(AtomicU64::new(recovered.frontier.size()));
+        let inner = Inner {
+            _lock: lock,
+            segment,
+            segment_path,
+            segment_first,
+            segment_len,
+            max_segment_bytes,
+            checkpoints,
+            checkpoint_path,
+            checkpoint_count: recovered.checkpoints,
+            frontier: recovered.frontier,
+            poisoned: false,
+            buf: Vec::new(),
+            durable: Arc::clone(&durable),
+            dir: dir.to_owned(),
+            #[cfg(any(test, feature = "fault-injection"))]
+            faults: None,
+        };
+        Ok(Self {
+            inner: Some(Box::new(inner)),
+            dir: dir.to_owned(),
+            durable,
+        })
+    }
+
+    /// A reader over this log that sees exactly the acknowledged records.
+    pub fn reader(&self) -> FileReader {
+        FileReader::live(&self.dir, Arc::clone(&self.durable))
+    }
+
+    #[cfg(any(test, feature = "fault-injection"))]
+    pub(crate) fn inner_mut(&mut self) -> Option<&mut Inner> {
+        self.inner.as_deref_mut()
+    }
+
+    /// Runs `op` on the state in tokio's blocking pool.
+    async fn blocking<T: Send + 'static>(
+        &mut self,
+        op: impl FnOnce(&mut Inner) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let mut inner = self.inner.take().ok_or(StoreError::Poisoned)?;
+        let joined = tokio::task::spawn_blocking(move || {
+            let result = op(&mut inner);
+            (inner, result)
+        })
+        .await;
+        let (inner, result) = joined.map_err(|_| StoreError::Poisoned)?;
+        self.inner = Some(inner);
+        result
+    }
+}
+
+impl AuditStore for FileStore {
+    async fn append_batch(&mut self, entries: Vec<Entry>) -> Result<Committed, StoreError> {
+        self.blocking(move |inner| inner.guarded(|i| i.write_batch(&entries)))
+            .await
+    }
+
+    async fn append_checkpoint(&mut self, checkpoint: SignedCheckpoint) -> Result<(), StoreError> {
+        self.blocking(move |inner| inner.guarded(|i| i.write_checkpoint(&checkpoint)))
+            .await
+    }
+
+    async fn head(&mut self) -> Result<TreeHead, StoreError> {
+        let inner = self.inner.as_ref().ok_or(StoreError::Poisoned)?;
+        Ok(TreeHead {
+            size: inner.frontier.size(),
+            root: inner.frontier.root(),
+        })
+    }
+}
+
+impl Inner {
+    /// Runs a write; any failure poisons the store for good.
+    fn guarded<T>(&mut self, op: impl FnOnce(&mut Self) -> Result<T, StoreError>) -> Result<T, StoreError> {
+        if self.poisoned {
+            return Err(StoreError::Poisoned);
+        }
+        let result = op(self);
+        if result.is_err() {
+            self.poisoned = true;
+        }
+        result
+    }
+
+    fn write_batch(&mut self, entries: &[Entry]) -> Result<Committed, StoreError> {
+        let first = self.frontier.size();
+        if self.segment_len >= self.max_segment_bytes && first > self.segment_first {
+            self.rotate(first)?;
+        }
+        self.buf.clear();
+        for (seq, entry) in (first..).zip(entries) {
+            frame::encode(seq, &entry.data, &mut self.buf);
+        }
+        let path = self.segment_path.clone();
+        self.write_and_sync_segment().map_err(io_error("appending to", &path))?;
+        self.segment_len += self.buf.len() as u64;
+        for entry in entries {
+            self.frontier.push(entry.leaf);
+        }
+        let head = TreeHead {
+            size: self.frontier.size(),
+            root: self.frontier.root(),
+        };
+        self.durable.store(head.size, Ordering::Release);
+        Ok(Committed {
+            first_index: first,
+            head,
+        })
+    }
+
+    fn write_and_sync_segment(&mut self) -> std::io::Result<()> {
+        #[cfg(any(test, feature = "fault-injection"))]
+        if let Some(faults) = &self.faults {
+            faults.before_write(&mut self.segment, &self.buf)?;
+        }
+        self.segment.write_all(&self.buf)?;
+        self.segment.sync_data()
+    }
+
+    fn write_checkpoint(&mut self, checkpoint: &SignedCheckpoint) -> Result<(), StoreError> {
+        self.buf.clear();
+        frame::encode(self.checkpoint_count, &checkpoint.to_json(), &mut self.buf);
+        let path = self.checkpoint_path.clone();
+        self.checkpoints
+            .write_all(&self.buf)
+            .and_then(|()| self.checkpoints.sync_data())
+            .map_err(io_error("appending to", &path))?;
+        self.checkpoint_count += 1;
+        Ok(())
+    }
+
+    /// Starts a new segment whose first record will be `first`.
+    fn rotate(&mut self, first: u64) -> Result<(), StoreError> {
+        let path = segment_path(&self.dir, first);
+        create_with_header(&path, SEGMENT_MAGIC)?;
+        sync_dir(&self.dir)?;
+        self.segment = open_append(&path)?;
+        self.segment_path = path;
+        self.segment_first = first;
+        self.segment_len = frame::HEADER_LEN as u64;
+        Ok(())
+    }
+}
+
+fn open_append(path: &Path) -> Result<File, StoreError> {
+    OpenOptions::new()
+        .append(true)
+        .open(path)
+        .map_err(io_error("opening", path))
+}

@@ -1,0 +1,319 @@
+//! Read-only access to a file log, used by [`crate::AuditLog::reader`] on a
+//! live log and by offline verification (`FileReader::open`), which takes no
+//! lock and changes nothing on disk.
+//!
+//! Every frame returned is checked (length, CRC, sequence number); a defect is
+//! reported with the index of the entry. A trailing incomplete frame in the
+//! last segment, or a trailing incomplete/corrupt checkpoint, is treated as a
+//! write in progress or a torn tail and is not part of the log.
+
+use std::fs::File;
+use std::io::{BufReader, ErrorKind, Read, Seek, SeekFrom};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use super::LogReader;
+use super::frame::{self, CHECKPOINT_MAGIC, Decoded, FRAME_OVERHEAD, HEADER_LEN, MAX_PAYLOAD, SEGMENT_MAGIC};
+use super::layout::{CHECKPOINT_FILE, list_segments};
+use crate::checkpoint::SignedCheckpoint;
+use crate::error::{Defect, ReadError};
+
+/// Reads a file log. Cheap to clone.
+#[derive(Clone)]
+pub struct FileReader {
+    dir: PathBuf,
+    /// Live logs: the acknowledged size. Offline: computed once by a scan.
+    live: Option<Arc<AtomicU64>>,
+    offline_len: Arc<OnceLock<u64>>,
+    /// Where the previous read stopped, so sequential reads do not rescan.
+    cursor: Arc<Mutex<Option<Cursor>>>,
+}
+
+#[derive(Clone, Copy)]
+struct Cursor {
+    next: u64,
+    segment_first: u64,
+    offset: u64,
+}
+
+impl FileReader {
+    /// Opens the log in `dir` read-only, for offline verification.
+    pub fn open(dir: &Path) -> Result<Self, ReadError> {
+        if !dir.is_dir() {
+            return Err(io_err("opening", dir, std::io::Error::from(ErrorKind::NotFound)));
+        }
+        Ok(Self::new(dir, None))
+    }
+
+    pub(crate) fn live(dir: &Path, durable: Arc<AtomicU64>) -> Self {
+        Self::new(dir, Some(durable))
+    }
+
+    fn new(dir: &Path, live: Option<Arc<AtomicU64>>) -> Self {
+        Self {
+            dir: dir.to_owned(),
+            live,
+            offline_len: Arc::new(OnceLock::new()),
+            cursor: Arc::new(Mutex::new(None)),
+        }
+    }
+
+    fn len_blocking(&self) -> Result<u64, ReadError> {
+        if let Some(durable) = &self.live {
+            return Ok(durable.load(Ordering::Acquire));
+        }
+        if let Some(len) = self.offline_len.get() {
+            return Ok(*len);
+        }
+        let segments = list_segments(&self.dir).map_err(|e| io_err("listing", &self.dir, e))?;
+        let len = match segments.last() {
+            Some((first, path)) => first + count_complete_frames(path)?,
+            None => 0,
+        };
+        Ok(*self.offline_len.get_or_init(|| len))
+    }
+
+    fn read_blocking(&self, range: Range<u64>) -> Result<Vec<Vec<u8>>, ReadError> {
+        let len = self.len_blocking()?;
+        if range.start > range.end || range.end > len {
+            return Err(ReadError::OutOfRange {
+                start: range.start,
+                end: range.end,
+                len,
+            });
+        }
+        let mut out = Vec::with_capacity((range.end - range.start) as usize);
+        if range.is_empty() {
+            return Ok(out);
+        }
+        let segments = list_segments(&self.dir).map_err(|e| io_err("listing", &self.dir, e))?;
+        let saved = self.cursor.lock().ok().and_then(|c| *c);
+        let start = match saved {
+            Some(c) if c.next == range.start => c,
+            _ => {
+                let pos = segments.partition_point(|(first, _)| *first <= range.start);
+                let Some((first, _)) = pos.checked_sub(1).and_then(|p| segments.get(p)) else {
+                    return Err(corrupt(range.start, Defect::Missing));
+                };
+                Cursor {
+                    next: *first,
+                    segment_first: *first,
+                    offset: 0,
+                }
+            }
+        };
+        let mut cur = start;
+        let mut file = open_segment(&self.dir, &segments, &mut cur)?;
+        while cur.next < range.end {
+            match read_frame(&mut file, cur.next)? {
+                Some(payload) => {
+                    cur.offset += (FRAME_OVERHEAD + payload.len()) as u64;
+                    if cur.next >= range.start {
+                        out.push(payload);
+                    }
+                    cur.next += 1;
+                }
+                None => {
+                    // End of this segment: the next one must start exactly here.
+                    let next_seg = segments.iter().find(|(first, _)| *first > cur.segment_first);
+                    match next_seg {
+                        Some((first, _)) if *first == cur.next => {
+                            cur = Cursor {
+                                next: cur.next,
+                                segment_first: *first,
+                                offset: 0,
+                            };
+                            file = open_segment(&self.dir, &segments, &mut cur)?;
+                        }
+                        Some((first, _)) if *first < cur.next => {
+                            return Err(corrupt(cur.next, Defect::Misplaced));
+                        }
+                        _ => return Err(corrupt(cur.next, Defect::Missing)),
+                    }
+                }
+            }
+        }
+        if let Ok(mut saved) = self.cursor.lock() {
+            *saved = Some(cur);
+        }
+        Ok(out)
+    }
+
+    fn checkpoints_blocking(&self) -> Result<Vec<SignedCheckpoint>, ReadError> {
+        let path = self.dir.join(CHECKPOINT_FILE);
+        let bytes = match std::fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(io_err("reading", &path, e)),
+        };
+        if !frame::header_ok(&bytes, CHECKPOINT_MAGIC) {
+            return Err(ReadError::BadCheckpoint {
+                position: 0,
+                problem: "bad checkpoint file header".into(),
+            });
+        }
+        let mut out = Vec::new();
+        let mut offset = HEADER_LEN;
+        while offset < bytes.len() {
+            let rest = &bytes[offset..];
+            let position = out.len() as u64;
+            match frame::decode(rest, position) {
+                Decoded::Frame { payload, len, .. } => {
+                    let cp = SignedCheckpoint::from_json(payload)
+                        .map_err(|problem| ReadError::BadCheckpoint { position, problem })?;
+                    out.push(cp);
+                    offset += len;
+                }
+                Decoded::Incomplete => break,
+                Decoded::Corrupt(defect) => {
+                    let extent = frame::declared_len(rest).map_or(usize::MAX, |l| l + FRAME_OVERHEAD);
+                    if extent >= rest.len() {
+                        break; // a torn final checkpoint: never acknowledged
+                    }
+                    return Err(ReadError::BadCheckpoint {
+                        position,
+                        problem: defect.to_string(),
+                    });
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl LogReader for FileReader {
+    async fn len(&self) -> Result<u64, ReadError> {
+        let this = self.clone();
+        blocking(move || this.len_blocking()).await
+    }
+
+    async fn read(&self, range: Range<u64>) -> Result<Vec<Vec<u8>>, ReadError> {
+        let this = self.clone();
+        blocking(move || this.read_blocking(range)).await
+    }
+
+    async fn checkpoints(&self) -> Result<Vec<SignedCheckpoint>, ReadError> {
+        let this = self.clone();
+        blocking(move || this.checkpoints_blocking()).await
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    op: impl FnOnce() -> Result<T, ReadError> + Send + 'static,
+) -> Result<T, ReadError> {
+    tokio::task::spawn_blocking(op).await.unwrap_or_else(|e| {
+        Err(ReadError::Io {
+            action: "running the reader",
+            path: PathBuf::new(),
+            source: std::io::Error::other(e),
+        })
+    })
+}
+
+/// Opens the segment at `cur`, checking its header when starting at offset 0.
+fn open_segment(dir: &Path, segments: &[(u64, PathBuf)], cur: &mut Cursor) -> Result<BufReader<File>, ReadError> {
+    let path = segments
+        .iter()
+        .find(|(first, _)| *first == cur.segment_first)
+        .map(|(_, p)| p.clone())
+        .unwrap_or_else(|| super::layout::segment_path(dir, cur.segment_first));
+    let file = File::open(&path).map_err(|e| io_err("opening", &path, e))?;
+    let mut reader = BufReader::with_capacity(256 * 1024, file);
+    if cur.offset == 0 {
+        let mut header = [0u8; HEADER_LEN];
+        if reader.read_exact(&mut header).is_err() || !frame::header_ok(&header, SEGMENT_MAGIC) {
+            return Err(corrupt(cur.segment_first, Defect::BadHeader));
+        }
+        cur.offset = HEADER_LEN as u64;
+    } else {
+        reader
+            .seek(SeekFrom::Start(cur.offset))
+            .map_err(|e| io_err("seeking", &path, e))?;
+    }
+    Ok(reader)
+}
+
+/// Reads and checks one frame. `Ok(None)` at a clean end of file.
+fn read_frame(file: &mut BufReader<File>, index: u64) -> Result<Option<Vec<u8>>, ReadError> {
+    let mut buf = vec![0u8; 12];
+    match read_full(file, &mut buf)? {
+        0 => return Ok(None),
+        12 => {}
+        _ => return Err(corrupt(index, Defect::Incomplete)),
+    }
+    let len = frame::declared_len(&buf).unwrap_or(0);
+    if len > MAX_PAYLOAD {
+        return Err(corrupt(
+            index,
+            Defect::Frame(frame::FrameDefect::TooLarge { len: len as u64 }),
+        ));
+    }
+    buf.resize(12 + len + 4, 0);
+    if read_full(file, &mut buf[12..])? != len + 4 {
+        return Err(corrupt(index, Defect::Incomplete));
+    }
+    match frame::decode(&buf, index) {
+        Decoded::Frame { .. } => {
+            buf.truncate(12 + len);
+            buf.drain(..12);
+            Ok(Some(buf))
+        }
+        Decoded::Corrupt(defect) => Err(corrupt(index, Defect::Frame(defect))),
+        Decoded::Incomplete => Err(corrupt(index, Defect::Incomplete)),
+    }
+}
+
+/// Reads until `buf` is full or end of file; returns the bytes read.
+fn read_full(file: &mut BufReader<File>, buf: &mut [u8]) -> Result<usize, ReadError> {
+    let mut done = 0;
+    while done < buf.len() {
+        match file.read(&mut buf[done..]) {
+            Ok(0) => break,
+            Ok(n) => done += n,
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => return Err(io_err("reading", Path::new("segment"), e)),
+        }
+    }
+    Ok(done)
+}
+
+/// Counts the complete frames of a segment by walking the length fields (the
+/// checksums are checked when the frames are read).
+fn count_complete_frames(path: &Path) -> Result<u64, ReadError> {
+    let file = File::open(path).map_err(|e| io_err("opening", path, e))?;
+    let file_len = file.metadata().map_err(|e| io_err("inspecting", path, e))?.len();
+    let mut reader = BufReader::new(file);
+    let (mut offset, mut count) = (HEADER_LEN as u64, 0u64);
+    reader
+        .seek(SeekFrom::Start(offset))
+        .map_err(|e| io_err("seeking", path, e))?;
+    let mut head = [0u8; 4];
+    while offset + FRAME_OVERHEAD as u64 <= file_len {
+        reader.read_exact(&mut head).map_err(|e| io_err("reading", path, e))?;
+        let len = u64::from(u32::from_le_bytes(head));
+        let end = offset + FRAME_OVERHEAD as u64 + len;
+        if end > file_len {
+            break;
+        }
+        reader
+            .seek_relative((FRAME_OVERHEAD as u64 + len - 4) as i64)
+            .map_err(|e| io_err("seeking", path, e))?;
+        offset = end;
+        count += 1;
+    }
+    Ok(count)
+}
+
+fn corrupt(index: u64, defect: Defect) -> ReadError {
+    ReadError::Corrupt { index, defect }
+}
+
+fn io_err(action: &'static str, path: &Path, source: std::io::Error) -> ReadError {
+    ReadError::Io {
+        action,
+        path: path.to_owned(),
+        source,
+    }
+}

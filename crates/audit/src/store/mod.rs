@@ -1,0 +1,89 @@
+//! The narrow storage contract under the log, and its implementations.
+//!
+//! [`AuditStore`] is the write side the group-commit writer drives: append a
+//! batch durably, append a checkpoint. [`LogReader`] is the read side, the same
+//! one an outside auditor uses, and the only thing the verifier depends on.
+//! Tree math (frontier, roots, proofs) is shared code in [`crate::merkle`];
+//! persistence is native to each store (Tessera: no premature shared storage
+//! internals).
+
+use std::future::Future;
+use std::ops::Range;
+
+use crate::checkpoint::SignedCheckpoint;
+use crate::error::{ReadError, StoreError};
+use crate::merkle::hash::Hash;
+
+#[cfg(any(test, feature = "fault-injection"))]
+pub mod faulty;
+pub mod file;
+mod file_reader;
+pub mod frame;
+pub(crate) mod layout;
+pub mod postgres;
+mod recovery;
+
+pub use file_reader::FileReader;
+
+/// One entry to append: the exact record bytes and their RFC 6962 leaf hash
+/// (computed by the appender, off the writer's critical path).
+#[derive(Clone, Debug)]
+pub struct Entry {
+    pub data: Vec<u8>,
+    pub leaf: Hash,
+}
+
+/// A tree size and its root.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TreeHead {
+    pub size: u64,
+    pub root: Hash,
+}
+
+/// What a store reports once a batch is durable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Committed {
+    /// Index given to the first entry of the batch; the rest follow in order.
+    pub first_index: u64,
+    /// The tree right after the batch (it may include other writers' entries
+    /// before this batch in a shared store).
+    pub head: TreeHead,
+}
+
+/// The write side of a store.
+pub trait AuditStore: Send + 'static {
+    /// Appends `entries` in order at consecutive indexes.
+    ///
+    /// Implementations MUST NOT return `Ok` until every entry of the batch is
+    /// durable (fsync on disk, committed in a database), and MUST NOT make any
+    /// entry readable at an index other than the one reported.
+    fn append_batch(&mut self, entries: Vec<Entry>) -> impl Future<Output = Result<Committed, StoreError>> + Send;
+
+    /// Durably stores a signed checkpoint. Called only with heads the store
+    /// reported, so a checkpoint never covers an entry that is not durable.
+    fn append_checkpoint(
+        &mut self,
+        checkpoint: SignedCheckpoint,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The current tree head as the store sees it.
+    fn head(&mut self) -> impl Future<Output = Result<TreeHead, StoreError>> + Send;
+}
+
+/// The read side of a log: what `verify` and auditors use.
+pub trait LogReader: Sync {
+    /// Number of entries readable now.
+    fn len(&self) -> impl Future<Output = Result<u64, ReadError>> + Send;
+
+    /// True when the log has no entries.
+    fn is_empty(&self) -> impl Future<Output = Result<bool, ReadError>> + Send {
+        async { Ok(self.len().await? == 0) }
+    }
+
+    /// The exact stored bytes of entries `range`, in order. A damaged or missing
+    /// entry is reported as [`ReadError::Corrupt`] with its index.
+    fn read(&self, range: Range<u64>) -> impl Future<Output = Result<Vec<Vec<u8>>, ReadError>> + Send;
+
+    /// Every stored checkpoint, in the order written.
+    fn checkpoints(&self) -> impl Future<Output = Result<Vec<SignedCheckpoint>, ReadError>> + Send;
+}

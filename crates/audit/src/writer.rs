@@ -1,0 +1,193 @@
+//! The group-commit writer: one task per log owns the store. Appenders send a
+//! [`Job`] over a bounded channel and await a oneshot reply; the task drains
+//! whatever is queued (up to `max_batch`) into one durable batch — one write
+//! and one fsync or one transaction for all of them — then answers every
+//! appender. While a batch is being synced the next one queues up, so the
+//! batch size grows with load and the per-record cost of fsync shrinks.
+//!
+//! The task also signs checkpoints (after a batch, per [`CheckpointPolicy`],
+//! and on request) and keeps the health flag: false after a failed write,
+//! true again after a successful one (the file store stays failed once
+//! poisoned; PostgreSQL recovers when the database does).
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::{Instant, MissedTickBehavior};
+
+use crate::checkpoint::{Checkpoint, CheckpointPolicy, SignedCheckpoint};
+use crate::error::StoreError;
+use crate::keys::LogSigner;
+use crate::store::{AuditStore, Entry, TreeHead};
+use crate::time::unix_millis;
+
+/// Reply to an append: the record's index, or why it was not stored.
+pub(crate) type AppendReply = Result<u64, Arc<StoreError>>;
+/// Reply to a checkpoint request.
+pub(crate) type CheckpointReply = Result<SignedCheckpoint, Arc<StoreError>>;
+
+pub(crate) enum Job {
+    Append {
+        entry: Entry,
+        reply: oneshot::Sender<AppendReply>,
+    },
+    Checkpoint {
+        reply: oneshot::Sender<CheckpointReply>,
+    },
+}
+
+/// State the writer publishes to the log handle.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub healthy: AtomicBool,
+    /// Batches and records durably written by this writer (group-commit stats).
+    pub batches: AtomicU64,
+    pub records: AtomicU64,
+    pub latest: Mutex<Option<SignedCheckpoint>>,
+}
+
+/// Writer configuration.
+pub(crate) struct WriterConfig {
+    pub signer: LogSigner,
+    pub policy: CheckpointPolicy,
+    pub max_batch: usize,
+    /// Size covered by the newest checkpoint already in the store.
+    pub checkpointed: u64,
+}
+
+pub(crate) async fn run<S: AuditStore>(
+    mut store: S,
+    mut jobs: mpsc::Receiver<Job>,
+    config: WriterConfig,
+    shared: Arc<Shared>,
+) {
+    let mut checkpointed = config.checkpointed;
+    let mut ticker = config.policy.interval.map(|period| {
+        let mut t = tokio::time::interval_at(Instant::now() + period, period);
+        t.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        t
+    });
+    let mut appends = Vec::with_capacity(config.max_batch);
+    let mut requests = Vec::new();
+    loop {
+        let first = tokio::select! {
+            job = jobs.recv() => job,
+            _ = tick(&mut ticker) => {
+                let head = store.head().await;
+                if let Ok(head) = head.as_ref().map(|h| *h) && head.size > checkpointed {
+                    let _ = checkpoint(&mut store, &config.signer, head, &mut checkpointed, &shared).await;
+                }
+                continue;
+            }
+        };
+        let Some(first) = first else { break };
+        let mut next = Some(first);
+        while let Some(job) = next.take() {
+            match job {
+                Job::Append { entry, reply } => appends.push((entry, reply)),
+                Job::Checkpoint { reply } => requests.push(reply),
+            }
+            if appends.len() < config.max_batch {
+                next = jobs.try_recv().ok();
+            }
+        }
+        let mut head = None;
+        if !appends.is_empty() {
+            head = commit(&mut store, &mut appends, &shared).await;
+        }
+        let due = head.is_some_and(|h| {
+            config.policy.every_records > 0 && h.size - checkpointed.min(h.size) >= config.policy.every_records
+        });
+        if due || !requests.is_empty() {
+            let head = match head {
+                Some(h) => Ok(h),
+                None => store.head().await.map_err(Arc::new),
+            };
+            let result = match head {
+                Ok(h) => checkpoint(&mut store, &config.signer, h, &mut checkpointed, &shared).await,
+                Err(e) => Err(e),
+            };
+            for reply in requests.drain(..) {
+                let _ = reply.send(result.clone());
+            }
+        }
+    }
+    // The channel closed (the log was closed or dropped): publish a final head.
+    if let Ok(head) = store.head().await
+        && head.size > checkpointed
+    {
+        let _ = checkpoint(&mut store, &config.signer, head, &mut checkpointed, &shared).await;
+    }
+}
+
+/// Writes one batch and answers its appenders. Returns the head on success.
+async fn commit<S: AuditStore>(
+    store: &mut S,
+    appends: &mut Vec<(Entry, oneshot::Sender<AppendReply>)>,
+    shared: &Shared,
+) -> Option<TreeHead> {
+    let (entries, replies): (Vec<Entry>, Vec<_>) = appends.drain(..).unzip();
+    match store.append_batch(entries).await {
+        Ok(committed) => {
+            shared.healthy.store(true, Ordering::Release);
+            shared.batches.fetch_add(1, Ordering::Relaxed);
+            shared.records.fetch_add(replies.len() as u64, Ordering::Relaxed);
+            for (index, reply) in (committed.first_index..).zip(replies) {
+                // An appender that gave up still has its record in the log.
+                let _ = reply.send(Ok(index));
+            }
+            Some(committed.head)
+        }
+        Err(error) => {
+            shared.healthy.store(false, Ordering::Release);
+            tracing::error!(%error, "audit log append failed; the log is unhealthy and calls must be denied");
+            let error = Arc::new(error);
+            for reply in replies {
+                let _ = reply.send(Err(Arc::clone(&error)));
+            }
+            None
+        }
+    }
+}
+
+/// Signs and stores a checkpoint of `head`.
+async fn checkpoint<S: AuditStore>(
+    store: &mut S,
+    signer: &LogSigner,
+    head: TreeHead,
+    checkpointed: &mut u64,
+    shared: &Shared,
+) -> CheckpointReply {
+    let body = Checkpoint {
+        size: head.size,
+        root: head.root,
+        time_ms: unix_millis(SystemTime::now()),
+    };
+    let signed = SignedCheckpoint::sign(body, signer);
+    match store.append_checkpoint(signed.clone()).await {
+        Ok(()) => {
+            *checkpointed = (*checkpointed).max(head.size);
+            if let Ok(mut latest) = shared.latest.lock() {
+                *latest = Some(signed.clone());
+            }
+            Ok(signed)
+        }
+        Err(error) => {
+            shared.healthy.store(false, Ordering::Release);
+            tracing::error!(%error, "audit checkpoint could not be stored");
+            Err(Arc::new(error))
+        }
+    }
+}
+
+/// Waits for the next tick, or forever when checkpoints by time are off.
+async fn tick(ticker: &mut Option<tokio::time::Interval>) {
+    match ticker {
+        Some(t) => {
+            t.tick().await;
+        }
+        None => std::future::pending::<()>().await,
+    }
+}

@@ -1,0 +1,19 @@
+//! Integration tests of portcullis-audit, one binary (ripgrep style). Threat
+//! tests are named after THREATS.md (`t15_…`).
+#![allow(
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test helpers: a failed expectation is a failed test"
+)]
+
+mod crash;
+mod faults;
+mod file_store;
+mod group_commit;
+mod keys;
+mod postgres;
+mod proofs;
+mod records;
+mod support;
+mod tamper;
+mod vectors;

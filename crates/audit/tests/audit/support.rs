@@ -1,0 +1,120 @@
+//! Shared helpers: deterministic keys and records, log options, raw segment
+//! access for tampering, and verification of a directory through the
+//! offline reader.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, UNIX_EPOCH};
+
+use portcullis_audit::store::FileReader;
+use portcullis_audit::store::frame::{self, Decoded, HEADER_LEN};
+use portcullis_audit::{
+    AuditRecord, CheckpointPolicy, Decision, LogOptions, LogSigner, Outcome, Principal, RecordKind, Sha256Hex,
+    TrustedKeys, VerifyReport, verify,
+};
+
+pub fn signer() -> LogSigner {
+    LogSigner::from_seed([7u8; 32])
+}
+
+pub fn other_signer() -> LogSigner {
+    LogSigner::from_seed([9u8; 32])
+}
+
+pub fn trusted(signers: &[&LogSigner]) -> TrustedKeys {
+    signers.iter().map(|s| s.public_key()).collect()
+}
+
+/// A realistic call record, distinct per `i`.
+pub fn record(i: u64) -> AuditRecord {
+    let mut r = AuditRecord::new(RecordKind::Call, UNIX_EPOCH + Duration::from_secs(1_770_000_000 + i));
+    r.call_id = Some(format!("call-{i}"));
+    r.principal = Some(Principal {
+        workload: Some("spiffe://example.org/agent".into()),
+        user: Some("alice".into()),
+    });
+    r.server = Some("github".into());
+    r.method = Some("tools/call".into());
+    r.tool = Some("create_issue".into());
+    r.args_sha256 = Some(Sha256Hex::of(format!("args {i}").as_bytes()));
+    r.decision = Some(Decision::Allow);
+    r.decision_id = Some(format!("d-{i}"));
+    r.outcome = Some(Outcome::Ok);
+    r.result_sha256 = Some(Sha256Hex::of(format!("result {i}").as_bytes()));
+    r.latency_us = Some(1000 + i);
+    r
+}
+
+/// Options with checkpoints only on request (and at close), unless given.
+pub fn options(every_records: u64) -> LogOptions {
+    LogOptions {
+        checkpoints: CheckpointPolicy {
+            every_records,
+            interval: None,
+        },
+        ..LogOptions::default()
+    }
+}
+
+pub async fn verify_dir(dir: &Path, keys: &TrustedKeys) -> VerifyReport {
+    let reader = FileReader::open(dir).expect("open reader");
+    verify(&reader, keys, &mut |_| {}).await.expect("log readable")
+}
+
+pub fn segments(dir: &Path) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = std::fs::read_dir(dir)
+        .expect("list dir")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "seg"))
+        .collect();
+    out.sort();
+    out
+}
+
+/// The frames of a segment file: (seq, payload).
+pub fn read_frames(path: &Path) -> Vec<(u64, Vec<u8>)> {
+    let bytes = std::fs::read(path).expect("read segment");
+    let mut out = Vec::new();
+    let mut offset = HEADER_LEN;
+    while offset < bytes.len() {
+        let seq = out.first().map_or_else(|| first_index(path), |_| 0) + out.len() as u64;
+        match frame::decode(&bytes[offset..], seq) {
+            Decoded::Frame { seq, payload, len } => {
+                out.push((seq, payload.to_vec()));
+                offset += len;
+            }
+            other => panic!("unexpected frame state {other:?} at {offset}"),
+        }
+    }
+    out
+}
+
+/// Rewrites a segment with these frames, with valid framing (a careful attacker).
+pub fn write_frames(path: &Path, frames: &[(u64, Vec<u8>)]) {
+    let mut bytes = frame::header(frame::SEGMENT_MAGIC).to_vec();
+    for (seq, payload) in frames {
+        frame::encode(*seq, payload, &mut bytes);
+    }
+    std::fs::write(path, bytes).expect("write segment");
+}
+
+pub fn first_index(path: &Path) -> u64 {
+    let name = path.file_stem().and_then(|s| s.to_str()).expect("segment name");
+    name.trim_start_matches("log-").parse().expect("segment index")
+}
+
+/// Byte offset of frame `n` (0-based within the segment) in a segment file.
+pub fn frame_offset(path: &Path, n: usize) -> usize {
+    let frames = read_frames(path);
+    HEADER_LEN
+        + frames[..n]
+            .iter()
+            .map(|(_, p)| p.len() + frame::FRAME_OVERHEAD)
+            .sum::<usize>()
+}
+
+/// A unique name for a PostgreSQL schema or similar.
+pub fn unique(prefix: &str) -> String {
+    let mut bytes = [0u8; 6];
+    getrandom::fill(&mut bytes).expect("random");
+    format!("{prefix}_{}", hex::encode(bytes))
+}

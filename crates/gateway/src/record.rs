@@ -1,0 +1,139 @@
+//! The record stage: every call that acts is written to the audit log twice —
+//! the decision before anything is forwarded, the outcome before the answer is
+//! released — and each write is durable before the call moves on. When the log
+//! cannot be written the call is denied (fail closed) and the gateway reports
+//! itself unhealthy. Records carry hashes and ids, never bodies or secrets.
+use std::{
+    sync::Arc,
+    time::{Duration, SystemTime},
+};
+
+use portcullis_audit::{AuditLog, AuditRecord, Decision, DurableReceipt, Outcome, RecordKind, Sha256Hex};
+use portcullis_core::{Principal, ServerName};
+use portcullis_mcp::canonical::canonical_sha256;
+use serde_json::{Value, json};
+
+/// `_meta` key of the audit receipt in a result.
+pub const RECEIPT_META_KEY: &str = "io.portcullis/receipt";
+
+/// The audit log could not take a record: the call must not proceed.
+#[derive(Debug, thiserror::Error)]
+#[error("the audit log cannot be written ({0}); the call was denied because nothing may happen unrecorded")]
+pub struct RecordError(String);
+
+/// The facts about one call that every record of it repeats.
+#[derive(Debug, Clone)]
+pub struct CallFacts {
+    pub call_id: String,
+    pub principal: Principal,
+    pub server: ServerName,
+    pub method: String,
+    pub target: Option<String>,
+    pub args_sha256: Option<[u8; 32]>,
+}
+
+impl CallFacts {
+    fn record(&self, kind: RecordKind) -> AuditRecord {
+        let mut r = AuditRecord::new(kind, SystemTime::now());
+        r.call_id = Some(self.call_id.clone());
+        r.principal = Some(portcullis_audit::Principal {
+            workload: Some(self.principal.workload.clone()),
+            user: self.principal.user.clone(),
+        });
+        r.server = Some(self.server.to_string());
+        r.method = Some(self.method.clone());
+        r.tool = self.target.clone();
+        r.args_sha256 = self.args_sha256.map(Sha256Hex::from_digest);
+        r
+    }
+}
+
+/// Where records go: the audit log, or nowhere when the operator turned it off.
+#[derive(Clone, Default)]
+pub struct Recorder {
+    log: Option<Arc<AuditLog>>,
+}
+
+impl Recorder {
+    pub fn new(log: Option<Arc<AuditLog>>) -> Self {
+        Self { log }
+    }
+
+    /// False once the log failed a write (calls are denied meanwhile).
+    pub fn healthy(&self) -> bool {
+        self.log.as_ref().is_none_or(|l| l.healthy())
+    }
+
+    pub fn log(&self) -> Option<&Arc<AuditLog>> {
+        self.log.as_ref()
+    }
+
+    /// Records the decision to forward, durably, before forwarding.
+    pub async fn decision(&self, call: &CallFacts, allowed: bool, reason: &str) -> Result<(), RecordError> {
+        let mut r = call.record(RecordKind::Decision);
+        r.decision = Some(if allowed { Decision::Allow } else { Decision::Deny });
+        r.reason = Some(reason.to_owned());
+        self.append(&r).await.map(|_| ())
+    }
+
+    /// Records the call's outcome, durably, before the answer is released.
+    pub async fn outcome(
+        &self,
+        call: &CallFacts,
+        answer: &Value,
+        latency: Duration,
+    ) -> Result<Option<DurableReceipt>, RecordError> {
+        let mut r = call.record(RecordKind::Call);
+        r.latency_us = Some(u64::try_from(latency.as_micros()).unwrap_or(u64::MAX));
+        match (answer.get("result"), answer.get("error")) {
+            (Some(result), _) => {
+                r.outcome = Some(Outcome::Ok);
+                r.result_sha256 = Some(Sha256Hex::from_digest(canonical_sha256(result)));
+            }
+            (None, error) => {
+                r.outcome = Some(Outcome::Error);
+                // Only the code: an upstream's error text may carry data we must not keep.
+                let code = error
+                    .and_then(|e| e.get("code"))
+                    .and_then(Value::as_i64)
+                    .unwrap_or_default();
+                r.error = Some(format!("json-rpc error {code}"));
+                if let Some(e) = error {
+                    r.result_sha256 = Some(Sha256Hex::from_digest(canonical_sha256(e)));
+                }
+            }
+        }
+        self.append(&r).await
+    }
+
+    async fn append(&self, record: &AuditRecord) -> Result<Option<DurableReceipt>, RecordError> {
+        let Some(log) = &self.log else { return Ok(None) };
+        match log.append(record).await {
+            Ok(receipt) => Ok(Some(receipt)),
+            Err(e) => {
+                tracing::error!("audit append failed; denying calls until the log is writable: {e}");
+                Err(RecordError(e.to_string()))
+            }
+        }
+    }
+}
+
+/// Adds the audit receipt to a successful answer's `result._meta`.
+pub fn attach_receipt(answer: &mut Value, call_id: &str, receipt: &DurableReceipt) {
+    let Some(result) = answer.get_mut("result").and_then(Value::as_object_mut) else {
+        return;
+    };
+    let meta = result.entry("_meta").or_insert_with(|| json!({}));
+    if let Some(meta) = meta.as_object_mut() {
+        meta.insert(
+            RECEIPT_META_KEY.to_owned(),
+            json!({"auditIndex": receipt.index(), "leafHash": hex::encode(receipt.leaf_hash().0), "callId": call_id}),
+        );
+    }
+}
+
+/// A fresh 128-bit call id.
+pub fn new_call_id() -> String {
+    let bytes: [u8; 16] = rand::random();
+    hex::encode(bytes)
+}
