@@ -3,6 +3,7 @@ use std::{path::Path, process::ExitCode};
 
 use anyhow::Context;
 use portcullis_gateway::{Gateway, Recorder, serve_http};
+use sha2::Digest;
 
 use crate::{audit_open, config, shutdown};
 
@@ -20,6 +21,11 @@ pub async fn run(path: &Path) -> anyhow::Result<ExitCode> {
         Some(settings) => Recorder::new(Some(audit_open::open(settings).await?)),
         None => Recorder::new(None),
     };
+    let config_bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let servers: Vec<String> = loaded.gateway.servers.iter().map(|s| s.name.to_string()).collect();
+    recorder
+        .config_loaded(sha2::Sha256::digest(&config_bytes).into(), &servers)
+        .await?;
     let gateway = Gateway::new(loaded.gateway, recorder);
     let listener = tokio::net::TcpListener::bind(addr)
         .await

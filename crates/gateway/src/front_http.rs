@@ -73,6 +73,12 @@ pub async fn serve_http(
         .route("/mcp", post(post_mcp).get(get_mcp).delete(delete_mcp))
         .route("/healthz", get(healthz))
         .with_state(front);
+    let stop = gateway.clone();
+    let shutdown = async move {
+        shutdown.await;
+        // Stop accepting; end GET streams so only in-flight calls keep the server up.
+        stop.begin_shutdown();
+    };
     let result = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
     reaper.abort();
     result
@@ -357,10 +363,12 @@ async fn get_mcp(State(front): State<Arc<Front>>, headers: HeaderMap) -> Respons
         return rpc_error(StatusCode::CONFLICT, None, ErrorCode::InvalidRequest, text);
     };
     let (out, body) = mpsc::channel::<Result<Bytes, Infallible>>(64);
+    let mut stopping = front.gateway.stopping();
     tokio::spawn(async move {
         let mut keepalive = tokio::time::interval(KEEPALIVE);
         loop {
             let chunk = tokio::select! {
+                _ = stopping.wait_for(|s| *s) => break,
                 msg = messages.recv() => match msg {
                     Some(m) => encode(&m),
                     None => break,

@@ -40,6 +40,8 @@ pub struct Gateway {
     shared: tokio::sync::Mutex<HashMap<ServerName, Connected>>,
     /// Route for shared children's unrelated messages: nobody (they are per-session facts).
     shared_route: Arc<NoRoute>,
+    /// Flips to true when the gateway starts shutting down: long-lived streams end.
+    stopping: tokio::sync::watch::Sender<bool>,
 }
 
 impl Gateway {
@@ -61,6 +63,7 @@ impl Gateway {
             stateless: Mutex::new(HashMap::new()),
             shared: tokio::sync::Mutex::new(HashMap::new()),
             shared_route: Arc::new(NoRoute),
+            stopping: tokio::sync::watch::Sender::new(false),
         })
     }
 
@@ -188,6 +191,16 @@ impl Gateway {
         }
         let mut stateless = self.stateless.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         stateless.retain(|_, s| s.idle_for() <= limit);
+    }
+
+    /// Starts shutting down: long-lived streams (GET) close so in-flight calls can drain.
+    pub fn begin_shutdown(&self) {
+        self.stopping.send_replace(true);
+    }
+
+    /// Completes once shutdown has begun.
+    pub fn stopping(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.stopping.subscribe()
     }
 
     /// Closes everything: children get EOF on stdin and are stopped.

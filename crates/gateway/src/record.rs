@@ -76,6 +76,15 @@ impl Recorder {
         self.append(&r).await.map(|_| ())
     }
 
+    /// Records that the gateway (re)started with a config: what it runs is auditable.
+    pub async fn config_loaded(&self, config_sha256: [u8; 32], servers: &[String]) -> Result<(), RecordError> {
+        let mut r = AuditRecord::new(RecordKind::ConfigChange, SystemTime::now());
+        r.reason = Some("gateway started".into());
+        r.ext.insert("config_sha256".into(), hex::encode(config_sha256));
+        r.ext.insert("servers".into(), servers.join(","));
+        self.append(&r).await.map(|_| ())
+    }
+
     /// Records the call's outcome, durably, before the answer is released.
     pub async fn outcome(
         &self,

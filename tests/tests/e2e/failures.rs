@@ -64,3 +64,25 @@ async fn modern_client_gets_a_fresh_child_after_a_crash() {
     let ok = call(&client, "search_docs", json!({"query": "refund"})).await;
     assert!(ok.is_ok(), "stateless clients reconnect: {ok:?}");
 }
+
+#[tokio::test]
+async fn sigterm_lets_in_flight_calls_answer_and_closes_streams() {
+    let mut gw = GatewayProc::start(&demo_server_entry("demo", "timeout_secs = 3"));
+    let (client, _) = clients::http(&gw.url, Revision::Legacy).await;
+    // rmcp's legacy client holds a GET stream open: shutdown must not wait on it forever.
+    let pending = tokio::spawn(async move { call(&client, "hang", json!({})).await.map_err(|e| e.to_string()) });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let status = tokio::task::spawn_blocking(move || {
+        let status = gw.terminate();
+        (status, gw.logs())
+    })
+    .await
+    .unwrap();
+    assert!(status.0.success(), "exit status {:?}; logs:\n{}", status.0, status.1);
+    let answer = pending.await.unwrap();
+    let text = answer.expect_err("the hung call ends in its timeout error");
+    assert!(
+        text.contains("did not answer within"),
+        "in-flight call got its answer, not a reset: {text}"
+    );
+}
