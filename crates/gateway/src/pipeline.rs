@@ -40,50 +40,40 @@ impl Gateway {
         let id = msg.id().cloned();
         let method = msg.method().unwrap_or_default().to_owned();
         let fail = |code: ErrorCode, text: &str| error_response(id.as_ref(), code, text, None);
-        let route = match MethodClass::of(&method) {
+        let class = MethodClass::of(&method);
+        let route = match class {
             MethodClass::Initialize => {
                 return fail(ErrorCode::InvalidRequest, "this session is already initialized");
             }
-            MethodClass::Ping => {
-                return response(id.unwrap_or(Value::Null), json!({})).into_value();
+            MethodClass::Ping => return response(id.unwrap_or(Value::Null), json!({})).into_value(),
+            MethodClass::Unsupported => {
+                return fail(
+                    ErrorCode::MethodNotFound,
+                    &format!("`{method}` is not supported by this gateway yet"),
+                );
             }
             MethodClass::Discover => return self.discover(session, id).await,
             MethodClass::List(kind) if self.namespacer.enabled() => {
                 return self.merged_list(session, kind, &msg).await;
             }
             MethodClass::Broadcast => return self.broadcast(session, msg).await,
-            MethodClass::List(_) => self.namespacer.route_name(""),
-            MethodClass::CallTool | MethodClass::GetPrompt => self
-                .namespacer
-                .route_request(&mut msg, RouteBy::Name)
-                .map(|s| (s, String::new())),
-            MethodClass::Resource => self
-                .namespacer
-                .route_request(&mut msg, RouteBy::Uri)
-                .map(|s| (s, String::new())),
-            MethodClass::Complete => self
-                .namespacer
-                .route_request(&mut msg, RouteBy::Ref)
-                .map(|s| (s, String::new())),
-            MethodClass::Other => match self.namespacer.enabled() {
-                false => self.namespacer.route_name(""),
-                true => self
-                    .namespacer
-                    .route_request(&mut msg, RouteBy::Name)
-                    .map(|s| (s, String::new())),
-            },
+            MethodClass::List(_) => self.namespacer.route_name("").map(|(server, _)| server),
+            MethodClass::CallTool | MethodClass::GetPrompt => self.namespacer.route_request(&mut msg, RouteBy::Name),
+            MethodClass::Resource => self.namespacer.route_request(&mut msg, RouteBy::Uri),
+            MethodClass::Complete => self.namespacer.route_request(&mut msg, RouteBy::Ref),
+            MethodClass::Other if self.namespacer.enabled() => self.namespacer.route_request(&mut msg, RouteBy::Name),
+            MethodClass::Other => self.namespacer.route_name("").map(|(server, _)| server),
         };
         let server = match route {
-            Ok((server, _)) => server,
+            Ok(server) => server,
             Err(e) => {
-                let code = match MethodClass::of(&method) {
+                let code = match class {
                     MethodClass::Other => ErrorCode::MethodNotFound,
                     _ => ErrorCode::InvalidParams,
                 };
                 return fail(code, &e.to_string());
             }
         };
-        let class = MethodClass::of(&method);
         if !class.acts() {
             return self.forward(session, &server, msg).await;
         }

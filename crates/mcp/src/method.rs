@@ -25,6 +25,8 @@ pub enum MethodClass {
     Complete,
     /// `logging/setLevel`: sent to every upstream.
     Broadcast,
+    /// Known methods the gateway does not relay yet (`subscriptions/listen`).
+    Unsupported,
     /// Anything else, including future methods: forwarded when unambiguous.
     Other,
 }
@@ -74,6 +76,8 @@ impl MethodClass {
             "resources/read" | "resources/subscribe" | "resources/unsubscribe" => MethodClass::Resource,
             "completion/complete" => MethodClass::Complete,
             "logging/setLevel" => MethodClass::Broadcast,
+            // A stream that never ends needs fan-in across servers; not relayed yet.
+            "subscriptions/listen" => MethodClass::Unsupported,
             _ => MethodClass::Other,
         }
     }
