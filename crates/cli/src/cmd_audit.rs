@@ -115,28 +115,22 @@ enum Reader {
 }
 
 impl LogReader for Reader {
-    fn len(&self) -> impl Future<Output = Result<u64, ReadError>> + Send {
-        async move {
-            match self {
-                Reader::File(r) => r.len().await,
-                Reader::Pg(r) => r.len().await,
-            }
+    async fn len(&self) -> Result<u64, ReadError> {
+        match self {
+            Reader::File(r) => r.len().await,
+            Reader::Pg(r) => r.len().await,
         }
     }
-    fn read(&self, range: Range<u64>) -> impl Future<Output = Result<Vec<Vec<u8>>, ReadError>> + Send {
-        async move {
-            match self {
-                Reader::File(r) => r.read(range).await,
-                Reader::Pg(r) => r.read(range).await,
-            }
+    async fn read(&self, range: Range<u64>) -> Result<Vec<Vec<u8>>, ReadError> {
+        match self {
+            Reader::File(r) => r.read(range).await,
+            Reader::Pg(r) => r.read(range).await,
         }
     }
-    fn checkpoints(&self) -> impl Future<Output = Result<Vec<SignedCheckpoint>, ReadError>> + Send {
-        async move {
-            match self {
-                Reader::File(r) => r.checkpoints().await,
-                Reader::Pg(r) => r.checkpoints().await,
-            }
+    async fn checkpoints(&self) -> Result<Vec<SignedCheckpoint>, ReadError> {
+        match self {
+            Reader::File(r) => r.checkpoints().await,
+            Reader::Pg(r) => r.checkpoints().await,
         }
     }
 }
@@ -272,7 +266,10 @@ async fn tail(source: &Source, lines: u64, follow: bool) -> anyhow::Result<ExitC
     for (i, r) in records(&reader, len.saturating_sub(lines)..len).await? {
         print(i, &r);
     }
-    while follow {
+    if !follow {
+        return Ok(ExitCode::SUCCESS);
+    }
+    loop {
         tokio::time::sleep(Duration::from_secs(1)).await;
         let now = reader.len().await?;
         for (i, r) in records(&reader, len..now).await? {
@@ -280,7 +277,6 @@ async fn tail(source: &Source, lines: u64, follow: bool) -> anyhow::Result<ExitC
         }
         len = now;
     }
-    Ok(ExitCode::SUCCESS)
 }
 
 async fn show(source: &Source, f: &Filter) -> anyhow::Result<ExitCode> {

@@ -3,7 +3,7 @@
 //! the client's own parameters when it sent them) for earlier ones.
 use std::{sync::Weak, time::Duration};
 
-use portcullis_mcp::{Era, Limits, Message, MessageKind, ProtocolVersion, message};
+use portcullis_mcp::{Era, ErrorCode, Limits, Message, MessageKind, ProtocolVersion, message};
 use portcullis_transport::{ChildSpec, HttpSpec, connect_http, spawn_child};
 use serde_json::{Value, json};
 
@@ -135,22 +135,34 @@ async fn discover(
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))
         .collect();
-    let req = message::request(json!(0), "server/discover", json!({"_meta": meta}));
-    let answer = match tokio::time::timeout(limit, peer.call(req, route.clone())).await {
-        Ok(answer) => answer?,
-        Err(_) => return Ok(None),
-    };
-    let modern = answer
-        .result()
-        .and_then(|r| r.get("supportedVersions"))
-        .and_then(Value::as_array)
-        .is_some_and(|v| v.iter().any(|v| v.as_str() == Some("2026-07-28")));
-    Ok(match (modern, answer.result()) {
-        (true, Some(result)) => Some(UpstreamEra::Modern {
-            discover: result.clone(),
-        }),
-        _ => None,
-    })
+    // A server may refuse the first attempt with UnsupportedProtocolVersion; when it lists
+    // 2026-07-28 as supported, one retry is what the revision asks of a client.
+    for _attempt in 0..2 {
+        let req = message::request(json!(0), "server/discover", json!({"_meta": meta.clone()}));
+        let answer = match tokio::time::timeout(limit, peer.call(req, route.clone())).await {
+            Ok(answer) => answer?,
+            Err(_) => return Ok(None),
+        };
+        tracing::debug!(server = %peer.server(), answer = %answer.as_value_string(), "server/discover probe answered");
+        if let Some(result) = answer.result() {
+            let versions = result.get("supportedVersions").and_then(Value::as_array);
+            let modern = versions.is_some_and(|v| v.iter().any(|v| v.as_str() == Some("2026-07-28")));
+            return Ok(modern.then(|| UpstreamEra::Modern {
+                discover: result.clone(),
+            }));
+        }
+        let code = answer.error().and_then(|e| e.get("code")).and_then(Value::as_i64);
+        let supported = answer
+            .error()
+            .and_then(|e| e.pointer("/data/supported"))
+            .and_then(Value::as_array);
+        let retry = code == Some(ErrorCode::UnsupportedProtocolVersion.code())
+            && supported.is_some_and(|v| v.iter().any(|v| v.as_str() == Some("2026-07-28")));
+        if !retry {
+            return Ok(None);
+        }
+    }
+    Ok(None)
 }
 
 async fn initialize(

@@ -26,8 +26,8 @@ use bytes::Bytes;
 use http_body_util::BodyExt;
 use portcullis_core::Principal;
 use portcullis_mcp::{
-    ErrorCode, Message, MessageKind, MethodClass, ProtocolVersion, error_response, headers, parse_strict,
-    revision::META_PROTOCOL_VERSION,
+    ErrorCode, Message, MessageKind, ProtocolVersion, error_response, headers, parse_strict,
+    revision::{META_CLIENT_CAPABILITIES, META_PROTOCOL_VERSION},
 };
 use portcullis_transport::sse;
 use serde_json::{Value, json};
@@ -155,7 +155,8 @@ async fn post_mcp(State(front): State<Arc<Front>>, headers: HeaderMap, body: Bod
             return rpc_error(StatusCode::BAD_REQUEST, None, ErrorCode::ParseError, &e.to_string());
         }
     };
-    if msg.kind() == MessageKind::Request && msg.method() == Some("initialize") {
+    let modern = header_str(&headers, SESSION_HEADER).is_none() && is_modern(&headers, &msg);
+    if msg.kind() == MessageKind::Request && msg.method() == Some("initialize") && !modern {
         return initialize(&front, &msg).await;
     }
     let session = match front.session(&headers) {
@@ -210,44 +211,35 @@ async fn initialize(front: &Front, msg: &Message) -> Response {
 /// A request without a session: it must be a well-formed 2026-07-28 request.
 fn stateless_session(front: &Front, headers: &HeaderMap, msg: &Message) -> Result<Arc<Session>, Response> {
     let header_version = header_str(headers, VERSION_HEADER);
-    let body_version = msg
-        .meta()
-        .and_then(|m| m.get(META_PROTOCOL_VERSION))
-        .and_then(Value::as_str);
-    let mismatch = |text: String| rpc_error(StatusCode::BAD_REQUEST, msg.id(), ErrorCode::HeaderMismatch, &text);
+    let meta = msg.meta();
+    let body_version = meta.and_then(|m| m.get(META_PROTOCOL_VERSION)).and_then(Value::as_str);
+    let bad = |code: ErrorCode, text: String| rpc_error(StatusCode::BAD_REQUEST, msg.id(), code, &text);
     let requested = match (header_version, body_version) {
         (None, None) => {
             let text = "missing Mcp-Session-Id: send initialize first, or use protocol 2026-07-28 with `_meta`";
-            return Err(rpc_error(
-                StatusCode::BAD_REQUEST,
-                msg.id(),
-                ErrorCode::InvalidRequest,
-                text,
-            ));
+            return Err(bad(ErrorCode::InvalidRequest, text.into()));
         }
         (Some(h), Some(b)) if h == b => h,
         (Some(h), Some(b)) => {
-            return Err(mismatch(format!(
-                "MCP-Protocol-Version header `{h}` does not match body `_meta` version `{b}`"
-            )));
+            let text = format!("MCP-Protocol-Version header `{h}` does not match body `_meta` version `{b}`");
+            return Err(bad(ErrorCode::HeaderMismatch, text));
         }
         (None, Some(_)) => {
-            return Err(mismatch("missing required header `MCP-Protocol-Version`".into()));
+            return Err(bad(
+                ErrorCode::HeaderMismatch,
+                "missing required header `MCP-Protocol-Version`".into(),
+            ));
         }
         (Some(h), None) => match ProtocolVersion::parse(h).map(|v| v.era()) {
             Some(portcullis_mcp::Era::Legacy) => {
-                let text = "missing Mcp-Session-Id: send initialize first";
-                return Err(rpc_error(
-                    StatusCode::BAD_REQUEST,
-                    msg.id(),
+                return Err(bad(
                     ErrorCode::InvalidRequest,
-                    text,
+                    "missing Mcp-Session-Id: send initialize first".into(),
                 ));
             }
             _ => {
-                return Err(mismatch(format!(
-                    "`_meta` lacks `{META_PROTOCOL_VERSION}` (header says `{h}`)"
-                )));
+                let text = format!("`params._meta` must carry `{META_PROTOCOL_VERSION}` on every 2026-07-28 request");
+                return Err(bad(ErrorCode::InvalidParams, text));
             }
         },
     };
@@ -257,60 +249,100 @@ fn stateless_session(front: &Front, headers: &HeaderMap, msg: &Message) -> Resul
         let body = error_response(msg.id(), ErrorCode::UnsupportedProtocolVersion, &text, Some(data));
         return Err(json_response(StatusCode::BAD_REQUEST, &body));
     }
-    if msg.kind() == MessageKind::Request
-        && let Err(e) =
-            headers::check_request_headers(msg, header_str(headers, "mcp-method"), header_str(headers, "mcp-name"))
-    {
-        return Err(mismatch(e.to_string()));
+    if msg.kind() == MessageKind::Request {
+        if meta.is_none_or(|m| !m.get(META_CLIENT_CAPABILITIES).is_some_and(Value::is_object)) {
+            let text = format!("`params._meta` must carry `{META_CLIENT_CAPABILITIES}` on every 2026-07-28 request");
+            return Err(bad(ErrorCode::InvalidParams, text));
+        }
+        let (method, name) = (header_str(headers, "mcp-method"), header_str(headers, "mcp-name"));
+        if let Err(e) = headers::check_request_headers(msg, method, name) {
+            return Err(bad(ErrorCode::HeaderMismatch, e.to_string()));
+        }
     }
     Ok(front.gateway.stateless_session(&front.principal, msg))
 }
 
-/// Answers a request with JSON, or with SSE when the client accepts it and the
-/// call goes upstream (so progress and logging arrive before the answer).
+/// Whether a request without a session speaks 2026-07-28 (by header or by `_meta`).
+fn is_modern(headers: &HeaderMap, msg: &Message) -> bool {
+    let by_header = header_str(headers, VERSION_HEADER).is_some_and(|v| v == ProtocolVersion::V2026_07_28.as_str());
+    let by_meta = msg.meta().is_some_and(|m| m.contains_key(META_PROTOCOL_VERSION));
+    by_header || by_meta
+}
+
+/// What the task running one call hands the HTTP response.
+enum Out {
+    Note(Value),
+    Answer(Value),
+}
+
+/// Answers a request. The call runs in its own task; if the answer comes before
+/// any related notification it is sent as JSON (with the HTTP status a
+/// 2026-07-28 client expects for its error), otherwise an SSE stream starts and
+/// carries the notifications, then the answer.
 async fn answer(front: Arc<Front>, session: Arc<Session>, msg: Message, headers: &HeaderMap) -> Response {
     let accepts_sse = header_str(headers, "accept").is_some_and(|a| a.contains("text/event-stream"));
-    let local = matches!(
-        MethodClass::of(msg.method().unwrap_or_default()),
-        MethodClass::Ping | MethodClass::Discover
-    );
-    if !accepts_sse || local {
-        let modern = session.era() == portcullis_mcp::Era::Modern;
-        let answer = front.gateway.handle_request(&session, msg).await;
-        let not_found = answer.pointer("/error/code").and_then(Value::as_i64) == Some(-32601);
-        let status = if modern && not_found {
-            StatusCode::NOT_FOUND
-        } else {
-            StatusCode::OK
-        };
-        return json_response(status, &answer);
-    }
+    let modern = session.era() == portcullis_mcp::Era::Modern;
     let id = msg.id().cloned().unwrap_or(Value::Null);
-    let mut related = session.sink.open_request(&id);
-    let (out, body) = mpsc::channel::<Result<Bytes, Infallible>>(64);
+    let mut related = accepts_sse.then(|| session.sink.open_request(&id));
+    let (tx, mut rx) = mpsc::channel::<Out>(64);
     tokio::spawn(async move {
         let call = front.gateway.handle_request(&session, msg);
         tokio::pin!(call);
         loop {
             tokio::select! {
                 biased;
-                Some(note) = related.recv() => {
-                    if out.send(Ok(encode(&note))).await.is_err() { break; }
+                Some(note) = async { match related.as_mut() { Some(r) => r.recv().await, None => None } } => {
+                    if tx.send(Out::Note(note)).await.is_err() { break; }
                 }
                 answer = &mut call => {
-                    while let Ok(note) = related.try_recv() {
-                        let _ = out.send(Ok(encode(&note))).await;
+                    if let Some(r) = related.as_mut() {
+                        while let Ok(note) = r.try_recv() {
+                            let _ = tx.send(Out::Note(note)).await;
+                        }
                     }
-                    let _ = out.send(Ok(encode(&answer))).await;
+                    let _ = tx.send(Out::Answer(answer)).await;
                     break;
                 }
                 // The client hung up: dropping `call` cancels the upstream request.
-                _ = out.closed() => break,
+                _ = tx.closed() => break,
             }
         }
         session.sink.close_request(&id);
     });
-    sse_response(body)
+    match rx.recv().await {
+        Some(Out::Answer(answer)) => json_response(status_for(&answer, modern), &answer),
+        Some(Out::Note(first)) => {
+            let (out, body) = mpsc::channel::<Result<Bytes, Infallible>>(64);
+            tokio::spawn(async move {
+                let mut next = Some(Out::Note(first));
+                while let Some(item) = next.take() {
+                    let (Out::Note(v) | Out::Answer(v)) = item;
+                    if out.send(Ok(encode(&v))).await.is_err() {
+                        break;
+                    }
+                    next = rx.recv().await;
+                }
+            });
+            sse_response(body)
+        }
+        None => rpc_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            None,
+            ErrorCode::InternalError,
+            "the call task ended",
+        ),
+    }
+}
+
+/// HTTP status for a JSON answer: 2026-07-28 maps some JSON-RPC errors onto HTTP.
+fn status_for(answer: &Value, modern: bool) -> StatusCode {
+    let code = answer.pointer("/error/code").and_then(Value::as_i64);
+    match (modern, code) {
+        (true, Some(-32601)) => StatusCode::NOT_FOUND,
+        // HeaderMismatch, MissingRequiredClientCapability, UnsupportedProtocolVersion.
+        (true, Some(-32022..=-32020)) => StatusCode::BAD_REQUEST,
+        _ => StatusCode::OK,
+    }
 }
 
 fn encode(msg: &Value) -> Bytes {

@@ -41,17 +41,18 @@ impl Gateway {
         let method = msg.method().unwrap_or_default().to_owned();
         let fail = |code: ErrorCode, text: &str| error_response(id.as_ref(), code, text, None);
         let class = MethodClass::of(&method);
+        if session.era() == Era::Modern && MethodClass::removed_in_modern(&method) {
+            return fail(
+                ErrorCode::MethodNotFound,
+                &format!("`{method}` does not exist in protocol 2026-07-28"),
+            );
+        }
         let route = match class {
             MethodClass::Initialize => {
                 return fail(ErrorCode::InvalidRequest, "this session is already initialized");
             }
             MethodClass::Ping => return response(id.unwrap_or(Value::Null), json!({})).into_value(),
-            MethodClass::Unsupported => {
-                return fail(
-                    ErrorCode::MethodNotFound,
-                    &format!("`{method}` is not supported by this gateway yet"),
-                );
-            }
+            MethodClass::Subscribe => return self.subscribe(session, msg).await,
             MethodClass::Discover => return self.discover(session, id).await,
             MethodClass::List(kind) if self.namespacer.enabled() => {
                 return self.merged_list(session, kind, &msg).await;
@@ -129,6 +130,27 @@ impl Gateway {
     pub async fn handle_response(&self, session: &Arc<Session>, msg: Message) {
         if !session.answer_server_request(msg).await {
             tracing::debug!(session = %session.id, "client answered a request nobody is waiting for");
+        }
+    }
+
+    /// `subscriptions/listen`: relayed to a single 2026-07-28 server for as long as the
+    /// client keeps it open (no timeout; the client closing the stream cancels it).
+    async fn subscribe(&self, session: &Arc<Session>, msg: Message) -> Value {
+        let id = msg.id().cloned();
+        let unsupported = |why: &str| error_response(id.as_ref(), ErrorCode::MethodNotFound, why, None);
+        let [server] = self.namespacer.servers() else {
+            return unsupported("subscriptions/listen is not relayed across several servers yet");
+        };
+        let connected = match self.ensure_upstream(session, server).await {
+            Ok(c) => c,
+            Err(e) => return error_response(id.as_ref(), e.code(), &e.to_string(), None),
+        };
+        if !connected.era.is_modern() {
+            return unsupported("the upstream server speaks a protocol without subscriptions/listen");
+        }
+        match connected.peer.call_unbounded(msg, session.as_route()).await {
+            Ok(answer) => answer.into_value(),
+            Err(e) => error_response(id.as_ref(), e.code(), &e.to_string(), None),
         }
     }
 

@@ -22,6 +22,9 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::error::UpstreamError;
 
+/// `_meta` key naming the `subscriptions/listen` request a notification belongs to.
+const SUBSCRIPTION_ID: &str = "io.modelcontextprotocol/subscriptionId";
+
 /// Where messages a server starts on its own (requests, notifications) go.
 pub trait ServerMessageRoute: Send + Sync {
     /// `related` is the client's id of the call the message belongs to, if known.
@@ -91,8 +94,27 @@ impl UpstreamPeer {
         }
     }
 
-    /// Sends a request and waits for its answer, which carries the client's id again.
-    pub async fn call(&self, mut msg: Message, owner: Weak<dyn ServerMessageRoute>) -> Result<Message, UpstreamError> {
+    /// Sends a request and waits (at most the server's timeout) for its answer,
+    /// which carries the client's id again.
+    pub async fn call(&self, msg: Message, owner: Weak<dyn ServerMessageRoute>) -> Result<Message, UpstreamError> {
+        self.call_within(msg, owner, Some(self.timeout)).await
+    }
+
+    /// Like [`Self::call`] but without a timeout: for streams the client ends itself.
+    pub async fn call_unbounded(
+        &self,
+        msg: Message,
+        owner: Weak<dyn ServerMessageRoute>,
+    ) -> Result<Message, UpstreamError> {
+        self.call_within(msg, owner, None).await
+    }
+
+    async fn call_within(
+        &self,
+        mut msg: Message,
+        owner: Weak<dyn ServerMessageRoute>,
+        limit: Option<Duration>,
+    ) -> Result<Message, UpstreamError> {
         if !self.is_alive() {
             return Err(self.closed_error());
         }
@@ -119,7 +141,10 @@ impl UpstreamPeer {
             self.lock_pending().remove(&id);
             return Err(self.closed_error());
         }
-        let outcome = tokio::time::timeout(self.timeout, wait).await;
+        let outcome = match limit {
+            Some(limit) => tokio::time::timeout(limit, wait).await,
+            None => Ok(wait.await),
+        };
         cancel_guard.armed = false;
         match outcome {
             Ok(Ok(Ok(mut answer))) => {
@@ -193,8 +218,26 @@ impl UpstreamPeer {
     }
 
     /// The owner and client id of the call a server-initiated message relates to.
-    fn related(&self, msg: &Message, hint: Option<&Value>) -> (Option<Weak<dyn ServerMessageRoute>>, Option<Value>) {
+    /// A 2026-07-28 subscription notification names its `subscriptions/listen`
+    /// request; that id is the gateway's, so it is rewritten to the client's.
+    fn related(
+        &self,
+        msg: &mut Message,
+        hint: Option<&Value>,
+    ) -> (Option<Weak<dyn ServerMessageRoute>>, Option<Value>) {
         let pending = self.lock_pending();
+        let subscription = msg.meta().and_then(|m| m.get(SUBSCRIPTION_ID)).and_then(Value::as_u64);
+        if let Some(p) = subscription.and_then(|id| pending.get(&id)) {
+            let client_id = p.client_id.clone();
+            let owner = p.owner.clone();
+            drop(pending);
+            msg.with_params(|params| {
+                if let Some(meta) = params.get_mut("_meta").and_then(Value::as_object_mut) {
+                    meta.insert(SUBSCRIPTION_ID.to_owned(), client_id.clone());
+                }
+            });
+            return (Some(owner), Some(client_id));
+        }
         let by_hint = hint.and_then(Value::as_u64).and_then(|id| pending.get(&id));
         let by_token = || {
             let token = msg.params()?.get("progressToken")?;
@@ -226,7 +269,8 @@ impl UpstreamPeer {
             }
             return;
         }
-        let (owner, related) = self.related(&msg, hint.as_ref());
+        let mut msg = msg;
+        let (owner, related) = self.related(&mut msg, hint.as_ref());
         let route = owner.or_else(|| self.default_route.lock().ok().and_then(|r| r.clone()));
         match route.and_then(|r| r.upgrade()) {
             Some(route) => route.deliver(&self.server, msg, related),

@@ -142,6 +142,11 @@ impl Message {
         Value::Object(self.obj)
     }
 
+    /// The message as JSON text (for logs of protocol metadata; never of call bodies).
+    pub fn as_value_string(&self) -> String {
+        String::from_utf8_lossy(&self.to_bytes()).into_owned()
+    }
+
     /// The message as it goes on the wire.
     pub fn to_bytes(&self) -> Vec<u8> {
         // Serialising a map of `Value`s cannot fail: keys are strings, floats finite.

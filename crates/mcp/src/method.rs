@@ -25,8 +25,8 @@ pub enum MethodClass {
     Complete,
     /// `logging/setLevel`: sent to every upstream.
     Broadcast,
-    /// Known methods the gateway does not relay yet (`subscriptions/listen`).
-    Unsupported,
+    /// `subscriptions/listen` (2026-07-28): a long-lived stream of change notifications.
+    Subscribe,
     /// Anything else, including future methods: forwarded when unambiguous.
     Other,
 }
@@ -76,10 +76,17 @@ impl MethodClass {
             "resources/read" | "resources/subscribe" | "resources/unsubscribe" => MethodClass::Resource,
             "completion/complete" => MethodClass::Complete,
             "logging/setLevel" => MethodClass::Broadcast,
-            // A stream that never ends needs fan-in across servers; not relayed yet.
-            "subscriptions/listen" => MethodClass::Unsupported,
+            "subscriptions/listen" => MethodClass::Subscribe,
             _ => MethodClass::Other,
         }
+    }
+
+    /// Methods 2026-07-28 removed; a stateless client gets "method not found" for them.
+    pub fn removed_in_modern(method: &str) -> bool {
+        matches!(
+            method,
+            "initialize" | "ping" | "logging/setLevel" | "resources/subscribe" | "resources/unsubscribe"
+        )
     }
 
     /// Whether this method makes an upstream act (an authorisation event).

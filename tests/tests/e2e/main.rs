@@ -13,6 +13,7 @@
 
 mod audit;
 mod cli;
+mod conformance;
 mod everything;
 mod failures;
 mod http_front;

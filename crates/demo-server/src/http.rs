@@ -1,0 +1,34 @@
+//! MCP over Streamable HTTP at `/mcp`, using rmcp's `StreamableHttpService` behind axum.
+//! Only loopback `Host` and `Origin` values are accepted (DNS-rebinding protection), with any
+//! port, so `127.0.0.1:PORT` and `localhost:PORT` both work.
+
+use std::net::SocketAddr;
+
+use anyhow::Context as _;
+use rmcp::transport::streamable_http_server::{
+    StreamableHttpServerConfig, StreamableHttpService, session::local::LocalSessionManager,
+};
+
+use crate::{
+    DemoOptions,
+    server::{Channel, DemoServer},
+};
+
+const LOOPBACK_HOSTS: [&str; 3] = ["localhost", "127.0.0.1", "::1"];
+const LOOPBACK_ORIGINS: [&str; 3] = ["http://localhost:*", "http://127.0.0.1:*", "http://[::1]:*"];
+
+pub async fn serve(addr: SocketAddr, opts: DemoOptions) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on `{addr}`"))?;
+    let local = listener.local_addr()?;
+    let config = StreamableHttpServerConfig::default()
+        .with_allowed_hosts(LOOPBACK_HOSTS)
+        .with_allowed_origins(LOOPBACK_ORIGINS);
+    let server = DemoServer::new(&opts, Channel::Http);
+    let service: StreamableHttpService<DemoServer, LocalSessionManager> =
+        StreamableHttpService::new(move || Ok(server.clone()), Default::default(), config);
+    let router = axum::Router::new().nest_service("/mcp", service);
+    tracing::info!("portcullis-demo-server listening on http://{local}/mcp");
+    axum::serve(listener, router).await.context("the HTTP server stopped")
+}

@@ -1,0 +1,45 @@
+//! `portcullis-demo-server`: a small MCP server with deterministic fake data, used by
+//! `portcullis demo`, the README walkthrough and the test suite.
+//!
+//! Four demo tools cover the risk tiers (`search_docs` read, `lookup_customer`
+//! read-sensitive, `send_message` and `delete_record` write), plus one prompt and two
+//! resources. With `DemoOptions::test_tools` it also lists tools that probe a gateway's relay
+//! (echo, environment, progress, logging, sampling, elicitation, roots, crash, hang, garbage,
+//! list-changed). It serves MCP over stdio or Streamable HTTP and speaks both the 2025-11-25
+//! `initialize` lifecycle and the stateless 2026-07-28 revision.
+#![forbid(unsafe_code)]
+
+mod catalog;
+mod client_requests;
+mod data;
+mod demo_tools;
+mod http;
+mod prompts;
+mod resources;
+mod server;
+mod stdio;
+mod test_tools;
+
+use std::net::SocketAddr;
+
+pub use catalog::DemoTool;
+pub use server::{Channel, DemoServer};
+pub use test_tools::{CRASH_EXIT_CODE, GARBAGE_LINE};
+
+/// What the demo server exposes.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DemoOptions {
+    /// Also list the test tools (echo, get_env, progress, log, sample, elicit, roots, crash,
+    /// hang, garbage, notify_list_changed).
+    pub test_tools: bool,
+}
+
+/// Serve MCP over stdin/stdout until the client closes stdin.
+pub async fn serve_stdio(opts: DemoOptions) -> anyhow::Result<()> {
+    stdio::serve(opts).await
+}
+
+/// Serve MCP over Streamable HTTP at `http://ADDR/mcp` until the process ends.
+pub async fn serve_http(addr: SocketAddr, opts: DemoOptions) -> anyhow::Result<()> {
+    http::serve(addr, opts).await
+}

@@ -1,0 +1,40 @@
+//! The `portcullis-demo-server` binary: parse flags, set up stderr logging, and serve the demo
+//! MCP server over stdio (default) or Streamable HTTP (`--http ADDR`).
+
+use std::net::SocketAddr;
+
+use clap::Parser;
+use portcullis_demo_server::{DemoOptions, serve_http, serve_stdio};
+
+/// A small MCP server with deterministic fake data, for demos and tests.
+#[derive(Parser)]
+#[command(version)]
+struct Args {
+    /// Serve Streamable HTTP at http://ADDR/mcp instead of stdio (e.g. 127.0.0.1:8931).
+    #[arg(long, value_name = "ADDR")]
+    http: Option<SocketAddr>,
+    /// Also expose the test tools (echo, get_env, progress, log, sample, elicit, roots, crash,
+    /// hang, garbage, notify_list_changed).
+    #[arg(long)]
+    test_tools: bool,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    // stdout carries the protocol on stdio, so logs always go to stderr.
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .init();
+    let opts = DemoOptions {
+        test_tools: args.test_tools,
+    };
+    match args.http {
+        Some(addr) => serve_http(addr, opts).await,
+        None => serve_stdio(opts).await,
+    }
+}

@@ -1,0 +1,168 @@
+//! `DemoServer`, the rmcp `ServerHandler`: advertises capabilities, lists tools, prompts and
+//! resources, and dispatches `tools/call` to the demo and test tool modules. rmcp itself
+//! serves both lifecycles (2025-11-25 `initialize` and stateless 2026-07-28 per-request
+//! `_meta`) on the same handler.
+
+#![expect(
+    deprecated,
+    reason = "logging is deprecated by SEP-2577 but the 2025-11-25 lifecycle still uses it"
+)]
+
+use rmcp::{
+    ErrorData as McpError, RoleServer, ServerHandler,
+    model::{
+        CallToolRequestParams, CallToolResponse, GetPromptRequestParams, GetPromptResponse, Implementation,
+        ListPromptsResult, ListResourcesResult, ListToolsResult, PaginatedRequestParams, ReadResourceRequestParams,
+        ReadResourceResponse, ServerCapabilities, ServerConfig, SetLevelRequestParams,
+    },
+    service::RequestContext,
+};
+use tokio::sync::mpsc::UnboundedSender;
+
+use crate::{
+    DemoOptions,
+    catalog::DemoTool,
+    client_requests::{self, ClientAsk},
+    demo_tools::{self, str_arg},
+    prompts, resources, test_tools,
+};
+
+/// How this server instance reaches its client; `garbage` needs to know.
+#[derive(Clone)]
+pub enum Channel {
+    /// Newline-delimited JSON on stdout; `raw_lines` writes a line between messages.
+    Stdio {
+        raw_lines: UnboundedSender<String>,
+    },
+    Http,
+}
+
+#[derive(Clone)]
+pub struct DemoServer {
+    test_tools: bool,
+    channel: Channel,
+}
+
+impl DemoServer {
+    pub fn new(opts: &DemoOptions, channel: Channel) -> Self {
+        Self {
+            test_tools: opts.test_tools,
+            channel,
+        }
+    }
+
+    async fn call(
+        &self,
+        tool: DemoTool,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, McpError> {
+        let args = request.arguments.clone().unwrap_or_default();
+        let text = |key| str_arg(&args, key).map(str::to_owned);
+        let result = match tool {
+            DemoTool::SearchDocs => demo_tools::search_docs(&args)?,
+            DemoTool::LookupCustomer => demo_tools::lookup_customer(&args)?,
+            DemoTool::SendMessage => demo_tools::send_message(&args)?,
+            DemoTool::DeleteRecord => demo_tools::delete_record(&args)?,
+            DemoTool::Echo => test_tools::echo(request.arguments, &context),
+            DemoTool::GetEnv => test_tools::get_env(),
+            DemoTool::Progress => test_tools::progress(&args, &context).await?,
+            DemoTool::Log => test_tools::log(&text("message")?, &context).await?,
+            DemoTool::NotifyListChanged => test_tools::notify_list_changed(&context).await?,
+            DemoTool::Crash => test_tools::crash(),
+            DemoTool::Hang => test_tools::hang().await?,
+            DemoTool::Garbage => test_tools::garbage(&self.channel),
+            DemoTool::Sample | DemoTool::Elicit | DemoTool::Roots => {
+                let ask = match tool {
+                    DemoTool::Sample => ClientAsk::Sample {
+                        prompt: text("prompt").unwrap_or_else(|_| "Say hello.".to_owned()),
+                    },
+                    DemoTool::Elicit => ClientAsk::Elicit {
+                        message: text("message").unwrap_or_else(|_| "Enter a value.".to_owned()),
+                    },
+                    _ => ClientAsk::Roots,
+                };
+                return client_requests::ask(ask, request.input_responses, &context).await;
+            }
+        };
+        Ok(result.into())
+    }
+}
+
+impl ServerHandler for DemoServer {
+    fn get_info(&self) -> ServerConfig {
+        let capabilities = ServerCapabilities::builder()
+            .enable_tools()
+            .enable_tool_list_changed()
+            .enable_prompts()
+            .enable_resources()
+            .enable_logging()
+            .build();
+        ServerConfig::new(capabilities)
+            .with_server_info(Implementation::new("portcullis-demo-server", env!("CARGO_PKG_VERSION")))
+            .with_instructions("A demo server with fake data. Nothing it does is real.")
+    }
+
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, McpError> {
+        let tools = DemoTool::enabled(self.test_tools).map(DemoTool::definition).collect();
+        Ok(ListToolsResult::with_all_items(tools))
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, McpError> {
+        match DemoTool::find(&request.name, self.test_tools) {
+            Some(tool) => self.call(tool, request, context).await,
+            None => Err(McpError::invalid_params(
+                format!("unknown tool `{}`", request.name),
+                None,
+            )),
+        }
+    }
+
+    async fn list_prompts(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListPromptsResult, McpError> {
+        Ok(ListPromptsResult::with_all_items(prompts::list()))
+    }
+
+    async fn get_prompt(
+        &self,
+        request: GetPromptRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<GetPromptResponse, McpError> {
+        prompts::get(&request).map(Into::into)
+    }
+
+    async fn list_resources(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, McpError> {
+        Ok(ListResourcesResult::with_all_items(resources::list()))
+    }
+
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, McpError> {
+        resources::read(&request.uri).map(Into::into)
+    }
+
+    async fn set_level(
+        &self,
+        _request: SetLevelRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        Ok(())
+    }
+}

@@ -1,0 +1,116 @@
+//! Test tools that probe a gateway's relay: echo what arrived, report the environment, send
+//! progress, logging and list-changed notifications, and misbehave on purpose (crash, hang,
+//! write garbage). Only listed when `DemoOptions::test_tools` is set.
+
+#![expect(
+    deprecated,
+    reason = "logging is deprecated by SEP-2577 but still part of both protocol revisions we test"
+)]
+
+use std::collections::BTreeMap;
+
+use rmcp::{
+    ErrorData as McpError, RoleServer,
+    model::{
+        CallToolResult, ContentBlock, JsonObject, LoggingLevel, LoggingMessageNotificationParam,
+        ProgressNotificationParam,
+    },
+    service::RequestContext,
+};
+use serde_json::{Value, json};
+
+use crate::server::Channel;
+
+/// The exit status of the `crash` tool, so tests can tell a deliberate crash from a bug.
+pub const CRASH_EXIT_CODE: i32 = 3;
+
+/// The line `garbage` writes to stdout.
+pub const GARBAGE_LINE: &str = "this line is not JSON-RPC";
+
+/// The arguments and request `_meta` exactly as received.
+pub fn echo(args: Option<JsonObject>, context: &RequestContext<RoleServer>) -> CallToolResult {
+    let meta = serde_json::to_value(&context.meta).unwrap_or(Value::Null);
+    let arguments = args.map(Value::Object).unwrap_or(Value::Null);
+    CallToolResult::structured(json!({ "arguments": arguments, "_meta": meta }))
+}
+
+/// The process environment, sorted by name; non-UTF-8 bytes are replaced.
+pub fn get_env() -> CallToolResult {
+    let env: BTreeMap<String, String> = std::env::vars_os()
+        .map(|(k, v)| (k.to_string_lossy().into_owned(), v.to_string_lossy().into_owned()))
+        .collect();
+    CallToolResult::structured(json!(env))
+}
+
+pub async fn progress(args: &JsonObject, context: &RequestContext<RoleServer>) -> Result<CallToolResult, McpError> {
+    let steps = args
+        .get("steps")
+        .and_then(Value::as_u64)
+        .filter(|steps| *steps <= 100)
+        .ok_or_else(|| McpError::invalid_params("`steps` must be an integer 0..=100", None))?;
+    let Some(token) = context.meta.get_progress_token() else {
+        return Ok(CallToolResult::error(vec![ContentBlock::text(
+            "the request carried no _meta.progressToken",
+        )]));
+    };
+    for step in 1..=steps {
+        let param = ProgressNotificationParam::new(token.clone(), step as f64)
+            .with_total(steps as f64)
+            .with_message(format!("step {step} of {steps}"));
+        context
+            .peer
+            .notify_progress(param)
+            .await
+            .map_err(|e| McpError::internal_error(format!("progress failed: {e}"), None))?;
+    }
+    Ok(CallToolResult::success(vec![ContentBlock::text(format!(
+        "completed {steps} steps"
+    ))]))
+}
+
+pub async fn log(message: &str, context: &RequestContext<RoleServer>) -> Result<CallToolResult, McpError> {
+    let param =
+        LoggingMessageNotificationParam::new(LoggingLevel::Info, json!(message)).with_logger("portcullis-demo-server");
+    context
+        .peer
+        .notify_logging_message(param)
+        .await
+        .map_err(|e| McpError::internal_error(format!("logging failed: {e}"), None))?;
+    Ok(CallToolResult::success(vec![ContentBlock::text(format!(
+        "logged `{message}`"
+    ))]))
+}
+
+pub async fn notify_list_changed(context: &RequestContext<RoleServer>) -> Result<CallToolResult, McpError> {
+    context
+        .peer
+        .notify_tool_list_changed()
+        .await
+        .map_err(|e| McpError::internal_error(format!("notification failed: {e}"), None))?;
+    Ok(CallToolResult::success(vec![ContentBlock::text(
+        "sent notifications/tools/list_changed",
+    )]))
+}
+
+/// Exit at once, without replying, so callers see an upstream that died mid-request.
+pub fn crash() -> ! {
+    std::process::exit(CRASH_EXIT_CODE)
+}
+
+/// Never reply.
+pub async fn hang() -> Result<CallToolResult, McpError> {
+    std::future::pending().await
+}
+
+/// Write a non-JSON line between protocol messages on stdio; refuse on HTTP.
+pub fn garbage(channel: &Channel) -> CallToolResult {
+    match channel {
+        Channel::Stdio { raw_lines } => match raw_lines.send(GARBAGE_LINE.to_owned()) {
+            Ok(()) => CallToolResult::success(vec![ContentBlock::text("wrote a garbage line")]),
+            Err(_) => CallToolResult::error(vec![ContentBlock::text("stdout is closed")]),
+        },
+        Channel::Http => CallToolResult::error(vec![ContentBlock::text(
+            "`garbage` only applies to stdio; over HTTP there is no stream to corrupt",
+        )]),
+    }
+}

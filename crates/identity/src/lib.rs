@@ -1,0 +1,43 @@
+//! Identify stage of the gateway: who is calling.
+//!
+//! * Workloads are identified by mutual TLS with SPIFFE X.509-SVIDs: [`server_tls`]
+//!   builds the front's rustls config (own certificate and client trust bundle, both
+//!   reloaded from files without restart), [`SvidPolicy`] performs the SPIFFE check of a
+//!   leaf in the handshake and again on every call with the current time.
+//! * Users are identified by OAuth 2.1 bearer JWTs: [`jwt::JwtValidator`] checks them
+//!   against the issuer's JWK Set, with a strict audience rule; [`jwt::ProtectedResource`]
+//!   and [`jwt::BearerChallenge`] give the MCP authorization surface.
+//! * [`Identity`] combines both into the core [`portcullis_core::Principal`].
+//! * [`upstream_tls`] builds the client config for forwarding to HTTP upstreams over mTLS,
+//!   pinned to the upstream's SPIFFE ID.
+//! * [`DevCa`] is the built-in development CA.
+//!
+//! Every TLS config is built with the aws-lc-rs provider passed explicitly; nothing here
+//! relies on a process-wide default.
+#![forbid(unsafe_code)]
+
+mod client_verifier;
+mod dev_ca;
+mod files;
+mod identity;
+pub mod jwt;
+mod material;
+mod reload;
+pub mod server_tls;
+mod spiffe_id;
+mod svid;
+#[cfg(feature = "test-util")]
+mod test_util;
+pub mod upstream_tls;
+
+pub use client_verifier::SpiffeClientVerifier;
+pub use dev_ca::{DevCa, DevCaError, IssuedSvid, not_after};
+pub use identity::{Identity, IdentityError};
+pub use material::{TlsError, crypto_provider, install_default_crypto_provider};
+pub use reload::Reload;
+pub use server_tls::{ClientAuth, ClientTrust, ServerTls, ServerTlsSettings};
+pub use spiffe_id::{SpiffeId, SpiffeIdError, TrustDomain};
+pub use svid::{SvidError, SvidPolicy};
+#[cfg(feature = "test-util")]
+pub use test_util::BadSvid;
+pub use upstream_tls::{UpstreamTlsSettings, upstream_client_config};

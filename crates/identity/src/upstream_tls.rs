@@ -1,0 +1,164 @@
+//! The rustls client config for forwarding to HTTP upstreams over mutual TLS: the gateway
+//! presents its own SVID and accepts only an upstream whose SVID names the expected SPIFFE ID.
+//!
+//! Last hop of the request flow (forward). SPIFFE authenticates by ID, not by DNS name, so
+//! the server verifier performs chain validation against the trust bundle and then
+//! compares the upstream's SPIFFE ID with the expected one; **the TLS server name (SNI /
+//! hostname) is not checked**, and callers may connect with any name, such as an IP.
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::{ResolvesClientCert, verify_server_cert_signed_by_trust_anchor};
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::server::ParsedCertificate;
+use rustls::sign::CertifiedKey;
+use rustls::{ClientConfig, DigitallySignedStruct, Error, RootCertStore, SignatureScheme};
+
+use crate::client_verifier::{svid_rejection, system_time};
+use crate::material::{TlsError, crypto_provider, read_certified_key, read_trust_bundle};
+use crate::reload::{Reload, Reloadable};
+use crate::spiffe_id::SpiffeId;
+use crate::svid::SvidPolicy;
+
+/// How the gateway connects to one HTTP upstream over mutual TLS.
+#[derive(Debug, Clone)]
+pub struct UpstreamTlsSettings {
+    /// The gateway's client SVID chain (PEM, leaf first).
+    pub cert_chain: PathBuf,
+    pub private_key: PathBuf,
+    /// PEM trust bundle the upstream's chain must lead to.
+    pub trust_bundle: PathBuf,
+    /// The only SPIFFE ID the upstream may present.
+    pub expected_server: SpiffeId,
+    pub reload: Reload,
+}
+
+/// Why the upstream's certificate was refused after chain validation.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("upstream presented `{actual}` but `{expected}` was expected; check the upstream's SVID or the configured id")]
+pub struct UnexpectedPeer {
+    pub expected: SpiffeId,
+    pub actual: SpiffeId,
+}
+
+/// Builds the client config for one upstream (certificates re-read per `settings.reload`).
+pub fn upstream_client_config(settings: &UpstreamTlsSettings) -> Result<Arc<ClientConfig>, TlsError> {
+    let provider = crypto_provider();
+    let verifier = Arc::new(SpiffeServerVerifier::new(settings, provider.clone())?);
+    let (cert, key, prov) = (
+        settings.cert_chain.clone(),
+        settings.private_key.clone(),
+        provider.clone(),
+    );
+    let identity = Reloadable::new(
+        "upstream client SVID",
+        vec![cert.clone(), key.clone()],
+        settings.reload,
+        move || read_certified_key(&cert, &key, &prov),
+    )?;
+    let config = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .dangerous()
+        .with_custom_certificate_verifier(verifier)
+        .with_client_cert_resolver(Arc::new(ReloadingClientCert { identity }));
+    Ok(Arc::new(config))
+}
+
+#[derive(Debug)]
+struct ReloadingClientCert {
+    identity: Reloadable<CertifiedKey>,
+}
+
+impl ResolvesClientCert for ReloadingClientCert {
+    fn resolve(&self, _root_hint_subjects: &[&[u8]], _sigschemes: &[SignatureScheme]) -> Option<Arc<CertifiedKey>> {
+        Some(self.identity.current())
+    }
+
+    fn has_certs(&self) -> bool {
+        true
+    }
+}
+
+/// Chain validation against the bundle, then an exact SPIFFE ID match (no hostname check).
+#[derive(Debug)]
+pub struct SpiffeServerVerifier {
+    roots: Reloadable<RootCertStore>,
+    expected: SpiffeId,
+    policy: SvidPolicy,
+    provider: Arc<CryptoProvider>,
+}
+
+impl SpiffeServerVerifier {
+    pub fn new(settings: &UpstreamTlsSettings, provider: Arc<CryptoProvider>) -> Result<Self, TlsError> {
+        let bundle = settings.trust_bundle.clone();
+        let roots = Reloadable::new(
+            "upstream trust bundle",
+            vec![bundle.clone()],
+            settings.reload,
+            move || read_trust_bundle(&bundle),
+        )?;
+        let policy = SvidPolicy::new([settings.expected_server.trust_domain().clone()])
+            .map_err(|e| TlsError::Config(svid_rejection(e)))?;
+        Ok(Self {
+            roots,
+            expected: settings.expected_server.clone(),
+            policy,
+            provider,
+        })
+    }
+}
+
+impl ServerCertVerifier for SpiffeServerVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, Error> {
+        let parsed = ParsedCertificate::try_from(end_entity)?;
+        let roots = self.roots.current();
+        let algorithms = self.provider.signature_verification_algorithms.all;
+        verify_server_cert_signed_by_trust_anchor(&parsed, &roots, intermediates, now, algorithms)?;
+        let actual = self
+            .policy
+            .workload_id(end_entity.as_ref(), system_time(now))
+            .map_err(svid_rejection)?;
+        if actual != self.expected {
+            let error = UnexpectedPeer {
+                expected: self.expected.clone(),
+                actual,
+            };
+            tracing::warn!(%error, "upstream certificate rejected");
+            return Err(Error::InvalidCertificate(rustls::CertificateError::Other(
+                rustls::OtherError(Arc::new(error)),
+            )));
+        }
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider.signature_verification_algorithms.supported_schemes()
+    }
+}

@@ -1,0 +1,87 @@
+//! RFC 8785 (JSON Canonicalization Scheme) and the argument hash the policies see.
+//!
+//! The authorise stage hashes the call's arguments over their canonical form so
+//! that a policy (and later an approval bound to "this exact call") names the same
+//! arguments however the client spaced, ordered or escaped them.
+use sha2::{Digest, Sha256};
+
+/// The arguments could not be put in canonical form.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("arguments cannot be canonicalised (RFC 8785): {0}; send plain JSON arguments")]
+pub struct CanonicalError(String);
+
+/// The RFC 8785 canonical text of `value`.
+pub fn canonical_json(value: &serde_json::Value) -> Result<String, CanonicalError> {
+    serde_json_canonicalizer::to_string(value).map_err(|e| CanonicalError(e.to_string()))
+}
+
+/// Lowercase hex SHA-256 of the RFC 8785 canonical form of `arguments`.
+pub fn arguments_sha256(arguments: &serde_json::Value) -> Result<String, CanonicalError> {
+    let text = canonical_json(arguments)?;
+    Ok(hex::encode(Sha256::digest(text.as_bytes())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{Value, json};
+
+    /// RFC 8785 §3.2.2: the sample input and its canonical output.
+    #[test]
+    fn rfc8785_section_3_2_2_sample() {
+        let input = r#"{
+          "numbers": [333333333.33333329, 1E30, 4.50, 2e-3, 0.000000000000000000000000001],
+          "string": "\u20ac$\u000F\u000aA'\u0042\u0022\u005c\\\"\/",
+          "literals": [null, true, false]
+        }"#;
+        let value: Value = serde_json::from_str(input).unwrap();
+        let want = "{\"literals\":[null,true,false],\"numbers\":[333333333.3333333,1e+30,4.5,0.002,1e-27],\
+                    \"string\":\"€$\\u000f\\nA'B\\\"\\\\\\\\\\\"/\"}";
+        assert_eq!(canonical_json(&value).unwrap(), want);
+    }
+
+    /// RFC 8785 §3.2.3: properties sorted by their UTF-16 code units.
+    #[test]
+    fn rfc8785_section_3_2_3_sorting() {
+        let input = r#"{"\u20ac":"Euro Sign","\r":"Carriage Return","\ufb33":"Hebrew Letter Dalet With Dagesh",
+          "1":"One","\ud83d\ude00":"Emoji: Grinning Face","\u0080":"Control","\u00f6":"Latin Small Letter O With Diaeresis"}"#;
+        let value: Value = serde_json::from_str(input).unwrap();
+        let out = canonical_json(&value).unwrap();
+        let want = "{\"\\r\":\"Carriage Return\",\"1\":\"One\",\"\u{80}\":\"Control\",\
+                    \"ö\":\"Latin Small Letter O With Diaeresis\",\"€\":\"Euro Sign\",\
+                    \"😀\":\"Emoji: Grinning Face\",\"\u{fb33}\":\"Hebrew Letter Dalet With Dagesh\"}";
+        assert_eq!(out, want);
+    }
+
+    /// RFC 8785 Appendix B: IEEE 754 doubles and their canonical text.
+    #[test]
+    fn rfc8785_appendix_b_numbers() {
+        let cases: [(u64, &str); 9] = [
+            (0x0000000000000000, "0"),
+            (0x8000000000000000, "0"),
+            (0x0000000000000001, "5e-324"),
+            (0x7fefffffffffffff, "1.7976931348623157e+308"),
+            (0x4340000000000000, "9007199254740992"),
+            (0x4430000000000000, "295147905179352830000"),
+            (0x44b52d02c7e14af5, "9.999999999999997e+22"),
+            (0x3eb0c6f7a0b5ed8d, "0.000001"),
+            (0x41b3de4355555555, "333333333.3333333"),
+        ];
+        for (bits, want) in cases {
+            let v = json!(f64::from_bits(bits));
+            assert_eq!(canonical_json(&v).unwrap(), want, "bits {bits:#x}");
+        }
+    }
+
+    #[test]
+    fn hash_ignores_spacing_and_key_order() {
+        let a: Value = serde_json::from_str(r#"{"b": 1, "a": [1, 2.0]}"#).unwrap();
+        let b: Value = serde_json::from_str(r#"{"a":[1,2],"b":1}"#).unwrap();
+        assert_eq!(arguments_sha256(&a).unwrap(), arguments_sha256(&b).unwrap());
+        // sha256 of the canonical text `null`.
+        assert_eq!(
+            arguments_sha256(&Value::Null).unwrap(),
+            "74234e98afe7498fb5daf1f36ac2d78acc339464f950703b8c019892f982b90b"
+        );
+    }
+}

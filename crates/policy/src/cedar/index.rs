@@ -1,0 +1,106 @@
+//! The per-target index of Cedar policies: an index built at load, never a cache.
+//!
+//! Each policy lands in one partition by the resource constraint of its scope:
+//! - `resource == Tool::"db/query"` (or `in`/`is … in` that entity): the target partition `Tool::"db/query"`;
+//! - `resource in Server::"db"` (`==`, `is … in` alike): the server partition `Server::"db"`;
+//! - no resource constraint, or only `resource is Tool`: the unconstrained partition.
+//!
+//! At load we build one `PolicySet` per target key (its own partition + its server's +
+//! the unconstrained one), one per server key (server + unconstrained) and the
+//! unconstrained set. A request for `Tool::"db/query"` then evaluates only the set for
+//! its key. That gives the same decision and errors as the whole set, because a policy
+//! in any other partition has a scope that cannot hold for this resource: the resource's
+//! only ancestor is its server, and Cedar checks the scope before the conditions, so
+//! such a policy can neither match nor error. Nothing about a request is remembered:
+//! every call is evaluated afresh on the selected set.
+//!
+//! Cost: unconstrained and server policies are copied into each target set, so memory
+//! grows with (targets named in policies) × (unconstrained + that server's policies).
+use std::collections::HashMap;
+
+use cedar_policy::{EntityUid, Policy, PolicySet, ResourceConstraint};
+
+use crate::error::PolicyError;
+
+/// The partitions and the prebuilt set for every key.
+#[derive(Debug)]
+pub(crate) struct PolicyIndex {
+    all: PolicySet,
+    unconstrained: PolicySet,
+    by_server: HashMap<EntityUid, PolicySet>,
+    by_target: HashMap<EntityUid, PolicySet>,
+}
+
+enum Key {
+    Unconstrained,
+    Server(EntityUid),
+    Target(EntityUid),
+}
+
+fn key_of(policy: &Policy) -> Key {
+    let uid = match policy.resource_constraint() {
+        ResourceConstraint::Any | ResourceConstraint::Is(_) => return Key::Unconstrained,
+        ResourceConstraint::Eq(uid) | ResourceConstraint::In(uid) | ResourceConstraint::IsIn(_, uid) => uid,
+    };
+    if uid.type_name().to_string() == "Server" {
+        Key::Server(uid)
+    } else {
+        Key::Target(uid)
+    }
+}
+
+/// The server a target id `<server>/<name>` belongs to.
+fn server_of(target: &EntityUid) -> Option<EntityUid> {
+    let id = target.id().unescaped();
+    let (server, _) = id.split_once('/')?;
+    format!("Server::\"{server}\"").parse().ok()
+}
+
+impl PolicyIndex {
+    pub(crate) fn build(all: PolicySet) -> Result<Self, PolicyError> {
+        let mut unconstrained = Vec::new();
+        let mut servers: HashMap<EntityUid, Vec<Policy>> = HashMap::new();
+        let mut targets: HashMap<EntityUid, Vec<Policy>> = HashMap::new();
+        for policy in all.policies() {
+            match key_of(policy) {
+                Key::Unconstrained => unconstrained.push(policy.clone()),
+                Key::Server(uid) => servers.entry(uid).or_default().push(policy.clone()),
+                Key::Target(uid) => targets.entry(uid).or_default().push(policy.clone()),
+            }
+        }
+        let set = |parts: &[&[Policy]]| -> Result<PolicySet, PolicyError> {
+            PolicySet::from_policies(parts.iter().flat_map(|p| p.iter().cloned())).map_err(|e| PolicyError::Parse {
+                file: "(index)".to_owned(),
+                message: e.to_string(),
+            })
+        };
+        let mut by_target = HashMap::with_capacity(targets.len());
+        for (uid, own) in &targets {
+            let server = server_of(uid).and_then(|s| servers.get(&s)).map(Vec::as_slice);
+            by_target.insert(uid.clone(), set(&[own, server.unwrap_or(&[]), &unconstrained])?);
+        }
+        let mut by_server = HashMap::with_capacity(servers.len());
+        for (uid, own) in &servers {
+            by_server.insert(uid.clone(), set(&[own, &unconstrained])?);
+        }
+        Ok(Self {
+            unconstrained: set(&[&unconstrained])?,
+            all,
+            by_server,
+            by_target,
+        })
+    }
+
+    /// The set to evaluate for `resource` on `server`.
+    pub(crate) fn select(&self, resource: &EntityUid, server: &EntityUid) -> &PolicySet {
+        self.by_target
+            .get(resource)
+            .or_else(|| self.by_server.get(server))
+            .unwrap_or(&self.unconstrained)
+    }
+
+    /// The whole validated set.
+    pub(crate) fn all(&self) -> &PolicySet {
+        &self.all
+    }
+}

@@ -1,0 +1,146 @@
+//! The [`Engine`] trait and the fail-closed wrapper every evaluation goes through.
+//!
+//! An engine only evaluates; [`decide`] turns its answer into a [`Decision`] and
+//! is where fail-closed is enforced: the request is normalised, the engine is run
+//! under `catch_unwind` and a time bound, and the result is allow only if the engine
+//! said allow AND matched a permit AND reported no errors. Nothing is cached:
+//! every call runs this afresh.
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use crate::decision::{Decision, Deny, Explanation, Permit};
+use crate::input::{Input, Settings};
+use crate::request::DecisionRequest;
+
+/// Which policy language an engine speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EngineKind {
+    Cedar,
+    Rego,
+}
+
+impl EngineKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Cedar => "cedar",
+            Self::Rego => "rego",
+        }
+    }
+}
+
+/// What an engine reports for one input, before the fail-closed rules are applied.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Evaluation {
+    /// The engine's own verdict.
+    pub allowed: bool,
+    /// Permit policies that matched (on allow at least one; on deny possibly incomplete).
+    pub permits: Vec<String>,
+    /// Forbid policies that matched (Rego: the deny reasons).
+    pub forbids: Vec<String>,
+    /// Client-safe deny messages.
+    pub messages: Vec<String>,
+    /// Errors met while evaluating; any error forces deny.
+    pub errors: Vec<String>,
+    /// How many policies were evaluated.
+    pub considered: usize,
+}
+
+/// A loaded, validated policy set in one language. Engines are immutable once built:
+/// a new policy set is a new engine, swapped in by [`crate::PolicyStore`].
+pub trait Engine: Send + Sync {
+    fn kind(&self) -> EngineKind;
+    /// SHA-256 over the sorted policy sources this engine was built from.
+    fn policy_hash(&self) -> &str;
+    fn settings(&self) -> Settings;
+    /// Evaluates the request as the gateway does (indexed where the engine indexes).
+    fn evaluate(&self, input: &Input) -> Evaluation;
+    /// Evaluates every relevant policy on its own, so that `permits` and `forbids` are
+    /// complete. Slower; for `policy explain`, never for enforcement.
+    fn evaluate_each(&self, input: &Input) -> Evaluation;
+}
+
+/// Evaluates `request` on `engine` and applies the fail-closed rules.
+pub fn decide(engine: &dyn Engine, request: &DecisionRequest) -> Decision {
+    decide_with(engine, request, |e, i| e.evaluate(i)).0
+}
+
+/// [`decide`], then a [`Permit`] for an allowed decision or a [`Deny`].
+pub fn authorize(engine: &dyn Engine, request: &DecisionRequest) -> Result<Permit, Deny> {
+    Permit::from_allowed(decide(engine, request))
+}
+
+/// Why `engine` decides `request` as it does.
+pub fn explain(engine: &dyn Engine, request: &DecisionRequest) -> Explanation {
+    let (mut decision, evaluation, input) = decide_with(engine, request, |e, i| e.evaluate_each(i));
+    // The enforced decision is the indexed one; a disagreement would be a bug, so deny.
+    let enforced = decide(engine, request);
+    if enforced.allowed != decision.allowed {
+        decision.allowed = false;
+        decision
+            .errors
+            .push("indexed and full evaluation disagree; denying (please report this)".to_owned());
+    }
+    Explanation {
+        decision,
+        permits: evaluation.permits,
+        forbids: evaluation.forbids,
+        policies_considered: evaluation.considered,
+        input: input.and_then(|i| serde_json::to_value(i).ok()).unwrap_or_default(),
+    }
+}
+
+fn decide_with(
+    engine: &dyn Engine,
+    request: &DecisionRequest,
+    run: impl Fn(&dyn Engine, &Input) -> Evaluation,
+) -> (Decision, Evaluation, Option<Input>) {
+    let settings = engine.settings();
+    let (evaluation, input) = match Input::new(request, settings) {
+        Err(e) => (failed(e.to_string()), None),
+        Ok(input) => {
+            let started = Instant::now();
+            let outcome = catch_unwind(AssertUnwindSafe(|| run(engine, &input)));
+            let elapsed = started.elapsed();
+            let mut evaluation = outcome.unwrap_or_else(|_| failed("the policy engine panicked".to_owned()));
+            if elapsed > settings.time_limit {
+                evaluation.errors.push(over_time(elapsed, settings.time_limit));
+            }
+            (evaluation, Some(input))
+        }
+    };
+    let allowed = evaluation.allowed
+        && !evaluation.permits.is_empty()
+        && evaluation.forbids.is_empty()
+        && evaluation.errors.is_empty();
+    let decision = Decision {
+        allowed,
+        decision_id: Decision::new_id(),
+        policy_hash: engine.policy_hash().to_owned(),
+        reasons: if allowed {
+            evaluation.permits.clone()
+        } else {
+            evaluation.forbids.clone()
+        },
+        messages: if allowed {
+            Vec::new()
+        } else {
+            evaluation.messages.clone()
+        },
+        errors: evaluation.errors.clone(),
+    };
+    (decision, evaluation, input)
+}
+
+fn failed(error: String) -> Evaluation {
+    Evaluation {
+        errors: vec![error],
+        ..Evaluation::default()
+    }
+}
+
+fn over_time(elapsed: Duration, limit: Duration) -> String {
+    format!("policy evaluation took {elapsed:?}, over the limit of {limit:?}; the call is denied")
+}

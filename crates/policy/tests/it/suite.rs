@@ -1,0 +1,191 @@
+//! One conformance suite for every engine, run on the default tier policies.
+//!
+//! Each case is a function of a [`Flavour`] (an engine kind plus the few extra
+//! policies the suite needs, written in that language); `suite!` instantiates
+//! every case for Cedar and for Rego.
+use portcullis_core::Tier;
+use portcullis_policy::{EngineKind, PolicyStore, Settings, TargetKind, authorize, decide};
+
+use crate::support::{call, engine, server};
+
+pub struct Flavour {
+    pub kind: EngineKind,
+    /// Forbids `files/read_file` with the message "tool disabled".
+    pub forbid_read_file: &'static str,
+    /// Allows the unknown method `completion/complete` to identified callers.
+    pub allow_completion: &'static str,
+}
+
+pub const CEDAR: Flavour = Flavour {
+    kind: EngineKind::Cedar,
+    forbid_read_file: r#"@id("no-read-file") @reason("tool disabled")
+        forbid (principal, action, resource == Tool::"files/read_file");"#,
+    allow_completion: r#"@id("allow-completion")
+        permit (principal, action == Action::"other", resource)
+        when { context.method == "completion/complete" && !principal.anonymous };"#,
+};
+
+pub const REGO: Flavour = Flavour {
+    kind: EngineKind::Rego,
+    forbid_read_file: "package portcullis\nimport rego.v1\n\
+        deny_reasons contains \"tool disabled\" if input.target.id == \"files/read_file\"\n",
+    allow_completion: "package portcullis\nimport rego.v1\n\
+        allow if {\n input.method == \"completion/complete\"\n input.principal.anonymous == false\n}\n",
+};
+
+fn defaults(f: &Flavour) -> PolicyStore {
+    PolicyStore::new(engine(f.kind, &[], Settings::default()))
+}
+
+pub fn read_with_identity_and_reason_is_allowed(f: &Flavour) {
+    let store = defaults(f);
+    let permit = store.authorize(&call("files", "read_file", Tier::Read)).unwrap();
+    assert_eq!(permit.decision_id().len(), 32);
+    assert_eq!(permit.policy_hash(), store.policy_hash());
+    for method in ["resources/read", "prompts/get"] {
+        let mut request = call("files", "x", Tier::Read);
+        request.method = method.into();
+        assert!(store.decide(&request).allowed, "{method}");
+    }
+}
+
+pub fn read_without_reason_is_denied(f: &Flavour) {
+    let store = defaults(f);
+    for reason in [None, Some("   ".to_owned())] {
+        let mut request = call("files", "read_file", Tier::Read);
+        request.reason = reason;
+        let deny = store.authorize(&request).unwrap_err();
+        assert!(
+            deny.client_message().contains("a reason is required"),
+            "{}",
+            deny.client_message()
+        );
+        assert!(deny.errors().is_empty());
+    }
+}
+
+pub fn require_reason_off_allows_read_without_reason(f: &Flavour) {
+    let settings = Settings {
+        require_reason: false,
+        ..Settings::default()
+    };
+    let engine = engine(f.kind, &[], settings);
+    let mut request = call("files", "read_file", Tier::Read);
+    request.reason = None;
+    assert!(decide(&*engine, &request).allowed);
+}
+
+pub fn anonymous_caller_is_denied(f: &Flavour) {
+    let mut request = call("files", "read_file", Tier::Read);
+    request.principal.anonymous = true;
+    assert!(!defaults(f).decide(&request).allowed);
+}
+
+pub fn read_sensitive_needs_a_scope(f: &Flavour) {
+    let store = defaults(f);
+    let mut request = call("db", "query", Tier::ReadSensitive);
+    assert!(!store.decide(&request).allowed, "no scope");
+    request.principal.scopes = vec!["files:read-sensitive".into(), "mcp:read".into()];
+    assert!(!store.decide(&request).allowed, "another server's scope");
+    request.principal.scopes = vec!["db:read-sensitive".into()];
+    assert!(store.decide(&request).allowed, "server scope");
+    request.principal.scopes = vec!["mcp:read-sensitive".into()];
+    assert!(store.decide(&request).allowed, "global scope");
+}
+
+pub fn write_is_denied_until_approved(f: &Flavour) {
+    let store = defaults(f);
+    let mut request = call("db", "drop_table", Tier::Write);
+    let deny = store.authorize(&request).unwrap_err();
+    assert_eq!(deny.client_message(), "call denied by policy: approval required");
+    assert!(!deny.reasons().is_empty());
+    request.approval_present = true;
+    assert!(store.authorize(&request).is_ok());
+}
+
+pub fn unknown_method_is_denied_unless_allowed(f: &Flavour) {
+    let mut request = call("files", "complete", Tier::Read);
+    request.method = "completion/complete".into();
+    assert!(!defaults(f).decide(&request).allowed);
+    let allowing = PolicyStore::new(engine(f.kind, &[f.allow_completion], Settings::default()));
+    assert!(allowing.decide(&request).allowed);
+    request.method = "sampling/createMessage".into();
+    assert!(!allowing.decide(&request).allowed);
+}
+
+pub fn forbid_beats_permit(f: &Flavour) {
+    let store = PolicyStore::new(engine(f.kind, &[f.forbid_read_file], Settings::default()));
+    let deny = store.authorize(&call("files", "read_file", Tier::Read)).unwrap_err();
+    assert_eq!(deny.client_message(), "call denied by policy: tool disabled");
+    assert!(store.decide(&call("files", "list_dir", Tier::Read)).allowed);
+}
+
+pub fn listing_shows_what_the_caller_may_use(f: &Flavour) {
+    let store = defaults(f);
+    let principal = call("db", "x", Tier::Read).principal;
+    let time = call("db", "x", Tier::Read).time;
+    let listing = |target: &str, tier| {
+        portcullis_policy::DecisionRequest::listing(
+            principal.clone(),
+            server("db"),
+            TargetKind::Tool,
+            target,
+            tier,
+            time,
+        )
+    };
+    assert!(
+        store.decide(&listing("search", Tier::Read)).allowed,
+        "read listed without a reason"
+    );
+    assert!(
+        store.decide(&listing("insert", Tier::Write)).allowed,
+        "write listed: approval is per call"
+    );
+    assert!(
+        !store.decide(&listing("query", Tier::ReadSensitive)).allowed,
+        "no scope, not listed"
+    );
+    let mut scoped = listing("query", Tier::ReadSensitive);
+    scoped.principal.scopes = vec!["db:read-sensitive".into()];
+    assert!(store.decide(&scoped).allowed);
+}
+
+pub fn zero_time_limit_denies(f: &Flavour) {
+    let settings = Settings {
+        time_limit: std::time::Duration::ZERO,
+        ..Settings::default()
+    };
+    let engine = engine(f.kind, &[], settings);
+    let deny = authorize(&*engine, &call("files", "read_file", Tier::Read)).unwrap_err();
+    assert!(!deny.errors().is_empty());
+    assert!(deny.client_message().contains("could not be evaluated"));
+}
+
+macro_rules! suite {
+    ($module:ident, $flavour:expr, [$($case:ident),* $(,)?]) => {
+        mod $module {
+            $(#[test] fn $case() { super::$case(&$flavour) })*
+        }
+    };
+}
+
+macro_rules! every_engine {
+    ($($case:ident),* $(,)?) => {
+        suite!(cedar, super::CEDAR, [$($case),*]);
+        suite!(rego, super::REGO, [$($case),*]);
+    };
+}
+
+every_engine!(
+    read_with_identity_and_reason_is_allowed,
+    read_without_reason_is_denied,
+    require_reason_off_allows_read_without_reason,
+    anonymous_caller_is_denied,
+    read_sensitive_needs_a_scope,
+    write_is_denied_until_approved,
+    unknown_method_is_denied_unless_allowed,
+    forbid_beats_permit,
+    listing_shows_what_the_caller_may_use,
+    zero_time_limit_denies,
+);

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Puts a Portcullis gateway between a conformance client and the suite's mock server.
+#
+#   tools/peers/client-through-gateway.sh PORTCULLIS CLIENT [ARGS…] URL
+#
+# The suite runs this as the client command and appends the mock server's URL: the
+# script starts `PORTCULLIS run` with that URL as its only (HTTP) upstream, waits for
+# the gateway's address, then runs `CLIENT ARGS… http://GATEWAY/mcp`. The scenario
+# variables (MCP_CONFORMANCE_*) pass through to the client untouched.
+set -euo pipefail
+portcullis="$1"; shift
+url="${*: -1}"
+client=("${@:1:$#-1}")
+dir="$(mktemp -d -t portcullis-through-gateway.XXXXXX)"
+cat > "$dir/portcullis.toml" <<TOML
+[listen]
+http = "127.0.0.1:0"
+
+[audit]
+path = "audit"
+
+[[servers]]
+name = "mock"
+url = "$url"
+TOML
+"$portcullis" --log-format json run --config "$dir/portcullis.toml" 2>"$dir/gateway.log" &
+gateway=$!
+trap 'kill "$gateway" 2>/dev/null; wait "$gateway" 2>/dev/null; rm -rf "$dir"' EXIT
+addr=""
+for _ in $(seq 1 200); do
+    addr="$(grep -o 'listening on http://[0-9.:]*' "$dir/gateway.log" | head -1 | sed 's/listening on //')" || true
+    [[ -n "$addr" ]] && break
+    kill -0 "$gateway" 2>/dev/null || { cat "$dir/gateway.log" >&2; exit 1; }
+    sleep 0.05
+done
+[[ -n "$addr" ]] || { echo "gateway did not start" >&2; cat "$dir/gateway.log" >&2; exit 1; }
+"${client[@]}" "$addr/mcp"
