@@ -15,6 +15,7 @@ use tokio::sync::{Mutex, mpsc, oneshot};
 use crate::{
     Link, LinkEvent,
     link::{LINK_CAPACITY, LinkGuard},
+    param_headers::{ParamHeaders, header_safe},
     sse,
 };
 
@@ -32,6 +33,7 @@ pub struct HttpSpec {
 struct SessionState {
     session_id: Option<String>,
     protocol_version: Option<String>,
+    param_headers: ParamHeaders,
 }
 
 #[derive(Clone)]
@@ -42,11 +44,23 @@ struct Conn {
     events: mpsc::Sender<LinkEvent>,
 }
 
+/// How often a broken answer stream is resumed before the call fails.
+const MAX_RESUMES: usize = 3;
+
+/// How reading one SSE connection ended.
+enum Read {
+    Answered,
+    Ended,
+    ReceiverGone,
+}
+
 /// What to do when a request's answer arrives on its stream.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Answer {
     Plain,
     Initialize,
+    /// A `tools/list` answer: learn the tools' `x-mcp-header` annotations.
+    ToolsList,
 }
 
 /// Opens a link to an HTTP server. No request is made until a message is sent.
@@ -96,6 +110,7 @@ impl Conn {
         let id = msg.id().cloned();
         let is_request = msg.kind() == MessageKind::Request;
         let is_initialize = msg.method() == Some("initialize");
+        let is_tools_list = msg.method() == Some("tools/list");
         let request = self.build_post(&msg).await;
         let response = match request.send().await {
             Ok(r) => r,
@@ -126,10 +141,10 @@ impl Conn {
             .unwrap_or_default()
             .to_ascii_lowercase();
         if content_type.starts_with("text/event-stream") {
-            let on_answer = if is_initialize && status.is_success() {
-                Answer::Initialize
-            } else {
-                Answer::Plain
+            let on_answer = match (is_initialize && status.is_success(), is_tools_list) {
+                (true, _) => Answer::Initialize,
+                (false, true) => Answer::ToolsList,
+                (false, false) => Answer::Plain,
             };
             self.read_stream(response, id.clone(), on_answer).await;
             return;
@@ -145,6 +160,9 @@ impl Conn {
             Ok(msg) => {
                 if is_initialize && status.is_success() {
                     self.initialized(&msg).await;
+                }
+                if is_tools_list {
+                    self.learn_tools(&msg).await;
                 }
                 let _ = self.events.send(LinkEvent::Message { msg, related: id }).await;
             }
@@ -182,6 +200,11 @@ impl Conn {
             if let Some(name) = msg.param_str("name").or_else(|| msg.param_str("uri")) {
                 req = req.header("mcp-name", header_safe(name));
             }
+            if msg.method() == Some("tools/call") {
+                for (k, v) in self.state.lock().await.param_headers.headers_for(msg) {
+                    req = req.header(k, v);
+                }
+            }
         } else {
             let state = self.state.lock().await;
             if let Some(sid) = &state.session_id {
@@ -194,8 +217,45 @@ impl Conn {
         req
     }
 
+    /// Reads an SSE answer stream. When it breaks before the answer arrived and the
+    /// server gave event ids, it resumes with a GET carrying `Last-Event-ID`
+    /// (2025-11-25 resumability), at most `MAX_RESUMES` times.
     async fn read_stream(&self, response: reqwest::Response, related: Option<Value>, on_answer: Answer) {
         let mut parser = sse::Parser::new(self.spec.limits.max_bytes);
+        let mut answered = false;
+        let mut response = Some(response);
+        for attempt in 0..=MAX_RESUMES {
+            if attempt > 0 {
+                let Some(next) = self.resume(&parser).await else { break };
+                response = Some(next);
+                parser.reset();
+            }
+            let Some(current) = response.take() else { break };
+            match self
+                .read_events(current, &mut parser, related.as_ref(), on_answer)
+                .await
+            {
+                Read::Answered => answered = true,
+                Read::ReceiverGone => return,
+                Read::Ended => {}
+            }
+            if answered || related.is_none() {
+                break;
+            }
+        }
+        if !answered && related.is_some() {
+            let text = format!("upstream `{}` closed the stream without answering", self.spec.name);
+            self.fail(related.as_ref(), true, &text).await;
+        }
+    }
+
+    async fn read_events(
+        &self,
+        response: reqwest::Response,
+        parser: &mut sse::Parser,
+        related: Option<&Value>,
+        on_answer: Answer,
+    ) -> Read {
         let mut body = response.bytes_stream();
         let mut answered = false;
         while let Some(chunk) = body.next().await {
@@ -210,17 +270,20 @@ impl Conn {
             for event in events {
                 match self.parse(event.data.as_bytes()) {
                     Ok(msg) => {
-                        let is_answer = msg.kind() == MessageKind::Response && msg.id() == related.as_ref();
+                        let is_answer = msg.kind() == MessageKind::Response && msg.id() == related;
                         if is_answer && on_answer == Answer::Initialize {
                             self.initialized(&msg).await;
+                        }
+                        if is_answer && on_answer == Answer::ToolsList {
+                            self.learn_tools(&msg).await;
                         }
                         answered |= is_answer;
                         let ev = LinkEvent::Message {
                             msg,
-                            related: related.clone(),
+                            related: related.cloned(),
                         };
                         if self.events.send(ev).await.is_err() {
-                            return;
+                            return Read::ReceiverGone;
                         }
                     }
                     Err(reason) => {
@@ -229,9 +292,42 @@ impl Conn {
                 }
             }
         }
-        if !answered && related.is_some() {
-            let text = format!("upstream `{}` closed the stream without answering", self.spec.name);
-            self.fail(related.as_ref(), true, &text).await;
+        if answered { Read::Answered } else { Read::Ended }
+    }
+
+    /// Reopens a broken legacy stream from its last event id, after the server's `retry:` delay.
+    async fn resume(&self, parser: &sse::Parser) -> Option<reqwest::Response> {
+        let last_id = parser.last_event_id()?.to_owned();
+        let (sid, version) = {
+            let state = self.state.lock().await;
+            (state.session_id.clone(), state.protocol_version.clone())
+        };
+        let delay = parser.retry_ms().unwrap_or(1000).min(5000);
+        tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
+        let mut req = self
+            .client
+            .get(&self.spec.url)
+            .header(http::header::ACCEPT, "text/event-stream")
+            .header("last-event-id", last_id);
+        if let Some(sid) = sid {
+            req = req.header("mcp-session-id", sid);
+        }
+        if let Some(v) = version {
+            req = req.header("mcp-protocol-version", v);
+        }
+        for (k, v) in &self.spec.headers {
+            req = req.header(k, v.expose());
+        }
+        match req.send().await {
+            Ok(resp) if resp.status().is_success() => Some(resp),
+            Ok(resp) => {
+                tracing::debug!(server = %self.spec.name, status = %resp.status(), "stream resumption refused");
+                None
+            }
+            Err(e) => {
+                tracing::debug!(server = %self.spec.name, "stream resumption failed: {e}");
+                None
+            }
         }
     }
 
@@ -259,6 +355,12 @@ impl Conn {
                 Err(e) => tracing::debug!(server = %this.spec.name, "GET stream failed: {e}"),
             }
         });
+    }
+
+    async fn learn_tools(&self, msg: &Message) {
+        if let Some(result) = msg.result() {
+            self.state.lock().await.param_headers.learn(result);
+        }
     }
 
     /// After a successful `initialize`: use the negotiated version on later
@@ -305,18 +407,5 @@ impl Conn {
         }
         let reason = format!("connection to upstream `{}` closed", self.spec.name);
         let _ = self.events.send(LinkEvent::Closed { reason }).await;
-    }
-}
-
-/// A header-safe rendering of `value`, using the base64 sentinel when needed.
-fn header_safe(value: &str) -> String {
-    use base64::Engine;
-    let printable = value.bytes().all(|b| (0x20..=0x7e).contains(&b));
-    let padded = value.starts_with(' ') || value.ends_with(' ');
-    let looks_encoded = value.starts_with("=?base64?") && value.ends_with("?=");
-    if printable && !padded && !looks_encoded {
-        value.to_owned()
-    } else {
-        format!("=?base64?{}?=", base64::engine::general_purpose::STANDARD.encode(value))
     }
 }

@@ -10,6 +10,7 @@ mod child;
 mod http_upstream;
 mod lines;
 mod link;
+mod param_headers;
 pub mod sse;
 
 pub use child::{ChildSpec, SpawnError, spawn_child};

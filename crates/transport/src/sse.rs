@@ -16,6 +16,8 @@ pub struct Parser {
     current: Event,
     has_data: bool,
     max_event: usize,
+    last_id: Option<String>,
+    retry_ms: Option<u64>,
 }
 
 /// An event exceeded the size limit.
@@ -30,7 +32,26 @@ impl Parser {
             current: Event::default(),
             has_data: false,
             max_event,
+            last_id: None,
+            retry_ms: None,
         }
+    }
+
+    /// The last event id seen (even on events without data), for `Last-Event-ID`.
+    pub fn last_event_id(&self) -> Option<&str> {
+        self.last_id.as_deref()
+    }
+
+    /// The reconnection delay the server asked for with `retry:`.
+    pub fn retry_ms(&self) -> Option<u64> {
+        self.retry_ms
+    }
+
+    /// Drops a partial event (the connection broke mid-event); keeps id and retry.
+    pub fn reset(&mut self) {
+        self.buf.clear();
+        self.current = Event::default();
+        self.has_data = false;
     }
 
     /// Adds `chunk` and returns every event it completes.
@@ -68,7 +89,11 @@ impl Parser {
                     self.has_data = true;
                 }
                 "event" => self.current.event = Some(value),
-                "id" => self.current.id = Some(value),
+                "id" => {
+                    self.last_id = Some(value.clone());
+                    self.current.id = Some(value);
+                }
+                "retry" => self.retry_ms = value.parse().ok(),
                 _ => {}
             }
             if self.current.data.len() > self.max_event {
@@ -124,5 +149,12 @@ mod tests {
         assert_eq!(p.push(b"data: 0123456789\n"), Err(EventTooLarge(8)));
         let mut p = Parser::new(1024);
         assert_eq!(p.push(&encode(b"{\"x\":1}")).unwrap()[0].data, "{\"x\":1}");
+    }
+
+    #[test]
+    fn remembers_ids_and_retry_of_events_without_data() {
+        let mut p = Parser::new(1024);
+        assert_eq!(p.push(b"id: ev-1\nretry: 250\ndata:\n\n").unwrap().len(), 0);
+        assert_eq!((p.last_event_id(), p.retry_ms()), (Some("ev-1"), Some(250)));
     }
 }

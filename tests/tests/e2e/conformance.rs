@@ -101,11 +101,6 @@ fn server_mode_through_the_gateway_scores_as_the_fixture_alone() {
     );
 }
 
-/// Client scenarios that pass against the mock server directly but not yet through
-/// the gateway (README, "Known limits"): `x-mcp-header` mirroring to HTTP upstreams
-/// and SSE resumption (`Last-Event-ID`) on the upstream side.
-const KNOWN_GAPS: [&str; 2] = ["2026-07-28 http-custom-headers", "2025-11-25 sse-retry"];
-
 #[test]
 fn client_mode_with_the_gateway_in_between() {
     let client = bin("portcullis-conformance-client");
@@ -118,18 +113,15 @@ fn client_mode_with_the_gateway_in_between() {
         client.display()
     );
     let through = run("conformance-client.sh", &[&through_cmd, "all"]);
-    let lost: Vec<&String> = direct
-        .passing
-        .difference(&through.passing)
-        .filter(|s| !KNOWN_GAPS.contains(&s.as_str()))
-        .collect();
+    let lost: Vec<&String> = direct.passing.difference(&through.passing).collect();
     assert!(
         lost.is_empty(),
         "client scenarios that pass directly but fail through the gateway: {lost:?}"
     );
-    assert!(
-        through.passed + KNOWN_GAPS.len() as u32 >= direct.passed,
-        "{through:?} vs {direct:?}"
+    assert_eq!(
+        (through.passed, through.failed),
+        (direct.passed, direct.failed),
+        "same score both ways"
     );
     eprintln!(
         "conformance (client mode): direct {}/{}; through the gateway {}/{}",

@@ -86,3 +86,19 @@ async fn sigterm_lets_in_flight_calls_answer_and_closes_streams() {
         "in-flight call got its answer, not a reset: {text}"
     );
 }
+
+#[tokio::test]
+async fn shared_mode_serves_every_session_from_one_child() {
+    let gw = GatewayProc::start(&demo_server_entry("demo", "shared = true"));
+    let (a, _) = clients::http(&gw.url, Revision::Legacy).await;
+    let (b, _) = clients::http(&gw.url, Revision::Legacy).await;
+    assert!(call(&b, "search_docs", json!({"query": "refund"})).await.is_ok());
+    // One child for both sessions: when it dies, both see it (contrast with the per-session test above).
+    assert!(call(&a, "crash", json!({})).await.is_err());
+    let err = call(&b, "search_docs", json!({"query": "refund"}))
+        .await
+        .expect_err("b shared the crashed child");
+    assert!(err.to_string().contains("unavailable"), "{err}");
+    let started = gw.logs().matches("started stdio server").count();
+    assert_eq!(started, 1, "exactly one child was started for two sessions");
+}
