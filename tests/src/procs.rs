@@ -34,9 +34,17 @@ pub struct GatewayProc {
 }
 
 impl GatewayProc {
-    /// Starts the gateway with `[listen] http = "127.0.0.1:0"` prepended to `servers_toml`.
+    /// Starts the gateway with `[listen] http = "127.0.0.1:0"` prepended to `servers_toml`
+    /// and, unless it has its own `[policy]`, a policy that permits every call: these
+    /// are relay tests (the HTTP caller is anonymous until identity lands, and the
+    /// built-in tier policies deny anonymous callers). Policy tests give their own.
     pub fn start(servers_toml: &str) -> Self {
-        Self::start_with(&format!("[listen]\nhttp = \"127.0.0.1:0\"\n\n{servers_toml}"))
+        let policy = if servers_toml.contains("[policy]") {
+            String::new()
+        } else {
+            format!("[policy]\ncedar = [\"{}\"]\n", allow_all_policy().display())
+        };
+        Self::start_with(&format!("[listen]\nhttp = \"127.0.0.1:0\"\n{policy}\n{servers_toml}"))
     }
 
     /// Starts the gateway with exactly `config_toml` (it must listen on HTTP).
@@ -100,6 +108,22 @@ impl Drop for GatewayProc {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A Cedar file permitting every call, written once per test process.
+pub fn allow_all_policy() -> PathBuf {
+    static PATH: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    PATH.get_or_init(|| {
+        let dir = tempfile::tempdir().expect("temp dir").keep();
+        let path = dir.join("allow-all.cedar");
+        std::fs::write(
+            &path,
+            "// Relay tests: every call is permitted.\n@id(\"allow-all\")\npermit (principal, action, resource);\n",
+        )
+        .expect("write policy");
+        path
+    })
+    .clone()
 }
 
 /// Waits for `child` to exit, killing it after `limit`.

@@ -7,7 +7,7 @@ use anyhow::Context;
 use portcullis_gateway::{Gateway, Recorder, serve_http};
 use serde_json::{Value, json};
 
-use crate::{audit_open, cmd_init::starter_config, config, shutdown};
+use crate::{audit_open, cmd_init::starter_config, config, policy_open, shutdown};
 
 struct Demo {
     http: reqwest::Client,
@@ -25,13 +25,21 @@ pub async fn run(serve: bool, listen: Option<SocketAddr>) -> anyhow::Result<Exit
     });
     let text = starter_config(&exe.to_string_lossy(), &addr.to_string());
     let home = tempfile::tempdir().context("cannot create a temporary directory for the demo")?;
+    // The demo's agent has no credentials (identity is not wired yet), so the demo
+    // runs the tier policies without their `!principal.anonymous` condition.
+    let policies = home.path().join("policies");
+    std::fs::create_dir_all(&policies)?;
+    let demo_policy = portcullis_policy::DEFAULT_CEDAR_POLICIES.replace("!principal.anonymous &&", "");
+    std::fs::write(policies.join("tiers.cedar"), demo_policy)?;
     let loaded = config::parse(&text, "<demo>", home.path())?;
     let audit = loaded.audit.clone();
     let recorder = match &loaded.audit {
         Some(settings) => Recorder::new(Some(audit_open::open(settings).await?)),
         None => Recorder::new(None),
     };
-    let gateway = Gateway::new(loaded.gateway, recorder);
+    let authoriser = policy_open::open(&loaded.policy)?;
+    policy_open::watch(authoriser.store.clone(), recorder.clone(), &loaded.policy);
+    let gateway = Gateway::new(loaded.gateway, recorder, authoriser);
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
@@ -85,7 +93,7 @@ impl Demo {
         );
         self.notify().await;
 
-        println!("\n2. It lists the tools it can use");
+        println!("\n2. It lists the tools: only what policy lets this caller use");
         let (_, body, _) = self
             .post(&json!({"jsonrpc":"2.0","id":2,"method":"tools/list"}), &[])
             .await;
@@ -94,32 +102,65 @@ impl Demo {
             .and_then(Value::as_array)
             .cloned()
             .unwrap_or_default();
-        for t in &tools {
-            println!("     - {}", t.get("name").and_then(Value::as_str).unwrap_or("?"));
+        let names: Vec<&str> = tools
+            .iter()
+            .filter_map(|t| t.get("name").and_then(Value::as_str))
+            .collect();
+        for name in &names {
+            println!("     - {name}");
         }
-        self.expect(!tools.is_empty(), &format!("{} tools listed", tools.len()));
+        self.expect(
+            !names.is_empty() && !names.contains(&"lookup_customer"),
+            &format!(
+                "{} tools listed; lookup_customer (read-sensitive) hidden: no scope",
+                names.len()
+            ),
+        );
 
-        println!("\n3. It calls tools through the gateway");
-        for (id, tool, args) in [
-            (3, "search_docs", json!({"query":"refund"})),
-            (4, "lookup_customer", json!({"customer_id":"C-1001"})),
-            (5, "send_message", json!({"to":"ops@example.com","body":"hello"})),
+        println!("\n3. It calls tools; policy decides each call on its own (tiers: read, read-sensitive, write)");
+        let why = "answer the customer's refund question";
+        for (id, tool, args, reason, allowed) in [
+            (3, "search_docs", json!({"query":"refund"}), Some(why), true),
+            (4, "search_docs", json!({"query":"refund"}), None, false),
+            (5, "lookup_customer", json!({"customer_id":"C-1001"}), Some(why), false),
+            (
+                6,
+                "send_message",
+                json!({"to":"ops@example.com","body":"hello"}),
+                Some(why),
+                false,
+            ),
         ] {
-            let call = json!({"jsonrpc":"2.0","id":id,"method":"tools/call","params":{"name":tool,"arguments":args}});
+            let meta = match reason {
+                Some(r) => json!({"io.portcullis/reason": r}),
+                None => json!({}),
+            };
+            let call = json!({"jsonrpc":"2.0","id":id,"method":"tools/call","params":{"name":tool,"arguments":args,"_meta":meta}});
             let (status, body, _) = self.post(&call, &[]).await;
-            let text = body
-                .pointer("/result/content/0/text")
-                .and_then(Value::as_str)
-                .unwrap_or("");
             let receipt = body
                 .pointer("/result/_meta/io.portcullis~1receipt/auditIndex")
                 .and_then(Value::as_u64);
             self.first_receipt = self.first_receipt.or(receipt);
-            let short: String = text.chars().take(70).collect();
-            self.expect(
-                status == 200 && body.get("result").is_some(),
-                &format!("{tool}: relayed → {short}"),
-            );
+            let with = if reason.is_some() {
+                "with a reason"
+            } else {
+                "without a reason"
+            };
+            if allowed {
+                let text = body
+                    .pointer("/result/content/0/text")
+                    .and_then(Value::as_str)
+                    .unwrap_or("");
+                let short: String = text.chars().take(60).collect();
+                self.expect(
+                    status == 200 && body.get("result").is_some(),
+                    &format!("{tool} {with}: allowed → {short}"),
+                );
+            } else {
+                let why = body.pointer("/error/message").and_then(Value::as_str).unwrap_or("");
+                let denied = body.pointer("/error/code").and_then(Value::as_i64) == Some(-32013);
+                self.expect(denied, &format!("{tool} {with}: {why}"));
+            }
         }
 
         println!("\n4. Attacks the gateway stops before anything reaches the server");
@@ -143,7 +184,8 @@ impl Demo {
         println!("\n5. A stateless MCP 2026-07-28 client: headers must agree with the body");
         let session = self.session.take();
         let meta = json!({"io.modelcontextprotocol/protocolVersion":"2026-07-28",
-            "io.modelcontextprotocol/clientCapabilities":{},"io.modelcontextprotocol/clientInfo":{"name":"demo-agent","version":"1"}});
+            "io.modelcontextprotocol/clientCapabilities":{},"io.modelcontextprotocol/clientInfo":{"name":"demo-agent","version":"1"},
+            "io.portcullis/reason":"check the audit policy"});
         let call = json!({"jsonrpc":"2.0","id":8,"method":"tools/call","params":{"name":"search_docs","arguments":{"query":"audit"},"_meta":meta}});
         let good = [
             ("mcp-protocol-version", "2026-07-28"),

@@ -23,6 +23,10 @@ env = {{}}                             # the only variables the child sees
 default_tier = "read"
 tools = {{ lookup_customer = {{ tier = "read-sensitive" }}, send_message = {{ tier = "write" }}, delete_record = {{ tier = "write" }} }}
 
+[policy]
+cedar = ["policies/*.cedar"]         # Cedar policies (schema: README "Policy"); checked on change and SIGHUP
+require_reason = true                # calls state why: `_meta["io.portcullis/reason"]`
+
 [audit]
 path = "data/audit"                  # tamper-evident log; `postgres = "postgres://…"` shares one log between replicas
 key = "keys/audit.key"               # checkpoint signing key (generated on first start; back it up)
@@ -40,6 +44,17 @@ pub fn run(dir: Option<PathBuf>, force: bool) -> anyhow::Result<ExitCode> {
     let exe = std::env::current_exe().context("cannot find this program's own path")?;
     let text = starter_config(&exe.to_string_lossy(), "127.0.0.1:8080");
     std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
+    let policies = dir.join("policies");
+    std::fs::create_dir_all(&policies).with_context(|| format!("cannot create {}", policies.display()))?;
+    let tiers = policies.join("tiers.cedar");
+    if !tiers.exists() || force {
+        std::fs::write(&tiers, portcullis_policy::DEFAULT_CEDAR_POLICIES)
+            .with_context(|| format!("cannot write {}", tiers.display()))?;
+        println!(
+            "wrote {} (the tier policies: read, read-sensitive, write)",
+            tiers.display()
+        );
+    }
     let key = dir.join("keys/audit.key");
     if !key.exists() {
         crate::audit_open::generate(&key)?;

@@ -5,7 +5,7 @@ use anyhow::Context;
 use portcullis_gateway::{Gateway, Recorder, serve_http};
 use sha2::Digest;
 
-use crate::{audit_open, config, shutdown};
+use crate::{audit_open, config, policy_open, shutdown};
 
 pub async fn run(path: &Path) -> anyhow::Result<ExitCode> {
     let loaded = config::load(path)?;
@@ -26,7 +26,9 @@ pub async fn run(path: &Path) -> anyhow::Result<ExitCode> {
     recorder
         .config_loaded(sha2::Sha256::digest(&config_bytes).into(), &servers)
         .await?;
-    let gateway = Gateway::new(loaded.gateway, recorder);
+    let authoriser = policy_open::open(&loaded.policy)?;
+    policy_open::watch(authoriser.store.clone(), recorder.clone(), &loaded.policy);
+    let gateway = Gateway::new(loaded.gateway, recorder, authoriser);
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen on {addr}; is another process using it?"))?;

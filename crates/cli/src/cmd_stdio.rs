@@ -3,7 +3,7 @@ use std::{path::Path, process::ExitCode};
 
 use portcullis_gateway::{Gateway, Recorder, serve_stdio};
 
-use crate::{audit_open, config, shutdown};
+use crate::{audit_open, config, policy_open, shutdown};
 
 pub async fn run(path: &Path, only: Option<&str>) -> anyhow::Result<ExitCode> {
     let mut loaded = config::load(path)?;
@@ -25,7 +25,9 @@ pub async fn run(path: &Path, only: Option<&str>) -> anyhow::Result<ExitCode> {
         Some(settings) => Recorder::new(Some(audit_open::open(settings).await?)),
         None => Recorder::new(None),
     };
-    let gateway = Gateway::new(loaded.gateway, recorder);
+    let authoriser = policy_open::open(&loaded.policy)?;
+    policy_open::watch(authoriser.store.clone(), recorder.clone(), &loaded.policy);
+    let gateway = Gateway::new(loaded.gateway, recorder, authoriser);
     serve_stdio(
         gateway.clone(),
         tokio::io::stdin(),

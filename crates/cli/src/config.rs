@@ -13,6 +13,7 @@ use portcullis_gateway::config::{
     GatewayConfig, Isolation, ListenConfig, ServerConfig, UpstreamProtocol, UpstreamTransport,
 };
 use portcullis_mcp::Limits;
+use portcullis_policy::EngineKind;
 use serde::Deserialize;
 
 /// A config file that cannot be used, with where and why.
@@ -35,10 +36,36 @@ struct RawConfig {
     limits: RawLimits,
     #[serde(default)]
     servers: Vec<RawServer>,
-    /// Read by the authorisation stage; accepted so configs can carry it already.
-    policy: Option<toml::Table>,
+    #[serde(default)]
+    policy: RawPolicy,
     #[serde(default)]
     audit: RawAudit,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPolicy {
+    engine: Option<String>,
+    cedar: Option<Vec<String>>,
+    rego: Option<Vec<String>>,
+    shadow: Option<Vec<String>>,
+    require_reason: Option<bool>,
+    reason_argument: Option<bool>,
+    reload_interval_secs: Option<u64>,
+}
+
+/// Which policies decide, and how.
+#[derive(Debug, Clone)]
+pub struct PolicySettings {
+    pub engine: EngineKind,
+    /// Absolute glob patterns; empty means the built-in tier policies.
+    pub patterns: Vec<String>,
+    /// A second set (same engine) evaluated and logged, never enforced.
+    pub shadow: Vec<String>,
+    pub decision: portcullis_policy::Settings,
+    pub reason_argument: bool,
+    /// How often the policy files are checked for changes (0: only on SIGHUP).
+    pub reload_interval: Duration,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -124,6 +151,7 @@ struct RawTool {
 #[derive(Debug)]
 pub struct LoadedConfig {
     pub gateway: GatewayConfig,
+    pub policy: PolicySettings,
     /// `None` when the operator switched the audit log off.
     pub audit: Option<AuditSettings>,
     pub warnings: Vec<String>,
@@ -153,12 +181,7 @@ pub fn parse(text: &str, file: &str, base: &Path) -> Result<LoadedConfig, Config
         err(&at, e.message().to_owned())
     })?;
     let mut warnings = Vec::new();
-    if raw.policy.is_some() {
-        warnings.push(
-            "[policy] is present but this build does not evaluate policies yet: calls are relayed without a decision"
-                .into(),
-        );
-    }
+    let policy = policy(&raw.policy, base, &err)?;
     let audit = audit(&raw.audit, base, &err)?;
     if audit.is_none() {
         warnings.push("[audit] enabled = false: calls are NOT recorded; never run like this in production".into());
@@ -205,8 +228,56 @@ pub fn parse(text: &str, file: &str, base: &Path) -> Result<LoadedConfig, Config
     };
     Ok(LoadedConfig {
         gateway,
+        policy,
         audit,
         warnings,
+    })
+}
+
+fn policy(
+    raw: &RawPolicy,
+    base: &Path,
+    err: &impl Fn(&str, String) -> ConfigError,
+) -> Result<PolicySettings, ConfigError> {
+    let engine = match raw.engine.as_deref().unwrap_or("cedar") {
+        "cedar" => EngineKind::Cedar,
+        "rego" => EngineKind::Rego,
+        other => {
+            return Err(err(
+                "policy.engine",
+                format!("unknown engine `{other}`; use `cedar` or `rego`"),
+            ));
+        }
+    };
+    let (patterns, key, other) = match engine {
+        EngineKind::Cedar => (&raw.cedar, "policy.cedar", &raw.rego),
+        EngineKind::Rego => (&raw.rego, "policy.rego", &raw.cedar),
+    };
+    if other.is_some() {
+        return Err(err(key, "give the policy files of the selected `engine` only".into()));
+    }
+    if patterns.as_ref().is_some_and(Vec::is_empty) {
+        return Err(err(
+            key,
+            "is an empty list; remove it to use the built-in tier policies".into(),
+        ));
+    }
+    let absolute = |list: &Option<Vec<String>>| -> Vec<String> {
+        list.iter()
+            .flatten()
+            .map(|p| base.join(p).to_string_lossy().into_owned())
+            .collect()
+    };
+    Ok(PolicySettings {
+        engine,
+        patterns: absolute(patterns),
+        shadow: absolute(&raw.shadow),
+        decision: portcullis_policy::Settings {
+            require_reason: raw.require_reason.unwrap_or(true),
+            ..portcullis_policy::Settings::default()
+        },
+        reason_argument: raw.reason_argument.unwrap_or(false),
+        reload_interval: Duration::from_secs(raw.reload_interval_secs.unwrap_or(2)),
     })
 }
 

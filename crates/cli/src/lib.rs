@@ -9,10 +9,12 @@ mod cmd_audit;
 mod cmd_check;
 mod cmd_demo;
 mod cmd_init;
+mod cmd_policy;
 mod cmd_run;
 mod cmd_stdio;
 pub mod config;
 mod logging;
+mod policy_open;
 mod shutdown;
 
 use std::{path::PathBuf, process::ExitCode};
@@ -67,6 +69,9 @@ enum Command {
         #[arg(long)]
         listen: Option<std::net::SocketAddr>,
     },
+    /// Validate, test and explain the policy set.
+    #[command(subcommand)]
+    Policy(cmd_policy::PolicyCommand),
     /// Verify, read and prove the audit log.
     #[command(subcommand)]
     Audit(cmd_audit::AuditCommand),
@@ -115,6 +120,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Init { dir, force } => cmd_init::run(dir, force),
         Command::Demo { serve, listen } => cmd_demo::run(serve, listen).await,
         Command::Audit(command) => cmd_audit::run(command).await,
+        Command::Policy(command) => cmd_policy::run(command),
         Command::DemoServer { test_tools, http } => {
             let opts = portcullis_demo_server::DemoOptions { test_tools };
             match http {

@@ -10,6 +10,7 @@ use portcullis_mcp::{ErrorCode, Message, ProtocolVersion};
 use serde_json::{Map, Value, json};
 
 use crate::{
+    authorise::Authoriser,
     config::{GatewayConfig, Isolation, ServerConfig},
     connect::{UpstreamEra, connect},
     error::UpstreamError,
@@ -34,6 +35,7 @@ pub struct Gateway {
     pub(crate) servers: BTreeMap<ServerName, ServerConfig>,
     pub(crate) namespacer: Namespacer,
     pub(crate) recorder: Recorder,
+    pub(crate) authoriser: Authoriser,
     http: reqwest::Client,
     sessions: Mutex<HashMap<String, Arc<Session>>>,
     stateless: Mutex<HashMap<Principal, Arc<Session>>>,
@@ -46,7 +48,7 @@ pub struct Gateway {
 
 impl Gateway {
     /// A gateway for `config`, recording to `recorder`.
-    pub fn new(config: GatewayConfig, recorder: Recorder) -> Arc<Self> {
+    pub fn new(config: GatewayConfig, recorder: Recorder, authoriser: Authoriser) -> Arc<Self> {
         let servers: BTreeMap<_, _> = config.servers.iter().map(|s| (s.name.clone(), s.clone())).collect();
         let namespacer = Namespacer::new(servers.keys().cloned().collect());
         let http = reqwest::Client::builder()
@@ -58,6 +60,7 @@ impl Gateway {
             servers,
             namespacer,
             recorder,
+            authoriser,
             http,
             sessions: Mutex::new(HashMap::new()),
             stateless: Mutex::new(HashMap::new()),
@@ -65,6 +68,16 @@ impl Gateway {
             shared_route: Arc::new(NoRoute),
             stopping: tokio::sync::watch::Sender::new(false),
         })
+    }
+
+    /// The policy store in force (for reloads and `policy explain`).
+    pub fn policy(&self) -> &Arc<portcullis_policy::PolicyStore> {
+        &self.authoriser.store
+    }
+
+    /// The audit log, if recording is on.
+    pub fn recorder(&self) -> &Recorder {
+        &self.recorder
     }
 
     pub fn config(&self) -> &GatewayConfig {
@@ -104,7 +117,8 @@ impl Gateway {
         init: &Message,
     ) -> Result<(Arc<Session>, Value), SessionError> {
         let hello = ClientHello::from_initialize(init);
-        let session = Session::new(principal, hello, self.namespacer.clone());
+        let anonymous = principal == self.config.anonymous_principal;
+        let session = Session::new(principal, anonymous, hello, self.namespacer.clone());
         let connected =
             futures::future::join_all(self.servers.keys().map(|name| self.ensure_upstream(&session, name))).await;
         let mut eras = Vec::new();
@@ -144,9 +158,11 @@ impl Gateway {
     /// The stateless (2026-07-28) session of `principal`, created on first use.
     pub fn stateless_session(&self, principal: &Principal, msg: &Message) -> Arc<Session> {
         let mut table = self.stateless.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let anonymous = *principal == self.config.anonymous_principal;
         let session = table.entry(principal.clone()).or_insert_with(|| {
             Session::new(
                 principal.clone(),
+                anonymous,
                 ClientHello::from_modern_request(msg),
                 self.namespacer.clone(),
             )
@@ -157,8 +173,10 @@ impl Gateway {
 
     /// A stateless session kept by the caller (the stdio front with a 2026-07-28 client).
     pub fn detached_stateless_session(&self, principal: Principal, msg: &Message) -> Arc<Session> {
+        let anonymous = principal == self.config.anonymous_principal;
         Session::new(
             principal,
+            anonymous,
             ClientHello::from_modern_request(msg),
             self.namespacer.clone(),
         )

@@ -6,6 +6,7 @@
 //! (handshakes and revision detection), `front_http` / `front_stdio`.
 #![forbid(unsafe_code)]
 
+mod authorise;
 pub mod config;
 mod connect;
 mod error;
@@ -21,6 +22,7 @@ mod session;
 mod sink;
 mod upstream;
 
+pub use authorise::{Authoriser, REASON_ARGUMENT, REASON_META_KEY};
 pub use error::UpstreamError;
 pub use front_http::serve_http;
 pub use front_stdio::serve_stdio;

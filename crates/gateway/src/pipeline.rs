@@ -1,8 +1,9 @@
 //! The per-call path, top to bottom. Every client request passes here:
 //!
 //! 1. classify  — what the method is and which server it is for (namespacing);
-//! 2. authorise — (the policy stage plugs in here: no call that acts may pass
-//!    without a decision made for it alone; until it lands calls are relayed);
+//! 2. authorise — a policy decision made for this call alone; a deny ends here
+//!    (recorded first); forwarding needs the `Permit`. Lists are filtered to
+//!    what the caller may use;
 //! 3. record    — the decision, durably, before anything is forwarded;
 //! 4. forward   — to the session's own connection to that server, bridging the
 //!    protocol revision when client and server differ;
@@ -21,13 +22,15 @@ use portcullis_mcp::{
     method::ListKind,
     revision::{META_CLIENT_CAPABILITIES, META_CLIENT_INFO, META_PROTOCOL_VERSION},
 };
+use portcullis_policy::{Deny, Permit};
 use serde_json::{Map, Value, json};
 
 use crate::{
+    authorise::facts,
     connect::UpstreamEra,
     gateway::Gateway,
     namespace::RouteBy,
-    record::{CallFacts, attach_receipt, new_call_id},
+    record::{CallFacts, Verdict, attach_receipt, new_call_id},
     session::{Connected, Session},
 };
 
@@ -76,20 +79,60 @@ impl Gateway {
             }
         };
         if !class.acts() {
-            return self.forward(session, &server, msg).await;
+            let mut answer = self.forward(session, &server, msg).await;
+            if let (MethodClass::List(kind), Some(config)) = (class, self.servers.get(&server))
+                && let Some(result) = answer.get_mut("result")
+            {
+                let principal = facts(&session.principal, session.anonymous);
+                self.authoriser.filter_list(&principal, config, kind, result);
+            }
+            return answer;
         }
-        // authorise: the policy stage decides here (not in this build: every call is relayed).
-        // record (decision): durable before anything is forwarded.
+        let Some(config) = self.servers.get(&server) else {
+            return fail(
+                ErrorCode::InvalidParams,
+                &format!("server `{server}` is not configured"),
+            );
+        };
+        // authorise: a decision made for this call alone (never cached).
+        let principal = facts(&session.principal, session.anonymous);
+        let (request, outcome) = self.authoriser.decide_call(principal, config, &mut msg);
         let call = call_facts(session, &server, &msg);
-        if let Err(e) = self
-            .recorder
-            .decision(&call, true, "relayed: no policy stage in this build")
-            .await
-        {
+        let permit = match outcome {
+            Ok(permit) => permit,
+            Err(deny) => {
+                // record (decision): the deny itself is recorded before the client hears of it.
+                let verdict = Verdict {
+                    allowed: false,
+                    reason: denial_reason(&deny),
+                    decision_id: deny.decision_id().to_owned(),
+                    policy_hash: deny.policy_hash().to_owned(),
+                };
+                if let Err(e) = self.recorder.decision(&call, &verdict).await {
+                    return fail(ErrorCode::Denied, &e.to_string());
+                }
+                tracing::info!(server = %server, target = %request.target, decision = %deny.decision_id(), "call denied by policy");
+                let text = format!("{} (decision {})", deny.client_message(), deny.decision_id());
+                return error_response(
+                    id.as_ref(),
+                    ErrorCode::Denied,
+                    &text,
+                    Some(json!({"decisionId": deny.decision_id()})),
+                );
+            }
+        };
+        // record (decision): durable before anything is forwarded.
+        let verdict = Verdict {
+            allowed: true,
+            reason: permit.reasons().join(","),
+            decision_id: permit.decision_id().to_owned(),
+            policy_hash: permit.policy_hash().to_owned(),
+        };
+        if let Err(e) = self.recorder.decision(&call, &verdict).await {
             return fail(ErrorCode::Denied, &e.to_string());
         }
         let started = Instant::now();
-        let mut answer = self.forward(session, &server, msg).await;
+        let mut answer = self.forward_permitted(permit, session, &server, msg).await;
         // record (outcome): durable before the answer is released.
         match self.recorder.outcome(&call, &answer, started.elapsed()).await {
             Ok(Some(receipt)) => attach_receipt(&mut answer, &call.call_id, &receipt),
@@ -102,6 +145,17 @@ impl Gateway {
             self.namespacer.outbound_read_result(&server, result);
         }
         answer
+    }
+
+    /// Forwards a call that acts: only with the permit the policy stage issued for it.
+    async fn forward_permitted(
+        &self,
+        _permit: Permit,
+        session: &Arc<Session>,
+        server: &ServerName,
+        msg: Message,
+    ) -> Value {
+        self.forward(session, server, msg).await
     }
 
     /// Handles a client notification.
@@ -206,7 +260,19 @@ impl Gateway {
                 continue;
             }
             match self.list_all(session, &connected, kind, msg).await {
-                Ok(mut got) => {
+                Ok(got) => {
+                    let mut page = json!({ kind.field(): got });
+                    if let Some(config) = self.servers.get(server) {
+                        self.authoriser.filter_list(
+                            &facts(&session.principal, session.anonymous),
+                            config,
+                            kind,
+                            &mut page,
+                        );
+                    }
+                    let Value::Array(mut got) = page[kind.field()].take() else {
+                        continue;
+                    };
                     for item in &mut got {
                         self.namespacer.outbound_item(server, kind, item);
                     }
@@ -273,6 +339,16 @@ impl Gateway {
         }
         response(id.unwrap_or(Value::Null), json!({})).into_value()
     }
+}
+
+/// Why a call was denied, for the audit record: policy ids and engine errors, never policy text.
+fn denial_reason(deny: &Deny) -> String {
+    let mut parts: Vec<String> = deny.reasons().to_vec();
+    parts.extend(deny.errors().iter().map(|e| format!("error: {e}")));
+    if parts.is_empty() {
+        parts.push("no permit matched".into());
+    }
+    parts.join("; ")
 }
 
 /// The facts every audit record of this call repeats (after routing: the server's own names).

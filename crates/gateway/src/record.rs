@@ -21,6 +21,21 @@ pub const RECEIPT_META_KEY: &str = "io.portcullis/receipt";
 #[error("the audit log cannot be written ({0}); the call was denied because nothing may happen unrecorded")]
 pub struct RecordError(String);
 
+/// What the authorise stage decided, as recorded.
+#[derive(Debug, Clone)]
+pub struct Verdict {
+    pub allowed: bool,
+    /// Why (policy ids; never policy text or arguments).
+    pub reason: String,
+    pub decision_id: String,
+    pub policy_hash: String,
+}
+
+fn hex_digest(text: &str) -> Option<Sha256Hex> {
+    let bytes: [u8; 32] = hex::decode(text).ok()?.try_into().ok()?;
+    Some(Sha256Hex::from_digest(bytes))
+}
+
 /// The facts about one call that every record of it repeats.
 #[derive(Debug, Clone)]
 pub struct CallFacts {
@@ -68,11 +83,25 @@ impl Recorder {
         self.log.as_ref()
     }
 
-    /// Records the decision to forward, durably, before forwarding.
-    pub async fn decision(&self, call: &CallFacts, allowed: bool, reason: &str) -> Result<(), RecordError> {
+    /// Records a decision durably: an allow before forwarding, a deny before answering.
+    pub async fn decision(&self, call: &CallFacts, verdict: &Verdict) -> Result<(), RecordError> {
         let mut r = call.record(RecordKind::Decision);
-        r.decision = Some(if allowed { Decision::Allow } else { Decision::Deny });
-        r.reason = Some(reason.to_owned());
+        r.decision = Some(if verdict.allowed {
+            Decision::Allow
+        } else {
+            Decision::Deny
+        });
+        r.reason = Some(verdict.reason.clone());
+        r.decision_id = Some(verdict.decision_id.clone());
+        r.policy_sha256 = hex_digest(&verdict.policy_hash);
+        self.append(&r).await.map(|_| ())
+    }
+
+    /// Records a change of the policy set in force (reload), with its hash.
+    pub async fn policy_change(&self, policy_hash: &str, detail: &str) -> Result<(), RecordError> {
+        let mut r = AuditRecord::new(RecordKind::PolicyChange, SystemTime::now());
+        r.policy_sha256 = hex_digest(policy_hash);
+        r.reason = Some(detail.to_owned());
         self.append(&r).await.map(|_| ())
     }
 

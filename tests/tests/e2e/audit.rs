@@ -117,7 +117,8 @@ async fn t15_kill_9_under_load_loses_no_acknowledged_record() {
     let audit_dir = home.path().join("audit");
     let key = home.path().join("audit.key");
     let text = format!(
-        "[listen]\nhttp = \"127.0.0.1:0\"\n[audit]\npath = \"{}\"\nkey = \"{}\"\n{}",
+        "[listen]\nhttp = \"127.0.0.1:0\"\n[policy]\ncedar = [\"{}\"]\n[audit]\npath = \"{}\"\nkey = \"{}\"\n{}",
+        portcullis_e2e::procs::allow_all_policy().display(),
         audit_dir.display(),
         key.display(),
         demo_server_entry("demo", "")

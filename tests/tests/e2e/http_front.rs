@@ -58,7 +58,8 @@ async fn open_session(url: &str) -> String {
 
 fn gateway() -> GatewayProc {
     GatewayProc::start_with(&format!(
-        "[listen]\nhttp = \"127.0.0.1:0\"\nallowed_origins = [\"https://app.example\"]\n[limits]\nmax_message_bytes = 65536\nmax_json_depth = 16\n{}",
+        "[listen]\nhttp = \"127.0.0.1:0\"\nallowed_origins = [\"https://app.example\"]\n[limits]\nmax_message_bytes = 65536\nmax_json_depth = 16\n[policy]\ncedar = [\"{}\"]\n{}",
+        portcullis_e2e::procs::allow_all_policy().display(),
         demo_server_entry("demo", "")
     ))
 }

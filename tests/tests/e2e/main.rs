@@ -18,6 +18,7 @@ mod everything;
 mod failures;
 mod http_front;
 mod namespacing;
+mod policy;
 mod relay;
 mod revisions;
 mod stdio_front;

@@ -137,13 +137,32 @@ fn bad_configs_name_key_and_reason() {
 
 #[test]
 fn unenforced_or_disabled_controls_are_reported() {
+    let text = format!("[audit]\nenabled = false\n{}", server(""));
+    let loaded = parse(&text, "t.toml", Path::new("/")).unwrap();
+    assert_eq!(loaded.warnings.len(), 1, "{:?}", loaded.warnings);
+    assert!(loaded.audit.is_none());
+}
+
+#[test]
+fn policy_settings() {
+    let loaded = parse(&server(""), "t.toml", Path::new("/etc/pc")).unwrap();
+    assert!(loaded.policy.patterns.is_empty(), "built-in tier policies by default");
+    assert!(loaded.policy.decision.require_reason);
     let text = format!(
-        "[policy]\ncedar = [\"p/*.cedar\"]\n[audit]\nenabled = false\n{}",
+        "[policy]\nengine = \"rego\"\nrego = [\"p/*.rego\"]\nrequire_reason = false\n{}",
         server("")
     );
-    let loaded = parse(&text, "t.toml", Path::new("/")).unwrap();
-    assert_eq!(loaded.warnings.len(), 2, "{:?}", loaded.warnings);
-    assert!(loaded.audit.is_none());
+    let loaded = parse(&text, "t.toml", Path::new("/etc/pc")).unwrap();
+    assert_eq!(loaded.policy.patterns, vec!["/etc/pc/p/*.rego".to_string()]);
+    assert!(!loaded.policy.decision.require_reason);
+    for (text, key) in [
+        ("[policy]\nengine = \"opa\"\n", "policy.engine"),
+        ("[policy]\ncedar = [\"a\"]\nrego = [\"b\"]\n", "policy.cedar"),
+        ("[policy]\ncedar = []\n", "policy.cedar"),
+    ] {
+        let e = parse(&format!("{text}{}", server("")), "t.toml", Path::new("/")).expect_err(text);
+        assert_eq!(e.key, key, "{e}");
+    }
 }
 
 #[test]

@@ -1,0 +1,139 @@
+//! The authorise stage: every call that acts gets a policy decision made for it
+//! alone (never cached), and listings show only what the caller may use. The
+//! policy engine is the `policy` crate's; this module only turns a routed MCP
+//! request into a `DecisionRequest`, including the reason the caller gave.
+use std::sync::Arc;
+
+use portcullis_core::Principal;
+use portcullis_mcp::{Message, method::ListKind};
+use portcullis_policy::{DecisionRequest, Deny, Permit, PolicyStore, PrincipalFacts, TargetKind, Timestamp};
+use serde_json::{Value, json};
+
+use crate::config::ServerConfig;
+
+/// `_meta` key a client uses to state why it makes a call.
+pub const REASON_META_KEY: &str = "io.portcullis/reason";
+/// The argument the gateway adds to every tool's input schema when `reason_argument` is on.
+pub const REASON_ARGUMENT: &str = "portcullis_reason";
+
+/// The policy store and how reasons are taken.
+pub struct Authoriser {
+    pub store: Arc<PolicyStore>,
+    /// Add `portcullis_reason` to tool schemas and strip it before forwarding.
+    pub reason_argument: bool,
+}
+
+/// Who is asking, as policy sees it.
+pub fn facts(principal: &Principal, anonymous: bool) -> PrincipalFacts {
+    PrincipalFacts {
+        anonymous,
+        ..PrincipalFacts::from(principal)
+    }
+}
+
+impl Authoriser {
+    /// Decides one acting call. `msg` is already routed (the server's own names); a
+    /// reason argument, when enabled, is removed from it here so the server never sees it.
+    pub fn decide_call(
+        &self,
+        principal: PrincipalFacts,
+        server: &ServerConfig,
+        msg: &mut Message,
+    ) -> (DecisionRequest, Result<Permit, Deny>) {
+        let method = msg.method().unwrap_or_default().to_owned();
+        let kind = TargetKind::of_method(&method);
+        let target = match kind {
+            TargetKind::Resource => msg.param_str("uri"),
+            TargetKind::Tool | TargetKind::Prompt => msg.param_str("name"),
+            TargetKind::Other => Some(method.as_str()),
+        }
+        .unwrap_or_default()
+        .to_owned();
+        let tier = match kind {
+            TargetKind::Tool => server.tier_of(&target),
+            _ => server.default_tier,
+        };
+        let mut reason = msg
+            .meta()
+            .and_then(|m| m.get(REASON_META_KEY))
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        if self.reason_argument && kind == TargetKind::Tool {
+            let stripped = msg.with_params(|p| {
+                p.get_mut("arguments")
+                    .and_then(Value::as_object_mut)
+                    .and_then(|a| a.shift_remove(REASON_ARGUMENT))
+            });
+            reason = reason.or_else(|| stripped.and_then(|v| v.as_str().map(str::to_owned)));
+        }
+        let mut request = DecisionRequest::call(principal, server.name.clone(), method, target, tier, Timestamp::now());
+        request.arguments = msg
+            .params()
+            .and_then(|p| p.get("arguments"))
+            .cloned()
+            .unwrap_or(Value::Null);
+        request.reason = reason;
+        let (outcome, shadow) = self.store.authorize_with_shadow(&request);
+        if let Some(shadow) = shadow
+            && shadow.allowed != outcome.is_ok()
+        {
+            tracing::warn!(
+                server = %server.name, target = %request.target, enforced = outcome.is_ok(), shadow = shadow.allowed,
+                shadow_decision = %shadow.decision_id, "shadow policy set decides differently"
+            );
+        }
+        (request, outcome)
+    }
+
+    /// Whether `principal` may use list item `name` of `server` (the listing flavour of a call).
+    pub fn visible(&self, principal: &PrincipalFacts, server: &ServerConfig, kind: ListKind, name: &str) -> bool {
+        let (target_kind, tier) = match kind {
+            ListKind::Tools => (TargetKind::Tool, server.tier_of(name)),
+            ListKind::Prompts => (TargetKind::Prompt, server.default_tier),
+            ListKind::Resources | ListKind::ResourceTemplates => (TargetKind::Resource, server.default_tier),
+        };
+        let request = DecisionRequest::listing(
+            principal.clone(),
+            server.name.clone(),
+            target_kind,
+            name,
+            tier,
+            Timestamp::now(),
+        );
+        self.store.authorize(&request).is_ok()
+    }
+
+    /// Filters a list result of `server` in place; adds the reason argument to tool schemas.
+    pub fn filter_list(&self, principal: &PrincipalFacts, server: &ServerConfig, kind: ListKind, result: &mut Value) {
+        let Some(items) = result.get_mut(kind.field()).and_then(Value::as_array_mut) else {
+            return;
+        };
+        let key = match kind {
+            ListKind::Tools | ListKind::Prompts => "name",
+            ListKind::Resources => "uri",
+            ListKind::ResourceTemplates => "uriTemplate",
+        };
+        items.retain(|item| {
+            let name = item.get(key).and_then(Value::as_str).unwrap_or_default();
+            self.visible(principal, server, kind, name)
+        });
+        if self.reason_argument && kind == ListKind::Tools {
+            for tool in items.iter_mut() {
+                add_reason_argument(tool);
+            }
+        }
+    }
+}
+
+fn add_reason_argument(tool: &mut Value) {
+    let Some(schema) = tool.get_mut("inputSchema").and_then(Value::as_object_mut) else {
+        return;
+    };
+    let props = schema.entry("properties").or_insert_with(|| json!({}));
+    if let Some(props) = props.as_object_mut() {
+        props.insert(
+            REASON_ARGUMENT.to_owned(),
+            json!({"type": "string", "description": "Why you are making this call (checked by the gateway's policy; not passed to the tool)."}),
+        );
+    }
+}
