@@ -13,6 +13,16 @@ pub fn public_key_path(key: &Path) -> std::path::PathBuf {
     key.with_extension("pub")
 }
 
+/// The record stage for `settings`: the opened log, capturing bodies when configured.
+pub async fn recorder(settings: &AuditSettings) -> anyhow::Result<portcullis_gateway::Recorder> {
+    let recorder = portcullis_gateway::Recorder::new(Some(open(settings).await?));
+    Ok(if settings.capture_bodies {
+        recorder.capturing_bodies()
+    } else {
+        recorder
+    })
+}
+
 /// Opens the log for writing.
 pub async fn open(settings: &AuditSettings) -> anyhow::Result<Arc<AuditLog>> {
     let signer = signer(settings)?;

@@ -34,7 +34,7 @@ pub async fn run(serve: bool, listen: Option<SocketAddr>) -> anyhow::Result<Exit
     let loaded = config::parse(&text, "<demo>", home.path())?;
     let audit = loaded.audit.clone();
     let recorder = match &loaded.audit {
-        Some(settings) => Recorder::new(Some(audit_open::open(settings).await?)),
+        Some(settings) => audit_open::recorder(settings).await?,
         None => Recorder::new(None),
     };
     let authoriser = policy_open::open(&loaded.policy)?;

@@ -18,7 +18,7 @@ pub async fn run(path: &Path) -> anyhow::Result<ExitCode> {
         reason: "not set; give an address like 127.0.0.1:8080 (or use `portcullis stdio`)".into(),
     })?;
     let recorder = match &loaded.audit {
-        Some(settings) => Recorder::new(Some(audit_open::open(settings).await?)),
+        Some(settings) => audit_open::recorder(settings).await?,
         None => Recorder::new(None),
     };
     let config_bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;

@@ -22,7 +22,7 @@ pub async fn run(path: &Path, only: Option<&str>) -> anyhow::Result<ExitCode> {
         }
     }
     let recorder = match &loaded.audit {
-        Some(settings) => Recorder::new(Some(audit_open::open(settings).await?)),
+        Some(settings) => audit_open::recorder(settings).await?,
         None => Recorder::new(None),
     };
     let authoriser = policy_open::open(&loaded.policy)?;

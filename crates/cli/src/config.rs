@@ -78,6 +78,7 @@ struct RawAudit {
     schema: Option<String>,
     checkpoint_every_records: Option<u64>,
     checkpoint_interval_secs: Option<u64>,
+    capture_bodies: Option<bool>,
 }
 
 /// Where the audit log lives and how it is signed.
@@ -88,6 +89,8 @@ pub struct AuditSettings {
     pub key: PathBuf,
     pub checkpoint_every_records: u64,
     pub checkpoint_interval: Duration,
+    /// Keep arguments and results (secrets redacted) in the records.
+    pub capture_bodies: bool,
 }
 
 /// The audit store: local segment files, or PostgreSQL shared by replicas.
@@ -332,6 +335,7 @@ fn audit(
         key: base.join(raw.key.clone().unwrap_or_else(|| "keys/audit.key".into())),
         checkpoint_every_records: every,
         checkpoint_interval: Duration::from_secs(interval),
+        capture_bodies: raw.capture_bodies.unwrap_or(false),
     }))
 }
 

@@ -18,6 +18,7 @@ mod namespace;
 mod origin;
 mod pipeline;
 mod record;
+mod redact;
 mod session;
 mod sink;
 mod upstream;

@@ -357,7 +357,8 @@ fn call_facts(session: &Session, server: &ServerName, msg: &Message) -> CallFact
         .param_str("name")
         .or_else(|| msg.param_str("uri"))
         .map(str::to_owned);
-    let args_sha256 = msg.params().and_then(|p| p.get("arguments")).map(canonical_sha256);
+    let arguments = msg.params().and_then(|p| p.get("arguments")).cloned();
+    let args_sha256 = arguments.as_ref().map(canonical_sha256);
     CallFacts {
         call_id: new_call_id(),
         principal: session.principal.clone(),
@@ -365,6 +366,7 @@ fn call_facts(session: &Session, server: &ServerName, msg: &Message) -> CallFact
         method: msg.method().unwrap_or_default().to_owned(),
         target,
         args_sha256,
+        arguments,
     }
 }
 

@@ -45,6 +45,8 @@ pub struct CallFacts {
     pub method: String,
     pub target: Option<String>,
     pub args_sha256: Option<[u8; 32]>,
+    /// The arguments themselves, kept only for redacted body capture.
+    pub arguments: Option<Value>,
 }
 
 impl CallFacts {
@@ -67,11 +69,23 @@ impl CallFacts {
 #[derive(Clone, Default)]
 pub struct Recorder {
     log: Option<Arc<AuditLog>>,
+    capture_bodies: bool,
 }
 
 impl Recorder {
     pub fn new(log: Option<Arc<AuditLog>>) -> Self {
-        Self { log }
+        Self {
+            log,
+            capture_bodies: false,
+        }
+    }
+
+    /// Also keep (redacted) arguments and results in the records.
+    pub fn capturing_bodies(self) -> Self {
+        Self {
+            capture_bodies: true,
+            ..self
+        }
     }
 
     /// False once the log failed a write (calls are denied meanwhile).
@@ -94,6 +108,9 @@ impl Recorder {
         r.reason = Some(verdict.reason.clone());
         r.decision_id = Some(verdict.decision_id.clone());
         r.policy_sha256 = hex_digest(&verdict.policy_hash);
+        if let (true, Some(args)) = (self.capture_bodies, &call.arguments) {
+            r.ext.insert("arguments".into(), crate::redact::capture(args));
+        }
         self.append(&r).await.map(|_| ())
     }
 
@@ -123,6 +140,11 @@ impl Recorder {
     ) -> Result<Option<DurableReceipt>, RecordError> {
         let mut r = call.record(RecordKind::Call);
         r.latency_us = Some(u64::try_from(latency.as_micros()).unwrap_or(u64::MAX));
+        if self.capture_bodies
+            && let Some(body) = answer.get("result").or_else(|| answer.get("error"))
+        {
+            r.ext.insert("result".into(), crate::redact::capture(body));
+        }
         match (answer.get("result"), answer.get("error")) {
             (Some(result), _) => {
                 r.outcome = Some(Outcome::Ok);

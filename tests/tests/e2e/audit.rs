@@ -310,3 +310,33 @@ async fn t15_postgres_failure_mid_run_denies_calls() {
         .args([&url, "-c", &format!("DROP SCHEMA {schema} CASCADE")])
         .output();
 }
+
+#[tokio::test]
+async fn t12_body_capture_keeps_bodies_but_never_secrets() {
+    let gw = GatewayProc::start(&format!(
+        "[audit]\ncapture_bodies = true\n{}",
+        demo_server_entry("demo", "")
+    ));
+    let (client, _) = clients::http(&gw.url, Revision::Legacy).await;
+    let canary = "canary-secret-4f1d9a";
+    call(
+        &client,
+        "echo",
+        json!({"q": "visible-argument", "password": canary, "auth": format!("Bearer {canary}")}),
+    )
+    .await
+    .unwrap();
+    client.cancel().await.unwrap();
+    let (code, out) = portcullis(&[
+        "audit",
+        "export",
+        "--config",
+        gw.config.path.to_str().unwrap(),
+        "--format",
+        "jsonl",
+    ]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("visible-argument"), "arguments captured: {out}");
+    assert!(!out.contains(canary), "no secret in the log: {out}");
+    assert!(!gw.logs().contains(canary), "no secret in the gateway's own log");
+}
