@@ -4,10 +4,10 @@
 use std::{net::SocketAddr, process::ExitCode};
 
 use anyhow::Context;
-use portcullis_gateway::{Gateway, Recorder, serve_http};
+use portcullis_gateway::serve_http;
 use serde_json::{Value, json};
 
-use crate::{audit_open, cmd_init::starter_config, config, policy_open, shutdown};
+use crate::{assemble, audit_open, cmd_init::starter_config, config, shutdown};
 
 struct Demo {
     http: reqwest::Client,
@@ -33,13 +33,7 @@ pub async fn run(serve: bool, listen: Option<SocketAddr>) -> anyhow::Result<Exit
     std::fs::write(policies.join("tiers.cedar"), demo_policy)?;
     let loaded = config::parse(&text, "<demo>", home.path())?;
     let audit = loaded.audit.clone();
-    let recorder = match &loaded.audit {
-        Some(settings) => audit_open::recorder(settings).await?,
-        None => Recorder::new(None),
-    };
-    let authoriser = policy_open::open(&loaded.policy)?;
-    policy_open::watch(authoriser.store.clone(), recorder.clone(), &loaded.policy);
-    let gateway = Gateway::new(loaded.gateway, recorder, authoriser);
+    let gateway = assemble::gateway(loaded, None).await?;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;

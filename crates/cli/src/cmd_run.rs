@@ -2,10 +2,9 @@
 use std::{path::Path, process::ExitCode};
 
 use anyhow::Context;
-use portcullis_gateway::{Gateway, Recorder, serve_http};
-use sha2::Digest;
+use portcullis_gateway::serve_http;
 
-use crate::{audit_open, config, policy_open, shutdown};
+use crate::{assemble, config, shutdown};
 
 pub async fn run(path: &Path) -> anyhow::Result<ExitCode> {
     let loaded = config::load(path)?;
@@ -17,18 +16,7 @@ pub async fn run(path: &Path) -> anyhow::Result<ExitCode> {
         key: "listen.http".into(),
         reason: "not set; give an address like 127.0.0.1:8080 (or use `portcullis stdio`)".into(),
     })?;
-    let recorder = match &loaded.audit {
-        Some(settings) => audit_open::recorder(settings).await?,
-        None => Recorder::new(None),
-    };
-    let config_bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let servers: Vec<String> = loaded.gateway.servers.iter().map(|s| s.name.to_string()).collect();
-    recorder
-        .config_loaded(sha2::Sha256::digest(&config_bytes).into(), &servers)
-        .await?;
-    let authoriser = policy_open::open(&loaded.policy)?;
-    policy_open::watch(authoriser.store.clone(), recorder.clone(), &loaded.policy);
-    let gateway = Gateway::new(loaded.gateway, recorder, authoriser);
+    let gateway = assemble::gateway(loaded, Some(path)).await?;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen on {addr}; is another process using it?"))?;

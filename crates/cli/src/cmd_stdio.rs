@@ -1,9 +1,9 @@
 //! `portcullis stdio`: serve one client on stdin/stdout.
 use std::{path::Path, process::ExitCode};
 
-use portcullis_gateway::{Gateway, Recorder, serve_stdio};
+use portcullis_gateway::serve_stdio;
 
-use crate::{audit_open, config, policy_open, shutdown};
+use crate::{assemble, config, shutdown};
 
 pub async fn run(path: &Path, only: Option<&str>) -> anyhow::Result<ExitCode> {
     let mut loaded = config::load(path)?;
@@ -21,13 +21,7 @@ pub async fn run(path: &Path, only: Option<&str>) -> anyhow::Result<ExitCode> {
             .into());
         }
     }
-    let recorder = match &loaded.audit {
-        Some(settings) => audit_open::recorder(settings).await?,
-        None => Recorder::new(None),
-    };
-    let authoriser = policy_open::open(&loaded.policy)?;
-    policy_open::watch(authoriser.store.clone(), recorder.clone(), &loaded.policy);
-    let gateway = Gateway::new(loaded.gateway, recorder, authoriser);
+    let gateway = assemble::gateway(loaded, Some(path)).await?;
     serve_stdio(
         gateway.clone(),
         tokio::io::stdin(),

@@ -4,6 +4,7 @@
 //! environment, arguments and config files; libraries receive validated config.
 #![forbid(unsafe_code)]
 
+mod assemble;
 mod audit_open;
 mod cmd_audit;
 mod cmd_check;

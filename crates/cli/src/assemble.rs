@@ -1,0 +1,29 @@
+//! Putting a gateway together from a validated config: the record stage (audit
+//! log), the authorise stage (policy store and its watcher), then the gateway.
+//! Shared by `run`, `stdio` and `demo`.
+use std::{path::Path, sync::Arc};
+
+use anyhow::Context;
+use portcullis_gateway::{Gateway, Recorder};
+use sha2::Digest;
+
+use crate::{audit_open, config::LoadedConfig, policy_open};
+
+/// Opens the stages `loaded` names and builds the gateway. When `config_file` is
+/// given, the start is recorded in the audit log with the file's SHA-256.
+pub async fn gateway(loaded: LoadedConfig, config_file: Option<&Path>) -> anyhow::Result<Arc<Gateway>> {
+    let recorder = match &loaded.audit {
+        Some(settings) => audit_open::recorder(settings).await?,
+        None => Recorder::new(None),
+    };
+    if let Some(path) = config_file {
+        let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let servers: Vec<String> = loaded.gateway.servers.iter().map(|s| s.name.to_string()).collect();
+        recorder
+            .config_loaded(sha2::Sha256::digest(&bytes).into(), &servers)
+            .await?;
+    }
+    let authoriser = policy_open::open(&loaded.policy)?;
+    policy_open::watch(authoriser.store.clone(), recorder.clone(), &loaded.policy);
+    Ok(Gateway::new(loaded.gateway, recorder, authoriser))
+}
