@@ -104,8 +104,13 @@ pub type Client = RunningService<RoleClient, Recorder>;
 
 /// Connects over Streamable HTTP.
 pub async fn http(url: &str, revision: Revision) -> (Client, Recorder) {
+    http_with(reqwest::Client::new(), url, revision).await
+}
+
+/// Connects over Streamable HTTP with `http` (for example one presenting a client certificate).
+pub async fn http_with(http: reqwest::Client, url: &str, revision: Revision) -> (Client, Recorder) {
     let transport =
-        StreamableHttpClientTransport::from_config(StreamableHttpClientTransportConfig::with_uri(url.to_owned()));
+        StreamableHttpClientTransport::with_client(http, StreamableHttpClientTransportConfig::with_uri(url.to_owned()));
     let recorder = Recorder::default();
     let client = recorder
         .clone()

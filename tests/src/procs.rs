@@ -42,7 +42,7 @@ impl GatewayProc {
         let policy = if servers_toml.contains("[policy]") {
             String::new()
         } else {
-            format!("[policy]\ncedar = [\"{}\"]\n", allow_all_policy().display())
+            relay_policy()
         };
         Self::start_with(&format!("[listen]\nhttp = \"127.0.0.1:0\"\n{policy}\n{servers_toml}"))
     }
@@ -65,7 +65,11 @@ impl GatewayProc {
         let sink = logs.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(rest) = line.split("listening on http://").nth(1) {
+                if let Some(rest) = line
+                    .split("listening on http://")
+                    .nth(1)
+                    .or_else(|| line.split("listening on https://").nth(1))
+                {
                     let addr: String = rest.chars().take_while(|c| !matches!(c, '/' | '"' | ' ')).collect();
                     let _ = found_tx.send(addr);
                 }
@@ -80,9 +84,14 @@ impl GatewayProc {
             }
         };
         let addr: SocketAddr = addr.parse().expect("listen address");
+        let scheme = if config_toml.contains("[listen.tls]") {
+            "https"
+        } else {
+            "http"
+        };
         Self {
             child,
-            url: format!("http://{addr}/mcp"),
+            url: format!("{scheme}://{addr}/mcp"),
             addr,
             logs,
             config,
@@ -108,6 +117,12 @@ impl Drop for GatewayProc {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The `[policy]` table of relay tests: every call permitted (the built-in tier
+/// policies want identities and reasons; relay tests are about the data path).
+pub fn relay_policy() -> String {
+    format!("[policy]\ncedar = [\"{}\"]\n", allow_all_policy().display())
 }
 
 /// A Cedar file permitting every call, written once per test process.

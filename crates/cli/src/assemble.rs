@@ -27,3 +27,16 @@ pub async fn gateway(loaded: LoadedConfig, config_file: Option<&Path>) -> anyhow
     policy_open::watch(authoriser.store.clone(), recorder.clone(), &loaded.policy);
     Ok(Gateway::new(loaded.gateway, recorder, authoriser))
 }
+
+/// The HTTP front's TLS acceptor: the gateway's certificate and the client trust
+/// bundle are read now (a failure stops the start) and re-read when the files change.
+pub fn tls_acceptor(settings: &portcullis_identity::ServerTlsSettings) -> anyhow::Result<tokio_rustls::TlsAcceptor> {
+    let tls = portcullis_identity::ServerTls::new(settings).with_context(|| {
+        format!(
+            "cannot set up TLS from {} and {}",
+            settings.cert_chain.display(),
+            settings.private_key.display()
+        )
+    })?;
+    Ok(tokio_rustls::TlsAcceptor::from(tls.config()))
+}

@@ -39,7 +39,7 @@ pub async fn run(serve: bool, listen: Option<SocketAddr>) -> anyhow::Result<Exit
         .with_context(|| format!("cannot listen on {addr}"))?;
     let local = listener.local_addr()?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(serve_http(gateway.clone(), listener, async move {
+    let server = tokio::spawn(serve_http(gateway.clone(), listener, None, async move {
         let _ = stopped.await;
     }));
     println!("Portcullis demo: gateway at http://{local}/mcp in front of the bundled demo server\n");

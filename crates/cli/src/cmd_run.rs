@@ -16,13 +16,15 @@ pub async fn run(path: &Path) -> anyhow::Result<ExitCode> {
         key: "listen.http".into(),
         reason: "not set; give an address like 127.0.0.1:8080 (or use `portcullis stdio`)".into(),
     })?;
+    let tls = loaded.tls.as_ref().map(assemble::tls_acceptor).transpose()?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let gateway = assemble::gateway(loaded, Some(path)).await?;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen on {addr}; is another process using it?"))?;
     let local = listener.local_addr()?;
-    tracing::info!("portcullis listening on http://{local}/mcp");
-    serve_http(gateway.clone(), listener, shutdown::signalled()).await?;
+    tracing::info!("portcullis listening on {scheme}://{local}/mcp");
+    serve_http(gateway.clone(), listener, tls, shutdown::signalled()).await?;
     gateway.shutdown().await;
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)

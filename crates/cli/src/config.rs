@@ -109,6 +109,10 @@ struct RawListen {
     session_idle_timeout_secs: Option<u64>,
     max_sessions: Option<usize>,
     anonymous_principal: Option<String>,
+    require: Option<Vec<String>>,
+    unattested_workload: Option<String>,
+    tls: Option<crate::config_auth::RawTls>,
+    oauth: Option<crate::config_auth::RawOauth>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -157,6 +161,8 @@ pub struct LoadedConfig {
     pub policy: PolicySettings,
     /// `None` when the operator switched the audit log off.
     pub audit: Option<AuditSettings>,
+    /// The HTTP front's TLS (`None`: plain HTTP).
+    pub tls: Option<portcullis_identity::ServerTlsSettings>,
     pub warnings: Vec<String>,
 }
 
@@ -199,7 +205,21 @@ pub fn parse(text: &str, file: &str, base: &Path) -> Result<LoadedConfig, Config
     if !(2..=128).contains(&limits.max_depth) {
         return Err(err("limits.max_json_depth", "must be between 2 and 128".into()));
     }
-    let listen = listen(&raw.listen, &err, &mut warnings)?;
+    let auth = crate::config_auth::auth(
+        &crate::config_auth::RawAuth {
+            tls: raw.listen.tls.as_ref(),
+            oauth: raw.listen.oauth.as_ref(),
+            require: raw.listen.require.as_deref(),
+            unattested_workload: raw.listen.unattested_workload.as_deref(),
+        },
+        base,
+        &err,
+    )?;
+    let mut listen = listen(&raw.listen, &err, &mut warnings)?;
+    listen.auth = auth.http;
+    if listen.http.is_some_and(|a| !a.ip().is_loopback()) && auth.tls.is_none() {
+        warnings.push("listen.http is reachable from other machines without TLS; add [listen.tls]".into());
+    }
     if raw.servers.is_empty() {
         return Err(err(
             "servers",
@@ -233,6 +253,7 @@ pub fn parse(text: &str, file: &str, base: &Path) -> Result<LoadedConfig, Config
         gateway,
         policy,
         audit,
+        tls: auth.tls,
         warnings,
     })
 }
@@ -374,6 +395,7 @@ fn listen(
             .unwrap_or_else(ListenConfig::default_allowed_origins),
         session_idle_timeout: Duration::from_secs(idle),
         max_sessions: raw.max_sessions.unwrap_or(10_000),
+        auth: Default::default(),
     })
 }
 

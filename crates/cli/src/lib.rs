@@ -14,6 +14,7 @@ mod cmd_policy;
 mod cmd_run;
 mod cmd_stdio;
 pub mod config;
+mod config_auth;
 mod logging;
 mod policy_open;
 mod shutdown;

@@ -15,6 +15,7 @@ pub enum DemoTool {
     SendMessage,
     DeleteRecord,
     Echo,
+    HttpHeaders,
     GetEnv,
     Progress,
     Log,
@@ -36,6 +37,7 @@ const DEMO_TOOLS: &[DemoTool] = &[
 
 const TEST_TOOLS: &[DemoTool] = &[
     DemoTool::Echo,
+    DemoTool::HttpHeaders,
     DemoTool::GetEnv,
     DemoTool::Progress,
     DemoTool::Log,
@@ -74,6 +76,7 @@ impl DemoTool {
             DemoTool::SendMessage => "send_message",
             DemoTool::DeleteRecord => "delete_record",
             DemoTool::Echo => "echo",
+            DemoTool::HttpHeaders => "http_headers",
             DemoTool::GetEnv => "get_env",
             DemoTool::Progress => "progress",
             DemoTool::Log => "log",
@@ -94,6 +97,9 @@ impl DemoTool {
             DemoTool::SendMessage => "Send a message to a recipient and return its message id.",
             DemoTool::DeleteRecord => "Delete a record by id.",
             DemoTool::Echo => "Return the arguments and the request _meta exactly as received.",
+            DemoTool::HttpHeaders => {
+                "Return the HTTP headers of the request that carried this call (Streamable HTTP only)."
+            }
             DemoTool::GetEnv => "Return this process's environment as a JSON object.",
             DemoTool::Progress => "Send `steps` progress notifications to the caller, then return.",
             DemoTool::Log => "Send a logging notification carrying `message`, then return.",
@@ -124,6 +130,7 @@ impl DemoTool {
             // `echo` accepts anything: it exists to show what arrived.
             DemoTool::Echo => json!({ "type": "object", "additionalProperties": true }),
             DemoTool::GetEnv
+            | DemoTool::HttpHeaders
             | DemoTool::Roots
             | DemoTool::Crash
             | DemoTool::Hang

@@ -66,6 +66,7 @@ impl DemoServer {
             DemoTool::DeleteRecord => demo_tools::delete_record(&args)?,
             DemoTool::Echo => test_tools::echo(request.arguments, &context),
             DemoTool::GetEnv => test_tools::get_env(),
+            DemoTool::HttpHeaders => test_tools::http_headers(&context),
             DemoTool::Progress => test_tools::progress(&args, &context).await?,
             DemoTool::Log => test_tools::log(&text("message")?, &context).await?,
             DemoTool::NotifyListChanged => test_tools::notify_list_changed(&context).await?,

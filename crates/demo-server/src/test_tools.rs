@@ -34,6 +34,28 @@ pub fn echo(args: Option<JsonObject>, context: &RequestContext<RoleServer>) -> C
     CallToolResult::structured(json!({ "arguments": arguments, "_meta": meta }))
 }
 
+/// The HTTP request headers that carried this call, by lower-case name (an empty
+/// object over stdio). Lets tests prove what the gateway forwards upstream.
+pub fn http_headers(context: &RequestContext<RoleServer>) -> CallToolResult {
+    let headers: BTreeMap<String, String> = context
+        .extensions
+        .get::<::http::request::Parts>()
+        .map(|parts| {
+            parts
+                .headers
+                .iter()
+                .map(|(k, v)| {
+                    (
+                        k.as_str().to_owned(),
+                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    CallToolResult::structured(json!(headers))
+}
+
 /// The process environment, sorted by name; non-UTF-8 bytes are replaced.
 pub fn get_env() -> CallToolResult {
     let env: BTreeMap<String, String> = std::env::vars_os()

@@ -4,7 +4,6 @@
 //! request into a `DecisionRequest`, including the reason the caller gave.
 use std::sync::Arc;
 
-use portcullis_core::Principal;
 use portcullis_mcp::{Message, method::ListKind};
 use portcullis_policy::{DecisionRequest, Deny, Permit, PolicyStore, PrincipalFacts, TargetKind, Timestamp};
 use serde_json::{Value, json};
@@ -21,14 +20,6 @@ pub struct Authoriser {
     pub store: Arc<PolicyStore>,
     /// Add `portcullis_reason` to tool schemas and strip it before forwarding.
     pub reason_argument: bool,
-}
-
-/// Who is asking, as policy sees it.
-pub fn facts(principal: &Principal, anonymous: bool) -> PrincipalFacts {
-    PrincipalFacts {
-        anonymous,
-        ..PrincipalFacts::from(principal)
-    }
 }
 
 impl Authoriser {

@@ -1,8 +1,12 @@
 //! Validated settings the gateway runs on. The CLI turns the TOML file into
 //! these; nothing in this crate reads files or the environment.
-use std::{collections::BTreeMap, net::SocketAddr, path::PathBuf, time::Duration};
+use std::{collections::BTreeMap, net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
 use portcullis_core::{Principal, Secret, ServerName, Tier};
+use portcullis_identity::{
+    SvidPolicy,
+    jwt::{JwtValidator, ProtectedResource},
+};
 use portcullis_mcp::Limits;
 
 /// Everything the gateway needs to run.
@@ -30,6 +34,33 @@ pub struct ListenConfig {
     pub session_idle_timeout: Duration,
     /// At most this many sessions at once (new ones are refused: T17).
     pub max_sessions: usize,
+    /// How HTTP callers are identified.
+    pub auth: HttpAuth,
+}
+
+/// The identify stage of the HTTP front: which credentials are accepted and required.
+#[derive(Debug, Clone, Default)]
+pub struct HttpAuth {
+    /// With TLS client certificates: the SPIFFE check re-run on every call.
+    pub svid: Option<SvidPolicy>,
+    /// OAuth bearer tokens.
+    pub bearer: Option<BearerAuth>,
+    /// Calls without a valid client SVID are refused (401).
+    pub require_workload: bool,
+    /// Calls without a valid bearer token are refused (401 with a challenge).
+    pub require_user: bool,
+    /// The principal's workload name for token-only callers.
+    pub unattested_workload: String,
+}
+
+/// Bearer-token validation and the MCP authorization surface.
+#[derive(Debug, Clone)]
+pub struct BearerAuth {
+    pub validator: Arc<JwtValidator>,
+    /// Served at `/.well-known/oauth-protected-resource`; its `resource` is the token audience.
+    pub resource: ProtectedResource,
+    /// Every call needs all of these scopes (403 `insufficient_scope` otherwise).
+    pub required_scopes: Vec<String>,
 }
 
 impl ListenConfig {

@@ -15,7 +15,7 @@
 use std::{convert::Infallible, future::Future, sync::Arc, time::Duration};
 
 use axum::{
-    Router,
+    Extension, Router,
     body::Body,
     extract::State,
     http::{HeaderMap, HeaderValue, StatusCode, header},
@@ -24,7 +24,7 @@ use axum::{
 };
 use bytes::Bytes;
 use http_body_util::BodyExt;
-use portcullis_core::Principal;
+use portcullis_identity::jwt::WELL_KNOWN_PRM;
 use portcullis_mcp::{
     ErrorCode, Message, MessageKind, ProtocolVersion, error_response, headers, parse_strict,
     revision::{META_CLIENT_CAPABILITIES, META_PROTOCOL_VERSION},
@@ -34,7 +34,16 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
-use crate::{gateway::Gateway, origin::OriginGuard, session::Session};
+use tokio_rustls::TlsAcceptor;
+
+use crate::{
+    caller::Caller,
+    gateway::Gateway,
+    identify::{PeerCertificates, identify},
+    origin::OriginGuard,
+    session::Session,
+    tls_serve::serve_tls,
+};
 
 const SESSION_HEADER: &str = "mcp-session-id";
 const VERSION_HEADER: &str = "mcp-protocol-version";
@@ -43,20 +52,22 @@ const KEEPALIVE: Duration = Duration::from_secs(15);
 struct Front {
     gateway: Arc<Gateway>,
     guard: OriginGuard,
-    principal: Principal,
 }
 
-/// Serves the HTTP front on `listener` until `shutdown` completes, then lets
-/// in-flight requests finish.
+/// The client certificates of a request's connection, when served over TLS.
+type Peer = Option<Extension<PeerCertificates>>;
+
+/// Serves the HTTP front on `listener` (over TLS when `tls` is given) until
+/// `shutdown` completes, then lets in-flight requests finish.
 pub async fn serve_http(
     gateway: Arc<Gateway>,
     listener: tokio::net::TcpListener,
+    tls: Option<TlsAcceptor>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let listen = &gateway.config().listen;
     let front = Arc::new(Front {
         guard: OriginGuard::new(&listen.allowed_hosts, &listen.allowed_origins),
-        principal: gateway.config().anonymous_principal.clone(),
         gateway: gateway.clone(),
     });
     let reaper = tokio::spawn({
@@ -69,17 +80,27 @@ pub async fn serve_http(
             }
         }
     });
-    let app = Router::new()
+    let mut app = Router::new()
         .route("/mcp", post(post_mcp).get(get_mcp).delete(delete_mcp))
-        .route("/healthz", get(healthz))
-        .with_state(front);
+        .route("/healthz", get(healthz));
+    if let Some(bearer) = &listen.auth.bearer {
+        let path = bearer.resource.metadata_path();
+        if path != WELL_KNOWN_PRM {
+            app = app.route(&path, get(protected_resource));
+        }
+        app = app.route(WELL_KNOWN_PRM, get(protected_resource));
+    }
+    let app = app.with_state(front);
     let stop = gateway.clone();
     let shutdown = async move {
         shutdown.await;
         // Stop accepting; end GET streams so only in-flight calls keep the server up.
         stop.begin_shutdown();
     };
-    let result = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
+    let result = match tls {
+        Some(acceptor) => serve_tls(listener, acceptor, app, shutdown).await,
+        None => axum::serve(listener, app).with_graceful_shutdown(shutdown).await,
+    };
     reaper.abort();
     result
 }
@@ -107,9 +128,30 @@ impl Front {
         })
     }
 
-    fn session(&self, headers: &HeaderMap) -> Option<Result<Arc<Session>, Response>> {
+    /// The identify stage: who is calling, from this request's credentials alone.
+    async fn identify(&self, headers: &HeaderMap, peer: &Peer) -> Result<Caller, Response> {
+        let config = self.gateway.config();
+        let peer = peer.as_ref().map(|Extension(p)| p);
+        identify(&config.listen.auth, &config.anonymous_principal, headers, peer)
+            .await
+            .map_err(|refusal| {
+                let mut resp = rpc_error(refusal.status, None, ErrorCode::InvalidRequest, &refusal.message);
+                if let Some(value) = refusal.challenge.and_then(|c| HeaderValue::from_str(&c).ok()) {
+                    resp.headers_mut().insert(header::WWW_AUTHENTICATE, value);
+                }
+                resp
+            })
+    }
+
+    /// The Host/Origin guard, then the identify stage.
+    async fn admit(&self, headers: &HeaderMap, peer: &Peer) -> Result<Caller, Response> {
+        self.check_origin(headers)?;
+        self.identify(headers, peer).await
+    }
+
+    fn session(&self, headers: &HeaderMap, caller: &Caller) -> Option<Result<Arc<Session>, Response>> {
         let id = header_str(headers, SESSION_HEADER)?;
-        Some(self.gateway.session(id, &self.principal).map_err(|e| {
+        Some(self.gateway.session(id, &caller.principal).map_err(|e| {
             let status = match e.message.contains("another principal") {
                 true => StatusCode::FORBIDDEN,
                 false => StatusCode::NOT_FOUND,
@@ -119,10 +161,11 @@ impl Front {
     }
 }
 
-async fn post_mcp(State(front): State<Arc<Front>>, headers: HeaderMap, body: Body) -> Response {
-    if let Err(r) = front.check_origin(&headers) {
-        return r;
-    }
+async fn post_mcp(State(front): State<Arc<Front>>, peer: Peer, headers: HeaderMap, body: Body) -> Response {
+    let caller = match front.admit(&headers, &peer).await {
+        Ok(caller) => caller,
+        Err(r) => return r,
+    };
     let content_type = header_str(&headers, "content-type").unwrap_or_default();
     if !content_type.to_ascii_lowercase().starts_with("application/json") {
         let text = "Content-Type must be application/json";
@@ -157,9 +200,9 @@ async fn post_mcp(State(front): State<Arc<Front>>, headers: HeaderMap, body: Bod
     };
     let modern = header_str(&headers, SESSION_HEADER).is_none() && is_modern(&headers, &msg);
     if msg.kind() == MessageKind::Request && msg.method() == Some("initialize") && !modern {
-        return initialize(&front, &msg).await;
+        return initialize(&front, &caller, &msg).await;
     }
-    let session = match front.session(&headers) {
+    let session = match front.session(&headers, &caller) {
         Some(Ok(session)) => {
             if let Some(v) = header_str(&headers, VERSION_HEADER)
                 && ProtocolVersion::parse(v).is_none()
@@ -170,13 +213,13 @@ async fn post_mcp(State(front): State<Arc<Front>>, headers: HeaderMap, body: Bod
             session
         }
         Some(Err(r)) => return r,
-        None => match stateless_session(&front, &headers, &msg) {
+        None => match stateless_session(&front, &caller, &headers, &msg) {
             Ok(session) => session,
             Err(r) => return r,
         },
     };
     match msg.kind() {
-        MessageKind::Request => answer(front, session, msg, &headers).await,
+        MessageKind::Request => answer(front, session, caller, msg, &headers).await,
         MessageKind::Notification => {
             front.gateway.handle_notification(&session, msg).await;
             StatusCode::ACCEPTED.into_response()
@@ -188,8 +231,8 @@ async fn post_mcp(State(front): State<Arc<Front>>, headers: HeaderMap, body: Bod
     }
 }
 
-async fn initialize(front: &Front, msg: &Message) -> Response {
-    match front.gateway.open_session(front.principal.clone(), msg).await {
+async fn initialize(front: &Front, caller: &Caller, msg: &Message) -> Response {
+    match front.gateway.open_session(caller.principal.clone(), msg).await {
         Ok((session, result)) => {
             let body = json!({"jsonrpc": "2.0", "id": msg.id(), "result": result});
             let mut resp = json_response(StatusCode::OK, &body);
@@ -209,7 +252,12 @@ async fn initialize(front: &Front, msg: &Message) -> Response {
 }
 
 /// A request without a session: it must be a well-formed 2026-07-28 request.
-fn stateless_session(front: &Front, headers: &HeaderMap, msg: &Message) -> Result<Arc<Session>, Response> {
+fn stateless_session(
+    front: &Front,
+    caller: &Caller,
+    headers: &HeaderMap,
+    msg: &Message,
+) -> Result<Arc<Session>, Response> {
     let header_version = header_str(headers, VERSION_HEADER);
     let meta = msg.meta();
     let body_version = meta.and_then(|m| m.get(META_PROTOCOL_VERSION)).and_then(Value::as_str);
@@ -259,7 +307,7 @@ fn stateless_session(front: &Front, headers: &HeaderMap, msg: &Message) -> Resul
             return Err(bad(ErrorCode::HeaderMismatch, e.to_string()));
         }
     }
-    Ok(front.gateway.stateless_session(&front.principal, msg))
+    Ok(front.gateway.stateless_session(&caller.principal, msg))
 }
 
 /// Whether a request without a session speaks 2026-07-28 (by header or by `_meta`).
@@ -279,14 +327,20 @@ enum Out {
 /// any related notification it is sent as JSON (with the HTTP status a
 /// 2026-07-28 client expects for its error), otherwise an SSE stream starts and
 /// carries the notifications, then the answer.
-async fn answer(front: Arc<Front>, session: Arc<Session>, msg: Message, headers: &HeaderMap) -> Response {
+async fn answer(
+    front: Arc<Front>,
+    session: Arc<Session>,
+    caller: Caller,
+    msg: Message,
+    headers: &HeaderMap,
+) -> Response {
     let accepts_sse = header_str(headers, "accept").is_some_and(|a| a.contains("text/event-stream"));
     let modern = session.era() == portcullis_mcp::Era::Modern;
     let id = msg.id().cloned().unwrap_or(Value::Null);
     let mut related = accepts_sse.then(|| session.sink.open_request(&id));
     let (tx, mut rx) = mpsc::channel::<Out>(64);
     tokio::spawn(async move {
-        let call = front.gateway.handle_request(&session, msg);
+        let call = front.gateway.handle_request(&session, &caller, msg);
         tokio::pin!(call);
         loop {
             tokio::select! {
@@ -372,12 +426,24 @@ async fn healthz(State(front): State<Arc<Front>>, headers: HeaderMap) -> Respons
     }
 }
 
-/// The legacy server-to-client stream of a session.
-async fn get_mcp(State(front): State<Arc<Front>>, headers: HeaderMap) -> Response {
+/// OAuth Protected Resource Metadata (RFC 9728): where clients get tokens for this gateway.
+async fn protected_resource(State(front): State<Arc<Front>>, headers: HeaderMap) -> Response {
     if let Err(r) = front.check_origin(&headers) {
         return r;
     }
-    let session = match front.session(&headers) {
+    match &front.gateway.config().listen.auth.bearer {
+        Some(bearer) => json_response(StatusCode::OK, &bearer.resource.metadata_document()),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+/// The legacy server-to-client stream of a session.
+async fn get_mcp(State(front): State<Arc<Front>>, peer: Peer, headers: HeaderMap) -> Response {
+    let caller = match front.admit(&headers, &peer).await {
+        Ok(caller) => caller,
+        Err(r) => return r,
+    };
+    let session = match front.session(&headers, &caller) {
         Some(Ok(s)) => s,
         Some(Err(r)) => return r,
         None => {
@@ -416,11 +482,12 @@ async fn get_mcp(State(front): State<Arc<Front>>, headers: HeaderMap) -> Respons
     sse_response(body)
 }
 
-async fn delete_mcp(State(front): State<Arc<Front>>, headers: HeaderMap) -> Response {
-    if let Err(r) = front.check_origin(&headers) {
-        return r;
-    }
-    match front.session(&headers) {
+async fn delete_mcp(State(front): State<Arc<Front>>, peer: Peer, headers: HeaderMap) -> Response {
+    let caller = match front.admit(&headers, &peer).await {
+        Ok(caller) => caller,
+        Err(r) => return r,
+    };
+    match front.session(&headers, &caller) {
         Some(Ok(s)) => {
             front.gateway.close_session(&s.id);
             StatusCode::OK.into_response()

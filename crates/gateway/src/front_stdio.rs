@@ -13,7 +13,7 @@ use tokio::{
     task::JoinSet,
 };
 
-use crate::{gateway::Gateway, session::Session};
+use crate::{caller::Caller, gateway::Gateway, session::Session};
 
 /// Serves one client on `input`/`output` until end of input or `shutdown`;
 /// requests already started are finished and answered before returning.
@@ -37,6 +37,7 @@ pub async fn serve_stdio(
     });
     let mut lines = LineReader::new(BufReader::new(input), limits.max_bytes);
     let mut session: Option<Arc<Session>> = None;
+    let caller = Arc::new(Caller::known(gateway.config().stdio_principal.clone()));
     let mut in_flight = JoinSet::new();
     tokio::pin!(shutdown);
     loop {
@@ -78,11 +79,12 @@ pub async fn serve_stdio(
         };
         let gateway = gateway.clone();
         let out = out_tx.clone();
+        let caller = caller.clone();
         match msg.kind() {
             MessageKind::Request if msg.method() == Some("initialize") => {}
             MessageKind::Request => {
                 in_flight.spawn(async move {
-                    let answer = gateway.handle_request(&current, msg).await;
+                    let answer = gateway.handle_request(&current, &caller, msg).await;
                     let _ = out.send(answer).await;
                 });
             }

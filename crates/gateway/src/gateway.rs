@@ -117,8 +117,7 @@ impl Gateway {
         init: &Message,
     ) -> Result<(Arc<Session>, Value), SessionError> {
         let hello = ClientHello::from_initialize(init);
-        let anonymous = principal == self.config.anonymous_principal;
-        let session = Session::new(principal, anonymous, hello, self.namespacer.clone());
+        let session = Session::new(principal, hello, self.namespacer.clone());
         let connected =
             futures::future::join_all(self.servers.keys().map(|name| self.ensure_upstream(&session, name))).await;
         let mut eras = Vec::new();
@@ -158,11 +157,9 @@ impl Gateway {
     /// The stateless (2026-07-28) session of `principal`, created on first use.
     pub fn stateless_session(&self, principal: &Principal, msg: &Message) -> Arc<Session> {
         let mut table = self.stateless.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let anonymous = *principal == self.config.anonymous_principal;
         let session = table.entry(principal.clone()).or_insert_with(|| {
             Session::new(
                 principal.clone(),
-                anonymous,
                 ClientHello::from_modern_request(msg),
                 self.namespacer.clone(),
             )
@@ -173,10 +170,8 @@ impl Gateway {
 
     /// A stateless session kept by the caller (the stdio front with a 2026-07-28 client).
     pub fn detached_stateless_session(&self, principal: Principal, msg: &Message) -> Arc<Session> {
-        let anonymous = principal == self.config.anonymous_principal;
         Session::new(
             principal,
-            anonymous,
             ClientHello::from_modern_request(msg),
             self.namespacer.clone(),
         )

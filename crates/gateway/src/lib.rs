@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 mod authorise;
+mod caller;
 pub mod config;
 mod connect;
 mod error;
@@ -14,6 +15,7 @@ mod front_http;
 mod front_stdio;
 mod gateway;
 mod hello;
+mod identify;
 mod namespace;
 mod origin;
 mod pipeline;
@@ -21,13 +23,16 @@ mod record;
 mod redact;
 mod session;
 mod sink;
+mod tls_serve;
 mod upstream;
 
 pub use authorise::{Authoriser, REASON_ARGUMENT, REASON_META_KEY};
+pub use caller::Caller;
 pub use error::UpstreamError;
 pub use front_http::serve_http;
 pub use front_stdio::serve_stdio;
 pub use gateway::{Gateway, SessionError};
 pub use hello::ClientHello;
+pub use identify::PeerCertificates;
 pub use namespace::{Namespacer, RouteError};
 pub use record::{RECEIPT_META_KEY, Recorder};

@@ -26,7 +26,7 @@ use portcullis_policy::{Deny, Permit};
 use serde_json::{Map, Value, json};
 
 use crate::{
-    authorise::facts,
+    caller::Caller,
     connect::UpstreamEra,
     gateway::Gateway,
     namespace::RouteBy,
@@ -39,7 +39,7 @@ const MAX_LIST_PAGES: usize = 100;
 
 impl Gateway {
     /// Handles one client request in `session` and returns the JSON-RPC answer.
-    pub async fn handle_request(&self, session: &Arc<Session>, mut msg: Message) -> Value {
+    pub async fn handle_request(&self, session: &Arc<Session>, caller: &Caller, mut msg: Message) -> Value {
         let id = msg.id().cloned();
         let method = msg.method().unwrap_or_default().to_owned();
         let fail = |code: ErrorCode, text: &str| error_response(id.as_ref(), code, text, None);
@@ -58,7 +58,7 @@ impl Gateway {
             MethodClass::Subscribe => return self.subscribe(session, msg).await,
             MethodClass::Discover => return self.discover(session, id).await,
             MethodClass::List(kind) if self.namespacer.enabled() => {
-                return self.merged_list(session, kind, &msg).await;
+                return self.merged_list(session, caller, kind, &msg).await;
             }
             MethodClass::Broadcast => return self.broadcast(session, msg).await,
             MethodClass::List(_) => self.namespacer.route_name("").map(|(server, _)| server),
@@ -83,8 +83,7 @@ impl Gateway {
             if let (MethodClass::List(kind), Some(config)) = (class, self.servers.get(&server))
                 && let Some(result) = answer.get_mut("result")
             {
-                let principal = facts(&session.principal, session.anonymous);
-                self.authoriser.filter_list(&principal, config, kind, result);
+                self.authoriser.filter_list(&caller.facts(), config, kind, result);
             }
             return answer;
         }
@@ -95,8 +94,7 @@ impl Gateway {
             );
         };
         // authorise: a decision made for this call alone (never cached).
-        let principal = facts(&session.principal, session.anonymous);
-        let (request, outcome) = self.authoriser.decide_call(principal, config, &mut msg);
+        let (request, outcome) = self.authoriser.decide_call(caller.facts(), config, &mut msg);
         let call = call_facts(session, &server, &msg);
         let permit = match outcome {
             Ok(permit) => permit,
@@ -241,7 +239,7 @@ impl Gateway {
     }
 
     /// A listing across several servers: every page of every server, namespaced, in one answer.
-    async fn merged_list(&self, session: &Arc<Session>, kind: ListKind, msg: &Message) -> Value {
+    async fn merged_list(&self, session: &Arc<Session>, caller: &Caller, kind: ListKind, msg: &Message) -> Value {
         let id = msg.id().cloned();
         if msg.params().is_some_and(|p| p.contains_key("cursor")) {
             let text = "with several servers the gateway returns complete lists; there is no next page";
@@ -263,12 +261,7 @@ impl Gateway {
                 Ok(got) => {
                     let mut page = json!({ kind.field(): got });
                     if let Some(config) = self.servers.get(server) {
-                        self.authoriser.filter_list(
-                            &facts(&session.principal, session.anonymous),
-                            config,
-                            kind,
-                            &mut page,
-                        );
+                        self.authoriser.filter_list(&caller.facts(), config, kind, &mut page);
                     }
                     let Value::Array(mut got) = page[kind.field()].take() else {
                         continue;

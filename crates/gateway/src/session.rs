@@ -33,8 +33,6 @@ pub struct Connected {
 pub struct Session {
     pub id: String,
     pub principal: Principal,
-    /// No credential vouches for the principal (the HTTP front's anonymous caller).
-    pub anonymous: bool,
     pub hello: ClientHello,
     pub sink: ClientSink,
     namespacer: Namespacer,
@@ -47,11 +45,10 @@ pub struct Session {
 }
 
 impl Session {
-    pub fn new(principal: Principal, anonymous: bool, hello: ClientHello, namespacer: Namespacer) -> Arc<Self> {
+    pub fn new(principal: Principal, hello: ClientHello, namespacer: Namespacer) -> Arc<Self> {
         Arc::new(Self {
             id: new_session_id(),
             principal,
-            anonymous,
             hello,
             sink: ClientSink::default(),
             namespacer,

@@ -27,6 +27,8 @@ pub mod server_tls;
 mod spiffe_id;
 mod svid;
 #[cfg(feature = "test-util")]
+pub mod test_issuer;
+#[cfg(feature = "test-util")]
 mod test_util;
 pub mod upstream_tls;
 

@@ -17,6 +17,7 @@ mod conformance;
 mod everything;
 mod failures;
 mod http_front;
+mod identity;
 mod namespacing;
 mod policy;
 mod relay;

@@ -4,14 +4,15 @@ use portcullis_e2e::{
     bin,
     clients::{self, Revision, call, text},
     demo_server_entry,
-    procs::write_config,
+    procs::{relay_policy, write_config},
 };
 use serde_json::json;
 
 #[tokio::test]
 async fn host_launches_portcullis_stdio_in_both_revisions() {
     let config = write_config(&format!(
-        "{}{}",
+        "{}{}{}",
+        relay_policy(),
         demo_server_entry("alpha", ""),
         demo_server_entry("beta", "")
     ));
@@ -37,7 +38,8 @@ async fn host_launches_portcullis_stdio_in_both_revisions() {
 #[tokio::test]
 async fn server_flag_exposes_one_server_without_namespacing() {
     let config = write_config(&format!(
-        "{}{}",
+        "{}{}{}",
+        relay_policy(),
         demo_server_entry("alpha", ""),
         demo_server_entry("beta", "")
     ));

@@ -8,7 +8,7 @@ use jsonwebtoken::{Algorithm, EncodingKey};
 use portcullis_identity::jwt::{JwksRefresh, JwksSource, JwtError, JwtSettings, JwtValidator};
 use serde_json::{Value, json};
 
-use crate::issuer::*;
+use portcullis_identity::test_issuer::*;
 
 fn settings(issuer: &Issuer, refresh: JwksRefresh) -> JwtSettings {
     let mut settings = JwtSettings::new(ISSUER, AUDIENCE, JwksSource::url(issuer.url("/jwks")));

@@ -5,7 +5,6 @@
     reason = "test helpers outside #[test] fns: a broken fixture should fail the test loudly"
 )]
 mod dev_ca;
-mod issuer;
 mod jwt_t01;
 mod rotation;
 mod support;

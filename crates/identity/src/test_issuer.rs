@@ -1,5 +1,11 @@
 //! A test token issuer: real RSA and EC keys, a JWKS served over HTTP by axum on
 //! 127.0.0.1:0 (with a fetch counter), and helpers to mint honest and hostile tokens.
+//! Compiled only with the `test-util` feature (threat tests of this crate and the
+//! end-to-end suite); the release binary never contains it.
+#![allow(
+    clippy::unwrap_used,
+    reason = "test support: a failure here is a broken test environment, reported by the panic"
+)]
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
