@@ -7,6 +7,7 @@
 mod assemble;
 mod audit_open;
 mod cmd_audit;
+mod cmd_ca;
 mod cmd_check;
 mod cmd_demo;
 mod cmd_init;
@@ -14,6 +15,7 @@ mod cmd_policy;
 mod cmd_run;
 mod cmd_stdio;
 pub mod config;
+mod duration;
 mod logging;
 mod policy_open;
 mod shutdown;
@@ -76,6 +78,9 @@ enum Command {
     /// Verify, read and prove the audit log.
     #[command(subcommand)]
     Audit(cmd_audit::AuditCommand),
+    /// Development CA: create a trust domain and issue short-lived SVIDs.
+    #[command(subcommand)]
+    Ca(cmd_ca::CaCommand),
     /// Run the bundled demo MCP server on stdio (used by `demo` and `init` configs).
     #[command(hide = true)]
     DemoServer {
@@ -122,6 +127,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Demo { serve, listen } => cmd_demo::run(serve, listen).await,
         Command::Audit(command) => cmd_audit::run(command).await,
         Command::Policy(command) => cmd_policy::run(command),
+        Command::Ca(command) => cmd_ca::run(command),
         Command::DemoServer { test_tools, http } => {
             let opts = portcullis_demo_server::DemoOptions { test_tools };
             match http {
