@@ -90,6 +90,15 @@ enum Command {
         /// Serve Streamable HTTP at ADDR instead of stdio.
         #[arg(long)]
         http: Option<std::net::SocketAddr>,
+        /// Serve HTTPS with this certificate chain (PEM); needs --http and --tls-key.
+        #[arg(long, requires_all = ["http", "tls_key"])]
+        tls_cert: Option<PathBuf>,
+        /// The private key of --tls-cert.
+        #[arg(long, requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
+        /// Require client certificates (SVIDs) chaining to this CA bundle; needs --tls-cert.
+        #[arg(long, requires = "tls_cert")]
+        client_ca: Option<PathBuf>,
     },
 }
 
@@ -128,11 +137,21 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Audit(command) => cmd_audit::run(command).await,
         Command::Policy(command) => cmd_policy::run(command),
         Command::Ca(command) => cmd_ca::run(command),
-        Command::DemoServer { test_tools, http } => {
+        Command::DemoServer {
+            test_tools,
+            http,
+            tls_cert,
+            tls_key,
+            client_ca,
+        } => {
             let opts = portcullis_demo_server::DemoOptions { test_tools };
-            match http {
-                Some(addr) => portcullis_demo_server::serve_http(addr, opts).await?,
-                None => portcullis_demo_server::serve_stdio(opts).await?,
+            match (http, tls_cert, tls_key) {
+                (Some(addr), Some(cert), Some(key)) => {
+                    let tls = portcullis_demo_server::HttpsOptions { cert, key, client_ca };
+                    portcullis_demo_server::serve_https(addr, opts, tls).await?
+                }
+                (Some(addr), _, _) => portcullis_demo_server::serve_http(addr, opts).await?,
+                (None, _, _) => portcullis_demo_server::serve_stdio(opts).await?,
             }
             Ok(ExitCode::SUCCESS)
         }
