@@ -1,6 +1,6 @@
 //! Validated settings the gateway runs on. The CLI turns the TOML file into
 //! these; nothing in this crate reads files or the environment.
-use std::{collections::BTreeMap, net::SocketAddr, path::PathBuf, time::Duration};
+use std::{collections::BTreeMap, net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
 use portcullis_core::{Principal, Secret, ServerName, Tier};
 use portcullis_mcp::Limits;
@@ -82,6 +82,10 @@ pub enum UpstreamTransport {
     Http {
         url: String,
         headers: Vec<(String, Secret<String>)>,
+        /// Mutual TLS for an `https://` upstream: presents the gateway's SVID and accepts
+        /// only the configured upstream SPIFFE ID. `None`: plain HTTP, or HTTPS with the
+        /// system's roots and no client certificate.
+        tls: Option<Arc<rustls::ClientConfig>>,
     },
 }
 

@@ -14,6 +14,7 @@ mod front_http;
 mod front_stdio;
 mod gateway;
 mod hello;
+mod http_clients;
 mod namespace;
 mod origin;
 mod pipeline;
