@@ -17,6 +17,7 @@
 )]
 
 pub mod clients;
+pub mod pki;
 pub mod procs;
 
 use std::path::PathBuf;

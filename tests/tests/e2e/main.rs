@@ -22,3 +22,4 @@ mod policy;
 mod relay;
 mod revisions;
 mod stdio_front;
+mod upstream_mtls;
