@@ -9,6 +9,7 @@ mod audit_open;
 mod cmd_audit;
 mod cmd_ca;
 mod cmd_check;
+mod cmd_connect;
 mod cmd_demo;
 mod cmd_init;
 mod cmd_policy;
@@ -72,6 +73,8 @@ enum Command {
         #[arg(long)]
         listen: Option<std::net::SocketAddr>,
     },
+    /// Bridge a stdio MCP client to a gateway over Streamable HTTP(S), presenting an SVID.
+    Connect(cmd_connect::ConnectArgs),
     /// Validate, test and explain the policy set.
     #[command(subcommand)]
     Policy(cmd_policy::PolicyCommand),
@@ -137,6 +140,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Audit(command) => cmd_audit::run(command).await,
         Command::Policy(command) => cmd_policy::run(command),
         Command::Ca(command) => cmd_ca::run(command),
+        Command::Connect(args) => cmd_connect::run(args).await,
         Command::DemoServer {
             test_tools,
             http,

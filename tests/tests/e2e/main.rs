@@ -14,6 +14,7 @@
 mod audit;
 mod cli;
 mod conformance;
+mod connect;
 mod everything;
 mod failures;
 mod http_front;
