@@ -8,6 +8,7 @@ mod dev_ca;
 mod issuer;
 mod jwt_t01;
 mod rotation;
+mod serve_tls;
 mod support;
 mod svid_t16;
 mod upstream;
