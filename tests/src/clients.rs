@@ -134,6 +134,14 @@ pub async fn stdio(program: &std::path::Path, args: &[&str], revision: Revision)
     (client, recorder)
 }
 
+/// Launches `portcullis connect <gateway_url> <flags…>` (the stdio bridge) and connects
+/// over its stdio; `flags` carry TLS options such as `--cert`, `--key`, `--ca`.
+pub async fn connect_bridge(gateway_url: &str, flags: &[&str], revision: Revision) -> (Client, Recorder) {
+    let mut args = vec!["connect", gateway_url];
+    args.extend_from_slice(flags);
+    stdio(&crate::bin("portcullis"), &args, revision).await
+}
+
 /// Calls `name` with object `args`.
 pub async fn call(client: &Client, name: &str, args: Value) -> Result<CallToolResult, rmcp::ServiceError> {
     let Value::Object(args) = args else {

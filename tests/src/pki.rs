@@ -1,7 +1,7 @@
-//! Certificates and tokens for the identity tests: a dev CA in a temp dir
-//! (the gateway's own, from `portcullis_identity::DevCa`), SVIDs written to
-//! files, rustls/reqwest clients that present them, and a gateway started with
-//! `[listen.tls]`.
+//! Certificates for the identity tests: one trust domain's dev CA in a temp dir
+//! (the gateway's own `portcullis_identity::DevCa`; the `portcullis ca` commands
+//! are tested on their own in `cli.rs`), SVIDs written to files, rustls/reqwest
+//! clients that present them, and a gateway started with `[listen.tls]`.
 use std::{path::PathBuf, sync::Arc, time::Duration};
 
 use portcullis_identity::{BadSvid, DevCa, IssuedSvid, SpiffeId, TrustDomain};
@@ -10,6 +10,13 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject};
 use crate::procs::GatewayProc;
 
 pub const TRUST_DOMAIN: &str = "example.org";
+
+/// An issued SVID's files: certificate chain and private key.
+#[derive(Debug, Clone)]
+pub struct SvidFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
 
 /// A trust domain's dev CA and the gateway's server SVID, in a temp dir.
 pub struct Pki {
@@ -41,6 +48,23 @@ impl Pki {
             gateway_cert,
             gateway_key,
         }
+    }
+
+    /// The CA's directory.
+    pub fn ca_dir(&self) -> PathBuf {
+        self.dir.path().join("ca")
+    }
+
+    /// An SVID for `spiffe_id` valid for 15 minutes, written as `<name>.pem`/`.key` in the
+    /// temp dir; `server_names` become DNS/IP SANs.
+    pub fn issue(&self, name: &str, spiffe_id: &str, server_names: &[&str]) -> SvidFiles {
+        let names: Vec<String> = server_names.iter().map(|n| (*n).to_owned()).collect();
+        let svid = self
+            .ca
+            .issue(&SpiffeId::parse(spiffe_id).unwrap(), Duration::from_secs(900), &names)
+            .unwrap();
+        let (cert, key) = svid.write(self.dir.path(), name).unwrap();
+        SvidFiles { cert, key }
     }
 
     /// A client SVID for `id` valid for `ttl`.

@@ -180,6 +180,11 @@ pub fn free_port() -> u16 {
 
 /// Starts `program args… <addr>` style HTTP upstreams and waits until the port accepts.
 pub fn start_http_upstream(program: &Path, args: &[&str]) -> UpstreamProc {
+    start_upstream(program, args, "http")
+}
+
+/// Like [`start_http_upstream`], for `scheme` (`http` or `https`) in the URL.
+fn start_upstream(program: &Path, args: &[&str], scheme: &str) -> UpstreamProc {
     let port = free_port();
     let addr = format!("127.0.0.1:{port}");
     let mut cmd = Command::new(program);
@@ -202,11 +207,34 @@ pub fn start_http_upstream(program: &Path, args: &[&str]) -> UpstreamProc {
     }
     UpstreamProc {
         child,
-        url: format!("http://{addr}/mcp"),
+        url: format!("{scheme}://{addr}/mcp"),
     }
 }
 
 /// The demo server (with test tools) over Streamable HTTP.
 pub fn demo_http_upstream() -> UpstreamProc {
     start_http_upstream(&bin("portcullis"), &["demo-server", "--test-tools", "--http", "{addr}"])
+}
+
+/// The demo server (with test tools) over HTTPS, serving `server` (its SVID) and
+/// requiring client SVIDs that chain to `client_ca`.
+pub fn demo_mtls_upstream(server: &crate::pki::SvidFiles, client_ca: &Path) -> UpstreamProc {
+    let (cert, key, ca) = (server.cert.display(), server.key.display(), client_ca.display());
+    let (cert, key, ca) = (cert.to_string(), key.to_string(), ca.to_string());
+    start_upstream(
+        &bin("portcullis"),
+        &[
+            "demo-server",
+            "--test-tools",
+            "--http",
+            "{addr}",
+            "--tls-cert",
+            &cert,
+            "--tls-key",
+            &key,
+            "--client-ca",
+            &ca,
+        ],
+        "https",
+    )
 }

@@ -18,7 +18,8 @@ pub fn run(path: &Path) -> anyhow::Result<ExitCode> {
             UpstreamTransport::Stdio { argv, env, .. } => {
                 format!("stdio `{}` ({} env vars)", argv.join(" "), env.len())
             }
-            UpstreamTransport::Http { url, .. } => format!("http {url}"),
+            UpstreamTransport::Http { url, tls: None, .. } => format!("http {url}"),
+            UpstreamTransport::Http { url, tls: Some(_), .. } => format!("http {url} (mutual TLS)"),
         };
         println!("  server {}: {how}, default tier {}", s.name, s.default_tier);
     }

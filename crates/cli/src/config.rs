@@ -5,6 +5,7 @@ use std::{
     collections::{BTreeMap, BTreeSet},
     net::SocketAddr,
     path::{Path, PathBuf},
+    sync::Arc,
     time::Duration,
 };
 
@@ -12,9 +13,13 @@ use portcullis_core::{Principal, Secret, ServerName, Tier};
 use portcullis_gateway::config::{
     GatewayConfig, Isolation, ListenConfig, ServerConfig, UpstreamProtocol, UpstreamTransport,
 };
+use portcullis_identity::{Reload, SpiffeId, UpstreamTlsSettings, upstream_client_config};
 use portcullis_mcp::Limits;
 use portcullis_policy::EngineKind;
 use serde::Deserialize;
+
+/// How often TLS files (minute-TTL SVIDs, bundles) are checked for changes.
+const TLS_RELOAD_POLL: Duration = Duration::from_secs(5);
 
 /// A config file that cannot be used, with where and why.
 #[derive(Debug, thiserror::Error)]
@@ -146,6 +151,20 @@ struct RawServer {
     shared: bool,
     timeout_secs: Option<u64>,
     protocol: Option<String>,
+    tls: Option<RawUpstreamTls>,
+}
+
+/// `tls = { ca, cert, key, spiffe_id }` of an `https://` server: mutual TLS upstream.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawUpstreamTls {
+    /// Trust bundle the upstream's SVID must chain to.
+    ca: PathBuf,
+    /// The gateway's own SVID (chain and key) presented to the upstream.
+    cert: PathBuf,
+    key: PathBuf,
+    /// The only SPIFFE ID the upstream may present.
+    spiffe_id: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -429,6 +448,12 @@ fn server(
             if !raw.headers.is_empty() {
                 return Err(err(&key("headers"), "only HTTP servers take headers".into()));
             }
+            if raw.tls.is_some() {
+                return Err(err(
+                    &key("tls"),
+                    "only https:// servers take tls; a stdio server is a local child process".into(),
+                ));
+            }
             let mut argv = argv.clone();
             argv[0] = resolve_program(program, base).map_err(|reason| err(&key("command"), reason))?;
             let mut env = BTreeMap::new();
@@ -460,9 +485,20 @@ fn server(
                 .iter()
                 .map(|(k, v)| (k.clone(), Secret::new(v.clone())))
                 .collect();
+            let tls = match &raw.tls {
+                None => None,
+                Some(_) if parsed.scheme() != "https" => {
+                    return Err(err(
+                        &key("tls"),
+                        format!("mutual TLS needs an https:// url, not `{url}`"),
+                    ));
+                }
+                Some(tls) => Some(upstream_tls(tls, base).map_err(|reason| err(&key("tls"), reason))?),
+            };
             UpstreamTransport::Http {
                 url: url.clone(),
                 headers,
+                tls,
             }
         }
     };
@@ -500,6 +536,20 @@ fn server(
         request_timeout: Duration::from_secs(timeout),
         protocol,
     })
+}
+
+/// The rustls client config of a mutual-TLS upstream; its files are read now (a missing
+/// or mismatched file is a config error) and re-read when they change.
+fn upstream_tls(raw: &RawUpstreamTls, base: &Path) -> Result<Arc<rustls::ClientConfig>, String> {
+    let expected_server = SpiffeId::parse(&raw.spiffe_id).map_err(|e| format!("spiffe_id: {e}"))?;
+    let settings = UpstreamTlsSettings {
+        cert_chain: base.join(&raw.cert),
+        private_key: base.join(&raw.key),
+        trust_bundle: base.join(&raw.ca),
+        expected_server,
+        reload: Reload::Poll(TLS_RELOAD_POLL),
+    };
+    upstream_client_config(&settings).map_err(|e| e.to_string())
 }
 
 /// Makes the program an absolute path: relative paths against the config's

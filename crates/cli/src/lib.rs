@@ -7,7 +7,9 @@
 mod assemble;
 mod audit_open;
 mod cmd_audit;
+mod cmd_ca;
 mod cmd_check;
+mod cmd_connect;
 mod cmd_demo;
 mod cmd_init;
 mod cmd_policy;
@@ -15,6 +17,7 @@ mod cmd_run;
 mod cmd_stdio;
 pub mod config;
 mod config_auth;
+mod duration;
 mod logging;
 mod policy_open;
 mod shutdown;
@@ -71,12 +74,17 @@ enum Command {
         #[arg(long)]
         listen: Option<std::net::SocketAddr>,
     },
+    /// Bridge a stdio MCP client to a gateway over Streamable HTTP(S), presenting an SVID.
+    Connect(cmd_connect::ConnectArgs),
     /// Validate, test and explain the policy set.
     #[command(subcommand)]
     Policy(cmd_policy::PolicyCommand),
     /// Verify, read and prove the audit log.
     #[command(subcommand)]
     Audit(cmd_audit::AuditCommand),
+    /// Development CA: create a trust domain and issue short-lived SVIDs.
+    #[command(subcommand)]
+    Ca(cmd_ca::CaCommand),
     /// Run the bundled demo MCP server on stdio (used by `demo` and `init` configs).
     #[command(hide = true)]
     DemoServer {
@@ -86,6 +94,15 @@ enum Command {
         /// Serve Streamable HTTP at ADDR instead of stdio.
         #[arg(long)]
         http: Option<std::net::SocketAddr>,
+        /// Serve HTTPS with this certificate chain (PEM); needs --http and --tls-key.
+        #[arg(long, requires_all = ["http", "tls_key"])]
+        tls_cert: Option<PathBuf>,
+        /// The private key of --tls-cert.
+        #[arg(long, requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
+        /// Require client certificates (SVIDs) chaining to this CA bundle; needs --tls-cert.
+        #[arg(long, requires = "tls_cert")]
+        client_ca: Option<PathBuf>,
     },
 }
 
@@ -123,11 +140,23 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Demo { serve, listen } => cmd_demo::run(serve, listen).await,
         Command::Audit(command) => cmd_audit::run(command).await,
         Command::Policy(command) => cmd_policy::run(command),
-        Command::DemoServer { test_tools, http } => {
+        Command::Ca(command) => cmd_ca::run(command),
+        Command::Connect(args) => cmd_connect::run(args).await,
+        Command::DemoServer {
+            test_tools,
+            http,
+            tls_cert,
+            tls_key,
+            client_ca,
+        } => {
             let opts = portcullis_demo_server::DemoOptions { test_tools };
-            match http {
-                Some(addr) => portcullis_demo_server::serve_http(addr, opts).await?,
-                None => portcullis_demo_server::serve_stdio(opts).await?,
+            match (http, tls_cert, tls_key) {
+                (Some(addr), Some(cert), Some(key)) => {
+                    let tls = portcullis_demo_server::HttpsOptions { cert, key, client_ca };
+                    portcullis_demo_server::serve_https(addr, opts, tls).await?
+                }
+                (Some(addr), _, _) => portcullis_demo_server::serve_http(addr, opts).await?,
+                (None, _, _) => portcullis_demo_server::serve_stdio(opts).await?,
             }
             Ok(ExitCode::SUCCESS)
         }

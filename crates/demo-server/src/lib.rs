@@ -5,7 +5,7 @@
 //! read-sensitive, `send_message` and `delete_record` write), plus one prompt and two
 //! resources. With `DemoOptions::test_tools` it also lists tools that probe a gateway's relay
 //! (echo, environment, progress, logging, sampling, elicitation, roots, crash, hang, garbage,
-//! list-changed). It serves MCP over stdio or Streamable HTTP and speaks both the 2025-11-25
+//! list-changed). It serves MCP over stdio or Streamable HTTP(S, optionally mutual TLS) and speaks both the 2025-11-25
 //! `initialize` lifecycle and the stateless 2026-07-28 revision.
 #![forbid(unsafe_code)]
 
@@ -14,6 +14,7 @@ mod client_requests;
 mod data;
 mod demo_tools;
 mod http;
+mod https;
 mod prompts;
 mod resources;
 mod server;
@@ -23,6 +24,7 @@ mod test_tools;
 use std::net::SocketAddr;
 
 pub use catalog::DemoTool;
+pub use https::HttpsOptions;
 pub use server::{Channel, DemoServer};
 pub use test_tools::{CRASH_EXIT_CODE, GARBAGE_LINE};
 
@@ -42,4 +44,10 @@ pub async fn serve_stdio(opts: DemoOptions) -> anyhow::Result<()> {
 /// Serve MCP over Streamable HTTP at `http://ADDR/mcp` until the process ends.
 pub async fn serve_http(addr: SocketAddr, opts: DemoOptions) -> anyhow::Result<()> {
     http::serve(addr, opts).await
+}
+
+/// Serve MCP over Streamable HTTPS at `https://ADDR/mcp` (mutual TLS when
+/// `tls.client_ca` is set) until the process ends.
+pub async fn serve_https(addr: SocketAddr, opts: DemoOptions, tls: HttpsOptions) -> anyhow::Result<()> {
+    https::serve(addr, opts, tls).await
 }

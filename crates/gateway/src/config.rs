@@ -113,6 +113,10 @@ pub enum UpstreamTransport {
     Http {
         url: String,
         headers: Vec<(String, Secret<String>)>,
+        /// Mutual TLS for an `https://` upstream: presents the gateway's SVID and accepts
+        /// only the configured upstream SPIFFE ID. `None`: plain HTTP, or HTTPS with the
+        /// system's roots and no client certificate.
+        tls: Option<Arc<rustls::ClientConfig>>,
     },
 }
 

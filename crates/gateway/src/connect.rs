@@ -11,6 +11,7 @@ use crate::{
     config::{ServerConfig, UpstreamProtocol, UpstreamTransport},
     error::UpstreamError,
     hello::ClientHello,
+    http_clients::HttpClients,
     upstream::{LinkKind, ServerMessageRoute, UpstreamPeer},
 };
 
@@ -70,7 +71,7 @@ pub async fn connect(
     server: &ServerConfig,
     hello: &ClientHello,
     limits: Limits,
-    http: &reqwest::Client,
+    http: &HttpClients,
     route: Weak<dyn ServerMessageRoute>,
 ) -> Result<(std::sync::Arc<UpstreamPeer>, UpstreamEra), UpstreamError> {
     let name = server.name.to_string();
@@ -89,14 +90,14 @@ pub async fn connect(
             })?;
             (link, LinkKind::Stdio)
         }
-        UpstreamTransport::Http { url, headers } => {
+        UpstreamTransport::Http { url, headers, .. } => {
             let spec = HttpSpec {
                 name: name.clone(),
                 url: url.clone(),
                 headers: headers.clone(),
                 limits,
             };
-            (connect_http(spec, http.clone()), LinkKind::Http)
+            (connect_http(spec, http.for_server(server)?.clone()), LinkKind::Http)
         }
     };
     let peer = UpstreamPeer::start(server.name.clone(), kind, link, server.request_timeout);

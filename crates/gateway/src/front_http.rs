@@ -24,7 +24,7 @@ use axum::{
 };
 use bytes::Bytes;
 use http_body_util::BodyExt;
-use portcullis_identity::jwt::WELL_KNOWN_PRM;
+use portcullis_identity::{PeerCertificates, jwt::WELL_KNOWN_PRM, serve_tls};
 use portcullis_mcp::{
     ErrorCode, Message, MessageKind, ProtocolVersion, error_response, headers, parse_strict,
     revision::{META_CLIENT_CAPABILITIES, META_PROTOCOL_VERSION},
@@ -36,14 +36,7 @@ use tokio_stream::wrappers::ReceiverStream;
 
 use tokio_rustls::TlsAcceptor;
 
-use crate::{
-    caller::Caller,
-    gateway::Gateway,
-    identify::{PeerCertificates, identify},
-    origin::OriginGuard,
-    session::Session,
-    tls_serve::serve_tls,
-};
+use crate::{caller::Caller, gateway::Gateway, identify::identify, origin::OriginGuard, session::Session};
 
 const SESSION_HEADER: &str = "mcp-session-id";
 const VERSION_HEADER: &str = "mcp-protocol-version";

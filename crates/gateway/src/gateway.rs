@@ -15,6 +15,7 @@ use crate::{
     connect::{UpstreamEra, connect},
     error::UpstreamError,
     hello::ClientHello,
+    http_clients::HttpClients,
     namespace::Namespacer,
     record::Recorder,
     session::{Connected, Session},
@@ -36,7 +37,7 @@ pub struct Gateway {
     pub(crate) namespacer: Namespacer,
     pub(crate) recorder: Recorder,
     pub(crate) authoriser: Authoriser,
-    http: reqwest::Client,
+    http: HttpClients,
     sessions: Mutex<HashMap<String, Arc<Session>>>,
     stateless: Mutex<HashMap<Principal, Arc<Session>>>,
     shared: tokio::sync::Mutex<HashMap<ServerName, Connected>>,
@@ -51,10 +52,7 @@ impl Gateway {
     pub fn new(config: GatewayConfig, recorder: Recorder, authoriser: Authoriser) -> Arc<Self> {
         let servers: BTreeMap<_, _> = config.servers.iter().map(|s| (s.name.clone(), s.clone())).collect();
         let namespacer = Namespacer::new(servers.keys().cloned().collect());
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap_or_default();
+        let http = HttpClients::new(&config.servers);
         Arc::new(Self {
             config,
             servers,

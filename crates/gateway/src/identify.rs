@@ -7,15 +7,9 @@
 use std::{collections::BTreeMap, time::SystemTime};
 
 use axum::http::{HeaderMap, StatusCode, header};
-use portcullis_identity::{Identity, jwt::BearerChallenge};
-use rustls::pki_types::CertificateDer;
+use portcullis_identity::{Identity, PeerCertificates, jwt::BearerChallenge};
 
 use crate::{caller::Caller, config::HttpAuth};
-
-/// The client certificate chain of the request's connection (empty without TLS or
-/// when the client presented none). The TLS accept loop attaches it to every request.
-#[derive(Debug, Clone, Default)]
-pub struct PeerCertificates(pub std::sync::Arc<Vec<CertificateDer<'static>>>);
 
 /// Why a request is refused before it reaches the gateway.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,7 +32,7 @@ pub async fn identify(
         challenge: None,
         message,
     };
-    let chain = peer.map(|p| p.0.as_slice()).filter(|c| !c.is_empty());
+    let chain = peer.map(PeerCertificates::chain).filter(|c| !c.is_empty());
     let workload = match (&auth.svid, chain) {
         (Some(policy), Some(chain)) => match policy.peer_workload_id(Some(chain), SystemTime::now()) {
             Ok(id) => Some(id),

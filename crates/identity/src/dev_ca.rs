@@ -266,6 +266,20 @@ fn ca_trust_domain(der: &CertificateDer<'_>) -> Result<TrustDomain, String> {
     Ok(id.trust_domain().clone())
 }
 
+/// The trust domains named by the CA certificates of a PEM bundle (their
+/// `spiffe://<trust-domain>` URI SAN, as `ca init` writes them), for servers that are
+/// handed only a bundle and must build an [`crate::SvidPolicy`]. Certificates without such
+/// a SAN are skipped; an empty answer means the bundle names no trust domain.
+pub fn bundle_trust_domains(path: &Path) -> Result<Vec<TrustDomain>, crate::TlsError> {
+    let mut domains: Vec<TrustDomain> = crate::material::read_certs(path)?
+        .iter()
+        .filter_map(|der| ca_trust_domain(der).ok())
+        .collect();
+    domains.sort();
+    domains.dedup();
+    Ok(domains)
+}
+
 /// `SystemTime` of a leaf's expiry, for callers scheduling renewal.
 pub fn not_after(cert_der: &[u8]) -> Option<SystemTime> {
     let (_, cert) = x509_parser::parse_x509_certificate(cert_der).ok()?;

@@ -10,6 +10,8 @@
 //! * [`Identity`] combines both into the core [`portcullis_core::Principal`].
 //! * [`upstream_tls`] builds the client config for forwarding to HTTP upstreams over mTLS,
 //!   pinned to the upstream's SPIFFE ID.
+//! * [`serve_tls`] serves an axum router over (mutual) TLS and hands every request the
+//!   client's chain as [`PeerCertificates`], for the per-call SVID check.
 //! * [`DevCa`] is the built-in development CA.
 //!
 //! Every TLS config is built with the aws-lc-rs provider passed explicitly; nothing here
@@ -30,10 +32,11 @@ mod svid;
 pub mod test_issuer;
 #[cfg(feature = "test-util")]
 mod test_util;
+pub mod tls_serve;
 pub mod upstream_tls;
 
 pub use client_verifier::SpiffeClientVerifier;
-pub use dev_ca::{DevCa, DevCaError, IssuedSvid, not_after};
+pub use dev_ca::{DevCa, DevCaError, IssuedSvid, bundle_trust_domains, not_after};
 pub use identity::{Identity, IdentityError};
 pub use material::{TlsError, crypto_provider, install_default_crypto_provider};
 pub use reload::Reload;
@@ -42,4 +45,5 @@ pub use spiffe_id::{SpiffeId, SpiffeIdError, TrustDomain};
 pub use svid::{SvidError, SvidPolicy};
 #[cfg(feature = "test-util")]
 pub use test_util::BadSvid;
+pub use tls_serve::{PeerCertificates, serve_tls};
 pub use upstream_tls::{UpstreamTlsSettings, upstream_client_config};

@@ -115,7 +115,7 @@ impl Conn {
         let response = match request.send().await {
             Ok(r) => r,
             Err(e) => {
-                let text = format!("upstream `{}` is unreachable: {e}", self.spec.name);
+                let text = format!("upstream `{}` is unreachable: {}", self.spec.name, with_causes(&e));
                 return self.fail(id.as_ref(), is_request, &text).await;
             }
         };
@@ -408,4 +408,20 @@ impl Conn {
         let reason = format!("connection to upstream `{}` closed", self.spec.name);
         let _ = self.events.send(LinkEvent::Closed { reason }).await;
     }
+}
+
+/// `e` and its chain of causes, `: `-separated: reqwest's own message ("error sending
+/// request") hides the useful part (connection refused, certificate rejected, ...).
+fn with_causes(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let part = cause.to_string();
+        if !text.contains(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        source = cause.source();
+    }
+    text
 }

@@ -73,9 +73,68 @@ fn every_command_has_help() {
         vec!["check-config", "--help"],
         vec!["init", "--help"],
         vec!["demo", "--help"],
+        vec!["ca", "init", "--help"],
+        vec!["ca", "issue", "--help"],
+        vec!["connect", "--help"],
     ] {
         let (code, out, _) = portcullis(&cmd);
         assert_eq!(code, 0, "{cmd:?}");
         assert!(out.contains("Usage:"), "{cmd:?}: {out}");
     }
+}
+
+#[test]
+fn ca_init_and_issue_write_files_and_explain_mistakes() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca");
+    let ca = ca.to_str().unwrap();
+    let out = dir.path().join("certs/agent");
+    let out = out.to_str().unwrap();
+    let init = ["ca", "init", "--dir", ca, "--trust-domain", "example.org"];
+    let (code, stdout, err) = portcullis(&init);
+    assert_eq!(code, 0, "{err}");
+    assert!(stdout.contains("ca.pem"), "{stdout}");
+    let (code, _, err) = portcullis(&init);
+    assert_eq!(code, 1);
+    assert!(err.contains("already exists") && err.contains("--force"), "{err}");
+    let (code, _, err) = portcullis(&[&init[..], &["--force"]].concat());
+    assert_eq!(code, 0, "{err}");
+
+    let issue = |id: &str, ttl: &str, ca_dir: &str| {
+        portcullis(&[
+            "ca",
+            "issue",
+            "--dir",
+            ca_dir,
+            "--spiffe-id",
+            id,
+            "--ttl",
+            ttl,
+            "--out",
+            out,
+        ])
+    };
+    let (code, _, err) = issue("spiffe://example.org/agent/x", "15m", ca);
+    assert_eq!(code, 0, "{err}");
+    let key = std::fs::metadata(format!("{out}.key")).unwrap();
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&key.permissions()) & 0o777,
+        0o600
+    );
+    let pem = std::fs::read_to_string(format!("{out}.pem")).unwrap();
+    assert!(pem.contains("BEGIN CERTIFICATE"));
+
+    let (code, _, err) = issue("spiffe://other.org/agent/x", "15m", ca);
+    assert_eq!(code, 1);
+    assert!(err.contains("outside this CA's trust domain `example.org`"), "{err}");
+    let (code, _, err) = issue("https://example.org/agent", "15m", ca);
+    assert_eq!(code, 2);
+    assert!(err.contains("spiffe://"), "{err}");
+    let (code, _, err) = issue("spiffe://example.org/agent/x", "15", ca);
+    assert_eq!(code, 2);
+    assert!(err.contains("90s, 15m, 24h"), "{err}");
+    let missing = dir.path().join("nope");
+    let (code, _, err) = issue("spiffe://example.org/agent/x", "15m", missing.to_str().unwrap());
+    assert_eq!(code, 1);
+    assert!(err.contains("no dev CA") && err.contains("ca init"), "{err}");
 }

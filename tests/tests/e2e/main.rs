@@ -14,6 +14,7 @@
 mod audit;
 mod cli;
 mod conformance;
+mod connect;
 mod everything;
 mod failures;
 mod http_front;
@@ -23,3 +24,4 @@ mod policy;
 mod relay;
 mod revisions;
 mod stdio_front;
+mod upstream_mtls;

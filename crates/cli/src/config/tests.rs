@@ -53,6 +53,28 @@ fn bare_program_names_resolve_through_path() {
     assert!(argv[0].ends_with("/sh") && argv[0].starts_with('/'), "{argv:?}");
 }
 
+/// A `tls` table whose files do not exist.
+const TLS: &str = "{ ca = \"/no/such/ca.pem\", cert = \"gw.pem\", key = \"gw.key\", spiffe_id = \"spiffe://example.org/server/files\" }";
+
+#[test]
+fn upstream_tls_files_resolve_against_the_config_dir() {
+    let dir = tempfile::tempdir().unwrap();
+    let td = portcullis_identity::TrustDomain::new("example.org").unwrap();
+    let ca = portcullis_identity::DevCa::init(&dir.path().join("ca"), td).unwrap();
+    let gateway_id = portcullis_identity::SpiffeId::parse("spiffe://example.org/gateway").unwrap();
+    let svid = ca.issue(&gateway_id, std::time::Duration::from_secs(600), &[]).unwrap();
+    svid.write(dir.path(), "gateway").unwrap();
+    let text = format!(
+        "[[servers]]\nname = \"files\"\nurl = \"https://127.0.0.1:9/mcp\"\ntls = {}\n",
+        "{ ca = \"ca/ca.pem\", cert = \"gateway.pem\", key = \"gateway.key\", spiffe_id = \"spiffe://example.org/server/files\" }"
+    );
+    let loaded = parse(&text, "t.toml", dir.path()).unwrap();
+    match &loaded.gateway.servers[0].transport {
+        UpstreamTransport::Http { tls, .. } => assert!(tls.is_some()),
+        other => panic!("expected http, got {other:?}"),
+    }
+}
+
 #[test]
 fn bad_configs_name_key_and_reason() {
     let cases: Vec<(String, &str, &str)> = vec![
@@ -118,6 +140,34 @@ fn bad_configs_name_key_and_reason() {
             "between 2 and 128",
         ),
         ("servers = 3\n".into(), "line 1", "invalid type"),
+        (
+            server(&format!("tls = {TLS}")),
+            "servers[0].tls",
+            "only https:// servers take tls",
+        ),
+        (
+            format!("[[servers]]\nname = \"a\"\nurl = \"http://x\"\ntls = {TLS}\n"),
+            "servers[0].tls",
+            "needs an https:// url",
+        ),
+        (
+            format!(
+                "[[servers]]\nname = \"a\"\nurl = \"https://x\"\ntls = {}\n",
+                TLS.replace("spiffe://", "http://")
+            ),
+            "servers[0].tls",
+            "spiffe_id: `http://example.org/server/files` is not a spiffe id",
+        ),
+        (
+            format!("[[servers]]\nname = \"a\"\nurl = \"https://x\"\ntls = {TLS}\n"),
+            "servers[0].tls",
+            "cannot read PEM file `/no/such/ca.pem`",
+        ),
+        (
+            "[[servers]]\nname = \"a\"\nurl = \"https://x\"\ntls = { ca = \"ca.pem\" }\n".into(),
+            "line 4",
+            "missing field",
+        ),
     ];
     for (text, key, reason) in cases {
         let e = parse(&text, "bad.toml", Path::new("/")).expect_err(&text);

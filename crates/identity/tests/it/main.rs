@@ -7,6 +7,7 @@
 mod dev_ca;
 mod jwt_t01;
 mod rotation;
+mod serve_tls;
 mod support;
 mod svid_t16;
 mod upstream;

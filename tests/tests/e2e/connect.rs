@@ -1,0 +1,118 @@
+//! `portcullis connect`: a desktop host launches the stdio bridge, which relays to a
+//! gateway's Streamable HTTP front (plain HTTP here; the gateway's TLS front is not in this
+//! build, so the bridge's mTLS side is checked against the demo server's HTTPS mode).
+use std::{
+    io::{Read, Write},
+    process::{Command, Stdio},
+    time::Duration,
+};
+
+use portcullis_e2e::{
+    bin,
+    clients::{self, Revision, call, eventually, text},
+    demo_server_entry,
+    pki::Pki,
+    procs::{GatewayProc, demo_mtls_upstream, free_port, wait_exit},
+};
+use serde_json::{Value, json};
+
+#[tokio::test]
+async fn host_reaches_the_gateway_through_the_bridge_in_both_revisions() {
+    let gateway = GatewayProc::start(&demo_server_entry("demo", ""));
+    for rev in Revision::BOTH {
+        let (client, rec) = clients::connect_bridge(&gateway.url, &[], rev).await;
+        let tools = clients::tool_names(&client).await;
+        assert!(tools.contains(&"echo".to_string()), "{rev:?}: {tools:?}");
+        let echoed = call(&client, "echo", json!({"text": "bridged"})).await.unwrap();
+        assert!(text(&echoed).contains("bridged"), "{rev:?}: {}", text(&echoed));
+        if rev == Revision::Legacy {
+            // Server-to-client requests and notifications travel back over the bridge.
+            let sampled = call(&client, "sample", json!({"prompt": "hi"})).await.unwrap();
+            assert!(text(&sampled).contains("sampled through the gateway"));
+            call(&client, "log", json!({"message": "m"})).await.unwrap();
+            eventually("log", || !rec.logs.lock().unwrap().is_empty()).await;
+        }
+        client.cancel().await.unwrap();
+    }
+}
+
+/// Runs `portcullis connect <args…>` with `input` on stdin (then EOF): exit status, the
+/// messages it wrote to stdout, and its stderr.
+fn bridge_once(args: &[&str], input: &str) -> (std::process::ExitStatus, Vec<Value>, String) {
+    let mut child = Command::new(bin("portcullis"))
+        .arg("connect")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(input.as_bytes()).unwrap();
+    drop(stdin);
+    let status = wait_exit(&mut child, Duration::from_secs(30));
+    let mut out = String::new();
+    child.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+    let mut err = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    let messages = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    (status, messages, err)
+}
+
+const INITIALIZE: &str = "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"initialize\",\"params\":{\"protocolVersion\":\"2025-11-25\",\"capabilities\":{},\"clientInfo\":{\"name\":\"e2e\",\"version\":\"0\"}}}\n";
+
+/// The bridge's TLS side, against the demo server's mTLS mode directly (the gateway's own
+/// TLS front is not in this build): host-name and SPIFFE-ID server checks, and failures.
+#[tokio::test]
+async fn bridge_presents_its_svid_and_checks_the_server() {
+    let pki = Pki::new();
+    let server = pki.issue("server", "spiffe://example.org/server/demo", &["127.0.0.1"]);
+    let agent = pki.issue("agent", "spiffe://example.org/agent/x", &[]);
+    let upstream = demo_mtls_upstream(&server, &pki.bundle);
+    let (cert, key, ca) = (
+        agent.cert.to_str().unwrap(),
+        agent.key.to_str().unwrap(),
+        pki.bundle.to_str().unwrap().to_owned(),
+    );
+    let tls = ["--cert", cert, "--key", key, "--ca", &ca];
+    let spiffe = [&tls[..], &["--server-spiffe-id", "spiffe://example.org/server/demo"]].concat();
+    for flags in [&tls[..], &spiffe[..]] {
+        let (client, _) = clients::connect_bridge(&upstream.url, flags, Revision::Legacy).await;
+        let echoed = call(&client, "echo", json!({"text": "mtls bridge"})).await.unwrap();
+        assert!(text(&echoed).contains("mtls bridge"), "{flags:?}");
+        client.cancel().await.unwrap();
+    }
+
+    // Another server id, or no client certificate: an error answer, no hang, exit 0.
+    let wrong = [&tls[..], &["--server-spiffe-id", "spiffe://example.org/server/files"]].concat();
+    let (status, answers, err) = bridge_once(&[&[upstream.url.as_str()], &wrong[..]].concat(), INITIALIZE);
+    assert!(status.success(), "{err}");
+    assert_eq!(answers.len(), 1, "{answers:?}");
+    assert_eq!(answers[0]["error"]["code"], -32010, "{answers:?}");
+    assert!(err.contains("could not be reached or refused"), "{err}");
+    let (status, answers, err) = bridge_once(&[upstream.url.as_str(), "--ca", &ca], INITIALIZE);
+    assert!(status.success(), "{err}");
+    assert_eq!(answers[0]["error"]["code"], -32010, "{answers:?}");
+}
+
+#[test]
+fn unreachable_gateway_answers_with_an_error_and_eof_exits_zero() {
+    let url = format!("http://127.0.0.1:{}/mcp", free_port());
+    let (status, answers, err) = bridge_once(
+        &[&url],
+        "{\"jsonrpc\":\"2.0\",\"id\":7,\"method\":\"ping\"}\nnot json\n",
+    );
+    assert!(status.success(), "{status:?}\n{err}");
+    let out = format!("{answers:?}");
+    let ping = answers.iter().find(|a| a["id"] == 7).expect("an answer to the ping");
+    assert!(
+        ping["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("Connection refused"),
+        "{ping}"
+    );
+    assert!(answers.iter().any(|a| a["error"]["code"] == -32700), "{out}");
+    assert!(err.contains("could not be reached"), "{err}");
+    assert!(err.contains("plain HTTP"), "{err}");
+}
