@@ -49,7 +49,14 @@ impl GatewayProc {
 
     /// Starts the gateway with exactly `config_toml` (it must listen on HTTP).
     pub fn start_with(config_toml: &str) -> Self {
-        let config = write_config(config_toml);
+        Self::start_file(write_config(config_toml))
+    }
+
+    /// Starts the gateway on an existing config file (it must listen on HTTP).
+    pub fn start_file(config: TempConfig) -> Self {
+        let tls = std::fs::read_to_string(&config.path)
+            .unwrap_or_default()
+            .contains("[listen.tls]");
         let mut child = Command::new(bin("portcullis"))
             .args(["--log-format", "json", "run", "--config"])
             .arg(&config.path)
@@ -84,11 +91,7 @@ impl GatewayProc {
             }
         };
         let addr: SocketAddr = addr.parse().expect("listen address");
-        let scheme = if config_toml.contains("[listen.tls]") {
-            "https"
-        } else {
-            "http"
-        };
+        let scheme = if tls { "https" } else { "http" };
         Self {
             child,
             url: format!("{scheme}://{addr}/mcp"),

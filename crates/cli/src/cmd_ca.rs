@@ -143,3 +143,40 @@ fn split_prefix(out: &Path) -> anyhow::Result<(PathBuf, String)> {
     };
     Ok((dir, name.to_owned()))
 }
+
+/// The dev PKI that `init` and `demo` set up so mutual TLS works out of the box:
+/// paths relative to the config directory.
+pub struct StarterPki {
+    pub agent_cert: PathBuf,
+    pub agent_key: PathBuf,
+    pub bundle: PathBuf,
+}
+
+/// Trust domain of the starter PKI.
+pub const STARTER_TRUST_DOMAIN: &str = "example.org";
+/// SPIFFE ID of the starter agent SVID.
+pub const STARTER_AGENT: &str = "spiffe://example.org/agent/dev";
+
+/// Creates (or reuses) `dir/pki/ca`, and issues the gateway's server SVID
+/// (`pki/gateway.pem`, for localhost and 127.0.0.1) and an agent SVID
+/// (`pki/agent.pem`), both valid for `ttl`.
+pub fn starter_pki(dir: &Path, ttl: Duration) -> anyhow::Result<StarterPki> {
+    let pki = dir.join("pki");
+    let ca_dir = pki.join("ca");
+    let ca = if ca_dir.join("ca.key").exists() {
+        DevCa::load(&ca_dir).with_context(|| format!("cannot load the dev CA in `{}`", ca_dir.display()))?
+    } else {
+        let domain = TrustDomain::new(STARTER_TRUST_DOMAIN)?;
+        DevCa::init(&ca_dir, domain).with_context(|| format!("cannot create a dev CA in `{}`", ca_dir.display()))?
+    };
+    let gateway = SpiffeId::parse("spiffe://example.org/gateway")?;
+    ca.issue(&gateway, ttl, &["localhost".into(), "127.0.0.1".into()])?
+        .write(&pki, "gateway")?;
+    let agent = SpiffeId::parse(STARTER_AGENT)?;
+    let (agent_cert, agent_key) = ca.issue(&agent, ttl, &[])?.write(&pki, "agent")?;
+    Ok(StarterPki {
+        agent_cert,
+        agent_key,
+        bundle: ca_dir.join("ca.pem"),
+    })
+}

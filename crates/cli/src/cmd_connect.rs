@@ -90,7 +90,11 @@ fn http_client(args: &ConnectArgs) -> anyhow::Result<reqwest::Client> {
                     builder.tls_backend_preconfigured(rustls::ClientConfig::clone(&config))
                 }
                 (Some(_), ..) => anyhow::bail!("--server-spiffe-id needs --cert, --key and --ca"),
-                (None, ..) => host_name_tls(builder, args)?,
+                (None, ..) => host_name_tls(
+                    builder,
+                    args.cert.as_deref().zip(args.key.as_deref()),
+                    args.ca.as_deref(),
+                )?,
             };
             builder.build().context("cannot set up TLS to the gateway")
         }
@@ -100,15 +104,20 @@ fn http_client(args: &ConnectArgs) -> anyhow::Result<reqwest::Client> {
 
 /// Server checked by host name against `--ca` (or the system's roots); the SVID files are
 /// read once, so restart the bridge after renewing them (or use `--server-spiffe-id`).
-fn host_name_tls(mut builder: reqwest::ClientBuilder, args: &ConnectArgs) -> anyhow::Result<reqwest::ClientBuilder> {
-    let read = |path: &PathBuf| std::fs::read(path).with_context(|| format!("cannot read `{}`", path.display()));
-    if let Some(ca) = &args.ca {
+pub fn host_name_tls(
+    mut builder: reqwest::ClientBuilder,
+    svid: Option<(&std::path::Path, &std::path::Path)>,
+    ca: Option<&std::path::Path>,
+) -> anyhow::Result<reqwest::ClientBuilder> {
+    let read =
+        |path: &std::path::Path| std::fs::read(path).with_context(|| format!("cannot read `{}`", path.display()));
+    if let Some(ca) = ca {
         let roots = reqwest::Certificate::from_pem_bundle(&read(ca)?)
             .with_context(|| format!("`{}` is not a PEM certificate bundle", ca.display()))?;
         builder = builder.tls_certs_only(roots);
     }
-    match (&args.cert, &args.key) {
-        (Some(cert), Some(key)) => {
+    match svid {
+        Some((cert, key)) => {
             let mut pem = read(cert)?;
             pem.push(b'\n');
             pem.extend(read(key)?);
@@ -121,7 +130,7 @@ fn host_name_tls(mut builder: reqwest::ClientBuilder, args: &ConnectArgs) -> any
             })?;
             Ok(builder.identity(identity))
         }
-        _ => {
+        None => {
             tracing::warn!("no --cert/--key: the gateway cannot identify this client by certificate");
             Ok(builder)
         }

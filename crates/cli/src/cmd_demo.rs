@@ -11,6 +11,8 @@ use crate::{assemble, audit_open, cmd_init::starter_config, config, shutdown};
 
 struct Demo {
     http: reqwest::Client,
+    /// Trusts the gateway but presents no client certificate.
+    no_svid: reqwest::Client,
     url: String,
     session: Option<String>,
     failures: usize,
@@ -25,34 +27,55 @@ pub async fn run(serve: bool, listen: Option<SocketAddr>) -> anyhow::Result<Exit
     });
     let text = starter_config(&exe.to_string_lossy(), &addr.to_string());
     let home = tempfile::tempdir().context("cannot create a temporary directory for the demo")?;
-    // The demo's agent has no credentials (identity is not wired yet), so the demo
-    // runs the tier policies without their `!principal.anonymous` condition.
     let policies = home.path().join("policies");
     std::fs::create_dir_all(&policies)?;
-    let demo_policy = portcullis_policy::DEFAULT_CEDAR_POLICIES.replace("!principal.anonymous &&", "");
-    std::fs::write(policies.join("tiers.cedar"), demo_policy)?;
+    std::fs::write(policies.join("tiers.cedar"), portcullis_policy::DEFAULT_CEDAR_POLICIES)?;
+    // Mutual TLS out of the box: a dev CA, the gateway's SVID and the agent's.
+    let pki = crate::cmd_ca::starter_pki(home.path(), std::time::Duration::from_secs(3600))?;
     let loaded = config::parse(&text, "<demo>", home.path())?;
     let audit = loaded.audit.clone();
+    let tls = loaded.tls.as_ref().map(assemble::tls_acceptor).transpose()?;
     let gateway = assemble::gateway(loaded, None).await?;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
     let local = listener.local_addr()?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(serve_http(gateway.clone(), listener, None, async move {
+    let server = tokio::spawn(serve_http(gateway.clone(), listener, tls, async move {
         let _ = stopped.await;
     }));
-    println!("Portcullis demo: gateway at http://{local}/mcp in front of the bundled demo server\n");
+    println!("Portcullis demo: gateway at https://{local}/mcp in front of the bundled demo server");
+    println!(
+        "The agent presents its SVID {} over mutual TLS\n",
+        crate::cmd_ca::STARTER_AGENT
+    );
+    let http = crate::cmd_connect::host_name_tls(
+        reqwest::Client::builder(),
+        Some((&pki.agent_cert, &pki.agent_key)),
+        Some(&pki.bundle),
+    )?
+    .build()
+    .context("cannot set up the demo agent's TLS client")?;
+    let no_svid = crate::cmd_connect::host_name_tls(reqwest::Client::builder(), None, Some(&pki.bundle))?
+        .build()
+        .context("cannot set up the demo's TLS client")?;
     let mut demo = Demo {
-        http: reqwest::Client::new(),
-        url: format!("http://{local}/mcp"),
+        http,
+        no_svid,
+        url: format!("https://{local}/mcp"),
         session: None,
         failures: 0,
         first_receipt: None,
     };
     demo.script().await;
     if serve {
-        println!("\nServing at http://{local}/mcp — connect an MCP client; Ctrl-C stops.");
+        println!("\nServing at https://{local}/mcp (mutual TLS) — Ctrl-C stops. Connect a desktop host with:");
+        println!(
+            "  portcullis connect https://{local}/mcp --cert {} --key {} --ca {}",
+            pki.agent_cert.display(),
+            pki.agent_key.display(),
+            pki.bundle.display()
+        );
         shutdown::signalled().await;
     }
     let _ = stop.send(());
@@ -158,6 +181,17 @@ impl Demo {
         }
 
         println!("\n4. Attacks the gateway stops before anything reaches the server");
+        let refused = self
+            .no_svid
+            .post(&self.url)
+            .body(init.to_string())
+            .send()
+            .await
+            .is_err();
+        self.expect(
+            refused,
+            "refused a caller without a client SVID, at the TLS handshake (T16)",
+        );
         let list = json!({"jsonrpc":"2.0","id":6,"method":"tools/list"});
         let (status, body, _) = self.post(&list, &[("origin", "http://evil.example")]).await;
         self.expect_refusal(status, 403, &body, "a web page on a foreign Origin (DNS rebinding, T6)");

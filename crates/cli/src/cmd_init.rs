@@ -4,14 +4,23 @@ use std::{path::PathBuf, process::ExitCode};
 
 use anyhow::Context;
 
+/// Validity of the SVIDs `init` issues (re-issue with `portcullis ca issue`).
+const STARTER_TTL: std::time::Duration = std::time::Duration::from_secs(30 * 24 * 3600);
+
 /// The starter config for `program` (this binary).
 pub fn starter_config(program: &str, listen: &str) -> String {
     format!(
         r#"# Portcullis config, written by `portcullis init`. Reference: README.md ("Config").
 
 [listen]
-http = "{listen}"                  # Streamable HTTP front, endpoint /mcp
+http = "{listen}"                  # Streamable HTTP front, endpoint /mcp (HTTPS: see [listen.tls])
 # allowed_hosts = ["localhost", "127.0.0.1", "[::1]"]   # DNS-rebinding guard (default)
+
+[listen.tls]                         # mutual TLS: callers present a SPIFFE SVID (dev CA in pki/, `portcullis ca`)
+cert = "pki/gateway.pem"             # the gateway's own SVID (re-read when the file changes)
+key = "pki/gateway.key"
+client_ca = "pki/ca/ca.pem"          # trust bundle for client SVIDs
+trust_domains = ["example.org"]
 
 [stdio]
 principal = "desktop-host"           # who `portcullis stdio` clients are
@@ -55,6 +64,12 @@ pub fn run(dir: Option<PathBuf>, force: bool) -> anyhow::Result<ExitCode> {
             tiers.display()
         );
     }
+    let pki = crate::cmd_ca::starter_pki(&dir, STARTER_TTL)?;
+    println!(
+        "wrote {} (dev CA), pki/gateway.pem (the gateway's SVID) and {} (an agent SVID, spiffe://example.org/agent/dev), valid 30 days",
+        pki.bundle.display(),
+        pki.agent_cert.display()
+    );
     let key = dir.join("keys/audit.key");
     if !key.exists() {
         crate::audit_open::generate(&key)?;
@@ -62,8 +77,12 @@ pub fn run(dir: Option<PathBuf>, force: bool) -> anyhow::Result<ExitCode> {
     }
     println!("wrote {}", path.display());
     println!(
-        "next: portcullis check-config --config {0}\n      portcullis run --config {0}",
-        path.display()
+        "next: portcullis check-config --config {0}\n      portcullis run --config {0}\n      \
+         portcullis connect https://127.0.0.1:8080/mcp --cert {1} --key {2} --ca {3}   (a desktop host's command)",
+        path.display(),
+        pki.agent_cert.display(),
+        pki.agent_key.display(),
+        pki.bundle.display()
     );
     Ok(ExitCode::SUCCESS)
 }

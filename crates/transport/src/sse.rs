@@ -66,7 +66,9 @@ impl Parser {
             }
             let line = String::from_utf8_lossy(&line).into_owned();
             if line.is_empty() {
-                if self.has_data {
+                // An empty data buffer dispatches nothing (a priming event that only
+                // carries an id or a retry delay).
+                if self.has_data && !self.current.data.is_empty() {
                     out.push(std::mem::take(&mut self.current));
                 }
                 self.current = Event::default();

@@ -1,8 +1,14 @@
 //! The command line: config validation with file/key/reason, exit codes,
-//! `init`, `demo`, and `--help` everywhere.
+//! `init` (and the walkthrough init → run → connect), `demo`, and `--help` everywhere.
 use std::process::Command;
 
-use portcullis_e2e::{bin, demo_server_entry, procs::write_config};
+use portcullis_e2e::{
+    bin,
+    clients::{self, Revision},
+    demo_server_entry,
+    procs::{GatewayProc, TempConfig, write_config},
+};
+use serde_json::json;
 
 fn portcullis(args: &[&str]) -> (i32, String, String) {
     let out = Command::new(bin("portcullis")).args(args).output().unwrap();
@@ -54,6 +60,48 @@ fn init_writes_a_config_that_validates_and_refuses_to_overwrite() {
     assert!(err.contains("already exists"), "{err}");
     let (code, _, _) = portcullis(&["init", d, "--force"]);
     assert_eq!(code, 0);
+}
+
+/// The README walkthrough: `init`, `run`, and a desktop host through `connect` with the
+/// agent SVID `init` issued — mutual TLS and the tier policies work out of the box.
+#[tokio::test]
+async fn init_then_run_then_connect_with_the_issued_svid() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, out, err) = portcullis(&["init", dir.path().to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}{err}");
+    let path = dir.path().join("portcullis.toml");
+    let text = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace("127.0.0.1:8080", "127.0.0.1:0");
+    std::fs::write(&path, text).unwrap();
+    let gw = GatewayProc::start_file(TempConfig { dir, path });
+    assert!(gw.url.starts_with("https://"), "{}", gw.url);
+    let pki = gw.config.dir.path().join("pki");
+    let (cert, key, ca) = (pki.join("agent.pem"), pki.join("agent.key"), pki.join("ca/ca.pem"));
+    let flags = [
+        "--cert",
+        cert.to_str().unwrap(),
+        "--key",
+        key.to_str().unwrap(),
+        "--ca",
+        ca.to_str().unwrap(),
+    ];
+    let (client, _) = clients::connect_bridge(&gw.url, &flags, Revision::Legacy).await;
+    let tools = clients::tool_names(&client).await;
+    assert!(tools.contains(&"search_docs".to_string()), "{tools:?}");
+    let mut params = rmcp::model::CallToolRequestParams::new("search_docs")
+        .with_arguments(json!({"query": "refund"}).as_object().unwrap().clone());
+    let mut meta = rmcp::model::RequestMetaObject::default();
+    meta.insert("io.portcullis/reason".into(), json!("a customer asked about refunds"));
+    rmcp::model::RequestParamsMeta::set_meta(&mut params, meta);
+    let found = client
+        .call_tool(params)
+        .await
+        .expect("a read call with a reason is allowed");
+    assert!(clients::text(&found).contains("handbook-001"));
+    let denied = clients::call(&client, "delete_record", json!({"record_id": "r1"})).await;
+    assert!(denied.is_err(), "a write without approval is denied");
+    client.cancel().await.unwrap();
 }
 
 #[test]
