@@ -197,7 +197,7 @@ mod tests {
             names(false),
             ["search_docs", "lookup_customer", "send_message", "delete_record"]
         );
-        assert_eq!(names(true).len(), 15);
+        assert_eq!(names(true).len(), 16);
         assert_eq!(DemoTool::find("echo", false), None);
         assert_eq!(DemoTool::find("echo", true), Some(DemoTool::Echo));
     }

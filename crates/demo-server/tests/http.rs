@@ -79,7 +79,13 @@ async fn both_lifecycles_work_over_http_with_either_loopback_host() {
         );
         let client = config.serve_with_lifecycle(transport, mode).await.unwrap();
         let tools = client.list_all_tools().await.unwrap();
-        assert_eq!(tools.len(), 15, "{host}");
+        assert_eq!(tools.len(), 16, "{host}");
+        let headers = client
+            .call_tool(CallToolRequestParams::new("http_headers"))
+            .await
+            .unwrap();
+        let headers = headers.structured_content.unwrap();
+        assert!(headers["host"].as_str().unwrap_or_default().starts_with(host), "{headers}");
         let args = json!({ "customer_id": "C-1002" }).as_object().unwrap().clone();
         let customer = client
             .call_tool(CallToolRequestParams::new("lookup_customer").with_arguments(args))
