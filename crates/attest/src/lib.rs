@@ -27,10 +27,12 @@
 
 pub mod ijson;
 pub mod keys;
+pub mod receipt;
 pub mod replay;
 pub mod request;
 
 pub use keys::{KeySet, key_id};
+pub use receipt::{Receipt, ReceiptError, ReceiptFacts, sign_receipt, verify_receipt};
 pub use replay::ReplayCache;
 pub use request::{
     CallError, CallTarget, META_KEY, SignedCall, SignedFields, VerifiedCall, Verifier, VerifierConfig, sign_call,
