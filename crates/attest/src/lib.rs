@@ -27,11 +27,16 @@
 
 pub mod ijson;
 pub mod keys;
+pub mod manifest;
 pub mod receipt;
 pub mod replay;
 pub mod request;
 
 pub use keys::{KeySet, key_id};
+pub use manifest::{
+    Drift, Manifest, ManifestError, PinnedManifest, SignedManifest, ToolPin, TransportPin, drift, file_sha256,
+    tool_definition_hash,
+};
 pub use receipt::{Receipt, ReceiptError, ReceiptFacts, sign_receipt, verify_receipt};
 pub use replay::ReplayCache;
 pub use request::{
