@@ -31,6 +31,7 @@ pub mod manifest;
 pub mod receipt;
 pub mod replay;
 pub mod request;
+pub mod scan;
 
 pub use keys::{KeySet, key_id};
 pub use manifest::{
@@ -43,3 +44,4 @@ pub use request::{
     CallError, CallTarget, META_KEY, SignedCall, SignedFields, VerifiedCall, Verifier, VerifierConfig, sign_call,
     sign_call_with_nonce,
 };
+pub use scan::{Finding, FindingKind, ScanConfig, scan_tool, scan_tool_with};
