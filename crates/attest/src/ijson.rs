@@ -13,10 +13,10 @@
 //! - Unicode noncharacters (U+FDD0..U+FDEF and U+xFFFE/U+xFFFF) are refused, as RFC 7493 §2.1
 //!   requires.
 //!
-//! Known gap: an integer literal too large for `u64` is parsed by `serde_json` into a double
-//! without error; after parsing it cannot be told apart from the same number written with an
-//! exponent. The signature still covers the canonical (double) form, so signer and gateway
-//! agree; only an upstream reading the raw literal with big integers could differ.
+//! An integer literal too large for `u64` is parsed by `serde_json` into a double without
+//! error; after parsing it cannot be told apart from the same number written with an exponent.
+//! [`check_text`] closes that gap on the raw bytes: run it on every signed message before (or
+//! after) `parse_strict`. Exponent and fraction spellings are accepted, since they say "double".
 use serde_json::Value;
 
 /// The largest integer magnitude I-JSON guarantees to be exact (2^53 − 1).
@@ -27,6 +27,8 @@ pub const MAX_SAFE_INTEGER: u64 = (1 << 53) - 1;
 pub enum IJsonError {
     #[error("the integer at `{pointer}` is beyond ±2^53-1 and not exact in I-JSON; send it as a string")]
     UnsafeInteger { pointer: String },
+    #[error("the integer literal at byte {offset} is beyond ±2^53-1 and not exact in I-JSON; send it as a string")]
+    UnsafeIntegerLiteral { offset: usize },
     #[error("the string at `{pointer}` contains the Unicode noncharacter U+{code:04X}; remove it")]
     Noncharacter { pointer: String, code: u32 },
 }
@@ -35,6 +37,43 @@ pub enum IJsonError {
 pub fn check(value: &Value) -> Result<(), IJsonError> {
     let mut pointer = String::new();
     walk(value, &mut pointer)
+}
+
+/// Checks the raw JSON text of a message for integer literals (no fraction, no exponent)
+/// beyond ±(2^53 − 1), which a parsed value can no longer reveal. Assumes `text` is JSON that
+/// the strict parser accepts (or will reject anyway); it only tokenises strings and numbers.
+pub fn check_text(text: &[u8]) -> Result<(), IJsonError> {
+    let mut i = 0;
+    while i < text.len() {
+        match text[i] {
+            b'"' => {
+                i += 1;
+                while i < text.len() && text[i] != b'"' {
+                    i += if text[i] == b'\\' { 2 } else { 1 };
+                }
+                i += 1;
+            }
+            b'-' | b'0'..=b'9' => {
+                let start = i;
+                while i < text.len() && matches!(text[i], b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9') {
+                    i += 1;
+                }
+                let token = &text[start..i];
+                let digits = token.strip_prefix(b"-").unwrap_or(token);
+                let integer = digits.iter().all(u8::is_ascii_digit);
+                let too_big = digits.len() > 16
+                    || std::str::from_utf8(digits)
+                        .ok()
+                        .and_then(|d| d.parse::<u64>().ok())
+                        .is_some_and(|n| n > MAX_SAFE_INTEGER);
+                if integer && too_big {
+                    return Err(IJsonError::UnsafeIntegerLiteral { offset: start });
+                }
+            }
+            _ => i += 1,
+        }
+    }
+    Ok(())
 }
 
 fn walk(value: &Value, pointer: &mut String) -> Result<(), IJsonError> {
@@ -132,6 +171,28 @@ mod tests {
             Err(IJsonError::Noncharacter { code: 0x10FFFE, .. })
         ));
         assert_eq!(check(&json!({"k": "\u{1F600} \u{FFFD} \u{FEFF}"})), Ok(()));
+    }
+
+    #[test]
+    fn raw_text_check_finds_integer_literals_the_parser_turned_into_doubles() {
+        let huge = br#"{"a":"12345678901234567890123","b":[1,-9007199254740991,1e300,1.5e22,123456789012345678901.5]}"#;
+        assert_eq!(check_text(huge), Ok(()));
+        let cases: &[(&[u8], usize)] = &[
+            (br#"{"a":12345678901234567890123}"#, 5),
+            (br#"[1, -9007199254740992]"#, 4),
+            (br#"{"k\"":9007199254740993}"#, 7),
+        ];
+        for (text, offset) in cases {
+            assert_eq!(
+                check_text(text),
+                Err(IJsonError::UnsafeIntegerLiteral { offset: *offset }),
+                "{}",
+                String::from_utf8_lossy(text)
+            );
+        }
+        // Why the raw check exists: after parsing, the literal is an innocent-looking double.
+        let parsed = parse_strict(br#"{"a":12345678901234567890123}"#, Limits::default()).unwrap();
+        assert_eq!(check(&parsed), Ok(()));
     }
 
     /// The strict parser is the only way signed JSON enters the gateway; pin that it refuses

@@ -44,7 +44,9 @@
 //!
 //! The verifier expects values that came through `portcullis_mcp::parse_strict` (no duplicate
 //! keys, no lone surrogates, bounded depth); it canonicalises the parsed value, never the raw
-//! bytes, so key order and number spelling do not matter.
+//! bytes, so key order and number spelling do not matter. The caller should also run
+//! [`crate::ijson::check_text`] on the raw message: an integer literal beyond `u64` becomes a
+//! double in parsing, and only the raw text still shows it.
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
