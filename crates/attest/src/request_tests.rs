@@ -200,7 +200,7 @@ fn time_checks_use_skew_for_iat_and_none_for_exp() {
 }
 
 #[test]
-fn replay_within_window_is_refused_and_expired_replay_is_expired() {
+fn t13_replay_within_window_is_refused_and_expired_replay_is_expired() {
     let v = verifier();
     let params = signed_params(json!({"q": "x"}), NONCE);
     verify(&v, &params).unwrap();
@@ -294,4 +294,28 @@ fn errors_do_not_echo_signatures_or_arguments() {
 fn verifier_is_send_and_sync() {
     fn assert_send_sync<T: Send + Sync>() {}
     assert_send_sync::<Verifier>();
+}
+
+#[test]
+fn t13_concurrent_replays_let_exactly_one_call_through() {
+    let v = verifier();
+    let params = signed_params(json!({"q": "race"}), NONCE);
+    let successes = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..8).map(|_| scope.spawn(|| verify(&v, &params).is_ok())).collect();
+        handles.into_iter().map(|h| h.join().unwrap()).filter(|ok| *ok).count()
+    });
+    assert_eq!(successes, 1);
+}
+
+#[test]
+fn signature_for_another_audience_fails_even_with_our_audience_claimed() {
+    let args = json!({"path": "/tmp/x"});
+    let other = CallTarget {
+        audience: "https://other.example/mcp",
+        ..target()
+    };
+    let entry = sign_call_with_nonce(&host_key(), "host-1", other, &args, NONCE, NOW, 60).unwrap();
+    let params = json!({"arguments": args, "_meta": {META_KEY: entry}});
+    let forged = with_entry(params, "aud", json!(AUD));
+    assert!(matches!(verify(&verifier(), &forged), Err(CallError::BadSignature)));
 }
