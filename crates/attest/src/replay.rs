@@ -8,6 +8,9 @@
 //! The cache is bounded. When it is full of unexpired entries it refuses new signatures
 //! rather than evicting one (eviction would reopen a replay window): it fails closed. Size it
 //! for the peak call rate times the longest allowed validity window.
+//!
+//! The cache lives in memory and is empty after a restart; the verifier's
+//! `issued_not_before` (set to the start time) refuses signatures from before it.
 use std::collections::{BTreeSet, HashMap};
 
 /// Why a nonce was not recorded.

@@ -147,6 +147,8 @@ pub enum CallError {
         "the signature is issued at {iat}, more than {skew} s after the gateway's time {now}; check the host's clock"
     )]
     IssuedInFuture { iat: u64, now: u64, skew: u64 },
+    #[error("the signature was issued at {iat}, before the gateway started at {start}; sign the call again")]
+    IssuedBeforeStart { iat: u64, start: u64 },
     #[error("the signature expired at {exp} (gateway time {now}); sign the call again")]
     Expired { exp: u64, now: u64 },
     #[error("the signature's validity window ({iat} to {exp}) is empty or longer than {max} s; use a shorter lifetime")]
@@ -237,16 +239,21 @@ pub struct VerifierConfig {
     pub max_window_secs: u64,
     /// Most unexpired (kid, nonce) pairs remembered; beyond this new calls are refused.
     pub replay_capacity: usize,
+    /// Signatures issued before this Unix time are refused. The replay cache lives in memory,
+    /// so set this to the gateway's start time: a signature seen before a restart then cannot
+    /// be replayed after it. 0 (the default) disables the check.
+    pub issued_not_before: u64,
 }
 
 impl VerifierConfig {
-    /// Defaults: 30 s skew, 5 min window, 100 000 remembered nonces.
+    /// Defaults: 30 s skew, 5 min window, 100 000 remembered nonces, no start-time check.
     pub fn new(audience: impl Into<String>) -> Self {
         Self {
             audience: audience.into(),
             max_skew_secs: 30,
             max_window_secs: 300,
             replay_capacity: 100_000,
+            issued_not_before: 0,
         }
     }
 }
@@ -387,6 +394,10 @@ impl Verifier {
         }
         if now >= exp {
             return Err(CallError::Expired { exp, now });
+        }
+        let start = self.config.issued_not_before;
+        if iat < start {
+            return Err(CallError::IssuedBeforeStart { iat, start });
         }
         Ok(())
     }

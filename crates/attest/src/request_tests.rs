@@ -319,3 +319,25 @@ fn signature_for_another_audience_fails_even_with_our_audience_claimed() {
     let forged = with_entry(params, "aud", json!(AUD));
     assert!(matches!(verify(&verifier(), &forged), Err(CallError::BadSignature)));
 }
+
+#[test]
+fn t13_signatures_from_before_a_restart_are_refused() {
+    // The replay cache is in memory; after a restart it is empty, so the start time fences
+    // off every signature the previous process may already have accepted.
+    let params = signed_params(json!({}), NONCE);
+    let mut config = VerifierConfig::new(AUD);
+    config.issued_not_before = NOW + 1;
+    let mut restarted = Verifier::new(config);
+    restarted
+        .register("host-1", alice(), host_key().verifying_key())
+        .unwrap();
+    let e = verify(&restarted, &params);
+    assert!(matches!(e, Err(CallError::IssuedBeforeStart { .. })), "{e:?}");
+    let mut config = VerifierConfig::new(AUD);
+    config.issued_not_before = NOW;
+    let mut same_second = Verifier::new(config);
+    same_second
+        .register("host-1", alice(), host_key().verifying_key())
+        .unwrap();
+    verify(&same_second, &params).unwrap();
+}
