@@ -1,0 +1,50 @@
+//! Attestation for Portcullis (PRODUCT.md pillar 3; THREATS.md T7, T8, T13, T19, T20).
+//!
+//! Where this crate sits in the request flow:
+//!
+//! ```text
+//! client ──▶ identify ──▶ attest ──▶ classify ──▶ … ──▶ forward ──▶ filter ──▶ record ──▶ client
+//!                          │           │                                        │
+//!                          request.rs  manifest.rs + scan.rs                    receipt.rs
+//! ```
+//!
+//! - [`request`]: the host signs each `tools/call` (Ed25519 over RFC 8785 bytes); the gateway
+//!   verifies strictly and refuses replays within the validity window.
+//! - [`manifest`]: the operator signs a per-server manifest pinning the transport (argv and
+//!   executable hash, or URL and SPIFFE ID) and each tool's tier and definition hash; drift
+//!   between the manifest and what the server lists is reported (rug pulls, T8).
+//! - [`scan`]: tool definitions are scanned for hidden instructions, control and invisible
+//!   characters and excessive size before anything reaches a client (T7).
+//! - [`receipt`]: the gateway signs the result together with the request hash, decision id
+//!   and audit index, so anyone can verify it offline.
+//! - [`keys`]: key ids and the set of trusted keys by id (rotation, T20); [`keyfile`] reads
+//!   key files in the audit log's format.
+//! - [`ijson`]: the I-JSON checks (RFC 7493) every signed value passes before its canonical
+//!   bytes are trusted (T13).
+//!
+//! This crate is a stage crate: it depends on `core` and `mcp` only, does no network I/O,
+//! and knows nothing of the pipeline order; `gateway` calls it.
+#![forbid(unsafe_code)]
+
+pub mod ijson;
+pub mod keyfile;
+pub mod keys;
+pub mod manifest;
+pub mod receipt;
+pub mod replay;
+pub mod request;
+pub mod scan;
+
+pub use keyfile::{KeyFileError, load_signing_key, load_verifying_key};
+pub use keys::{KeySet, key_id};
+pub use manifest::{
+    Drift, Manifest, ManifestError, PinnedManifest, SignedManifest, ToolPin, TransportPin, drift, file_sha256,
+    tool_definition_hash,
+};
+pub use receipt::{Receipt, ReceiptError, ReceiptFacts, sign_receipt, verify_receipt};
+pub use replay::ReplayCache;
+pub use request::{
+    CallError, CallTarget, META_KEY, SignedCall, SignedFields, VerifiedCall, Verifier, VerifierConfig, sign_call,
+    sign_call_with_nonce,
+};
+pub use scan::{Finding, FindingKind, ScanConfig, scan_tool, scan_tool_with};

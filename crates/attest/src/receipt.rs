@@ -1,0 +1,293 @@
+//! Result receipts: the `filter` stage's result signature (PRODUCT.md pillar 3).
+//!
+//! After the audit record is durable, the gateway signs a receipt binding the request, the
+//! result it releases, the policy decision and the audit log index, and returns it in the
+//! result's `_meta`. Anyone holding the gateway's public keys can verify it offline.
+//!
+//! # Exactly what is signed
+//!
+//! The Ed25519 signature covers the RFC 8785 canonical bytes of:
+//!
+//! ```json
+//! {"auditIndex":<u64>,"decisionId":"…","kid":"…","requestHash":"<hex>","resultHash":"<hex>","time":<unix s>}
+//! ```
+//!
+//! `requestHash` and `resultHash` are lowercase hex SHA-256 of the RFC 8785 form of the request
+//! and result values (which values exactly — the whole JSON-RPC message or its `params` and
+//! `result` — is the gateway's choice; the verifier must hash the same ones). The `kid` is
+//! signed too, so a receipt cannot be re-attributed to another key. A [`Receipt`] serialises as
+//! that object plus `"sig"` (base64url, no padding).
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
+use ed25519_dalek::{Signer, SigningKey};
+use portcullis_mcp::canonical::{canonical_bytes, canonical_sha256};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::ijson::{self, IJsonError, MAX_SAFE_INTEGER};
+use crate::keys::{self, KeyError, KeySet};
+use crate::request;
+
+/// A signed statement that the gateway released `result` for `request` under a decision.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Receipt {
+    pub request_hash: String,
+    pub result_hash: String,
+    pub decision_id: String,
+    pub audit_index: u64,
+    pub time: u64,
+    pub kid: String,
+    pub sig: String,
+}
+
+/// Why a receipt could not be made or did not verify.
+#[derive(Debug, thiserror::Error)]
+pub enum ReceiptError {
+    #[error("the receipt's request hash does not match the request; it belongs to another call")]
+    RequestMismatch,
+    #[error("the receipt's result hash does not match the result; the result was altered")]
+    ResultMismatch,
+    #[error(
+        "the receipt was signed with key `{kid}`, which is not trusted; add the gateway's public key (or it was revoked)"
+    )]
+    UnknownKey { kid: String },
+    #[error("the receipt signature is malformed: {problem}")]
+    Malformed { problem: String },
+    #[error("the receipt signature does not verify; the receipt was altered or forged")]
+    BadSignature,
+    #[error("the audit index or time is beyond 2^53-1 and cannot be signed exactly")]
+    OutOfRange,
+    #[error("the request or result is not I-JSON: {0}")]
+    NotIJson(#[from] IJsonError),
+    #[error("cannot sign: {0}")]
+    Key(#[from] KeyError),
+}
+
+/// What a receipt binds together (everything but the key and signature).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ReceiptFacts<'a> {
+    pub request: &'a Value,
+    pub result: &'a Value,
+    pub decision_id: &'a str,
+    pub audit_index: u64,
+    pub time: u64,
+}
+
+/// Signs a receipt for `facts` with the gateway key `key`, named `kid`.
+pub fn sign_receipt(key: &SigningKey, kid: &str, facts: ReceiptFacts<'_>) -> Result<Receipt, ReceiptError> {
+    keys::check_kid(kid)?;
+    if facts.audit_index > MAX_SAFE_INTEGER || facts.time > MAX_SAFE_INTEGER {
+        return Err(ReceiptError::OutOfRange);
+    }
+    ijson::check(facts.request)?;
+    ijson::check(facts.result)?;
+    let mut receipt = Receipt {
+        request_hash: hex::encode(canonical_sha256(facts.request)),
+        result_hash: hex::encode(canonical_sha256(facts.result)),
+        decision_id: facts.decision_id.to_owned(),
+        audit_index: facts.audit_index,
+        time: facts.time,
+        kid: kid.to_owned(),
+        sig: String::new(),
+    };
+    receipt.sig = B64URL.encode(key.sign(&receipt.signed_bytes()).to_bytes());
+    Ok(receipt)
+}
+
+/// Verifies `receipt` for `result` and `request` against the trusted gateway keys.
+pub fn verify_receipt(
+    receipt: &Receipt,
+    result: &Value,
+    request: &Value,
+    trusted: &KeySet,
+) -> Result<(), ReceiptError> {
+    if receipt.request_hash != hex::encode(canonical_sha256(request)) {
+        return Err(ReceiptError::RequestMismatch);
+    }
+    if receipt.result_hash != hex::encode(canonical_sha256(result)) {
+        return Err(ReceiptError::ResultMismatch);
+    }
+    if receipt.audit_index > MAX_SAFE_INTEGER || receipt.time > MAX_SAFE_INTEGER {
+        return Err(ReceiptError::OutOfRange);
+    }
+    let key = trusted.get(&receipt.kid).ok_or_else(|| ReceiptError::UnknownKey {
+        kid: receipt.kid.clone(),
+    })?;
+    let sig =
+        request::decode_signature(&receipt.sig).map_err(|e| ReceiptError::Malformed { problem: e.to_string() })?;
+    key.verify_strict(&receipt.signed_bytes(), &sig)
+        .map_err(|_| ReceiptError::BadSignature)
+}
+
+impl Receipt {
+    /// The RFC 8785 bytes the signature covers (every field but `sig`).
+    pub fn signed_bytes(&self) -> Vec<u8> {
+        canonical_bytes(&serde_json::json!({
+            "requestHash": self.request_hash,
+            "resultHash": self.result_hash,
+            "decisionId": self.decision_id,
+            "auditIndex": self.audit_index,
+            "time": self.time,
+            "kid": self.kid,
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn gateway_key(seed: u8) -> SigningKey {
+        SigningKey::from_bytes(&[seed; 32])
+    }
+
+    fn request() -> Value {
+        json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "files__read_file", "arguments": {"path": "/tmp/x"}}})
+    }
+
+    fn result() -> Value {
+        json!({"content": [{"type": "text", "text": "hello"}], "isError": false})
+    }
+
+    fn facts<'a>(request: &'a Value, result: &'a Value) -> ReceiptFacts<'a> {
+        ReceiptFacts {
+            request,
+            result,
+            decision_id: "dec-42",
+            audit_index: 17,
+            time: 1_767_225_600,
+        }
+    }
+
+    fn trusted(keys: &[(&str, u8)]) -> KeySet {
+        let mut set = KeySet::new();
+        for (kid, seed) in keys {
+            set.insert(kid, gateway_key(*seed).verifying_key()).unwrap();
+        }
+        set
+    }
+
+    #[test]
+    fn receipt_round_trips_through_json_and_verifies() {
+        let (req, res) = (request(), result());
+        let receipt = sign_receipt(&gateway_key(1), "gw-1", facts(&req, &res)).unwrap();
+        let text = serde_json::to_string(&receipt).unwrap();
+        assert!(
+            text.contains(r#""auditIndex":17"#) && text.contains(r#""decisionId":"dec-42""#),
+            "{text}"
+        );
+        let back: Receipt = serde_json::from_str(&text).unwrap();
+        verify_receipt(&back, &res, &req, &trusted(&[("gw-1", 1)])).unwrap();
+        let signed = String::from_utf8(receipt.signed_bytes()).unwrap();
+        assert!(signed.starts_with(r#"{"auditIndex":17,"decisionId":"dec-42","kid":"gw-1","requestHash":""#));
+    }
+
+    #[test]
+    fn rotated_out_keys_still_verify_old_receipts_until_revoked() {
+        let (req, res) = (request(), result());
+        let old = sign_receipt(&gateway_key(1), "gw-2025", facts(&req, &res)).unwrap();
+        let new = sign_receipt(&gateway_key(2), "gw-2026", facts(&req, &res)).unwrap();
+        let mut keys = trusted(&[("gw-2025", 1), ("gw-2026", 2)]);
+        verify_receipt(&old, &res, &req, &keys).unwrap();
+        verify_receipt(&new, &res, &req, &keys).unwrap();
+        assert!(keys.revoke("gw-2025"));
+        assert!(matches!(
+            verify_receipt(&old, &res, &req, &keys),
+            Err(ReceiptError::UnknownKey { .. })
+        ));
+    }
+
+    #[test]
+    fn refusals() {
+        let (req, res) = (request(), result());
+        let keys = trusted(&[("gw-1", 1), ("gw-x", 3)]);
+        let good = sign_receipt(&gateway_key(1), "gw-1", facts(&req, &res)).unwrap();
+        let other_res = json!({"content": [{"type": "text", "text": "HELLO"}], "isError": false});
+        let other_req = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call"});
+        assert!(matches!(
+            verify_receipt(&good, &other_res, &req, &keys),
+            Err(ReceiptError::ResultMismatch)
+        ));
+        assert!(matches!(
+            verify_receipt(&good, &res, &other_req, &keys),
+            Err(ReceiptError::RequestMismatch)
+        ));
+        let edits: Vec<(&str, Receipt)> = vec![
+            (
+                "index",
+                Receipt {
+                    audit_index: 18,
+                    ..good.clone()
+                },
+            ),
+            (
+                "decision",
+                Receipt {
+                    decision_id: "dec-43".into(),
+                    ..good.clone()
+                },
+            ),
+            (
+                "time",
+                Receipt {
+                    time: good.time + 1,
+                    ..good.clone()
+                },
+            ),
+            (
+                "re-attributed kid",
+                Receipt {
+                    kid: "gw-x".into(),
+                    ..good.clone()
+                },
+            ),
+        ];
+        for (name, receipt) in edits {
+            let e = verify_receipt(&receipt, &res, &req, &keys);
+            assert!(matches!(e, Err(ReceiptError::BadSignature)), "{name}: {e:?}");
+        }
+        let unknown = Receipt {
+            kid: "gw-9".into(),
+            ..good.clone()
+        };
+        assert!(matches!(
+            verify_receipt(&unknown, &res, &req, &keys),
+            Err(ReceiptError::UnknownKey { .. })
+        ));
+        let padded = Receipt {
+            sig: format!("{}==", good.sig),
+            ..good.clone()
+        };
+        assert!(matches!(
+            verify_receipt(&padded, &res, &req, &keys),
+            Err(ReceiptError::Malformed { .. })
+        ));
+        let huge = ReceiptFacts {
+            audit_index: 1 << 53,
+            ..facts(&req, &res)
+        };
+        assert!(matches!(
+            sign_receipt(&gateway_key(1), "gw-1", huge),
+            Err(ReceiptError::OutOfRange)
+        ));
+    }
+
+    #[test]
+    fn receipt_json_refuses_unknown_fields() {
+        let (req, res) = (request(), result());
+        let mut v = serde_json::to_value(sign_receipt(&gateway_key(1), "gw-1", facts(&req, &res)).unwrap()).unwrap();
+        v["extra"] = json!(1);
+        assert!(serde_json::from_value::<Receipt>(v).is_err());
+    }
+
+    #[test]
+    fn hashes_ignore_key_order() {
+        let req: Value = serde_json::from_str(r#"{"b":1,"a":2}"#).unwrap();
+        let reordered: Value = serde_json::from_str(r#"{"a":2,"b":1.0}"#).unwrap();
+        let res = result();
+        let receipt = sign_receipt(&gateway_key(1), "gw-1", facts(&req, &res)).unwrap();
+        verify_receipt(&receipt, &res, &reordered, &trusted(&[("gw-1", 1)])).unwrap();
+    }
+}

@@ -1,0 +1,432 @@
+//! Host-signed calls: the `attest` stage of the pipeline (PRODUCT.md pillar 3, THREATS.md T13).
+//!
+//! The host signs every `tools/call` it sends; the gateway verifies the signature right after
+//! identifying the caller and before anything else looks at the call, and refuses a call whose
+//! signature is missing, malformed, expired, replayed, made for another gateway, server or
+//! tool, or made with a key that belongs to someone else.
+//!
+//! # Exactly what is signed
+//!
+//! The Ed25519 signature (RFC 8032, verified with `verify_strict`) covers the RFC 8785
+//! canonical bytes of this object:
+//!
+//! ```json
+//! {"arguments":{…},"aud":"<gateway audience>","exp":<unix s>,"iat":<unix s>,"nonce":"<nonce>","server":"<server>","tool":"<tool>"}
+//! ```
+//!
+//! - `aud`: the gateway's audience string (its resource URI), so a signature made for one
+//!   gateway is useless at another.
+//! - `server`, `tool`: the upstream server name and the tool name *on that server*, as the
+//!   gateway resolves them (not a namespaced alias).
+//! - `arguments`: the call's `params.arguments` object; an absent `arguments` is signed as `{}`.
+//!   It must be I-JSON ([`crate::ijson`]).
+//! - `nonce`: 16–128 characters from the base64url alphabet `[A-Za-z0-9_-]`, fresh per call.
+//! - `iat`, `exp`: issued-at and expiry, integer Unix seconds; `exp - iat` is at most the
+//!   verifier's maximum window (default 5 minutes).
+//!
+//! RFC 8785 sorts the keys, so the signed bytes start `{"arguments":` and the remaining keys
+//! follow in the order shown. [`SignedFields::to_bytes`] produces them.
+//!
+//! # Where the signature travels
+//!
+//! In the request's `params._meta`, under [`META_KEY`]:
+//!
+//! ```json
+//! "_meta": {"io.portcullis/signature": {
+//!     "kid": "<host key id>", "sig": "<base64url, no padding, 64 bytes>",
+//!     "aud": "…", "server": "…", "tool": "…", "nonce": "…", "iat": 1767225600, "exp": 1767225660}}
+//! ```
+//!
+//! `aud`, `server` and `tool` are repeated only so that a mismatch gets a precise error. The
+//! gateway never trusts them: it rebuilds the signed object from its own audience and its own
+//! resolution of server and tool, so a signature for anything else fails regardless. Unknown
+//! fields in the entry are refused.
+//!
+//! The verifier expects values that came through `portcullis_mcp::parse_strict` (no duplicate
+//! keys, no lone surrogates, bounded depth); it canonicalises the parsed value, never the raw
+//! bytes, so key order and number spelling do not matter. The caller should also run
+//! [`crate::ijson::check_text`] on the raw message: an integer literal beyond `u64` becomes a
+//! double in parsing, and only the raw text still shows it.
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
+use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
+use portcullis_core::Principal;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::ijson::{self, IJsonError, MAX_SAFE_INTEGER};
+use crate::keys::{self, KeyError};
+use crate::replay::{ReplayCache, ReplayError};
+
+/// The `_meta` key that carries the call signature.
+pub const META_KEY: &str = "io.portcullis/signature";
+/// Shortest accepted nonce, in characters.
+pub const NONCE_MIN: usize = 16;
+/// Longest accepted nonce, in characters.
+pub const NONCE_MAX: usize = 128;
+
+/// The signature entry in `params._meta[META_KEY]` (see the module docs for its exact shape).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignedCall {
+    pub kid: String,
+    pub sig: String,
+    pub aud: String,
+    pub server: String,
+    pub tool: String,
+    pub nonce: String,
+    pub iat: u64,
+    pub exp: u64,
+}
+
+/// Who a call is addressed to: the gateway's audience and the upstream server and tool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CallTarget<'a> {
+    pub audience: &'a str,
+    pub server: &'a str,
+    pub tool: &'a str,
+}
+
+/// The fields covered by a call signature; [`SignedFields::to_bytes`] gives the signed bytes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SignedFields<'a> {
+    pub target: CallTarget<'a>,
+    pub arguments: &'a Value,
+    pub nonce: &'a str,
+    pub iat: u64,
+    pub exp: u64,
+}
+
+impl SignedFields<'_> {
+    /// The RFC 8785 canonical bytes the signature covers.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let object = json!({
+            "aud": self.target.audience,
+            "server": self.target.server,
+            "tool": self.target.tool,
+            "arguments": self.arguments,
+            "nonce": self.nonce,
+            "iat": self.iat,
+            "exp": self.exp,
+        });
+        portcullis_mcp::canonical::canonical_bytes(&object)
+    }
+}
+
+/// Why a call's signature was refused (or could not be made).
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    #[error("the call carries no `_meta.\"{META_KEY}\"` signature; the host must sign every call")]
+    Unsigned,
+    #[error("the call signature entry is malformed: {problem}; see the attest request format")]
+    Malformed { problem: String },
+    #[error("the call was signed with unknown key `{kid}`; register the host's public key with the gateway")]
+    UnknownKey { kid: String },
+    #[error("key `{kid}` is registered for a different principal; each host must sign with its own key")]
+    WrongPrincipal { kid: String },
+    #[error(
+        "the call was signed for audience `{got}`, not this gateway (`{expected}`); configure the host with the gateway's audience"
+    )]
+    WrongAudience { expected: String, got: String },
+    #[error(
+        "the call was signed for `{got_server}`/`{got_tool}` but calls `{server}`/`{tool}`; sign the call actually sent"
+    )]
+    WrongTarget {
+        server: String,
+        tool: String,
+        got_server: String,
+        got_tool: String,
+    },
+    #[error("the nonce must be {NONCE_MIN}-{NONCE_MAX} characters from [A-Za-z0-9_-]; generate a fresh random nonce")]
+    BadNonce,
+    #[error(
+        "the signature is issued at {iat}, more than {skew} s after the gateway's time {now}; check the host's clock"
+    )]
+    IssuedInFuture { iat: u64, now: u64, skew: u64 },
+    #[error("the signature was issued at {iat}, before the gateway started at {start}; sign the call again")]
+    IssuedBeforeStart { iat: u64, start: u64 },
+    #[error("the signature expired at {exp} (gateway time {now}); sign the call again")]
+    Expired { exp: u64, now: u64 },
+    #[error("the signature's validity window ({iat} to {exp}) is empty or longer than {max} s; use a shorter lifetime")]
+    BadWindow { iat: u64, exp: u64, max: u64 },
+    #[error("the call arguments must be a JSON object")]
+    ArgumentsNotObject,
+    #[error("the call arguments are not I-JSON: {0}")]
+    NotIJson(#[from] IJsonError),
+    #[error(
+        "the signature does not match the call (altered arguments, other target, or wrong key); re-sign the exact call"
+    )]
+    BadSignature,
+    #[error(transparent)]
+    Replay(#[from] ReplayError),
+    #[error("the replay cache is unavailable after an internal failure; calls are refused until the gateway restarts")]
+    ReplayUnavailable,
+    #[error("cannot sign: {0}")]
+    Key(#[from] KeyError),
+    #[error("cannot sign: the lifetime must be 1 s or more and end before 2^53 s")]
+    BadLifetime,
+    #[error("the operating system's random number generator failed: {0}; retry")]
+    Random(String),
+}
+
+/// Signs a call for a host: returns the value to put in `params._meta[META_KEY]`.
+///
+/// The nonce is 24 random bytes, base64url-encoded; `iat = now`, `exp = now + ttl`.
+pub fn sign_call(
+    key: &SigningKey,
+    kid: &str,
+    target: CallTarget<'_>,
+    arguments: &Value,
+    now: u64,
+    ttl: u64,
+) -> Result<Value, CallError> {
+    let mut raw = [0u8; 24];
+    getrandom::fill(&mut raw).map_err(|e| CallError::Random(e.to_string()))?;
+    sign_call_with_nonce(key, kid, target, arguments, &B64URL.encode(raw), now, ttl)
+}
+
+/// [`sign_call`] with a caller-chosen nonce (hosts with their own nonce source; tests).
+pub fn sign_call_with_nonce(
+    key: &SigningKey,
+    kid: &str,
+    target: CallTarget<'_>,
+    arguments: &Value,
+    nonce: &str,
+    now: u64,
+    ttl: u64,
+) -> Result<Value, CallError> {
+    keys::check_kid(kid)?;
+    check_nonce(nonce)?;
+    let exp = now.checked_add(ttl).filter(|&e| ttl > 0 && e <= MAX_SAFE_INTEGER);
+    let exp = exp.ok_or(CallError::BadLifetime)?;
+    if !arguments.is_object() {
+        return Err(CallError::ArgumentsNotObject);
+    }
+    ijson::check(arguments)?;
+    let fields = SignedFields {
+        target,
+        arguments,
+        nonce,
+        iat: now,
+        exp,
+    };
+    let sig = key.sign(&fields.to_bytes());
+    let entry = SignedCall {
+        kid: kid.to_owned(),
+        sig: B64URL.encode(sig.to_bytes()),
+        aud: target.audience.to_owned(),
+        server: target.server.to_owned(),
+        tool: target.tool.to_owned(),
+        nonce: nonce.to_owned(),
+        iat: now,
+        exp,
+    };
+    serde_json::to_value(entry).map_err(|e| CallError::Malformed { problem: e.to_string() })
+}
+
+/// Verification settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifierConfig {
+    /// This gateway's audience string; signatures for any other audience are refused.
+    pub audience: String,
+    /// How far `iat` may lie in the future (host clock ahead of the gateway), in seconds.
+    pub max_skew_secs: u64,
+    /// Longest accepted `exp - iat`, in seconds.
+    pub max_window_secs: u64,
+    /// Most unexpired (kid, nonce) pairs remembered; beyond this new calls are refused.
+    pub replay_capacity: usize,
+    /// Signatures issued before this Unix time are refused. The replay cache lives in memory,
+    /// so set this to the gateway's start time: a signature seen before a restart then cannot
+    /// be replayed after it. 0 (the default) disables the check.
+    pub issued_not_before: u64,
+}
+
+impl VerifierConfig {
+    /// Defaults: 30 s skew, 5 min window, 100 000 remembered nonces, no start-time check.
+    pub fn new(audience: impl Into<String>) -> Self {
+        Self {
+            audience: audience.into(),
+            max_skew_secs: 30,
+            max_window_secs: 300,
+            replay_capacity: 100_000,
+            issued_not_before: 0,
+        }
+    }
+}
+
+/// What a successful verification established.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedCall {
+    /// The host key that signed the call.
+    pub kid: String,
+    pub nonce: String,
+    pub iat: u64,
+    pub exp: u64,
+    /// Hex SHA-256 of the signed bytes (for the audit record).
+    pub signed_sha256: String,
+}
+
+/// Verifies host call signatures against registered host keys, with a replay cache.
+///
+/// `Send + Sync`: `verify` takes `&self`; the replay cache sits behind a mutex.
+#[derive(Debug)]
+pub struct Verifier {
+    config: VerifierConfig,
+    hosts: BTreeMap<String, (Principal, VerifyingKey)>,
+    replay: Mutex<ReplayCache>,
+}
+
+impl Verifier {
+    pub fn new(config: VerifierConfig) -> Self {
+        let replay = Mutex::new(ReplayCache::new(config.replay_capacity));
+        Self {
+            config,
+            hosts: BTreeMap::new(),
+            replay,
+        }
+    }
+
+    /// Registers a host key for `principal`. If the principal names no user, the key is good
+    /// for every user of that workload; otherwise only for that user. Weak keys and a second
+    /// registration of one key id are refused.
+    pub fn register(&mut self, kid: &str, principal: Principal, key: VerifyingKey) -> Result<(), KeyError> {
+        keys::check_kid(kid)?;
+        keys::check_not_weak(kid, &key)?;
+        if self.hosts.contains_key(kid) {
+            return Err(KeyError::Conflict { kid: kid.to_owned() });
+        }
+        self.hosts.insert(kid.to_owned(), (principal, key));
+        Ok(())
+    }
+
+    /// Revokes a host key: its signatures are refused from now on.
+    pub fn revoke(&mut self, kid: &str) -> bool {
+        self.hosts.remove(kid).is_some()
+    }
+
+    /// Verifies the signature on a `tools/call` whose `params` are given, sent by `caller`, that
+    /// the gateway resolved to `server`/`tool`, at Unix time `now`. On success the nonce is
+    /// recorded, so the same signature is refused next time.
+    pub fn verify(
+        &self,
+        caller: &Principal,
+        server: &str,
+        tool: &str,
+        params: &Value,
+        now: u64,
+    ) -> Result<VerifiedCall, CallError> {
+        let entry = params
+            .get("_meta")
+            .and_then(|meta| meta.get(META_KEY))
+            .ok_or(CallError::Unsigned)?;
+        let call: SignedCall =
+            serde_json::from_value(entry.clone()).map_err(|e| CallError::Malformed { problem: e.to_string() })?;
+        let (owner, key) = self
+            .hosts
+            .get(&call.kid)
+            .ok_or_else(|| CallError::UnknownKey { kid: call.kid.clone() })?;
+        if !principal_matches(owner, caller) {
+            return Err(CallError::WrongPrincipal { kid: call.kid });
+        }
+        self.check_claims(&call, server, tool, now)?;
+        let empty = Value::Object(Map::new());
+        let arguments = match params.get("arguments") {
+            None => &empty,
+            Some(v) if v.is_object() => v,
+            Some(_) => return Err(CallError::ArgumentsNotObject),
+        };
+        ijson::check(arguments)?;
+        let sig = decode_signature(&call.sig)?;
+        let target = CallTarget {
+            audience: &self.config.audience,
+            server,
+            tool,
+        };
+        let fields = SignedFields {
+            target,
+            arguments,
+            nonce: &call.nonce,
+            iat: call.iat,
+            exp: call.exp,
+        };
+        let bytes = fields.to_bytes();
+        key.verify_strict(&bytes, &sig).map_err(|_| CallError::BadSignature)?;
+        // Only a verified signature may take a slot in the bounded replay cache.
+        let mut replay = self.replay.lock().map_err(|_| CallError::ReplayUnavailable)?;
+        replay.record(&call.kid, &call.nonce, call.exp, now)?;
+        drop(replay);
+        Ok(VerifiedCall {
+            signed_sha256: hex::encode(Sha256::digest(&bytes)),
+            kid: call.kid,
+            nonce: call.nonce,
+            iat: call.iat,
+            exp: call.exp,
+        })
+    }
+
+    fn check_claims(&self, call: &SignedCall, server: &str, tool: &str, now: u64) -> Result<(), CallError> {
+        if call.aud != self.config.audience {
+            return Err(CallError::WrongAudience {
+                expected: self.config.audience.clone(),
+                got: call.aud.clone(),
+            });
+        }
+        if call.server != server || call.tool != tool {
+            return Err(CallError::WrongTarget {
+                server: server.to_owned(),
+                tool: tool.to_owned(),
+                got_server: call.server.clone(),
+                got_tool: call.tool.clone(),
+            });
+        }
+        check_nonce(&call.nonce)?;
+        let (iat, exp, max) = (call.iat, call.exp, self.config.max_window_secs);
+        if exp <= iat || exp - iat > max || exp > MAX_SAFE_INTEGER {
+            return Err(CallError::BadWindow { iat, exp, max });
+        }
+        let skew = self.config.max_skew_secs;
+        if iat > now.saturating_add(skew) {
+            return Err(CallError::IssuedInFuture { iat, now, skew });
+        }
+        if now >= exp {
+            return Err(CallError::Expired { exp, now });
+        }
+        let start = self.config.issued_not_before;
+        if iat < start {
+            return Err(CallError::IssuedBeforeStart { iat, start });
+        }
+        Ok(())
+    }
+}
+
+/// A key registered without a user serves every user of the workload; with a user, only them.
+fn principal_matches(owner: &Principal, caller: &Principal) -> bool {
+    owner.workload == caller.workload && owner.user.as_ref().is_none_or(|u| caller.user.as_ref() == Some(u))
+}
+
+fn check_nonce(nonce: &str) -> Result<(), CallError> {
+    let ok = (NONCE_MIN..=NONCE_MAX).contains(&nonce.len())
+        && nonce
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if ok { Ok(()) } else { Err(CallError::BadNonce) }
+}
+
+/// Decodes a base64url (no padding, canonical) 64-byte Ed25519 signature.
+pub(crate) fn decode_signature(text: &str) -> Result<Signature, CallError> {
+    let bytes = B64URL.decode(text).map_err(|_| CallError::Malformed {
+        problem: "`sig` is not unpadded base64url".into(),
+    })?;
+    let bytes = <[u8; 64]>::try_from(bytes.as_slice()).map_err(|_| CallError::Malformed {
+        problem: "`sig` is not 64 bytes".into(),
+    })?;
+    Ok(Signature::from_bytes(&bytes))
+}
+
+#[cfg(test)]
+#[path = "request_tests.rs"]
+mod tests;
