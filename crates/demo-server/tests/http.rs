@@ -85,7 +85,10 @@ async fn both_lifecycles_work_over_http_with_either_loopback_host() {
             .await
             .unwrap();
         let headers = headers.structured_content.unwrap();
-        assert!(headers["host"].as_str().unwrap_or_default().starts_with(host), "{headers}");
+        assert!(
+            headers["host"].as_str().unwrap_or_default().starts_with(host),
+            "{headers}"
+        );
         let args = json!({ "customer_id": "C-1002" }).as_object().unwrap().clone();
         let customer = client
             .call_tool(CallToolRequestParams::new("lookup_customer").with_arguments(args))
