@@ -9,9 +9,32 @@ pub fn run(path: &Path) -> anyhow::Result<ExitCode> {
     let loaded = config::load(path)?;
     let g = &loaded.gateway;
     println!("{}: ok", path.display());
+    let scheme = if loaded.tls.is_some() { "https" } else { "http" };
     match g.listen.http {
-        Some(addr) => println!("  http front: http://{addr}/mcp"),
+        Some(addr) => println!("  http front: {scheme}://{addr}/mcp"),
         None => println!("  http front: off (stdio front only)"),
+    }
+    let auth = &g.listen.auth;
+    if let Some(svid) = &auth.svid {
+        let domains: Vec<String> = svid.trust_domains().map(ToString::to_string).collect();
+        let need = if auth.require_workload { "required" } else { "optional" };
+        println!(
+            "  workload identity: client SVIDs {need}, trust domains {}",
+            domains.join(", ")
+        );
+    }
+    if let Some(bearer) = &auth.bearer {
+        let need = if auth.require_user { "required" } else { "optional" };
+        println!(
+            "  user identity: bearer tokens {need}, audience {}",
+            bearer.resource.resource
+        );
+    }
+    if auth.svid.is_none() && auth.bearer.is_none() && g.listen.http.is_some() {
+        println!(
+            "  identity: none configured; HTTP callers are `{}` (anonymous)",
+            g.anonymous_principal
+        );
     }
     for s in &g.servers {
         let how = match &s.transport {

@@ -168,6 +168,66 @@ fn bad_configs_name_key_and_reason() {
             "line 4",
             "missing field",
         ),
+        (
+            format!("[listen]\nrequire = [\"workload\"]\n{}", server("")),
+            "listen.require",
+            "needs client certificates",
+        ),
+        (
+            format!("[listen]\nrequire = [\"user\"]\n{}", server("")),
+            "listen.require",
+            "add a [listen.oauth] table",
+        ),
+        (
+            format!("[listen]\nrequire = [\"root\"]\n{}", server("")),
+            "listen.require",
+            "unknown credential `root`",
+        ),
+        (
+            format!("[listen.tls]\ncert = \"g.pem\"\n{}", server("")),
+            "listen.tls",
+            "set both `cert`",
+        ),
+        (
+            format!(
+                "[listen.tls]\ncert = \"g.pem\"\nkey = \"g.key\"\nclient_ca = \"b.pem\"\n{}",
+                server("")
+            ),
+            "listen.tls.trust_domains",
+            "list the trust domains",
+        ),
+        (
+            format!(
+                "[listen.tls]\ncert = \"g.pem\"\nkey = \"g.key\"\nrequire_client_cert = true\n{}",
+                server("")
+            ),
+            "listen.tls.require_client_cert",
+            "need `client_ca`",
+        ),
+        (
+            format!(
+                "[listen.oauth]\nissuer = \"https://a\"\njwks_file = \"k.json\"\n{}",
+                server("")
+            ),
+            "listen.oauth.resource",
+            "resource URI",
+        ),
+        (
+            format!(
+                "[listen.oauth]\nissuer = \"https://a\"\nresource = \"https://g/mcp\"\njwks_file = \"k.json\"\njwks_url = \"https://a/k\"\n{}",
+                server("")
+            ),
+            "listen.oauth",
+            "exactly one of `jwks_url` and `jwks_file`",
+        ),
+        (
+            format!(
+                "[listen.oauth]\nissuer = \"https://a\"\nresource = \"https://g/mcp\"\njwks_file = \"k.json\"\nalgorithms = [\"HS256\"]\n{}",
+                server("")
+            ),
+            "listen.oauth.algorithms",
+            "`HS256` is not an accepted algorithm",
+        ),
     ];
     for (text, key, reason) in cases {
         let e = parse(&text, "bad.toml", Path::new("/")).expect_err(&text);
@@ -183,6 +243,30 @@ fn bad_configs_name_key_and_reason() {
             e.reason
         );
     }
+}
+
+#[test]
+fn identity_settings_default_from_what_is_configured() {
+    let text = format!(
+        "[listen]\nhttp = \"127.0.0.1:8443\"\n[listen.tls]\ncert = \"g.pem\"\nkey = \"g.key\"\nclient_ca = \"b.pem\"\ntrust_domains = [\"example.org\"]\n[listen.oauth]\nissuer = \"https://a\"\nresource = \"https://g/mcp\"\njwks_file = \"k.json\"\nrequired_scopes = [\"mcp:tools\"]\n{}",
+        server("")
+    );
+    let loaded = parse(&text, "t.toml", Path::new("/etc/pc")).unwrap();
+    let tls = loaded.tls.expect("tls settings");
+    assert_eq!(tls.cert_chain, Path::new("/etc/pc/g.pem"));
+    let auth = &loaded.gateway.listen.auth;
+    assert!(auth.require_workload && auth.require_user);
+    assert!(auth.svid.is_some());
+    let bearer = auth.bearer.as_ref().unwrap();
+    assert_eq!(bearer.required_scopes, ["mcp:tools"]);
+    assert_eq!(bearer.resource.resource.as_str(), "https://g/mcp");
+    assert_eq!(bearer.resource.authorization_servers[0].as_str(), "https://a/");
+
+    let optional = text.replace("[listen.tls]", "[listen.tls]\nrequire_client_cert = false");
+    let optional = optional.replace("[listen]\n", "[listen]\nrequire = []\n");
+    let loaded = parse(&optional, "t.toml", Path::new("/")).unwrap();
+    let auth = &loaded.gateway.listen.auth;
+    assert!(!auth.require_workload && !auth.require_user);
 }
 
 #[test]
