@@ -88,20 +88,28 @@ pub async fn measure(
     for conn in opened {
         conns.push(conn?);
     }
-    let barrier = Arc::new(Barrier::new(spec.concurrency + 1));
+    // Two barriers: every worker has warmed up (then the counters are read), go.
+    let warmed = Arc::new(Barrier::new(spec.concurrency + 1));
+    let go = Arc::new(Barrier::new(spec.concurrency + 1));
     let budget = Arc::new(AtomicU64::new(0));
-    let deadline = Arc::new(std::sync::OnceLock::<Instant>::new());
     let mut tasks = Vec::with_capacity(spec.concurrency);
     for mut conn in conns {
-        let (barrier, budget, deadline, text) = (barrier.clone(), budget.clone(), deadline.clone(), text.clone());
+        let (warmed, go, budget, text) = (warmed.clone(), go.clone(), budget.clone(), text.clone());
         tasks.push(tokio::spawn(async move {
             let mut id = 1u64;
+            let mut warm = Ok(true);
             for _ in 0..spec.warmup_calls {
                 id += 1;
-                conn.call(id, &text).await?;
+                warm = conn.call(id, &text).await;
+                if warm.is_err() {
+                    break;
+                }
             }
-            barrier.wait().await;
-            let deadline = *deadline.get().context("deadline set before the barrier opens")?;
+            // Reach both barriers even after a failed warm-up, so the phase cannot hang.
+            warmed.wait().await;
+            go.wait().await;
+            warm?;
+            let deadline = Instant::now() + spec.duration;
             let mut latencies = Vec::with_capacity(4096);
             let mut errors = 0u64;
             while Instant::now() < deadline && budget.fetch_add(1, Ordering::Relaxed) < spec.max_calls {
@@ -118,12 +126,12 @@ pub async fn measure(
             anyhow::Ok((latencies, errors))
         }));
     }
-    let _ = deadline.set(Instant::now() + spec.duration);
+    warmed.wait().await;
     let cpu_before = observed
         .map(|o| procs::cpu_time_us(o.pid, o.ticks_per_sec))
         .transpose()?;
     let started = Instant::now();
-    barrier.wait().await;
+    go.wait().await;
     let mut latencies = Vec::new();
     let mut errors = 0;
     for task in tasks {

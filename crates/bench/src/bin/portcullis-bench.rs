@@ -275,7 +275,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let ticks = procs::clock_ticks();
     let client = load::http_client()?;
     let duration = Duration::from_secs_f64(args.duration.max(0.05));
-    let warmup = if args.quick { 2 } else { 50 };
+    let warmup = if args.quick { 2 } else { 20 };
     let mut runs = Vec::new();
     for transport in &args.transports {
         let direct = match transport.as_str() {
