@@ -39,7 +39,7 @@ struct Args {
     /// Upstream transports to measure: http, stdio.
     #[arg(long, value_delimiter = ',', default_value = "http,stdio")]
     transports: Vec<String>,
-    /// Gateway configurations to measure (see --help of each in the report): relay, policy, full, full-tmpfs.
+    /// Gateway configurations to measure: relay, policy, full, full-tmpfs (each described in the report).
     #[arg(long, value_delimiter = ',', default_value = "relay,policy,full,full-tmpfs")]
     targets: Vec<String>,
     /// Idle sessions to open on a fresh gateway at the end (0 skips).
