@@ -2,9 +2,21 @@
 //!
 //! Built afresh for every call. Principal is a `Caller` (member of its `Workload`
 //! and `User`), the resource is the call's `Tool`/`Resource`/`Prompt`/`Method`
-//! (member of its `Server`), and the context is `CallContext`. The request is
-//! validated against the schema, so a missing or mistyped fact is an error (deny),
-//! never a silently absent attribute.
+//! (member of its `Server`), the action entity comes from the schema (with any
+//! action groups as ancestors), and the context is `CallContext`.
+//!
+//! Schema conformance: the facts have one fixed shape, built here from an
+//! [`Input`]. Checking that shape against the schema on every call cost Cedar more
+//! than the decision itself (a copy of each entity type per entity, a transitive
+//! closure over every schema action, a context type check: ~75% of the decision
+//! time), so it is done where it can catch a mistake rather than on the hot path:
+//! in debug builds (every test) every call is validated ([`VALIDATE_EVERY_CALL`]),
+//! and `facts_conform_to_the_schema` below checks every target kind in any build.
+//! Release builds stay fail-closed without it: the policies themselves are
+//! validated against the schema at load (strict mode), and a fact that were
+//! missing or mistyped would make evaluation report an error, which denies.
+use std::collections::HashMap;
+
 use cedar_policy::{
     Context, Entities, Entity, EntityId, EntityTypeName, EntityUid, Request, RestrictedExpression, Schema,
 };
@@ -20,8 +32,13 @@ pub(crate) struct CedarFacts {
     pub server: EntityUid,
 }
 
+/// Validate the request and entities against the schema on every call: in debug
+/// builds only (see the module docs).
+pub(crate) const VALIDATE_EVERY_CALL: bool = cfg!(debug_assertions);
+
 /// The schema's entity type names, parsed once at load: parsing a name runs the
-/// Cedar parser, far too slow to repeat on every call.
+/// Cedar parser, far too slow to repeat on every call. Also the schema's action
+/// entities (with their ancestors), so a call adds only its own action.
 pub(crate) struct Names {
     workload: EntityTypeName,
     user: EntityTypeName,
@@ -33,14 +50,22 @@ pub(crate) struct Names {
     method: EntityTypeName,
     arguments: EntityTypeName,
     action: EntityTypeName,
+    actions: HashMap<EntityUid, Entity>,
 }
 
 impl Names {
-    pub(crate) fn new() -> Result<Self, String> {
+    pub(crate) fn new(schema: &Schema) -> Result<Self, String> {
         let parse = |name: &str| -> Result<EntityTypeName, String> {
             name.parse().map_err(|e| format!("bad entity type `{name}`: {e}"))
         };
+        let actions = schema
+            .action_entities()
+            .map_err(|e| format!("the schema's actions: {e}"))?
+            .iter()
+            .map(|e| (e.uid(), e.clone()))
+            .collect();
         Ok(Self {
+            actions,
             workload: parse("Workload")?,
             user: parse("User")?,
             caller: parse("Caller")?,
@@ -93,7 +118,9 @@ fn tags<'a>(
 }
 
 impl CedarFacts {
-    pub(crate) fn new(input: &Input, names: &Names, schema: &Schema) -> Result<Self, String> {
+    /// The facts of `input`; with `validate`, the request and entities are checked
+    /// against `schema` too (see the module docs for when).
+    pub(crate) fn new(input: &Input, names: &Names, schema: &Schema, validate: bool) -> Result<Self, String> {
         let p = &input.principal;
         let workload = uid(&names.workload, &p.workload);
         let user = p.user.as_deref().map(|u| uid(&names.user, u));
@@ -168,18 +195,77 @@ impl CedarFacts {
         }
         let context = Context::from_pairs(context).map_err(|e| e.to_string())?;
         let action = uid(&names.action, input.action);
-        let request =
-            Request::new(caller, action, resource.clone(), context, Some(schema)).map_err(|e| e.to_string())?;
+        let action_entity = names
+            .actions
+            .get(&action)
+            .cloned()
+            .ok_or_else(|| format!("the schema declares no action `{}`", input.action))?;
+        let validate = validate.then_some(schema);
+        let request = Request::new(caller, action, resource.clone(), context, validate).map_err(|e| e.to_string())?;
 
         let mut entities = vec![caller_entity, server_entity, resource_entity, arguments_entity];
         entities.push(Entity::with_uid(workload));
         entities.extend(user.map(Entity::with_uid));
-        let entities = Entities::from_entities(entities, Some(schema)).map_err(|e| e.to_string())?;
+        entities.push(action_entity);
+        let entities = Entities::from_entities(entities, validate).map_err(|e| e.to_string())?;
         Ok(Self {
             request,
             entities,
             resource,
             server,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use portcullis_core::{ServerName, Tier};
+
+    use super::*;
+    use crate::input::Settings;
+    use crate::request::{DecisionRequest, PrincipalFacts, Timestamp};
+
+    /// The per-call schema check is off in release builds; this keeps the facts'
+    /// shape checked against the schema for every target kind in any build.
+    #[test]
+    fn facts_conform_to_the_schema() {
+        let schema = crate::cedar::schema().expect("schema parses");
+        let names = Names::new(&schema).expect("names");
+        let server = ServerName::new("db").expect("server name");
+        let mut user = PrincipalFacts::workload("spiffe://example.org/agent");
+        user.user = Some("alice".into());
+        user.scopes = vec!["mcp:read-sensitive".into(), "db:read-sensitive".into()];
+        user.claims
+            .insert("email".into(), serde_json::json!("alice@example.org"));
+        user.claims.insert("groups".into(), serde_json::json!(["ops", "dev"]));
+        let mut anonymous = PrincipalFacts::workload("anonymous");
+        anonymous.anonymous = true;
+        let methods = [
+            ("tools/call", "query"),
+            ("resources/read", "file:///etc/hosts"),
+            ("prompts/get", "summary"),
+            ("completion/complete", "completion/complete"),
+        ];
+        for principal in [user, anonymous] {
+            for (method, target) in methods {
+                for listing in [false, true] {
+                    let mut request = DecisionRequest::call(
+                        principal.clone(),
+                        server.clone(),
+                        method,
+                        target,
+                        Tier::ReadSensitive,
+                        Timestamp::from_unix(1_777_627_800),
+                    );
+                    request.listing = listing;
+                    request.reason = (!listing).then(|| "ticket 42".to_owned());
+                    request.session_labels = vec!["untrusted".into()];
+                    request.arguments = serde_json::json!({"sql": "select 1", "limit": 5, "opts": {"a": [1, 2]}});
+                    let input = Input::new(&request, Settings::default()).expect("input");
+                    let facts = CedarFacts::new(&input, &names, &schema, true);
+                    assert!(facts.is_ok(), "{method} listing={listing}: {:?}", facts.err());
+                }
+            }
+        }
     }
 }

@@ -106,9 +106,10 @@ impl CedarEngine {
                 more: problems.count(),
             });
         }
+        let names = Names::new(&schema).map_err(PolicyError::Schema)?;
         Ok(Self {
             schema,
-            names: Names::new().map_err(PolicyError::Schema)?,
+            names,
             index: PolicyIndex::build(all)?,
             authorizer: Authorizer::new(),
             hash: policy_hash(EngineKind::Cedar, sources),
@@ -123,7 +124,7 @@ impl CedarEngine {
     }
 
     fn facts(&self, input: &Input) -> Result<CedarFacts, Evaluation> {
-        CedarFacts::new(input, &self.names, &self.schema).map_err(|e| Evaluation {
+        CedarFacts::new(input, &self.names, &self.schema, facts::VALIDATE_EVERY_CALL).map_err(|e| Evaluation {
             errors: vec![format!("the request does not fit the Cedar schema: {e}")],
             ..Evaluation::default()
         })

@@ -1,0 +1,384 @@
+//! `portcullis-bench`: the end-to-end load benchmark driver (see the crate docs and
+//! README "Benchmarks"). Run it from a release build:
+//!
+//! ```text
+//! cargo build --release -p portcullis-cli -p portcullis-bench
+//! target/release/portcullis-bench --json bench.json
+//! ```
+use std::{
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use anyhow::{Context, bail};
+use clap::Parser;
+use portcullis_bench::{
+    load::{self, Endpoint, LoadSpec, Observed},
+    procs::{self, Proc},
+    report::{self, Conditions, DIRECT, Report, Run, TargetInfo},
+};
+
+#[derive(Parser, Debug)]
+#[command(about = "Load benchmark: the bench upstream directly vs through the Portcullis gateway")]
+struct Args {
+    /// Smoke mode: a few dozen calls per phase, C = 1 and 4, one round, 20 idle sessions.
+    #[arg(long)]
+    quick: bool,
+    /// Seconds per measured phase.
+    #[arg(long, default_value_t = 2.0)]
+    duration: f64,
+    /// Interleaved rounds (direct, then each gateway target, per round).
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
+    /// Concurrent client sessions, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "1,16,64")]
+    concurrency: Vec<usize>,
+    /// Bytes of the echo argument (the result is the same size).
+    #[arg(long, default_value_t = 1024)]
+    payload: usize,
+    /// Upstream transports to measure: http, stdio.
+    #[arg(long, value_delimiter = ',', default_value = "http,stdio")]
+    transports: Vec<String>,
+    /// Gateway configurations to measure: relay, policy, full, full-tmpfs (each described in the report).
+    #[arg(long, value_delimiter = ',', default_value = "relay,policy,full,full-tmpfs")]
+    targets: Vec<String>,
+    /// Idle sessions to open on a fresh gateway at the end (0 skips).
+    #[arg(long, default_value_t = 10_000)]
+    sessions: usize,
+    /// Most measured calls in one phase.
+    #[arg(long, default_value_t = 500_000)]
+    max_calls: u64,
+    /// Write the JSON report here.
+    #[arg(long, value_name = "PATH")]
+    json: Option<PathBuf>,
+    /// The gateway binary (default: `portcullis` beside this executable).
+    #[arg(long, value_name = "PATH")]
+    gateway: Option<PathBuf>,
+    /// The bench upstream binary (default: `portcullis-bench-upstream` beside this executable).
+    #[arg(long, value_name = "PATH")]
+    upstream: Option<PathBuf>,
+    /// Directory for the durable audit log of `full` (a real disk; default: the temp dir).
+    #[arg(long, value_name = "DIR")]
+    audit_dir: Option<PathBuf>,
+    /// A tmpfs directory for the audit log of `full-tmpfs` (fsync returns at once there).
+    #[arg(long, value_name = "DIR", default_value = "/dev/shm")]
+    tmpfs_dir: PathBuf,
+}
+
+/// The gateway configurations, cheapest first.
+const TARGETS: [(&str, &str); 4] = [
+    ("relay", "plain relay: allow-all policy, audit off"),
+    (
+        "policy",
+        "Cedar, 10 policies (tier policies admitting the anonymous bench caller + tool forbids), reason required; audit off",
+    ),
+    (
+        "full",
+        "policy as above + audit log, durable group commit (fdatasync) to a file log on the audit dir's disk",
+    ),
+    (
+        "full-tmpfs",
+        "as full, audit log on tmpfs: same work, fsync returns at once (full − this = the fsync wait)",
+    ),
+];
+
+fn beside_me(name: &str) -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    let dir = exe.parent().context("executable has no directory")?;
+    // Test executables live one level deeper, in target/<profile>/deps.
+    let candidates = [dir.join(name), dir.join("..").join(name)];
+    candidates.into_iter().find(|p| p.is_file()).with_context(|| {
+        format!(
+            "`{name}` is not next to {}: build it (cargo build --release -p portcullis-cli -p portcullis-bench) or pass its path",
+            exe.display()
+        )
+    })
+}
+
+/// The Cedar set of `policy` and `full`: the built-in tier policies without the
+/// `!principal.anonymous` condition (HTTP callers are anonymous until identity lands)
+/// plus tool-specific forbids, one on the called tool: 10 policies.
+const BENCH_POLICIES: &str = r#"// portcullis-bench: 10 policies, evaluated for every call.
+@id("tier-read")
+permit (principal, action in [Action::"tools/call", Action::"resources/read", Action::"prompts/get"], resource)
+when { resource.tier == "read" && (context.listing || !context.require_reason || context has reason) };
+
+@id("tier-read-sensitive")
+permit (principal, action in [Action::"tools/call", Action::"resources/read", Action::"prompts/get"], resource)
+when {
+  resource.tier == "read-sensitive" &&
+  (context.listing || !context.require_reason || context has reason) &&
+  (principal.scopes.contains("mcp:read-sensitive") || context.server_scopes.contains("read-sensitive"))
+};
+
+@id("tier-write")
+permit (principal, action in [Action::"tools/call", Action::"resources/read", Action::"prompts/get"], resource)
+when { resource.tier == "write" && (context.listing || !context.require_reason || context has reason) };
+
+@id("write-needs-approval")
+@reason("approval required")
+forbid (principal, action, resource)
+when { resource.tier == "write" && !context.listing && !context.approval_present };
+
+@id("reason-required")
+@reason("a reason is required for this call")
+forbid (principal, action, resource)
+when { context.require_reason && !context.listing && !(context has reason) };
+
+@id("echo-untrusted")
+forbid (principal, action, resource == Tool::"bench/echo")
+when { context.break_glass || context.session_labels.contains("untrusted") };
+
+@id("other-1") forbid (principal, action, resource == Tool::"bench/other1") when { context.break_glass };
+@id("other-2") forbid (principal, action, resource == Tool::"bench/other2") when { context.break_glass };
+@id("other-3") forbid (principal, action, resource == Tool::"bench/other3") when { context.break_glass };
+@id("other-4") forbid (principal, action, resource == Tool::"bench/other4") when { context.break_glass };
+"#;
+
+const ALLOW_ALL: &str = "@id(\"allow-all\")\npermit (principal, action, resource);\n";
+
+struct Gateway {
+    proc: Proc,
+    url: String,
+    _dir: tempfile::TempDir,
+    _audit: Option<tempfile::TempDir>,
+}
+
+struct Setup<'a> {
+    gateway_bin: &'a Path,
+    upstream_bin: &'a Path,
+    upstream_url: &'a str,
+    audit_dir: &'a Path,
+    tmpfs_dir: &'a Path,
+}
+
+async fn start_gateway(
+    setup: &Setup<'_>,
+    target: &str,
+    transport: &str,
+    max_sessions: usize,
+) -> anyhow::Result<Gateway> {
+    let dir = tempfile::Builder::new().prefix("portcullis-bench-").tempdir()?;
+    let port = procs::free_port()?;
+    let (policy, audit_root) = match target {
+        "relay" => (ALLOW_ALL, None),
+        "policy" => (BENCH_POLICIES, None),
+        "full" => (BENCH_POLICIES, Some(setup.audit_dir)),
+        "full-tmpfs" => (BENCH_POLICIES, Some(setup.tmpfs_dir)),
+        other => bail!("unknown target `{other}`; use relay, policy, full or full-tmpfs"),
+    };
+    let policy_path = dir.path().join("bench.cedar");
+    std::fs::write(&policy_path, policy)?;
+    let audit = audit_root
+        .map(|root| {
+            tempfile::Builder::new()
+                .prefix("portcullis-bench-audit-")
+                .tempdir_in(root)
+                .with_context(|| format!("cannot create an audit dir in {}", root.display()))
+        })
+        .transpose()?;
+    let audit_section = match &audit {
+        None => "enabled = false\n".to_owned(),
+        Some(a) => format!("path = {:?}\n", a.path().display().to_string()),
+    };
+    let server = match transport {
+        "http" => format!("url = {:?}", setup.upstream_url),
+        "stdio" => format!(
+            "command = [{:?}, \"--stdio\"]",
+            setup.upstream_bin.display().to_string()
+        ),
+        other => bail!("unknown transport `{other}`; use http or stdio"),
+    };
+    let config = format!(
+        "[listen]\nhttp = \"127.0.0.1:{port}\"\nmax_sessions = {max_sessions}\n\n\
+         [policy]\ncedar = [{:?}]\n\n[audit]\n{audit_section}\n\
+         [[servers]]\nname = \"bench\"\n{server}\nprotocol = \"legacy\"\ndefault_tier = \"read\"\n",
+        policy_path.display().to_string()
+    );
+    let url = format!("http://127.0.0.1:{port}/mcp");
+    let proc = procs::start_gateway(setup.gateway_bin, dir.path(), &config, &url)
+        .await
+        .with_context(|| format!("gateway `{target}` ({transport} upstream)"))?;
+    Ok(Gateway {
+        proc,
+        url,
+        _dir: dir,
+        _audit: audit,
+    })
+}
+
+fn profile_of(path: &Path) -> String {
+    let text = path.display().to_string();
+    if text.contains("/release/") {
+        "release".into()
+    } else if text.contains("/debug/") {
+        "debug (figures are not representative)".into()
+    } else {
+        "unknown".into()
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    let mut args = Args::parse();
+    if args.quick {
+        args.duration = args.duration.min(0.5);
+        args.rounds = 1;
+        args.concurrency = vec![1, 4];
+        args.sessions = args.sessions.min(20);
+        args.max_calls = args.max_calls.min(24);
+    }
+    if args.rounds == 0 || args.concurrency.is_empty() || args.concurrency.contains(&0) {
+        bail!("--rounds and every --concurrency must be at least 1");
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    runtime.block_on(run(args))
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
+    let gateway_bin = match &args.gateway {
+        Some(p) => p.clone(),
+        None => beside_me("portcullis")?,
+    };
+    let upstream_bin = match &args.upstream {
+        Some(p) => p.clone(),
+        None => beside_me("portcullis-bench-upstream")?,
+    };
+    let audit_dir = args.audit_dir.clone().unwrap_or_else(std::env::temp_dir);
+    let tmpfs_dir = if args.tmpfs_dir.is_dir() {
+        args.tmpfs_dir.clone()
+    } else {
+        eprintln!(
+            "note: {} is missing; full-tmpfs uses the temp dir",
+            args.tmpfs_dir.display()
+        );
+        std::env::temp_dir()
+    };
+    let (_upstream, upstream_url) = procs::start_http_upstream(&upstream_bin, 1)?;
+    let setup = Setup {
+        gateway_bin: &gateway_bin,
+        upstream_bin: &upstream_bin,
+        upstream_url: &upstream_url,
+        audit_dir: &audit_dir,
+        tmpfs_dir: &tmpfs_dir,
+    };
+    let max_c = args.concurrency.iter().copied().max().unwrap_or(1);
+    let mut gateways = Vec::new();
+    for transport in &args.transports {
+        for target in &args.targets {
+            let g = start_gateway(&setup, target, transport, max_c * 4 + 16).await?;
+            gateways.push((transport.clone(), target.clone(), g));
+        }
+    }
+    let ticks = procs::clock_ticks();
+    let client = load::http_client()?;
+    let duration = Duration::from_secs_f64(args.duration.max(0.05));
+    let warmup = if args.quick { 2 } else { 20 };
+    let mut runs = Vec::new();
+    for transport in &args.transports {
+        let direct = match transport.as_str() {
+            "http" => Endpoint::Http {
+                url: upstream_url.clone(),
+            },
+            _ => Endpoint::Stdio {
+                program: upstream_bin.clone(),
+            },
+        };
+        for &concurrency in &args.concurrency {
+            let spec = LoadSpec {
+                concurrency,
+                duration,
+                max_calls: args.max_calls,
+                warmup_calls: warmup,
+                payload: args.payload,
+            };
+            for round in 0..args.rounds {
+                let m = load::measure(&client, &direct, spec, None).await?;
+                eprintln!(
+                    "{transport} C={concurrency} round {round} {DIRECT}: {:.0} calls/s p50 {:.0} µs",
+                    m.throughput_rps, m.p50_us
+                );
+                runs.push(Run {
+                    transport: transport.clone(),
+                    concurrency,
+                    target: DIRECT.into(),
+                    round,
+                    m,
+                });
+                for (_, target, g) in gateways.iter().filter(|(t, _, _)| t == transport) {
+                    let endpoint = Endpoint::Http { url: g.url.clone() };
+                    let observed = Observed {
+                        pid: g.proc.pid(),
+                        ticks_per_sec: ticks,
+                    };
+                    let m = load::measure(&client, &endpoint, spec, Some(observed))
+                        .await
+                        .with_context(|| format!("{target} ({transport}); gateway log:\n{}", g.proc.log_tail()))?;
+                    eprintln!(
+                        "{transport} C={concurrency} round {round} {target}: {:.0} calls/s p50 {:.0} µs, {:.1} µs CPU/call",
+                        m.throughput_rps,
+                        m.p50_us,
+                        m.gateway_cpu_us_per_call.unwrap_or_default()
+                    );
+                    runs.push(Run {
+                        transport: transport.clone(),
+                        concurrency,
+                        target: target.clone(),
+                        round,
+                        m,
+                    });
+                }
+            }
+        }
+    }
+    drop(gateways);
+    let sessions = if args.sessions > 0 {
+        let g = start_gateway(&setup, "full", "http", args.sessions + 16).await?;
+        let s = load::session_scale(&client, &g.url, args.sessions, 32, g.proc.pid(), args.payload)
+            .await
+            .with_context(|| format!("idle sessions; gateway log:\n{}", g.proc.log_tail()))?;
+        Some(s)
+    } else {
+        None
+    };
+    let summary = report::summarise(&runs);
+    let fsync_wait = report::fsync_wait(&runs, "full", "full-tmpfs");
+    let report = Report {
+        conditions: Conditions {
+            machine: procs::machine(),
+            gateway_binary: gateway_bin.display().to_string(),
+            profile: profile_of(&gateway_bin),
+            payload_bytes: args.payload,
+            duration_s: duration.as_secs_f64(),
+            rounds: args.rounds,
+            concurrency: args.concurrency.clone(),
+            max_calls_per_phase: args.max_calls,
+            targets: std::iter::once((DIRECT, "the load client against the bench upstream itself"))
+                .chain(TARGETS)
+                .filter(|(name, _)| *name == DIRECT || args.targets.iter().any(|t| t == name))
+                .map(|(name, description)| TargetInfo {
+                    name: name.into(),
+                    description: description.into(),
+                })
+                .collect(),
+            note: format!(
+                "loopback; client, gateway and upstream share this machine; audit dir {}, tmpfs dir {}; \
+                 idle sessions on a `full` gateway with the HTTP upstream (per-session upstream connection)",
+                audit_dir.display(),
+                tmpfs_dir.display()
+            ),
+        },
+        summary,
+        fsync_wait,
+        sessions,
+        runs,
+    };
+    print!("{}", report::table(&report));
+    if let Some(path) = &args.json {
+        std::fs::write(path, serde_json::to_vec_pretty(&report)?)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    Ok(())
+}

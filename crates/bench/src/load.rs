@@ -1,0 +1,405 @@
+//! The load client: `concurrency` workers, each with its own MCP session (an HTTP
+//! session via `initialize` → `Mcp-Session-Id`, or its own stdio child for the
+//! direct stdio baseline), calling `echo` in a closed loop for a bounded time and
+//! call count. Sessions are opened and warmed before the measured phase; the
+//! gateway's CPU counters are read at the phase's start and end.
+use std::{
+    path::PathBuf,
+    process::Stdio,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, bail};
+use serde::Serialize;
+use tokio::{
+    io::{AsyncBufReadExt, AsyncWriteExt, BufReader},
+    process::{Child, ChildStdin, ChildStdout},
+    sync::Barrier,
+};
+
+use crate::{procs, wire};
+
+/// What the client talks to.
+#[derive(Debug, Clone)]
+pub enum Endpoint {
+    /// A Streamable HTTP endpoint (the HTTP upstream itself, or a gateway).
+    Http { url: String },
+    /// The stdio upstream, one child per worker (the direct stdio baseline).
+    Stdio { program: PathBuf },
+}
+
+/// How hard and how long to push.
+#[derive(Debug, Clone, Copy)]
+pub struct LoadSpec {
+    pub concurrency: usize,
+    pub duration: Duration,
+    /// Upper bound on measured calls, over all workers.
+    pub max_calls: u64,
+    /// Unmeasured calls per worker before the phase starts.
+    pub warmup_calls: u64,
+    pub payload: usize,
+}
+
+/// One measured phase against one endpoint.
+#[derive(Debug, Clone, Serialize)]
+pub struct Measurement {
+    pub calls: u64,
+    pub errors: u64,
+    pub elapsed_s: f64,
+    pub throughput_rps: f64,
+    pub p50_us: f64,
+    pub p99_us: f64,
+    pub p999_us: f64,
+    /// Gateway user+system CPU over the phase divided by the calls (gateway runs only).
+    pub gateway_cpu_us_per_call: Option<f64>,
+    /// Gateway resident set size at the end of the phase.
+    pub gateway_rss_kib: Option<u64>,
+}
+
+/// The gateway process whose counters are read around the phase.
+#[derive(Debug, Clone, Copy)]
+pub struct Observed {
+    pub pid: u32,
+    pub ticks_per_sec: u64,
+}
+
+/// A shared HTTP client for the load (keep-alive, one connection per busy worker).
+pub fn http_client() -> anyhow::Result<reqwest::Client> {
+    Ok(reqwest::Client::builder()
+        .pool_idle_timeout(Duration::from_secs(30))
+        .timeout(Duration::from_secs(30))
+        .build()?)
+}
+
+/// Runs one measured phase.
+pub async fn measure(
+    client: &reqwest::Client,
+    endpoint: &Endpoint,
+    spec: LoadSpec,
+    observed: Option<Observed>,
+) -> anyhow::Result<Measurement> {
+    let text = Arc::new(wire::payload_text(spec.payload));
+    let mut conns = Vec::with_capacity(spec.concurrency);
+    let opened = futures::future::join_all((0..spec.concurrency).map(|_| Conn::open(client, endpoint))).await;
+    for conn in opened {
+        conns.push(conn?);
+    }
+    // Two barriers: every worker has warmed up (then the counters are read), go.
+    let warmed = Arc::new(Barrier::new(spec.concurrency + 1));
+    let go = Arc::new(Barrier::new(spec.concurrency + 1));
+    let budget = Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::with_capacity(spec.concurrency);
+    for mut conn in conns {
+        let (warmed, go, budget, text) = (warmed.clone(), go.clone(), budget.clone(), text.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut id = 1u64;
+            let mut warm = Ok(true);
+            for _ in 0..spec.warmup_calls {
+                id += 1;
+                warm = conn.call(id, &text).await;
+                if warm.is_err() {
+                    break;
+                }
+            }
+            // Reach both barriers even after a failed warm-up, so the phase cannot hang.
+            warmed.wait().await;
+            go.wait().await;
+            warm?;
+            let deadline = Instant::now() + spec.duration;
+            let mut latencies = Vec::with_capacity(4096);
+            let mut errors = 0u64;
+            while Instant::now() < deadline && budget.fetch_add(1, Ordering::Relaxed) < spec.max_calls {
+                id += 1;
+                let start = Instant::now();
+                let ok = conn.call(id, &text).await.unwrap_or(false);
+                let us = start.elapsed().as_micros();
+                latencies.push(u32::try_from(us).unwrap_or(u32::MAX));
+                if !ok {
+                    errors += 1;
+                }
+            }
+            conn.close().await;
+            anyhow::Ok((latencies, errors))
+        }));
+    }
+    warmed.wait().await;
+    let cpu_before = observed
+        .map(|o| procs::cpu_time_us(o.pid, o.ticks_per_sec))
+        .transpose()?;
+    let started = Instant::now();
+    go.wait().await;
+    let mut latencies = Vec::new();
+    let mut errors = 0;
+    for task in tasks {
+        let (l, e) = task.await??;
+        latencies.extend(l);
+        errors += e;
+    }
+    let elapsed = started.elapsed();
+    let cpu_after = observed
+        .map(|o| procs::cpu_time_us(o.pid, o.ticks_per_sec))
+        .transpose()?;
+    let rss = observed.map(|o| procs::rss_kib(o.pid)).transpose()?;
+    latencies.sort_unstable();
+    let calls = latencies.len() as u64;
+    let cpu = match (cpu_before, cpu_after) {
+        (Some(b), Some(a)) if calls > 0 => Some(a.saturating_sub(b) as f64 / calls as f64),
+        _ => None,
+    };
+    Ok(Measurement {
+        calls,
+        errors,
+        elapsed_s: elapsed.as_secs_f64(),
+        throughput_rps: calls as f64 / elapsed.as_secs_f64().max(1e-9),
+        p50_us: percentile(&latencies, 0.50),
+        p99_us: percentile(&latencies, 0.99),
+        p999_us: percentile(&latencies, 0.999),
+        gateway_cpu_us_per_call: cpu,
+        gateway_rss_kib: rss,
+    })
+}
+
+/// Nearest-rank percentile of sorted microsecond latencies.
+pub fn percentile(sorted: &[u32], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = (q * sorted.len() as f64).ceil() as usize;
+    f64::from(sorted[rank.clamp(1, sorted.len()) - 1])
+}
+
+/// One worker's connection.
+enum Conn {
+    Http {
+        client: reqwest::Client,
+        url: String,
+        session: String,
+    },
+    Stdio(Box<StdioConn>),
+}
+
+/// The direct stdio baseline: a child of the bench upstream per worker.
+struct StdioConn {
+    _child: Child,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+    line: String,
+}
+
+impl Conn {
+    async fn open(client: &reqwest::Client, endpoint: &Endpoint) -> anyhow::Result<Self> {
+        match endpoint {
+            Endpoint::Http { url } => {
+                let session = open_http_session(client, url).await?;
+                Ok(Conn::Http {
+                    client: client.clone(),
+                    url: url.clone(),
+                    session,
+                })
+            }
+            Endpoint::Stdio { program } => {
+                let mut child = tokio::process::Command::new(program)
+                    .arg("--stdio")
+                    .stdin(Stdio::piped())
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::inherit())
+                    .kill_on_drop(true)
+                    .spawn()
+                    .with_context(|| format!("cannot start `{}`", program.display()))?;
+                let stdin = child.stdin.take().context("child stdin")?;
+                let stdout = BufReader::new(child.stdout.take().context("child stdout")?);
+                let mut conn = Conn::Stdio(Box::new(StdioConn {
+                    _child: child,
+                    stdin,
+                    stdout,
+                    line: String::new(),
+                }));
+                if !conn.send_line(&wire::initialize(0), true).await? {
+                    bail!("the stdio upstream refused initialize");
+                }
+                conn.send_line(&wire::initialized(), false).await?;
+                Ok(conn)
+            }
+        }
+    }
+
+    /// One `echo` call; `Ok(false)` for an error answer.
+    async fn call(&mut self, id: u64, text: &str) -> anyhow::Result<bool> {
+        match self {
+            Conn::Http { client, url, session } => {
+                let response = post(client, url, Some(session), &wire::call(id, text)).await?;
+                let ok = response.status().is_success();
+                let body = response.bytes().await?;
+                Ok(ok && wire::is_success(&body))
+            }
+            Conn::Stdio(_) => self.send_line(&wire::call(id, text), true).await,
+        }
+    }
+
+    async fn send_line(&mut self, msg: &serde_json::Value, answered: bool) -> anyhow::Result<bool> {
+        let Conn::Stdio(conn) = self else {
+            bail!("not a stdio connection");
+        };
+        let StdioConn {
+            stdin, stdout, line, ..
+        } = &mut **conn;
+        let mut bytes = serde_json::to_vec(msg)?;
+        bytes.push(b'\n');
+        stdin.write_all(&bytes).await?;
+        stdin.flush().await?;
+        if !answered {
+            return Ok(true);
+        }
+        line.clear();
+        if stdout.read_line(line).await? == 0 {
+            bail!("the stdio upstream closed its output");
+        }
+        Ok(wire::is_success(line.as_bytes()))
+    }
+
+    async fn close(self) {
+        if let Conn::Http { client, url, session } = self {
+            let _ = client.delete(&url).header("mcp-session-id", session).send().await;
+        }
+    }
+}
+
+async fn post(
+    client: &reqwest::Client,
+    url: &str,
+    session: Option<&str>,
+    msg: &serde_json::Value,
+) -> anyhow::Result<reqwest::Response> {
+    let mut request = client
+        .post(url)
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .body(serde_json::to_vec(msg)?);
+    if let Some(session) = session {
+        request = request
+            .header("mcp-session-id", session)
+            .header("mcp-protocol-version", wire::PROTOCOL);
+    }
+    Ok(request.send().await?)
+}
+
+/// `initialize` + `notifications/initialized`; returns the `Mcp-Session-Id`.
+pub async fn open_http_session(client: &reqwest::Client, url: &str) -> anyhow::Result<String> {
+    let response = post(client, url, None, &wire::initialize(0)).await?;
+    let status = response.status();
+    let session = response
+        .headers()
+        .get("mcp-session-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let body = response.bytes().await?;
+    let Some(session) = session.filter(|_| status.is_success() && wire::is_success(&body)) else {
+        bail!(
+            "initialize at {url} failed: HTTP {status}: {}",
+            String::from_utf8_lossy(&body).chars().take(300).collect::<String>()
+        );
+    };
+    let note = post(client, url, Some(&session), &wire::initialized()).await?;
+    if !note.status().is_success() {
+        bail!("notifications/initialized at {url} got HTTP {}", note.status());
+    }
+    Ok(session)
+}
+
+/// Idle sessions held by the gateway, and what they cost it.
+#[derive(Debug, Clone, Serialize)]
+pub struct SessionScale {
+    pub requested: usize,
+    pub opened: usize,
+    pub failed: usize,
+    pub first_error: Option<String>,
+    pub open_elapsed_s: f64,
+    pub rss_before_kib: u64,
+    pub rss_after_kib: u64,
+    /// (RSS after − RSS before) / opened.
+    pub bytes_per_idle_session: f64,
+    /// Calls made on a sample of the held sessions after all were opened.
+    pub sample_calls: usize,
+    pub sample_calls_ok: usize,
+}
+
+/// Opens `n` idle sessions on the gateway at `url` (`parallel` at a time), measures the
+/// gateway's RSS delta, then checks that a sample of them still answers calls.
+pub async fn session_scale(
+    client: &reqwest::Client,
+    url: &str,
+    n: usize,
+    parallel: usize,
+    gateway_pid: u32,
+    payload: usize,
+) -> anyhow::Result<SessionScale> {
+    // One session first: lazily initialised state is not a per-session cost.
+    let warm = open_http_session(client, url).await?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let rss_before = procs::rss_kib(gateway_pid)?;
+    let started = Instant::now();
+    let next = Arc::new(AtomicU64::new(0));
+    let workers = (0..parallel.max(1)).map(|_| {
+        let (client, url, next) = (client.clone(), url.to_owned(), next.clone());
+        tokio::spawn(async move {
+            let mut sessions = Vec::new();
+            let mut errors = Vec::new();
+            while next.fetch_add(1, Ordering::Relaxed) < n as u64 {
+                match open_http_session(&client, &url).await {
+                    Ok(s) => sessions.push(s),
+                    Err(e) => errors.push(e.to_string()),
+                }
+            }
+            (sessions, errors)
+        })
+    });
+    let mut sessions = vec![warm];
+    let mut errors = Vec::new();
+    for result in futures::future::join_all(workers).await {
+        let (s, e) = result?;
+        sessions.extend(s);
+        errors.extend(e);
+    }
+    let open_elapsed = started.elapsed();
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let rss_after = procs::rss_kib(gateway_pid)?;
+    let opened = sessions.len() - 1;
+    let text = wire::payload_text(payload);
+    let step = (sessions.len() / 100).max(1);
+    let sample: Vec<&String> = sessions.iter().step_by(step).collect();
+    let mut ok = 0;
+    for (i, session) in sample.iter().enumerate() {
+        let answered = post(client, url, Some(session), &wire::call(i as u64 + 1, &text)).await;
+        if let Ok(r) = answered
+            && r.status().is_success()
+            && r.bytes().await.is_ok_and(|b| wire::is_success(&b))
+        {
+            ok += 1;
+        }
+    }
+    use futures::StreamExt;
+    futures::stream::iter(
+        sessions
+            .iter()
+            .map(|s| client.delete(url).header("mcp-session-id", s).send()),
+    )
+    .buffer_unordered(64)
+    .collect::<Vec<_>>()
+    .await;
+    Ok(SessionScale {
+        requested: n,
+        opened,
+        failed: errors.len(),
+        first_error: errors.into_iter().next(),
+        open_elapsed_s: open_elapsed.as_secs_f64(),
+        rss_before_kib: rss_before,
+        rss_after_kib: rss_after,
+        bytes_per_idle_session: (rss_after.saturating_sub(rss_before) * 1024) as f64 / opened.max(1) as f64,
+        sample_calls: sample.len(),
+        sample_calls_ok: ok,
+    })
+}

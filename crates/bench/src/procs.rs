@@ -1,0 +1,148 @@
+//! The processes under test (bench upstream, gateways) and their `/proc` counters.
+use std::{
+    io::{BufRead, BufReader},
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, bail};
+
+/// A child process killed (and reaped) on drop.
+pub struct Proc {
+    pub child: Child,
+    /// Where its stderr goes, for error messages.
+    pub log: Option<PathBuf>,
+}
+
+impl Proc {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The last lines of its log, for an error message.
+    pub fn log_tail(&self) -> String {
+        let text = self
+            .log
+            .as_ref()
+            .and_then(|p| std::fs::read_to_string(p).ok())
+            .unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(20)..].join("\n")
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `portcullis-bench-upstream --http 127.0.0.1:0` and returns it with its URL.
+pub fn start_http_upstream(program: &Path, threads: usize) -> anyhow::Result<(Proc, String)> {
+    let mut child = Command::new(program)
+        .args(["--http", "127.0.0.1:0", "--threads", &threads.to_string()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .with_context(|| format!("cannot start `{}`", program.display()))?;
+    let stdout = child.stdout.take().context("upstream stdout")?;
+    let proc = Proc { child, log: None };
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line)?;
+    let url = line
+        .trim()
+        .strip_prefix("listening on ")
+        .with_context(|| format!("unexpected upstream banner `{}`", line.trim()))?
+        .to_owned();
+    Ok((proc, url))
+}
+
+/// A free loopback port (bound, then released).
+pub fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// Starts `portcullis run --config <dir>/portcullis.toml` with `config` and waits until
+/// its HTTP front answers `/healthz`. Logs (warnings and up) go to `<dir>/gateway.log`.
+pub async fn start_gateway(program: &Path, dir: &Path, config: &str, url: &str) -> anyhow::Result<Proc> {
+    let path = dir.join("portcullis.toml");
+    std::fs::write(&path, config)?;
+    let log = dir.join("gateway.log");
+    let child = Command::new(program)
+        .args(["--log-format", "json", "run", "--config"])
+        .arg(&path)
+        .env("PORTCULLIS_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log)?)
+        .spawn()
+        .with_context(|| format!("cannot start `{}`", program.display()))?;
+    let mut proc = Proc { child, log: Some(log) };
+    let health = url.replace("/mcp", "/healthz");
+    let client = reqwest::Client::new();
+    let started = Instant::now();
+    loop {
+        if let Ok(r) = client.get(&health).send().await
+            && r.status().is_success()
+        {
+            return Ok(proc);
+        }
+        if let Some(status) = proc.child.try_wait()? {
+            bail!("the gateway exited ({status}) at start; log:\n{}", proc.log_tail());
+        }
+        if started.elapsed() > Duration::from_secs(60) {
+            bail!(
+                "the gateway did not answer /healthz within 60 s; log:\n{}",
+                proc.log_tail()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// User + system CPU time of `pid` so far, from `/proc/PID/stat`, in microseconds.
+pub fn cpu_time_us(pid: u32, ticks_per_sec: u64) -> anyhow::Result<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // Fields after the `(comm)`: state is field 3, utime 14, stime 15 (1-based).
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).context("malformed /proc stat")?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let field = |i: usize| -> anyhow::Result<u64> { Ok(fields.get(i).context("short /proc stat")?.parse::<u64>()?) };
+    let ticks = field(11)? + field(12)?;
+    Ok(ticks * 1_000_000 / ticks_per_sec.max(1))
+}
+
+/// Resident set size of `pid` in KiB, from `/proc/PID/status`.
+pub fn rss_kib(pid: u32) -> anyhow::Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let line = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .context("no VmRSS in /proc status")?;
+    Ok(line.trim().trim_end_matches("kB").trim().parse()?)
+}
+
+/// Clock ticks per second for `/proc` CPU counters (`getconf CLK_TCK`, else 100).
+pub fn clock_ticks() -> u64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(100)
+}
+
+/// A one-line description of the machine: CPU model and count.
+pub fn machine() -> String {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name"))
+        .map(|m| m.trim_start_matches([' ', '\t', ':']).to_owned())
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cpus = std::thread::available_parallelism().map(usize::from).unwrap_or(1);
+    format!("{cpus} × {model}")
+}

@@ -1,0 +1,51 @@
+//! Smoke test of the benchmark driver: `--quick` (a few dozen calls per phase, no
+//! timing assertions) must produce a report with every phase and non-zero calls.
+//! Needs the `portcullis` binary built beside the test (`cargo build --workspace --bins`).
+#![allow(clippy::expect_used, clippy::unwrap_used, reason = "test code fails loudly")]
+
+use std::process::Command;
+
+#[test]
+fn quick_run_reports_every_phase() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let json = dir.path().join("bench.json");
+    let output = Command::new(env!("CARGO_BIN_EXE_portcullis-bench"))
+        .args([
+            "--quick",
+            "--upstream",
+            env!("CARGO_BIN_EXE_portcullis-bench-upstream"),
+            "--json",
+        ])
+        .arg(&json)
+        .arg("--audit-dir")
+        .arg(dir.path())
+        .output()
+        .expect("run portcullis-bench");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "portcullis-bench --quick failed:\n{stderr}");
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let summary = report["summary"].as_array().unwrap();
+    // 2 transports × 2 concurrencies × (direct + 4 gateway targets).
+    assert_eq!(summary.len(), 20, "{summary:#?}");
+    for row in summary {
+        assert!(row["calls"].as_u64().unwrap() > 0, "{row}");
+        assert_eq!(row["errors"].as_u64(), Some(0), "{row}");
+        for key in ["p50_us", "p99_us", "p999_us", "throughput_rps"] {
+            assert!(row[key].as_f64().unwrap() > 0.0, "{key} in {row}");
+        }
+        if row["target"] != "direct" {
+            assert!(row["gateway_cpu_us_per_call"].is_number(), "{row}");
+            assert!(row["gateway_rss_kib"].as_u64().unwrap() > 0, "{row}");
+            assert!(
+                row["ratio_p50"].is_number() && row["ratio_throughput"].is_number(),
+                "{row}"
+            );
+        }
+    }
+    assert_eq!(report["fsync_wait"].as_array().unwrap().len(), 4);
+    let sessions = &report["sessions"];
+    assert_eq!(sessions["opened"].as_u64(), Some(20), "{sessions}");
+    assert!(sessions["bytes_per_idle_session"].is_number());
+    assert_eq!(sessions["sample_calls"], sessions["sample_calls_ok"]);
+    assert!(report["conditions"]["machine"].is_string());
+}

@@ -1,0 +1,76 @@
+//! Per-call cost of the message stages in this crate, on a `tools/call` request and
+//! its result with ~1 KiB of arguments / content (the end-to-end benchmark's payload):
+//!
+//! - `parse_frame/*`: strict parse (duplicate keys refused, depth and size limits)
+//!   plus `Message::from_value`, and `to_bytes` for the way out; `serde_json` alone
+//!   as the floor;
+//! - `canonical/*`: RFC 8785 canonical form of the arguments and of the result, and
+//!   its SHA-256 (the digests the audit record and policy input carry).
+//!
+//! Run with `cargo bench -p portcullis-mcp`.
+#![allow(
+    clippy::expect_used,
+    reason = "benchmark setup: a broken fixture should abort the run"
+)]
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use portcullis_mcp::{
+    Limits, Message,
+    canonical::{canonical_bytes, canonical_sha256},
+    parse_strict,
+};
+use serde_json::{Value, json};
+
+fn text() -> String {
+    (0..1000).map(|i| char::from(b'a' + (i % 26) as u8)).collect()
+}
+
+fn request() -> Vec<u8> {
+    serde_json::to_vec(&json!({
+        "jsonrpc": "2.0", "id": 42, "method": "tools/call",
+        "params": {"name": "echo", "arguments": {"text": text(), "limit": 100, "flags": [true, false]},
+                   "_meta": {"io.portcullis/reason": "benchmark"}}
+    }))
+    .expect("serialise")
+}
+
+fn result() -> Vec<u8> {
+    serde_json::to_vec(&json!({
+        "jsonrpc": "2.0", "id": 42,
+        "result": {"content": [{"type": "text", "text": text()}], "isError": false}
+    }))
+    .expect("serialise")
+}
+
+fn parse_frame(c: &mut Criterion) {
+    let limits = Limits::default();
+    let mut group = c.benchmark_group("parse_frame");
+    for (name, bytes) in [("request_1kib", request()), ("result_1kib", result())] {
+        group.throughput(Throughput::Bytes(bytes.len() as u64));
+        group.bench_function(format!("strict/{name}"), |b| {
+            b.iter(|| Message::from_value(parse_strict(&bytes, limits).expect("parse")).expect("message"))
+        });
+        group.bench_function(format!("serde_json_floor/{name}"), |b| {
+            b.iter(|| serde_json::from_slice::<Value>(&bytes).expect("parse"))
+        });
+        let msg = Message::from_value(parse_strict(&bytes, limits).expect("parse")).expect("message");
+        group.bench_function(format!("to_bytes/{name}"), |b| b.iter(|| msg.to_bytes()));
+    }
+    group.finish();
+}
+
+fn canonical(c: &mut Criterion) {
+    let limits = Limits::default();
+    let request = parse_strict(&request(), limits).expect("parse");
+    let arguments = request.pointer("/params/arguments").cloned().expect("arguments");
+    let result = parse_strict(&result(), limits).expect("parse");
+    let result = result.get("result").cloned().expect("result");
+    let mut group = c.benchmark_group("canonical");
+    for (name, value) in [("arguments_1kib", &arguments), ("result_1kib", &result)] {
+        group.bench_function(format!("bytes/{name}"), |b| b.iter(|| canonical_bytes(value)));
+        group.bench_function(format!("sha256/{name}"), |b| b.iter(|| canonical_sha256(value)));
+    }
+    group.finish();
+}
+
+criterion_group!(benches, parse_frame, canonical);
+criterion_main!(benches);
