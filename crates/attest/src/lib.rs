@@ -17,8 +17,9 @@
 //!   characters and excessive size before anything reaches a client (T7).
 //! - [`receipt`]: the gateway signs the result together with the request hash, decision id
 //!   and audit index, so anyone can verify it offline.
-//! - [`keys`]: key ids and the set of trusted keys by id (rotation, T20); [`keyfile`] reads
-//!   key files in the audit log's format.
+//! - [`keys`]: key ids and the set of trusted keys by id (rotation, T20). Key files are
+//!   the audit log's (`portcullis_audit::LogSigningKey` / `LogPublicKey`); the CLI loads
+//!   them and hands this crate the keys.
 //! - [`ijson`]: the I-JSON checks (RFC 7493) every signed value passes before its canonical
 //!   bytes are trusted (T13).
 //!
@@ -27,7 +28,6 @@
 #![forbid(unsafe_code)]
 
 pub mod ijson;
-pub mod keyfile;
 pub mod keys;
 pub mod manifest;
 pub mod receipt;
@@ -35,7 +35,6 @@ pub mod replay;
 pub mod request;
 pub mod scan;
 
-pub use keyfile::{KeyFileError, load_signing_key, load_verifying_key};
 pub use keys::{KeySet, key_id};
 pub use manifest::{
     Drift, Manifest, ManifestError, PinnedManifest, SignedManifest, ToolPin, TransportPin, drift, file_sha256,

@@ -9,8 +9,7 @@ use serde_json::{Value, json};
 pub const PROTOCOL: &str = "2025-11-25";
 /// The only tool of the bench upstream.
 pub const TOOL: &str = "echo";
-/// Where a caller gives the reason the gateway's policies ask for.
-pub const REASON_META_KEY: &str = "io.portcullis/reason";
+use portcullis_gateway::REASON_META_KEY;
 
 /// The client's `initialize` request.
 pub fn initialize(id: u64) -> Value {

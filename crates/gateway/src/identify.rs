@@ -52,18 +52,16 @@ pub async fn identify(
     }
     let user = match (&auth.bearer, bearer_token(headers)) {
         (_, Err(e)) => {
-            return Err(bearer_refusal(
-                auth,
-                BearerChallenge::InvalidToken { description: e.into() },
-            ));
+            let challenge = BearerChallenge::InvalidToken { description: e.into() };
+            return Err(bearer_refusal(auth, &challenge, format!("invalid bearer token: {e}")));
         }
         (Some(bearer), Ok(Some(token))) => match bearer.validator.validate(token).await {
             Ok(user) => Some(user),
             Err(e) => {
                 tracing::warn!("refused a call: bearer token: {e}");
-                let mut refusal = bearer_refusal(auth, e.challenge());
+                let mut refusal = bearer_refusal(auth, &e.challenge(), e.to_string());
+                // 503 when the token could not be checked (the issuer's keys are unavailable).
                 refusal.status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::UNAUTHORIZED);
-                refusal.message = e.to_string();
                 return Err(refusal);
             }
         },
@@ -74,62 +72,51 @@ pub async fn identify(
         (_, Ok(None)) => None,
     };
     if auth.require_user && user.is_none() {
-        return Err(bearer_refusal(auth, BearerChallenge::MissingToken));
+        let message = "this gateway requires an OAuth bearer token; see the WWW-Authenticate header for where \
+                       to obtain one";
+        return Err(bearer_refusal(auth, &BearerChallenge::MissingToken, message.into()));
     }
     if let (Some(bearer), Some(user)) = (&auth.bearer, &user) {
-        let missing: Vec<String> = bearer
+        let missing: Vec<&str> = bearer
             .required_scopes
             .iter()
             .filter(|s| !user.has_scope(s))
-            .cloned()
+            .map(String::as_str)
             .collect();
         if !missing.is_empty() {
-            let mut refusal = bearer_refusal(
-                auth,
-                BearerChallenge::InsufficientScope {
-                    scopes: bearer.required_scopes.clone(),
-                },
-            );
-            refusal.message = format!(
+            let challenge = BearerChallenge::InsufficientScope {
+                scopes: bearer.required_scopes.clone(),
+            };
+            let message = format!(
                 "the bearer token lacks the scopes {}; request a token with them",
                 missing.join(", ")
             );
-            return Err(refusal);
+            return Err(bearer_refusal(auth, &challenge, message));
         }
     }
-    let (scopes, claims) = match &user {
-        Some(u) => (
-            u.scopes.clone(),
-            u.claims.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
-        ),
-        None => (Vec::new(), BTreeMap::new()),
-    };
     match Identity::new(workload, user, &auth.unattested_workload) {
-        Ok(identity) => Ok(Caller {
-            principal: identity.principal,
-            anonymous: false,
-            scopes,
-            claims,
-        }),
+        Ok(identity) => {
+            let (scopes, claims) = match identity.user {
+                Some(user) => (user.scopes, user.claims.into_iter().collect()),
+                None => (Vec::new(), BTreeMap::new()),
+            };
+            Ok(Caller {
+                principal: identity.principal,
+                anonymous: false,
+                scopes,
+                claims,
+            })
+        }
         Err(_) => Ok(Caller::anonymous(anonymous.clone())),
     }
 }
 
 /// A 401/403 in the MCP authorization style: with a challenge pointing at the
 /// Protected Resource Metadata when bearer tokens are configured.
-fn bearer_refusal(auth: &HttpAuth, challenge: BearerChallenge) -> Refusal {
-    let message = match &challenge {
-        BearerChallenge::MissingToken => "this gateway requires an OAuth bearer token; see the WWW-Authenticate \
-                                          header for where to obtain one"
-            .to_string(),
-        BearerChallenge::InvalidToken { description } => format!("invalid bearer token: {description}"),
-        BearerChallenge::InsufficientScope { scopes } => {
-            format!("the bearer token lacks required scopes ({})", scopes.join(" "))
-        }
-    };
+fn bearer_refusal(auth: &HttpAuth, challenge: &BearerChallenge, message: String) -> Refusal {
     Refusal {
         status: StatusCode::from_u16(challenge.status()).unwrap_or(StatusCode::UNAUTHORIZED),
-        challenge: auth.bearer.as_ref().map(|b| b.resource.challenge_header(&challenge)),
+        challenge: auth.bearer.as_ref().map(|b| b.resource.challenge_header(challenge)),
         message,
     }
 }
