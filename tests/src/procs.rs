@@ -1,7 +1,7 @@
 //! Real processes for the tests: the gateway (`portcullis run` / `stdio`) and
 //! upstream servers, each stopped when its handle drops.
 use std::{
-    io::{BufRead, BufReader},
+    io::{BufRead, BufReader, Read, Write},
     net::SocketAddr,
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
@@ -99,6 +99,15 @@ impl GatewayProc {
             logs,
             config,
         }
+    }
+
+    /// Stops this gateway and starts a new one on the same config file (and data).
+    pub fn restart(mut self) -> Self {
+        self.terminate();
+        let placeholder = write_config("");
+        let config = std::mem::replace(&mut self.config, placeholder);
+        drop(self);
+        Self::start_file(config)
     }
 
     pub fn logs(&self) -> String {
@@ -240,4 +249,27 @@ pub fn demo_mtls_upstream(server: &crate::pki::SvidFiles, client_ca: &Path) -> U
         ],
         "https",
     )
+}
+
+/// Runs `portcullis connect <args…>` with `input` on stdin (then EOF): exit status, the
+/// messages it wrote to stdout, and its stderr.
+pub fn bridge_once(args: &[&str], input: &str) -> (std::process::ExitStatus, Vec<serde_json::Value>, String) {
+    let mut child = Command::new(crate::bin("portcullis"))
+        .arg("connect")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(input.as_bytes()).unwrap();
+    drop(stdin);
+    let status = wait_exit(&mut child, Duration::from_secs(30));
+    let mut out = String::new();
+    child.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+    let mut err = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    let messages = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    (status, messages, err)
 }

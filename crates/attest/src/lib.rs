@@ -20,6 +20,8 @@
 //! - [`keys`]: key ids and the set of trusted keys by id (rotation, T20). Key files are
 //!   the audit log's (`portcullis_audit::LogSigningKey` / `LogPublicKey`); the CLI loads
 //!   them and hands this crate the keys.
+//! - [`host`]: the host's side — sign a request, verify the receipt on its result (used by
+//!   `portcullis connect --sign-key`, and by Rust hosts directly).
 //! - [`ijson`]: the I-JSON checks (RFC 7493) every signed value passes before its canonical
 //!   bytes are trusted (T13).
 //!
@@ -27,6 +29,7 @@
 //! and knows nothing of the pipeline order; `gateway` calls it.
 #![forbid(unsafe_code)]
 
+pub mod host;
 pub mod ijson;
 pub mod keys;
 pub mod manifest;
@@ -35,12 +38,17 @@ pub mod replay;
 pub mod request;
 pub mod scan;
 
+pub use host::{
+    AUDIT_RECEIPT_META_KEY, HostSigner, RESULT_SIGNATURE_META_KEY, receipt_view, strip_gateway_meta, verify_result,
+};
 pub use keys::{KeySet, key_id};
 pub use manifest::{
     Drift, Manifest, ManifestError, PinnedManifest, SignedManifest, ToolPin, TransportPin, drift, file_sha256,
     tool_definition_hash,
 };
-pub use receipt::{Receipt, ReceiptError, ReceiptFacts, sign_receipt, verify_receipt};
+pub use receipt::{
+    HashedFacts, Receipt, ReceiptError, ReceiptFacts, sign_hashed_receipt, sign_receipt, verify_receipt,
+};
 pub use replay::ReplayCache;
 pub use request::{
     CallError, CallTarget, META_KEY, SignedCall, SignedFields, VerifiedCall, Verifier, VerifierConfig, sign_call,

@@ -44,6 +44,10 @@ pub struct Receipt {
 /// Why a receipt could not be made or did not verify.
 #[derive(Debug, thiserror::Error)]
 pub enum ReceiptError {
+    #[error(
+        "the result carries no `_meta.\"io.portcullis/result-signature\"` receipt; is result signing on at the gateway?"
+    )]
+    Missing,
     #[error("the receipt's request hash does not match the request; it belongs to another call")]
     RequestMismatch,
     #[error("the receipt's result hash does not match the result; the result was altered")]
@@ -74,17 +78,41 @@ pub struct ReceiptFacts<'a> {
     pub time: u64,
 }
 
+/// A receipt's facts with the request and result already hashed (SHA-256 of their RFC 8785
+/// form), for a caller that computed those digests anyway (the gateway's record stage).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HashedFacts<'a> {
+    pub request_sha256: [u8; 32],
+    pub result_sha256: [u8; 32],
+    pub decision_id: &'a str,
+    pub audit_index: u64,
+    pub time: u64,
+}
+
 /// Signs a receipt for `facts` with the gateway key `key`, named `kid`.
 pub fn sign_receipt(key: &SigningKey, kid: &str, facts: ReceiptFacts<'_>) -> Result<Receipt, ReceiptError> {
+    ijson::check(facts.request)?;
+    ijson::check(facts.result)?;
+    let hashed = HashedFacts {
+        request_sha256: canonical_sha256(facts.request),
+        result_sha256: canonical_sha256(facts.result),
+        decision_id: facts.decision_id,
+        audit_index: facts.audit_index,
+        time: facts.time,
+    };
+    sign_hashed_receipt(key, kid, hashed)
+}
+
+/// Signs a receipt over digests the caller computed. The values behind them must have come
+/// through `portcullis_mcp::parse_strict` (I-JSON), or the digests are not well defined.
+pub fn sign_hashed_receipt(key: &SigningKey, kid: &str, facts: HashedFacts<'_>) -> Result<Receipt, ReceiptError> {
     keys::check_kid(kid)?;
     if facts.audit_index > MAX_SAFE_INTEGER || facts.time > MAX_SAFE_INTEGER {
         return Err(ReceiptError::OutOfRange);
     }
-    ijson::check(facts.request)?;
-    ijson::check(facts.result)?;
     let mut receipt = Receipt {
-        request_hash: hex::encode(canonical_sha256(facts.request)),
-        result_hash: hex::encode(canonical_sha256(facts.result)),
+        request_hash: hex::encode(facts.request_sha256),
+        result_hash: hex::encode(facts.result_sha256),
         decision_id: facts.decision_id.to_owned(),
         audit_index: facts.audit_index,
         time: facts.time,

@@ -90,6 +90,12 @@ impl LogSigner {
         &self.key_id
     }
 
+    /// The Ed25519 key itself, for the gateway's other signatures made with a key file of this
+    /// format (result receipts). Never log or print it.
+    pub fn signing_key(&self) -> &SigningKey {
+        &self.key
+    }
+
     pub fn public_key(&self) -> LogPublicKey {
         LogPublicKey::from_key(self.key.verifying_key())
     }

@@ -1,5 +1,6 @@
 //! Putting a gateway together from a validated config: the record stage (audit
-//! log), the authorise stage (policy store and its watcher), then the gateway.
+//! log), the result-signing key (recorded in the log), the authorise stage (policy
+//! store and its watcher), then the gateway.
 //! Shared by `run`, `stdio` and `demo`.
 use std::{path::Path, sync::Arc};
 
@@ -22,6 +23,14 @@ pub async fn gateway(loaded: LoadedConfig, config_file: Option<&Path>) -> anyhow
         recorder
             .config_loaded(sha2::Sha256::digest(&bytes).into(), &servers)
             .await?;
+    }
+    let mut loaded = loaded;
+    if let Some(path) = &loaded.receipt_key {
+        let key = crate::config_attest::receipt_key(path)?;
+        recorder
+            .receipt_key(&key.kid, key.key.verifying_key().as_bytes())
+            .await?;
+        loaded.gateway.attest.receipts = Some(Arc::new(key));
     }
     let authoriser = policy_open::open(&loaded.policy)?;
     policy_open::watch(authoriser.store.clone(), recorder.clone(), &loaded.policy);

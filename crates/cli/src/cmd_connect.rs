@@ -7,6 +7,8 @@
 //! notifications, server-to-client requests) goes to stdout, one message per line. On EOF
 //! the bridge waits (bounded) for answers still owed, closes the session (DELETE) and exits
 //! 0. A gateway that cannot be reached answers each request with a JSON-RPC error.
+//! With `--sign-key` the bridge signs every `tools/call` for the host, and with
+//! `--receipt-key` it checks every result's signed receipt (see `connect_attest`).
 use std::{collections::HashSet, path::PathBuf, process::ExitCode, time::Duration};
 
 use anyhow::Context;
@@ -16,7 +18,7 @@ use portcullis_transport::{HttpSpec, LineReader, Link, LinkEvent, connect_http};
 use serde_json::Value;
 use tokio::io::{AsyncWrite, AsyncWriteExt, BufReader};
 
-use crate::shutdown;
+use crate::{connect_attest::BridgeAttest, shutdown};
 
 /// A gateway that does not accept the TCP connection by then is reported unreachable.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -43,10 +45,24 @@ pub struct ConnectArgs {
     /// Verify the gateway's SPIFFE ID instead of the URL's host name (needs --ca and --cert).
     #[arg(long, value_name = "ID", requires_all = ["ca", "cert"])]
     server_spiffe_id: Option<SpiffeId>,
+    /// Sign every tools/call with this host key (`portcullis keygen`) on the host's behalf.
+    #[arg(long, value_name = "KEY")]
+    sign_key: Option<PathBuf>,
+    /// The audience calls are signed for: the gateway's `[attestation] audience`.
+    #[arg(long, default_value = crate::config_attest::DEFAULT_AUDIENCE, requires = "sign_key")]
+    audience: String,
+    /// The server of un-namespaced tool names (a gateway with a single server).
+    #[arg(long, requires = "sign_key")]
+    server: Option<String>,
+    /// Check every result's signed receipt with this gateway public key (repeat for rotated
+    /// keys); a result that fails is replaced by an error.
+    #[arg(long = "receipt-key", value_name = "PUB")]
+    receipt_keys: Vec<PathBuf>,
 }
 
 pub async fn run(args: ConnectArgs) -> anyhow::Result<ExitCode> {
     let client = http_client(&args)?;
+    let attest = bridge_attest(&args)?;
     let limits = Limits::default();
     let spec = HttpSpec {
         name: "gateway".into(),
@@ -55,8 +71,31 @@ pub async fn run(args: ConnectArgs) -> anyhow::Result<ExitCode> {
         limits,
     };
     let link = connect_http(spec, client);
-    relay(link, limits, tokio::io::stdin(), tokio::io::stdout()).await?;
+    relay(link, limits, attest, tokio::io::stdin(), tokio::io::stdout()).await?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The signing and receipt checks `--sign-key` and `--receipt-key` ask for.
+fn bridge_attest(args: &ConnectArgs) -> anyhow::Result<BridgeAttest> {
+    let signer = match &args.sign_key {
+        None => None,
+        Some(path) => {
+            let key = portcullis_audit::LogSigner::load(path)
+                .with_context(|| format!("cannot load the host signing key {}", path.display()))?;
+            Some(portcullis_attest::HostSigner::new(
+                key.signing_key().clone(),
+                args.audience.clone(),
+            ))
+        }
+    };
+    let trusted = if args.receipt_keys.is_empty() {
+        None
+    } else {
+        let set = crate::config_attest::key_set(&args.receipt_keys)
+            .map_err(|(i, reason)| anyhow::anyhow!("--receipt-key #{}: {reason}", i + 1))?;
+        Some(set)
+    };
+    Ok(BridgeAttest::new(signer, args.server.clone(), trusted))
 }
 
 /// The HTTP client for the gateway: plain for `http://`, mutual TLS for `https://`.
@@ -141,6 +180,7 @@ pub fn host_name_tls(
 async fn relay(
     link: Link,
     limits: Limits,
+    mut attest: BridgeAttest,
     input: impl tokio::io::AsyncRead + Unpin,
     mut output: impl AsyncWrite + Unpin,
 ) -> anyhow::Result<()> {
@@ -172,6 +212,13 @@ async fn relay(
                         continue;
                     }
                 };
+                let msg = match attest.outgoing(msg) {
+                    Ok(msg) => msg,
+                    Err(answer) => {
+                        write_line(&mut output, &answer).await?;
+                        continue;
+                    }
+                };
                 if msg.kind() == MessageKind::Request
                     && let Some(id) = msg.id()
                 {
@@ -185,7 +232,7 @@ async fn relay(
                 let Some(event) = event else {
                     anyhow::bail!("the connection to the gateway closed unexpectedly");
                 };
-                relay_event(event, &mut output, &mut pending, &mut reported_unreachable).await?;
+                relay_event(event, &mut attest, &mut output, &mut pending, &mut reported_unreachable).await?;
             }
             () = &mut stop => break,
         }
@@ -194,7 +241,7 @@ async fn relay(
     let drained = tokio::time::timeout(DRAIN_LIMIT, async {
         while !pending.is_empty() {
             let Some(event) = rx.recv().await else { break };
-            relay_event(event, &mut output, &mut pending, &mut reported_unreachable).await?;
+            relay_event(event, &mut attest, &mut output, &mut pending, &mut reported_unreachable).await?;
         }
         anyhow::Ok(())
     })
@@ -233,12 +280,14 @@ fn parse_line(bytes: &[u8], limits: Limits) -> Result<Message, Value> {
 
 async fn relay_event(
     event: LinkEvent,
+    attest: &mut BridgeAttest,
     output: &mut (impl AsyncWrite + Unpin),
     pending: &mut HashSet<String>,
     reported_unreachable: &mut bool,
 ) -> anyhow::Result<()> {
     match event {
         LinkEvent::Message { msg, .. } => {
+            let msg = attest.incoming(msg);
             if msg.kind() == MessageKind::Response
                 && let Some(id) = msg.id()
             {

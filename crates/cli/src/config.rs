@@ -45,6 +45,10 @@ struct RawConfig {
     policy: RawPolicy,
     #[serde(default)]
     audit: RawAudit,
+    #[serde(default)]
+    attestation: crate::config_attest::RawAttestation,
+    #[serde(default)]
+    manifests: crate::config_attest::RawManifests,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -152,6 +156,8 @@ struct RawServer {
     timeout_secs: Option<u64>,
     protocol: Option<String>,
     tls: Option<RawUpstreamTls>,
+    /// The server's signed manifest (pins its transport and tools).
+    manifest: Option<PathBuf>,
 }
 
 /// `tls = { ca, cert, key, spiffe_id }` of an `https://` server: mutual TLS upstream.
@@ -182,11 +188,36 @@ pub struct LoadedConfig {
     pub audit: Option<AuditSettings>,
     /// The HTTP front's TLS (`None`: plain HTTP).
     pub tls: Option<portcullis_identity::ServerTlsSettings>,
+    /// The audience hosts sign their calls for (`[attestation] audience`).
+    pub audience: String,
+    /// The result-signing key file, loaded once the audit log is open; `None`: unsigned.
+    pub receipt_key: Option<PathBuf>,
+    /// Each server's manifest file (`manifest = "FILE"`).
+    pub manifest_files: BTreeMap<ServerName, PathBuf>,
+    /// The operator keys trusted to sign manifests (`[manifests] trusted_keys`).
+    pub manifest_keys: Vec<PathBuf>,
+    /// `tls.spiffe_id` of each mutual-TLS HTTPS server.
+    pub upstream_spiffe_ids: BTreeMap<ServerName, String>,
     pub warnings: Vec<String>,
 }
 
-/// Reads and validates `path`.
+pub use crate::config_attest::ManifestCheck;
+
+impl LoadedConfig {
+    /// The operator keys trusted to sign manifests.
+    pub fn trusted_manifest_keys(&self) -> anyhow::Result<portcullis_attest::KeySet> {
+        crate::config_attest::key_set(&self.manifest_keys)
+            .map_err(|(i, reason)| anyhow::anyhow!("manifests.trusted_keys[{i}]: {reason}"))
+    }
+}
+
+/// Reads and validates `path`, verifying the servers' manifests.
 pub fn load(path: &Path) -> Result<LoadedConfig, ConfigError> {
+    load_with(path, ManifestCheck::Verify)
+}
+
+/// Reads and validates `path`; `check` says whether manifests are verified.
+pub fn load_with(path: &Path, check: ManifestCheck) -> Result<LoadedConfig, ConfigError> {
     let file = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
         file: file.clone(),
@@ -194,11 +225,15 @@ pub fn load(path: &Path) -> Result<LoadedConfig, ConfigError> {
         reason: format!("cannot read the file: {e}"),
     })?;
     let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
-    parse(&text, &file, &base)
+    parse_with(&text, &file, &base, check)
 }
 
 /// Validates config `text`; relative paths are resolved against `base`.
 pub fn parse(text: &str, file: &str, base: &Path) -> Result<LoadedConfig, ConfigError> {
+    parse_with(text, file, base, ManifestCheck::Verify)
+}
+
+fn parse_with(text: &str, file: &str, base: &Path, check: ManifestCheck) -> Result<LoadedConfig, ConfigError> {
     let err = |key: &str, reason: String| ConfigError {
         file: file.to_owned(),
         key: key.to_owned(),
@@ -258,6 +293,33 @@ pub fn parse(text: &str, file: &str, base: &Path) -> Result<LoadedConfig, Config
         }
         servers.push(server);
     }
+    let per_server: Vec<crate::config_attest::ServerManifest<'_>> = raw
+        .servers
+        .iter()
+        .map(|s| crate::config_attest::ServerManifest {
+            file: s.manifest.as_deref(),
+            has_tool_tiers: !s.tools.is_empty(),
+            spiffe_id: s.tls.as_ref().map(|t| t.spiffe_id.as_str()),
+        })
+        .collect();
+    let attest = crate::config_attest::attest(
+        &raw.attestation,
+        &raw.manifests,
+        &per_server,
+        &mut servers,
+        crate::config_attest::Loading {
+            audit_key: audit.as_ref().map(|a| a.key.as_path()),
+            check,
+            base,
+        },
+        &err,
+    )?;
+    let upstream_spiffe_ids = raw
+        .servers
+        .iter()
+        .zip(&servers)
+        .filter_map(|(r, s)| Some((s.name.clone(), r.tls.as_ref()?.spiffe_id.clone())))
+        .collect();
     let principal = |value: &Option<String>, default: &str| {
         Principal::workload(value.clone().unwrap_or_else(|| default.to_owned()))
     };
@@ -267,12 +329,18 @@ pub fn parse(text: &str, file: &str, base: &Path) -> Result<LoadedConfig, Config
         limits,
         stdio_principal: principal(&raw.stdio.principal, "stdio-client"),
         anonymous_principal: principal(&raw.listen.anonymous_principal, "anonymous"),
+        attest: attest.config,
     };
     Ok(LoadedConfig {
         gateway,
         policy,
         audit,
         tls: auth.tls,
+        audience: attest.audience,
+        receipt_key: attest.receipt_key,
+        manifest_files: attest.manifest_files,
+        manifest_keys: attest.manifest_keys,
+        upstream_spiffe_ids,
         warnings,
     })
 }

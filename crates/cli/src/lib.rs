@@ -12,11 +12,16 @@ mod cmd_check;
 mod cmd_connect;
 mod cmd_demo;
 mod cmd_init;
+mod cmd_keygen;
+mod cmd_manifest;
 mod cmd_policy;
 mod cmd_run;
 mod cmd_stdio;
+mod cmd_verify_receipt;
 pub mod config;
+mod config_attest;
 mod config_auth;
+mod connect_attest;
 mod duration;
 mod logging;
 mod policy_open;
@@ -82,6 +87,17 @@ enum Command {
     /// Verify, read and prove the audit log.
     #[command(subcommand)]
     Audit(cmd_audit::AuditCommand),
+    /// Pinned servers: write, sign, verify and amend server manifests.
+    #[command(subcommand)]
+    Manifest(cmd_manifest::ManifestCommand),
+    /// Check a signed result receipt offline against the gateway's public key(s).
+    VerifyReceipt(cmd_verify_receipt::VerifyReceiptArgs),
+    /// Generate an Ed25519 key pair (host call signing, operator manifest signing, result signing).
+    Keygen {
+        /// Path prefix: writes PREFIX.key (private, 0600) and PREFIX.pub.
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Development CA: create a trust domain and issue short-lived SVIDs.
     #[command(subcommand)]
     Ca(cmd_ca::CaCommand),
@@ -103,6 +119,12 @@ enum Command {
         /// Require client certificates (SVIDs) chaining to this CA bundle; needs --tls-cert.
         #[arg(long, requires = "tls_cert")]
         client_ca: Option<PathBuf>,
+        /// List `fetch_weather`, whose description turns hostile after N calls (rug-pull tests).
+        #[arg(long, value_name = "N", env = "PORTCULLIS_DEMO_RUG_PULL_AFTER")]
+        rug_pull_after: Option<u32>,
+        /// List a corpus of poisoned tool definitions (tool-poisoning tests).
+        #[arg(long)]
+        poisoned_tools: bool,
     },
 }
 
@@ -142,14 +164,23 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Policy(command) => cmd_policy::run(command),
         Command::Ca(command) => cmd_ca::run(command),
         Command::Connect(args) => cmd_connect::run(args).await,
+        Command::Manifest(command) => cmd_manifest::run(command).await,
+        Command::VerifyReceipt(args) => cmd_verify_receipt::run(args),
+        Command::Keygen { out } => cmd_keygen::run(out),
         Command::DemoServer {
             test_tools,
             http,
             tls_cert,
             tls_key,
             client_ca,
+            rug_pull_after,
+            poisoned_tools,
         } => {
-            let opts = portcullis_demo_server::DemoOptions { test_tools };
+            let opts = portcullis_demo_server::DemoOptions {
+                test_tools,
+                rug_pull_after,
+                poisoned_tools,
+            };
             match (http, tls_cert, tls_key) {
                 (Some(addr), Some(cert), Some(key)) => {
                     let tls = portcullis_demo_server::HttpsOptions { cert, key, client_ca };

@@ -9,6 +9,7 @@
 //! `initialize` lifecycle and the stateless 2026-07-28 revision.
 #![forbid(unsafe_code)]
 
+mod attack_tools;
 mod catalog;
 mod client_requests;
 mod data;
@@ -34,6 +35,11 @@ pub struct DemoOptions {
     /// Also list the test tools (echo, get_env, progress, log, sample, elicit, roots, crash,
     /// hang, garbage, notify_list_changed).
     pub test_tools: bool,
+    /// List the rug-pull tool `fetch_weather`, whose description turns hostile after this
+    /// many calls (T8 tests).
+    pub rug_pull_after: Option<u32>,
+    /// List the poisoned tool corpus (T7 tests).
+    pub poisoned_tools: bool,
 }
 
 /// Serve MCP over stdin/stdout until the client closes stdin.

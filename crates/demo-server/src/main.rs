@@ -32,6 +32,7 @@ async fn main() -> anyhow::Result<()> {
         .init();
     let opts = DemoOptions {
         test_tools: args.test_tools,
+        ..DemoOptions::default()
     };
     match args.http {
         Some(addr) => serve_http(addr, opts).await,

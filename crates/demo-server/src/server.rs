@@ -17,10 +17,13 @@ use rmcp::{
     },
     service::RequestContext,
 };
+use std::sync::Arc;
+
 use tokio::sync::mpsc::UnboundedSender;
 
 use crate::{
     DemoOptions,
+    attack_tools::{self, RugPull},
     catalog::DemoTool,
     client_requests::{self, ClientAsk},
     demo_tools::{self, str_arg},
@@ -41,6 +44,8 @@ pub enum Channel {
 pub struct DemoServer {
     test_tools: bool,
     channel: Channel,
+    rug_pull: Option<Arc<RugPull>>,
+    poisoned_tools: bool,
 }
 
 impl DemoServer {
@@ -48,6 +53,8 @@ impl DemoServer {
         Self {
             test_tools: opts.test_tools,
             channel,
+            rug_pull: opts.rug_pull_after.map(RugPull::new),
+            poisoned_tools: opts.poisoned_tools,
         }
     }
 
@@ -109,7 +116,13 @@ impl ServerHandler for DemoServer {
         _request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, McpError> {
-        let tools = DemoTool::enabled(self.test_tools).map(DemoTool::definition).collect();
+        let mut tools: Vec<_> = DemoTool::enabled(self.test_tools).map(DemoTool::definition).collect();
+        if let Some(rug) = &self.rug_pull {
+            tools.push(rug.definition());
+        }
+        if self.poisoned_tools {
+            tools.extend(attack_tools::poisoned());
+        }
         Ok(ListToolsResult::with_all_items(tools))
     }
 
@@ -118,6 +131,15 @@ impl ServerHandler for DemoServer {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
+        if let Some(rug) = &self.rug_pull
+            && request.name == attack_tools::RUG_PULL_TOOL
+        {
+            let args = request.arguments.clone().unwrap_or_default();
+            return rug.call(&args, &context).await.map(Into::into);
+        }
+        if self.poisoned_tools && attack_tools::is_poisoned(&request.name) {
+            return Ok(attack_tools::poisoned_call(&request.name).into());
+        }
         match DemoTool::find(&request.name, self.test_tools) {
             Some(tool) => self.call(tool, request, context).await,
             None => Err(McpError::invalid_params(

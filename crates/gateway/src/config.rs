@@ -2,6 +2,7 @@
 //! these; nothing in this crate reads files or the environment.
 use std::{collections::BTreeMap, net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
+use portcullis_attest::{PinnedManifest, ScanConfig, Verifier};
 use portcullis_core::{Principal, Secret, ServerName, Tier};
 use portcullis_identity::{
     SvidPolicy,
@@ -19,6 +20,55 @@ pub struct GatewayConfig {
     pub stdio_principal: Principal,
     /// Principal given to HTTP callers until the identity stage authenticates them.
     pub anonymous_principal: Principal,
+    /// Signed calls, signed results, pinned servers and tool scanning (pillar 3).
+    pub attest: AttestConfig,
+}
+
+/// The attestation settings: host keys, the result-signing key, server manifests, scanning.
+#[derive(Debug, Clone, Default)]
+pub struct AttestConfig {
+    /// Verifies host call signatures against every registered host key. `None`: no host keys.
+    pub verifier: Option<Arc<Verifier>>,
+    /// Principals that must sign every `tools/call`. A principal without a user stands for
+    /// every user of that workload.
+    pub required_signers: Vec<Principal>,
+    /// Signs a receipt into every released result; `None`: results are not signed.
+    pub receipts: Option<Arc<ReceiptKey>>,
+    /// Verified manifests by server: transport and tool pins.
+    pub manifests: BTreeMap<ServerName, Arc<PinnedManifest>>,
+    /// How tool definitions are scanned.
+    pub scan: ScanPolicy,
+}
+
+/// The gateway's result-signing key and its key id. `Debug` never prints the key.
+pub struct ReceiptKey {
+    pub key: ed25519_dalek::SigningKey,
+    pub kid: String,
+}
+
+impl std::fmt::Debug for ReceiptKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ReceiptKey {{ kid: {}, key: <redacted> }}", self.kid)
+    }
+}
+
+/// What happens to a tool whose definition the scanner flags.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ScanMode {
+    /// Hidden from listings and its calls denied (default).
+    #[default]
+    Block,
+    /// Recorded in the audit log and logged, but the tool stays usable.
+    Flag,
+    /// Not scanned.
+    Off,
+}
+
+/// Scanning mode and limits.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ScanPolicy {
+    pub mode: ScanMode,
+    pub limits: ScanConfig,
 }
 
 /// The Streamable HTTP front.

@@ -11,6 +11,7 @@ use serde_json::{Map, Value, json};
 
 use crate::{
     authorise::Authoriser,
+    classify::Classifier,
     config::{GatewayConfig, Isolation, ServerConfig},
     connect::{UpstreamEra, connect},
     error::UpstreamError,
@@ -37,6 +38,7 @@ pub struct Gateway {
     pub(crate) namespacer: Namespacer,
     pub(crate) recorder: Recorder,
     pub(crate) authoriser: Authoriser,
+    pub(crate) classifier: Classifier,
     http: HttpClients,
     sessions: Mutex<HashMap<String, Arc<Session>>>,
     stateless: Mutex<HashMap<Principal, Arc<Session>>>,
@@ -53,12 +55,14 @@ impl Gateway {
         let servers: BTreeMap<_, _> = config.servers.iter().map(|s| (s.name.clone(), s.clone())).collect();
         let namespacer = Namespacer::new(servers.keys().cloned().collect());
         let http = HttpClients::new(&config.servers);
+        let classifier = Classifier::new(config.attest.manifests.clone(), config.attest.scan);
         Arc::new(Self {
             config,
             servers,
             namespacer,
             recorder,
             authoriser,
+            classifier,
             http,
             sessions: Mutex::new(HashMap::new()),
             stateless: Mutex::new(HashMap::new()),
@@ -259,6 +263,7 @@ impl Gateway {
         let connected = match config.isolation {
             Isolation::Shared => self.shared_upstream(config).await?,
             Isolation::PerSession => {
+                self.check_transport(config).await?;
                 let (peer, era) = connect(
                     config,
                     &session.hello,
@@ -267,7 +272,7 @@ impl Gateway {
                     session.as_route(),
                 )
                 .await?;
-                Connected { peer, era }
+                Connected::new(peer, era)
             }
         };
         session.insert_upstream(server.clone(), connected.clone());
@@ -283,8 +288,9 @@ impl Gateway {
             let weak: std::sync::Weak<NoRoute> = Arc::downgrade(&self.shared_route);
             weak
         };
+        self.check_transport(config).await?;
         let (peer, era) = connect(config, &ClientHello::gateway(), self.config.limits, &self.http, route).await?;
-        let c = Connected { peer, era };
+        let c = Connected::new(peer, era);
         shared.insert(config.name.clone(), c.clone());
         Ok(c)
     }

@@ -1,6 +1,8 @@
 //! The per-call path, top to bottom. Every client request passes here:
 //!
-//! 1. classify  — what the method is and which server it is for (namespacing);
+//! 1. route     — what the method is and which server it is for (namespacing);
+//!    attest    — a `tools/call` carries a valid host signature where one is required;
+//!    classify  — the tool is pinned by the server's manifest and not held back;
 //! 2. authorise — a policy decision made for this call alone; a deny ends here
 //!    (recorded first); forwarding needs the `Permit`. Lists are filtered to
 //!    what the caller may use;
@@ -8,11 +10,14 @@
 //! 4. forward   — to the session's own connection to that server, bridging the
 //!    protocol revision when client and server differ;
 //! 5. record    — the outcome, durably, before the answer is released; the
-//!    answer carries the audit receipt. A failed write denies the call.
+//!    answer carries the audit receipt and, for `tools/call`, the gateway's signed
+//!    receipt over request, result, decision and log index. A failed write denies the call.
 //!
 //! Answers are returned as raw JSON: the relay never re-types a message.
 use std::{sync::Arc, time::Instant};
 
+use portcullis_attest::{HashedFacts, Receipt, ReceiptError, host::unix_now, sign_hashed_receipt, strip_gateway_meta};
+use portcullis_audit::DurableReceipt;
 use portcullis_core::ServerName;
 use portcullis_mcp::{
     Era, ErrorCode, Message, MethodClass,
@@ -50,6 +55,12 @@ impl Gateway {
                 &format!("`{method}` does not exist in protocol 2026-07-28"),
             );
         }
+        // The request as the client sent it (before routing rewrites names): what the signed
+        // result's receipt covers.
+        let request_sha256 = match (class, &self.config.attest.receipts) {
+            (MethodClass::CallTool, Some(_)) => msg.params_value().map(canonical_sha256),
+            _ => None,
+        };
         let route = match class {
             MethodClass::Initialize => {
                 return fail(ErrorCode::InvalidRequest, "this session is already initialized");
@@ -83,6 +94,9 @@ impl Gateway {
             if let (MethodClass::List(kind), Some(config)) = (class, self.servers.get(&server))
                 && let Some(result) = answer.get_mut("result")
             {
+                if kind == ListKind::Tools {
+                    self.screen_tools(session, &server, result).await;
+                }
                 self.authoriser.filter_list(&caller.facts(), config, kind, result);
             }
             return answer;
@@ -93,30 +107,39 @@ impl Gateway {
                 &format!("server `{server}` is not configured"),
             );
         };
+        if matches!(class, MethodClass::CallTool) {
+            let tool = msg.param_str("name").unwrap_or_default().to_owned();
+            // attest: the host's signature over this exact call.
+            if let Err(e) = self
+                .config
+                .attest
+                .check_call(&caller.principal, server.as_str(), &tool, &mut msg)
+            {
+                let call = call_facts(session, &server, &msg);
+                return self
+                    .deny_before_policy(id.as_ref(), &call, "attest", e.to_string())
+                    .await;
+            }
+            // classify: the tool is pinned (if the server has a manifest) and not held back.
+            if let Err(reason) = self.classify_call(session, &server, &tool).await {
+                let call = call_facts(session, &server, &msg);
+                return self.deny_before_policy(id.as_ref(), &call, "classify", reason).await;
+            }
+        }
         // authorise: a decision made for this call alone (never cached).
         let (request, outcome) = self.authoriser.decide_call(caller.facts(), config, &mut msg);
         let call = call_facts(session, &server, &msg);
         let permit = match outcome {
             Ok(permit) => permit,
             Err(deny) => {
-                // record (decision): the deny itself is recorded before the client hears of it.
                 let verdict = Verdict {
                     allowed: false,
                     reason: denial_reason(&deny),
                     decision_id: deny.decision_id().to_owned(),
                     policy_hash: deny.policy_hash().to_owned(),
                 };
-                if let Err(e) = self.recorder.decision(&call, &verdict).await {
-                    return fail(ErrorCode::Denied, &e.to_string());
-                }
                 tracing::info!(server = %server, target = %request.target, decision = %deny.decision_id(), "call denied by policy");
-                let text = format!("{} (decision {})", deny.client_message(), deny.decision_id());
-                return error_response(
-                    id.as_ref(),
-                    ErrorCode::Denied,
-                    &text,
-                    Some(json!({"decisionId": deny.decision_id()})),
-                );
+                return self.deny(id.as_ref(), &call, &verdict, deny.client_message()).await;
             }
         };
         // record (decision): durable before anything is forwarded.
@@ -131,11 +154,23 @@ impl Gateway {
         }
         let started = Instant::now();
         let mut answer = self.forward_permitted(permit, session, &server, msg).await;
-        // record (outcome): durable before the answer is released.
-        match self.recorder.outcome(&call, &answer, started.elapsed()).await {
-            Ok(Some(receipt)) => attach_receipt(&mut answer, &call.call_id, &receipt),
-            Ok(None) => {}
+        // filter: only the gateway writes receipts into a result.
+        if let Some(result) = answer.get_mut("result")
+            && strip_gateway_meta(result)
+        {
+            tracing::warn!(server = %server, "the server's result carried gateway receipt entries; removed");
+        }
+        // record (outcome): durable before the answer is released; then the result is signed.
+        let recorded = match self.recorder.outcome(&call, &answer, started.elapsed()).await {
+            Ok(recorded) => recorded,
             Err(e) => return fail(ErrorCode::Denied, &e.to_string()),
+        };
+        if let Some(receipt) = &recorded.receipt {
+            let signed = match self.sign_result(request_sha256, recorded.result_sha256, &verdict.decision_id, receipt) {
+                Ok(signed) => signed,
+                Err(e) => return fail(ErrorCode::Denied, &format!("the result could not be signed: {e}")),
+            };
+            attach_receipt(&mut answer, &call.call_id, receipt, signed.as_ref());
         }
         if method == "resources/read"
             && let Some(result) = answer.get_mut("result")
@@ -143,6 +178,55 @@ impl Gateway {
             self.namespacer.outbound_read_result(&server, result);
         }
         answer
+    }
+
+    /// Records a deny and answers with it: the deny is durable before the client hears of it.
+    async fn deny(&self, id: Option<&Value>, call: &CallFacts, verdict: &Verdict, text: &str) -> Value {
+        if let Err(e) = self.recorder.decision(call, verdict).await {
+            return error_response(id, ErrorCode::Denied, &e.to_string(), None);
+        }
+        let text = format!("{text} (decision {})", verdict.decision_id);
+        error_response(
+            id,
+            ErrorCode::Denied,
+            &text,
+            Some(json!({"decisionId": verdict.decision_id})),
+        )
+    }
+
+    /// A deny by a stage before authorise (attest, classify), recorded like a policy deny.
+    async fn deny_before_policy(&self, id: Option<&Value>, call: &CallFacts, stage: &str, reason: String) -> Value {
+        tracing::info!(server = %call.server, target = ?call.target, "call denied by {stage}: {reason}");
+        let verdict = Verdict {
+            allowed: false,
+            reason: format!("{stage}: {reason}"),
+            decision_id: new_call_id(),
+            policy_hash: String::new(),
+        };
+        self.deny(id, call, &verdict, &reason).await
+    }
+
+    /// The signed receipt for a `tools/call` result, when result signing is on.
+    fn sign_result(
+        &self,
+        request_sha256: Option<[u8; 32]>,
+        result_sha256: Option<[u8; 32]>,
+        decision_id: &str,
+        receipt: &DurableReceipt,
+    ) -> Result<Option<Receipt>, ReceiptError> {
+        let (Some(key), Some(request_sha256), Some(result_sha256)) =
+            (&self.config.attest.receipts, request_sha256, result_sha256)
+        else {
+            return Ok(None);
+        };
+        let facts = HashedFacts {
+            request_sha256,
+            result_sha256,
+            decision_id,
+            audit_index: receipt.index(),
+            time: unix_now(),
+        };
+        sign_hashed_receipt(&key.key, &key.kid, facts).map(Some)
     }
 
     /// Forwards a call that acts: only with the permit the policy stage issued for it.
@@ -260,6 +344,9 @@ impl Gateway {
             match self.list_all(session, &connected, kind, msg).await {
                 Ok(got) => {
                     let mut page = json!({ kind.field(): got });
+                    if kind == ListKind::Tools {
+                        self.screen_tools(session, server, &mut page).await;
+                    }
                     if let Some(config) = self.servers.get(server) {
                         self.authoriser.filter_list(&caller.facts(), config, kind, &mut page);
                     }
@@ -284,7 +371,7 @@ impl Gateway {
         response(id.unwrap_or(Value::Null), Value::Object(result)).into_value()
     }
 
-    async fn list_all(
+    pub(crate) async fn list_all(
         &self,
         session: &Arc<Session>,
         connected: &Connected,

@@ -3,18 +3,23 @@
 //! released — and each write is durable before the call moves on. When the log
 //! cannot be written the call is denied (fail closed) and the gateway reports
 //! itself unhealthy. Records carry hashes and ids, never bodies or secrets.
+//! The classify stage's holds (pin drift, flagged definitions, refused spawns) and the
+//! result-signing key in force are recorded here too.
 use std::{
     sync::Arc,
     time::{Duration, SystemTime},
 };
 
+use portcullis_attest::{AUDIT_RECEIPT_META_KEY, RESULT_SIGNATURE_META_KEY, Receipt};
 use portcullis_audit::{AuditLog, AuditRecord, Decision, DurableReceipt, Outcome, RecordKind, Sha256Hex};
 use portcullis_core::{Principal, ServerName};
 use portcullis_mcp::canonical::canonical_sha256;
 use serde_json::{Value, json};
 
+use crate::classify::Hold;
+
 /// `_meta` key of the audit receipt in a result.
-pub const RECEIPT_META_KEY: &str = "io.portcullis/receipt";
+pub const RECEIPT_META_KEY: &str = AUDIT_RECEIPT_META_KEY;
 
 /// The audit log could not take a record: the call must not proceed.
 #[derive(Debug, thiserror::Error)]
@@ -132,12 +137,7 @@ impl Recorder {
     }
 
     /// Records the call's outcome, durably, before the answer is released.
-    pub async fn outcome(
-        &self,
-        call: &CallFacts,
-        answer: &Value,
-        latency: Duration,
-    ) -> Result<Option<DurableReceipt>, RecordError> {
+    pub async fn outcome(&self, call: &CallFacts, answer: &Value, latency: Duration) -> Result<Recorded, RecordError> {
         let mut r = call.record(RecordKind::Call);
         r.latency_us = Some(u64::try_from(latency.as_micros()).unwrap_or(u64::MAX));
         if self.capture_bodies
@@ -145,10 +145,13 @@ impl Recorder {
         {
             r.ext.insert("result".into(), crate::redact::capture(body));
         }
+        let mut result_sha256 = None;
         match (answer.get("result"), answer.get("error")) {
             (Some(result), _) => {
                 r.outcome = Some(Outcome::Ok);
-                r.result_sha256 = Some(Sha256Hex::from_digest(canonical_sha256(result)));
+                let digest = canonical_sha256(result);
+                result_sha256 = Some(digest);
+                r.result_sha256 = Some(Sha256Hex::from_digest(digest));
             }
             (None, error) => {
                 r.outcome = Some(Outcome::Error);
@@ -163,7 +166,34 @@ impl Recorder {
                 }
             }
         }
-        self.append(&r).await
+        let receipt = self.append(&r).await?;
+        Ok(Recorded { receipt, result_sha256 })
+    }
+
+    /// Records that a server's tools or transport no longer match their pins, or that a tool
+    /// definition was flagged (the classify stage).
+    pub async fn pin_drift(&self, server: &ServerName, hold: &Hold) -> Result<(), RecordError> {
+        let mut r = AuditRecord::new(RecordKind::PinDrift, SystemTime::now());
+        r.server = Some(server.to_string());
+        r.tool = hold.tool.clone();
+        r.reason = Some(hold.reason.clone());
+        if let Some(listed) = &hold.listed {
+            r.ext.insert("listed_definition_sha256".into(), listed.clone());
+        }
+        if let Some(pinned) = &hold.pinned {
+            r.ext.insert("pinned_definition_sha256".into(), pinned.clone());
+        }
+        self.append(&r).await.map(|_| ())
+    }
+
+    /// Records the key that signs results from now on, so every receipt's key can be found
+    /// in the log and a rotation shows as a change between two of these records (T20).
+    pub async fn receipt_key(&self, kid: &str, public_key: &[u8; 32]) -> Result<(), RecordError> {
+        let mut r = AuditRecord::new(RecordKind::Admin, SystemTime::now());
+        r.reason = Some("result signing key in force".into());
+        r.ext.insert("receipt_kid".into(), kid.to_owned());
+        r.ext.insert("receipt_public_key".into(), hex::encode(public_key));
+        self.append(&r).await.map(|_| ())
     }
 
     async fn append(&self, record: &AuditRecord) -> Result<Option<DurableReceipt>, RecordError> {
@@ -178,8 +208,17 @@ impl Recorder {
     }
 }
 
-/// Adds the audit receipt to a successful answer's `result._meta`.
-pub fn attach_receipt(answer: &mut Value, call_id: &str, receipt: &DurableReceipt) {
+/// What the outcome record left behind: the log's receipt (when recording is on) and the
+/// digest of the result it recorded (the receipt's `resultHash`).
+#[must_use]
+pub struct Recorded {
+    pub receipt: Option<DurableReceipt>,
+    pub result_sha256: Option<[u8; 32]>,
+}
+
+/// Adds the audit receipt, and the signed receipt when there is one, to a successful answer's
+/// `result._meta`.
+pub fn attach_receipt(answer: &mut Value, call_id: &str, receipt: &DurableReceipt, signed: Option<&Receipt>) {
     let Some(result) = answer.get_mut("result").and_then(Value::as_object_mut) else {
         return;
     };
@@ -189,6 +228,11 @@ pub fn attach_receipt(answer: &mut Value, call_id: &str, receipt: &DurableReceip
             RECEIPT_META_KEY.to_owned(),
             json!({"auditIndex": receipt.index(), "leafHash": hex::encode(receipt.leaf_hash().0), "callId": call_id}),
         );
+        if let Some(signed) = signed
+            && let Ok(value) = serde_json::to_value(signed)
+        {
+            meta.insert(RESULT_SIGNATURE_META_KEY.to_owned(), value);
+        }
     }
 }
 

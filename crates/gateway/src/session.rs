@@ -15,6 +15,7 @@ use portcullis_mcp::{Era, ErrorCode, Message, MessageKind, error_response};
 use serde_json::{Value, json};
 
 use crate::{
+    classify::ToolGate,
     connect::UpstreamEra,
     hello::ClientHello,
     namespace::Namespacer,
@@ -27,6 +28,18 @@ use crate::{
 pub struct Connected {
     pub peer: Arc<UpstreamPeer>,
     pub era: UpstreamEra,
+    /// The classify stage's verdicts on this connection's tools.
+    pub gate: Arc<ToolGate>,
+}
+
+impl Connected {
+    pub fn new(peer: Arc<UpstreamPeer>, era: UpstreamEra) -> Self {
+        Self {
+            peer,
+            era,
+            gate: Arc::default(),
+        }
+    }
 }
 
 /// One client session (legacy: opened by `initialize`; modern: one per principal).

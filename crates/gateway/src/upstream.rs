@@ -56,6 +56,9 @@ pub struct UpstreamPeer {
     closed_reason: Mutex<Option<String>>,
     timeout: Duration,
     default_route: Mutex<Option<Weak<dyn ServerMessageRoute>>>,
+    /// Counts `notifications/tools/list_changed` from the server: the classify stage
+    /// re-lists the tools when it differs from the count its pins were checked at.
+    tools_changed: AtomicU64,
     _guard: LinkGuard,
 }
 
@@ -73,6 +76,7 @@ impl UpstreamPeer {
             closed_reason: Mutex::new(None),
             timeout,
             default_route: Mutex::new(None),
+            tools_changed: AtomicU64::new(0),
             _guard: guard,
         });
         tokio::spawn(pump(Arc::downgrade(&peer), rx));
@@ -85,6 +89,11 @@ impl UpstreamPeer {
 
     pub fn is_alive(&self) -> bool {
         self.alive.load(Ordering::Acquire)
+    }
+
+    /// How many times the server announced that its tool list changed.
+    pub fn tools_changed(&self) -> u64 {
+        self.tools_changed.load(Ordering::Acquire)
     }
 
     /// Sets where unrelated server messages (list_changed, logging) go.
@@ -268,6 +277,9 @@ impl UpstreamPeer {
                 None => tracing::debug!(server = %self.server, "answer to no pending call dropped"),
             }
             return;
+        }
+        if msg.method() == Some("notifications/tools/list_changed") {
+            self.tools_changed.fetch_add(1, Ordering::AcqRel);
         }
         let mut msg = msg;
         let (owner, related) = self.related(&mut msg, hint.as_ref());

@@ -90,6 +90,11 @@ impl Message {
         self.obj.get("params").and_then(Value::as_object)
     }
 
+    /// `params` as the raw JSON value (object or array), e.g. to hash it as sent.
+    pub fn params_value(&self) -> Option<&Value> {
+        self.obj.get("params")
+    }
+
     pub fn params_mut(&mut self) -> Option<&mut Map<String, Value>> {
         self.obj.get_mut("params").and_then(Value::as_object_mut)
     }

@@ -1,20 +1,14 @@
 //! `portcullis connect`: a desktop host launches the stdio bridge, which relays to a
-//! gateway's Streamable HTTP front (plain HTTP here; the gateway's TLS front is not in this
-//! build, so the bridge's mTLS side is checked against the demo server's HTTPS mode).
-use std::{
-    io::{Read, Write},
-    process::{Command, Stdio},
-    time::Duration,
-};
+//! gateway's Streamable HTTP front (plain HTTP here; the bridge's mutual-TLS side is checked
+//! against the demo server's HTTPS mode, and against the gateway's TLS front in `cli`).
 
 use portcullis_e2e::{
-    bin,
     clients::{self, Revision, call, eventually, text},
     demo_server_entry,
     pki::Pki,
-    procs::{GatewayProc, demo_mtls_upstream, free_port, wait_exit},
+    procs::{GatewayProc, bridge_once, demo_mtls_upstream, free_port},
 };
-use serde_json::{Value, json};
+use serde_json::json;
 
 #[tokio::test]
 async fn host_reaches_the_gateway_through_the_bridge_in_both_revisions() {
@@ -34,29 +28,6 @@ async fn host_reaches_the_gateway_through_the_bridge_in_both_revisions() {
         }
         client.cancel().await.unwrap();
     }
-}
-
-/// Runs `portcullis connect <args…>` with `input` on stdin (then EOF): exit status, the
-/// messages it wrote to stdout, and its stderr.
-fn bridge_once(args: &[&str], input: &str) -> (std::process::ExitStatus, Vec<Value>, String) {
-    let mut child = Command::new(bin("portcullis"))
-        .arg("connect")
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    stdin.write_all(input.as_bytes()).unwrap();
-    drop(stdin);
-    let status = wait_exit(&mut child, Duration::from_secs(30));
-    let mut out = String::new();
-    child.stdout.take().unwrap().read_to_string(&mut out).unwrap();
-    let mut err = String::new();
-    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
-    let messages = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-    (status, messages, err)
 }
 
 const INITIALIZE: &str = "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"initialize\",\"params\":{\"protocolVersion\":\"2025-11-25\",\"capabilities\":{},\"clientInfo\":{\"name\":\"e2e\",\"version\":\"0\"}}}\n";
