@@ -13,10 +13,12 @@ use portcullis_core::{Principal, Secret, ServerName, Tier};
 use portcullis_gateway::config::{
     GatewayConfig, Isolation, ListenConfig, ServerConfig, UpstreamProtocol, UpstreamTransport,
 };
-use portcullis_identity::{Reload, SpiffeId, UpstreamTlsSettings, upstream_client_config};
+use portcullis_identity::{BundleSource, Reload, SpiffeId, SvidSource, UpstreamTlsSettings, upstream_client_config};
 use portcullis_mcp::Limits;
 use portcullis_policy::EngineKind;
 use serde::Deserialize;
+
+use crate::config_workload_api::{ENDPOINT_ENV, Source, WorkloadApiSlot, WorkloadApiUse, refuse_files, source};
 
 /// How often TLS files (minute-TTL SVIDs, bundles) are checked for changes.
 const TLS_RELOAD_POLL: Duration = Duration::from_secs(5);
@@ -154,15 +156,19 @@ struct RawServer {
     tls: Option<RawUpstreamTls>,
 }
 
-/// `tls = { ca, cert, key, spiffe_id }` of an `https://` server: mutual TLS upstream.
+/// `tls = { ca, cert, key, spiffe_id }` of an `https://` server: mutual TLS upstream;
+/// or `tls = { source = "workload-api", spiffe_id }` with SVID and bundle from SPIRE.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawUpstreamTls {
+    /// `files` (default) or `workload-api`.
+    source: Option<String>,
+    workload_api_socket: Option<String>,
     /// Trust bundle the upstream's SVID must chain to.
-    ca: PathBuf,
+    ca: Option<PathBuf>,
     /// The gateway's own SVID (chain and key) presented to the upstream.
-    cert: PathBuf,
-    key: PathBuf,
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
     /// The only SPIFFE ID the upstream may present.
     spiffe_id: String,
 }
@@ -182,7 +188,25 @@ pub struct LoadedConfig {
     pub audit: Option<AuditSettings>,
     /// The HTTP front's TLS (`None`: plain HTTP).
     pub tls: Option<portcullis_identity::ServerTlsSettings>,
+    /// The SPIFFE Workload API (SPIRE agent) TLS material comes from, if any; it must
+    /// be connected before serving.
+    pub workload_api: Option<WorkloadApiUse>,
     pub warnings: Vec<String>,
+}
+
+/// What the config takes from the process environment (read by [`load`] only).
+#[derive(Debug, Clone, Default)]
+pub struct ConfigEnv {
+    /// `SPIFFE_ENDPOINT_SOCKET`: the default Workload API address.
+    pub spiffe_endpoint_socket: Option<String>,
+}
+
+impl ConfigEnv {
+    pub fn from_process() -> Self {
+        Self {
+            spiffe_endpoint_socket: std::env::var(ENDPOINT_ENV).ok().filter(|s| !s.is_empty()),
+        }
+    }
 }
 
 /// Reads and validates `path`.
@@ -194,11 +218,17 @@ pub fn load(path: &Path) -> Result<LoadedConfig, ConfigError> {
         reason: format!("cannot read the file: {e}"),
     })?;
     let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
-    parse(&text, &file, &base)
+    parse_in(&text, &file, &base, &ConfigEnv::from_process())
 }
 
-/// Validates config `text`; relative paths are resolved against `base`.
+/// Validates config `text`; relative paths are resolved against `base`. The
+/// environment is not consulted (see [`parse_in`]).
 pub fn parse(text: &str, file: &str, base: &Path) -> Result<LoadedConfig, ConfigError> {
+    parse_in(text, file, base, &ConfigEnv::default())
+}
+
+/// [`parse`], with defaults from `env`.
+pub fn parse_in(text: &str, file: &str, base: &Path, env: &ConfigEnv) -> Result<LoadedConfig, ConfigError> {
     let err = |key: &str, reason: String| ConfigError {
         file: file.to_owned(),
         key: key.to_owned(),
@@ -224,6 +254,7 @@ pub fn parse(text: &str, file: &str, base: &Path) -> Result<LoadedConfig, Config
     if !(2..=128).contains(&limits.max_depth) {
         return Err(err("limits.max_json_depth", "must be between 2 and 128".into()));
     }
+    let mut apis = WorkloadApiSlot::new(env.spiffe_endpoint_socket.clone());
     let auth = crate::config_auth::auth(
         &crate::config_auth::RawAuth {
             tls: raw.listen.tls.as_ref(),
@@ -232,6 +263,7 @@ pub fn parse(text: &str, file: &str, base: &Path) -> Result<LoadedConfig, Config
             unattested_workload: raw.listen.unattested_workload.as_deref(),
         },
         base,
+        &mut apis,
         &err,
     )?;
     let mut listen = listen(&raw.listen, &err, &mut warnings)?;
@@ -249,7 +281,7 @@ pub fn parse(text: &str, file: &str, base: &Path) -> Result<LoadedConfig, Config
     let mut servers = Vec::new();
     for (i, s) in raw.servers.iter().enumerate() {
         let key = |field: &str| format!("servers[{i}].{field}");
-        let server = server(s, base, &key, &err)?;
+        let server = server(s, base, &key, &err, &mut apis)?;
         if !names.insert(server.name.clone()) {
             return Err(err(
                 &key("name"),
@@ -273,6 +305,7 @@ pub fn parse(text: &str, file: &str, base: &Path) -> Result<LoadedConfig, Config
         policy,
         audit,
         tls: auth.tls,
+        workload_api: apis.into_use(),
         warnings,
     })
 }
@@ -423,6 +456,7 @@ fn server(
     base: &Path,
     key: &impl Fn(&str) -> String,
     err: &impl Fn(&str, String) -> ConfigError,
+    apis: &mut WorkloadApiSlot,
 ) -> Result<ServerConfig, ConfigError> {
     let name = ServerName::new(&raw.name).map_err(|e| err(&key("name"), e.to_string()))?;
     let transport = match (&raw.command, &raw.url) {
@@ -493,7 +527,7 @@ fn server(
                         format!("mutual TLS needs an https:// url, not `{url}`"),
                     ));
                 }
-                Some(tls) => Some(upstream_tls(tls, base).map_err(|reason| err(&key("tls"), reason))?),
+                Some(tls) => Some(upstream_tls(tls, base, &key("tls"), err, apis)?),
             };
             UpstreamTransport::Http {
                 url: url.clone(),
@@ -539,17 +573,57 @@ fn server(
 }
 
 /// The rustls client config of a mutual-TLS upstream; its files are read now (a missing
-/// or mismatched file is a config error) and re-read when they change.
-fn upstream_tls(raw: &RawUpstreamTls, base: &Path) -> Result<Arc<rustls::ClientConfig>, String> {
-    let expected_server = SpiffeId::parse(&raw.spiffe_id).map_err(|e| format!("spiffe_id: {e}"))?;
+/// or mismatched file is a config error) and re-read when they change. With
+/// `source = "workload-api"` the SVID and bundle come from the agent at each handshake.
+fn upstream_tls(
+    raw: &RawUpstreamTls,
+    base: &Path,
+    table: &str,
+    err: &impl Fn(&str, String) -> ConfigError,
+    apis: &mut WorkloadApiSlot,
+) -> Result<Arc<rustls::ClientConfig>, ConfigError> {
+    let expected_server =
+        SpiffeId::parse(&raw.spiffe_id).map_err(|e| err(&format!("{table}.spiffe_id"), e.to_string()))?;
+    let (svid, trust_bundle) = match source(raw.source.as_deref(), &format!("{table}.source"), err)? {
+        Source::Files => {
+            if raw.workload_api_socket.is_some() {
+                return Err(err(
+                    &format!("{table}.workload_api_socket"),
+                    "only applies with source = \"workload-api\"".into(),
+                ));
+            }
+            let (Some(ca), Some(cert), Some(key)) = (&raw.ca, &raw.cert, &raw.key) else {
+                return Err(err(
+                    table,
+                    "set `ca`, `cert` and `key` (the upstream's trust bundle and the gateway's SVID), \
+                     or source = \"workload-api\""
+                        .into(),
+                ));
+            };
+            let svid = SvidSource::Files {
+                cert_chain: base.join(cert),
+                private_key: base.join(key),
+            };
+            (svid, BundleSource::File(base.join(ca)))
+        }
+        Source::WorkloadApi => {
+            let given = [
+                ("ca", raw.ca.is_some()),
+                ("cert", raw.cert.is_some()),
+                ("key", raw.key.is_some()),
+            ];
+            refuse_files(table, &given, err)?;
+            let api = apis.use_for(table, raw.workload_api_socket.as_deref(), None, err)?;
+            (SvidSource::WorkloadApi(api.clone()), BundleSource::WorkloadApi(api))
+        }
+    };
     let settings = UpstreamTlsSettings {
-        cert_chain: base.join(&raw.cert),
-        private_key: base.join(&raw.key),
-        trust_bundle: base.join(&raw.ca),
+        svid,
+        trust_bundle,
         expected_server,
         reload: Reload::Poll(TLS_RELOAD_POLL),
     };
-    upstream_client_config(&settings).map_err(|e| e.to_string())
+    upstream_client_config(&settings).map_err(|e| err(table, e.to_string()))
 }
 
 /// Makes the program an absolute path: relative paths against the config's
@@ -580,3 +654,5 @@ fn line_col(text: &str, offset: usize) -> String {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_workload_api;

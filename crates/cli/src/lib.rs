@@ -17,6 +17,7 @@ mod cmd_run;
 mod cmd_stdio;
 pub mod config;
 mod config_auth;
+pub mod config_workload_api;
 mod duration;
 mod logging;
 mod policy_open;
