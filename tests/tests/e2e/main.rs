@@ -23,5 +23,6 @@ mod namespacing;
 mod policy;
 mod relay;
 mod revisions;
+mod spire;
 mod stdio_front;
 mod upstream_mtls;
