@@ -13,6 +13,8 @@ use crate::{audit_open, config::LoadedConfig, policy_open};
 /// Opens the stages `loaded` names and builds the gateway. When `config_file` is
 /// given, the start is recorded in the audit log with the file's SHA-256.
 pub async fn gateway(loaded: LoadedConfig, config_file: Option<&Path>) -> anyhow::Result<Arc<Gateway>> {
+    // Upstream mTLS may take its SVID from the Workload API (a no-op when `run` already connected).
+    connect_workload_api(&loaded).await?;
     let recorder = match &loaded.audit {
         Some(settings) => audit_open::recorder(settings).await?,
         None => Recorder::new(None),
@@ -38,14 +40,25 @@ pub async fn gateway(loaded: LoadedConfig, config_file: Option<&Path>) -> anyhow
 }
 
 /// The HTTP front's TLS acceptor: the gateway's certificate and the client trust
-/// bundle are read now (a failure stops the start) and re-read when the files change.
+/// bundle are read now (a failure stops the start) and re-read when the files change
+/// (or pushed by the SPIFFE Workload API, which must be connected first).
 pub fn tls_acceptor(settings: &portcullis_identity::ServerTlsSettings) -> anyhow::Result<tokio_rustls::TlsAcceptor> {
-    let tls = portcullis_identity::ServerTls::new(settings).with_context(|| {
-        format!(
-            "cannot set up TLS from {} and {}",
-            settings.cert_chain.display(),
-            settings.private_key.display()
-        )
-    })?;
+    let tls = portcullis_identity::ServerTls::new(settings)
+        .with_context(|| format!("cannot set up TLS from {}", settings.svid.describe()))?;
     Ok(tokio_rustls::TlsAcceptor::from(tls.config()))
+}
+
+/// Connects to the SPIFFE Workload API the config names, if any, waiting up to its
+/// startup timeout for the first SVID: without it the gateway must not start (fail closed).
+pub async fn connect_workload_api(loaded: &LoadedConfig) -> anyhow::Result<()> {
+    let Some(used) = &loaded.workload_api else {
+        return Ok(());
+    };
+    tracing::info!(
+        endpoint = used.api.endpoint(),
+        used_by = %used.used_by.join(", "),
+        "connecting to the SPIFFE Workload API"
+    );
+    used.api.connect().await?;
+    Ok(())
 }

@@ -14,6 +14,17 @@ pub fn run(path: &Path) -> anyhow::Result<ExitCode> {
         Some(addr) => println!("  http front: {scheme}://{addr}/mcp"),
         None => println!("  http front: off (stdio front only)"),
     }
+    if let Some(tls) = &loaded.tls {
+        println!("  front certificate: {}", tls.svid.describe());
+    }
+    if let Some(used) = &loaded.workload_api {
+        println!(
+            "  SPIFFE Workload API: `{}` for {} (SVIDs and bundles pushed by the agent; `run` stops if none arrives within {} s; not contacted by check-config)",
+            used.api.endpoint(),
+            used.used_by.join(", "),
+            used.startup_timeout.as_secs()
+        );
+    }
     let auth = &g.listen.auth;
     if let Some(svid) = &auth.svid {
         let domains: Vec<String> = svid.trust_domains().map(ToString::to_string).collect();

@@ -119,9 +119,11 @@ fn http_client(args: &ConnectArgs) -> anyhow::Result<reqwest::Client> {
             let builder = match (&args.server_spiffe_id, &args.cert, &args.key, &args.ca) {
                 (Some(id), Some(cert), Some(key), Some(ca)) => {
                     let settings = UpstreamTlsSettings {
-                        cert_chain: cert.clone(),
-                        private_key: key.clone(),
-                        trust_bundle: ca.clone(),
+                        svid: portcullis_identity::SvidSource::Files {
+                            cert_chain: cert.clone(),
+                            private_key: key.clone(),
+                        },
+                        trust_bundle: portcullis_identity::BundleSource::File(ca.clone()),
                         expected_server: id.clone(),
                         reload: Reload::Poll(TLS_RELOAD_POLL),
                     };

@@ -16,6 +16,7 @@ pub async fn run(path: &Path) -> anyhow::Result<ExitCode> {
         key: "listen.http".into(),
         reason: "not set; give an address like 127.0.0.1:8080 (or use `portcullis stdio`)".into(),
     })?;
+    assemble::connect_workload_api(&loaded).await?;
     let tls = loaded.tls.as_ref().map(assemble::tls_acceptor).transpose()?;
     let scheme = if tls.is_some() { "https" } else { "http" };
     let gateway = assemble::gateway(loaded, Some(path)).await?;

@@ -13,10 +13,12 @@ use portcullis_core::{Principal, Secret, ServerName, Tier};
 use portcullis_gateway::config::{
     GatewayConfig, Isolation, ListenConfig, ServerConfig, UpstreamProtocol, UpstreamTransport,
 };
-use portcullis_identity::{Reload, SpiffeId, UpstreamTlsSettings, upstream_client_config};
+use portcullis_identity::{BundleSource, Reload, SpiffeId, SvidSource, UpstreamTlsSettings, upstream_client_config};
 use portcullis_mcp::Limits;
 use portcullis_policy::EngineKind;
 use serde::Deserialize;
+
+use crate::config_workload_api::{ENDPOINT_ENV, Source, WorkloadApiSlot, WorkloadApiUse, refuse_files, source};
 
 /// How often TLS files (minute-TTL SVIDs, bundles) are checked for changes.
 const TLS_RELOAD_POLL: Duration = Duration::from_secs(5);
@@ -160,15 +162,19 @@ struct RawServer {
     manifest: Option<PathBuf>,
 }
 
-/// `tls = { ca, cert, key, spiffe_id }` of an `https://` server: mutual TLS upstream.
+/// `tls = { ca, cert, key, spiffe_id }` of an `https://` server: mutual TLS upstream;
+/// or `tls = { source = "workload-api", spiffe_id }` with SVID and bundle from SPIRE.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawUpstreamTls {
+    /// `files` (default) or `workload-api`.
+    source: Option<String>,
+    workload_api_socket: Option<String>,
     /// Trust bundle the upstream's SVID must chain to.
-    ca: PathBuf,
+    ca: Option<PathBuf>,
     /// The gateway's own SVID (chain and key) presented to the upstream.
-    cert: PathBuf,
-    key: PathBuf,
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
     /// The only SPIFFE ID the upstream may present.
     spiffe_id: String,
 }
@@ -198,7 +204,25 @@ pub struct LoadedConfig {
     pub manifest_keys: Vec<PathBuf>,
     /// `tls.spiffe_id` of each mutual-TLS HTTPS server.
     pub upstream_spiffe_ids: BTreeMap<ServerName, String>,
+    /// The SPIFFE Workload API (SPIRE agent) TLS material comes from, if any; it must
+    /// be connected before serving.
+    pub workload_api: Option<WorkloadApiUse>,
     pub warnings: Vec<String>,
+}
+
+/// What the config takes from the process environment (read by [`load`] only).
+#[derive(Debug, Clone, Default)]
+pub struct ConfigEnv {
+    /// `SPIFFE_ENDPOINT_SOCKET`: the default Workload API address.
+    pub spiffe_endpoint_socket: Option<String>,
+}
+
+impl ConfigEnv {
+    pub fn from_process() -> Self {
+        Self {
+            spiffe_endpoint_socket: std::env::var(ENDPOINT_ENV).ok().filter(|s| !s.is_empty()),
+        }
+    }
 }
 
 pub use crate::config_attest::ManifestCheck;
@@ -225,15 +249,27 @@ pub fn load_with(path: &Path, check: ManifestCheck) -> Result<LoadedConfig, Conf
         reason: format!("cannot read the file: {e}"),
     })?;
     let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
-    parse_with(&text, &file, &base, check)
+    parse_full(&text, &file, &base, &ConfigEnv::from_process(), check)
 }
 
-/// Validates config `text`; relative paths are resolved against `base`.
+/// Validates config `text`; relative paths are resolved against `base`. The
+/// environment is not consulted (see [`parse_in`]).
 pub fn parse(text: &str, file: &str, base: &Path) -> Result<LoadedConfig, ConfigError> {
-    parse_with(text, file, base, ManifestCheck::Verify)
+    parse_in(text, file, base, &ConfigEnv::default())
 }
 
-fn parse_with(text: &str, file: &str, base: &Path, check: ManifestCheck) -> Result<LoadedConfig, ConfigError> {
+/// [`parse`], with defaults from `env`.
+pub fn parse_in(text: &str, file: &str, base: &Path, env: &ConfigEnv) -> Result<LoadedConfig, ConfigError> {
+    parse_full(text, file, base, env, ManifestCheck::Verify)
+}
+
+fn parse_full(
+    text: &str,
+    file: &str,
+    base: &Path,
+    env: &ConfigEnv,
+    check: ManifestCheck,
+) -> Result<LoadedConfig, ConfigError> {
     let err = |key: &str, reason: String| ConfigError {
         file: file.to_owned(),
         key: key.to_owned(),
@@ -259,6 +295,7 @@ fn parse_with(text: &str, file: &str, base: &Path, check: ManifestCheck) -> Resu
     if !(2..=128).contains(&limits.max_depth) {
         return Err(err("limits.max_json_depth", "must be between 2 and 128".into()));
     }
+    let mut apis = WorkloadApiSlot::new(env.spiffe_endpoint_socket.clone());
     let auth = crate::config_auth::auth(
         &crate::config_auth::RawAuth {
             tls: raw.listen.tls.as_ref(),
@@ -267,6 +304,7 @@ fn parse_with(text: &str, file: &str, base: &Path, check: ManifestCheck) -> Resu
             unattested_workload: raw.listen.unattested_workload.as_deref(),
         },
         base,
+        &mut apis,
         &err,
     )?;
     let mut listen = listen(&raw.listen, &err, &mut warnings)?;
@@ -284,7 +322,7 @@ fn parse_with(text: &str, file: &str, base: &Path, check: ManifestCheck) -> Resu
     let mut servers = Vec::new();
     for (i, s) in raw.servers.iter().enumerate() {
         let key = |field: &str| format!("servers[{i}].{field}");
-        let server = server(s, base, &key, &err)?;
+        let server = server(s, base, &key, &err, &mut apis)?;
         if !names.insert(server.name.clone()) {
             return Err(err(
                 &key("name"),
@@ -341,6 +379,7 @@ fn parse_with(text: &str, file: &str, base: &Path, check: ManifestCheck) -> Resu
         manifest_files: attest.manifest_files,
         manifest_keys: attest.manifest_keys,
         upstream_spiffe_ids,
+        workload_api: apis.into_use(),
         warnings,
     })
 }
@@ -491,6 +530,7 @@ fn server(
     base: &Path,
     key: &impl Fn(&str) -> String,
     err: &impl Fn(&str, String) -> ConfigError,
+    apis: &mut WorkloadApiSlot,
 ) -> Result<ServerConfig, ConfigError> {
     let name = ServerName::new(&raw.name).map_err(|e| err(&key("name"), e.to_string()))?;
     let transport = match (&raw.command, &raw.url) {
@@ -561,7 +601,7 @@ fn server(
                         format!("mutual TLS needs an https:// url, not `{url}`"),
                     ));
                 }
-                Some(tls) => Some(upstream_tls(tls, base).map_err(|reason| err(&key("tls"), reason))?),
+                Some(tls) => Some(upstream_tls(tls, base, &key("tls"), err, apis)?),
             };
             UpstreamTransport::Http {
                 url: url.clone(),
@@ -607,17 +647,57 @@ fn server(
 }
 
 /// The rustls client config of a mutual-TLS upstream; its files are read now (a missing
-/// or mismatched file is a config error) and re-read when they change.
-fn upstream_tls(raw: &RawUpstreamTls, base: &Path) -> Result<Arc<rustls::ClientConfig>, String> {
-    let expected_server = SpiffeId::parse(&raw.spiffe_id).map_err(|e| format!("spiffe_id: {e}"))?;
+/// or mismatched file is a config error) and re-read when they change. With
+/// `source = "workload-api"` the SVID and bundle come from the agent at each handshake.
+fn upstream_tls(
+    raw: &RawUpstreamTls,
+    base: &Path,
+    table: &str,
+    err: &impl Fn(&str, String) -> ConfigError,
+    apis: &mut WorkloadApiSlot,
+) -> Result<Arc<rustls::ClientConfig>, ConfigError> {
+    let expected_server =
+        SpiffeId::parse(&raw.spiffe_id).map_err(|e| err(&format!("{table}.spiffe_id"), e.to_string()))?;
+    let (svid, trust_bundle) = match source(raw.source.as_deref(), &format!("{table}.source"), err)? {
+        Source::Files => {
+            if raw.workload_api_socket.is_some() {
+                return Err(err(
+                    &format!("{table}.workload_api_socket"),
+                    "only applies with source = \"workload-api\"".into(),
+                ));
+            }
+            let (Some(ca), Some(cert), Some(key)) = (&raw.ca, &raw.cert, &raw.key) else {
+                return Err(err(
+                    table,
+                    "set `ca`, `cert` and `key` (the upstream's trust bundle and the gateway's SVID), \
+                     or source = \"workload-api\""
+                        .into(),
+                ));
+            };
+            let svid = SvidSource::Files {
+                cert_chain: base.join(cert),
+                private_key: base.join(key),
+            };
+            (svid, BundleSource::File(base.join(ca)))
+        }
+        Source::WorkloadApi => {
+            let given = [
+                ("ca", raw.ca.is_some()),
+                ("cert", raw.cert.is_some()),
+                ("key", raw.key.is_some()),
+            ];
+            refuse_files(table, &given, err)?;
+            let api = apis.use_for(table, raw.workload_api_socket.as_deref(), None, err)?;
+            (SvidSource::WorkloadApi(api.clone()), BundleSource::WorkloadApi(api))
+        }
+    };
     let settings = UpstreamTlsSettings {
-        cert_chain: base.join(&raw.cert),
-        private_key: base.join(&raw.key),
-        trust_bundle: base.join(&raw.ca),
+        svid,
+        trust_bundle,
         expected_server,
         reload: Reload::Poll(TLS_RELOAD_POLL),
     };
-    upstream_client_config(&settings).map_err(|e| e.to_string())
+    upstream_client_config(&settings).map_err(|e| err(table, e.to_string()))
 }
 
 /// Makes the program an absolute path: relative paths against the config's
@@ -648,3 +728,5 @@ fn line_col(text: &str, offset: usize) -> String {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_workload_api;

@@ -1,22 +1,28 @@
 //! The identity part of the config file: `[listen.tls]` (the HTTP front's
 //! certificate and mutual TLS with SPIFFE SVIDs), `[listen.oauth]` (bearer
 //! tokens) and `listen.require` (which of the two every call must carry).
-//! Files are only named here; they are read when the gateway starts.
+//! Files (or the SPIFFE Workload API socket) are only named here; they are read
+//! (or connected) when the gateway starts.
 use std::{path::Path, sync::Arc, time::Duration};
 
 use portcullis_gateway::config::{BearerAuth, HttpAuth};
 use portcullis_identity::{
-    ClientAuth, ClientTrust, Reload, ServerTlsSettings, SvidPolicy, TrustDomain,
+    BundleSource, ClientAuth, ClientTrust, Reload, ServerTlsSettings, SvidPolicy, SvidSource, TrustDomain,
     jwt::{JwksSource, JwtSettings, JwtValidator, ProtectedResource, SigningAlgorithm},
 };
 use serde::Deserialize;
 use url::Url;
 
 use crate::config::ConfigError;
+use crate::config_workload_api::{Source, WorkloadApiSlot, refuse_files, source};
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawTls {
+    /// `files` (default) or `workload-api`.
+    source: Option<String>,
+    workload_api_socket: Option<String>,
+    workload_api_timeout_secs: Option<u64>,
     cert: Option<std::path::PathBuf>,
     key: Option<std::path::PathBuf>,
     client_ca: Option<std::path::PathBuf>,
@@ -58,8 +64,13 @@ pub struct AuthSettings {
 type Err<'a> = &'a dyn Fn(&str, String) -> ConfigError;
 
 /// Validates the identity settings; relative paths are resolved against `base`.
-pub fn auth(raw: &RawAuth<'_>, base: &Path, err: Err<'_>) -> Result<AuthSettings, ConfigError> {
-    let tls = raw.tls.map(|t| tls(t, base, err)).transpose()?;
+pub fn auth(
+    raw: &RawAuth<'_>,
+    base: &Path,
+    apis: &mut WorkloadApiSlot,
+    err: Err<'_>,
+) -> Result<AuthSettings, ConfigError> {
+    let tls = raw.tls.map(|t| tls(t, base, apis, err)).transpose()?;
     let svid = tls
         .as_ref()
         .and_then(|t| t.client_trust.as_ref())
@@ -113,19 +124,66 @@ pub fn auth(raw: &RawAuth<'_>, base: &Path, err: Err<'_>) -> Result<AuthSettings
     })
 }
 
-fn tls(raw: &RawTls, base: &Path, err: Err<'_>) -> Result<ServerTlsSettings, ConfigError> {
-    let (Some(cert), Some(key)) = (&raw.cert, &raw.key) else {
-        return Err(err(
-            "listen.tls",
-            "set both `cert` (the gateway's PEM chain) and `key`; `portcullis ca issue` makes them".into(),
-        ));
-    };
-    let client_trust = match &raw.client_ca {
+/// Where `[listen.tls]` takes the gateway's SVID and the client trust bundle from.
+fn material(
+    raw: &RawTls,
+    base: &Path,
+    apis: &mut WorkloadApiSlot,
+    err: Err<'_>,
+) -> Result<(SvidSource, Option<BundleSource>), ConfigError> {
+    match source(raw.source.as_deref(), "listen.tls.source", err)? {
+        Source::Files => {
+            if raw.workload_api_socket.is_some() || raw.workload_api_timeout_secs.is_some() {
+                return Err(err(
+                    "listen.tls.workload_api_socket",
+                    "only applies with source = \"workload-api\"".into(),
+                ));
+            }
+            let (Some(cert), Some(key)) = (&raw.cert, &raw.key) else {
+                return Err(err(
+                    "listen.tls",
+                    "set both `cert` (the gateway's PEM chain) and `key`; `portcullis ca issue` makes them \
+                     (or take them from a SPIRE agent with source = \"workload-api\")"
+                        .into(),
+                ));
+            };
+            let svid = SvidSource::Files {
+                cert_chain: base.join(cert),
+                private_key: base.join(key),
+            };
+            Ok((svid, raw.client_ca.as_ref().map(|b| BundleSource::File(base.join(b)))))
+        }
+        Source::WorkloadApi => {
+            let given = [
+                ("cert", raw.cert.is_some()),
+                ("key", raw.key.is_some()),
+                ("client_ca", raw.client_ca.is_some()),
+            ];
+            refuse_files("listen.tls", &given, err)?;
+            let api = apis.use_for(
+                "listen.tls",
+                raw.workload_api_socket.as_deref(),
+                raw.workload_api_timeout_secs,
+                err,
+            )?;
+            Ok((
+                SvidSource::WorkloadApi(api.clone()),
+                Some(BundleSource::WorkloadApi(api)),
+            ))
+        }
+    }
+}
+
+fn tls(raw: &RawTls, base: &Path, apis: &mut WorkloadApiSlot, err: Err<'_>) -> Result<ServerTlsSettings, ConfigError> {
+    let (svid, bundle) = material(raw, base, apis, err)?;
+    let client_trust = match bundle {
         None => {
             if raw.require_client_cert == Some(true) {
                 return Err(err(
                     "listen.tls.require_client_cert",
-                    "client certificates need `client_ca` (the trust bundle for client SVIDs)".into(),
+                    "client certificates need `client_ca` (the trust bundle for client SVIDs) \
+                     or source = \"workload-api\""
+                        .into(),
                 ));
             }
             None
@@ -143,7 +201,7 @@ fn tls(raw: &RawTls, base: &Path, err: Err<'_>) -> Result<ServerTlsSettings, Con
             }
             let svid_policy = SvidPolicy::new(domains).map_err(|e| err("listen.tls.trust_domains", e.to_string()))?;
             Some(ClientTrust {
-                bundle: base.join(bundle),
+                bundle,
                 mode: match raw.require_client_cert.unwrap_or(true) {
                     true => ClientAuth::Required,
                     false => ClientAuth::Optional,
@@ -153,8 +211,7 @@ fn tls(raw: &RawTls, base: &Path, err: Err<'_>) -> Result<ServerTlsSettings, Con
         }
     };
     Ok(ServerTlsSettings {
-        cert_chain: base.join(cert),
-        private_key: base.join(key),
+        svid,
         client_trust,
         reload: Reload::Poll(Duration::from_secs(raw.reload_interval_secs.unwrap_or(5))),
         alpn_protocols: vec!["http/1.1".into()],

@@ -21,6 +21,7 @@ mod cmd_verify_receipt;
 pub mod config;
 mod config_attest;
 mod config_auth;
+pub mod config_workload_api;
 mod connect_attest;
 mod duration;
 mod logging;

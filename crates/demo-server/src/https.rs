@@ -6,7 +6,9 @@
 use std::{net::SocketAddr, path::PathBuf};
 
 use anyhow::Context as _;
-use portcullis_identity::{ClientAuth, ClientTrust, Reload, ServerTls, ServerTlsSettings, SvidPolicy};
+use portcullis_identity::{
+    BundleSource, ClientAuth, ClientTrust, Reload, ServerTls, ServerTlsSettings, SvidPolicy, SvidSource,
+};
 
 use crate::{DemoOptions, http};
 
@@ -34,15 +36,17 @@ pub async fn serve(addr: SocketAddr, opts: DemoOptions, tls: HttpsOptions) -> an
                 );
             }
             Some(ClientTrust {
-                bundle: bundle.clone(),
+                bundle: BundleSource::File(bundle.clone()),
                 mode: ClientAuth::Required,
                 svid_policy: SvidPolicy::new(domains)?,
             })
         }
     };
     let settings = ServerTlsSettings {
-        cert_chain: tls.cert.clone(),
-        private_key: tls.key.clone(),
+        svid: SvidSource::Files {
+            cert_chain: tls.cert.clone(),
+            private_key: tls.key.clone(),
+        },
         client_trust,
         reload: Reload::Poll(std::time::Duration::from_secs(5)),
         alpn_protocols: vec!["http/1.1".into()],

@@ -1,5 +1,6 @@
-//! The client certificate verifier of the HTTP front: WebPKI chain validation against the
-//! (reloaded) SPIFFE trust bundle, then the SPIFFE check of the leaf, in the handshake.
+//! The client certificate verifier of the HTTP front: the SPIFFE check of the leaf, then
+//! WebPKI chain validation against the trust bundle (a reloaded file, or the bundle the
+//! Workload API gives for the trust domain the leaf names), in the handshake.
 //!
 //! Rejecting bad SVIDs during the handshake means a connection that exists always had a
 //! good SVID when it was opened; expiry after that is caught by the per-call check.
@@ -16,31 +17,48 @@ use rustls::{CertificateError, DigitallySignedStruct, DistinguishedName, Error, 
 use crate::material::{TlsError, read_trust_bundle};
 use crate::reload::{Reload, Reloadable};
 use crate::server_tls::{ClientAuth, ClientTrust};
+use crate::sources::BundleSource;
+use crate::spiffe_id::TrustDomain;
 use crate::svid::{SvidError, SvidPolicy};
+use crate::workload_api::WorkloadApi;
 
-/// Verifies client SVIDs against the trust bundle currently in its file.
+/// Verifies client SVIDs against the trust bundle currently in force.
 #[derive(Debug)]
 pub struct SpiffeClientVerifier {
-    webpki: Reloadable<Arc<dyn ClientCertVerifier>>,
+    webpki: ChainVerifier,
     policy: SvidPolicy,
     mode: ClientAuth,
     provider: Arc<CryptoProvider>,
 }
 
+/// WebPKI chain validation against the bundle's current anchors.
+#[derive(Debug)]
+enum ChainVerifier {
+    /// Built once per (re)load of the bundle file.
+    File(Reloadable<Arc<dyn ClientCertVerifier>>),
+    /// Built per handshake from the trust domain's bundle (cached by the source).
+    WorkloadApi(WorkloadApi),
+}
+
 impl SpiffeClientVerifier {
     pub fn new(trust: &ClientTrust, reload: Reload, provider: Arc<CryptoProvider>) -> Result<Self, TlsError> {
-        let bundle = trust.bundle.clone();
         let mode = trust.mode;
-        let build_provider = provider.clone();
-        let webpki = Reloadable::new("client trust bundle", vec![bundle.clone()], reload, move || {
-            let roots = Arc::new(read_trust_bundle(&bundle)?);
-            let builder = WebPkiClientVerifier::builder_with_provider(roots, build_provider.clone());
-            let verifier = match mode {
-                ClientAuth::Required => builder.build()?,
-                ClientAuth::Optional => builder.allow_unauthenticated().build()?,
-            };
-            Ok(verifier)
-        })?;
+        let webpki = match &trust.bundle {
+            BundleSource::File(bundle) => {
+                let bundle = bundle.clone();
+                let build_provider = provider.clone();
+                ChainVerifier::File(Reloadable::new(
+                    "client trust bundle",
+                    vec![bundle.clone()],
+                    reload,
+                    move || webpki_verifier(Arc::new(read_trust_bundle(&bundle)?), mode, build_provider.clone()),
+                )?)
+            }
+            BundleSource::WorkloadApi(api) => {
+                api.require_connected()?;
+                ChainVerifier::WorkloadApi(api.clone())
+            }
+        };
         Ok(Self {
             webpki,
             policy: trust.svid_policy.clone(),
@@ -49,10 +67,39 @@ impl SpiffeClientVerifier {
         })
     }
 
-    /// Re-reads the trust bundle now; on failure the previous bundle stays in use.
+    /// Re-reads the trust bundle file now; on failure the previous bundle stays in use.
+    /// Workload API bundles are pushed by the agent and need no reload.
     pub fn reload(&self) -> Result<(), TlsError> {
-        self.webpki.reload()
+        match &self.webpki {
+            ChainVerifier::File(webpki) => webpki.reload(),
+            ChainVerifier::WorkloadApi(_) => Ok(()),
+        }
     }
+
+    /// The chain verifier for a leaf in `trust_domain`.
+    fn chain_verifier(&self, trust_domain: &TrustDomain) -> Result<Arc<dyn ClientCertVerifier>, Error> {
+        match &self.webpki {
+            ChainVerifier::File(webpki) => Ok(webpki.current().as_ref().clone()),
+            ChainVerifier::WorkloadApi(api) => {
+                let roots = api
+                    .roots_for(trust_domain)
+                    .ok_or(Error::InvalidCertificate(CertificateError::UnknownIssuer))?;
+                webpki_verifier(roots, self.mode, self.provider.clone()).map_err(|e| Error::General(e.to_string()))
+            }
+        }
+    }
+}
+
+fn webpki_verifier(
+    roots: Arc<rustls::RootCertStore>,
+    mode: ClientAuth,
+    provider: Arc<CryptoProvider>,
+) -> Result<Arc<dyn ClientCertVerifier>, TlsError> {
+    let builder = WebPkiClientVerifier::builder_with_provider(roots, provider);
+    Ok(match mode {
+        ClientAuth::Required => builder.build()?,
+        ClientAuth::Optional => builder.allow_unauthenticated().build()?,
+    })
 }
 
 pub(crate) fn svid_rejection(error: SvidError) -> Error {
@@ -84,19 +131,25 @@ impl ClientCertVerifier for SpiffeClientVerifier {
         intermediates: &[CertificateDer<'_>],
         now: UnixTime,
     ) -> Result<ClientCertVerified, Error> {
-        let verified = self.webpki.current().verify_client_cert(end_entity, intermediates, now);
-        if let Err(error) = &verified {
-            tracing::warn!(%error, "client certificate rejected by chain validation");
-        }
-        let verified = verified?;
-        match self.policy.workload_id(end_entity.as_ref(), system_time(now)) {
-            Ok(id) => {
+        // The SPIFFE check comes first: the trust domain it names selects the bundle.
+        let id = self
+            .policy
+            .workload_id(end_entity.as_ref(), system_time(now))
+            .map_err(|error| {
+                tracing::warn!(%error, "client certificate rejected by the SPIFFE check");
+                svid_rejection(error)
+            })?;
+        let verified = self
+            .chain_verifier(id.trust_domain())
+            .and_then(|webpki| webpki.verify_client_cert(end_entity, intermediates, now));
+        match verified {
+            Ok(verified) => {
                 tracing::debug!(workload = %id, "client SVID accepted");
                 Ok(verified)
             }
             Err(error) => {
-                tracing::warn!(%error, "client certificate rejected by the SPIFFE check");
-                Err(svid_rejection(error))
+                tracing::warn!(%error, workload = %id, "client certificate rejected by chain validation");
+                Err(error)
             }
         }
     }

@@ -13,6 +13,9 @@
 //! * [`serve_tls`] serves an axum router over (mutual) TLS and hands every request the
 //!   client's chain as [`PeerCertificates`], for the per-call SVID check.
 //! * [`DevCa`] is the built-in development CA.
+//! * [`WorkloadApi`] takes the gateway's SVID and the trust bundles from a SPIFFE Workload
+//!   API (a SPIRE agent) instead of files ([`SvidSource`], [`BundleSource`]); the
+//!   `test-util` feature adds [`test_workload_api::FakeSpireAgent`], a stand-in for tests.
 //!
 //! Every TLS config is built with the aws-lc-rs provider passed explicitly; nothing here
 //! relies on a process-wide default.
@@ -26,14 +29,18 @@ pub mod jwt;
 mod material;
 mod reload;
 pub mod server_tls;
+mod sources;
 mod spiffe_id;
 mod svid;
 #[cfg(feature = "test-util")]
 pub mod test_issuer;
 #[cfg(feature = "test-util")]
 mod test_util;
+#[cfg(feature = "test-util")]
+pub mod test_workload_api;
 pub mod tls_serve;
 pub mod upstream_tls;
+mod workload_api;
 
 pub use client_verifier::SpiffeClientVerifier;
 pub use dev_ca::{DevCa, DevCaError, IssuedSvid, bundle_trust_domains, not_after};
@@ -41,9 +48,11 @@ pub use identity::{Identity, IdentityError};
 pub use material::{TlsError, crypto_provider, install_default_crypto_provider};
 pub use reload::Reload;
 pub use server_tls::{ClientAuth, ClientTrust, ServerTls, ServerTlsSettings};
+pub use sources::{BundleSource, SvidSource};
 pub use spiffe_id::{SpiffeId, SpiffeIdError, TrustDomain};
 pub use svid::{SvidError, SvidPolicy};
 #[cfg(feature = "test-util")]
 pub use test_util::BadSvid;
 pub use tls_serve::{PeerCertificates, serve_tls};
 pub use upstream_tls::{UpstreamTlsSettings, upstream_client_config};
+pub use workload_api::{WorkloadApi, WorkloadApiError, WorkloadApiSettings};

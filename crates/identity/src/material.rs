@@ -36,6 +36,8 @@ pub enum TlsError {
     Verifier(#[from] rustls::server::VerifierBuilderError),
     #[error("cannot build the TLS config: {0}")]
     Config(#[from] rustls::Error),
+    #[error(transparent)]
+    WorkloadApi(#[from] crate::workload_api::WorkloadApiError),
 }
 
 /// The crypto provider for every TLS config this crate builds (aws-lc-rs).

@@ -1,10 +1,10 @@
 //! The rustls server config for the gateway's Streamable HTTP front: the gateway's own
-//! certificate (reloaded from files) and mutual TLS against a reloaded client trust bundle.
+//! certificate and mutual TLS against the client trust bundle, each from files (reloaded)
+//! or from a SPIFFE Workload API (pushed by the agent).
 //!
 //! First step of the request flow: a connection that survives this handshake carries a
 //! client chain that chains to the bundle and passed the SPIFFE check; the gateway then
 //! re-checks the leaf on every call with [`crate::SvidPolicy::peer_workload_id`].
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use rustls::ServerConfig;
@@ -13,8 +13,9 @@ use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 
 use crate::client_verifier::SpiffeClientVerifier;
-use crate::material::{TlsError, crypto_provider, read_certified_key};
-use crate::reload::{Reload, Reloadable};
+use crate::material::{TlsError, crypto_provider};
+use crate::reload::Reload;
+use crate::sources::{BundleSource, LiveSvid, SvidSource};
 use crate::svid::SvidPolicy;
 
 /// Whether clients must present a certificate.
@@ -30,8 +31,8 @@ pub enum ClientAuth {
 /// Mutual TLS settings: which client certificates the front accepts.
 #[derive(Debug, Clone)]
 pub struct ClientTrust {
-    /// PEM file of CA certificates (the SPIFFE trust bundle) client chains must lead to.
-    pub bundle: PathBuf,
+    /// The SPIFFE trust bundle client chains must lead to.
+    pub bundle: BundleSource,
     pub mode: ClientAuth,
     /// Checked in the handshake, after chain validation.
     pub svid_policy: SvidPolicy,
@@ -40,13 +41,11 @@ pub struct ClientTrust {
 /// Everything needed to build the front's TLS config.
 #[derive(Debug, Clone)]
 pub struct ServerTlsSettings {
-    /// PEM chain, leaf first.
-    pub cert_chain: PathBuf,
-    /// PEM private key (PKCS#8, SEC1 or PKCS#1).
-    pub private_key: PathBuf,
+    /// The gateway's own SVID (PEM files: PKCS#8, SEC1 or PKCS#1 keys).
+    pub svid: SvidSource,
     /// `None` disables client certificates entirely (bearer tokens only).
     pub client_trust: Option<ClientTrust>,
-    /// When the files above are re-read.
+    /// When files among the above are re-read.
     pub reload: Reload,
     /// ALPN protocols to offer, e.g. `["http/1.1"]`; empty for none.
     pub alpn_protocols: Vec<String>,
@@ -62,12 +61,14 @@ pub struct ServerTls {
 
 impl ServerTls {
     /// Loads all files once; any failure here is fatal (the gateway must not start
-    /// half-configured).
+    /// half-configured). A Workload API source must be connected already.
     pub fn new(settings: &ServerTlsSettings) -> Result<Self, TlsError> {
         let provider = crypto_provider();
+        if let SvidSource::WorkloadApi(api) = &settings.svid {
+            api.require_connected()?;
+        }
         let cert = Arc::new(ReloadingServerCert::new(
-            settings.cert_chain.clone(),
-            settings.private_key.clone(),
+            &settings.svid,
             settings.reload,
             provider.clone(),
         )?);
@@ -97,8 +98,9 @@ impl ServerTls {
         self.config.clone()
     }
 
-    /// Re-reads the certificate, key and client trust bundle now (for a file watcher or
-    /// SIGHUP). Each part that fails keeps its previous material; the first error is returned.
+    /// Re-reads the certificate, key and client trust bundle files now (for a file watcher
+    /// or SIGHUP). Each part that fails keeps its previous material; the first error is
+    /// returned. Material from the Workload API needs no reload.
     pub fn reload(&self) -> Result<(), TlsError> {
         let cert = self.cert.reload();
         let bundle = match &self.client_verifier {
@@ -109,23 +111,15 @@ impl ServerTls {
     }
 }
 
-/// A [`ResolvesServerCert`] that serves the certificate currently in the files.
+/// A [`ResolvesServerCert`] that serves the current SVID (files or Workload API).
 #[derive(Debug)]
 pub struct ReloadingServerCert {
-    material: Reloadable<CertifiedKey>,
+    material: LiveSvid,
 }
 
 impl ReloadingServerCert {
-    pub fn new(
-        cert_chain: PathBuf,
-        private_key: PathBuf,
-        reload: Reload,
-        provider: Arc<CryptoProvider>,
-    ) -> Result<Self, TlsError> {
-        let paths = vec![cert_chain.clone(), private_key.clone()];
-        let material = Reloadable::new("server certificate", paths, reload, move || {
-            read_certified_key(&cert_chain, &private_key, &provider)
-        })?;
+    pub fn new(svid: &SvidSource, reload: Reload, provider: Arc<CryptoProvider>) -> Result<Self, TlsError> {
+        let material = LiveSvid::open("server certificate", svid, reload, provider)?;
         Ok(Self { material })
     }
 
@@ -136,7 +130,8 @@ impl ReloadingServerCert {
 }
 
 impl ResolvesServerCert for ReloadingServerCert {
+    /// `None` (no usable SVID from the Workload API) fails the handshake: fail closed.
     fn resolve(&self, _client_hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        Some(self.material.current())
+        self.material.current()
     }
 }

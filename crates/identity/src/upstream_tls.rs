@@ -1,11 +1,11 @@
 //! The rustls client config for forwarding to HTTP upstreams over mutual TLS: the gateway
 //! presents its own SVID and accepts only an upstream whose SVID names the expected SPIFFE ID.
+//! SVID and bundle come from files (reloaded) or a SPIFFE Workload API (pushed).
 //!
 //! Last hop of the request flow (forward). SPIFFE authenticates by ID, not by DNS name, so
 //! the server verifier performs chain validation against the trust bundle and then
 //! compares the upstream's SPIFFE ID with the expected one; **the TLS server name (SNI /
 //! hostname) is not checked**, and callers may connect with any name, such as an IP.
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -14,22 +14,22 @@ use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::server::ParsedCertificate;
 use rustls::sign::CertifiedKey;
-use rustls::{ClientConfig, DigitallySignedStruct, Error, RootCertStore, SignatureScheme};
+use rustls::{ClientConfig, DigitallySignedStruct, Error, SignatureScheme};
 
 use crate::client_verifier::{svid_rejection, system_time};
-use crate::material::{TlsError, crypto_provider, read_certified_key, read_trust_bundle};
-use crate::reload::{Reload, Reloadable};
+use crate::material::{TlsError, crypto_provider};
+use crate::reload::Reload;
+use crate::sources::{BundleSource, LiveBundle, LiveSvid, SvidSource};
 use crate::spiffe_id::SpiffeId;
 use crate::svid::SvidPolicy;
 
 /// How the gateway connects to one HTTP upstream over mutual TLS.
 #[derive(Debug, Clone)]
 pub struct UpstreamTlsSettings {
-    /// The gateway's client SVID chain (PEM, leaf first).
-    pub cert_chain: PathBuf,
-    pub private_key: PathBuf,
-    /// PEM trust bundle the upstream's chain must lead to.
-    pub trust_bundle: PathBuf,
+    /// The gateway's client SVID.
+    pub svid: SvidSource,
+    /// The trust bundle the upstream's chain must lead to.
+    pub trust_bundle: BundleSource,
     /// The only SPIFFE ID the upstream may present.
     pub expected_server: SpiffeId,
     pub reload: Reload,
@@ -43,20 +43,18 @@ pub struct UnexpectedPeer {
     pub actual: SpiffeId,
 }
 
-/// Builds the client config for one upstream (certificates re-read per `settings.reload`).
+/// Builds the client config for one upstream (files re-read per `settings.reload`).
+///
+/// A Workload API source need not be connected yet (the config is built while the config
+/// file is read); until it is, handshakes to the upstream fail.
 pub fn upstream_client_config(settings: &UpstreamTlsSettings) -> Result<Arc<ClientConfig>, TlsError> {
     let provider = crypto_provider();
     let verifier = Arc::new(SpiffeServerVerifier::new(settings, provider.clone())?);
-    let (cert, key, prov) = (
-        settings.cert_chain.clone(),
-        settings.private_key.clone(),
-        provider.clone(),
-    );
-    let identity = Reloadable::new(
+    let identity = LiveSvid::open(
         "upstream client SVID",
-        vec![cert.clone(), key.clone()],
+        &settings.svid,
         settings.reload,
-        move || read_certified_key(&cert, &key, &prov),
+        provider.clone(),
     )?;
     let config = ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
@@ -68,12 +66,12 @@ pub fn upstream_client_config(settings: &UpstreamTlsSettings) -> Result<Arc<Clie
 
 #[derive(Debug)]
 struct ReloadingClientCert {
-    identity: Reloadable<CertifiedKey>,
+    identity: LiveSvid,
 }
 
 impl ResolvesClientCert for ReloadingClientCert {
     fn resolve(&self, _root_hint_subjects: &[&[u8]], _sigschemes: &[SignatureScheme]) -> Option<Arc<CertifiedKey>> {
-        Some(self.identity.current())
+        self.identity.current()
     }
 
     fn has_certs(&self) -> bool {
@@ -84,7 +82,7 @@ impl ResolvesClientCert for ReloadingClientCert {
 /// Chain validation against the bundle, then an exact SPIFFE ID match (no hostname check).
 #[derive(Debug)]
 pub struct SpiffeServerVerifier {
-    roots: Reloadable<RootCertStore>,
+    roots: LiveBundle,
     expected: SpiffeId,
     policy: SvidPolicy,
     provider: Arc<CryptoProvider>,
@@ -92,13 +90,7 @@ pub struct SpiffeServerVerifier {
 
 impl SpiffeServerVerifier {
     pub fn new(settings: &UpstreamTlsSettings, provider: Arc<CryptoProvider>) -> Result<Self, TlsError> {
-        let bundle = settings.trust_bundle.clone();
-        let roots = Reloadable::new(
-            "upstream trust bundle",
-            vec![bundle.clone()],
-            settings.reload,
-            move || read_trust_bundle(&bundle),
-        )?;
+        let roots = LiveBundle::open("upstream trust bundle", &settings.trust_bundle, settings.reload)?;
         let policy = SvidPolicy::new([settings.expected_server.trust_domain().clone()])
             .map_err(|e| TlsError::Config(svid_rejection(e)))?;
         Ok(Self {
@@ -120,7 +112,10 @@ impl ServerCertVerifier for SpiffeServerVerifier {
         now: UnixTime,
     ) -> Result<ServerCertVerified, Error> {
         let parsed = ParsedCertificate::try_from(end_entity)?;
-        let roots = self.roots.current();
+        let roots = self
+            .roots
+            .roots_for(self.expected.trust_domain())
+            .ok_or(Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer))?;
         let algorithms = self.provider.signature_verification_algorithms.all;
         verify_server_cert_signed_by_trust_anchor(&parsed, &roots, intermediates, now, algorithms)?;
         let actual = self

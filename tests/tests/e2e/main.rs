@@ -24,5 +24,6 @@ mod namespacing;
 mod policy;
 mod relay;
 mod revisions;
+mod spire;
 mod stdio_front;
 mod upstream_mtls;

@@ -11,3 +11,4 @@ mod serve_tls;
 mod support;
 mod svid_t16;
 mod upstream;
+mod workload_api;

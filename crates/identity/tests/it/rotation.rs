@@ -29,12 +29,13 @@ async fn server_certificate_rotates_without_restart() {
 async fn failed_reload_keeps_serving_the_old_certificate() {
     let pki = Pki::new();
     let settings = pki.server_settings(ClientAuth::Optional, Reload::OnDemand);
+    let (cert_chain, private_key) = (pki.path("server.pem"), pki.path("server.key"));
     let tls = server_tls(&settings);
     let (addr, mut rx) = serve(tls.config()).await;
     let (before, _) = handshake(addr, &mut rx, client_config(pki.ca.bundle_pem(), None)).await;
 
     write(
-        &settings.cert_chain,
+        &cert_chain,
         "-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n",
     );
     assert!(tls.reload().is_err(), "a broken certificate file must fail the reload");
@@ -48,7 +49,7 @@ async fn failed_reload_keeps_serving_the_old_certificate() {
         .issue(&id("/gateway"), Duration::from_secs(60), &["localhost".into()])
         .unwrap();
     let fresh = pki.write_server_svid("server", Duration::from_secs(60));
-    write(&settings.private_key, other.key_pem.expose());
+    write(&private_key, other.key_pem.expose());
     assert!(tls.reload().is_err());
     let (after, _) = handshake(addr, &mut rx, client_config(pki.ca.bundle_pem(), None)).await;
     assert_eq!(after.server_leaf, before.server_leaf);

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use portcullis_identity::{
-    ClientAuth, ClientTrust, DevCa, IssuedSvid, Reload, ServerTls, ServerTlsSettings, SpiffeId, SvidPolicy,
-    TrustDomain, crypto_provider,
+    BundleSource, ClientAuth, ClientTrust, DevCa, IssuedSvid, Reload, ServerTls, ServerTlsSettings, SpiffeId,
+    SvidPolicy, SvidSource, TrustDomain, crypto_provider,
 };
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
@@ -61,10 +61,12 @@ impl Pki {
     pub fn server_settings(&self, mode: ClientAuth, reload: Reload) -> ServerTlsSettings {
         self.write_server_svid("server", Duration::from_secs(600));
         ServerTlsSettings {
-            cert_chain: self.path("server.pem"),
-            private_key: self.path("server.key"),
+            svid: SvidSource::Files {
+                cert_chain: self.path("server.pem"),
+                private_key: self.path("server.key"),
+            },
             client_trust: Some(ClientTrust {
-                bundle: self.bundle(),
+                bundle: BundleSource::File(self.bundle()),
                 mode,
                 svid_policy: policy(),
             }),

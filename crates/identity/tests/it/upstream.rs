@@ -3,16 +3,19 @@
 use std::time::{Duration, SystemTime};
 
 use portcullis_identity::{
-    ClientAuth, ClientTrust, Reload, ServerTlsSettings, UpstreamTlsSettings, upstream_client_config,
+    BundleSource, ClientAuth, ClientTrust, Reload, ServerTlsSettings, SvidSource, UpstreamTlsSettings,
+    upstream_client_config,
 };
 
 use crate::support::*;
 
 fn upstream_settings(pki: &Pki, expected: &str) -> UpstreamTlsSettings {
     UpstreamTlsSettings {
-        cert_chain: pki.path("gateway.pem"),
-        private_key: pki.path("gateway.key"),
-        trust_bundle: pki.bundle(),
+        svid: SvidSource::Files {
+            cert_chain: pki.path("gateway.pem"),
+            private_key: pki.path("gateway.key"),
+        },
+        trust_bundle: BundleSource::File(pki.bundle()),
         expected_server: id(expected),
         reload: Reload::Poll(Duration::from_secs(1)),
     }
@@ -25,10 +28,12 @@ async fn upstream_must_present_the_expected_spiffe_id() {
     let upstream = pki.ca.issue(&id("/upstream"), Duration::from_secs(300), &[]).unwrap();
     upstream.write(pki.dir.path(), "upstream").unwrap();
     let server = server_tls(&ServerTlsSettings {
-        cert_chain: pki.path("upstream.pem"),
-        private_key: pki.path("upstream.key"),
+        svid: SvidSource::Files {
+            cert_chain: pki.path("upstream.pem"),
+            private_key: pki.path("upstream.key"),
+        },
         client_trust: Some(ClientTrust {
-            bundle: pki.bundle(),
+            bundle: BundleSource::File(pki.bundle()),
             mode: ClientAuth::Required,
             svid_policy: policy(),
         }),
