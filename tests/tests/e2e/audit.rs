@@ -94,7 +94,8 @@ async fn t15_audit_verify_names_the_tampered_record() {
     let config = gw.config.path.to_str().unwrap().to_owned();
     let (code, out) = portcullis(&["audit", "verify", "--config", &config]);
     assert_eq!(code, 0, "{out}");
-    assert!(out.starts_with("ok: 13 records"), "{out}");
+    // The start, the result-signing key in force, then a decision and an outcome per call.
+    assert!(out.starts_with("ok: 14 records"), "{out}");
 
     let dir = gw.config.dir.path().join("data/audit");
     let segment = std::fs::read_dir(&dir)
@@ -278,7 +279,8 @@ async fn t15_two_gateways_share_one_postgres_log_then_verify() {
         pubkey.to_str().unwrap(),
     ]);
     assert_eq!(code, 0, "{out}");
-    assert!(out.starts_with("ok: 202 records"), "{out}");
+    // Per gateway: its start and its result-signing key; then two records per call.
+    assert!(out.starts_with("ok: 204 records"), "{out}");
     let _ = Command::new("psql")
         .args([&url, "-c", &format!("DROP SCHEMA {schema} CASCADE")])
         .output();
