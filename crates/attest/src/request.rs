@@ -303,6 +303,11 @@ impl Verifier {
         Ok(())
     }
 
+    /// How many host keys are registered.
+    pub fn host_count(&self) -> usize {
+        self.hosts.len()
+    }
+
     /// Revokes a host key: its signatures are refused from now on.
     pub fn revoke(&mut self, kid: &str) -> bool {
         self.hosts.remove(kid).is_some()

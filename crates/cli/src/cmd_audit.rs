@@ -64,7 +64,8 @@ pub enum AuditCommand {
         old: u64,
         new: u64,
     },
-    /// Generate a log signing key (PATH, 0600) and its public key (PATH with .pub).
+    /// Generate an Ed25519 key pair: PATH (private, 0600) and PATH with .pub. Used for the
+    /// log key and for the attestation keys (host call signing, operator manifest signing).
     Keygen {
         #[arg(long)]
         out: PathBuf,

@@ -47,6 +47,18 @@ pub fn run(path: &Path) -> anyhow::Result<ExitCode> {
             g.anonymous_principal
         );
     }
+    let attest = &g.attest;
+    println!(
+        "  signed calls: {} host key(s) registered, {} principal(s) must sign, audience `{}`",
+        attest.verifier.as_ref().map_or(0, |v| v.host_count()),
+        attest.required_signers.len(),
+        loaded.audience
+    );
+    match &loaded.receipt_key {
+        Some(key) => println!("  signed results: on, key file {}", key.display()),
+        None => println!("  signed results: off"),
+    }
+    println!("  tool scanning: {:?}", attest.scan.mode);
     for s in &g.servers {
         let how = match &s.transport {
             UpstreamTransport::Stdio { argv, env, .. } => {
@@ -56,6 +68,13 @@ pub fn run(path: &Path) -> anyhow::Result<ExitCode> {
             UpstreamTransport::Http { url, tls: Some(_), .. } => format!("http {url} (mutual TLS)"),
         };
         println!("  server {}: {how}, default tier {}", s.name, s.default_tier);
+        if let Some(pinned) = attest.manifests.get(&s.name) {
+            println!(
+                "    manifest verified (key {}): {} pinned tool(s)",
+                pinned.kid(),
+                pinned.manifest().tools.len()
+            );
+        }
     }
     for w in &loaded.warnings {
         println!("  warning: {w}");

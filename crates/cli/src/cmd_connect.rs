@@ -45,7 +45,7 @@ pub struct ConnectArgs {
     /// Verify the gateway's SPIFFE ID instead of the URL's host name (needs --ca and --cert).
     #[arg(long, value_name = "ID", requires_all = ["ca", "cert"])]
     server_spiffe_id: Option<SpiffeId>,
-    /// Sign every tools/call with this host key (`portcullis keygen`) on the host's behalf.
+    /// Sign every tools/call with this host key (`portcullis audit keygen`) on the host's behalf.
     #[arg(long, value_name = "KEY")]
     sign_key: Option<PathBuf>,
     /// The audience calls are signed for: the gateway's `[attestation] audience`.

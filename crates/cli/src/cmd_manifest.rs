@@ -40,7 +40,7 @@ pub enum ManifestCommand {
     },
     /// Sign a manifest file with an operator key (in place, or into --out).
     Sign {
-        /// The operator's private key (`portcullis keygen`).
+        /// The operator's private key (`portcullis audit keygen`).
         #[arg(long)]
         key: PathBuf,
         /// The manifest (as written by `pin`, or already signed: it is signed again).

@@ -336,7 +336,6 @@ fn parse_full(
         .iter()
         .map(|s| crate::config_attest::ServerManifest {
             file: s.manifest.as_deref(),
-            has_tool_tiers: !s.tools.is_empty(),
             spiffe_id: s.tls.as_ref().map(|t| t.spiffe_id.as_str()),
         })
         .collect();

@@ -55,8 +55,6 @@ pub struct RawManifests {
 /// One server's manifest setting, as the `[[servers]]` entry gives it.
 pub struct ServerManifest<'a> {
     pub file: Option<&'a Path>,
-    /// The entry sets tool tiers itself (not allowed with a manifest).
-    pub has_tool_tiers: bool,
     /// `tls.spiffe_id` of an HTTPS server.
     pub spiffe_id: Option<&'a str>,
 }
@@ -183,14 +181,21 @@ pub fn attest(
                 "no [manifests] trusted_keys to verify it with; add the operator's public key".into(),
             ));
         }
-        if setting.has_tool_tiers {
-            return Err(err(
-                &format!("servers[{i}].tools"),
-                "tool tiers come from the signed manifest when a server has one; remove them here".into(),
-            ));
-        }
         let manifest =
             load_manifest(&base.join(file), &trusted, server, setting.spiffe_id).map_err(|reason| err(&at, reason))?;
+        // The manifest decides tiers; tiers also given here must agree with it.
+        for (tool, tier) in &server.tool_tiers {
+            let pinned = manifest.manifest().tools.get(tool).map(|p| p.tier);
+            if pinned != Some(*tier) {
+                let pinned = pinned.map_or("no pin".to_owned(), |t| format!("tier {t}"));
+                return Err(err(
+                    &format!("servers[{i}].tools.{tool}.tier"),
+                    format!(
+                        "is {tier} but the signed manifest has {pinned}; the manifest decides tiers — remove it here or pin again"
+                    ),
+                ));
+            }
+        }
         server.tool_tiers = manifest
             .manifest()
             .tools
@@ -215,7 +220,7 @@ pub fn attest(
     })
 }
 
-/// A public key file (`portcullis keygen` / audit key format): its key id and key.
+/// A public key file (`portcullis audit keygen` / audit key format): its key id and key.
 pub fn public_key(path: &Path) -> Result<(String, ed25519_dalek::VerifyingKey), String> {
     let public = LogPublicKey::load(path).map_err(|e| e.to_string())?;
     let key = ed25519_dalek::VerifyingKey::from_bytes(&public.to_bytes())

@@ -12,7 +12,6 @@ mod cmd_check;
 mod cmd_connect;
 mod cmd_demo;
 mod cmd_init;
-mod cmd_keygen;
 mod cmd_manifest;
 mod cmd_policy;
 mod cmd_run;
@@ -93,12 +92,6 @@ enum Command {
     Manifest(cmd_manifest::ManifestCommand),
     /// Check a signed result receipt offline against the gateway's public key(s).
     VerifyReceipt(cmd_verify_receipt::VerifyReceiptArgs),
-    /// Generate an Ed25519 key pair (host call signing, operator manifest signing, result signing).
-    Keygen {
-        /// Path prefix: writes PREFIX.key (private, 0600) and PREFIX.pub.
-        #[arg(long)]
-        out: PathBuf,
-    },
     /// Development CA: create a trust domain and issue short-lived SVIDs.
     #[command(subcommand)]
     Ca(cmd_ca::CaCommand),
@@ -167,7 +160,6 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Connect(args) => cmd_connect::run(args).await,
         Command::Manifest(command) => cmd_manifest::run(command).await,
         Command::VerifyReceipt(args) => cmd_verify_receipt::run(args),
-        Command::Keygen { out } => cmd_keygen::run(out),
         Command::DemoServer {
             test_tools,
             http,

@@ -44,7 +44,7 @@ fn server_script(dir: &Path, args: &str) -> String {
 fn pinned_config(script_args: &str, env: &str) -> TempConfig {
     let config = write_config("");
     let script = server_script(config.dir.path(), script_args);
-    let (code, out) = portcullis(&["keygen", "--out", &path(&config, "keys/operator")]);
+    let (code, out) = portcullis(&["audit", "keygen", "--out", &path(&config, "keys/operator.key")]);
     assert_eq!(code, 0, "{out}");
     let text = format!(
         "[listen]\nhttp = \"127.0.0.1:0\"\n{}\n[manifests]\ntrusted_keys = [\"keys/operator.pub\"]\n\
@@ -263,7 +263,7 @@ async fn t19_a_swapped_executable_is_refused_at_spawn_and_a_bad_manifest_stops_t
 /// A gateway whose anonymous HTTP callers must sign every call with `keys/host.key`.
 fn signing_gateway() -> GatewayProc {
     let config = write_config("");
-    let (code, out) = portcullis(&["keygen", "--out", &path(&config, "keys/host")]);
+    let (code, out) = portcullis(&["audit", "keygen", "--out", &path(&config, "keys/host.key")]);
     assert_eq!(code, 0, "{out}");
     let text = format!(
         "[listen]\nhttp = \"127.0.0.1:0\"\n{}\n[attestation]\naudience = \"https://gw.test/mcp\"\n\
