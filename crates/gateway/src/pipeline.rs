@@ -16,13 +16,12 @@ use std::{sync::Arc, time::Instant};
 use portcullis_core::ServerName;
 use portcullis_mcp::{
     Era, ErrorCode, Message, MethodClass,
-    canonical::canonical_sha256,
     error_response,
     message::response,
     method::ListKind,
     revision::{META_CLIENT_CAPABILITIES, META_CLIENT_INFO, META_PROTOCOL_VERSION},
 };
-use portcullis_policy::{Deny, Permit};
+use portcullis_policy::{Arguments, Deny, Permit};
 use serde_json::{Map, Value, json};
 
 use crate::{
@@ -95,7 +94,7 @@ impl Gateway {
         };
         // authorise: a decision made for this call alone (never cached).
         let (request, outcome) = self.authoriser.decide_call(caller.facts(), config, &mut msg);
-        let call = call_facts(session, &server, &msg);
+        let call = call_facts(session, &server, &msg, &request.arguments);
         let permit = match outcome {
             Ok(permit) => permit,
             Err(deny) => {
@@ -345,13 +344,14 @@ fn denial_reason(deny: &Deny) -> String {
 }
 
 /// The facts every audit record of this call repeats (after routing: the server's own names).
-fn call_facts(session: &Session, server: &ServerName, msg: &Message) -> CallFacts {
+/// The argument digest is the one the authorise stage computed (arguments are canonicalised once).
+fn call_facts(session: &Session, server: &ServerName, msg: &Message, digested: &Arguments) -> CallFacts {
     let target = msg
         .param_str("name")
         .or_else(|| msg.param_str("uri"))
         .map(str::to_owned);
     let arguments = msg.params().and_then(|p| p.get("arguments")).cloned();
-    let args_sha256 = arguments.as_ref().map(canonical_sha256);
+    let args_sha256 = arguments.as_ref().and_then(|_| digested.sha256().ok());
     CallFacts {
         call_id: new_call_id(),
         principal: session.principal.clone(),

@@ -307,7 +307,7 @@ mod tests {
                     request.listing = listing;
                     request.reason = (!listing).then(|| "ticket 42".to_owned());
                     request.session_labels = vec!["untrusted".into()];
-                    request.arguments = serde_json::json!({"sql": "select 1", "limit": 5, "opts": {"a": [1, 2]}});
+                    request.arguments = serde_json::json!({"sql": "select 1", "limit": 5, "opts": {"a": [1, 2]}}).into();
                     let input = Input::new(&request, Settings::default()).expect("input");
                     let facts = CedarFacts::new(&input, &names, &schema, true);
                     assert!(facts.is_ok(), "{method} listing={listing}: {:?}", facts.err());
