@@ -53,10 +53,24 @@ impl BenchPki {
         let dir = tempfile::Builder::new().prefix("portcullis-bench-pki-").tempdir()?;
         let ca = dir.path().join("ca");
         let ca_dir = ca.to_str().context("temp dir path is not UTF-8")?;
-        portcullis(gateway_bin, &["ca", "init", "--dir", ca_dir, "--trust-domain", TRUST_DOMAIN])?;
+        portcullis(
+            gateway_bin,
+            &["ca", "init", "--dir", ca_dir, "--trust-domain", TRUST_DOMAIN],
+        )?;
         let issue = |id: &str, prefix: &Path, names: &[&str]| -> anyhow::Result<()> {
             let out = prefix.to_str().context("temp dir path is not UTF-8")?;
-            let mut args = vec!["ca", "issue", "--dir", ca_dir, "--spiffe-id", id, "--ttl", "24h", "--out", out];
+            let mut args = vec![
+                "ca",
+                "issue",
+                "--dir",
+                ca_dir,
+                "--spiffe-id",
+                id,
+                "--ttl",
+                "24h",
+                "--out",
+                out,
+            ];
             for name in names {
                 args.extend(["--server-name", name]);
             }

@@ -15,8 +15,7 @@ use std::{sync::Arc, time::Instant};
 
 use portcullis_core::ServerName;
 use portcullis_mcp::{
-    Era, ErrorCode, Message, MethodClass,
-    error_response,
+    Era, ErrorCode, Message, MethodClass, error_response,
     message::response,
     method::ListKind,
     revision::{META_CLIENT_CAPABILITIES, META_CLIENT_INFO, META_PROTOCOL_VERSION},

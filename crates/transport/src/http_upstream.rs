@@ -111,7 +111,13 @@ impl Conn {
     async fn post(&self, msg: Message) {
         let id = msg.id().cloned();
         if let Some(answer) = self.post_direct(msg).await {
-            let _ = self.events.send(LinkEvent::Message { msg: answer, related: id }).await;
+            let _ = self
+                .events
+                .send(LinkEvent::Message {
+                    msg: answer,
+                    related: id,
+                })
+                .await;
         }
     }
 

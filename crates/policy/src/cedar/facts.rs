@@ -117,9 +117,7 @@ fn strings(values: &[String]) -> PartialValue {
 }
 
 /// Tag text of a JSON value: a string is itself, anything else its RFC 8785 text.
-fn tags<'a>(
-    values: impl IntoIterator<Item = (&'a String, &'a serde_json::Value)>,
-) -> Vec<(SmolStr, PartialValue)> {
+fn tags<'a>(values: impl IntoIterator<Item = (&'a String, &'a serde_json::Value)>) -> Vec<(SmolStr, PartialValue)> {
     values
         .into_iter()
         .map(|(k, v)| {
@@ -157,7 +155,10 @@ impl CedarFacts {
         let caller = uid(&names.caller, &caller_id);
         let mut attrs = vec![
             (SmolStr::new_static("workload"), string(&p.workload)),
-            (SmolStr::new_static("anonymous"), PartialValue::Value(Value::from(p.anonymous))),
+            (
+                SmolStr::new_static("anonymous"),
+                PartialValue::Value(Value::from(p.anonymous)),
+            ),
             (SmolStr::new_static("scopes"), strings(&p.scopes)),
         ];
         if let Some(u) = &p.user {
@@ -310,7 +311,8 @@ mod tests {
                     request.listing = listing;
                     request.reason = (!listing).then(|| "ticket 42".to_owned());
                     request.session_labels = vec!["untrusted".into()];
-                    request.arguments = serde_json::json!({"sql": "select 1", "limit": 5, "opts": {"a": [1, 2]}}).into();
+                    request.arguments =
+                        serde_json::json!({"sql": "select 1", "limit": 5, "opts": {"a": [1, 2]}}).into();
                     let input = Input::new(&request, Settings::default()).expect("input");
                     let facts = CedarFacts::new(&input, &names, &schema, true);
                     assert!(facts.is_ok(), "{method} listing={listing}: {:?}", facts.err());
