@@ -13,6 +13,7 @@
 //! Everything runs on loopback and is bounded in time and call count. This crate
 //! is a dev tool: unlike the product crates it spawns processes itself.
 pub mod load;
+pub mod pki;
 pub mod procs;
 pub mod report;
 pub mod upstream;

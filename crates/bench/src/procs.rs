@@ -66,8 +66,14 @@ pub fn free_port() -> anyhow::Result<u16> {
 }
 
 /// Starts `portcullis run --config <dir>/portcullis.toml` with `config` and waits until
-/// its HTTP front answers `/healthz`. Logs (warnings and up) go to `<dir>/gateway.log`.
-pub async fn start_gateway(program: &Path, dir: &Path, config: &str, url: &str) -> anyhow::Result<Proc> {
+/// its HTTP front answers `/healthz` to `client`. Logs (warnings and up) go to `<dir>/gateway.log`.
+pub async fn start_gateway(
+    program: &Path,
+    dir: &Path,
+    config: &str,
+    url: &str,
+    client: &reqwest::Client,
+) -> anyhow::Result<Proc> {
     let path = dir.join("portcullis.toml");
     std::fs::write(&path, config)?;
     let log = dir.join("gateway.log");
@@ -82,7 +88,6 @@ pub async fn start_gateway(program: &Path, dir: &Path, config: &str, url: &str) 
         .with_context(|| format!("cannot start `{}`", program.display()))?;
     let mut proc = Proc { child, log: Some(log) };
     let health = url.replace("/mcp", "/healthz");
-    let client = reqwest::Client::new();
     let started = Instant::now();
     loop {
         if let Ok(r) = client.get(&health).send().await

@@ -186,7 +186,8 @@ async fn relay(
     input: impl tokio::io::AsyncRead + Unpin,
     mut output: impl AsyncWrite + Unpin,
 ) -> anyhow::Result<()> {
-    let Link { tx, mut rx, guard } = link;
+    // Everything goes through the channels here (`direct` is the gateway's hot path).
+    let Link { tx, mut rx, guard, .. } = link;
     let mut lines = LineReader::new(BufReader::new(input), limits.max_bytes);
     // Ids of requests sent and not yet answered, so EOF can wait for their answers.
     let mut pending: HashSet<String> = HashSet::new();

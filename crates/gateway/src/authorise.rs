@@ -58,11 +58,13 @@ impl Authoriser {
             reason = reason.or_else(|| stripped.and_then(|v| v.as_str().map(str::to_owned)));
         }
         let mut request = DecisionRequest::call(principal, server.name.clone(), method, target, tier, Timestamp::now());
+        // Canonicalised and hashed here, once: the audit record reuses the digest.
         request.arguments = msg
             .params()
             .and_then(|p| p.get("arguments"))
             .cloned()
-            .unwrap_or(Value::Null);
+            .unwrap_or(Value::Null)
+            .into();
         request.reason = reason;
         let (outcome, shadow) = self.store.authorize_with_shadow(&request);
         if let Some(shadow) = shadow

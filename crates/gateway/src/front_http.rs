@@ -310,16 +310,12 @@ fn is_modern(headers: &HeaderMap, msg: &Message) -> bool {
     by_header || by_meta
 }
 
-/// What the task running one call hands the HTTP response.
-enum Out {
-    Note(Value),
-    Answer(Value),
-}
-
-/// Answers a request. The call runs in its own task; if the answer comes before
-/// any related notification it is sent as JSON (with the HTTP status a
-/// 2026-07-28 client expects for its error), otherwise an SSE stream starts and
-/// carries the notifications, then the answer.
+/// Answers a request. The call runs in the request's own task (no spawn, no
+/// channel hop): a client that hangs up drops it, which cancels the upstream
+/// request. If the answer comes before any related notification it is sent as
+/// JSON (with the HTTP status a 2026-07-28 client expects for its error);
+/// otherwise an SSE stream starts, and a task carries the notifications and then
+/// the answer on it.
 async fn answer(
     front: Arc<Front>,
     session: Arc<Session>,
@@ -330,55 +326,73 @@ async fn answer(
     let accepts_sse = header_str(headers, "accept").is_some_and(|a| a.contains("text/event-stream"));
     let modern = session.era() == portcullis_mcp::Era::Modern;
     let id = msg.id().cloned().unwrap_or(Value::Null);
-    let mut related = accepts_sse.then(|| session.sink.open_request(&id));
-    let (tx, mut rx) = mpsc::channel::<Out>(64);
-    tokio::spawn(async move {
-        let call = front.gateway.handle_request(&session, &caller, msg);
-        tokio::pin!(call);
-        loop {
+    let calling = session.clone();
+    let mut call = Box::pin(async move { front.gateway.handle_request(&calling, &caller, msg).await });
+    let Some(related) = accepts_sse.then(|| session.sink.open_request(&id)) else {
+        let answer = call.await;
+        return json_response(status_for(&answer, modern), &answer);
+    };
+    let mut related = OpenStream { related, session, id };
+    let (first, answered) = tokio::select! {
+        biased;
+        Some(note) = related.related.recv() => (note, None),
+        answer = &mut call => match related.related.try_recv() {
+            // Notifications came with the answer: they go first, on an SSE stream.
+            Ok(note) => (note, Some(answer)),
+            Err(_) => return json_response(status_for(&answer, modern), &answer),
+        },
+    };
+    let (out, body) = mpsc::channel::<Result<Bytes, Infallible>>(64);
+    tokio::spawn(stream_rest(call, answered, related, first, out));
+    sse_response(body)
+}
+
+/// A request's own stream of related notifications, closed however the request ends.
+struct OpenStream {
+    related: mpsc::Receiver<Value>,
+    session: Arc<Session>,
+    id: Value,
+}
+
+impl Drop for OpenStream {
+    fn drop(&mut self) {
+        self.session.sink.close_request(&self.id);
+    }
+}
+
+/// The SSE rest of a call: `first`, the notifications that follow, then the answer.
+/// Stops (dropping the call, which cancels it upstream) when the client hangs up.
+async fn stream_rest<F: Future<Output = Value>>(
+    mut call: std::pin::Pin<Box<F>>,
+    answered: Option<Value>,
+    mut related: OpenStream,
+    first: Value,
+    out: mpsc::Sender<Result<Bytes, Infallible>>,
+) {
+    if out.send(Ok(encode(&first))).await.is_err() {
+        return;
+    }
+    let answer = match answered {
+        Some(answer) => answer,
+        None => loop {
             tokio::select! {
                 biased;
-                Some(note) = async { match related.as_mut() { Some(r) => r.recv().await, None => None } } => {
-                    if tx.send(Out::Note(note)).await.is_err() { break; }
-                }
-                answer = &mut call => {
-                    if let Some(r) = related.as_mut() {
-                        while let Ok(note) = r.try_recv() {
-                            let _ = tx.send(Out::Note(note)).await;
-                        }
+                Some(note) = related.related.recv() => {
+                    if out.send(Ok(encode(&note))).await.is_err() {
+                        return;
                     }
-                    let _ = tx.send(Out::Answer(answer)).await;
-                    break;
                 }
-                // The client hung up: dropping `call` cancels the upstream request.
-                _ = tx.closed() => break,
+                answer = &mut call => break answer,
+                _ = out.closed() => return,
             }
+        },
+    };
+    while let Ok(note) = related.related.try_recv() {
+        if out.send(Ok(encode(&note))).await.is_err() {
+            return;
         }
-        session.sink.close_request(&id);
-    });
-    match rx.recv().await {
-        Some(Out::Answer(answer)) => json_response(status_for(&answer, modern), &answer),
-        Some(Out::Note(first)) => {
-            let (out, body) = mpsc::channel::<Result<Bytes, Infallible>>(64);
-            tokio::spawn(async move {
-                let mut next = Some(Out::Note(first));
-                while let Some(item) = next.take() {
-                    let (Out::Note(v) | Out::Answer(v)) = item;
-                    if out.send(Ok(encode(&v))).await.is_err() {
-                        break;
-                    }
-                    next = rx.recv().await;
-                }
-            });
-            sse_response(body)
-        }
-        None => rpc_error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            None,
-            ErrorCode::InternalError,
-            "the call task ended",
-        ),
     }
+    let _ = out.send(Ok(encode(&answer))).await;
 }
 
 /// HTTP status for a JSON answer: 2026-07-28 maps some JSON-RPC errors onto HTTP.

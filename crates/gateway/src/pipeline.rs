@@ -27,7 +27,7 @@ use portcullis_mcp::{
     method::ListKind,
     revision::{META_CLIENT_CAPABILITIES, META_CLIENT_INFO, META_PROTOCOL_VERSION},
 };
-use portcullis_policy::{Deny, Permit};
+use portcullis_policy::{Arguments, Deny, Permit};
 use serde_json::{Map, Value, json};
 
 use crate::{
@@ -115,20 +115,20 @@ impl Gateway {
                 .attest
                 .check_call(&caller.principal, server.as_str(), &tool, &mut msg)
             {
-                let call = call_facts(session, &server, &msg);
+                let call = call_facts_before_policy(session, &server, &msg);
                 return self
                     .deny_before_policy(id.as_ref(), &call, "attest", e.to_string())
                     .await;
             }
             // classify: the tool is pinned (if the server has a manifest) and not held back.
             if let Err(reason) = self.classify_call(session, &server, &tool).await {
-                let call = call_facts(session, &server, &msg);
+                let call = call_facts_before_policy(session, &server, &msg);
                 return self.deny_before_policy(id.as_ref(), &call, "classify", reason).await;
             }
         }
         // authorise: a decision made for this call alone (never cached).
         let (request, outcome) = self.authoriser.decide_call(caller.facts(), config, &mut msg);
-        let call = call_facts(session, &server, &msg);
+        let call = call_facts(session, &server, &msg, &request.arguments);
         let permit = match outcome {
             Ok(permit) => permit,
             Err(deny) => {
@@ -432,13 +432,14 @@ fn denial_reason(deny: &Deny) -> String {
 }
 
 /// The facts every audit record of this call repeats (after routing: the server's own names).
-fn call_facts(session: &Session, server: &ServerName, msg: &Message) -> CallFacts {
+/// The argument digest is the one the authorise stage computed (arguments are canonicalised once).
+fn call_facts(session: &Session, server: &ServerName, msg: &Message, digested: &Arguments) -> CallFacts {
     let target = msg
         .param_str("name")
         .or_else(|| msg.param_str("uri"))
         .map(str::to_owned);
     let arguments = msg.params().and_then(|p| p.get("arguments")).cloned();
-    let args_sha256 = arguments.as_ref().map(canonical_sha256);
+    let args_sha256 = arguments.as_ref().and_then(|_| digested.sha256().ok());
     CallFacts {
         call_id: new_call_id(),
         principal: session.principal.clone(),
@@ -448,6 +449,12 @@ fn call_facts(session: &Session, server: &ServerName, msg: &Message) -> CallFact
         args_sha256,
         arguments,
     }
+}
+
+/// [`call_facts`] for a deny before the authorise stage canonicalised the arguments.
+fn call_facts_before_policy(session: &Session, server: &ServerName, msg: &Message) -> CallFacts {
+    let arguments = msg.params().and_then(|p| p.get("arguments")).cloned();
+    call_facts(session, server, msg, &Arguments::new(arguments.unwrap_or(Value::Null)))
 }
 
 /// Adapts a request to the upstream's era: modern upstreams need the client's

@@ -104,6 +104,10 @@ impl Recorder {
 
     /// Records a decision durably: an allow before forwarding, a deny before answering.
     pub async fn decision(&self, call: &CallFacts, verdict: &Verdict) -> Result<(), RecordError> {
+        if self.log.is_none() {
+            // Audit off: build nothing (the record's hashes and clones are per-call work).
+            return Ok(());
+        }
         let mut r = call.record(RecordKind::Decision);
         r.decision = Some(if verdict.allowed {
             Decision::Allow
@@ -138,6 +142,14 @@ impl Recorder {
 
     /// Records the call's outcome, durably, before the answer is released.
     pub async fn outcome(&self, call: &CallFacts, answer: &Value, latency: Duration) -> Result<Recorded, RecordError> {
+        if self.log.is_none() {
+            // Audit off: no record, so no canonical form and hash of the result either (and
+            // no signed receipt, which names a log index).
+            return Ok(Recorded {
+                receipt: None,
+                result_sha256: None,
+            });
+        }
         let mut r = call.record(RecordKind::Call);
         r.latency_us = Some(u64::try_from(latency.as_micros()).unwrap_or(u64::MAX));
         if self.capture_bodies

@@ -16,7 +16,7 @@ use std::{
 
 use portcullis_core::ServerName;
 use portcullis_mcp::{ErrorCode, Message, MessageKind, error_response, message};
-use portcullis_transport::{Link, LinkEvent, LinkGuard};
+use portcullis_transport::{DirectRequests, Link, LinkEvent, LinkGuard};
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot};
 
@@ -50,6 +50,8 @@ pub struct UpstreamPeer {
     server: ServerName,
     kind: LinkKind,
     tx: mpsc::Sender<Message>,
+    /// HTTP: requests are posted from the caller's task and a JSON answer comes straight back.
+    direct: Option<DirectRequests>,
     pending: Mutex<HashMap<u64, Pending>>,
     next_id: AtomicU64,
     alive: AtomicBool,
@@ -65,11 +67,12 @@ pub struct UpstreamPeer {
 impl UpstreamPeer {
     /// Wraps `link` and starts reading from it.
     pub fn start(server: ServerName, kind: LinkKind, link: Link, timeout: Duration) -> Arc<Self> {
-        let Link { tx, rx, guard } = link;
+        let Link { tx, rx, guard, direct } = link;
         let peer = Arc::new(Self {
             server,
             kind,
             tx,
+            direct,
             pending: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
             alive: AtomicBool::new(true),
@@ -145,24 +148,51 @@ impl UpstreamPeer {
             id,
             armed: true,
         };
-        if self.tx.send(msg).await.is_err() {
-            cancel_guard.armed = false;
-            self.lock_pending().remove(&id);
-            return Err(self.closed_error());
-        }
+        let direct = self
+            .direct
+            .as_ref()
+            .filter(|_| msg.kind() == MessageKind::Request && msg.method() != Some("initialize"));
+        let exchange = async {
+            match direct {
+                // The hot path: posted from this task; a JSON answer comes straight back.
+                Some(direct) => {
+                    if let Some(answer) = direct.request(msg).await {
+                        let ours = answer.id().and_then(Value::as_u64) == Some(id);
+                        if ours && self.lock_pending().remove(&id).is_some() {
+                            return Exchanged::Answer(Ok(answer));
+                        }
+                        self.on_message(answer, None);
+                    }
+                }
+                None => {
+                    if self.tx.send(msg).await.is_err() {
+                        return Exchanged::NotSent;
+                    }
+                }
+            }
+            // Answers that come another way (SSE streams, failures) arrive through the pump.
+            match wait.await {
+                Ok(answer) => Exchanged::Answer(answer),
+                Err(_) => Exchanged::Dropped,
+            }
+        };
         let outcome = match limit {
-            Some(limit) => tokio::time::timeout(limit, wait).await,
-            None => Ok(wait.await),
+            Some(limit) => tokio::time::timeout(limit, exchange).await.ok(),
+            None => Some(exchange.await),
         };
         cancel_guard.armed = false;
         match outcome {
-            Ok(Ok(Ok(mut answer))) => {
+            Some(Exchanged::Answer(Ok(mut answer))) => {
                 answer.replace_id(client_id);
                 Ok(answer)
             }
-            Ok(Ok(Err(e))) => Err(e),
-            Ok(Err(_)) => Err(self.closed_error()),
-            Err(_) => {
+            Some(Exchanged::Answer(Err(e))) => Err(e),
+            Some(Exchanged::NotSent) => {
+                self.lock_pending().remove(&id);
+                Err(self.closed_error())
+            }
+            Some(Exchanged::Dropped) => Err(self.closed_error()),
+            None => {
                 self.cancel(id, "timed out in the gateway");
                 Err(UpstreamError::Timeout {
                     server: self.server.to_string(),
@@ -301,6 +331,15 @@ impl UpstreamPeer {
             }
         }
     }
+}
+
+/// How one request's exchange with the server ended (before the time limit).
+enum Exchanged {
+    Answer(Result<Message, UpstreamError>),
+    /// The link is gone: the request was never sent.
+    NotSent,
+    /// The link closed before answering.
+    Dropped,
 }
 
 struct CancelOnDrop<'a> {

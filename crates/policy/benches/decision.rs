@@ -67,7 +67,7 @@ fn request() -> DecisionRequest {
     );
     r.reason = Some("benchmark".into());
     // About 1 KiB of arguments.
-    r.arguments = serde_json::json!({"path": "/srv/data/report.csv", "filter": "x".repeat(960), "limit": 100});
+    r.arguments = serde_json::json!({"path": "/srv/data/report.csv", "filter": "x".repeat(960), "limit": 100}).into();
     r
 }
 

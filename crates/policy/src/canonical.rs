@@ -3,10 +3,11 @@
 //! The authorise stage hashes the call's arguments over their canonical form so
 //! that a policy (and later an approval bound to "this exact call") names the same
 //! arguments however the client spaced, ordered or escaped them.
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 /// The arguments could not be put in canonical form.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 #[error("arguments cannot be canonicalised (RFC 8785): {0}; send plain JSON arguments")]
 pub struct CanonicalError(String);
 
@@ -19,6 +20,56 @@ pub fn canonical_json(value: &serde_json::Value) -> Result<String, CanonicalErro
 pub fn arguments_sha256(arguments: &serde_json::Value) -> Result<String, CanonicalError> {
     let text = canonical_json(arguments)?;
     Ok(hex::encode(Sha256::digest(text.as_bytes())))
+}
+
+/// A call's arguments with the SHA-256 of their RFC 8785 canonical form, computed
+/// once when the arguments are set: the policy input (`arguments_sha256`) and the
+/// audit record (`args_sha256`) both read this digest, so arguments are
+/// canonicalised once per call and the two can never disagree.
+///
+/// Serialised as the bare JSON value (the fixture format is unchanged).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(from = "serde_json::Value", into = "serde_json::Value")]
+pub struct Arguments {
+    value: serde_json::Value,
+    sha256: Result<[u8; 32], CanonicalError>,
+}
+
+impl Arguments {
+    /// Canonicalises and hashes `value` (once).
+    pub fn new(value: serde_json::Value) -> Self {
+        let sha256 = canonical_json(&value).map(|text| Sha256::digest(text.as_bytes()).into());
+        Self { value, sha256 }
+    }
+
+    /// The arguments as given.
+    pub fn value(&self) -> &serde_json::Value {
+        &self.value
+    }
+
+    /// SHA-256 of the RFC 8785 canonical form, or why there is none.
+    pub fn sha256(&self) -> Result<[u8; 32], CanonicalError> {
+        self.sha256.clone()
+    }
+}
+
+impl Default for Arguments {
+    /// No arguments: `null`.
+    fn default() -> Self {
+        Self::new(serde_json::Value::Null)
+    }
+}
+
+impl From<serde_json::Value> for Arguments {
+    fn from(value: serde_json::Value) -> Self {
+        Self::new(value)
+    }
+}
+
+impl From<Arguments> for serde_json::Value {
+    fn from(arguments: Arguments) -> Self {
+        arguments.value
+    }
 }
 
 #[cfg(test)]

@@ -23,7 +23,7 @@ use std::time::Duration;
 use portcullis_core::Tier;
 use serde::Serialize;
 
-use crate::canonical::{CanonicalError, arguments_sha256};
+use crate::canonical::CanonicalError;
 use crate::request::{DecisionRequest, TargetKind};
 
 /// Operator settings for decisions: facts of the deployment rather than of the call.
@@ -127,8 +127,8 @@ impl Input {
                 id: format!("{server}/{}", request.target),
             },
             tier: request.tier,
-            arguments: request.arguments.clone(),
-            arguments_sha256: arguments_sha256(&request.arguments)?,
+            arguments: request.arguments.value().clone(),
+            arguments_sha256: hex::encode(request.arguments.sha256()?),
             reason: request.effective_reason().map(str::to_owned),
             require_reason: settings.require_reason,
             listing: request.listing,

@@ -45,7 +45,7 @@ mod sources;
 mod store;
 mod time;
 
-pub use canonical::{CanonicalError, arguments_sha256, canonical_json};
+pub use canonical::{Arguments, CanonicalError, arguments_sha256, canonical_json};
 pub use cedar::{CedarEngine, Indexing, schema as cedar_schema};
 pub use decision::{Decision, Deny, Explanation, Permit};
 pub use engine::{Engine, EngineKind, Evaluation, authorize, decide, explain};

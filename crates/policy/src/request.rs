@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use portcullis_core::{ServerName, Tier};
 use serde::{Deserialize, Serialize};
 
+pub use crate::canonical::Arguments;
 pub use crate::time::Timestamp;
 
 /// Everything the policy engines see about one call (or one listing check).
@@ -26,9 +27,10 @@ pub struct DecisionRequest {
     pub target: String,
     /// The tool's tier from the operator-signed manifest.
     pub tier: Tier,
-    /// The call's arguments (`params.arguments`); `null` when there are none.
+    /// The call's arguments (`params.arguments`); `null` when there are none. Their
+    /// canonical digest is computed once, when they are set, and shared with the audit record.
     #[serde(default)]
-    pub arguments: serde_json::Value,
+    pub arguments: Arguments,
     /// The caller's stated reason for the call, if any. Blank reasons count as none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
@@ -157,7 +159,7 @@ impl DecisionRequest {
             method: method.into(),
             target: target.into(),
             tier,
-            arguments: serde_json::Value::Null,
+            arguments: Arguments::default(),
             reason: None,
             time,
             listing: false,

@@ -127,6 +127,7 @@ pub fn spawn_child(spec: &ChildSpec) -> Result<Link, SpawnError> {
         tx: to_child,
         rx,
         guard: LinkGuard { _stop: stop_tx },
+        direct: None,
     })
 }
 

@@ -14,7 +14,7 @@ use tokio::sync::{Mutex, mpsc, oneshot};
 
 use crate::{
     Link, LinkEvent,
-    link::{LINK_CAPACITY, LinkGuard},
+    link::{DirectRequests, LINK_CAPACITY, LinkGuard},
     param_headers::{ParamHeaders, header_safe},
     sse,
 };
@@ -37,7 +37,7 @@ struct SessionState {
 }
 
 #[derive(Clone)]
-struct Conn {
+pub(crate) struct Conn {
     spec: Arc<HttpSpec>,
     client: reqwest::Client,
     state: Arc<Mutex<SessionState>>,
@@ -74,6 +74,7 @@ pub fn connect_http(spec: HttpSpec, client: reqwest::Client) -> Link {
         state: Arc::new(Mutex::new(SessionState::default())),
         events,
     };
+    let direct = DirectRequests(conn.clone());
     tokio::spawn(async move {
         loop {
             tokio::select! {
@@ -90,6 +91,7 @@ pub fn connect_http(spec: HttpSpec, client: reqwest::Client) -> Link {
         tx,
         rx,
         guard: LinkGuard { _stop: stop_tx },
+        direct: Some(direct),
     }
 }
 
@@ -108,6 +110,21 @@ impl Conn {
 
     async fn post(&self, msg: Message) {
         let id = msg.id().cloned();
+        if let Some(answer) = self.post_direct(msg).await {
+            let _ = self
+                .events
+                .send(LinkEvent::Message {
+                    msg: answer,
+                    related: id,
+                })
+                .await;
+        }
+    }
+
+    /// POSTs `msg`. A plain JSON answer is returned (the caller delivers it); anything
+    /// else (SSE streams, failures) is delivered on the link's events here.
+    pub(crate) async fn post_direct(&self, msg: Message) -> Option<Message> {
+        let id = msg.id().cloned();
         let is_request = msg.kind() == MessageKind::Request;
         let is_initialize = msg.method() == Some("initialize");
         let is_tools_list = msg.method() == Some("tools/list");
@@ -116,7 +133,8 @@ impl Conn {
             Ok(r) => r,
             Err(e) => {
                 let text = format!("upstream `{}` is unreachable: {}", self.spec.name, with_causes(&e));
-                return self.fail(id.as_ref(), is_request, &text).await;
+                self.fail(id.as_ref(), is_request, &text).await;
+                return None;
             }
         };
         let status = response.status();
@@ -132,7 +150,7 @@ impl Conn {
             if !status.is_success() {
                 tracing::warn!(server = %self.spec.name, %status, "upstream refused a notification");
             }
-            return;
+            return None;
         }
         let content_type = response
             .headers()
@@ -147,13 +165,14 @@ impl Conn {
                 (false, false) => Answer::Plain,
             };
             self.read_stream(response, id.clone(), on_answer).await;
-            return;
+            return None;
         }
         let body = match response.bytes().await {
             Ok(b) => b,
             Err(e) => {
                 let text = format!("upstream `{}` broke off its answer: {e}", self.spec.name);
-                return self.fail(id.as_ref(), true, &text).await;
+                self.fail(id.as_ref(), true, &text).await;
+                return None;
             }
         };
         match self.parse(&body) {
@@ -164,7 +183,7 @@ impl Conn {
                 if is_tools_list {
                     self.learn_tools(&msg).await;
                 }
-                let _ = self.events.send(LinkEvent::Message { msg, related: id }).await;
+                return Some(msg);
             }
             Err(_) if !status.is_success() => {
                 let text = format!("upstream `{}` answered HTTP {status}", self.spec.name);
@@ -176,6 +195,7 @@ impl Conn {
                 self.fail(id.as_ref(), true, &text).await;
             }
         }
+        None
     }
 
     async fn build_post(&self, msg: &Message) -> reqwest::RequestBuilder {

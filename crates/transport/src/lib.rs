@@ -16,4 +16,4 @@ pub mod sse;
 pub use child::{ChildSpec, SpawnError, spawn_child};
 pub use http_upstream::{HttpSpec, connect_http};
 pub use lines::{LineReader, LineReaderError};
-pub use link::{Link, LinkEvent, LinkGuard};
+pub use link::{DirectRequests, Link, LinkEvent, LinkGuard};

@@ -23,6 +23,25 @@ pub struct Link {
     pub rx: mpsc::Receiver<LinkEvent>,
     /// Stops the connection (kills the child, closes the HTTP session) when dropped.
     pub guard: LinkGuard,
+    /// HTTP links only: send requests from the caller's own task (see [`DirectRequests`]).
+    pub direct: Option<DirectRequests>,
+}
+
+/// Sends a request straight from the caller's task and hands back a plain JSON answer,
+/// skipping the hops through the link's tasks and channels (HTTP upstreams; the hot path).
+///
+/// An answer that does not come back as one JSON body (an SSE stream with
+/// notifications, an HTTP failure) is delivered on `rx` as before, and
+/// [`Self::request`] returns `None`.
+#[derive(Clone)]
+pub struct DirectRequests(pub(crate) crate::http_upstream::Conn);
+
+impl DirectRequests {
+    /// POSTs `msg` (a request other than `initialize`) and returns its answer when it
+    /// came back as a JSON body; otherwise the answer arrives on the link's `rx`.
+    pub async fn request(&self, msg: Message) -> Option<Message> {
+        self.0.post_direct(msg).await
+    }
 }
 
 /// Dropping this ends the connection's background tasks.

@@ -14,6 +14,7 @@ use anyhow::{Context, bail};
 use clap::Parser;
 use portcullis_bench::{
     load::{self, Endpoint, LoadSpec, Observed},
+    pki::BenchPki,
     procs::{self, Proc},
     report::{self, Conditions, DIRECT, Report, Run, TargetInfo},
 };
@@ -74,11 +75,13 @@ const TARGETS: [(&str, &str); 4] = [
     ),
     (
         "full",
-        "policy as above + audit log, durable group commit (fdatasync) to a file log on the audit dir's disk",
+        "policy as above + audit log, durable group commit (fdatasync) to a file log on the audit dir's disk \
+         + identity: mutual TLS, the load client's X.509-SVID from a dev CA required (listen.require = workload); \
+         request signatures not yet (attestation is not wired)",
     ),
     (
         "full-tmpfs",
-        "as full, audit log on tmpfs: same work, fsync returns at once (full − this = the fsync wait)",
+        "as full (mutual TLS too), audit log on tmpfs: same work, fsync returns at once (full − this = the fsync wait)",
     ),
 ];
 
@@ -140,6 +143,8 @@ const ALLOW_ALL: &str = "@id(\"allow-all\")\npermit (principal, action, resource
 struct Gateway {
     proc: Proc,
     url: String,
+    /// The load client for this gateway (presenting the client SVID for the `full` targets).
+    client: reqwest::Client,
     _dir: tempfile::TempDir,
     _audit: Option<tempfile::TempDir>,
 }
@@ -150,6 +155,23 @@ struct Setup<'a> {
     upstream_url: &'a str,
     audit_dir: &'a Path,
     tmpfs_dir: &'a Path,
+    /// Mutual TLS for the `full` targets.
+    pki: &'a BenchPki,
+    /// The plain-HTTP load client.
+    client: &'a reqwest::Client,
+}
+
+/// What the full pipeline adds to a gateway's config beyond policy and audit:
+/// identity (mutual TLS, a workload SVID required on every call), and the client
+/// that can pass it.
+///
+/// Hook for signatures: when the attestation stage is wired into the pipeline, its
+/// config table (signed calls required, the gateway's result-signing key) goes here,
+/// and the load client signs each call in `load::Conn::call` (`wire::call`), so
+/// `full` keeps measuring the whole pipeline.
+fn full_pipeline(setup: &Setup<'_>) -> anyhow::Result<(String, String, reqwest::Client)> {
+    let listen = "require = [\"workload\"]\n".to_owned();
+    Ok((listen, setup.pki.listen_tls(), setup.pki.client()?))
 }
 
 async fn start_gateway(
@@ -160,12 +182,19 @@ async fn start_gateway(
 ) -> anyhow::Result<Gateway> {
     let dir = tempfile::Builder::new().prefix("portcullis-bench-").tempdir()?;
     let port = procs::free_port()?;
-    let (policy, audit_root) = match target {
-        "relay" => (ALLOW_ALL, None),
-        "policy" => (BENCH_POLICIES, None),
-        "full" => (BENCH_POLICIES, Some(setup.audit_dir)),
-        "full-tmpfs" => (BENCH_POLICIES, Some(setup.tmpfs_dir)),
+    let (policy, audit_root, full) = match target {
+        "relay" => (ALLOW_ALL, None, false),
+        "policy" => (BENCH_POLICIES, None, false),
+        "full" => (BENCH_POLICIES, Some(setup.audit_dir), true),
+        "full-tmpfs" => (BENCH_POLICIES, Some(setup.tmpfs_dir), true),
         other => bail!("unknown target `{other}`; use relay, policy, full or full-tmpfs"),
+    };
+    let (listen_extra, tls, client, scheme) = match full {
+        true => {
+            let (listen, tls, client) = full_pipeline(setup)?;
+            (listen, tls, client, "https")
+        }
+        false => (String::new(), String::new(), setup.client.clone(), "http"),
     };
     let policy_path = dir.path().join("bench.cedar");
     std::fs::write(&policy_path, policy)?;
@@ -190,18 +219,19 @@ async fn start_gateway(
         other => bail!("unknown transport `{other}`; use http or stdio"),
     };
     let config = format!(
-        "[listen]\nhttp = \"127.0.0.1:{port}\"\nmax_sessions = {max_sessions}\n\n\
+        "[listen]\nhttp = \"127.0.0.1:{port}\"\nmax_sessions = {max_sessions}\n{listen_extra}\n{tls}\n\
          [policy]\ncedar = [{:?}]\n\n[audit]\n{audit_section}\n\
          [[servers]]\nname = \"bench\"\n{server}\nprotocol = \"legacy\"\ndefault_tier = \"read\"\n",
         policy_path.display().to_string()
     );
-    let url = format!("http://127.0.0.1:{port}/mcp");
-    let proc = procs::start_gateway(setup.gateway_bin, dir.path(), &config, &url)
+    let url = format!("{scheme}://127.0.0.1:{port}/mcp");
+    let proc = procs::start_gateway(setup.gateway_bin, dir.path(), &config, &url, &client)
         .await
         .with_context(|| format!("gateway `{target}` ({transport} upstream)"))?;
     Ok(Gateway {
         proc,
         url,
+        client,
         _dir: dir,
         _audit: audit,
     })
@@ -257,12 +287,16 @@ async fn run(args: Args) -> anyhow::Result<()> {
         std::env::temp_dir()
     };
     let (_upstream, upstream_url) = procs::start_http_upstream(&upstream_bin, 1)?;
+    let pki = BenchPki::new(&gateway_bin)?;
+    let client = load::http_client()?;
     let setup = Setup {
         gateway_bin: &gateway_bin,
         upstream_bin: &upstream_bin,
         upstream_url: &upstream_url,
         audit_dir: &audit_dir,
         tmpfs_dir: &tmpfs_dir,
+        pki: &pki,
+        client: &client,
     };
     let max_c = args.concurrency.iter().copied().max().unwrap_or(1);
     let mut gateways = Vec::new();
@@ -273,7 +307,6 @@ async fn run(args: Args) -> anyhow::Result<()> {
         }
     }
     let ticks = procs::clock_ticks();
-    let client = load::http_client()?;
     let duration = Duration::from_secs_f64(args.duration.max(0.05));
     let warmup = if args.quick { 2 } else { 20 };
     let mut runs = Vec::new();
@@ -313,7 +346,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
                         pid: g.proc.pid(),
                         ticks_per_sec: ticks,
                     };
-                    let m = load::measure(&client, &endpoint, spec, Some(observed))
+                    let m = load::measure(&g.client, &endpoint, spec, Some(observed))
                         .await
                         .with_context(|| format!("{target} ({transport}); gateway log:\n{}", g.proc.log_tail()))?;
                     eprintln!(
@@ -336,7 +369,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     drop(gateways);
     let sessions = if args.sessions > 0 {
         let g = start_gateway(&setup, "full", "http", args.sessions + 16).await?;
-        let s = load::session_scale(&client, &g.url, args.sessions, 32, g.proc.pid(), args.payload)
+        let s = load::session_scale(&g.client, &g.url, args.sessions, 32, g.proc.pid(), args.payload)
             .await
             .with_context(|| format!("idle sessions; gateway log:\n{}", g.proc.log_tail()))?;
         Some(s)

@@ -5,21 +5,36 @@
 //! (member of its `Server`), the action entity comes from the schema (with any
 //! action groups as ancestors), and the context is `CallContext`.
 //!
-//! Schema conformance: the facts have one fixed shape, built here from an
-//! [`Input`]. Checking that shape against the schema on every call cost Cedar more
-//! than the decision itself (a copy of each entity type per entity, a transitive
-//! closure over every schema action, a context type check: ~75% of the decision
-//! time), so it is done where it can catch a mistake rather than on the hot path:
-//! in debug builds (every test) every call is validated ([`VALIDATE_EVERY_CALL`]),
-//! and `facts_conform_to_the_schema` below checks every target kind in any build.
-//! Release builds stay fail-closed without it: the policies themselves are
-//! validated against the schema at load (strict mode), and a fact that were
-//! missing or mistyped would make evaluation report an error, which denies.
-use std::collections::HashMap;
+//! # Cost
+//! The facts are built as Cedar's own values, not through its public
+//! constructors: those evaluate every attribute as a restricted expression,
+//! build the context as a record expression and evaluate it, and recompute the
+//! transitive closure of the entity graph (an SCC pass with several hash maps per
+//! call) — together ~70% of a decision. Our graph has one fixed shape whose
+//! closure is known: `Caller ∈ {Workload, User}`, target `∈ Server`, the action
+//! with the ancestors the schema gave it (already closed), and no other edges.
+//! So the facts are built directly (`cedar-policy-core`'s entity and value types,
+//! the same version `cedar-policy` uses, pinned) and the store is created with the
+//! closure taken as given.
+//!
+//! # Checks (fail closed)
+//! That shortcut and the facts' shape are checked where a mistake would show:
+//! in debug builds (every test) each call's store is created with Cedar checking
+//! that the closure is complete and acyclic, its entities are rebuilt through the
+//! public, schema-validating constructor and compared with ours (attributes,
+//! tags and ancestors), and the request's context is validated against the
+//! schema ([`VALIDATE_EVERY_CALL`]); `facts_conform_to_the_schema` below does the
+//! same for every target kind in any build. Release builds skip those checks and
+//! stay fail-closed: the policies are validated strictly at load, and a fact that
+//! were missing or mistyped would make evaluation report an error, which denies.
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
 
-use cedar_policy::{
-    Context, Entities, Entity, EntityId, EntityTypeName, EntityUid, Request, RestrictedExpression, Schema,
-};
+use cedar_policy::{Context, Entities, EntityId, EntityTypeName, EntityUid, Request, Schema};
+use cedar_policy_core::ast::{self, PartialValue, Value};
+use cedar_policy_core::entities::{Entities as CoreEntities, NoEntitiesSchema, TCComputation};
+use cedar_policy_core::extensions::Extensions;
+use smol_str::SmolStr;
 
 use crate::input::Input;
 use crate::request::TargetKind;
@@ -32,13 +47,13 @@ pub(crate) struct CedarFacts {
     pub server: EntityUid,
 }
 
-/// Validate the request and entities against the schema on every call: in debug
+/// Check every call's facts against the schema and Cedar's own closure: in debug
 /// builds only (see the module docs).
 pub(crate) const VALIDATE_EVERY_CALL: bool = cfg!(debug_assertions);
 
 /// The schema's entity type names, parsed once at load: parsing a name runs the
 /// Cedar parser, far too slow to repeat on every call. Also the schema's action
-/// entities (with their ancestors), so a call adds only its own action.
+/// entities (with their ancestors, already closed), so a call adds only its own action.
 pub(crate) struct Names {
     workload: EntityTypeName,
     user: EntityTypeName,
@@ -50,7 +65,7 @@ pub(crate) struct Names {
     method: EntityTypeName,
     arguments: EntityTypeName,
     action: EntityTypeName,
-    actions: HashMap<EntityUid, Entity>,
+    actions: HashMap<EntityUid, ast::Entity>,
 }
 
 impl Names {
@@ -62,7 +77,7 @@ impl Names {
             .action_entities()
             .map_err(|e| format!("the schema's actions: {e}"))?
             .iter()
-            .map(|e| (e.uid(), e.clone()))
+            .map(|e| (e.uid(), AsRef::<ast::Entity>::as_ref(e).clone()))
             .collect();
         Ok(Self {
             actions,
@@ -93,33 +108,42 @@ fn uid(type_name: &EntityTypeName, id: &str) -> EntityUid {
     EntityUid::from_type_name_and_id(type_name.clone(), EntityId::new(id))
 }
 
-fn string(value: &str) -> RestrictedExpression {
-    RestrictedExpression::new_string(value.to_owned())
+fn string(value: &str) -> PartialValue {
+    PartialValue::Value(Value::from(value))
 }
 
-fn strings(values: &[String]) -> RestrictedExpression {
-    RestrictedExpression::new_set(values.iter().map(|v| string(v)))
+fn strings(values: &[String]) -> PartialValue {
+    PartialValue::Value(Value::set(values.iter().map(|v| Value::from(v.as_str())), None))
 }
 
 /// Tag text of a JSON value: a string is itself, anything else its RFC 8785 text.
-fn tags<'a>(
-    values: impl IntoIterator<Item = (&'a String, &'a serde_json::Value)>,
-) -> Vec<(String, RestrictedExpression)> {
+fn tags<'a>(values: impl IntoIterator<Item = (&'a String, &'a serde_json::Value)>) -> Vec<(SmolStr, PartialValue)> {
     values
         .into_iter()
         .map(|(k, v)| {
             let text = match v {
-                serde_json::Value::String(s) => s.clone(),
-                other => crate::canonical::canonical_json(other).unwrap_or_default(),
+                serde_json::Value::String(s) => string(s),
+                other => string(&crate::canonical::canonical_json(other).unwrap_or_default()),
             };
-            (k.clone(), RestrictedExpression::new_string(text))
+            (SmolStr::from(k.as_str()), text)
         })
         .collect()
 }
 
+/// An entity whose ancestors are exactly `parents` (no further ancestors exist).
+fn entity(
+    uid: &EntityUid,
+    attrs: Vec<(SmolStr, PartialValue)>,
+    parents: impl IntoIterator<Item = EntityUid>,
+    tags: Vec<(SmolStr, PartialValue)>,
+) -> ast::Entity {
+    let parents: HashSet<ast::EntityUID> = parents.into_iter().map(Into::into).collect();
+    ast::Entity::new_with_attr_partial_value(uid.clone().into(), attrs, HashSet::new(), parents, tags)
+}
+
 impl CedarFacts {
-    /// The facts of `input`; with `validate`, the request and entities are checked
-    /// against `schema` too (see the module docs for when).
+    /// The facts of `input`; with `validate`, they are checked against `schema` and
+    /// Cedar's own closure too (see the module docs for when).
     pub(crate) fn new(input: &Input, names: &Names, schema: &Schema, validate: bool) -> Result<Self, String> {
         let p = &input.principal;
         let workload = uid(&names.workload, &p.workload);
@@ -130,70 +154,56 @@ impl CedarFacts {
         };
         let caller = uid(&names.caller, &caller_id);
         let mut attrs = vec![
-            ("workload".to_owned(), string(&p.workload)),
-            ("anonymous".to_owned(), RestrictedExpression::new_bool(p.anonymous)),
-            ("scopes".to_owned(), strings(&p.scopes)),
+            (SmolStr::new_static("workload"), string(&p.workload)),
+            (
+                SmolStr::new_static("anonymous"),
+                PartialValue::Value(Value::from(p.anonymous)),
+            ),
+            (SmolStr::new_static("scopes"), strings(&p.scopes)),
         ];
         if let Some(u) = &p.user {
-            attrs.push(("user".to_owned(), string(u)));
+            attrs.push((SmolStr::new_static("user"), string(u)));
         }
-        let parents: Vec<EntityUid> = std::iter::once(workload.clone()).chain(user.clone()).collect();
-        let caller_entity =
-            Entity::new_with_tags(caller.clone(), attrs, parents, tags(&p.claims)).map_err(|e| e.to_string())?;
+        let parents = std::iter::once(workload.clone()).chain(user.clone());
+        let caller_entity = entity(&caller, attrs, parents, tags(&p.claims));
 
         let server = uid(&names.server, &input.server);
-        let server_entity = Entity::new(
-            server.clone(),
-            [("name".to_owned(), string(&input.server))].into_iter().collect(),
-            Default::default(),
-        )
-        .map_err(|e| e.to_string())?;
+        let server_attrs = vec![(SmolStr::new_static("name"), string(&input.server))];
+        let server_entity = entity(&server, server_attrs, [], Vec::new());
         let resource = uid(names.target(input.target.kind), &input.target.id);
-        let resource_attrs = [
-            ("name".to_owned(), string(&input.target.name)),
-            ("server".to_owned(), string(&input.server)),
-            ("tier".to_owned(), string(input.tier.as_str())),
+        let resource_attrs = vec![
+            (SmolStr::new_static("name"), string(&input.target.name)),
+            (SmolStr::new_static("server"), string(&input.server)),
+            (SmolStr::new_static("tier"), string(input.tier.as_str())),
         ];
-        let resource_entity = Entity::new(
-            resource.clone(),
-            resource_attrs.into_iter().collect(),
-            [server.clone()].into_iter().collect(),
-        )
-        .map_err(|e| e.to_string())?;
+        let resource_entity = entity(&resource, resource_attrs, [server.clone()], Vec::new());
 
         let arguments = uid(&names.arguments, &input.arguments_sha256);
         let argument_tags = match &input.arguments {
             serde_json::Value::Object(map) => tags(map),
             _ => Vec::new(),
         };
-        let arguments_entity =
-            Entity::new_with_tags(arguments.clone(), [], [], argument_tags).map_err(|e| e.to_string())?;
+        let arguments_entity = entity(&arguments, Vec::new(), [], argument_tags);
 
-        let mut context = vec![
-            ("method".to_owned(), string(&input.method)),
-            ("listing".to_owned(), RestrictedExpression::new_bool(input.listing)),
-            (
-                "require_reason".to_owned(),
-                RestrictedExpression::new_bool(input.require_reason),
-            ),
-            ("arguments".to_owned(), RestrictedExpression::new_entity_uid(arguments)),
-            ("arguments_sha256".to_owned(), string(&input.arguments_sha256)),
-            ("time".to_owned(), RestrictedExpression::new_long(input.time)),
-            (
-                "approval_present".to_owned(),
-                RestrictedExpression::new_bool(input.approval_present),
-            ),
-            (
-                "break_glass".to_owned(),
-                RestrictedExpression::new_bool(input.break_glass),
-            ),
-            ("session_labels".to_owned(), strings(&input.session_labels)),
-            ("server_scopes".to_owned(), strings(&input.server_scopes)),
-        ];
+        let mut context: BTreeMap<SmolStr, Value> = BTreeMap::new();
+        let mut put = |key: &'static str, value: Value| {
+            context.insert(SmolStr::new_static(key), value);
+        };
+        put("method", Value::from(input.method.as_str()));
+        put("listing", Value::from(input.listing));
+        put("require_reason", Value::from(input.require_reason));
+        put("arguments", Value::from(ast::EntityUID::from(arguments)));
+        put("arguments_sha256", Value::from(input.arguments_sha256.as_str()));
+        put("time", Value::from(input.time));
+        put("approval_present", Value::from(input.approval_present));
+        put("break_glass", Value::from(input.break_glass));
+        let set = |values: &[String]| Value::set(values.iter().map(|v| Value::from(v.as_str())), None);
+        put("session_labels", set(&input.session_labels));
+        put("server_scopes", set(&input.server_scopes));
         if let Some(reason) = &input.reason {
-            context.push(("reason".to_owned(), string(reason)));
+            put("reason", Value::from(reason.as_str()));
         }
-        let context = Context::from_pairs(context).map_err(|e| e.to_string())?;
+        let context = Context::from(ast::Context::Value(Arc::new(context)));
         let action = uid(&names.action, input.action);
         let action_entity = names
             .actions
@@ -204,17 +214,58 @@ impl CedarFacts {
         let request = Request::new(caller, action, resource.clone(), context, validate).map_err(|e| e.to_string())?;
 
         let mut entities = vec![caller_entity, server_entity, resource_entity, arguments_entity];
-        entities.push(Entity::with_uid(workload));
-        entities.extend(user.map(Entity::with_uid));
+        entities.push(entity(&workload, Vec::new(), [], Vec::new()));
+        entities.extend(user.map(|u| entity(&u, Vec::new(), [], Vec::new())));
         entities.push(action_entity);
-        let entities = Entities::from_entities(entities, validate).map_err(|e| e.to_string())?;
+        // The closure is complete by construction (module docs); checked when validating.
+        let closure = match validate {
+            Some(_) => TCComputation::EnforceAlreadyComputed,
+            None => TCComputation::AssumeAlreadyComputed,
+        };
+        let to_check = validate.map(|schema| (schema, entities.clone()));
+        let store = CoreEntities::from_entities(
+            entities,
+            None::<&NoEntitiesSchema>,
+            closure,
+            Extensions::all_available(),
+        )
+        .map_err(|e| e.to_string())?;
+        let entities_api = Entities::from(store);
+        if let Some((schema, entities)) = to_check {
+            same_as_checked(&entities_api, entities, schema)?;
+        }
         Ok(Self {
             request,
-            entities,
+            entities: entities_api,
             resource,
             server,
         })
     }
+}
+
+/// Rebuilds `entities` through Cedar's public, schema-validating constructor (which
+/// computes the closure itself) and checks that `store` holds the same entities.
+fn same_as_checked(store: &Entities, entities: Vec<ast::Entity>, schema: &Schema) -> Result<(), String> {
+    let checked = Entities::from_entities(entities.into_iter().map(cedar_policy::Entity::from), Some(schema))
+        .map_err(|e| e.to_string())?;
+    // The checked store also holds every action of the schema; ours only this call's.
+    let mut compared = 0;
+    for want in checked.iter() {
+        let got = store.get(&want.uid());
+        let is_action = want.uid().type_name().to_string() == "Action";
+        if is_action && got.is_none() {
+            continue;
+        }
+        let same = got.is_some_and(|got| AsRef::<ast::Entity>::as_ref(got).deep_eq(want.as_ref()));
+        if !same {
+            return Err(format!("entity `{}` differs from Cedar's own construction", want.uid()));
+        }
+        compared += 1;
+    }
+    if compared != store.iter().count() {
+        return Err("the entity store holds other entities than Cedar's own construction".to_owned());
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -260,7 +311,8 @@ mod tests {
                     request.listing = listing;
                     request.reason = (!listing).then(|| "ticket 42".to_owned());
                     request.session_labels = vec!["untrusted".into()];
-                    request.arguments = serde_json::json!({"sql": "select 1", "limit": 5, "opts": {"a": [1, 2]}});
+                    request.arguments =
+                        serde_json::json!({"sql": "select 1", "limit": 5, "opts": {"a": [1, 2]}}).into();
                     let input = Input::new(&request, Settings::default()).expect("input");
                     let facts = CedarFacts::new(&input, &names, &schema, true);
                     assert!(facts.is_ok(), "{method} listing={listing}: {:?}", facts.err());

@@ -25,7 +25,7 @@ pub fn call(server_name: &str, target: &str, tier: Tier) -> DecisionRequest {
         Timestamp::from_unix(1_777_627_800),
     );
     request.reason = Some("ticket 42".into());
-    request.arguments = serde_json::json!({"path": "/srv/a.txt", "limit": 10});
+    request.arguments = serde_json::json!({"path": "/srv/a.txt", "limit": 10}).into();
     request
 }
 
