@@ -15,6 +15,15 @@ pub const REASON_META_KEY: &str = "io.portcullis/reason";
 /// The argument the gateway adds to every tool's input schema when `reason_argument` is on.
 pub const REASON_ARGUMENT: &str = "portcullis_reason";
 
+/// What the attest and classify stages established about a call, for the policy.
+#[derive(Debug, Clone, Default)]
+pub struct Attested {
+    /// The call carried a valid host signature.
+    pub signed: bool,
+    /// Scanner findings on the tool's definition that did not hold it back.
+    pub findings: Vec<String>,
+}
+
 /// The policy store and how reasons are taken.
 pub struct Authoriser {
     pub store: Arc<PolicyStore>,
@@ -29,6 +38,7 @@ impl Authoriser {
         &self,
         principal: PrincipalFacts,
         server: &ServerConfig,
+        attested: Attested,
         msg: &mut Message,
     ) -> (DecisionRequest, Result<Permit, Deny>) {
         let method = msg.method().unwrap_or_default().to_owned();
@@ -66,6 +76,8 @@ impl Authoriser {
             .unwrap_or(Value::Null)
             .into();
         request.reason = reason;
+        request.call_signed = attested.signed;
+        request.tool_findings = attested.findings;
         let (outcome, shadow) = self.store.authorize_with_shadow(&request);
         if let Some(shadow) = shadow
             && shadow.allowed != outcome.is_ok()

@@ -58,6 +58,8 @@ struct GateState {
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Verdict {
     Usable,
+    /// Usable, with scanner findings the policy sees (`tool_findings`).
+    Flagged(Vec<String>),
     Held(String),
 }
 
@@ -218,7 +220,7 @@ impl Classifier {
             });
             let verdict = match self.scan.mode {
                 ScanMode::Block if !reviewed => Verdict::Held(reason),
-                _ => Verdict::Usable,
+                _ => Verdict::Flagged(labels(&findings)),
             };
             out.push((name.to_owned(), verdict));
         }
@@ -230,6 +232,25 @@ impl Classifier {
         let mut seen = self.recorded.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         holds.into_iter().filter(|h| seen.insert(h.key(server))).collect()
     }
+}
+
+/// The kinds of `findings`, as the policy sees them (`tool_findings`), without repeats.
+fn labels(findings: &[Finding]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for f in findings {
+        let label = match f.kind {
+            FindingKind::HiddenInstruction { .. } => "hidden-instruction",
+            FindingKind::SensitivePath { .. } => "sensitive-path",
+            FindingKind::AnsiEscape => "ansi-escape",
+            FindingKind::ControlCharacter { .. } => "control-character",
+            FindingKind::InvisibleCharacter { .. } => "invisible-character",
+            FindingKind::TooLong { .. } => "too-long",
+        };
+        if !out.iter().any(|l| l == label) {
+            out.push(label.to_owned());
+        }
+    }
+    out
 }
 
 /// A short, secret-free summary of scanner findings (kinds and where; never the text).
@@ -256,16 +277,16 @@ fn describe(findings: &[Finding]) -> String {
 }
 
 impl Gateway {
-    /// classify (call): whether `tool` of `server` may be called on this session's connection.
-    /// The error is the reason to deny with.
+    /// classify (call): whether `tool` of `server` may be called on this session's connection,
+    /// with the scanner findings the policy should see. The error is the reason to deny with.
     pub(crate) async fn classify_call(
         &self,
         session: &Arc<Session>,
         server: &ServerName,
         tool: &str,
-    ) -> Result<(), String> {
+    ) -> Result<Vec<String>, String> {
         if !self.classifier.applies(server) {
-            return Ok(());
+            return Ok(Vec::new());
         }
         let connected = self.ensure_upstream(session, server).await.map_err(|e| e.to_string())?;
         let mut state = connected.gate.state.lock().await;
@@ -280,7 +301,8 @@ impl Gateway {
             self.record_holds(server, holds).await.map_err(|e| e.to_string())?;
         }
         match state.tools.get(tool) {
-            Some(Verdict::Usable) => Ok(()),
+            Some(Verdict::Usable) => Ok(Vec::new()),
+            Some(Verdict::Flagged(findings)) => Ok(findings.clone()),
             Some(Verdict::Held(reason)) => Err(format!("tool `{tool}` of `{server}` is held back: {reason}")),
             None => Err(format!(
                 "tool `{tool}` is not in the tool list of `{server}`; unknown tools are denied"
@@ -306,7 +328,7 @@ impl Gateway {
         }
         let usable: HashSet<&str> = verdicts
             .iter()
-            .filter(|(_, v)| *v == Verdict::Usable)
+            .filter(|(_, v)| !matches!(v, Verdict::Held(_)))
             .map(|(name, _)| name.as_str())
             .collect();
         items.retain(|t| {
@@ -450,6 +472,10 @@ mod tests {
             );
             let (verdicts, holds) = c.judge(&server, &[poisoned.clone(), tool("ok", "Fine.")], true);
             assert_eq!(matches!(verdict_of(&verdicts, "p"), Verdict::Held(_)), held, "{mode:?}");
+            if !held {
+                let flagged = Verdict::Flagged(vec!["hidden-instruction".into()]);
+                assert_eq!(verdict_of(&verdicts, "p"), &flagged, "the policy sees the finding");
+            }
             assert_eq!(verdict_of(&verdicts, "ok"), &Verdict::Usable);
             assert_eq!(holds.len(), 1, "flagged tools are recorded in every mode");
             assert!(
@@ -474,7 +500,10 @@ mod tests {
         let odd = tool("odd", "Reads ~/.aws/credentials for the deploy role.");
         let c = classifier(&server, std::slice::from_ref(&odd), ScanMode::Block);
         let (verdicts, holds) = c.judge(&server, &[odd], true);
-        assert_eq!(verdict_of(&verdicts, "odd"), &Verdict::Usable);
+        assert_eq!(
+            verdict_of(&verdicts, "odd"),
+            &Verdict::Flagged(vec!["sensitive-path".into()])
+        );
         assert_eq!(holds.len(), 1);
     }
 

@@ -31,6 +31,7 @@ use portcullis_policy::{Arguments, Deny, Permit};
 use serde_json::{Map, Value, json};
 
 use crate::{
+    authorise::Attested,
     caller::Caller,
     connect::UpstreamEra,
     gateway::Gateway,
@@ -107,27 +108,34 @@ impl Gateway {
                 &format!("server `{server}` is not configured"),
             );
         };
+        let mut attested = Attested::default();
         if matches!(class, MethodClass::CallTool) {
             let tool = msg.param_str("name").unwrap_or_default().to_owned();
             // attest: the host's signature over this exact call.
-            if let Err(e) = self
+            match self
                 .config
                 .attest
                 .check_call(&caller.principal, server.as_str(), &tool, &mut msg)
             {
-                let call = call_facts_before_policy(session, &server, &msg);
-                return self
-                    .deny_before_policy(id.as_ref(), &call, "attest", e.to_string())
-                    .await;
+                Ok(verified) => attested.signed = verified.is_some(),
+                Err(e) => {
+                    let call = call_facts_before_policy(session, &server, &msg);
+                    return self
+                        .deny_before_policy(id.as_ref(), &call, "attest", e.to_string())
+                        .await;
+                }
             }
             // classify: the tool is pinned (if the server has a manifest) and not held back.
-            if let Err(reason) = self.classify_call(session, &server, &tool).await {
-                let call = call_facts_before_policy(session, &server, &msg);
-                return self.deny_before_policy(id.as_ref(), &call, "classify", reason).await;
+            match self.classify_call(session, &server, &tool).await {
+                Ok(findings) => attested.findings = findings,
+                Err(reason) => {
+                    let call = call_facts_before_policy(session, &server, &msg);
+                    return self.deny_before_policy(id.as_ref(), &call, "classify", reason).await;
+                }
             }
         }
         // authorise: a decision made for this call alone (never cached).
-        let (request, outcome) = self.authoriser.decide_call(caller.facts(), config, &mut msg);
+        let (request, outcome) = self.authoriser.decide_call(caller.facts(), config, attested, &mut msg);
         let call = call_facts(session, &server, &msg, &request.arguments);
         let permit = match outcome {
             Ok(permit) => permit,

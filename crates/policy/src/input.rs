@@ -15,6 +15,7 @@
 //!   "reason": "ticket 42", "require_reason": true, "listing": false,
 //!   "time": 1777627800, "time_rfc3339": "2026-05-01T09:30:00Z",
 //!   "approval_present": false, "break_glass": false, "session_labels": [],
+//!   "call_signed": true, "tool_findings": [],
 //!   "server_scopes": ["read-sensitive"] }
 //! ```
 use std::collections::BTreeMap;
@@ -70,6 +71,8 @@ pub struct Input {
     pub approval_present: bool,
     pub break_glass: bool,
     pub session_labels: Vec<String>,
+    pub call_signed: bool,
+    pub tool_findings: Vec<String>,
     /// The caller's scopes of the form `<server>:<x>` for this call's server, as `<x>`.
     /// Cedar has no string concatenation, so `db:read-sensitive` is offered as
     /// `read-sensitive` when the call goes to server `db`.
@@ -137,6 +140,8 @@ impl Input {
             approval_present: request.approval_present,
             break_glass: request.break_glass,
             session_labels: request.session_labels.clone(),
+            call_signed: request.call_signed,
+            tool_findings: request.tool_findings.clone(),
             server_scopes,
         })
     }

@@ -48,6 +48,13 @@ pub struct DecisionRequest {
     /// Labels the session has collected so far (e.g. `private-data`, `untrusted-content`, T10).
     #[serde(default)]
     pub session_labels: Vec<String>,
+    /// The call carried a valid host signature (filled by the attest stage).
+    #[serde(default)]
+    pub call_signed: bool,
+    /// Scanner findings on the tool's definition that did not hold it back (filled by the
+    /// classify stage), e.g. `hidden-instruction`, `invisible-character`.
+    #[serde(default)]
+    pub tool_findings: Vec<String>,
 }
 
 /// The caller, as established by the identify stage.
@@ -166,6 +173,8 @@ impl DecisionRequest {
             approval_present: false,
             break_glass: false,
             session_labels: Vec::new(),
+            call_signed: false,
+            tool_findings: Vec::new(),
         }
     }
 

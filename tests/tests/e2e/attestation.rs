@@ -212,6 +212,44 @@ async fn t7_poisoned_tool_definitions_never_reach_the_client() {
 }
 
 #[tokio::test]
+async fn t7_in_flag_mode_findings_reach_the_policy() {
+    let config = write_config("");
+    let policy = config.dir.path().join("flagged.cedar");
+    std::fs::write(
+        &policy,
+        "@id(\"allow-all\")\npermit (principal, action, resource);\n\
+         @id(\"no-model-instructions\") @reason(\"the tool's description addresses the model\")\n\
+         forbid (principal, action, resource) when { context.tool_findings.contains(\"hidden-instruction\") };\n",
+    )
+    .unwrap();
+    let toml = format!(
+        "[listen]\nhttp = \"127.0.0.1:0\"\n[policy]\ncedar = [\"flagged.cedar\"]\n[manifests]\nscan = \"flag\"\n\
+         [[servers]]\nname = \"tools\"\ncommand = [\"{}\", \"demo-server\", \"--poisoned-tools\"]\n",
+        bin("portcullis").display()
+    );
+    std::fs::write(&config.path, toml).unwrap();
+    let gw = GatewayProc::start_file(config);
+    let (client, _) = clients::http(&gw.url, Revision::Legacy).await;
+    let names = tool_names(&client).await;
+    assert!(
+        names.contains(&"poison_oversized".to_owned()),
+        "flag mode lists flagged tools: {names:?}"
+    );
+    let err = call(&client, "poison_important", json!({"a": "x"})).await.unwrap_err();
+    assert!(err.to_string().contains("addresses the model"), "{err}");
+    let got = call(&client, "poison_oversized", json!({"a": "x"})).await.unwrap();
+    assert!(
+        text(&got).contains("ran"),
+        "a too-long description alone is allowed by this policy"
+    );
+    client.cancel().await.unwrap();
+    assert!(
+        !records(&gw.config, "pin_drift").is_empty(),
+        "findings are recorded in flag mode too"
+    );
+}
+
+#[tokio::test]
 async fn t19_a_swapped_executable_is_refused_at_spawn_and_a_bad_manifest_stops_the_start() {
     let config = pinned_config("--test-tools", "");
     let cfg = config.path.to_str().unwrap().to_owned();

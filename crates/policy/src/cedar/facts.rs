@@ -199,6 +199,8 @@ impl CedarFacts {
         put("break_glass", Value::from(input.break_glass));
         let set = |values: &[String]| Value::set(values.iter().map(|v| Value::from(v.as_str())), None);
         put("session_labels", set(&input.session_labels));
+        put("call_signed", Value::from(input.call_signed));
+        put("tool_findings", set(&input.tool_findings));
         put("server_scopes", set(&input.server_scopes));
         if let Some(reason) = &input.reason {
             put("reason", Value::from(reason.as_str()));

@@ -14,6 +14,8 @@ pub struct Flavour {
     pub forbid_read_file: &'static str,
     /// Allows the unknown method `completion/complete` to identified callers.
     pub allow_completion: &'static str,
+    /// Forbids calls to tools with a `hidden-instruction` finding, and unsigned write calls.
+    pub attested_only: &'static str,
 }
 
 pub const CEDAR: Flavour = Flavour {
@@ -23,6 +25,10 @@ pub const CEDAR: Flavour = Flavour {
     allow_completion: r#"@id("allow-completion")
         permit (principal, action == Action::"other", resource)
         when { context.method == "completion/complete" && !principal.anonymous };"#,
+    attested_only: r#"@id("no-flagged-tools") @reason("tool flagged by the scanner")
+        forbid (principal, action, resource) when { context.tool_findings.contains("hidden-instruction") };
+        @id("write-needs-signature") @reason("write calls must be signed")
+        forbid (principal, action, resource) when { resource.tier == "write" && !context.call_signed };"#,
 };
 
 pub const REGO: Flavour = Flavour {
@@ -31,6 +37,9 @@ pub const REGO: Flavour = Flavour {
         deny_reasons contains \"tool disabled\" if input.target.id == \"files/read_file\"\n",
     allow_completion: "package portcullis\nimport rego.v1\n\
         allow if {\n input.method == \"completion/complete\"\n input.principal.anonymous == false\n}\n",
+    attested_only: "package portcullis\nimport rego.v1\n\
+        deny_reasons contains \"tool flagged by the scanner\" if \"hidden-instruction\" in input.tool_findings\n\
+        deny_reasons contains \"write calls must be signed\" if {\n input.tier == \"write\"\n not input.call_signed\n}\n",
 };
 
 fn defaults(f: &Flavour) -> PolicyStore {
@@ -151,6 +160,29 @@ pub fn listing_shows_what_the_caller_may_use(f: &Flavour) {
     assert!(store.decide(&scoped).allowed);
 }
 
+pub fn attestation_facts_reach_the_policy(f: &Flavour) {
+    let store = PolicyStore::new(engine(f.kind, &[f.attested_only], Settings::default()));
+    assert!(store.decide(&call("files", "read_file", Tier::Read)).allowed);
+    let mut flagged = call("files", "read_file", Tier::Read);
+    flagged.tool_findings = vec!["invisible-character".into(), "hidden-instruction".into()];
+    let deny = store.authorize(&flagged).unwrap_err();
+    assert!(
+        deny.client_message().contains("flagged by the scanner"),
+        "{}",
+        deny.client_message()
+    );
+    let mut approved_write = call("files", "write_file", Tier::Write);
+    approved_write.approval_present = true;
+    let deny = store.authorize(&approved_write).unwrap_err();
+    assert!(
+        deny.client_message().contains("must be signed"),
+        "{}",
+        deny.client_message()
+    );
+    approved_write.call_signed = true;
+    assert!(store.decide(&approved_write).allowed);
+}
+
 pub fn zero_time_limit_denies(f: &Flavour) {
     let settings = Settings {
         time_limit: std::time::Duration::ZERO,
@@ -179,6 +211,7 @@ macro_rules! every_engine {
 
 every_engine!(
     read_with_identity_and_reason_is_allowed,
+    attestation_facts_reach_the_policy,
     read_without_reason_is_denied,
     require_reason_off_allows_read_without_reason,
     anonymous_caller_is_denied,
