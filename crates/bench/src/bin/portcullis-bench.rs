@@ -77,7 +77,7 @@ const TARGETS: [(&str, &str); 4] = [
         "full",
         "policy as above + audit log, durable group commit (fdatasync) to a file log on the audit dir's disk \
          + identity: mutual TLS, the load client's X.509-SVID from a dev CA required (listen.require = workload); \
-         request signatures not yet (attestation is not wired)",
+         the gateway signs every result; host call signatures not yet made by the load client",
     ),
     (
         "full-tmpfs",
@@ -165,10 +165,10 @@ struct Setup<'a> {
 /// identity (mutual TLS, a workload SVID required on every call), and the client
 /// that can pass it.
 ///
-/// Hook for signatures: when the attestation stage is wired into the pipeline, its
-/// config table (signed calls required, the gateway's result-signing key) goes here,
-/// and the load client signs each call in `load::Conn::call` (`wire::call`), so
-/// `full` keeps measuring the whole pipeline.
+/// The gateway signs every result already (result signing is on with the audit log).
+/// Hook for host call signatures: an `[[attestation.hosts]]` entry for the load client's
+/// SPIFFE ID goes here, and the load client signs each call in `load::Conn::call`
+/// (`wire::call`) with `portcullis_attest::HostSigner`.
 fn full_pipeline(setup: &Setup<'_>) -> anyhow::Result<(String, String, reqwest::Client)> {
     let listen = "require = [\"workload\"]\n".to_owned();
     Ok((listen, setup.pki.listen_tls(), setup.pki.client()?))
