@@ -4,6 +4,7 @@
 //! - `verify_call`: the attest stage — decode the signature entry, rebuild and canonicalise
 //!   the signed object, Ed25519 `verify_strict`, record the nonce (a fresh verifier per
 //!   batch, so the replay cache never refuses);
+//! - `ed25519_*_alone`: the bare primitives on a 200-byte message, as the floor;
 //! - `sign_call`: what a host (or `connect --sign-key`) adds per call;
 //! - `sign_receipt`: the gateway's result signature over digests the record stage already
 //!   computed (the per-call cost on the gateway), and `hash_and_sign_receipt` with both
@@ -59,6 +60,15 @@ fn bench(c: &mut Criterion) {
             |verifier| verifier.verify(&host, "demo", "echo", &params, NOW).expect("verifies"),
             BatchSize::SmallInput,
         )
+    });
+    let message = [0u8; 200];
+    let signature = ed25519_dalek::Signer::sign(&key, &message);
+    let public = key.verifying_key();
+    c.bench_function("attest/ed25519_verify_strict_alone", |b| {
+        b.iter(|| public.verify_strict(&message, &signature).expect("verifies"))
+    });
+    c.bench_function("attest/ed25519_sign_alone", |b| {
+        b.iter(|| ed25519_dalek::Signer::sign(&key, &message))
     });
     c.bench_function("attest/sign_call", |b| {
         b.iter(|| sign_call_with_nonce(&key, &kid, target(), &args, nonce, NOW, 60).expect("sign"))
