@@ -23,6 +23,20 @@ pub mod procs;
 use std::path::PathBuf;
 
 /// A binary built from this workspace, next to the test executable.
+/// Runs `portcullis ARGS…` to completion: its exit code and stdout followed by stderr.
+pub fn portcullis(args: &[&str]) -> (i32, String) {
+    let out = std::process::Command::new(bin("portcullis"))
+        .args(args)
+        .output()
+        .expect("run portcullis");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code().unwrap_or(-1), text)
+}
+
 pub fn bin(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
     // target/<profile>/deps/e2e-<hash> → target/<profile>/<name>

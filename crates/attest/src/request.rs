@@ -328,8 +328,7 @@ impl Verifier {
             .get("_meta")
             .and_then(|meta| meta.get(META_KEY))
             .ok_or(CallError::Unsigned)?;
-        let call: SignedCall =
-            serde_json::from_value(entry.clone()).map_err(|e| CallError::Malformed { problem: e.to_string() })?;
+        let call = SignedCall::deserialize(entry).map_err(|e| CallError::Malformed { problem: e.to_string() })?;
         let (owner, key) = self
             .hosts
             .get(&call.kid)

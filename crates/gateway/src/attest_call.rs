@@ -42,8 +42,8 @@ impl AttestConfig {
                 });
             }
             (Some(verifier), true) => {
-                let params = msg.params_value().cloned().unwrap_or(Value::Null);
-                Some(verifier.verify(caller, server, tool, &params, unix_now())?)
+                let params = msg.params_value().unwrap_or(&Value::Null);
+                Some(verifier.verify(caller, server, tool, params, unix_now())?)
             }
         };
         if signed {

@@ -27,7 +27,7 @@ use portcullis_mcp::{Era, message::request, method::ListKind};
 use serde_json::{Map, Value};
 
 use crate::{
-    config::{ScanMode, ScanPolicy, ServerConfig, UpstreamTransport},
+    config::{ScanMode, ScanPolicy, ServerConfig},
     error::UpstreamError,
     gateway::Gateway,
     record::RecordError,
@@ -101,38 +101,22 @@ impl Classifier {
         self.manifests.contains_key(server) || self.scan.mode != ScanMode::Off
     }
 
-    /// Checks a server's transport against its pin before it is started: the exact command
-    /// and the SHA-256 of its executable (stdio), or the URL (HTTP).
+    /// Checks a stdio server's executable against its pin before it is started. (That the
+    /// config's command and URL are the pinned ones was checked when the config was loaded.)
     pub fn check_transport(&self, config: &ServerConfig) -> Result<(), String> {
         let Some(pinned) = self.manifests.get(&config.name) else {
             return Ok(());
         };
-        match (&pinned.manifest().transport, &config.transport) {
-            (TransportPin::Stdio { argv: pinned_argv, .. }, UpstreamTransport::Stdio { argv, .. }) => {
-                if pinned_argv != argv {
-                    return Err(format!(
-                        "its command {argv:?} differs from the manifest's {pinned_argv:?}; pin and sign the manifest again"
-                    ));
-                }
-                let program = argv.first().map(String::as_str).unwrap_or_default();
-                pinned.manifest().check_executable(Path::new(program)).map_err(|e| {
-                    format!(
-                        "{e}; the gateway refuses to start it. If the new executable is legitimate, pin it again \
-                         (`portcullis manifest pin`) and sign the manifest"
-                    )
-                })
-            }
-            (TransportPin::Http { url: pinned_url, .. }, UpstreamTransport::Http { url, .. }) => {
-                if pinned_url == url {
-                    Ok(())
-                } else {
-                    Err(format!(
-                        "its URL `{url}` differs from the manifest's `{pinned_url}`; pin and sign the manifest again"
-                    ))
-                }
-            }
-            _ => Err("the manifest pins another kind of transport than the config gives".into()),
-        }
+        let TransportPin::Stdio { argv, .. } = &pinned.manifest().transport else {
+            return Ok(());
+        };
+        let program = argv.first().map(String::as_str).unwrap_or_default();
+        pinned.manifest().check_executable(Path::new(program)).map_err(|e| {
+            format!(
+                "{e}; the gateway refuses to start it. If the new executable is legitimate, pin it again \
+                 (`portcullis manifest pin`) and sign the manifest"
+            )
+        })
     }
 
     /// Judges a listing of `server`'s tools. With `complete`, pinned tools missing from it are
@@ -375,13 +359,7 @@ impl Gateway {
     async fn list_tools(&self, session: &Arc<Session>, connected: &Connected) -> Result<Vec<Value>, String> {
         let mut params = Map::new();
         if session.era() == Era::Modern {
-            let meta: Map<String, Value> = session
-                .hello
-                .modern_meta()
-                .into_iter()
-                .map(|(k, v)| (k.to_owned(), v))
-                .collect();
-            params.insert("_meta".into(), Value::Object(meta));
+            params.insert("_meta".into(), session.hello.modern_meta_object());
         }
         let template = request(Value::from(0), "tools/list", Value::Object(params));
         self.list_all(session, connected, ListKind::Tools, &template).await

@@ -1,7 +1,10 @@
 //! Starting an upstream and introducing the client to it in the upstream's own
 //! protocol era: `server/discover` for 2026-07-28 servers, `initialize` (with
 //! the client's own parameters when it sent them) for earlier ones.
-use std::{sync::Weak, time::Duration};
+use std::{
+    sync::{Arc, Weak},
+    time::Duration,
+};
 
 use portcullis_mcp::{Era, ErrorCode, Limits, Message, MessageKind, ProtocolVersion, message};
 use portcullis_transport::{ChildSpec, HttpSpec, connect_http, spawn_child};
@@ -18,13 +21,14 @@ use crate::{
 /// How long the `server/discover` probe may take before falling back to `initialize`.
 const DISCOVER_PROBE: Duration = Duration::from_secs(5);
 
-/// What the upstream told the gateway in the handshake.
+/// What the upstream told the gateway in the handshake. Cheap to clone (every call's
+/// `Connected` carries one): the results are shared.
 #[derive(Debug, Clone)]
 pub enum UpstreamEra {
     /// Answered `initialize`; the result as sent.
-    Legacy { init: Value },
+    Legacy { init: Arc<Value> },
     /// Answered `server/discover`; the result as sent.
-    Modern { discover: Value },
+    Modern { discover: Arc<Value> },
 }
 
 impl UpstreamEra {
@@ -131,11 +135,7 @@ async fn discover(
     route: &Weak<dyn ServerMessageRoute>,
     limit: Duration,
 ) -> Result<Option<UpstreamEra>, UpstreamError> {
-    let meta: serde_json::Map<String, Value> = hello
-        .modern_meta()
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v))
-        .collect();
+    let meta = hello.modern_meta_object();
     // A server may refuse the first attempt with UnsupportedProtocolVersion; when it lists
     // 2026-07-28 as supported, one retry is what the revision asks of a client.
     for _attempt in 0..2 {
@@ -149,7 +149,7 @@ async fn discover(
             let versions = result.get("supportedVersions").and_then(Value::as_array);
             let modern = versions.is_some_and(|v| v.iter().any(|v| v.as_str() == Some("2026-07-28")));
             return Ok(modern.then(|| UpstreamEra::Modern {
-                discover: result.clone(),
+                discover: Arc::new(result.clone()),
             }));
         }
         let code = answer.error().and_then(|e| e.get("code")).and_then(Value::as_i64);
@@ -181,7 +181,7 @@ async fn initialize(
         let why = answer.error().map(Value::to_string).unwrap_or_default();
         return Err(handshake_error(&name, &format!("initialize failed: {why}")));
     };
-    let init = result.clone();
+    let init = Arc::new(result.clone());
     peer.send(message::notification("notifications/initialized", json!({})))
         .await?;
     Ok(UpstreamEra::Legacy { init })

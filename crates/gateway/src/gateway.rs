@@ -299,7 +299,7 @@ impl Gateway {
     fn initialize_result(&self, hello: &ClientHello, eras: &[UpstreamEra]) -> Value {
         if let ([UpstreamEra::Legacy { init }], false) = (eras, self.namespacer.enabled()) {
             // One legacy server: its own answer, untouched (it negotiated with the client's params).
-            return init.clone();
+            return Value::clone(init);
         }
         let mut result = json!({
             "protocolVersion": hello.version.as_str(),
@@ -317,7 +317,7 @@ impl Gateway {
     /// The `server/discover` result for a modern client.
     pub(crate) fn discover_result(&self, eras: &[UpstreamEra]) -> Value {
         if let ([UpstreamEra::Modern { discover }], false) = (eras, self.namespacer.enabled()) {
-            return discover.clone();
+            return Value::clone(discover);
         }
         let mut result = json!({
             "resultType": "complete",

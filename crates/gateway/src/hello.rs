@@ -79,6 +79,11 @@ impl ClientHello {
             (META_CLIENT_INFO, self.client_info.clone()),
         ]
     }
+
+    /// [`ClientHello::modern_meta`] as a `_meta` object.
+    pub fn modern_meta_object(&self) -> Value {
+        Value::Object(self.modern_meta().into_iter().map(|(k, v)| (k.to_owned(), v)).collect())
+    }
 }
 
 fn default_client_info() -> Value {

@@ -31,12 +31,7 @@ pub async fn list_server_tools(server: &ServerConfig, limits: Limits) -> Result<
     for page in 0..MAX_PAGES {
         let mut params = Map::new();
         if era.is_modern() {
-            let meta: Map<String, Value> = hello
-                .modern_meta()
-                .into_iter()
-                .map(|(k, v)| (k.to_owned(), v))
-                .collect();
-            params.insert("_meta".into(), Value::Object(meta));
+            params.insert("_meta".into(), hello.modern_meta_object());
         }
         if let Some(c) = cursor.take() {
             params.insert("cursor".into(), c);

@@ -2,26 +2,17 @@
 //! manifests pinned and signed by the CLI, a server that rug-pulls after N calls, a poisoned
 //! tool corpus, a swapped executable, host-signed calls through `connect --sign-key` with the
 //! gateway's receipts checked on the way back and offline by `verify-receipt`.
-use std::{path::Path, process::Command};
+use std::path::Path;
 
 use ed25519_dalek::SigningKey;
 use portcullis_attest::{HostSigner, host::unix_now};
 use portcullis_e2e::{
     bin,
     clients::{self, Revision, call, text, tool_names},
+    portcullis,
     procs::{GatewayProc, TempConfig, bridge_once, relay_policy, write_config},
 };
 use serde_json::{Value, json};
-
-fn portcullis(args: &[&str]) -> (i32, String) {
-    let out = Command::new(bin("portcullis")).args(args).output().unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.code().unwrap_or(-1), text)
-}
 
 fn path(config: &TempConfig, rel: &str) -> String {
     config.dir.path().join(rel).to_str().unwrap().to_owned()

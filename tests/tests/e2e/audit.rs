@@ -11,22 +11,11 @@ use std::{
 
 use portcullis_audit::{LogReader, leaf_hash, store::FileReader};
 use portcullis_e2e::{
-    bin,
     clients::{self, Revision, call},
-    demo_server_entry,
+    demo_server_entry, portcullis,
     procs::GatewayProc,
 };
 use serde_json::{Value, json};
-
-fn portcullis(args: &[&str]) -> (i32, String) {
-    let out = Command::new(bin("portcullis")).args(args).output().unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.code().unwrap_or(-1), text)
-}
 
 /// (audit index, leaf hash hex) from a result's receipt.
 fn receipt(result: &rmcp::model::CallToolResult) -> (u64, String) {

@@ -80,6 +80,27 @@ pub fn server_tls(settings: &ServerTlsSettings) -> ServerTls {
     ServerTls::new(settings).unwrap()
 }
 
+/// An upstream serving the SVID `spiffe://…/upstream` (no DNS names) from files and requiring
+/// client certificates that chain to the test bundle.
+pub async fn mtls_upstream(pki: &Pki) -> (SocketAddr, mpsc::UnboundedReceiver<Outcome>) {
+    let upstream = pki.ca.issue(&id("/upstream"), Duration::from_secs(300), &[]).unwrap();
+    upstream.write(pki.dir.path(), "upstream").unwrap();
+    let server = server_tls(&ServerTlsSettings {
+        svid: SvidSource::Files {
+            cert_chain: pki.path("upstream.pem"),
+            private_key: pki.path("upstream.key"),
+        },
+        client_trust: Some(ClientTrust {
+            bundle: BundleSource::File(pki.bundle()),
+            mode: ClientAuth::Required,
+            svid_policy: policy(),
+        }),
+        reload: Reload::OnDemand,
+        alpn_protocols: vec![],
+    });
+    serve(server.config()).await
+}
+
 /// What the server concluded about one handshake: the peer chain, or the error.
 pub type Outcome = Result<Option<Vec<CertificateDer<'static>>>, String>;
 

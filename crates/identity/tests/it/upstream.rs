@@ -2,10 +2,7 @@
 //! the expected SPIFFE ID, and presents the gateway's own SVID.
 use std::time::{Duration, SystemTime};
 
-use portcullis_identity::{
-    BundleSource, ClientAuth, ClientTrust, Reload, ServerTlsSettings, SvidSource, UpstreamTlsSettings,
-    upstream_client_config,
-};
+use portcullis_identity::{BundleSource, Reload, SvidSource, UpstreamTlsSettings, upstream_client_config};
 
 use crate::support::*;
 
@@ -25,22 +22,7 @@ fn upstream_settings(pki: &Pki, expected: &str) -> UpstreamTlsSettings {
 async fn upstream_must_present_the_expected_spiffe_id() {
     let pki = Pki::new();
     // The upstream: an SVID with no DNS SANs at all, requiring client certificates.
-    let upstream = pki.ca.issue(&id("/upstream"), Duration::from_secs(300), &[]).unwrap();
-    upstream.write(pki.dir.path(), "upstream").unwrap();
-    let server = server_tls(&ServerTlsSettings {
-        svid: SvidSource::Files {
-            cert_chain: pki.path("upstream.pem"),
-            private_key: pki.path("upstream.key"),
-        },
-        client_trust: Some(ClientTrust {
-            bundle: BundleSource::File(pki.bundle()),
-            mode: ClientAuth::Required,
-            svid_policy: policy(),
-        }),
-        reload: Reload::OnDemand,
-        alpn_protocols: vec![],
-    });
-    let (addr, mut rx) = serve(server.config()).await;
+    let (addr, mut rx) = mtls_upstream(&pki).await;
     let gateway = pki.ca.issue(&id("/gateway"), Duration::from_secs(300), &[]).unwrap();
     gateway.write(pki.dir.path(), "gateway").unwrap();
 

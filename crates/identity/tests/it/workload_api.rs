@@ -160,22 +160,7 @@ async fn unreachable_agent_fails_connect_naming_the_socket() {
 #[tokio::test]
 async fn upstream_client_presents_the_agents_svid_and_checks_against_its_bundle() {
     let pki = Pki::new();
-    let upstream = pki.ca.issue(&id("/upstream"), Duration::from_secs(300), &[]).unwrap();
-    upstream.write(pki.dir.path(), "upstream").unwrap();
-    let server = server_tls(&ServerTlsSettings {
-        svid: SvidSource::Files {
-            cert_chain: pki.path("upstream.pem"),
-            private_key: pki.path("upstream.key"),
-        },
-        client_trust: Some(ClientTrust {
-            bundle: BundleSource::File(pki.bundle()),
-            mode: ClientAuth::Required,
-            svid_policy: policy(),
-        }),
-        reload: Reload::OnDemand,
-        alpn_protocols: vec![],
-    });
-    let (addr, mut rx) = serve(server.config()).await;
+    let (addr, mut rx) = mtls_upstream(&pki).await;
     let agent = FakeSpireAgent::start(
         &pki.path("agent.sock"),
         &gateway_svid(&pki.ca, Duration::from_secs(600)),
