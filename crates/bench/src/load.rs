@@ -14,6 +14,7 @@ use std::{
 };
 
 use anyhow::{Context, bail};
+use portcullis_attest::{HostSigner, host::unix_now};
 use serde::Serialize;
 use tokio::{
     io::{AsyncBufReadExt, AsyncWriteExt, BufReader},
@@ -26,8 +27,12 @@ use crate::{procs, wire};
 /// What the client talks to.
 #[derive(Debug, Clone)]
 pub enum Endpoint {
-    /// A Streamable HTTP endpoint (the HTTP upstream itself, or a gateway).
-    Http { url: String },
+    /// A Streamable HTTP endpoint (the HTTP upstream itself, or a gateway); with a signer,
+    /// every call carries the host's signature (a gateway requiring attestation).
+    Http {
+        url: String,
+        signer: Option<Arc<HostSigner>>,
+    },
     /// The stdio upstream, one child per worker (the direct stdio baseline).
     Stdio { program: PathBuf },
 }
@@ -178,6 +183,7 @@ enum Conn {
         client: reqwest::Client,
         url: String,
         session: String,
+        signer: Option<Arc<HostSigner>>,
     },
     Stdio(Box<StdioConn>),
 }
@@ -193,12 +199,13 @@ struct StdioConn {
 impl Conn {
     async fn open(client: &reqwest::Client, endpoint: &Endpoint) -> anyhow::Result<Self> {
         match endpoint {
-            Endpoint::Http { url } => {
+            Endpoint::Http { url, signer } => {
                 let session = open_http_session(client, url).await?;
                 Ok(Conn::Http {
                     client: client.clone(),
                     url: url.clone(),
                     session,
+                    signer: signer.clone(),
                 })
             }
             Endpoint::Stdio { program } => {
@@ -230,8 +237,17 @@ impl Conn {
     /// One `echo` call; `Ok(false)` for an error answer.
     async fn call(&mut self, id: u64, text: &str) -> anyhow::Result<bool> {
         match self {
-            Conn::Http { client, url, session } => {
-                let response = post(client, url, Some(session), &wire::call(id, text)).await?;
+            Conn::Http {
+                client,
+                url,
+                session,
+                signer,
+            } => {
+                let mut request = wire::call(id, text);
+                if let Some(signer) = signer {
+                    signer.sign_request(&mut request, wire::SERVER, wire::TOOL, unix_now())?;
+                }
+                let response = post(client, url, Some(session), &request).await?;
                 let ok = response.status().is_success();
                 let body = response.bytes().await?;
                 Ok(ok && wire::is_success(&body))
@@ -262,7 +278,10 @@ impl Conn {
     }
 
     async fn close(self) {
-        if let Conn::Http { client, url, session } = self {
+        if let Conn::Http {
+            client, url, session, ..
+        } = self
+        {
             let _ = client.delete(&url).header("mcp-session-id", session).send().await;
         }
     }
@@ -336,6 +355,7 @@ pub async fn session_scale(
     parallel: usize,
     gateway_pid: u32,
     payload: usize,
+    signer: Option<&HostSigner>,
 ) -> anyhow::Result<SessionScale> {
     // One session first: lazily initialised state is not a per-session cost.
     let warm = open_http_session(client, url).await?;
@@ -373,7 +393,11 @@ pub async fn session_scale(
     let sample: Vec<&String> = sessions.iter().step_by(step).collect();
     let mut ok = 0;
     for (i, session) in sample.iter().enumerate() {
-        let answered = post(client, url, Some(session), &wire::call(i as u64 + 1, &text)).await;
+        let mut request = wire::call(i as u64 + 1, &text);
+        if let Some(signer) = signer {
+            signer.sign_request(&mut request, wire::SERVER, wire::TOOL, unix_now())?;
+        }
+        let answered = post(client, url, Some(session), &request).await;
         if let Ok(r) = answered
             && r.status().is_success()
             && r.bytes().await.is_ok_and(|b| wire::is_success(&b))

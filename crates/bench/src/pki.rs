@@ -6,6 +6,9 @@
 //! certificate (`listen.require = ["workload"]`), so `full` measures identity
 //! as the product runs it: one handshake per connection (the load client keeps
 //! its connections alive), certificate checks per request.
+//!
+//! The load client is also an attesting host: it has an Ed25519 host key (registered
+//! with the gateway for its SPIFFE ID, signatures required) and signs every `tools/call`.
 use std::{
     path::{Path, PathBuf},
     process::Command,
@@ -14,12 +17,16 @@ use std::{
 };
 
 use anyhow::{Context, bail};
+use portcullis_attest::HostSigner;
+use portcullis_audit::LogSigner;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject};
 
 /// The trust domain of the bench's dev CA.
 pub const TRUST_DOMAIN: &str = "bench.example";
 /// The load client's workload identity.
 pub const CLIENT_ID: &str = "spiffe://bench.example/load-client";
+/// The audience the load client signs its calls for (`[attestation] audience`).
+pub const AUDIENCE: &str = "portcullis-bench";
 
 /// A dev CA and the SVIDs of the gateway and the load client, in a temp dir.
 pub struct BenchPki {
@@ -29,6 +36,9 @@ pub struct BenchPki {
     gateway_key: PathBuf,
     client_cert: PathBuf,
     client_key: PathBuf,
+    /// The load client's host key and the public half the gateway registers.
+    host_key: LogSigner,
+    host_public: PathBuf,
 }
 
 fn portcullis(gateway_bin: &Path, args: &[&str]) -> anyhow::Result<()> {
@@ -84,7 +94,12 @@ impl BenchPki {
         )?;
         let client = dir.path().join("client");
         issue(CLIENT_ID, &client, &[])?;
+        let host_key = LogSigner::generate()?;
+        let host_public = dir.path().join("host.pub");
+        host_key.public_key().save(&host_public)?;
         Ok(Self {
+            host_key,
+            host_public,
             bundle: ca.join("ca.pem"),
             gateway_cert: gateway.with_extension("pem"),
             gateway_key: gateway.with_extension("key"),
@@ -102,6 +117,20 @@ impl BenchPki {
             self.gateway_key.display().to_string(),
             self.bundle.display().to_string()
         )
+    }
+
+    /// The `[attestation]` tables: the load client's host key registered for its SPIFFE ID,
+    /// a valid signature required on every `tools/call`.
+    pub fn attestation(&self) -> String {
+        format!(
+            "[attestation]\naudience = {AUDIENCE:?}\n\n[[attestation.hosts]]\nworkload = {CLIENT_ID:?}\nkey = {:?}\nrequired = true\n",
+            self.host_public.display().to_string()
+        )
+    }
+
+    /// The load client's call signer (its host key, for [`AUDIENCE`]).
+    pub fn host_signer(&self) -> HostSigner {
+        HostSigner::new(self.host_key.signing_key().clone(), AUDIENCE)
     }
 
     /// A load client trusting the dev CA and presenting the client SVID (keep-alive as

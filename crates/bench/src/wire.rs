@@ -7,6 +7,8 @@ use serde_json::{Value, json};
 
 /// The protocol revision the load client speaks (sessions via `Mcp-Session-Id`).
 pub const PROTOCOL: &str = "2025-11-25";
+/// The upstream's name in the gateway's config (what host signatures name).
+pub const SERVER: &str = "bench";
 /// The only tool of the bench upstream.
 pub const TOOL: &str = "echo";
 use portcullis_gateway::REASON_META_KEY;

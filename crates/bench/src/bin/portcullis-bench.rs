@@ -7,16 +7,19 @@
 //! ```
 use std::{
     path::{Path, PathBuf},
+    sync::Arc,
     time::Duration,
 };
 
 use anyhow::{Context, bail};
 use clap::Parser;
+use portcullis_attest::HostSigner;
 use portcullis_bench::{
     load::{self, Endpoint, LoadSpec, Observed},
     pki::BenchPki,
     procs::{self, Proc},
     report::{self, Conditions, DIRECT, Report, Run, TargetInfo},
+    wire,
 };
 
 #[derive(Parser, Debug)]
@@ -77,7 +80,8 @@ const TARGETS: [(&str, &str); 4] = [
         "full",
         "policy as above + audit log, durable group commit (fdatasync) to a file log on the audit dir's disk \
          + identity: mutual TLS, the load client's X.509-SVID from a dev CA required (listen.require = workload); \
-         the gateway signs every result; host call signatures not yet made by the load client",
+         + attestation: the load client signs every tools/call (Ed25519 host key registered for its SPIFFE ID, \
+         signatures required) and the gateway verifies it; the gateway signs every result",
     ),
     (
         "full-tmpfs",
@@ -145,6 +149,8 @@ struct Gateway {
     url: String,
     /// The load client for this gateway (presenting the client SVID for the `full` targets).
     client: reqwest::Client,
+    /// The load client's call signer (the `full` targets).
+    signer: Option<Arc<HostSigner>>,
     _dir: tempfile::TempDir,
     _audit: Option<tempfile::TempDir>,
 }
@@ -161,17 +167,24 @@ struct Setup<'a> {
     client: &'a reqwest::Client,
 }
 
-/// What the full pipeline adds to a gateway's config beyond policy and audit:
-/// identity (mutual TLS, a workload SVID required on every call), and the client
-/// that can pass it.
-///
-/// The gateway signs every result already (result signing is on with the audit log).
-/// Hook for host call signatures: an `[[attestation.hosts]]` entry for the load client's
-/// SPIFFE ID goes here, and the load client signs each call in `load::Conn::call`
-/// (`wire::call`) with `portcullis_attest::HostSigner`.
-fn full_pipeline(setup: &Setup<'_>) -> anyhow::Result<(String, String, reqwest::Client)> {
-    let listen = "require = [\"workload\"]\n".to_owned();
-    Ok((listen, setup.pki.listen_tls(), setup.pki.client()?))
+/// What the full pipeline adds to a gateway's config beyond policy and audit, and the
+/// client that can pass it: identity (mutual TLS, a workload SVID required on every call)
+/// and attestation (the load client's host key registered, a signature required on every
+/// `tools/call`; result signing is on with the audit log).
+struct FullPipeline {
+    listen: String,
+    tables: String,
+    client: reqwest::Client,
+    signer: Arc<HostSigner>,
+}
+
+fn full_pipeline(setup: &Setup<'_>) -> anyhow::Result<FullPipeline> {
+    Ok(FullPipeline {
+        listen: "require = [\"workload\"]\n".to_owned(),
+        tables: format!("{}\n{}", setup.pki.listen_tls(), setup.pki.attestation()),
+        client: setup.pki.client()?,
+        signer: Arc::new(setup.pki.host_signer()),
+    })
 }
 
 async fn start_gateway(
@@ -189,12 +202,12 @@ async fn start_gateway(
         "full-tmpfs" => (BENCH_POLICIES, Some(setup.tmpfs_dir), true),
         other => bail!("unknown target `{other}`; use relay, policy, full or full-tmpfs"),
     };
-    let (listen_extra, tls, client, scheme) = match full {
+    let (listen_extra, tables, client, signer, scheme) = match full {
         true => {
-            let (listen, tls, client) = full_pipeline(setup)?;
-            (listen, tls, client, "https")
+            let f = full_pipeline(setup)?;
+            (f.listen, f.tables, f.client, Some(f.signer), "https")
         }
-        false => (String::new(), String::new(), setup.client.clone(), "http"),
+        false => (String::new(), String::new(), setup.client.clone(), None, "http"),
     };
     let policy_path = dir.path().join("bench.cedar");
     std::fs::write(&policy_path, policy)?;
@@ -219,10 +232,11 @@ async fn start_gateway(
         other => bail!("unknown transport `{other}`; use http or stdio"),
     };
     let config = format!(
-        "[listen]\nhttp = \"127.0.0.1:{port}\"\nmax_sessions = {max_sessions}\n{listen_extra}\n{tls}\n\
+        "[listen]\nhttp = \"127.0.0.1:{port}\"\nmax_sessions = {max_sessions}\n{listen_extra}\n{tables}\n\
          [policy]\ncedar = [{:?}]\n\n[audit]\n{audit_section}\n\
-         [[servers]]\nname = \"bench\"\n{server}\nprotocol = \"legacy\"\ndefault_tier = \"read\"\n",
-        policy_path.display().to_string()
+         [[servers]]\nname = {:?}\n{server}\nprotocol = \"legacy\"\ndefault_tier = \"read\"\n",
+        policy_path.display().to_string(),
+        wire::SERVER
     );
     let url = format!("{scheme}://127.0.0.1:{port}/mcp");
     let proc = procs::start_gateway(setup.gateway_bin, dir.path(), &config, &url, &client)
@@ -232,6 +246,7 @@ async fn start_gateway(
         proc,
         url,
         client,
+        signer,
         _dir: dir,
         _audit: audit,
     })
@@ -314,6 +329,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         let direct = match transport.as_str() {
             "http" => Endpoint::Http {
                 url: upstream_url.clone(),
+                signer: None,
             },
             _ => Endpoint::Stdio {
                 program: upstream_bin.clone(),
@@ -341,7 +357,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
                     m,
                 });
                 for (_, target, g) in gateways.iter().filter(|(t, _, _)| t == transport) {
-                    let endpoint = Endpoint::Http { url: g.url.clone() };
+                    let endpoint = Endpoint::Http {
+                        url: g.url.clone(),
+                        signer: g.signer.clone(),
+                    };
                     let observed = Observed {
                         pid: g.proc.pid(),
                         ticks_per_sec: ticks,
@@ -369,9 +388,17 @@ async fn run(args: Args) -> anyhow::Result<()> {
     drop(gateways);
     let sessions = if args.sessions > 0 {
         let g = start_gateway(&setup, "full", "http", args.sessions + 16).await?;
-        let s = load::session_scale(&g.client, &g.url, args.sessions, 32, g.proc.pid(), args.payload)
-            .await
-            .with_context(|| format!("idle sessions; gateway log:\n{}", g.proc.log_tail()))?;
+        let s = load::session_scale(
+            &g.client,
+            &g.url,
+            args.sessions,
+            32,
+            g.proc.pid(),
+            args.payload,
+            g.signer.as_deref(),
+        )
+        .await
+        .with_context(|| format!("idle sessions; gateway log:\n{}", g.proc.log_tail()))?;
         Some(s)
     } else {
         None
