@@ -36,7 +36,7 @@ use crate::{
     connect::UpstreamEra,
     gateway::Gateway,
     namespace::RouteBy,
-    record::{CallFacts, Verdict, attach_receipt, new_call_id},
+    record::{CallFacts, Recorder, Verdict, attach_receipt, new_call_id},
     session::{Connected, Session},
 };
 
@@ -119,7 +119,7 @@ impl Gateway {
             {
                 Ok(verified) => attested.signed = verified.is_some(),
                 Err(e) => {
-                    let call = call_facts_before_policy(session, &server, &msg);
+                    let call = call_facts_before_policy(session, &server, &msg, &self.recorder);
                     return self
                         .deny_before_policy(id.as_ref(), &call, "attest", e.to_string())
                         .await;
@@ -129,14 +129,14 @@ impl Gateway {
             match self.classify_call(session, &server, &tool).await {
                 Ok(findings) => attested.findings = findings,
                 Err(reason) => {
-                    let call = call_facts_before_policy(session, &server, &msg);
+                    let call = call_facts_before_policy(session, &server, &msg, &self.recorder);
                     return self.deny_before_policy(id.as_ref(), &call, "classify", reason).await;
                 }
             }
         }
         // authorise: a decision made for this call alone (never cached).
         let (request, outcome) = self.authoriser.decide_call(caller.facts(), config, attested, &mut msg);
-        let call = call_facts(session, &server, &msg, &request.arguments);
+        let call = call_facts(session, &server, &msg, &request.arguments, &self.recorder);
         let permit = match outcome {
             Ok(permit) => permit,
             Err(deny) => {
@@ -440,14 +440,25 @@ fn denial_reason(deny: &Deny) -> String {
 }
 
 /// The facts every audit record of this call repeats (after routing: the server's own names).
-/// The argument digest is the one the authorise stage computed (arguments are canonicalised once).
-fn call_facts(session: &Session, server: &ServerName, msg: &Message, digested: &Arguments) -> CallFacts {
+/// The argument digest is the one the authorise stage computed (arguments are canonicalised once);
+/// with the audit log off nothing is digested, and the arguments themselves are copied only
+/// when the records capture bodies.
+fn call_facts(
+    session: &Session,
+    server: &ServerName,
+    msg: &Message,
+    digested: &Arguments,
+    recorder: &Recorder,
+) -> CallFacts {
     let target = msg
         .param_str("name")
         .or_else(|| msg.param_str("uri"))
         .map(str::to_owned);
-    let arguments = msg.params().and_then(|p| p.get("arguments")).cloned();
-    let args_sha256 = arguments.as_ref().and_then(|_| digested.sha256().ok());
+    let given = msg.params().and_then(|p| p.get("arguments"));
+    let args_sha256 = given
+        .filter(|_| recorder.log().is_some())
+        .and_then(|_| digested.sha256().ok());
+    let arguments = given.filter(|_| recorder.captures_bodies()).cloned();
     CallFacts {
         call_id: new_call_id(),
         principal: session.principal.clone(),
@@ -460,9 +471,10 @@ fn call_facts(session: &Session, server: &ServerName, msg: &Message, digested: &
 }
 
 /// [`call_facts`] for a deny before the authorise stage canonicalised the arguments.
-fn call_facts_before_policy(session: &Session, server: &ServerName, msg: &Message) -> CallFacts {
+fn call_facts_before_policy(session: &Session, server: &ServerName, msg: &Message, recorder: &Recorder) -> CallFacts {
     let arguments = msg.params().and_then(|p| p.get("arguments")).cloned();
-    call_facts(session, server, msg, &Arguments::new(arguments.unwrap_or(Value::Null)))
+    let digested = Arguments::new(arguments.unwrap_or(Value::Null));
+    call_facts(session, server, msg, &digested, recorder)
 }
 
 /// Adapts a request to the upstream's era: modern upstreams need the client's

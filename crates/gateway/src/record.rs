@@ -93,6 +93,11 @@ impl Recorder {
         }
     }
 
+    /// Whether records keep (redacted) arguments and results.
+    pub fn captures_bodies(&self) -> bool {
+        self.capture_bodies && self.log.is_some()
+    }
+
     /// False once the log failed a write (calls are denied meanwhile).
     pub fn healthy(&self) -> bool {
         self.log.as_ref().is_none_or(|l| l.healthy())

@@ -204,6 +204,14 @@ impl UpstreamPeer {
 
     /// Sends a notification or a response as-is.
     pub async fn send(&self, msg: Message) -> Result<(), UpstreamError> {
+        let msg = match &self.direct {
+            Some(direct) => match direct.send(msg).await {
+                Ok(true) => return Ok(()),
+                Ok(false) => return Err(self.closed_error()),
+                Err(msg) => msg,
+            },
+            None => msg,
+        };
         self.tx.send(msg).await.map_err(|_| self.closed_error())
     }
 

@@ -4,19 +4,19 @@
 //! The child's stderr goes to the gateway's log, one line per event. When the
 //! child exits, the link reports `Closed` with the exit status, so pending
 //! calls fail cleanly instead of hanging.
-use std::{collections::BTreeMap, path::PathBuf, process::Stdio};
+use std::{collections::BTreeMap, path::PathBuf, process::Stdio, sync::Arc};
 
 use portcullis_core::Secret;
 use portcullis_mcp::{Limits, Message, parse_strict};
 use tokio::{
-    io::{AsyncWriteExt, BufReader},
+    io::BufReader,
     process::{Child, Command},
-    sync::{mpsc, oneshot},
+    sync::{Mutex, mpsc, oneshot},
 };
 
 use crate::{
     LineReader, Link, LinkEvent,
-    link::{LINK_CAPACITY, LinkGuard},
+    link::{Direct, DirectRequests, LINK_CAPACITY, LinkGuard, StdinWriter},
 };
 
 /// How to start one stdio server.
@@ -80,12 +80,11 @@ pub fn spawn_child(spec: &ChildSpec) -> Result<Link, SpawnError> {
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
 
     // Writer: one message per line, flushed, until the gateway drops its sender.
+    let stdin = StdinWriter(Arc::new(Mutex::new(stdin)));
+    let writer = stdin.clone();
     tokio::spawn(async move {
-        let mut stdin = stdin;
         while let Some(msg) = outbox.recv().await {
-            let mut bytes = msg.to_bytes();
-            bytes.push(b'\n');
-            if stdin.write_all(&bytes).await.is_err() || stdin.flush().await.is_err() {
+            if !writer.write(&msg).await {
                 break;
             }
         }
@@ -127,7 +126,7 @@ pub fn spawn_child(spec: &ChildSpec) -> Result<Link, SpawnError> {
         tx: to_child,
         rx,
         guard: LinkGuard { _stop: stop_tx },
-        direct: None,
+        direct: Some(DirectRequests(Direct::Stdio(stdin))),
     })
 }
 

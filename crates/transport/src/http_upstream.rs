@@ -14,7 +14,7 @@ use tokio::sync::{Mutex, mpsc, oneshot};
 
 use crate::{
     Link, LinkEvent,
-    link::{DirectRequests, LINK_CAPACITY, LinkGuard},
+    link::{Direct, DirectRequests, LINK_CAPACITY, LinkGuard},
     param_headers::{ParamHeaders, header_safe},
     sse,
 };
@@ -39,6 +39,9 @@ struct SessionState {
 #[derive(Clone)]
 pub(crate) struct Conn {
     spec: Arc<HttpSpec>,
+    /// `spec.url` parsed once (reqwest would parse the string on every request);
+    /// `None` if it does not parse, and then each request reports why.
+    url: Option<reqwest::Url>,
     client: reqwest::Client,
     state: Arc<Mutex<SessionState>>,
     events: mpsc::Sender<LinkEvent>,
@@ -69,12 +72,13 @@ pub fn connect_http(spec: HttpSpec, client: reqwest::Client) -> Link {
     let (events, rx) = mpsc::channel::<LinkEvent>(LINK_CAPACITY);
     let (stop_tx, mut stop_rx) = oneshot::channel::<()>();
     let conn = Conn {
+        url: reqwest::Url::parse(&spec.url).ok(),
         spec: Arc::new(spec),
         client,
         state: Arc::new(Mutex::new(SessionState::default())),
         events,
     };
-    let direct = DirectRequests(conn.clone());
+    let direct = DirectRequests(Direct::Http(conn.clone()));
     tokio::spawn(async move {
         loop {
             tokio::select! {
@@ -199,9 +203,11 @@ impl Conn {
     }
 
     async fn build_post(&self, msg: &Message) -> reqwest::RequestBuilder {
-        let mut req = self
-            .client
-            .post(&self.spec.url)
+        let req = match &self.url {
+            Some(url) => self.client.post(url.clone()),
+            None => self.client.post(&self.spec.url),
+        };
+        let mut req = req
             .header(http::header::ACCEPT, "application/json, text/event-stream")
             .header(http::header::CONTENT_TYPE, "application/json")
             .body(msg.to_bytes());
