@@ -11,9 +11,10 @@ use sha2::{Digest, Sha256};
 #[error("arguments cannot be canonicalised (RFC 8785): {0}; send plain JSON arguments")]
 pub struct CanonicalError(String);
 
-/// The RFC 8785 canonical text of `value`.
+/// The RFC 8785 canonical text of `value` (the gateway's one implementation,
+/// [`portcullis_mcp::canonical`]).
 pub fn canonical_json(value: &serde_json::Value) -> Result<String, CanonicalError> {
-    serde_json_canonicalizer::to_string(value).map_err(|e| CanonicalError(e.to_string()))
+    String::from_utf8(portcullis_mcp::canonical::canonical_bytes(value)).map_err(|e| CanonicalError(e.to_string()))
 }
 
 /// Lowercase hex SHA-256 of the RFC 8785 canonical form of `arguments`.
