@@ -63,6 +63,9 @@ pub struct Measurement {
     pub gateway_cpu_us_per_call: Option<f64>,
     /// Gateway resident set size at the end of the phase.
     pub gateway_rss_kib: Option<u64>,
+    /// The HTTP upstream's own user+system CPU over the phase divided by the calls: what a
+    /// minimal MCP server costs per call on this machine (HTTP upstream runs only).
+    pub upstream_cpu_us_per_call: Option<f64>,
 }
 
 /// The gateway process whose counters are read around the phase.
@@ -80,12 +83,26 @@ pub fn http_client() -> anyhow::Result<reqwest::Client> {
         .build()?)
 }
 
-/// Runs one measured phase.
+/// CPU microseconds `observed` has used so far (`None` if nothing is observed).
+fn cpu_us(observed: Option<Observed>) -> anyhow::Result<Option<u64>> {
+    observed.map(|o| procs::cpu_time_us(o.pid, o.ticks_per_sec)).transpose()
+}
+
+/// CPU microseconds per call between two readings.
+fn per_call(before: Option<u64>, after: Option<u64>, calls: u64) -> Option<f64> {
+    match (before, after) {
+        (Some(b), Some(a)) if calls > 0 => Some(a.saturating_sub(b) as f64 / calls as f64),
+        _ => None,
+    }
+}
+
+/// Runs one measured phase; `observed` is the gateway, `upstream` the HTTP upstream.
 pub async fn measure(
     client: &reqwest::Client,
     endpoint: &Endpoint,
     spec: LoadSpec,
     observed: Option<Observed>,
+    upstream: Option<Observed>,
 ) -> anyhow::Result<Measurement> {
     let text = Arc::new(wire::payload_text(spec.payload));
     let mut conns = Vec::with_capacity(spec.concurrency);
@@ -132,9 +149,8 @@ pub async fn measure(
         }));
     }
     warmed.wait().await;
-    let cpu_before = observed
-        .map(|o| procs::cpu_time_us(o.pid, o.ticks_per_sec))
-        .transpose()?;
+    let cpu_before = cpu_us(observed)?;
+    let upstream_before = cpu_us(upstream)?;
     let started = Instant::now();
     go.wait().await;
     let mut latencies = Vec::new();
@@ -145,16 +161,12 @@ pub async fn measure(
         errors += e;
     }
     let elapsed = started.elapsed();
-    let cpu_after = observed
-        .map(|o| procs::cpu_time_us(o.pid, o.ticks_per_sec))
-        .transpose()?;
+    let cpu_after = cpu_us(observed)?;
+    let upstream_after = cpu_us(upstream)?;
     let rss = observed.map(|o| procs::rss_kib(o.pid)).transpose()?;
     latencies.sort_unstable();
     let calls = latencies.len() as u64;
-    let cpu = match (cpu_before, cpu_after) {
-        (Some(b), Some(a)) if calls > 0 => Some(a.saturating_sub(b) as f64 / calls as f64),
-        _ => None,
-    };
+
     Ok(Measurement {
         calls,
         errors,
@@ -163,8 +175,9 @@ pub async fn measure(
         p50_us: percentile(&latencies, 0.50),
         p99_us: percentile(&latencies, 0.99),
         p999_us: percentile(&latencies, 0.999),
-        gateway_cpu_us_per_call: cpu,
+        gateway_cpu_us_per_call: per_call(cpu_before, cpu_after, calls),
         gateway_rss_kib: rss,
+        upstream_cpu_us_per_call: per_call(upstream_before, upstream_after, calls),
     })
 }
 

@@ -57,6 +57,8 @@ pub struct Summary {
     pub throughput_rps: f64,
     pub gateway_cpu_us_per_call: Option<f64>,
     pub gateway_rss_kib: Option<u64>,
+    /// The HTTP upstream's CPU per call (the cost of a minimal MCP server on this machine).
+    pub upstream_cpu_us_per_call: Option<f64>,
     /// Gateway/direct, per round, median. `None` for the direct rows.
     pub ratio_p50: Option<f64>,
     pub ratio_p99: Option<f64>,
@@ -150,6 +152,7 @@ pub fn summarise(runs: &[Run]) -> Vec<Summary> {
                 throughput_rps: pick(|m| m.throughput_rps),
                 gateway_cpu_us_per_call: median_of(mine.iter().filter_map(|r| r.m.gateway_cpu_us_per_call).collect()),
                 gateway_rss_kib: mine.iter().filter_map(|r| r.m.gateway_rss_kib).max(),
+                upstream_cpu_us_per_call: median_of(mine.iter().filter_map(|r| r.m.upstream_cpu_us_per_call).collect()),
                 ratio_p50: ratio(|m| m.p50_us),
                 ratio_p99: ratio(|m| m.p99_us),
                 ratio_throughput: ratio(|m| m.throughput_rps),
@@ -217,7 +220,7 @@ pub fn table(report: &Report) -> String {
     );
     let _ = writeln!(
         out,
-        "{:<6} {:>3} {:<11} {:>8} {:>8} {:>9} {:>9} {:>7} {:>7} {:>6} {:>6} {:>6} {:>8} {:>8} {:>6}",
+        "{:<6} {:>3} {:<11} {:>8} {:>8} {:>9} {:>9} {:>7} {:>7} {:>7} {:>6} {:>6} {:>6} {:>8} {:>8} {:>6}",
         "upstr",
         "C",
         "target",
@@ -227,6 +230,7 @@ pub fn table(report: &Report) -> String {
         "calls/s",
         "CPU µs",
         "RSS MiB",
+        "up. CPU",
         "p50×",
         "p99×",
         "thr×",
@@ -238,7 +242,7 @@ pub fn table(report: &Report) -> String {
     for s in &report.summary {
         let _ = writeln!(
             out,
-            "{:<6} {:>3} {:<11} {:>8.0} {:>8.0} {:>9.0} {:>9.0} {:>7} {:>7} {:>6} {:>6} {:>6} {:>8} {:>8} {:>6}",
+            "{:<6} {:>3} {:<11} {:>8.0} {:>8.0} {:>9.0} {:>9.0} {:>7} {:>7} {:>7} {:>6} {:>6} {:>6} {:>8} {:>8} {:>6}",
             s.transport,
             s.concurrency,
             s.target,
@@ -248,6 +252,7 @@ pub fn table(report: &Report) -> String {
             s.throughput_rps,
             opt(s.gateway_cpu_us_per_call, 1),
             opt(s.gateway_rss_kib.map(|k| k as f64 / 1024.0), 1),
+            opt(s.upstream_cpu_us_per_call, 1),
             opt(s.ratio_p50, 2),
             opt(s.ratio_p99, 2),
             opt(s.ratio_throughput, 2),
@@ -307,6 +312,7 @@ mod tests {
                 p999_us: p50 * 3.0,
                 gateway_cpu_us_per_call: (target != DIRECT).then_some(20.0),
                 gateway_rss_kib: None,
+                upstream_cpu_us_per_call: Some(p50 / 10.0),
             },
         }
     }
@@ -328,5 +334,7 @@ mod tests {
         assert_eq!(s[1].ratio_throughput, Some(0.8));
         assert_eq!(s[0].ratio_p50, None);
         assert_eq!(s[1].calls, 30);
+        assert_eq!(s[0].upstream_cpu_us_per_call, Some(10.0));
+        assert_eq!(s[1].upstream_cpu_us_per_call, Some(26.0));
     }
 }

@@ -33,6 +33,9 @@ fn quick_run_reports_every_phase() {
         for key in ["p50_us", "p99_us", "p999_us", "throughput_rps"] {
             assert!(row[key].as_f64().unwrap() > 0.0, "{key} in {row}");
         }
+        if row["transport"] == "http" {
+            assert!(row["upstream_cpu_us_per_call"].is_number(), "{row}");
+        }
         if row["target"] != "direct" {
             assert!(row["gateway_cpu_us_per_call"].is_number(), "{row}");
             assert!(row["gateway_rss_kib"].as_u64().unwrap() > 0, "{row}");

@@ -301,7 +301,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         );
         std::env::temp_dir()
     };
-    let (_upstream, upstream_url) = procs::start_http_upstream(&upstream_bin, 1)?;
+    let (http_upstream, upstream_url) = procs::start_http_upstream(&upstream_bin, 1)?;
     let pki = BenchPki::new(&gateway_bin)?;
     let client = load::http_client()?;
     let setup = Setup {
@@ -322,6 +322,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
         }
     }
     let ticks = procs::clock_ticks();
+    let http_upstream_observed = Observed {
+        pid: http_upstream.pid(),
+        ticks_per_sec: ticks,
+    };
     let duration = Duration::from_secs_f64(args.duration.max(0.05));
     let warmup = if args.quick { 2 } else { 20 };
     let mut runs = Vec::new();
@@ -335,6 +339,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 program: upstream_bin.clone(),
             },
         };
+        // The HTTP upstream is one process serving every phase; stdio upstreams are per session.
+        let upstream = (transport == "http").then_some(http_upstream_observed);
         for &concurrency in &args.concurrency {
             let spec = LoadSpec {
                 concurrency,
@@ -344,7 +350,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 payload: args.payload,
             };
             for round in 0..args.rounds {
-                let m = load::measure(&client, &direct, spec, None).await?;
+                let m = load::measure(&client, &direct, spec, None, upstream).await?;
                 eprintln!(
                     "{transport} C={concurrency} round {round} {DIRECT}: {:.0} calls/s p50 {:.0} µs",
                     m.throughput_rps, m.p50_us
@@ -365,7 +371,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
                         pid: g.proc.pid(),
                         ticks_per_sec: ticks,
                     };
-                    let m = load::measure(&g.client, &endpoint, spec, Some(observed))
+                    let m = load::measure(&g.client, &endpoint, spec, Some(observed), upstream)
                         .await
                         .with_context(|| format!("{target} ({transport}); gateway log:\n{}", g.proc.log_tail()))?;
                     eprintln!(
