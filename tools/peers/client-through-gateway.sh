@@ -12,6 +12,16 @@ portcullis="$1"; shift
 url="${*: -1}"
 client=("${@:1:$#-1}")
 dir="$(mktemp -d -t portcullis-through-gateway.XXXXXX)"
+# The suite grades the protocol as the client sees it, so the upstream's revision is pinned to
+# the scenario's instead of probed: the suite starts every scenario at once, and on a loaded
+# CI machine the 5 s `server/discover` probe of `protocol = "auto"` can time out, after which
+# the gateway would greet a 2026-07-28-only mock with `initialize`. Auto-detection has its own
+# tests (tests/tests/e2e/revisions.rs).
+case "${MCP_CONFORMANCE_PROTOCOL_VERSION:-}" in
+    "") protocol="auto" ;;
+    2026-07-28) protocol="modern" ;;
+    *) protocol="legacy" ;;
+esac
 cat > "$dir/portcullis.toml" <<TOML
 [listen]
 http = "127.0.0.1:0"
@@ -25,6 +35,7 @@ path = "audit"
 [[servers]]
 name = "mock"
 url = "$url"
+protocol = "$protocol"
 TOML
 printf '@id("allow-all")\npermit (principal, action, resource);\n' > "$dir/allow-all.cedar"
 "$portcullis" --log-format json run --config "$dir/portcullis.toml" 2>"$dir/gateway.log" &
