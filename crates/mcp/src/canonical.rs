@@ -10,6 +10,8 @@
 //! short forms, lowercase `\u00xx`), and sorting keys by UTF-8 bytes equals sorting by
 //! UTF-16 code units. Anything else (fractions, large integers, astral-plane keys) goes
 //! to the full implementation, `serde_json_canonicalizer`.
+use std::io::Write;
+
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
@@ -38,14 +40,16 @@ fn write_common(value: &Value, out: &mut Vec<u8>) -> bool {
         Value::Null => out.extend_from_slice(b"null"),
         Value::Bool(true) => out.extend_from_slice(b"true"),
         Value::Bool(false) => out.extend_from_slice(b"false"),
-        Value::Number(n) => {
-            let text = match (n.as_u64(), n.as_i64()) {
-                (Some(u), _) if u <= MAX_EXACT_INTEGER => u.to_string(),
-                (None, Some(i)) if i.unsigned_abs() <= MAX_EXACT_INTEGER => i.to_string(),
-                _ => return false,
-            };
-            out.extend_from_slice(text.as_bytes());
-        }
+        // Written straight into `out` (no string per number); writing to a Vec cannot fail.
+        Value::Number(n) => match (n.as_u64(), n.as_i64()) {
+            (Some(u), _) if u <= MAX_EXACT_INTEGER => {
+                let _ = write!(out, "{u}");
+            }
+            (None, Some(i)) if i.unsigned_abs() <= MAX_EXACT_INTEGER => {
+                let _ = write!(out, "{i}");
+            }
+            _ => return false,
+        },
         Value::String(s) => write_string(s, out),
         Value::Array(items) => {
             out.push(b'[');
