@@ -54,6 +54,8 @@ pub struct LoadSpec {
 pub struct Measurement {
     pub calls: u64,
     pub errors: u64,
+    /// The start of the first error answer (or client-side failure), if any.
+    pub first_error: Option<String>,
     pub elapsed_s: f64,
     pub throughput_rps: f64,
     pub p50_us: f64,
@@ -134,18 +136,23 @@ pub async fn measure(
             let deadline = Instant::now() + spec.duration;
             let mut latencies = Vec::with_capacity(4096);
             let mut errors = 0u64;
+            let mut first_error = None;
             while Instant::now() < deadline && budget.fetch_add(1, Ordering::Relaxed) < spec.max_calls {
                 id += 1;
                 let start = Instant::now();
-                let ok = conn.call(id, &text).await.unwrap_or(false);
+                let failure = match conn.call_answer(id, &text).await {
+                    Ok(failure) => failure,
+                    Err(e) => Some(format!("{e:#}")),
+                };
                 let us = start.elapsed().as_micros();
                 latencies.push(u32::try_from(us).unwrap_or(u32::MAX));
-                if !ok {
+                if let Some(failure) = failure {
                     errors += 1;
+                    first_error.get_or_insert(failure);
                 }
             }
             conn.close().await;
-            anyhow::Ok((latencies, errors))
+            anyhow::Ok((latencies, errors, first_error))
         }));
     }
     warmed.wait().await;
@@ -155,10 +162,12 @@ pub async fn measure(
     go.wait().await;
     let mut latencies = Vec::new();
     let mut errors = 0;
+    let mut first_error = None;
     for task in tasks {
-        let (l, e) = task.await??;
+        let (l, e, first) = task.await??;
         latencies.extend(l);
         errors += e;
+        first_error = first_error.or(first);
     }
     let elapsed = started.elapsed();
     let cpu_after = cpu_us(observed)?;
@@ -170,6 +179,7 @@ pub async fn measure(
     Ok(Measurement {
         calls,
         errors,
+        first_error,
         elapsed_s: elapsed.as_secs_f64(),
         throughput_rps: calls as f64 / elapsed.as_secs_f64().max(1e-9),
         p50_us: percentile(&latencies, 0.50),
@@ -249,7 +259,12 @@ impl Conn {
 
     /// One `echo` call; `Ok(false)` for an error answer.
     async fn call(&mut self, id: u64, text: &str) -> anyhow::Result<bool> {
-        match self {
+        Ok(self.call_answer(id, text).await?.is_none())
+    }
+
+    /// One `echo` call: `None` when it succeeded, else the start of the error answer.
+    async fn call_answer(&mut self, id: u64, text: &str) -> anyhow::Result<Option<String>> {
+        let (ok, body) = match self {
             Conn::Http {
                 client,
                 url,
@@ -262,20 +277,25 @@ impl Conn {
                 }
                 let response = post(client, url, Some(session), &request).await?;
                 let ok = response.status().is_success();
-                let body = response.bytes().await?;
-                Ok(ok && wire::is_success(&body))
+                (ok, response.bytes().await?.to_vec())
             }
-            Conn::Stdio(_) => self.send_line(&wire::call(id, text), true).await,
+            Conn::Stdio(_) => {
+                self.send_line(&wire::call(id, text), false).await?;
+                (true, self.read_line().await?.into_bytes())
+            }
+        };
+        if ok && wire::is_success(&body) {
+            return Ok(None);
         }
+        let text = String::from_utf8_lossy(&body);
+        Ok(Some(text.chars().take(400).collect()))
     }
 
     async fn send_line(&mut self, msg: &serde_json::Value, answered: bool) -> anyhow::Result<bool> {
         let Conn::Stdio(conn) = self else {
             bail!("not a stdio connection");
         };
-        let StdioConn {
-            stdin, stdout, line, ..
-        } = &mut **conn;
+        let StdioConn { stdin, .. } = &mut **conn;
         let mut bytes = serde_json::to_vec(msg)?;
         bytes.push(b'\n');
         stdin.write_all(&bytes).await?;
@@ -283,11 +303,21 @@ impl Conn {
         if !answered {
             return Ok(true);
         }
+        let line = self.read_line().await?;
+        Ok(wire::is_success(line.as_bytes()))
+    }
+
+    /// The next line the stdio upstream writes.
+    async fn read_line(&mut self) -> anyhow::Result<String> {
+        let Conn::Stdio(conn) = self else {
+            bail!("not a stdio connection");
+        };
+        let StdioConn { stdout, line, .. } = &mut **conn;
         line.clear();
         if stdout.read_line(line).await? == 0 {
             bail!("the stdio upstream closed its output");
         }
-        Ok(wire::is_success(line.as_bytes()))
+        Ok(std::mem::take(line))
     }
 
     async fn close(self) {

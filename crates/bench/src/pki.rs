@@ -25,6 +25,12 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject};
 pub const TRUST_DOMAIN: &str = "bench.example";
 /// The load client's workload identity.
 pub const CLIENT_ID: &str = "spiffe://bench.example/load-client";
+/// How long the load client's call signatures last: a host signs just before sending.
+pub const SIGNATURE_TTL_SECS: u64 = 10;
+
+/// Nonces the bench gateway remembers: 10 s of calls at 200k calls/s.
+const REPLAY_CAPACITY: usize = 2_000_000;
+
 /// The audience the load client signs its calls for (`[attestation] audience`).
 pub const AUDIENCE: &str = "portcullis-bench";
 
@@ -120,17 +126,19 @@ impl BenchPki {
     }
 
     /// The `[attestation]` tables: the load client's host key registered for its SPIFFE ID,
-    /// a valid signature required on every `tools/call`.
+    /// a valid signature required on every `tools/call`. The replay cache holds every nonce
+    /// until its signature expires; it is sized for [`SIGNATURE_TTL_SECS`] at well over any
+    /// call rate a loopback run reaches (a full cache refuses calls, by design).
     pub fn attestation(&self) -> String {
         format!(
-            "[attestation]\naudience = {AUDIENCE:?}\n\n[[attestation.hosts]]\nworkload = {CLIENT_ID:?}\nkey = {:?}\nrequired = true\n",
+            "[attestation]\naudience = {AUDIENCE:?}\nreplay_capacity = {REPLAY_CAPACITY}\n\n[[attestation.hosts]]\nworkload = {CLIENT_ID:?}\nkey = {:?}\nrequired = true\n",
             self.host_public.display().to_string()
         )
     }
 
     /// The load client's call signer (its host key, for [`AUDIENCE`]).
     pub fn host_signer(&self) -> HostSigner {
-        HostSigner::new(self.host_key.signing_key().clone(), AUDIENCE)
+        HostSigner::new(self.host_key.signing_key().clone(), AUDIENCE).with_ttl(SIGNATURE_TTL_SECS)
     }
 
     /// A load client trusting the dev CA and presenting the client SVID (keep-alive as

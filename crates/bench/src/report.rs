@@ -51,6 +51,8 @@ pub struct Summary {
     pub rounds: usize,
     pub calls: u64,
     pub errors: u64,
+    /// The first error answer over the rounds, if any.
+    pub first_error: Option<String>,
     pub p50_us: f64,
     pub p99_us: f64,
     pub p999_us: f64,
@@ -146,6 +148,7 @@ pub fn summarise(runs: &[Run]) -> Vec<Summary> {
                 rounds: mine.len(),
                 calls: mine.iter().map(|r| r.m.calls).sum(),
                 errors: mine.iter().map(|r| r.m.errors).sum(),
+                first_error: mine.iter().find_map(|r| r.m.first_error.clone()),
                 p50_us: pick(|m| m.p50_us),
                 p99_us: pick(|m| m.p99_us),
                 p999_us: pick(|m| m.p999_us),
@@ -305,6 +308,7 @@ mod tests {
             m: Measurement {
                 calls: 10,
                 errors: 0,
+                first_error: None,
                 elapsed_s: 1.0,
                 throughput_rps: rps,
                 p50_us: p50,

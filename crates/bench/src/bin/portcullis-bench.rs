@@ -446,5 +446,23 @@ async fn run(args: Args) -> anyhow::Result<()> {
         std::fs::write(path, serde_json::to_vec_pretty(&report)?)
             .with_context(|| format!("cannot write {}", path.display()))?;
     }
+    let failed: Vec<String> = report
+        .summary
+        .iter()
+        .filter(|s| s.errors > 0)
+        .map(|s| {
+            let first = s.first_error.as_deref().unwrap_or("?");
+            format!(
+                "{} C={} {}: {} errors, the first: {first}",
+                s.transport, s.concurrency, s.target, s.errors
+            )
+        })
+        .collect();
+    if !failed.is_empty() {
+        bail!(
+            "calls failed, so those rows do not measure the call path (the JSON report has every row):\n{}",
+            failed.join("\n")
+        );
+    }
     Ok(())
 }
