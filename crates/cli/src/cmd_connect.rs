@@ -14,7 +14,7 @@ use std::{collections::HashSet, path::PathBuf, process::ExitCode, time::Duration
 use anyhow::Context;
 use portcullis_identity::{Reload, SpiffeId, UpstreamTlsSettings, upstream_client_config};
 use portcullis_mcp::{ErrorCode, Limits, Message, MessageKind, error_response, parse_strict};
-use portcullis_transport::{HttpSpec, LineReader, Link, LinkEvent, connect_http};
+use portcullis_transport::{HttpClient, HttpSpec, LineReader, Link, LinkEvent, connect_http};
 use serde_json::Value;
 use tokio::io::{AsyncWrite, AsyncWriteExt, BufReader};
 
@@ -70,7 +70,7 @@ pub async fn run(args: ConnectArgs) -> anyhow::Result<ExitCode> {
         headers: Vec::new(),
         limits,
     };
-    let link = connect_http(spec, client);
+    let link = connect_http(spec, HttpClient::new(client));
     relay(link, limits, attest, tokio::io::stdin(), tokio::io::stdout()).await?;
     Ok(ExitCode::SUCCESS)
 }

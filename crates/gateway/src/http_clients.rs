@@ -8,22 +8,23 @@
 use std::collections::BTreeMap;
 
 use portcullis_core::ServerName;
+use portcullis_transport::HttpClient;
 
 use crate::{
     config::{ServerConfig, UpstreamTransport},
     error::UpstreamError,
 };
 
-/// One reqwest client per TLS configuration in use.
+/// One client per TLS configuration in use.
 pub(crate) struct HttpClients {
-    shared: reqwest::Client,
+    shared: HttpClient,
     /// Servers with a `tls` table: their client, or why it could not be built.
-    mutual_tls: BTreeMap<ServerName, Result<reqwest::Client, String>>,
+    mutual_tls: BTreeMap<ServerName, Result<HttpClient, String>>,
 }
 
 impl HttpClients {
     pub(crate) fn new(servers: &[ServerConfig]) -> Self {
-        let shared = builder().build().unwrap_or_default();
+        let shared = HttpClient::new(builder().build().unwrap_or_default());
         let mutual_tls = servers
             .iter()
             .filter_map(|server| match &server.transport {
@@ -31,6 +32,7 @@ impl HttpClients {
                     let client = builder()
                         .tls_backend_preconfigured(rustls::ClientConfig::clone(tls))
                         .build()
+                        .map(HttpClient::new)
                         .map_err(|e| format!("cannot set up mutual TLS: {e}"));
                     if let Err(reason) = &client {
                         tracing::error!(server = %server.name, "{reason}");
@@ -44,7 +46,7 @@ impl HttpClients {
     }
 
     /// The client to reach `server` with.
-    pub(crate) fn for_server(&self, server: &ServerConfig) -> Result<&reqwest::Client, UpstreamError> {
+    pub(crate) fn for_server(&self, server: &ServerConfig) -> Result<&HttpClient, UpstreamError> {
         let UpstreamTransport::Http { tls: Some(_), .. } = &server.transport else {
             return Ok(&self.shared);
         };
@@ -63,7 +65,10 @@ impl HttpClients {
 }
 
 /// Settings every upstream client shares: no redirects (a redirect could carry the
-/// configured headers to another host).
+/// configured headers to another host) and no proxy from the environment (calls go to the
+/// configured URL and nowhere else, as plain-HTTP upstreams are dialled directly).
 fn builder() -> reqwest::ClientBuilder {
-    reqwest::Client::builder().redirect(reqwest::redirect::Policy::none())
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
 }

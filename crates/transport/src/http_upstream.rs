@@ -4,7 +4,10 @@
 //! server-initiated messages; the session is DELETEd when the link closes.
 use std::sync::Arc;
 
+use bytes::Bytes;
 use futures::StreamExt;
+use http::{HeaderMap, HeaderName, HeaderValue, uri::PathAndQuery};
+use http_body_util::Full;
 use portcullis_core::Secret;
 use portcullis_mcp::{
     ErrorCode, Limits, Message, MessageKind, error_response, parse_strict, revision::META_PROTOCOL_VERSION,
@@ -14,6 +17,7 @@ use tokio::sync::{Mutex, mpsc, oneshot};
 
 use crate::{
     Link, LinkEvent,
+    http1_conns::{Http1Conn, Http1Conns, HttpClient},
     link::{Direct, DirectRequests, LINK_CAPACITY, LinkGuard},
     param_headers::{ParamHeaders, header_safe},
     sse,
@@ -42,7 +46,10 @@ pub(crate) struct Conn {
     /// `spec.url` parsed once (reqwest would parse the string on every request);
     /// `None` if it does not parse, and then each request reports why.
     url: Option<reqwest::Url>,
-    client: reqwest::Client,
+    client: HttpClient,
+    /// The upstream's shared connections and the request target, when it is plain
+    /// `http://` (the hot path).
+    http1: Option<(Arc<Http1Conns>, PathAndQuery)>,
     state: Arc<Mutex<SessionState>>,
     events: mpsc::Sender<LinkEvent>,
 }
@@ -67,12 +74,14 @@ enum Answer {
 }
 
 /// Opens a link to an HTTP server. No request is made until a message is sent.
-pub fn connect_http(spec: HttpSpec, client: reqwest::Client) -> Link {
+pub fn connect_http(spec: HttpSpec, client: HttpClient) -> Link {
     let (tx, mut outbox) = mpsc::channel::<Message>(LINK_CAPACITY);
     let (events, rx) = mpsc::channel::<LinkEvent>(LINK_CAPACITY);
     let (stop_tx, mut stop_rx) = oneshot::channel::<()>();
+    let url = reqwest::Url::parse(&spec.url).ok();
     let conn = Conn {
-        url: reqwest::Url::parse(&spec.url).ok(),
+        http1: url.as_ref().and_then(|url| client.plain(url)),
+        url,
         spec: Arc::new(spec),
         client,
         state: Arc::new(Mutex::new(SessionState::default())),
@@ -132,11 +141,10 @@ impl Conn {
         let is_request = msg.kind() == MessageKind::Request;
         let is_initialize = msg.method() == Some("initialize");
         let is_tools_list = msg.method() == Some("tools/list");
-        let request = self.build_post(&msg).await;
-        let response = match request.send().await {
-            Ok(r) => r,
-            Err(e) => {
-                let text = format!("upstream `{}` is unreachable: {}", self.spec.name, with_causes(&e));
+        let (response, conn) = match self.send_post(&msg).await {
+            Ok(sent) => sent,
+            Err(reason) => {
+                let text = format!("upstream `{}` is unreachable: {reason}", self.spec.name);
                 self.fail(id.as_ref(), is_request, &text).await;
                 return None;
             }
@@ -153,6 +161,11 @@ impl Conn {
         if !is_request {
             if !status.is_success() {
                 tracing::warn!(server = %self.spec.name, %status, "upstream refused a notification");
+            }
+            // An empty answer (202 Accepted) leaves the connection ready for the next request;
+            // any other body is not waited for (the connection closes with it).
+            if response.content_length() == Some(0) {
+                self.reuse(conn);
             }
             return None;
         }
@@ -179,6 +192,7 @@ impl Conn {
                 return None;
             }
         };
+        self.reuse(conn);
         match self.parse(&body) {
             Ok(msg) => {
                 if is_initialize && status.is_success() {
@@ -202,45 +216,84 @@ impl Conn {
         None
     }
 
-    async fn build_post(&self, msg: &Message) -> reqwest::RequestBuilder {
-        let req = match &self.url {
-            Some(url) => self.client.post(url.clone()),
-            None => self.client.post(&self.spec.url),
+    /// Sends the POST of `msg`: on the link's own HTTP/1.1 connections for a plain `http://`
+    /// upstream, else with the reqwest client. Returns the answer's head and, for the
+    /// former, the connection to reuse once the body is read; `Err` says why it failed.
+    async fn send_post(&self, msg: &Message) -> Result<(reqwest::Response, Option<Http1Conn>), String> {
+        let headers = self.post_headers(msg).await?;
+        let body = Bytes::from(msg.to_bytes());
+        if let Some((conns, target)) = &self.http1 {
+            let mut request = http::Request::new(Full::new(body));
+            *request.method_mut() = http::Method::POST;
+            *request.headers_mut() = headers;
+            let (response, conn) = conns.send(target, request).await.map_err(|e| with_causes(&*e))?;
+            return Ok((reqwest::Response::from(response.map(reqwest::Body::wrap)), Some(conn)));
+        }
+        let request = match &self.url {
+            Some(url) => self.client.reqwest().post(url.clone()),
+            None => self.client.reqwest().post(&self.spec.url),
         };
-        let mut req = req
-            .header(http::header::ACCEPT, "application/json, text/event-stream")
-            .header(http::header::CONTENT_TYPE, "application/json")
-            .body(msg.to_bytes());
+        let response = request
+            .headers(headers)
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| with_causes(&e))?;
+        Ok((response, None))
+    }
+
+    fn reuse(&self, conn: Option<Http1Conn>) {
+        if let (Some((conns, _)), Some(conn)) = (&self.http1, conn) {
+            conns.reuse(conn);
+        }
+    }
+
+    /// The headers of the POST of `msg`: content negotiation, the configured headers, and
+    /// the session or 2026-07-28 routing headers.
+    async fn post_headers(&self, msg: &Message) -> Result<HeaderMap, String> {
+        let mut headers = HeaderMap::with_capacity(8 + self.spec.headers.len());
+        headers.insert(
+            http::header::ACCEPT,
+            HeaderValue::from_static("application/json, text/event-stream"),
+        );
+        headers.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
         for (k, v) in &self.spec.headers {
-            req = req.header(k, v.expose());
+            let name = HeaderName::from_bytes(k.as_bytes());
+            let value = HeaderValue::from_str(v.expose());
+            let (Ok(name), Ok(value)) = (name, value) else {
+                return Err(format!(
+                    "its configured header `{k}` is not a valid HTTP header name and value; fix it in the config"
+                ));
+            };
+            headers.append(name, value);
         }
         let modern = msg
             .meta()
             .and_then(|m| m.get(META_PROTOCOL_VERSION))
             .and_then(Value::as_str);
         if let Some(version) = modern {
-            req = req.header("mcp-protocol-version", version);
+            put(&mut headers, "mcp-protocol-version", version)?;
             if let Some(method) = msg.method() {
-                req = req.header("mcp-method", method);
+                put(&mut headers, "mcp-method", method)?;
             }
             if let Some(name) = msg.param_str("name").or_else(|| msg.param_str("uri")) {
-                req = req.header("mcp-name", header_safe(name));
+                put(&mut headers, "mcp-name", &header_safe(name))?;
             }
             if msg.method() == Some("tools/call") {
                 for (k, v) in self.state.lock().await.param_headers.headers_for(msg) {
-                    req = req.header(k, v);
+                    put(&mut headers, &k, &v)?;
                 }
             }
         } else {
             let state = self.state.lock().await;
             if let Some(sid) = &state.session_id {
-                req = req.header("mcp-session-id", sid);
+                put(&mut headers, "mcp-session-id", sid)?;
             }
             if let Some(v) = &state.protocol_version {
-                req = req.header("mcp-protocol-version", v);
+                put(&mut headers, "mcp-protocol-version", v)?;
             }
         }
-        req
+        Ok(headers)
     }
 
     /// Reads an SSE answer stream. When it breaks before the answer arrived and the
@@ -332,6 +385,7 @@ impl Conn {
         tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
         let mut req = self
             .client
+            .reqwest()
             .get(&self.spec.url)
             .header(http::header::ACCEPT, "text/event-stream")
             .header("last-event-id", last_id);
@@ -364,6 +418,7 @@ impl Conn {
             let Some(sid) = sid else { return };
             let mut req = this
                 .client
+                .reqwest()
                 .get(&this.spec.url)
                 .header(http::header::ACCEPT, "text/event-stream")
                 .header("mcp-session-id", sid);
@@ -425,7 +480,11 @@ impl Conn {
     async fn close(&self) {
         let sid = self.state.lock().await.session_id.take();
         if let Some(sid) = sid {
-            let mut req = self.client.delete(&self.spec.url).header("mcp-session-id", sid);
+            let mut req = self
+                .client
+                .reqwest()
+                .delete(&self.spec.url)
+                .header("mcp-session-id", sid);
             for (k, v) in &self.spec.headers {
                 req = req.header(k, v.expose());
             }
@@ -433,6 +492,17 @@ impl Conn {
         }
         let reason = format!("connection to upstream `{}` closed", self.spec.name);
         let _ = self.events.send(LinkEvent::Closed { reason }).await;
+    }
+}
+
+/// Sets header `name` to `value`, or says why it cannot be sent.
+fn put(headers: &mut HeaderMap, name: &str, value: &str) -> Result<(), String> {
+    match (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(value)) {
+        (Ok(name), Ok(value)) => {
+            headers.insert(name, value);
+            Ok(())
+        }
+        _ => Err(format!("header `{name}` cannot carry this request's value")),
     }
 }
 

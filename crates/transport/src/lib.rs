@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 mod child;
+mod http1_conns;
 mod http_upstream;
 mod lines;
 mod link;
@@ -15,5 +16,6 @@ pub mod sse;
 
 pub use child::{ChildSpec, SpawnError, spawn_child};
 pub use http_upstream::{HttpSpec, connect_http};
+pub use http1_conns::HttpClient;
 pub use lines::{LineReader, LineReaderError};
 pub use link::{DirectRequests, Link, LinkEvent, LinkGuard};

@@ -1,0 +1,351 @@
+//! Keep-alive HTTP/1.1 connections to plain `http://` upstreams.
+//!
+//! Forward step, hot path: each POST to a plain-HTTP upstream goes out on an idle
+//! connection to that upstream (or a freshly dialled one) through hyper's HTTP/1 client
+//! directly, skipping reqwest's pool checkout, retry layer and URL handling on every call.
+//! Links to the same address share its idle connections, so idle sessions hold none of
+//! their own. A connection goes back to the idle set only after its answer was read in
+//! full; one whose answer is a stream stays with that stream and closes when it ends.
+//! Connections go straight to the URL's host (proxy environment variables play no part).
+//! `https://` upstreams (server-authenticated or mutual TLS) use the reqwest client built
+//! for their TLS settings.
+use std::{
+    collections::{HashMap, VecDeque},
+    error::Error as StdError,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use bytes::Bytes;
+use http::{HeaderValue, Request, Response, Uri, header::HOST, uri::PathAndQuery};
+use http_body_util::Full;
+use hyper::{
+    body::Incoming,
+    client::conn::http1::{self, SendRequest},
+};
+use hyper_util::rt::TokioIo;
+
+/// A connection the upstream has not accepted by then is reported as a failure.
+const DIAL_TIMEOUT: Duration = Duration::from_secs(10);
+/// Idle connections kept per upstream address.
+const MAX_IDLE: usize = 256;
+/// An idle connection unused for this long is closed.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// A failure to reach the upstream or to exchange the request, with its causes.
+pub(crate) type SendError = Box<dyn StdError + Send + Sync>;
+
+/// The HTTP client of every link: reqwest (for `https://`, with the TLS settings it was
+/// built with) plus the shared idle connections of each plain-`http://` address.
+#[derive(Clone, Default)]
+pub struct HttpClient {
+    reqwest: reqwest::Client,
+    plain: Arc<Mutex<HashMap<String, Arc<Http1Conns>>>>,
+}
+
+impl HttpClient {
+    pub fn new(reqwest: reqwest::Client) -> Self {
+        Self {
+            reqwest,
+            plain: Arc::default(),
+        }
+    }
+
+    pub(crate) fn reqwest(&self) -> &reqwest::Client {
+        &self.reqwest
+    }
+
+    /// The connections for `url` when it is plain `http://` without user info, with the
+    /// request target to send; `None` for anything else (the link then uses reqwest).
+    pub(crate) fn plain(&self, url: &reqwest::Url) -> Option<(Arc<Http1Conns>, PathAndQuery)> {
+        if url.scheme() != "http" || !url.username().is_empty() || url.password().is_some() {
+            return None;
+        }
+        // `host_str` keeps the brackets of an IPv6 address, as an authority needs them.
+        let host = url.host_str()?;
+        let port = url.port_or_known_default()?;
+        let address = format!("{host}:{port}");
+        let authority = match url.port() {
+            Some(_) => address.clone(),
+            None => host.to_owned(),
+        };
+        let target = match url.query() {
+            Some(query) => format!("{}?{query}", url.path()),
+            None => url.path().to_owned(),
+        };
+        let target = PathAndQuery::try_from(target).ok()?;
+        let host = HeaderValue::from_str(&authority).ok()?;
+        let mut plain = self.plain.lock().ok()?;
+        let conns = plain
+            .entry(format!("{address} {authority}"))
+            .or_insert_with(|| {
+                Arc::new(Http1Conns {
+                    address,
+                    host,
+                    idle: Mutex::new(VecDeque::new()),
+                })
+            })
+            .clone();
+        Some((conns, target))
+    }
+}
+
+/// An HTTP/1.1 connection an answer came on; give it back with [`Http1Conns::reuse`]
+/// once the answer's body has been read.
+pub(crate) struct Http1Conn(SendRequest<Full<Bytes>>);
+
+/// The idle connections to one upstream address.
+pub(crate) struct Http1Conns {
+    /// `host:port` to dial.
+    address: String,
+    host: HeaderValue,
+    /// Idle connections, the most recently used last, with when they became idle.
+    idle: Mutex<VecDeque<(Instant, SendRequest<Full<Bytes>>)>>,
+}
+
+impl Http1Conns {
+    /// Sends `request` to `target` (its URI and `Host` are set here) and returns the
+    /// answer's head with the connection it came on. A request that an idle connection
+    /// could not take (it closed meanwhile; nothing was written) goes out on a new one.
+    pub(crate) async fn send(
+        &self,
+        target: &PathAndQuery,
+        mut request: Request<Full<Bytes>>,
+    ) -> Result<(Response<Incoming>, Http1Conn), SendError> {
+        *request.uri_mut() = Uri::from(target.clone());
+        request.headers_mut().insert(HOST, self.host.clone());
+        // An idle connection's answer was read in full; its connection task may still have
+        // to catch up before it takes the next request, which `ready` waits for.
+        while let Some(mut sender) = self.take_idle() {
+            if sender.ready().await.is_err() {
+                continue;
+            }
+            match sender.try_send_request(request).await {
+                Ok(response) => return Ok((response, Http1Conn(sender))),
+                Err(mut e) => match e.take_message() {
+                    Some(unsent) => request = unsent,
+                    None => return Err(Box::new(e.into_error())),
+                },
+            }
+        }
+        let mut sender = self.dial().await?;
+        let response = sender.send_request(request).await?;
+        Ok((response, Http1Conn(sender)))
+    }
+
+    /// Keeps `conn` for a later request, if it can take one.
+    pub(crate) fn reuse(&self, conn: Http1Conn) {
+        if conn.0.is_closed() {
+            return;
+        }
+        if let Ok(mut idle) = self.idle.lock()
+            && idle.len() < MAX_IDLE
+        {
+            idle.push_back((Instant::now(), conn.0));
+        }
+    }
+
+    /// The most recently used idle connection still open; connections idle for too long
+    /// are closed on the way.
+    fn take_idle(&self) -> Option<SendRequest<Full<Bytes>>> {
+        let mut idle = self.idle.lock().ok()?;
+        while idle.front().is_some_and(|(since, _)| since.elapsed() >= IDLE_TIMEOUT) {
+            idle.pop_front();
+        }
+        while let Some((_, sender)) = idle.pop_back() {
+            if !sender.is_closed() {
+                return Some(sender);
+            }
+        }
+        None
+    }
+
+    async fn dial(&self) -> Result<SendRequest<Full<Bytes>>, SendError> {
+        let dial = tokio::net::TcpStream::connect(&self.address);
+        let stream = match tokio::time::timeout(DIAL_TIMEOUT, dial).await {
+            Ok(stream) => stream?,
+            Err(_) => return Err(format!("no TCP connection to {} within {DIAL_TIMEOUT:?}", self.address).into()),
+        };
+        stream.set_nodelay(true)?;
+        let (sender, connection) = http1::handshake(TokioIo::new(stream)).await?;
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!("upstream HTTP connection ended: {e}");
+            }
+        });
+        Ok(sender)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use http_body_util::BodyExt;
+    use tokio::{
+        io::{AsyncReadExt, AsyncWriteExt},
+        net::{TcpListener, TcpStream},
+    };
+
+    use super::*;
+
+    /// A real HTTP/1.1 server on loopback that echoes each body, records each request head
+    /// and counts connections; with `close_after_first`, it closes each connection after
+    /// its first answer (as a server whose keep-alive timed out).
+    struct EchoServer {
+        url: reqwest::Url,
+        connections: Arc<AtomicUsize>,
+        heads: Arc<Mutex<Vec<String>>>,
+    }
+
+    async fn echo_server(close_after_first: bool) -> EchoServer {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let connections = Arc::new(AtomicUsize::new(0));
+        let heads = Arc::new(Mutex::new(Vec::new()));
+        let (count, seen) = (connections.clone(), heads.clone());
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                count.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(serve(stream, seen.clone(), close_after_first));
+            }
+        });
+        EchoServer {
+            url: reqwest::Url::parse(&format!("http://127.0.0.1:{port}/mcp?tenant=a")).unwrap(),
+            connections,
+            heads,
+        }
+    }
+
+    async fn serve(mut stream: TcpStream, heads: Arc<Mutex<Vec<String>>>, close_after_first: bool) {
+        let mut buf = Vec::new();
+        loop {
+            let end = loop {
+                if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                    break end + 4;
+                }
+                let mut chunk = [0u8; 4096];
+                match stream.read(&mut chunk).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                }
+            };
+            let head = String::from_utf8_lossy(&buf[..end]).to_string();
+            let length: usize = head
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length:")
+                        .map(|v| v.trim().parse().unwrap())
+                })
+                .unwrap_or(0);
+            while buf.len() < end + length {
+                let mut chunk = [0u8; 4096];
+                match stream.read(&mut chunk).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                }
+            }
+            let body = buf[end..end + length].to_vec();
+            buf.drain(..end + length);
+            heads.lock().unwrap().push(head);
+            let answer =
+                format!("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {length}\r\n\r\n");
+            stream.write_all(answer.as_bytes()).await.unwrap();
+            stream.write_all(&body).await.unwrap();
+            if close_after_first {
+                return;
+            }
+        }
+    }
+
+    fn post(body: &'static str) -> Request<Full<Bytes>> {
+        let mut request = Request::new(Full::new(Bytes::from_static(body.as_bytes())));
+        *request.method_mut() = http::Method::POST;
+        request
+    }
+
+    async fn exchange(conns: &Http1Conns, target: &PathAndQuery, body: &'static str) -> Http1Conn {
+        let (response, conn) = conns.send(target, post(body)).await.unwrap();
+        assert_eq!(response.status(), 200);
+        let answer = response.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(answer, body.as_bytes());
+        conn
+    }
+
+    #[tokio::test]
+    async fn answered_connections_are_reused_and_shared_by_links_to_the_same_address() {
+        let server = echo_server(false).await;
+        let client = HttpClient::default();
+        let (conns, target) = client.plain(&server.url).unwrap();
+        for body in ["{\"n\":1}", "{\"n\":2}", "{\"n\":3}"] {
+            let conn = exchange(&conns, &target, body).await;
+            conns.reuse(conn);
+        }
+        // A second link to the same upstream takes the same idle connection.
+        let (again, _) = client.plain(&server.url).unwrap();
+        assert!(Arc::ptr_eq(&conns, &again));
+        let conn = exchange(&again, &target, "{\"n\":4}").await;
+        assert_eq!(
+            server.connections.load(Ordering::SeqCst),
+            1,
+            "one connection carried all four"
+        );
+        // A connection not given back (its answer still in use) is not shared: a concurrent
+        // request dials its own.
+        let other = exchange(&conns, &target, "{\"n\":5}").await;
+        assert_eq!(server.connections.load(Ordering::SeqCst), 2);
+        drop((conn, other));
+        let heads = server.heads.lock().unwrap().clone();
+        let port = server.url.port().unwrap();
+        for head in &heads {
+            assert!(
+                head.starts_with("POST /mcp?tenant=a HTTP/1.1\r\n"),
+                "origin-form target: {head}"
+            );
+            assert!(
+                head.to_ascii_lowercase()
+                    .contains(&format!("host: 127.0.0.1:{port}\r\n")),
+                "{head}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_connection_the_server_closed_is_replaced() {
+        let server = echo_server(true).await;
+        let client = HttpClient::default();
+        let (conns, target) = client.plain(&server.url).unwrap();
+        let conn = exchange(&conns, &target, "{\"n\":1}").await;
+        conns.reuse(conn);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let conn = exchange(&conns, &target, "{\"n\":2}").await;
+        drop(conn);
+        assert_eq!(server.connections.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_upstream_fails_with_the_cause() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = reqwest::Url::parse(&format!("http://{}/mcp", listener.local_addr().unwrap())).unwrap();
+        drop(listener);
+        let (conns, target) = HttpClient::default().plain(&url).unwrap();
+        let Err(error) = conns.send(&target, post("{}")).await else {
+            panic!("nothing listens there");
+        };
+        assert!(error.to_string().to_lowercase().contains("refused"), "{error}");
+    }
+
+    #[test]
+    fn only_plain_http_without_user_info_takes_this_path() {
+        let client = HttpClient::default();
+        let plain = |u: &str| client.plain(&reqwest::Url::parse(u).unwrap()).is_some();
+        assert!(plain("http://localhost/mcp"));
+        assert!(plain("http://[::1]:8080/mcp"));
+        assert!(!plain("https://localhost/mcp"));
+        assert!(!plain("http://user:secret@localhost/mcp"));
+        let (conns, target) = client.plain(&reqwest::Url::parse("http://[::1]/mcp").unwrap()).unwrap();
+        assert_eq!((conns.address.as_str(), target.as_str()), ("[::1]:80", "/mcp"));
+        assert_eq!(conns.host, "[::1]");
+    }
+}
