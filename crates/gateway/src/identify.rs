@@ -32,9 +32,9 @@ pub async fn identify(
         challenge: None,
         message,
     };
-    let chain = peer.map(PeerCertificates::chain).filter(|c| !c.is_empty());
-    let workload = match (&auth.svid, chain) {
-        (Some(policy), Some(chain)) => match policy.peer_workload_id(Some(chain), SystemTime::now()) {
+    let peer = peer.filter(|p| p.leaf().is_some());
+    let workload = match (&auth.svid, peer) {
+        (Some(policy), Some(peer)) => match policy.connection_workload_id(peer, SystemTime::now()) {
             Ok(id) => Some(id),
             Err(e) => {
                 tracing::warn!("refused a call: client certificate: {e}");

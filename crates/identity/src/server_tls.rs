@@ -4,7 +4,7 @@
 //!
 //! First step of the request flow: a connection that survives this handshake carries a
 //! client chain that chains to the bundle and passed the SPIFFE check; the gateway then
-//! re-checks the leaf on every call with [`crate::SvidPolicy::peer_workload_id`].
+//! re-checks the leaf on every call with [`crate::SvidPolicy::connection_workload_id`].
 use std::sync::Arc;
 
 use rustls::ServerConfig;

@@ -1,8 +1,10 @@
 //! The SPIFFE check of an X.509-SVID leaf: the heart of workload identification.
 //!
-//! Runs twice per connection: inside the TLS handshake (via the client verifier in
-//! [`crate::server_tls`]) and again on every call with the current time, because a
-//! connection can outlive the certificate that opened it (T16).
+//! Runs inside the TLS handshake (via the client verifier in [`crate::server_tls`]) and
+//! again on every call with the current time, because a connection can outlive the
+//! certificate that opened it (T16). On a served connection the leaf is parsed once
+//! ([`LeafFacts`], kept by [`PeerCertificates`]); its validity window and trust domain are
+//! checked on every call.
 use std::collections::BTreeSet;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -11,6 +13,7 @@ use x509_parser::extensions::GeneralName;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
 use crate::spiffe_id::{SpiffeId, SpiffeIdError, TrustDomain};
+use crate::tls_serve::PeerCertificates;
 
 /// Why a certificate is not an acceptable X.509-SVID.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -68,16 +71,7 @@ impl SvidPolicy {
     /// Chain validation against the trust bundle is the TLS verifier's job and is not
     /// repeated here.
     pub fn workload_id(&self, leaf_der: &[u8], now: SystemTime) -> Result<SpiffeId, SvidError> {
-        let cert = parse_leaf(leaf_der)?;
-        check_not_ca(&cert)?;
-        check_validity(&cert, now)?;
-        let id = single_uri_san(&cert)?;
-        if !self.trust_domains.contains(id.trust_domain()) {
-            return Err(SvidError::UntrustedDomain {
-                trust_domain: id.trust_domain().to_string(),
-            });
-        }
-        Ok(id)
+        LeafFacts::read(leaf_der)?.check(self, now)
     }
 
     /// Call-time check of a connection's peer chain (as from `peer_certificates()`):
@@ -91,6 +85,67 @@ impl SvidPolicy {
             .and_then(|chain| chain.first())
             .ok_or(SvidError::NoCertificate)?;
         self.workload_id(leaf.as_ref(), now)
+    }
+
+    /// [`Self::peer_workload_id`] for a connection served by [`crate::serve_tls`]: the
+    /// same checks, with the leaf parsed once per connection rather than on every call.
+    pub fn connection_workload_id(&self, peer: &PeerCertificates, now: SystemTime) -> Result<SpiffeId, SvidError> {
+        match peer.leaf_facts() {
+            Some(Ok(leaf)) => leaf.check(self, now),
+            Some(Err(e)) => Err(e.clone()),
+            None => Err(SvidError::NoCertificate),
+        }
+    }
+}
+
+/// What the SVID checks need of a leaf that does not change with time or policy: read once
+/// (per connection, see [`PeerCertificates`]), checked against the clock and the trusted
+/// trust domains on every call.
+#[derive(Debug, Clone)]
+pub(crate) struct LeafFacts {
+    not_before: i64,
+    not_after: i64,
+    id: Result<SpiffeId, SvidError>,
+}
+
+impl LeafFacts {
+    /// Parses `der`; a malformed certificate or a CA is refused at once.
+    pub(crate) fn read(der: &[u8]) -> Result<Self, SvidError> {
+        let cert = parse_leaf(der)?;
+        check_not_ca(&cert)?;
+        let validity = cert.validity();
+        Ok(Self {
+            not_before: validity.not_before.timestamp(),
+            not_after: validity.not_after.timestamp(),
+            id: single_uri_san(&cert),
+        })
+    }
+
+    /// The workload's SPIFFE ID if the leaf is valid at `now` and its ID is in a trust
+    /// domain `policy` trusts (checked in this order).
+    fn check(&self, policy: &SvidPolicy, now: SystemTime) -> Result<SpiffeId, SvidError> {
+        // Times before the epoch are clamped to it; certificates are never valid before 1970.
+        let now = now
+            .duration_since(UNIX_EPOCH)
+            .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+            .unwrap_or(0);
+        if now < self.not_before {
+            return Err(SvidError::NotYetValid {
+                not_before: self.not_before,
+            });
+        }
+        if now > self.not_after {
+            return Err(SvidError::Expired {
+                not_after: self.not_after,
+            });
+        }
+        let id = self.id.clone()?;
+        if !policy.trust_domains.contains(id.trust_domain()) {
+            return Err(SvidError::UntrustedDomain {
+                trust_domain: id.trust_domain().to_string(),
+            });
+        }
+        Ok(id)
     }
 }
 
@@ -115,24 +170,6 @@ fn check_not_ca(cert: &X509Certificate<'_>) -> Result<(), SvidError> {
         && (ku.value.key_cert_sign() || ku.value.crl_sign())
     {
         return Err(SvidError::SigningKeyUsage);
-    }
-    Ok(())
-}
-
-fn check_validity(cert: &X509Certificate<'_>, now: SystemTime) -> Result<(), SvidError> {
-    // Times before the epoch are clamped to it; certificates are never valid before 1970.
-    let now = now
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-        .unwrap_or(0);
-    let validity = cert.validity();
-    let not_before = validity.not_before.timestamp();
-    let not_after = validity.not_after.timestamp();
-    if now < not_before {
-        return Err(SvidError::NotYetValid { not_before });
-    }
-    if now > not_after {
-        return Err(SvidError::Expired { not_after });
     }
     Ok(())
 }

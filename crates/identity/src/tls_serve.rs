@@ -4,9 +4,14 @@
 //! One accept loop, [`serve_tls`]: every connection is handshaken in its own task (bounded
 //! by a timeout, so a silent client cannot hold anything), then served as HTTP/1.1 with
 //! the peer's certificate chain attached to **every request** as [`PeerCertificates`].
-//! Handlers re-check the SVID per call from it (with [`crate::SvidPolicy::peer_workload_id`]),
+//! Handlers re-check the SVID per call from it (with [`crate::SvidPolicy::connection_workload_id`]),
 //! because a connection can outlive the certificate it was opened with.
-use std::{future::Future, io, sync::Arc, time::Duration};
+use std::{
+    future::Future,
+    io,
+    sync::{Arc, OnceLock},
+    time::Duration,
+};
 
 use axum::Router;
 use hyper::{Request, body::Incoming, service::service_fn};
@@ -15,6 +20,8 @@ use rustls::pki_types::CertificateDer;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt as _;
+
+use crate::svid::{LeafFacts, SvidError};
 
 /// A client that has not finished its handshake by then is dropped.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -25,21 +32,37 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 /// when it presented none (allowed with [`crate::ClientAuth::Optional`]). A request
 /// extension on every request served by [`serve_tls`].
 #[derive(Debug, Clone, Default)]
-pub struct PeerCertificates(Arc<Vec<CertificateDer<'static>>>);
+pub struct PeerCertificates(Arc<Peer>);
+
+#[derive(Debug, Default)]
+struct Peer {
+    chain: Vec<CertificateDer<'static>>,
+    /// The leaf's SVID facts, read on the first call of the connection.
+    leaf: OnceLock<Result<LeafFacts, SvidError>>,
+}
 
 impl PeerCertificates {
     pub fn new(chain: Vec<CertificateDer<'static>>) -> Self {
-        Self(Arc::new(chain))
+        Self(Arc::new(Peer {
+            chain,
+            leaf: OnceLock::new(),
+        }))
     }
 
     /// The whole chain, leaf first.
     pub fn chain(&self) -> &[CertificateDer<'static>] {
-        &self.0
+        &self.0.chain
     }
 
     /// The client's own certificate, if it presented one.
     pub fn leaf(&self) -> Option<&CertificateDer<'static>> {
-        self.0.first()
+        self.0.chain.first()
+    }
+
+    /// The leaf's SVID facts, parsed once per connection; `None` without a certificate.
+    pub(crate) fn leaf_facts(&self) -> Option<&Result<LeafFacts, SvidError>> {
+        let leaf = self.leaf()?;
+        Some(self.0.leaf.get_or_init(|| LeafFacts::read(leaf.as_ref())))
     }
 }
 

@@ -2,7 +2,7 @@
 //! TLS handshake to the front's server config; none may yield a workload identity.
 use std::time::{Duration, SystemTime};
 
-use portcullis_identity::{BadSvid, ClientAuth, Reload, SvidError};
+use portcullis_identity::{BadSvid, ClientAuth, PeerCertificates, Reload, SvidError, SvidPolicy, TrustDomain};
 
 use crate::support::*;
 
@@ -101,4 +101,21 @@ async fn t16_expiry_is_rechecked_at_call_time() {
         policy().peer_workload_id(peer.as_deref(), later),
         Err(SvidError::Expired { .. })
     ));
+    // As the gateway checks each call of a served connection: the leaf is parsed on the
+    // first call and kept, the clock and the trust domains are checked on every call.
+    let connection = PeerCertificates::new(peer.unwrap_or_default());
+    assert_eq!(policy().connection_workload_id(&connection, now).unwrap(), id("/agent"));
+    assert!(matches!(
+        policy().connection_workload_id(&connection, later),
+        Err(SvidError::Expired { .. })
+    ));
+    let other_domain = SvidPolicy::new([TrustDomain::new("other.org").unwrap()]).unwrap();
+    assert!(matches!(
+        other_domain.connection_workload_id(&connection, now),
+        Err(SvidError::UntrustedDomain { .. })
+    ));
+    assert_eq!(
+        policy().connection_workload_id(&PeerCertificates::default(), now),
+        Err(SvidError::NoCertificate)
+    );
 }
