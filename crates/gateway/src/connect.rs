@@ -18,7 +18,7 @@ use crate::{
     upstream::{LinkKind, ServerMessageRoute, UpstreamPeer},
 };
 
-/// How long the `server/discover` probe may take before falling back to `initialize`.
+/// How long the `server/discover` probe runs alone before `initialize` is tried alongside.
 const DISCOVER_PROBE: Duration = Duration::from_secs(5);
 
 /// What the upstream told the gateway in the handshake. Cheap to clone (every call's
@@ -111,22 +111,64 @@ pub async fn connect(
         UpstreamProtocol::Modern => discover(&peer, hello, &route, server.request_timeout)
             .await?
             .ok_or_else(|| handshake_error(&name, "it does not support protocol 2026-07-28"))?,
-        UpstreamProtocol::Auto => match discover(&peer, hello, &route, DISCOVER_PROBE).await {
-            // Speak the client's own era when the server can: nothing to bridge then.
-            Ok(Some(era)) if hello.era() == Era::Legacy && era.supports_legacy() => {
-                initialize(&peer, hello, &route).await?
-            }
-            Ok(Some(era)) => era,
-            Ok(None) => initialize(&peer, hello, &route).await?,
-            Err(e) if peer.is_alive() => {
-                tracing::debug!(server = %name, "discover probe failed ({e}); trying initialize");
-                initialize(&peer, hello, &route).await?
-            }
-            Err(e) => return Err(e),
-        },
+        UpstreamProtocol::Auto => detect(&peer, hello, &route, server.request_timeout).await?,
     };
     tracing::debug!(server = %name, modern = era.is_modern(), "upstream ready");
     Ok((peer, era))
+}
+
+/// `protocol = "auto"`: probes with `server/discover`. A legacy server answers it with an
+/// error (then `initialize` follows) or ignores it; a 2026-07-28 server may just be slow
+/// (a cold start). So after [`DISCOVER_PROBE`] without an answer, `initialize` goes out while
+/// the probe stays pending (up to the server's request timeout), and the first to establish
+/// an era wins: a modern-only server refuses `initialize` and is found by its late
+/// `server/discover` answer.
+async fn detect(
+    peer: &UpstreamPeer,
+    hello: &ClientHello,
+    route: &Weak<dyn ServerMessageRoute>,
+    request_timeout: Duration,
+) -> Result<UpstreamEra, UpstreamError> {
+    let name = peer.server().to_string();
+    let probe = discover(peer, hello, route, request_timeout);
+    tokio::pin!(probe);
+    let probed = match tokio::time::timeout(DISCOVER_PROBE, &mut probe).await {
+        Ok(probed) => probed,
+        Err(_) => {
+            tracing::debug!(server = %name, "no answer to server/discover yet; trying initialize alongside");
+            let init = initialize(peer, hello, route);
+            tokio::pin!(init);
+            return tokio::select! {
+                probed = &mut probe => match probed {
+                    Ok(Some(era)) if !prefers_legacy(hello, &era) => Ok(era),
+                    _ => init.await,
+                },
+                initialized = &mut init => match initialized {
+                    Ok(era) => Ok(era),
+                    Err(e) => match probe.await {
+                        Ok(Some(era)) => Ok(era),
+                        _ => Err(e),
+                    },
+                },
+            };
+        }
+    };
+    match probed {
+        // Speak the client's own era when the server can: nothing to bridge then.
+        Ok(Some(era)) if prefers_legacy(hello, &era) => initialize(peer, hello, route).await,
+        Ok(Some(era)) => Ok(era),
+        Ok(None) => initialize(peer, hello, route).await,
+        Err(e) if peer.is_alive() => {
+            tracing::debug!(server = %name, "discover probe failed ({e}); trying initialize");
+            initialize(peer, hello, route).await
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Whether a legacy client's session should speak legacy to this modern server (it can).
+fn prefers_legacy(hello: &ClientHello, era: &UpstreamEra) -> bool {
+    hello.era() == Era::Legacy && era.supports_legacy()
 }
 
 async fn discover(

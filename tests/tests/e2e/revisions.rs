@@ -73,3 +73,36 @@ async fn auto_detection_speaks_the_clients_era_when_the_server_can() {
     check(&gw.url, Revision::Legacy, false).await;
     check(&gw.url, Revision::Modern, true).await;
 }
+
+/// `protocol = "auto"` with a 2026-07-28-only server that answers `server/discover` only after
+/// the 5 s probe window (a cold start) and refuses `initialize`: the probe stays pending while
+/// `initialize` is tried, and the late discover answer makes the upstream modern.
+#[tokio::test]
+async fn auto_detection_waits_for_a_slow_modern_only_server() {
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("peers/slow_modern_server.py");
+    // The child's environment is cleared: name the interpreter by its full path.
+    let python = std::env::var("PATH")
+        .unwrap_or_default()
+        .split(':')
+        .map(|dir| std::path::Path::new(dir).join("python3"))
+        .find(|p| p.is_file())
+        .expect("python3 on PATH");
+    let entry = format!(
+        "[[servers]]\nname = \"slow\"\ncommand = [{:?}, {:?}, \"6\"]\n",
+        python.display().to_string(),
+        script.display().to_string()
+    );
+    let gw = GatewayProc::start(&entry);
+    for rev in Revision::BOTH {
+        let (client, _) = clients::http(&gw.url, rev).await;
+        let tools = clients::tool_names(&client).await;
+        assert_eq!(tools, vec!["echo".to_string()], "{rev:?}");
+        let meta = echoed_meta(&client).await;
+        assert_eq!(
+            meta.get(PROTOCOL_KEY).and_then(Value::as_str),
+            Some("2026-07-28"),
+            "{rev:?}: the upstream is spoken to in 2026-07-28; it saw _meta {meta}"
+        );
+        client.cancel().await.unwrap();
+    }
+}
