@@ -143,8 +143,7 @@ impl Conn {
         let is_tools_list = msg.method() == Some("tools/list");
         let (response, conn) = match self.send_post(&msg).await {
             Ok(sent) => sent,
-            Err(reason) => {
-                let text = format!("upstream `{}` is unreachable: {reason}", self.spec.name);
+            Err(text) => {
                 self.fail(id.as_ref(), is_request, &text).await;
                 return None;
             }
@@ -216,17 +215,25 @@ impl Conn {
         None
     }
 
-    /// Sends the POST of `msg`: on the link's own HTTP/1.1 connections for a plain `http://`
-    /// upstream, else with the reqwest client. Returns the answer's head and, for the
-    /// former, the connection to reuse once the body is read; `Err` says why it failed.
+    /// Sends the POST of `msg`: on the upstream's shared HTTP/1.1 connections when it is
+    /// plain `http://`, else with the reqwest client. Returns the answer's head and, for
+    /// the former, the connection to reuse once the body is read; `Err` says what failed.
     async fn send_post(&self, msg: &Message) -> Result<(reqwest::Response, Option<Http1Conn>), String> {
-        let headers = self.post_headers(msg).await?;
+        let name = &self.spec.name;
+        let headers = self
+            .post_headers(msg)
+            .await
+            .map_err(|e| format!("cannot send this request to upstream `{name}`: {e}"))?;
+        let unreachable = |causes: String| format!("upstream `{name}` is unreachable: {causes}");
         let body = Bytes::from(msg.to_bytes());
         if let Some((conns, target)) = &self.http1 {
             let mut request = http::Request::new(Full::new(body));
             *request.method_mut() = http::Method::POST;
             *request.headers_mut() = headers;
-            let (response, conn) = conns.send(target, request).await.map_err(|e| with_causes(&*e))?;
+            let (response, conn) = conns
+                .send(target, request)
+                .await
+                .map_err(|e| unreachable(with_causes(&*e)))?;
             return Ok((reqwest::Response::from(response.map(reqwest::Body::wrap)), Some(conn)));
         }
         let request = match &self.url {
@@ -238,7 +245,7 @@ impl Conn {
             .body(body)
             .send()
             .await
-            .map_err(|e| with_causes(&e))?;
+            .map_err(|e| unreachable(with_causes(&e)))?;
         Ok((response, None))
     }
 
@@ -258,9 +265,8 @@ impl Conn {
         );
         headers.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
         for (k, v) in &self.spec.headers {
-            let name = HeaderName::from_bytes(k.as_bytes());
-            let value = HeaderValue::from_str(v.expose());
-            let (Ok(name), Ok(value)) = (name, value) else {
+            let (Ok(name), Ok(value)) = (HeaderName::from_bytes(k.as_bytes()), HeaderValue::from_str(v.expose()))
+            else {
                 return Err(format!(
                     "its configured header `{k}` is not a valid HTTP header name and value; fix it in the config"
                 ));
