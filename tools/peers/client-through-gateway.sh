@@ -15,8 +15,9 @@ dir="$(mktemp -d -t portcullis-through-gateway.XXXXXX)"
 # The suite grades the protocol as the client sees it, so the upstream's revision is pinned to
 # the scenario's instead of probed: the suite starts every scenario at once, and on a loaded
 # CI machine the 5 s `server/discover` probe of `protocol = "auto"` can time out, after which
-# the gateway would greet a 2026-07-28-only mock with `initialize`. Auto-detection has its own
-# tests (tests/tests/e2e/revisions.rs).
+# the gateway also tries `initialize` (still finding a 2026-07-28 server by its late answer),
+# and a grading 2026-07-28 mock would count that greeting against the client. Auto-detection
+# has its own tests (tests/tests/e2e/revisions.rs).
 case "${MCP_CONFORMANCE_PROTOCOL_VERSION:-}" in
     "") protocol="auto" ;;
     2026-07-28) protocol="modern" ;;

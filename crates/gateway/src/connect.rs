@@ -129,7 +129,7 @@ async fn detect(
     route: &Weak<dyn ServerMessageRoute>,
     request_timeout: Duration,
 ) -> Result<UpstreamEra, UpstreamError> {
-    let name = peer.server().to_string();
+    let name = peer.server();
     let probe = discover(peer, hello, route, request_timeout);
     tokio::pin!(probe);
     let probed = match tokio::time::timeout(DISCOVER_PROBE, &mut probe).await {

@@ -47,6 +47,9 @@ pub(crate) struct Conn {
     /// `None` if it does not parse, and then each request reports why.
     url: Option<reqwest::Url>,
     client: HttpClient,
+    /// The configured headers (`spec.headers`) as sent on every request, built once; `Err`
+    /// says which one is not a valid HTTP header.
+    configured: Arc<Result<HeaderMap, String>>,
     /// The upstream's shared connections and the request target, when it is plain
     /// `http://` (the hot path).
     http1: Option<(Arc<Http1Conns>, PathAndQuery)>,
@@ -80,6 +83,7 @@ pub fn connect_http(spec: HttpSpec, client: HttpClient) -> Link {
     let (stop_tx, mut stop_rx) = oneshot::channel::<()>();
     let url = reqwest::Url::parse(&spec.url).ok();
     let conn = Conn {
+        configured: Arc::new(configured_headers(&spec)),
         http1: url.as_ref().and_then(|url| client.plain(url)),
         url,
         spec: Arc::new(spec),
@@ -258,21 +262,12 @@ impl Conn {
     /// The headers of the POST of `msg`: content negotiation, the configured headers, and
     /// the session or 2026-07-28 routing headers.
     async fn post_headers(&self, msg: &Message) -> Result<HeaderMap, String> {
-        let mut headers = HeaderMap::with_capacity(8 + self.spec.headers.len());
+        let mut headers = self.configured.as_ref().clone()?;
         headers.insert(
             http::header::ACCEPT,
             HeaderValue::from_static("application/json, text/event-stream"),
         );
         headers.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        for (k, v) in &self.spec.headers {
-            let (Ok(name), Ok(value)) = (HeaderName::from_bytes(k.as_bytes()), HeaderValue::from_str(v.expose()))
-            else {
-                return Err(format!(
-                    "its configured header `{k}` is not a valid HTTP header name and value; fix it in the config"
-                ));
-            };
-            headers.append(name, value);
-        }
         let modern = msg
             .meta()
             .and_then(|m| m.get(META_PROTOCOL_VERSION))
@@ -401,10 +396,7 @@ impl Conn {
         if let Some(v) = version {
             req = req.header("mcp-protocol-version", v);
         }
-        for (k, v) in &self.spec.headers {
-            req = req.header(k, v.expose());
-        }
-        match req.send().await {
+        match req.headers(self.configured.as_ref().clone().ok()?).send().await {
             Ok(resp) if resp.status().is_success() => Some(resp),
             Ok(resp) => {
                 tracing::debug!(server = %self.spec.name, status = %resp.status(), "stream resumption refused");
@@ -431,10 +423,10 @@ impl Conn {
             if let Some(v) = this.state.lock().await.protocol_version.clone() {
                 req = req.header("mcp-protocol-version", v);
             }
-            for (k, v) in &this.spec.headers {
-                req = req.header(k, v.expose());
-            }
-            match req.send().await {
+            let Ok(configured) = this.configured.as_ref().clone() else {
+                return;
+            };
+            match req.headers(configured).send().await {
                 Ok(resp) if resp.status().is_success() => this.read_stream(resp, None, Answer::Plain).await,
                 Ok(resp) => {
                     tracing::debug!(server = %this.spec.name, status = %resp.status(), "no GET stream")
@@ -485,20 +477,34 @@ impl Conn {
 
     async fn close(&self) {
         let sid = self.state.lock().await.session_id.take();
-        if let Some(sid) = sid {
-            let mut req = self
-                .client
-                .reqwest()
-                .delete(&self.spec.url)
-                .header("mcp-session-id", sid);
-            for (k, v) in &self.spec.headers {
-                req = req.header(k, v.expose());
-            }
-            let _ = req.send().await;
+        if let (Some(sid), Ok(configured)) = (sid, self.configured.as_ref()) {
+            let req = self.client.reqwest().delete(&self.spec.url);
+            let _ = req
+                .header("mcp-session-id", sid)
+                .headers(configured.clone())
+                .send()
+                .await;
         }
         let reason = format!("connection to upstream `{}` closed", self.spec.name);
         let _ = self.events.send(LinkEvent::Closed { reason }).await;
     }
+}
+
+/// The configured headers of `spec` as a header map, values marked sensitive (they often
+/// carry credentials); `Err` names the first that is not a valid HTTP header.
+fn configured_headers(spec: &HttpSpec) -> Result<HeaderMap, String> {
+    let mut headers = HeaderMap::with_capacity(spec.headers.len());
+    for (k, v) in &spec.headers {
+        let (Ok(name), Ok(mut value)) = (HeaderName::from_bytes(k.as_bytes()), HeaderValue::from_str(v.expose()))
+        else {
+            return Err(format!(
+                "its configured header `{k}` is not a valid HTTP header name and value; fix it in the config"
+            ));
+        };
+        value.set_sensitive(true);
+        headers.append(name, value);
+    }
+    Ok(headers)
 }
 
 /// Sets header `name` to `value`, or says why it cannot be sent.
@@ -526,4 +532,57 @@ fn with_causes(e: &(dyn std::error::Error + 'static)) -> String {
         source = cause.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use portcullis_mcp::message;
+    use serde_json::json;
+
+    use super::*;
+    use crate::test_server::echo_server;
+
+    #[tokio::test]
+    async fn configured_headers_go_with_every_post_and_a_bad_one_fails_the_request() {
+        let server = echo_server(false).await;
+        let spec = |value: &str| HttpSpec {
+            name: "up".into(),
+            url: server.url.to_string(),
+            headers: vec![("Authorization".into(), Secret::new(value.to_owned()))],
+            limits: Limits::default(),
+        };
+        let link = connect_http(spec("Bearer t0ken"), HttpClient::default());
+        let direct = link.direct.clone().unwrap();
+        for id in 1..=2 {
+            let answer = direct
+                .request(message::request(json!(id), "tools/list", json!({})))
+                .await;
+            assert!(answer.is_some(), "the echoed body comes straight back");
+        }
+        let heads = server.heads.lock().unwrap().clone();
+        assert_eq!(heads.len(), 2);
+        for head in &heads {
+            let head = head.to_ascii_lowercase();
+            assert!(head.contains("authorization: bearer t0ken\r\n"), "{head}");
+            assert!(
+                head.contains("accept: application/json, text/event-stream\r\n"),
+                "{head}"
+            );
+        }
+
+        // A value HTTP cannot carry: nothing is sent, the call gets an error naming the header.
+        let mut link = connect_http(spec("line\nbreak"), HttpClient::default());
+        let direct = link.direct.clone().unwrap();
+        let answer = direct
+            .request(message::request(json!(3), "tools/list", json!({})))
+            .await;
+        assert!(answer.is_none());
+        let Some(LinkEvent::Message { msg, .. }) = link.rx.recv().await else {
+            panic!("the failure is delivered on the link");
+        };
+        let text = msg.as_value_string();
+        assert!(text.contains("configured header `Authorization`"), "{text}");
+        assert!(!text.contains("line"), "the value is never echoed: {text}");
+        assert_eq!(server.heads.lock().unwrap().len(), 2);
+    }
 }

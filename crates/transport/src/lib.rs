@@ -13,6 +13,8 @@ mod lines;
 mod link;
 mod param_headers;
 pub mod sse;
+#[cfg(test)]
+mod test_server;
 
 pub use child::{ChildSpec, SpawnError, spawn_child};
 pub use http_upstream::{HttpSpec, connect_http};
