@@ -43,8 +43,21 @@ use crate::request::TargetKind;
 pub(crate) struct CedarFacts {
     pub request: Request,
     pub entities: Entities,
+}
+
+/// The entities a call's policy set is selected by: its target and the target's server.
+pub(crate) struct TargetKeys {
     pub resource: EntityUid,
     pub server: EntityUid,
+}
+
+impl TargetKeys {
+    pub(crate) fn of(input: &Input, names: &Names) -> Self {
+        Self {
+            resource: uid(names.target(input.target.kind), &input.target.id),
+            server: uid(&names.server, &input.server),
+        }
+    }
 }
 
 /// Check every call's facts against the schema and Cedar's own closure: in debug
@@ -142,9 +155,15 @@ fn entity(
 }
 
 impl CedarFacts {
-    /// The facts of `input`; with `validate`, they are checked against `schema` and
-    /// Cedar's own closure too (see the module docs for when).
-    pub(crate) fn new(input: &Input, names: &Names, schema: &Schema, validate: bool) -> Result<Self, String> {
+    /// The facts of `input` (whose target is `keys`); with `validate`, they are checked
+    /// against `schema` and Cedar's own closure too (see the module docs for when).
+    pub(crate) fn new(
+        input: &Input,
+        keys: &TargetKeys,
+        names: &Names,
+        schema: &Schema,
+        validate: bool,
+    ) -> Result<Self, String> {
         let p = &input.principal;
         let workload = uid(&names.workload, &p.workload);
         let user = p.user.as_deref().map(|u| uid(&names.user, u));
@@ -167,16 +186,15 @@ impl CedarFacts {
         let parents = std::iter::once(workload.clone()).chain(user.clone());
         let caller_entity = entity(&caller, attrs, parents, tags(&p.claims));
 
-        let server = uid(&names.server, &input.server);
+        let TargetKeys { resource, server } = keys;
         let server_attrs = vec![(SmolStr::new_static("name"), string(&input.server))];
-        let server_entity = entity(&server, server_attrs, [], Vec::new());
-        let resource = uid(names.target(input.target.kind), &input.target.id);
+        let server_entity = entity(server, server_attrs, [], Vec::new());
         let resource_attrs = vec![
             (SmolStr::new_static("name"), string(&input.target.name)),
             (SmolStr::new_static("server"), string(&input.server)),
             (SmolStr::new_static("tier"), string(input.tier.as_str())),
         ];
-        let resource_entity = entity(&resource, resource_attrs, [server.clone()], Vec::new());
+        let resource_entity = entity(resource, resource_attrs, [server.clone()], Vec::new());
 
         let arguments = uid(&names.arguments, &input.arguments_sha256);
         let argument_tags = match &input.arguments {
@@ -239,8 +257,6 @@ impl CedarFacts {
         Ok(Self {
             request,
             entities: entities_api,
-            resource,
-            server,
         })
     }
 }
@@ -316,7 +332,8 @@ mod tests {
                     request.arguments =
                         serde_json::json!({"sql": "select 1", "limit": 5, "opts": {"a": [1, 2]}}).into();
                     let input = Input::new(&request, Settings::default()).expect("input");
-                    let facts = CedarFacts::new(&input, &names, &schema, true);
+                    let keys = TargetKeys::of(&input, &names);
+                    let facts = CedarFacts::new(&input, &keys, &names, &schema, true);
                     assert!(facts.is_ok(), "{method} listing={listing}: {:?}", facts.err());
                 }
             }

@@ -16,19 +16,53 @@
 //!
 //! Cost: unconstrained and server policies are copied into each target set, so memory
 //! grows with (targets named in policies) × (unconstrained + that server's policies).
+//!
+//! Each prebuilt set also records, at load, whether it holds only unconditional permits
+//! (`permit (principal, action, resource);` with no `when`/`unless`), as an allow-all set
+//! does. Such a set allows every request with all of its policies as the reasons and can
+//! raise no error, so the engine decides it without building the request's facts.
 use std::collections::HashMap;
 
-use cedar_policy::{EntityUid, Policy, PolicySet, ResourceConstraint};
+use cedar_policy::{ActionConstraint, Effect, EntityUid, Policy, PolicySet, PrincipalConstraint, ResourceConstraint};
 
 use crate::error::PolicyError;
 
 /// The partitions and the prebuilt set for every key.
 #[derive(Debug)]
 pub(crate) struct PolicyIndex {
-    all: PolicySet,
-    unconstrained: PolicySet,
-    by_server: HashMap<EntityUid, PolicySet>,
-    by_target: HashMap<EntityUid, PolicySet>,
+    all: Selection,
+    unconstrained: Selection,
+    by_server: HashMap<EntityUid, Selection>,
+    by_target: HashMap<EntityUid, Selection>,
+}
+
+/// One prebuilt set and what is known about it at load.
+#[derive(Debug)]
+pub(crate) struct Selection {
+    pub(crate) set: PolicySet,
+    /// The sorted ids of its policies when the set is not empty and every policy in it is an
+    /// unconditional permit: then every request is allowed, with these as the reasons.
+    pub(crate) allows_all: Option<Vec<String>>,
+}
+
+impl Selection {
+    fn new(set: PolicySet) -> Self {
+        let allows_all = (set.num_of_policies() > 0 && set.policies().all(is_unconditional_permit)).then(|| {
+            let mut ids: Vec<String> = set.policies().map(|p| p.id().to_string()).collect();
+            ids.sort();
+            ids
+        });
+        Self { set, allows_all }
+    }
+}
+
+/// `permit (principal, action, resource);`: no scope constraint and no `when`/`unless`.
+fn is_unconditional_permit(policy: &Policy) -> bool {
+    policy.effect() == Effect::Permit
+        && matches!(policy.principal_constraint(), PrincipalConstraint::Any)
+        && matches!(policy.action_constraint(), ActionConstraint::Any)
+        && matches!(policy.resource_constraint(), ResourceConstraint::Any)
+        && !policy.has_non_scope_constraint()
 }
 
 enum Key {
@@ -68,11 +102,13 @@ impl PolicyIndex {
                 Key::Target(uid) => targets.entry(uid).or_default().push(policy.clone()),
             }
         }
-        let set = |parts: &[&[Policy]]| -> Result<PolicySet, PolicyError> {
-            PolicySet::from_policies(parts.iter().flat_map(|p| p.iter().cloned())).map_err(|e| PolicyError::Parse {
-                file: "(index)".to_owned(),
-                message: e.to_string(),
-            })
+        let set = |parts: &[&[Policy]]| -> Result<Selection, PolicyError> {
+            PolicySet::from_policies(parts.iter().flat_map(|p| p.iter().cloned()))
+                .map(Selection::new)
+                .map_err(|e| PolicyError::Parse {
+                    file: "(index)".to_owned(),
+                    message: e.to_string(),
+                })
         };
         let mut by_target = HashMap::with_capacity(targets.len());
         for (uid, own) in &targets {
@@ -85,14 +121,14 @@ impl PolicyIndex {
         }
         Ok(Self {
             unconstrained: set(&[&unconstrained])?,
-            all,
+            all: Selection::new(all),
             by_server,
             by_target,
         })
     }
 
     /// The set to evaluate for `resource` on `server`.
-    pub(crate) fn select(&self, resource: &EntityUid, server: &EntityUid) -> &PolicySet {
+    pub(crate) fn select(&self, resource: &EntityUid, server: &EntityUid) -> &Selection {
         self.by_target
             .get(resource)
             .or_else(|| self.by_server.get(server))
@@ -100,7 +136,7 @@ impl PolicyIndex {
     }
 
     /// The whole validated set.
-    pub(crate) fn all(&self) -> &PolicySet {
+    pub(crate) fn all(&self) -> &Selection {
         &self.all
     }
 }

@@ -18,8 +18,8 @@ use crate::engine::{Engine, EngineKind, Evaluation};
 use crate::error::PolicyError;
 use crate::input::{Input, Settings};
 use crate::sources::{CEDAR_SCHEMA, PolicySource, policy_hash};
-use facts::{CedarFacts, Names};
-use index::PolicyIndex;
+use facts::{CedarFacts, Names, TargetKeys};
+use index::{PolicyIndex, Selection};
 
 /// Whether evaluation uses the per-target index. `Full` exists for benchmarks and
 /// for checking that the index changes nothing.
@@ -120,19 +120,19 @@ impl CedarEngine {
 
     /// How many policies the set holds.
     pub fn policy_count(&self) -> usize {
-        self.index.all().num_of_policies()
+        self.index.all().set.num_of_policies()
     }
 
-    fn facts(&self, input: &Input) -> Result<CedarFacts, Evaluation> {
-        CedarFacts::new(input, &self.names, &self.schema, facts::VALIDATE_EVERY_CALL).map_err(|e| Evaluation {
+    fn facts(&self, input: &Input, keys: &TargetKeys) -> Result<CedarFacts, Evaluation> {
+        CedarFacts::new(input, keys, &self.names, &self.schema, facts::VALIDATE_EVERY_CALL).map_err(|e| Evaluation {
             errors: vec![format!("the request does not fit the Cedar schema: {e}")],
             ..Evaluation::default()
         })
     }
 
-    fn selected(&self, facts: &CedarFacts) -> &PolicySet {
+    fn selected(&self, keys: &TargetKeys) -> &Selection {
         match self.indexing {
-            Indexing::ByTarget => self.index.select(&facts.resource, &facts.server),
+            Indexing::ByTarget => self.index.select(&keys.resource, &keys.server),
             Indexing::Full => self.index.all(),
         }
     }
@@ -140,7 +140,7 @@ impl CedarEngine {
     fn messages(&self, forbids: &[String]) -> Vec<String> {
         let mut messages: Vec<String> = forbids
             .iter()
-            .filter_map(|id| self.index.all().annotation(&PolicyId::new(id), "reason"))
+            .filter_map(|id| self.index.all().set.annotation(&PolicyId::new(id), "reason"))
             .map(str::to_owned)
             .collect();
         messages.sort();
@@ -163,11 +163,23 @@ impl Engine for CedarEngine {
     }
 
     fn evaluate(&self, input: &Input) -> Evaluation {
-        let facts = match self.facts(input) {
+        let keys = TargetKeys::of(input, &self.names);
+        let selection = self.selected(&keys);
+        let set = &selection.set;
+        // Only unconditional permits (an allow-all set): Cedar would allow with all of them
+        // as the reasons and no error, whatever the facts; `explain` still evaluates them.
+        if let Some(permits) = &selection.allows_all {
+            return Evaluation {
+                allowed: true,
+                permits: permits.clone(),
+                considered: set.num_of_policies(),
+                ..Evaluation::default()
+            };
+        }
+        let facts = match self.facts(input, &keys) {
             Ok(facts) => facts,
             Err(failed) => return failed,
         };
-        let set = self.selected(&facts);
         let response = self.authorizer.is_authorized(&facts.request, set, &facts.entities);
         let mut reasons: Vec<String> = response.diagnostics().reason().map(ToString::to_string).collect();
         reasons.sort();
@@ -189,11 +201,12 @@ impl Engine for CedarEngine {
     }
 
     fn evaluate_each(&self, input: &Input) -> Evaluation {
-        let facts = match self.facts(input) {
+        let keys = TargetKeys::of(input, &self.names);
+        let facts = match self.facts(input, &keys) {
             Ok(facts) => facts,
             Err(failed) => return failed,
         };
-        let set = self.selected(&facts);
+        let set = &self.selected(&keys).set;
         let mut evaluation = Evaluation {
             considered: set.num_of_policies(),
             ..Evaluation::default()

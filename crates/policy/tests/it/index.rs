@@ -68,3 +68,50 @@ fn index_selects_target_server_and_unconstrained_partitions() {
     glass.target = "t8".into();
     assert_eq!(decide(&engine, &glass).reasons, ["tool-8"]);
 }
+
+/// A set of only unconditional permits is decided without building the request's facts
+/// (the index records it at load): the decision must be Cedar's own — allow, every such
+/// permit as a reason, no error — and anything else in the set (a forbid, a scoped or
+/// conditional permit) must still be evaluated.
+#[test]
+fn unconditional_permits_decide_as_cedar_does() {
+    let load = |text: &str| CedarEngine::load(&[PolicySource::new("set.cedar", text)], Settings::default()).unwrap();
+    let allow_all =
+        load("@id(\"b\") permit (principal, action, resource);\n@id(\"a\") permit (principal, action, resource);");
+    let request = call("db", "query", Tier::Write);
+    let decision = decide(&allow_all, &request);
+    assert!(decision.allowed);
+    assert_eq!(decision.reasons, ["a", "b"]);
+    assert!(decision.errors.is_empty());
+    // `explain` evaluates every policy through Cedar and checks the enforced decision agrees.
+    let explanation = explain(&allow_all, &request);
+    assert_eq!(explanation.permits, ["a", "b"]);
+    assert_eq!(explanation.decision.allowed, decision.allowed);
+    assert_eq!(explanation.decision.reasons, decision.reasons);
+    assert_eq!(explanation.policies_considered, 2);
+
+    let with_forbid = load(
+        "@id(\"all\") permit (principal, action, resource);\n\
+         @id(\"no-query\") forbid (principal, action, resource == Tool::\"db/query\");",
+    );
+    let denied = decide(&with_forbid, &request);
+    assert!(!denied.allowed, "a forbid beside an allow-all permit still applies");
+    assert_eq!(denied.reasons, ["no-query"]);
+    assert!(decide(&with_forbid, &call("db", "other", Tier::Write)).allowed);
+
+    let scoped = load("@id(\"only-db\") permit (principal, action, resource in Server::\"db\");");
+    assert!(decide(&scoped, &request).allowed);
+    assert!(
+        !decide(&scoped, &call("files", "read", Tier::Read)).allowed,
+        "a scoped permit is not allow-all"
+    );
+
+    let conditional = load("@id(\"glass\") permit (principal, action, resource) when { context.break_glass };");
+    assert!(
+        !decide(&conditional, &request).allowed,
+        "a conditional permit is not allow-all"
+    );
+    let mut glass = request.clone();
+    glass.break_glass = true;
+    assert!(decide(&conditional, &glass).allowed);
+}
