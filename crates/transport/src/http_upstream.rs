@@ -145,7 +145,7 @@ impl Conn {
         let is_request = msg.kind() == MessageKind::Request;
         let is_initialize = msg.method() == Some("initialize");
         let is_tools_list = msg.method() == Some("tools/list");
-        let (response, conn) = match self.send_post(&msg).await {
+        let response = match self.send_post(&msg).await {
             Ok(sent) => sent,
             Err(text) => {
                 self.fail(id.as_ref(), is_request, &text).await;
@@ -168,7 +168,7 @@ impl Conn {
             // An empty answer (202 Accepted) leaves the connection ready for the next request;
             // any other body is not waited for (the connection closes with it).
             if response.content_length() == Some(0) {
-                self.reuse(conn);
+                self.reuse(response.into_conn());
             }
             return None;
         }
@@ -184,11 +184,11 @@ impl Conn {
                 (false, true) => Answer::ToolsList,
                 (false, false) => Answer::Plain,
             };
-            self.read_stream(response, id.clone(), on_answer).await;
+            self.read_stream(response.into_reqwest(), id.clone(), on_answer).await;
             return None;
         }
-        let body = match response.bytes().await {
-            Ok(b) => b,
+        let (body, conn) = match response.body().await {
+            Ok(read) => read,
             Err(e) => {
                 let text = format!("upstream `{}` broke off its answer: {e}", self.spec.name);
                 self.fail(id.as_ref(), true, &text).await;
@@ -222,7 +222,7 @@ impl Conn {
     /// Sends the POST of `msg`: on the upstream's shared HTTP/1.1 connections when it is
     /// plain `http://`, else with the reqwest client. Returns the answer's head and, for
     /// the former, the connection to reuse once the body is read; `Err` says what failed.
-    async fn send_post(&self, msg: &Message) -> Result<(reqwest::Response, Option<Http1Conn>), String> {
+    async fn send_post(&self, msg: &Message) -> Result<Posted, String> {
         let name = &self.spec.name;
         let headers = self
             .post_headers(msg)
@@ -238,7 +238,7 @@ impl Conn {
                 .send(target, request)
                 .await
                 .map_err(|e| unreachable(with_causes(&*e)))?;
-            return Ok((reqwest::Response::from(response.map(reqwest::Body::wrap)), Some(conn)));
+            return Ok(Posted::Plain(response, conn));
         }
         let request = match &self.url {
             Some(url) => self.client.reqwest().post(url.clone()),
@@ -250,7 +250,7 @@ impl Conn {
             .send()
             .await
             .map_err(|e| unreachable(with_causes(&e)))?;
-        Ok((response, None))
+        Ok(Posted::Reqwest(response))
     }
 
     fn reuse(&self, conn: Option<Http1Conn>) {
@@ -532,6 +532,67 @@ fn with_causes(e: &(dyn std::error::Error + 'static)) -> String {
         source = cause.source();
     }
     text
+}
+
+/// An upstream's answer to a POST: on a plain-HTTP keep-alive connection (hyper's
+/// response, read here without any conversion; the connection goes back for reuse once the
+/// body is read in full), or from reqwest (`https://`).
+enum Posted {
+    Plain(http::Response<hyper::body::Incoming>, Http1Conn),
+    Reqwest(reqwest::Response),
+}
+
+impl Posted {
+    fn status(&self) -> http::StatusCode {
+        match self {
+            Self::Plain(r, _) => r.status(),
+            Self::Reqwest(r) => r.status(),
+        }
+    }
+
+    fn headers(&self) -> &HeaderMap {
+        match self {
+            Self::Plain(r, _) => r.headers(),
+            Self::Reqwest(r) => r.headers(),
+        }
+    }
+
+    /// The body's length when the answer states it.
+    fn content_length(&self) -> Option<u64> {
+        match self {
+            Self::Plain(r, _) => hyper::body::Body::size_hint(r.body()).exact(),
+            Self::Reqwest(r) => r.content_length(),
+        }
+    }
+
+    /// The connection, for reuse when nothing more will be read from it.
+    fn into_conn(self) -> Option<Http1Conn> {
+        match self {
+            Self::Plain(_, conn) => Some(conn),
+            Self::Reqwest(_) => None,
+        }
+    }
+
+    /// As a reqwest response, for reading an SSE stream (the connection is not reused).
+    fn into_reqwest(self) -> reqwest::Response {
+        match self {
+            Self::Plain(r, _) => reqwest::Response::from(r.map(reqwest::Body::wrap)),
+            Self::Reqwest(r) => r,
+        }
+    }
+
+    /// The whole body, then the connection it came on (reusable now).
+    async fn body(self) -> Result<(Bytes, Option<Http1Conn>), String> {
+        match self {
+            Self::Plain(r, conn) => {
+                let collected = http_body_util::BodyExt::collect(r.into_body())
+                    .await
+                    .map_err(|e| e.to_string())?;
+                Ok((collected.to_bytes(), Some(conn)))
+            }
+            Self::Reqwest(r) => r.bytes().await.map(|b| (b, None)).map_err(|e| e.to_string()),
+        }
+    }
 }
 
 #[cfg(test)]
