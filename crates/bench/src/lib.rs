@@ -8,10 +8,12 @@
 //!   configuration, then runs the load client against the upstream directly and
 //!   through each gateway, interleaved round by round (A B A B), and reports
 //!   latency percentiles, throughput, the gateway's CPU time per call and RSS
-//!   (from `/proc`), and the gateway/direct ratios, as JSON and as a table.
+//!   (from `/proc`), and the gateway/direct ratios, as JSON and as a table. The same
+//!   upstream binary can also run the [`floor`] forwarder, measured as a reference.
 //!
 //! Everything runs on loopback and is bounded in time and call count. This crate
 //! is a dev tool: unlike the product crates it spawns processes itself.
+pub mod floor;
 pub mod load;
 pub mod pki;
 pub mod procs;

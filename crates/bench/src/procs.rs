@@ -41,8 +41,34 @@ impl Drop for Proc {
 
 /// Starts `portcullis-bench-upstream --http 127.0.0.1:0` and returns it with its URL.
 pub fn start_http_upstream(program: &Path, threads: usize) -> anyhow::Result<(Proc, String)> {
+    start_listening(program, &["--http", "127.0.0.1:0", "--threads", &threads.to_string()])
+}
+
+/// Starts the reference forwarder (`--floor`) in front of `upstream_url`, on as many
+/// runtime threads as the gateway has (one per core), and returns it with its URL.
+pub fn start_floor(program: &Path, upstream_url: &str) -> anyhow::Result<(Proc, String)> {
+    let upstream = upstream_url
+        .strip_prefix("http://")
+        .and_then(|rest| rest.split('/').next())
+        .with_context(|| format!("the bench upstream URL `{upstream_url}` is not http://HOST:PORT/…"))?;
+    let threads = std::thread::available_parallelism().map(usize::from).unwrap_or(1);
+    start_listening(
+        program,
+        &[
+            "--floor",
+            "127.0.0.1:0",
+            "--to",
+            upstream,
+            "--threads",
+            &threads.to_string(),
+        ],
+    )
+}
+
+/// Starts the bench upstream binary with `args` and reads the URL it prints once listening.
+fn start_listening(program: &Path, args: &[&str]) -> anyhow::Result<(Proc, String)> {
     let mut child = Command::new(program)
-        .args(["--http", "127.0.0.1:0", "--threads", &threads.to_string()])
+        .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())

@@ -25,8 +25,12 @@ fn quick_run_reports_every_phase() {
     assert!(output.status.success(), "portcullis-bench --quick failed:\n{stderr}");
     let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
     let summary = report["summary"].as_array().unwrap();
-    // 2 transports × 2 concurrencies × (direct + 4 gateway targets).
-    assert_eq!(summary.len(), 20, "{summary:#?}");
+    // 2 transports × 2 concurrencies × (direct + 4 gateway targets), plus the reference
+    // forwarder (`floor`) over HTTP only at both concurrencies.
+    assert_eq!(summary.len(), 22, "{summary:#?}");
+    let floors: Vec<&serde_json::Value> = summary.iter().filter(|r| r["target"] == "floor").collect();
+    assert_eq!(floors.len(), 2, "{summary:#?}");
+    assert!(floors.iter().all(|r| r["transport"] == "http"), "{floors:#?}");
     for row in summary {
         assert!(row["calls"].as_u64().unwrap() > 0, "{row}");
         assert_eq!(row["errors"].as_u64(), Some(0), "{row}");

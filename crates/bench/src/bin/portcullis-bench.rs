@@ -43,8 +43,9 @@ struct Args {
     /// Upstream transports to measure: http, stdio.
     #[arg(long, value_delimiter = ',', default_value = "http,stdio")]
     transports: Vec<String>,
-    /// Gateway configurations to measure: relay, policy, full, full-tmpfs (each described in the report).
-    #[arg(long, value_delimiter = ',', default_value = "relay,policy,full,full-tmpfs")]
+    /// Configurations to measure: floor (the reference forwarder, HTTP only), relay, policy,
+    /// full, full-tmpfs (each described in the report).
+    #[arg(long, value_delimiter = ',', default_value = "floor,relay,policy,full,full-tmpfs")]
     targets: Vec<String>,
     /// Idle sessions to open on a fresh gateway at the end (0 skips).
     #[arg(long, default_value_t = 10_000)]
@@ -69,8 +70,14 @@ struct Args {
     tmpfs_dir: PathBuf,
 }
 
-/// The gateway configurations, cheapest first.
-const TARGETS: [(&str, &str); 4] = [
+/// The configurations, cheapest first: the reference forwarder, then the gateway's.
+const TARGETS: [(&str, &str); 5] = [
+    (
+        FLOOR,
+        "reference, not the gateway: a hyper HTTP/1.1 forwarder (bench upstream binary, --floor) that only \
+         passes requests and answers through, one upstream connection per client connection; \
+         the lowest CPU per call an HTTP-in, HTTP-out hop on this stack reaches here (HTTP upstream only)",
+    ),
     ("relay", "plain relay: allow-all policy, audit off"),
     (
         "policy",
@@ -142,6 +149,9 @@ when { context.break_glass || context.session_labels.contains("untrusted") };
 @id("other-4") forbid (principal, action, resource == Tool::"bench/other4") when { context.break_glass };
 "#;
 
+/// The reference forwarder's target name.
+const FLOOR: &str = "floor";
+
 const ALLOW_ALL: &str = "@id(\"allow-all\")\npermit (principal, action, resource);\n";
 
 struct Gateway {
@@ -194,13 +204,24 @@ async fn start_gateway(
     max_sessions: usize,
 ) -> anyhow::Result<Gateway> {
     let dir = tempfile::Builder::new().prefix("portcullis-bench-").tempdir()?;
+    if target == FLOOR {
+        let (proc, url) = procs::start_floor(setup.upstream_bin, setup.upstream_url)?;
+        return Ok(Gateway {
+            proc,
+            url,
+            client: setup.client.clone(),
+            signer: None,
+            _dir: dir,
+            _audit: None,
+        });
+    }
     let port = procs::free_port()?;
     let (policy, audit_root, full) = match target {
         "relay" => (ALLOW_ALL, None, false),
         "policy" => (BENCH_POLICIES, None, false),
         "full" => (BENCH_POLICIES, Some(setup.audit_dir), true),
         "full-tmpfs" => (BENCH_POLICIES, Some(setup.tmpfs_dir), true),
-        other => bail!("unknown target `{other}`; use relay, policy, full or full-tmpfs"),
+        other => bail!("unknown target `{other}`; use floor, relay, policy, full or full-tmpfs"),
     };
     let (listen_extra, tables, client, signer, scheme) = match full {
         true => {
@@ -317,6 +338,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let mut gateways = Vec::new();
     for transport in &args.transports {
         for target in &args.targets {
+            if target == FLOOR && transport != "http" {
+                continue; // a forwarder has no stdio side: the floor is measured over HTTP only
+            }
             let g = start_gateway(&setup, target, transport, max_c * 4 + 16).await?;
             gateways.push((transport.clone(), target.clone(), g));
         }
