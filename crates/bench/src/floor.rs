@@ -1,7 +1,9 @@
 //! The floor: an HTTP/1.1 forwarder that does nothing but forward, built on the same
 //! hyper and tokio the gateway runs on. It parses no JSON, checks nothing and keeps no
 //! session: each client connection gets its own keep-alive connection to the upstream
-//! and every request and answer is passed through as it comes, body streamed.
+//! and every request and answer is passed through as it comes, body streamed. It uses
+//! hyper's connection API directly rather than the gateway's `http1_conns` pool, so the
+//! reference depends on none of the code it is compared with.
 //!
 //! Measured like a gateway (CPU per call from its process counters), it shows what an
 //! HTTP-in, HTTP-out hop costs on the machine at hand, before any gateway work: the

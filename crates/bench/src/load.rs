@@ -248,10 +248,11 @@ impl Conn {
                     stdout,
                     line: String::new(),
                 }));
-                if !conn.send_line(&wire::initialize(0), true).await? {
+                conn.send_line(&wire::initialize(0)).await?;
+                if !wire::is_success(conn.read_line().await?.as_bytes()) {
                     bail!("the stdio upstream refused initialize");
                 }
-                conn.send_line(&wire::initialized(), false).await?;
+                conn.send_line(&wire::initialized()).await?;
                 Ok(conn)
             }
         }
@@ -264,7 +265,8 @@ impl Conn {
 
     /// One `echo` call: `None` when it succeeded, else the start of the error answer.
     async fn call_answer(&mut self, id: u64, text: &str) -> anyhow::Result<Option<String>> {
-        let (ok, body) = match self {
+        let excerpt = |body: &[u8]| Some(String::from_utf8_lossy(body).chars().take(400).collect());
+        Ok(match self {
             Conn::Http {
                 client,
                 url,
@@ -277,21 +279,23 @@ impl Conn {
                 }
                 let response = post(client, url, Some(session), &request).await?;
                 let ok = response.status().is_success();
-                (ok, response.bytes().await?.to_vec())
+                let body = response.bytes().await?;
+                if ok && wire::is_success(&body) {
+                    None
+                } else {
+                    excerpt(&body)
+                }
             }
             Conn::Stdio(_) => {
-                self.send_line(&wire::call(id, text), false).await?;
-                (true, self.read_line().await?.into_bytes())
+                self.send_line(&wire::call(id, text)).await?;
+                let line = self.read_line().await?.as_bytes();
+                if wire::is_success(line) { None } else { excerpt(line) }
             }
-        };
-        if ok && wire::is_success(&body) {
-            return Ok(None);
-        }
-        let text = String::from_utf8_lossy(&body);
-        Ok(Some(text.chars().take(400).collect()))
+        })
     }
 
-    async fn send_line(&mut self, msg: &serde_json::Value, answered: bool) -> anyhow::Result<bool> {
+    /// Writes `msg` as one line to the stdio upstream.
+    async fn send_line(&mut self, msg: &serde_json::Value) -> anyhow::Result<()> {
         let Conn::Stdio(conn) = self else {
             bail!("not a stdio connection");
         };
@@ -300,15 +304,11 @@ impl Conn {
         bytes.push(b'\n');
         stdin.write_all(&bytes).await?;
         stdin.flush().await?;
-        if !answered {
-            return Ok(true);
-        }
-        let line = self.read_line().await?;
-        Ok(wire::is_success(line.as_bytes()))
+        Ok(())
     }
 
-    /// The next line the stdio upstream writes.
-    async fn read_line(&mut self) -> anyhow::Result<String> {
+    /// The next line the stdio upstream writes (in the connection's reused buffer).
+    async fn read_line(&mut self) -> anyhow::Result<&str> {
         let Conn::Stdio(conn) = self else {
             bail!("not a stdio connection");
         };
@@ -317,7 +317,7 @@ impl Conn {
         if stdout.read_line(line).await? == 0 {
             bail!("the stdio upstream closed its output");
         }
-        Ok(std::mem::take(line))
+        Ok(line)
     }
 
     async fn close(self) {

@@ -220,8 +220,8 @@ impl Conn {
     }
 
     /// Sends the POST of `msg`: on the upstream's shared HTTP/1.1 connections when it is
-    /// plain `http://`, else with the reqwest client. Returns the answer's head and, for
-    /// the former, the connection to reuse once the body is read; `Err` says what failed.
+    /// plain `http://`, else with the reqwest client. Returns the answer (see [`Posted`]);
+    /// `Err` says what failed.
     async fn send_post(&self, msg: &Message) -> Result<Posted, String> {
         let name = &self.spec.name;
         let headers = self
