@@ -455,9 +455,7 @@ fn call_facts(
         .or_else(|| msg.param_str("uri"))
         .map(str::to_owned);
     let given = msg.params().and_then(|p| p.get("arguments"));
-    let args_sha256 = given
-        .filter(|_| recorder.log().is_some())
-        .and_then(|_| digested.sha256().ok());
+    let args_sha256 = given.filter(|_| recorder.log().is_some()).map(|_| digested.sha256());
     let arguments = given.filter(|_| recorder.captures_bodies()).cloned();
     CallFacts {
         call_id: new_call_id(),

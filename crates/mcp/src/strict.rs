@@ -7,7 +7,7 @@
 use std::fmt;
 
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
-use serde_json::{Map, Value};
+use serde_json::{Map, Value, map::Entry};
 
 /// Bounds applied to every message (T17).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -142,11 +142,15 @@ impl<'de> Visitor<'de> for StrictSeed {
         let inner = self.nested()?;
         let mut out = Map::new();
         while let Some(key) = map.next_key::<String>()? {
-            if out.contains_key(&key) {
-                return Err(de::Error::custom(format!("{DUPLICATE_TAG}{key}")));
+            // One lookup per key: the slot found free is the one filled.
+            match out.entry(key) {
+                Entry::Occupied(taken) => {
+                    return Err(de::Error::custom(format!("{DUPLICATE_TAG}{}", taken.key())));
+                }
+                Entry::Vacant(slot) => {
+                    slot.insert(map.next_value_seed(inner)?);
+                }
             }
-            let v = map.next_value_seed(inner)?;
-            out.insert(key, v);
         }
         Ok(Value::Object(out))
     }

@@ -3,6 +3,8 @@
 //! The authorise stage hashes the call's arguments over their canonical form so
 //! that a policy (and later an approval bound to "this exact call") names the same
 //! arguments however the client spaced, ordered or escaped them.
+use std::sync::OnceLock;
+
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -24,23 +26,26 @@ pub fn arguments_sha256(arguments: &serde_json::Value) -> Result<String, Canonic
 }
 
 /// A call's arguments with the SHA-256 of their RFC 8785 canonical form, computed
-/// once when the arguments are set: the policy input (`arguments_sha256`) and the
+/// once, the first time it is read: the policy input (`arguments_sha256`) and the
 /// audit record (`args_sha256`) both read this digest, so arguments are
-/// canonicalised once per call and the two can never disagree.
+/// canonicalised at most once per call and the two can never disagree. A call whose
+/// policy and audit read neither (an unconditional permit, audit off) is never hashed.
 ///
 /// Serialised as the bare JSON value (the fixture format is unchanged).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(from = "serde_json::Value", into = "serde_json::Value")]
 pub struct Arguments {
     value: serde_json::Value,
-    sha256: Result<[u8; 32], CanonicalError>,
+    sha256: OnceLock<[u8; 32]>,
 }
 
 impl Arguments {
-    /// Canonicalises and hashes `value` (once).
+    /// Wraps `value`; it is canonicalised and hashed when the digest is first read.
     pub fn new(value: serde_json::Value) -> Self {
-        let sha256 = canonical_json(&value).map(|text| Sha256::digest(text.as_bytes()).into());
-        Self { value, sha256 }
+        Self {
+            value,
+            sha256: OnceLock::new(),
+        }
     }
 
     /// The arguments as given.
@@ -48,9 +53,18 @@ impl Arguments {
         &self.value
     }
 
-    /// SHA-256 of the RFC 8785 canonical form, or why there is none.
-    pub fn sha256(&self) -> Result<[u8; 32], CanonicalError> {
-        self.sha256.clone()
+    /// SHA-256 of the RFC 8785 canonical form (the same digest as [`arguments_sha256`]).
+    pub fn sha256(&self) -> [u8; 32] {
+        *self
+            .sha256
+            .get_or_init(|| portcullis_mcp::canonical::canonical_sha256(&self.value))
+    }
+}
+
+/// Equal when the arguments are: whether the digest was read yet does not matter.
+impl PartialEq for Arguments {
+    fn eq(&self, other: &Self) -> bool {
+        self.value == other.value
     }
 }
 
@@ -77,6 +91,24 @@ impl From<Arguments> for serde_json::Value {
 mod tests {
     use super::*;
     use serde_json::{Value, json};
+
+    /// The digest is read lazily but always names the canonical form, and reading it does
+    /// not change what the arguments compare equal to.
+    #[test]
+    fn lazy_digest_is_the_canonical_hash_and_does_not_affect_equality() {
+        let spaced: Value = serde_json::from_str(r#"{ "b": [1, 2.50], "a": "\u0041" }"#).unwrap();
+        let tight: Value = serde_json::from_str(r#"{"a":"A","b":[1,2.5]}"#).unwrap();
+        let (read, unread) = (Arguments::new(spaced), Arguments::new(tight.clone()));
+        let want: [u8; 32] = Sha256::digest(br#"{"a":"A","b":[1,2.5]}"#).into();
+        assert_eq!(read.sha256(), want);
+        assert_eq!(read.sha256(), want, "a second read gives the same digest");
+        assert_eq!(hex::encode(want), arguments_sha256(&tight).unwrap());
+        assert_eq!(
+            read, unread,
+            "equal arguments are equal whether or not a digest was read"
+        );
+        assert_ne!(read, Arguments::new(json!({"a": "B"})));
+    }
 
     /// RFC 8785 §3.2.2: the sample input and its canonical output.
     #[test]

@@ -64,7 +64,8 @@ pub trait Engine: Send + Sync {
 
 /// Evaluates `request` on `engine` and applies the fail-closed rules.
 pub fn decide(engine: &dyn Engine, request: &DecisionRequest) -> Decision {
-    decide_with(engine, request, |e, i| e.evaluate(i)).0
+    let input = Input::new(request, engine.settings());
+    decision_of(engine, evaluate_bounded(engine, &input, |e, i| e.evaluate(i)))
 }
 
 /// [`decide`], then a [`Permit`] for an allowed decision or a [`Deny`].
@@ -74,7 +75,14 @@ pub fn authorize(engine: &dyn Engine, request: &DecisionRequest) -> Result<Permi
 
 /// Why `engine` decides `request` as it does.
 pub fn explain(engine: &dyn Engine, request: &DecisionRequest) -> Explanation {
-    let (mut decision, evaluation, input) = decide_with(engine, request, |e, i| e.evaluate_each(i));
+    let input = Input::new(request, engine.settings());
+    let evaluation = evaluate_bounded(engine, &input, |e, i| e.evaluate_each(i));
+    let (permits, forbids, considered) = (
+        evaluation.permits.clone(),
+        evaluation.forbids.clone(),
+        evaluation.considered,
+    );
+    let mut decision = decision_of(engine, evaluation);
     // The enforced decision is the indexed one; a disagreement would be a bug, so deny.
     let enforced = decide(engine, request);
     if enforced.allowed != decision.allowed {
@@ -85,53 +93,45 @@ pub fn explain(engine: &dyn Engine, request: &DecisionRequest) -> Explanation {
     }
     Explanation {
         decision,
-        permits: evaluation.permits,
-        forbids: evaluation.forbids,
-        policies_considered: evaluation.considered,
-        input: input.and_then(|i| serde_json::to_value(i).ok()).unwrap_or_default(),
+        permits,
+        forbids,
+        policies_considered: considered,
+        input: serde_json::to_value(&input).unwrap_or_default(),
     }
 }
 
-fn decide_with(
-    engine: &dyn Engine,
-    request: &DecisionRequest,
-    run: impl Fn(&dyn Engine, &Input) -> Evaluation,
-) -> (Decision, Evaluation, Option<Input>) {
-    let settings = engine.settings();
-    let (evaluation, input) = match Input::new(request, settings) {
-        Err(e) => (failed(e.to_string()), None),
-        Ok(input) => {
-            let started = Instant::now();
-            let outcome = catch_unwind(AssertUnwindSafe(|| run(engine, &input)));
-            let elapsed = started.elapsed();
-            let mut evaluation = outcome.unwrap_or_else(|_| failed("the policy engine panicked".to_owned()));
-            if elapsed > settings.time_limit {
-                evaluation.errors.push(over_time(elapsed, settings.time_limit));
-            }
-            (evaluation, Some(input))
-        }
-    };
+/// Runs `run` on `input` under `catch_unwind` and the settings' time bound.
+fn evaluate_bounded(engine: &dyn Engine, input: &Input, run: impl Fn(&dyn Engine, &Input) -> Evaluation) -> Evaluation {
+    let limit = engine.settings().time_limit;
+    let started = Instant::now();
+    let outcome = catch_unwind(AssertUnwindSafe(|| run(engine, input)));
+    let elapsed = started.elapsed();
+    let mut evaluation = outcome.unwrap_or_else(|_| failed("the policy engine panicked".to_owned()));
+    if elapsed > limit {
+        evaluation.errors.push(over_time(elapsed, limit));
+    }
+    evaluation
+}
+
+/// The fail-closed rules: allow only if the engine said allow, matched a permit and
+/// reported no errors.
+fn decision_of(engine: &dyn Engine, evaluation: Evaluation) -> Decision {
     let allowed = evaluation.allowed
         && !evaluation.permits.is_empty()
         && evaluation.forbids.is_empty()
         && evaluation.errors.is_empty();
-    let decision = Decision {
+    Decision {
         allowed,
         decision_id: Decision::new_id(),
         policy_hash: engine.policy_hash().to_owned(),
         reasons: if allowed {
-            evaluation.permits.clone()
+            evaluation.permits
         } else {
-            evaluation.forbids.clone()
+            evaluation.forbids
         },
-        messages: if allowed {
-            Vec::new()
-        } else {
-            evaluation.messages.clone()
-        },
-        errors: evaluation.errors.clone(),
-    };
-    (decision, evaluation, input)
+        messages: if allowed { Vec::new() } else { evaluation.messages },
+        errors: evaluation.errors,
+    }
 }
 
 fn failed(error: String) -> Evaluation {

@@ -55,7 +55,7 @@ impl TargetKeys {
     pub(crate) fn of(input: &Input, names: &Names) -> Self {
         Self {
             resource: uid(names.target(input.target.kind), &input.target.id),
-            server: uid(&names.server, &input.server),
+            server: uid(&names.server, input.server),
         }
     }
 }
@@ -165,39 +165,40 @@ impl CedarFacts {
         validate: bool,
     ) -> Result<Self, String> {
         let p = &input.principal;
-        let workload = uid(&names.workload, &p.workload);
-        let user = p.user.as_deref().map(|u| uid(&names.user, u));
-        let caller_id = match &p.user {
+        let workload = uid(&names.workload, p.workload);
+        let user = p.user.map(|u| uid(&names.user, u));
+        let caller_id = match p.user {
             Some(u) => format!("{}#{u}", p.workload),
-            None => p.workload.clone(),
+            None => p.workload.to_owned(),
         };
         let caller = uid(&names.caller, &caller_id);
         let mut attrs = vec![
-            (SmolStr::new_static("workload"), string(&p.workload)),
+            (SmolStr::new_static("workload"), string(p.workload)),
             (
                 SmolStr::new_static("anonymous"),
                 PartialValue::Value(Value::from(p.anonymous)),
             ),
-            (SmolStr::new_static("scopes"), strings(&p.scopes)),
+            (SmolStr::new_static("scopes"), strings(p.scopes)),
         ];
-        if let Some(u) = &p.user {
+        if let Some(u) = p.user {
             attrs.push((SmolStr::new_static("user"), string(u)));
         }
         let parents = std::iter::once(workload.clone()).chain(user.clone());
-        let caller_entity = entity(&caller, attrs, parents, tags(&p.claims));
+        let caller_entity = entity(&caller, attrs, parents, tags(p.claims));
 
         let TargetKeys { resource, server } = keys;
-        let server_attrs = vec![(SmolStr::new_static("name"), string(&input.server))];
+        let server_attrs = vec![(SmolStr::new_static("name"), string(input.server))];
         let server_entity = entity(server, server_attrs, [], Vec::new());
         let resource_attrs = vec![
-            (SmolStr::new_static("name"), string(&input.target.name)),
-            (SmolStr::new_static("server"), string(&input.server)),
+            (SmolStr::new_static("name"), string(input.target.name)),
+            (SmolStr::new_static("server"), string(input.server)),
             (SmolStr::new_static("tier"), string(input.tier.as_str())),
         ];
         let resource_entity = entity(resource, resource_attrs, [server.clone()], Vec::new());
 
-        let arguments = uid(&names.arguments, &input.arguments_sha256);
-        let argument_tags = match &input.arguments {
+        let arguments_sha256 = input.arguments_sha256.hex();
+        let arguments = uid(&names.arguments, &arguments_sha256);
+        let argument_tags = match input.arguments {
             serde_json::Value::Object(map) => tags(map),
             _ => Vec::new(),
         };
@@ -207,21 +208,24 @@ impl CedarFacts {
         let mut put = |key: &'static str, value: Value| {
             context.insert(SmolStr::new_static(key), value);
         };
-        put("method", Value::from(input.method.as_str()));
+        put("method", Value::from(input.method));
         put("listing", Value::from(input.listing));
         put("require_reason", Value::from(input.require_reason));
         put("arguments", Value::from(ast::EntityUID::from(arguments)));
-        put("arguments_sha256", Value::from(input.arguments_sha256.as_str()));
+        put("arguments_sha256", Value::from(arguments_sha256.as_str()));
         put("time", Value::from(input.time));
         put("approval_present", Value::from(input.approval_present));
         put("break_glass", Value::from(input.break_glass));
         let set = |values: &[String]| Value::set(values.iter().map(|v| Value::from(v.as_str())), None);
-        put("session_labels", set(&input.session_labels));
+        put("session_labels", set(input.session_labels));
         put("call_signed", Value::from(input.call_signed));
-        put("tool_findings", set(&input.tool_findings));
-        put("server_scopes", set(&input.server_scopes));
-        if let Some(reason) = &input.reason {
-            put("reason", Value::from(reason.as_str()));
+        put("tool_findings", set(input.tool_findings));
+        put(
+            "server_scopes",
+            Value::set(input.server_scopes.iter().map(|v| Value::from(*v)), None),
+        );
+        if let Some(reason) = input.reason {
+            put("reason", Value::from(reason));
         }
         let context = Context::from(ast::Context::Value(Arc::new(context)));
         let action = uid(&names.action, input.action);
@@ -331,7 +335,7 @@ mod tests {
                     request.session_labels = vec!["untrusted".into()];
                     request.arguments =
                         serde_json::json!({"sql": "select 1", "limit": 5, "opts": {"a": [1, 2]}}).into();
-                    let input = Input::new(&request, Settings::default()).expect("input");
+                    let input = Input::new(&request, Settings::default());
                     let keys = TargetKeys::of(&input, &names);
                     let facts = CedarFacts::new(&input, &keys, &names, &schema, true);
                     assert!(facts.is_ok(), "{method} listing={listing}: {:?}", facts.err());

@@ -85,7 +85,7 @@ proptest! {
         let engine = CedarEngine::load(&[source], Settings::default()).unwrap();
         let decision = decide(&engine, &request);
         // Cedar's own diagnostics, policy by policy.
-        let each = engine.evaluate_each(&Input::new(&request, Settings::default()).unwrap());
+        let each = engine.evaluate_each(&Input::new(&request, Settings::default()));
         if decision.allowed {
             prop_assert!(!each.permits.is_empty());
             prop_assert!(each.forbids.is_empty());
