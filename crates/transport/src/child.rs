@@ -4,19 +4,20 @@
 //! The child's stderr goes to the gateway's log, one line per event. When the
 //! child exits, the link reports `Closed` with the exit status, so pending
 //! calls fail cleanly instead of hanging.
-use std::{collections::BTreeMap, path::PathBuf, process::Stdio, sync::Arc};
+use std::{collections::BTreeMap, path::PathBuf, process::Stdio};
 
 use portcullis_core::Secret;
 use portcullis_mcp::{Limits, Message, parse_strict};
 use tokio::{
     io::BufReader,
     process::{Child, Command},
-    sync::{Mutex, mpsc, oneshot},
+    sync::{mpsc, oneshot},
 };
 
 use crate::{
     LineReader, Link, LinkEvent,
-    link::{Direct, DirectRequests, LINK_CAPACITY, LinkGuard, StdinWriter},
+    link::{Direct, DirectRequests, LINK_CAPACITY, LinkGuard},
+    stdin_writer::StdinWriter,
 };
 
 /// How to start one stdio server.
@@ -80,7 +81,7 @@ pub fn spawn_child(spec: &ChildSpec) -> Result<Link, SpawnError> {
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
 
     // Writer: one message per line, flushed, until the gateway drops its sender.
-    let stdin = StdinWriter(Arc::new(Mutex::new(stdin)));
+    let stdin = StdinWriter::new(stdin);
     let writer = stdin.clone();
     tokio::spawn(async move {
         while let Some(msg) = outbox.recv().await {

@@ -13,6 +13,7 @@ mod lines;
 mod link;
 mod param_headers;
 pub mod sse;
+mod stdin_writer;
 #[cfg(test)]
 mod test_server;
 

@@ -1,13 +1,9 @@
 //! The gateway's view of one upstream connection: send messages, receive events.
-use std::sync::Arc;
-
 use portcullis_mcp::Message;
 use serde_json::Value;
-use tokio::{
-    io::AsyncWriteExt,
-    process::ChildStdin,
-    sync::{Mutex, mpsc},
-};
+use tokio::sync::mpsc;
+
+use crate::stdin_writer::StdinWriter;
 
 /// Something that happened on an upstream connection.
 #[derive(Debug)]
@@ -40,9 +36,10 @@ pub struct Link {
 ///   does not come back as one JSON body (an SSE stream with notifications, an HTTP failure)
 ///   is delivered on `rx` as before, and [`Self::request`] returns `None`. Notifications and
 ///   responses still go through the link's queue, which keeps them in order.
-/// * stdio: every message is written to the child's stdin under a lock shared with the
-///   writer task, so lines never interleave and one task's messages keep their order; the
-///   answer arrives on `rx`.
+/// * stdio: every message is queued as one line for the child's stdin and written in batches
+///   by whichever caller got there first ([`StdinWriter`]), shared with the link's writer
+///   task, so lines never interleave and one task's messages keep their order; the answer
+///   arrives on `rx`.
 #[derive(Clone)]
 pub struct DirectRequests(pub(crate) Direct);
 
@@ -74,24 +71,6 @@ impl DirectRequests {
             Direct::Http(_) => Err(msg),
             Direct::Stdio(stdin) => Ok(stdin.write(&msg).await),
         }
-    }
-}
-
-/// A child's stdin, shared by the link's writer task and callers writing directly.
-#[derive(Clone)]
-pub(crate) struct StdinWriter(pub(crate) Arc<Mutex<ChildStdin>>);
-
-impl StdinWriter {
-    /// Writes `msg` as one line; false if the child no longer reads.
-    pub(crate) async fn write(&self, msg: &Message) -> bool {
-        let mut bytes = msg.to_bytes();
-        bytes.push(b'\n');
-        let mut stdin = self.0.lock().await;
-        let written = stdin.write_all(&bytes).await.is_ok() && stdin.flush().await.is_ok();
-        if !written {
-            tracing::debug!("a stdio server's stdin is closed; its exit is reported on the link");
-        }
-        written
     }
 }
 

@@ -79,6 +79,8 @@ pub(crate) struct Names {
     arguments: EntityTypeName,
     action: EntityTypeName,
     actions: HashMap<EntityUid, ast::Entity>,
+    /// The empty set of strings, built once (see [`set_of`]).
+    empty_set: Value,
 }
 
 impl Names {
@@ -94,6 +96,7 @@ impl Names {
             .collect();
         Ok(Self {
             actions,
+            empty_set: Value::empty_set(None),
             workload: parse("Workload")?,
             user: parse("User")?,
             caller: parse("Caller")?,
@@ -125,8 +128,13 @@ fn string(value: &str) -> PartialValue {
     PartialValue::Value(Value::from(value))
 }
 
-fn strings(values: &[String]) -> PartialValue {
-    PartialValue::Value(Value::set(values.iter().map(|v| Value::from(v.as_str())), None))
+/// A set of strings. Most calls' sets are empty (no labels, findings or scopes): those share
+/// one prebuilt empty set (a reference count) instead of building Cedar's set indexes anew.
+fn set_of<'a>(values: impl ExactSizeIterator<Item = &'a str>, empty: &Value) -> Value {
+    if values.len() == 0 {
+        return empty.clone();
+    }
+    Value::set(values.map(Value::from), None)
 }
 
 /// Tag text of a JSON value: a string is itself, anything else its RFC 8785 text.
@@ -178,7 +186,10 @@ impl CedarFacts {
                 SmolStr::new_static("anonymous"),
                 PartialValue::Value(Value::from(p.anonymous)),
             ),
-            (SmolStr::new_static("scopes"), strings(p.scopes)),
+            (
+                SmolStr::new_static("scopes"),
+                PartialValue::Value(set_of(p.scopes.iter().map(String::as_str), &names.empty_set)),
+            ),
         ];
         if let Some(u) = p.user {
             attrs.push((SmolStr::new_static("user"), string(u)));
@@ -216,13 +227,13 @@ impl CedarFacts {
         put("time", Value::from(input.time));
         put("approval_present", Value::from(input.approval_present));
         put("break_glass", Value::from(input.break_glass));
-        let set = |values: &[String]| Value::set(values.iter().map(|v| Value::from(v.as_str())), None);
+        let set = |values: &[String]| set_of(values.iter().map(String::as_str), &names.empty_set);
         put("session_labels", set(input.session_labels));
         put("call_signed", Value::from(input.call_signed));
         put("tool_findings", set(input.tool_findings));
         put(
             "server_scopes",
-            Value::set(input.server_scopes.iter().map(|v| Value::from(*v)), None),
+            set_of(input.server_scopes.iter().copied(), &names.empty_set),
         );
         if let Some(reason) = input.reason {
             put("reason", Value::from(reason));
