@@ -14,8 +14,17 @@
 //! such a policy can neither match nor error. Nothing about a request is remembered:
 //! every call is evaluated afresh on the selected set.
 //!
-//! Cost: unconstrained and server policies are copied into each target set, so memory
-//! grows with (targets named in policies) × (unconstrained + that server's policies).
+//! Cost: unconstrained and server policies are copied into each target set, and each key has
+//! one set per tier, so memory grows with 3 × (targets named in policies) × (unconstrained +
+//! that server's policies).
+//!
+//! Each key's set is further split by the target's tier. A policy whose first condition is a
+//! `when` that begins with `resource.tier == "<tier>"` (either way round) is left out of the
+//! other tiers' sets: Cedar evaluates the scope (which cannot error), then that conjunct first,
+//! and `resource.tier` is always present (every target entity carries it), so for a target of
+//! another tier the policy is false without evaluating the rest and without error — leaving it
+//! out changes neither the decision nor the errors. A guard anywhere else is not used (an
+//! earlier conjunct could error, and that error must still deny).
 //!
 //! Each prebuilt set also records, at load, whether it holds only unconditional permits
 //! (`permit (principal, action, resource);` with no `when`/`unless`), as an allow-all set
@@ -24,16 +33,38 @@
 use std::collections::HashMap;
 
 use cedar_policy::{ActionConstraint, Effect, EntityUid, Policy, PolicySet, PrincipalConstraint, ResourceConstraint};
+use portcullis_core::Tier;
+use serde_json::Value;
 
 use crate::error::PolicyError;
 
-/// The partitions and the prebuilt set for every key.
+/// The partitions and the prebuilt sets for every key.
 #[derive(Debug)]
 pub(crate) struct PolicyIndex {
     all: Selection,
-    unconstrained: Selection,
-    by_server: HashMap<EntityUid, Selection>,
-    by_target: HashMap<EntityUid, Selection>,
+    unconstrained: Tiered,
+    by_server: HashMap<EntityUid, Tiered>,
+    by_target: HashMap<EntityUid, Tiered>,
+}
+
+/// The tiers, in the order of [`Tiered::by_tier`].
+const TIERS: [Tier; 3] = [Tier::Read, Tier::ReadSensitive, Tier::Write];
+
+/// One key's prebuilt set for each tier of target.
+#[derive(Debug)]
+struct Tiered {
+    by_tier: [Selection; 3],
+}
+
+impl Tiered {
+    fn get(&self, tier: Tier) -> &Selection {
+        let [read, read_sensitive, write] = &self.by_tier;
+        match tier {
+            Tier::Read => read,
+            Tier::ReadSensitive => read_sensitive,
+            Tier::Write => write,
+        }
+    }
 }
 
 /// One prebuilt set and what is known about it at load.
@@ -63,6 +94,37 @@ fn is_unconditional_permit(policy: &Policy) -> bool {
         && matches!(policy.action_constraint(), ActionConstraint::Any)
         && matches!(policy.resource_constraint(), ResourceConstraint::Any)
         && !policy.has_non_scope_constraint()
+}
+
+/// The tier a policy is confined to: its first condition is a `when` whose body begins (its
+/// leftmost `&&` operand) with `resource.tier == "<tier>"` or `"<tier>" == resource.tier`.
+/// `Some` of a string that names no tier means the policy applies to no target at all.
+pub(crate) fn tier_guard(policy: &Policy) -> Option<String> {
+    let est = policy.to_json().ok()?;
+    let first = est.get("conditions")?.as_array()?.first()?;
+    if first.get("kind")?.as_str()? != "when" {
+        return None;
+    }
+    let mut leftmost = first.get("body")?;
+    while let Some(and) = leftmost.get("&&") {
+        leftmost = and.get("left")?;
+    }
+    let eq = leftmost.get("==")?;
+    let (left, right) = (eq.get("left")?, eq.get("right")?);
+    let is_resource_tier = |e: &Value| {
+        e.get(".").is_some_and(|dot| {
+            dot.get("attr").and_then(Value::as_str) == Some("tier")
+                && dot.get("left").and_then(|l| l.get("Var")).and_then(Value::as_str) == Some("resource")
+        })
+    };
+    let literal = |e: &Value| e.get("Value").and_then(Value::as_str).map(str::to_owned);
+    if is_resource_tier(left) {
+        literal(right)
+    } else if is_resource_tier(right) {
+        literal(left)
+    } else {
+        None
+    }
 }
 
 enum Key {
@@ -102,13 +164,24 @@ impl PolicyIndex {
                 Key::Target(uid) => targets.entry(uid).or_default().push(policy.clone()),
             }
         }
-        let set = |parts: &[&[Policy]]| -> Result<Selection, PolicyError> {
-            PolicySet::from_policies(parts.iter().flat_map(|p| p.iter().cloned()))
-                .map(Selection::new)
-                .map_err(|e| PolicyError::Parse {
-                    file: "(index)".to_owned(),
-                    message: e.to_string(),
-                })
+        let guards: HashMap<String, Option<String>> =
+            all.policies().map(|p| (p.id().to_string(), tier_guard(p))).collect();
+        let set = |parts: &[&[Policy]]| -> Result<Tiered, PolicyError> {
+            let for_tier = |tier: Tier| -> Result<Selection, PolicyError> {
+                let applies = |p: &&Policy| match guards.get(&p.id().to_string()) {
+                    Some(Some(guard)) => guard == tier.as_str(),
+                    _ => true,
+                };
+                PolicySet::from_policies(parts.iter().flat_map(|p| p.iter().filter(applies).cloned()))
+                    .map(Selection::new)
+                    .map_err(|e| PolicyError::Parse {
+                        file: "(index)".to_owned(),
+                        message: e.to_string(),
+                    })
+            };
+            Ok(Tiered {
+                by_tier: [for_tier(TIERS[0])?, for_tier(TIERS[1])?, for_tier(TIERS[2])?],
+            })
         };
         let mut by_target = HashMap::with_capacity(targets.len());
         for (uid, own) in &targets {
@@ -127,12 +200,13 @@ impl PolicyIndex {
         })
     }
 
-    /// The set to evaluate for `resource` on `server`.
-    pub(crate) fn select(&self, resource: &EntityUid, server: &EntityUid) -> &Selection {
+    /// The set to evaluate for `resource` (of `tier`) on `server`.
+    pub(crate) fn select(&self, resource: &EntityUid, server: &EntityUid, tier: Tier) -> &Selection {
         self.by_target
             .get(resource)
             .or_else(|| self.by_server.get(server))
             .unwrap_or(&self.unconstrained)
+            .get(tier)
     }
 
     /// The whole validated set.

@@ -7,6 +7,7 @@
 mod facts;
 mod index;
 
+use portcullis_core::Tier;
 use std::collections::HashMap;
 use std::str::FromStr;
 
@@ -130,9 +131,9 @@ impl CedarEngine {
         })
     }
 
-    fn selected(&self, keys: &TargetKeys) -> &Selection {
+    fn selected(&self, keys: &TargetKeys, tier: Tier) -> &Selection {
         match self.indexing {
-            Indexing::ByTarget => self.index.select(&keys.resource, &keys.server),
+            Indexing::ByTarget => self.index.select(&keys.resource, &keys.server, tier),
             Indexing::Full => self.index.all(),
         }
     }
@@ -164,7 +165,7 @@ impl Engine for CedarEngine {
 
     fn evaluate(&self, input: &Input) -> Evaluation {
         let keys = TargetKeys::of(input, &self.names);
-        let selection = self.selected(&keys);
+        let selection = self.selected(&keys, input.tier);
         let set = &selection.set;
         // Only unconditional permits (an allow-all set): Cedar would allow with all of them
         // as the reasons and no error, whatever the facts; `explain` still evaluates them.
@@ -206,7 +207,7 @@ impl Engine for CedarEngine {
             Ok(facts) => facts,
             Err(failed) => return failed,
         };
-        let set = &self.selected(&keys).set;
+        let set = &self.selected(&keys, input.tier).set;
         let mut evaluation = Evaluation {
             considered: set.num_of_policies(),
             ..Evaluation::default()

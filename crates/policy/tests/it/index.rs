@@ -49,11 +49,13 @@ fn large_set() -> Vec<PolicySource> {
 fn index_selects_target_server_and_unconstrained_partitions() {
     let engine = CedarEngine::load(&large_set(), Settings::default()).unwrap();
     assert_eq!(engine.policy_count(), 125);
+    // Of the 5 defaults, a read target sees 2: `tier-read` and `reason-required` (the other
+    // three test `resource.tier` first, for another tier).
     let cases = [
-        ("files", "t7", 6),    // tool-7 + 5 defaults
-        ("files", "other", 5), // no tool or server policy: defaults only
-        ("s3", "anything", 6), // server-3 + defaults
-        ("s3", "t7", 6),       // Tool::"s3/t7" is not Tool::"files/t7"
+        ("files", "t7", 3),    // tool-7 + 2 defaults
+        ("files", "other", 2), // no tool or server policy: defaults only
+        ("s3", "anything", 3), // server-3 + defaults
+        ("s3", "t7", 3),       // Tool::"s3/t7" is not Tool::"files/t7"
     ];
     for (server, tool, want) in cases {
         let explanation = explain(&engine, &call(server, tool, Tier::Read));
@@ -114,4 +116,42 @@ fn unconditional_permits_decide_as_cedar_does() {
     let mut glass = request.clone();
     glass.break_glass = true;
     assert!(decide(&conditional, &glass).allowed);
+}
+
+/// The tier split: a policy whose first condition begins with `resource.tier == "<t>"` is
+/// evaluated only for targets of tier `<t>`; a guard anywhere else is not trusted, because an
+/// earlier conjunct may error and that error must still deny.
+#[test]
+fn tier_guarded_policies_are_evaluated_only_for_their_tier() {
+    let text = "@id(\"first\") forbid (principal, action, resource) when { resource.tier == \"write\" && context.break_glass };\n\
+                @id(\"flipped\") forbid (principal, action, resource) when { \"write\" == resource.tier };\n\
+                @id(\"second\") forbid (principal, action, resource) when { context.break_glass && resource.tier == \"write\" };\n\
+                @id(\"after-unless\") forbid (principal, action, resource) unless { context.listing } when { resource.tier == \"write\" };\n\
+                @id(\"nested\") forbid (principal, action, resource) when { (resource.tier == \"write\" && context.listing) && context.break_glass };\n\
+                @id(\"other-tier\") forbid (principal, action, resource) when { resource.tier == \"gold\" };\n\
+                @id(\"all\") permit (principal, action, resource);";
+    let engine = CedarEngine::load(&[PolicySource::new("tiers.cedar", text)], Settings::default()).unwrap();
+    // A read target: the guarded policies (first, flipped, nested, other-tier) are left out.
+    let read = explain(&engine, &call("db", "query", Tier::Read));
+    assert_eq!(read.policies_considered, 3, "second, after-unless, all");
+    assert!(read.decision.allowed);
+    // A write target: every policy whose guard names `write` is evaluated; `gold` never is.
+    let write = explain(&engine, &call("db", "query", Tier::Write));
+    assert_eq!(write.policies_considered, 6);
+    assert!(!write.decision.allowed);
+    assert_eq!(write.forbids, ["after-unless", "flipped"]);
+}
+
+/// An error in a conjunct before a tier test still denies a target of another tier: such a
+/// policy is not split by tier.
+#[test]
+fn an_error_before_the_tier_test_still_denies() {
+    let text = "@id(\"overflow-first\") forbid (principal, action, resource) when { context.time * 9223372036854775807 > 1 && resource.tier == \"write\" };\n\
+                @id(\"all\") permit (principal, action, resource);";
+    let engine = CedarEngine::load(&[PolicySource::new("errors.cedar", text)], Settings::default()).unwrap();
+    let mut request = call("db", "query", Tier::Read);
+    request.time = portcullis_policy::Timestamp::from_unix(2);
+    let decision = decide(&engine, &request);
+    assert!(!decision.allowed, "the overflow is an error, and errors deny");
+    assert!(!decision.errors.is_empty());
 }

@@ -37,8 +37,17 @@ pub fn policy() -> impl Strategy<Value = String> {
         Just("when { context has reason }".to_owned()),
         prop::sample::select(&SCOPES[..]).prop_map(|s| format!("when {{ principal.scopes.contains(\"{s}\") }}")),
         Just("unless { context.approval_present }".to_owned()),
-        // Errors (overflow) whenever time is not 0.
+        // Errors (overflow) when time is 2.
         Just("when { context.time * 9223372036854775807 > 1 }".to_owned()),
+        // Tier tests first (split by tier at load) or after something that may error (not split).
+        prop::sample::select(&TIERS[..])
+            .prop_map(|t| format!("when {{ resource.tier == \"{t}\" && context.time * 9223372036854775807 > 1 }}")),
+        prop::sample::select(&TIERS[..])
+            .prop_map(|t| format!("when {{ context.time * 9223372036854775807 > 1 && resource.tier == \"{t}\" }}")),
+        prop::sample::select(&TIERS[..])
+            .prop_map(|t| format!("when {{ \"{t}\" == resource.tier && context has reason }}")),
+        prop::sample::select(&TIERS[..])
+            .prop_map(|t| format!("unless {{ context.approval_present }} when {{ resource.tier == \"{t}\" }}")),
     ];
     (effect, principal, action, resource, condition).prop_map(|(e, p, a, r, c)| format!("{e} ({p}, {a}, {r}) {c};"))
 }
@@ -58,7 +67,8 @@ pub fn request() -> impl Strategy<Value = DecisionRequest> {
         prop::sample::subsequence(&SCOPES[..], 0..=3),
         any::<bool>(),
         any::<bool>(),
-        0i64..2,
+        // 0: the overflow conditions evaluate; 2: they error (1 × i64::MAX does not overflow).
+        prop::sample::select(&[0i64, 2][..]),
         prop::sample::select(&["tools/call", "completion/complete"][..]),
     )
         .prop_map(
