@@ -9,14 +9,20 @@
 //! per call. Its point is what follows.)
 //!
 //! Lines never interleave and keep the order they were queued in (so one task's messages
-//! stay in order). If the writing caller is cancelled while the pipe is full (its call timed
+//! stay in order). The queue is bounded ([`MAX_QUEUED_BYTES`]): when a child stops reading
+//! without exiting, callers past the bound wait for the writer (or for their own timeout)
+//! instead of piling lines up in memory. If the writing caller is cancelled while the pipe is full (its call timed
 //! out, its client went away), the bytes not yet written go back to the head of the queue
 //! and a spawned task finishes the job: nothing queued is lost or cut, where a cancelled
 //! `write_all` would leave half a line in the pipe for the next message to run into.
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use portcullis_mcp::Message;
-use tokio::{io::AsyncWriteExt, process::ChildStdin};
+use tokio::{io::AsyncWriteExt, process::ChildStdin, sync::Notify};
+
+/// Most bytes queued for a child's stdin before further callers wait: a child that stopped
+/// reading cannot make the gateway hold an unbounded backlog.
+pub(crate) const MAX_QUEUED_BYTES: usize = 8 * 1024 * 1024;
 
 /// A child's stdin, shared by the link's writer task and callers writing directly.
 #[derive(Clone)]
@@ -26,6 +32,10 @@ struct Shared {
     queue: Mutex<Queue>,
     /// Only the current writer (the one that set `Queue::writing`) locks this.
     stdin: tokio::sync::Mutex<ChildStdin>,
+    /// Signalled whenever the writer takes the queue (it is then empty) or stops.
+    progress: Notify,
+    /// A line is queued only while fewer bytes than this wait.
+    max_queued: usize,
 }
 
 #[derive(Default)]
@@ -40,9 +50,15 @@ struct Queue {
 
 impl StdinWriter {
     pub(crate) fn new(stdin: ChildStdin) -> Self {
+        Self::with_limit(stdin, MAX_QUEUED_BYTES)
+    }
+
+    fn with_limit(stdin: ChildStdin, max_queued: usize) -> Self {
         Self(Arc::new(Shared {
             queue: Mutex::new(Queue::default()),
             stdin: tokio::sync::Mutex::new(stdin),
+            progress: Notify::new(),
+            max_queued,
         }))
     }
 
@@ -52,16 +68,28 @@ impl StdinWriter {
     pub(crate) async fn write(&self, msg: &Message) -> bool {
         let mut line = msg.to_bytes();
         line.push(b'\n');
-        {
-            let mut queue = self.0.lock();
-            if queue.closed {
-                return false;
+        loop {
+            // Registered before the queue is looked at, so no signal in between is missed.
+            let progress = self.0.progress.notified();
+            tokio::pin!(progress);
+            progress.as_mut().enable();
+            {
+                let mut queue = self.0.lock();
+                if queue.closed {
+                    return false;
+                }
+                if !queue.writing {
+                    queue.lines.extend_from_slice(&line);
+                    queue.writing = true;
+                    break;
+                }
+                if queue.lines.len() < self.0.max_queued {
+                    queue.lines.extend_from_slice(&line);
+                    return true;
+                }
             }
-            queue.lines.extend_from_slice(&line);
-            if queue.writing {
-                return true;
-            }
-            queue.writing = true;
+            // Full: the writer is stuck behind a child that does not read. Wait for it.
+            progress.await;
         }
         // From here this caller is the writer; if it is dropped, `Flush` hands the job on.
         let mut flush = Flush {
@@ -106,6 +134,8 @@ impl Flush {
                 if queue.lines.is_empty() {
                     queue.writing = false;
                     self.finished = true;
+                    drop(queue);
+                    shared.progress.notify_waiters();
                     return true;
                 }
                 // Swap buffers: the written batch's allocation is reused for the next queue.
@@ -113,6 +143,7 @@ impl Flush {
                 std::mem::swap(&mut self.batch, &mut queue.lines);
                 self.done = 0;
             }
+            shared.progress.notify_waiters();
             let mut written = true;
             while written && self.done < self.batch.len() {
                 match stdin.write(&self.batch[self.done..]).await {
@@ -127,6 +158,8 @@ impl Flush {
                 queue.writing = false;
                 queue.lines.clear();
                 self.finished = true;
+                drop(queue);
+                shared.progress.notify_waiters();
                 return false;
             }
         }
@@ -161,7 +194,11 @@ impl Drop for Flush {
                 runtime.spawn(async move { takeover.drain().await });
             }
             // Shutting down: nobody will write again.
-            _ => queue.writing = false,
+            _ => {
+                queue.writing = false;
+                drop(queue);
+                self.shared.progress.notify_waiters();
+            }
         }
     }
 }
@@ -254,6 +291,35 @@ mod tests {
             let _ = tokio::time::timeout(Duration::from_millis(5), queued).await;
         }
         read_back(stdout, lines as usize).await;
+    }
+
+    /// A child that never reads and never exits: the pipe fills, the writer waits, and the
+    /// queue stops growing at its bound — later callers wait (here: until their timeout).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_queue_is_bounded_when_the_child_stops_reading() {
+        let mut child = Command::new("sleep")
+            .arg("30")
+            .stdin(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("`sleep` exists");
+        let limit = 64 * 1024;
+        let writer = StdinWriter::with_limit(child.stdin.take().expect("piped stdin"), limit);
+        let line_len = note(0, 0, 10_000).to_bytes().len() + 1;
+        let mut waited = 0;
+        for seq in 0..40 {
+            let line = note(0, seq, 10_000);
+            if tokio::time::timeout(Duration::from_millis(20), writer.write(&line))
+                .await
+                .is_err()
+            {
+                waited += 1;
+            }
+        }
+        let queued = writer.0.lock().lines.len();
+        assert!(queued < limit + line_len, "queued {queued} bytes, bound {limit}");
+        // 40 lines of ~10 KB: the pipe takes ~64 KiB, the queue ~64 KiB more; the rest waited.
+        assert!(waited >= 20, "only {waited} callers waited");
     }
 
     #[tokio::test]
