@@ -69,27 +69,28 @@ impl StdinWriter {
         let mut line = msg.to_bytes();
         line.push(b'\n');
         loop {
-            // Registered before the queue is looked at, so no signal in between is missed.
-            let progress = self.0.progress.notified();
-            tokio::pin!(progress);
-            progress.as_mut().enable();
-            {
-                let mut queue = self.0.lock();
-                if queue.closed {
-                    return false;
+            let queued = match self.try_queue(&line) {
+                Some(queued) => queued,
+                None => {
+                    // Full: the writer is stuck behind a child that does not read. Wait for it,
+                    // registered before looking again so that no signal in between is missed.
+                    let progress = self.0.progress.notified();
+                    tokio::pin!(progress);
+                    progress.as_mut().enable();
+                    match self.try_queue(&line) {
+                        Some(queued) => queued,
+                        None => {
+                            progress.await;
+                            continue;
+                        }
+                    }
                 }
-                if !queue.writing {
-                    queue.lines.extend_from_slice(&line);
-                    queue.writing = true;
-                    break;
-                }
-                if queue.lines.len() < self.0.max_queued {
-                    queue.lines.extend_from_slice(&line);
-                    return true;
-                }
+            };
+            match queued {
+                Queued::Closed => return false,
+                Queued::Behind => return true,
+                Queued::Writer => break,
             }
-            // Full: the writer is stuck behind a child that does not read. Wait for it.
-            progress.await;
         }
         // From here this caller is the writer; if it is dropped, `Flush` hands the job on.
         let mut flush = Flush {
@@ -100,6 +101,36 @@ impl StdinWriter {
             hand_on: true,
         };
         flush.drain().await
+    }
+}
+
+/// What became of a line offered to the queue.
+enum Queued {
+    /// The child no longer reads; the line was dropped.
+    Closed,
+    /// Queued behind the caller that is writing.
+    Behind,
+    /// Queued, and this caller is now the writer.
+    Writer,
+}
+
+impl StdinWriter {
+    /// Queues `line` unless the queue is full (`None`).
+    fn try_queue(&self, line: &[u8]) -> Option<Queued> {
+        let mut queue = self.0.lock();
+        if queue.closed {
+            return Some(Queued::Closed);
+        }
+        if !queue.writing {
+            queue.lines.extend_from_slice(line);
+            queue.writing = true;
+            return Some(Queued::Writer);
+        }
+        if queue.lines.len() < self.0.max_queued {
+            queue.lines.extend_from_slice(line);
+            return Some(Queued::Behind);
+        }
+        None
     }
 }
 
