@@ -6,7 +6,6 @@
 use std::sync::OnceLock;
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 /// The arguments could not be put in canonical form.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
@@ -21,8 +20,7 @@ pub fn canonical_json(value: &serde_json::Value) -> Result<String, CanonicalErro
 
 /// Lowercase hex SHA-256 of the RFC 8785 canonical form of `arguments`.
 pub fn arguments_sha256(arguments: &serde_json::Value) -> Result<String, CanonicalError> {
-    let text = canonical_json(arguments)?;
-    Ok(hex::encode(Sha256::digest(text.as_bytes())))
+    Ok(hex::encode(portcullis_mcp::canonical::canonical_sha256(arguments)))
 }
 
 /// A call's arguments with the SHA-256 of their RFC 8785 canonical form, computed
@@ -91,6 +89,7 @@ impl From<Arguments> for serde_json::Value {
 mod tests {
     use super::*;
     use serde_json::{Value, json};
+    use sha2::{Digest, Sha256};
 
     /// The digest is read lazily but always names the canonical form, and reading it does
     /// not change what the arguments compare equal to.

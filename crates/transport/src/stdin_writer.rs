@@ -93,14 +93,7 @@ impl StdinWriter {
             }
         }
         // From here this caller is the writer; if it is dropped, `Flush` hands the job on.
-        let mut flush = Flush {
-            shared: self.0.clone(),
-            batch: Vec::new(),
-            done: 0,
-            finished: false,
-            hand_on: true,
-        };
-        flush.drain().await
+        Flush::new(self.0.clone(), true).drain().await
     }
 }
 
@@ -154,6 +147,16 @@ struct Flush {
 }
 
 impl Flush {
+    fn new(shared: Arc<Shared>, hand_on: bool) -> Self {
+        Self {
+            shared,
+            batch: Vec::new(),
+            done: 0,
+            finished: false,
+            hand_on,
+        }
+    }
+
     /// Writes batches until the queue is empty, then stops being the writer (and marks this
     /// turn finished). False if the child no longer reads (the queue is then closed and emptied).
     async fn drain(&mut self) -> bool {
@@ -215,13 +218,7 @@ impl Drop for Flush {
         match tokio::runtime::Handle::try_current() {
             Ok(runtime) if self.hand_on => {
                 drop(queue);
-                let mut takeover = Flush {
-                    shared: self.shared.clone(),
-                    batch: Vec::new(),
-                    done: 0,
-                    finished: false,
-                    hand_on: false,
-                };
+                let mut takeover = Flush::new(self.shared.clone(), false);
                 runtime.spawn(async move { takeover.drain().await });
             }
             // Shutting down: nobody will write again.

@@ -47,13 +47,29 @@ pub(crate) struct PolicyIndex {
     by_target: HashMap<EntityUid, Tiered>,
 }
 
-/// The tiers, in the order of [`Tiered::by_tier`].
-const TIERS: [Tier; 3] = [Tier::Read, Tier::ReadSensitive, Tier::Write];
-
-/// One key's prebuilt set for each tier of target.
+/// One key's prebuilt set for each tier of target: read, read-sensitive, write.
 #[derive(Debug)]
 struct Tiered {
     by_tier: [Selection; 3],
+}
+
+/// A policy with the tier its first test confines it to (see [`tier_guard`]).
+struct Guarded {
+    policy: Policy,
+    tier: Option<String>,
+}
+
+impl Guarded {
+    fn new(policy: &Policy) -> Self {
+        Self {
+            tier: tier_guard(policy),
+            policy: policy.clone(),
+        }
+    }
+
+    fn applies_to(&self, tier: Tier) -> bool {
+        self.tier.as_deref().is_none_or(|guard| guard == tier.as_str())
+    }
 }
 
 impl Tiered {
@@ -99,7 +115,7 @@ fn is_unconditional_permit(policy: &Policy) -> bool {
 /// The tier a policy is confined to: its first condition is a `when` whose body begins (its
 /// leftmost `&&` operand) with `resource.tier == "<tier>"` or `"<tier>" == resource.tier`.
 /// `Some` of a string that names no tier means the policy applies to no target at all.
-pub(crate) fn tier_guard(policy: &Policy) -> Option<String> {
+fn tier_guard(policy: &Policy) -> Option<String> {
     let est = policy.to_json().ok()?;
     let first = est.get("conditions")?.as_array()?.first()?;
     if first.get("kind")?.as_str()? != "when" {
@@ -155,24 +171,20 @@ fn server_of(target: &EntityUid) -> Option<EntityUid> {
 impl PolicyIndex {
     pub(crate) fn build(all: PolicySet) -> Result<Self, PolicyError> {
         let mut unconstrained = Vec::new();
-        let mut servers: HashMap<EntityUid, Vec<Policy>> = HashMap::new();
-        let mut targets: HashMap<EntityUid, Vec<Policy>> = HashMap::new();
+        let mut servers: HashMap<EntityUid, Vec<Guarded>> = HashMap::new();
+        let mut targets: HashMap<EntityUid, Vec<Guarded>> = HashMap::new();
         for policy in all.policies() {
+            let guarded = Guarded::new(policy);
             match key_of(policy) {
-                Key::Unconstrained => unconstrained.push(policy.clone()),
-                Key::Server(uid) => servers.entry(uid).or_default().push(policy.clone()),
-                Key::Target(uid) => targets.entry(uid).or_default().push(policy.clone()),
+                Key::Unconstrained => unconstrained.push(guarded),
+                Key::Server(uid) => servers.entry(uid).or_default().push(guarded),
+                Key::Target(uid) => targets.entry(uid).or_default().push(guarded),
             }
         }
-        let guards: HashMap<String, Option<String>> =
-            all.policies().map(|p| (p.id().to_string(), tier_guard(p))).collect();
-        let set = |parts: &[&[Policy]]| -> Result<Tiered, PolicyError> {
+        let set = |parts: &[&[Guarded]]| -> Result<Tiered, PolicyError> {
             let for_tier = |tier: Tier| -> Result<Selection, PolicyError> {
-                let applies = |p: &&Policy| match guards.get(&p.id().to_string()) {
-                    Some(Some(guard)) => guard == tier.as_str(),
-                    _ => true,
-                };
-                PolicySet::from_policies(parts.iter().flat_map(|p| p.iter().filter(applies).cloned()))
+                let policies = parts.iter().flat_map(|part| part.iter());
+                PolicySet::from_policies(policies.filter(|g| g.applies_to(tier)).map(|g| g.policy.clone()))
                     .map(Selection::new)
                     .map_err(|e| PolicyError::Parse {
                         file: "(index)".to_owned(),
@@ -180,7 +192,11 @@ impl PolicyIndex {
                     })
             };
             Ok(Tiered {
-                by_tier: [for_tier(TIERS[0])?, for_tier(TIERS[1])?, for_tier(TIERS[2])?],
+                by_tier: [
+                    for_tier(Tier::Read)?,
+                    for_tier(Tier::ReadSensitive)?,
+                    for_tier(Tier::Write)?,
+                ],
             })
         };
         let mut by_target = HashMap::with_capacity(targets.len());
