@@ -19,6 +19,7 @@
 pub mod clients;
 pub mod pki;
 pub mod procs;
+pub mod raw_http;
 
 use std::path::PathBuf;
 

@@ -26,6 +26,7 @@ pub enum DemoTool {
     Hang,
     Garbage,
     NotifyListChanged,
+    NotificationsSeen,
 }
 
 const DEMO_TOOLS: &[DemoTool] = &[
@@ -48,6 +49,7 @@ const TEST_TOOLS: &[DemoTool] = &[
     DemoTool::Hang,
     DemoTool::Garbage,
     DemoTool::NotifyListChanged,
+    DemoTool::NotificationsSeen,
 ];
 
 /// Whether a tool changes the world, for the annotation hints.
@@ -87,6 +89,7 @@ impl DemoTool {
             DemoTool::Hang => "hang",
             DemoTool::Garbage => "garbage",
             DemoTool::NotifyListChanged => "notify_list_changed",
+            DemoTool::NotificationsSeen => "notifications_seen",
         }
     }
 
@@ -110,6 +113,9 @@ impl DemoTool {
             DemoTool::Hang => "Never reply.",
             DemoTool::Garbage => "Write a non-JSON line to stdout (stdio only), then reply normally.",
             DemoTool::NotifyListChanged => "Send notifications/tools/list_changed, then return.",
+            DemoTool::NotificationsSeen => {
+                "Return the client notifications this server received, in order (a server that acts on notifications would have acted on each)."
+            }
         }
     }
 
@@ -135,7 +141,8 @@ impl DemoTool {
             | DemoTool::Crash
             | DemoTool::Hang
             | DemoTool::Garbage
-            | DemoTool::NotifyListChanged => object(json!({}), &[]),
+            | DemoTool::NotifyListChanged
+            | DemoTool::NotificationsSeen => object(json!({}), &[]),
         }
     }
 
@@ -197,7 +204,7 @@ mod tests {
             names(false),
             ["search_docs", "lookup_customer", "send_message", "delete_record"]
         );
-        assert_eq!(names(true).len(), 16);
+        assert_eq!(names(true).len(), 17);
         assert_eq!(DemoTool::find("echo", false), None);
         assert_eq!(DemoTool::find("echo", true), Some(DemoTool::Echo));
     }

@@ -15,9 +15,9 @@ use rmcp::{
         ListPromptsResult, ListResourcesResult, ListToolsResult, PaginatedRequestParams, ReadResourceRequestParams,
         ReadResourceResponse, ServerCapabilities, ServerConfig, SetLevelRequestParams,
     },
-    service::RequestContext,
+    service::{NotificationContext, RequestContext},
 };
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use tokio::sync::mpsc::UnboundedSender;
 
@@ -46,6 +46,9 @@ pub struct DemoServer {
     channel: Channel,
     rug_pull: Option<Arc<RugPull>>,
     poisoned_tools: bool,
+    /// Client notifications received (method, and a `tools/call`'s tool name), for
+    /// `notifications_seen`: tests prove what the gateway relayed or refused (T21).
+    notifications: Arc<Mutex<Vec<String>>>,
 }
 
 impl DemoServer {
@@ -55,6 +58,18 @@ impl DemoServer {
             channel,
             rug_pull: opts.rug_pull_after.map(RugPull::new),
             poisoned_tools: opts.poisoned_tools,
+            notifications: Arc::default(),
+        }
+    }
+
+    fn saw(&self, method: &str, params: Option<&serde_json::Value>) {
+        let name = params.and_then(|p| p.get("name")).and_then(serde_json::Value::as_str);
+        let entry = match name {
+            Some(name) => format!("{method} {name}"),
+            None => method.to_owned(),
+        };
+        if let Ok(mut seen) = self.notifications.lock() {
+            seen.push(entry);
         }
     }
 
@@ -77,6 +92,10 @@ impl DemoServer {
             DemoTool::Progress => test_tools::progress(&args, &context).await?,
             DemoTool::Log => test_tools::log(&text("message")?, &context).await?,
             DemoTool::NotifyListChanged => test_tools::notify_list_changed(&context).await?,
+            DemoTool::NotificationsSeen => {
+                let seen = self.notifications.lock().map(|s| s.clone()).unwrap_or_default();
+                rmcp::model::CallToolResult::structured(serde_json::json!({ "notifications": seen }))
+            }
             DemoTool::Crash => test_tools::crash(),
             DemoTool::Hang => test_tools::hang().await?,
             DemoTool::Garbage => test_tools::garbage(&self.channel),
@@ -179,6 +198,18 @@ impl ServerHandler for DemoServer {
         _context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, McpError> {
         resources::read(&request.uri).map(Into::into)
+    }
+
+    async fn on_roots_list_changed(&self, _context: NotificationContext<RoleServer>) {
+        self.saw("notifications/roots/list_changed", None);
+    }
+
+    async fn on_custom_notification(
+        &self,
+        notification: rmcp::model::CustomNotification,
+        _context: NotificationContext<RoleServer>,
+    ) {
+        self.saw(&notification.method, notification.params.as_ref());
     }
 
     async fn set_level(

@@ -213,10 +213,12 @@ async fn post_mcp(State(front): State<Arc<Front>>, peer: Peer, headers: HeaderMa
     };
     match msg.kind() {
         MessageKind::Request => answer(front, session, caller, msg, &headers).await,
-        MessageKind::Notification => {
-            front.gateway.handle_notification(&session, msg).await;
-            StatusCode::ACCEPTED.into_response()
-        }
+        MessageKind::Notification => match front.gateway.handle_notification(&session, msg).await {
+            Ok(()) => StatusCode::ACCEPTED.into_response(),
+            // Streamable HTTP: a notification that cannot be accepted gets an HTTP error and
+            // may carry a JSON-RPC error without an id.
+            Err(refused) => rpc_error(StatusCode::FORBIDDEN, None, ErrorCode::Denied, &refused.to_string()),
+        },
         MessageKind::Response => {
             front.gateway.handle_response(&session, msg).await;
             StatusCode::ACCEPTED.into_response()

@@ -88,7 +88,10 @@ pub async fn serve_stdio(
                     let _ = out.send(answer).await;
                 });
             }
-            MessageKind::Notification => gateway.handle_notification(&current, msg).await,
+            // A refused notification is logged and recorded; JSON-RPC gives it no answer.
+            MessageKind::Notification => {
+                let _ = gateway.handle_notification(&current, msg).await;
+            }
             MessageKind::Response => gateway.handle_response(&current, msg).await,
         }
     }

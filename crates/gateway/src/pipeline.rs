@@ -20,7 +20,7 @@ use portcullis_attest::{HashedFacts, Receipt, ReceiptError, host::unix_now, sign
 use portcullis_audit::DurableReceipt;
 use portcullis_core::ServerName;
 use portcullis_mcp::{
-    Era, ErrorCode, Message, MethodClass,
+    Era, ErrorCode, Message, MethodClass, NotificationClass,
     canonical::canonical_sha256,
     error_response,
     message::response,
@@ -34,6 +34,7 @@ use crate::{
     authorise::Attested,
     caller::Caller,
     connect::UpstreamEra,
+    error::NotificationRefused,
     gateway::Gateway,
     namespace::RouteBy,
     record::{CallFacts, Recorder, Verdict, attach_receipt, new_call_id},
@@ -67,12 +68,18 @@ impl Gateway {
                 return fail(ErrorCode::InvalidRequest, "this session is already initialized");
             }
             MethodClass::Ping => return response(id.unwrap_or(Value::Null), json!({})).into_value(),
-            MethodClass::Subscribe => return self.subscribe(session, msg).await,
             MethodClass::Discover => return self.discover(session, id).await,
             MethodClass::List(kind) if self.namespacer.enabled() => {
                 return self.merged_list(session, caller, kind, &msg).await;
             }
-            MethodClass::Broadcast => return self.broadcast(session, msg).await,
+            MethodClass::Broadcast => return self.broadcast(session, caller, msg).await,
+            MethodClass::Subscribe => match self.namespacer.servers() {
+                [server] => Ok(server.clone()),
+                _ => {
+                    let text = "subscriptions/listen is not relayed across several servers yet";
+                    return fail(ErrorCode::MethodNotFound, text);
+                }
+            },
             MethodClass::List(_) => self.namespacer.route_name("").map(|(server, _)| server),
             MethodClass::CallTool | MethodClass::GetPrompt => self.namespacer.route_request(&mut msg, RouteBy::Name),
             MethodClass::Resource => self.namespacer.route_request(&mut msg, RouteBy::Uri),
@@ -102,6 +109,24 @@ impl Gateway {
             }
             return answer;
         }
+        self.act(session, caller, class, &server, msg, request_sha256).await
+    }
+
+    /// The acting path for one server: every method that reads or changes server state
+    /// (T21) is attested and classified (`tools/call`), decided, recorded, forwarded and
+    /// recorded again.
+    async fn act(
+        &self,
+        session: &Arc<Session>,
+        caller: &Caller,
+        class: MethodClass,
+        server: &ServerName,
+        mut msg: Message,
+        request_sha256: Option<[u8; 32]>,
+    ) -> Value {
+        let id = msg.id().cloned();
+        let fail = |code: ErrorCode, text: &str| error_response(id.as_ref(), code, text, None);
+        let server = server.clone();
         let Some(config) = self.servers.get(&server) else {
             return fail(
                 ErrorCode::InvalidParams,
@@ -146,7 +171,7 @@ impl Gateway {
                     decision_id: deny.decision_id().to_owned(),
                     policy_hash: deny.policy_hash().to_owned(),
                 };
-                tracing::info!(server = %server, target = %request.target, decision = %deny.decision_id(), "call denied by policy");
+                tracing::info!(server = %server, method = %request.method, target = %request.target, decision = %deny.decision_id(), "call denied by policy");
                 return self.deny(id.as_ref(), &call, &verdict, deny.client_message()).await;
             }
         };
@@ -161,7 +186,7 @@ impl Gateway {
             return fail(ErrorCode::Denied, &e.to_string());
         }
         let started = Instant::now();
-        let mut answer = self.forward_permitted(permit, session, &server, msg).await;
+        let mut answer = self.forward_permitted(permit, class, session, &server, msg).await;
         // filter: only the gateway writes receipts into a result.
         if let Some(result) = answer.get_mut("result")
             && strip_gateway_meta(result)
@@ -180,7 +205,7 @@ impl Gateway {
             };
             attach_receipt(&mut answer, &call.call_id, receipt, signed.as_ref());
         }
-        if method == "resources/read"
+        if call.method == "resources/read"
             && let Some(result) = answer.get_mut("result")
         {
             self.namespacer.outbound_read_result(&server, result);
@@ -241,33 +266,55 @@ impl Gateway {
     async fn forward_permitted(
         &self,
         _permit: Permit,
+        class: MethodClass,
         session: &Arc<Session>,
         server: &ServerName,
         msg: Message,
     ) -> Value {
-        self.forward(session, server, msg).await
+        match class {
+            MethodClass::Subscribe => self.listen(session, server, msg).await,
+            _ => self.forward(session, server, msg).await,
+        }
     }
 
-    /// Handles a client notification.
-    pub async fn handle_notification(&self, session: &Arc<Session>, msg: Message) {
-        match msg.method().unwrap_or_default() {
+    /// Handles a client notification. Only the notifications a client may send pass
+    /// (T21); any other method sent without an id — `tools/call` as a notification would
+    /// make a server act with no decision and no record — is refused, logged and recorded.
+    pub async fn handle_notification(&self, session: &Arc<Session>, msg: Message) -> Result<(), NotificationRefused> {
+        let method = msg.method().unwrap_or_default();
+        match NotificationClass::of(method) {
             // The gateway completed each upstream's handshake itself.
-            "notifications/initialized" => {}
-            "notifications/cancelled" => {
+            NotificationClass::Initialized => {}
+            NotificationClass::Cancelled => {
                 let Some(request_id) = msg.params().and_then(|p| p.get("requestId")) else {
-                    return;
+                    return Ok(());
                 };
                 if let Some((c, upstream_id)) = session.pending_call(request_id) {
                     let reason = msg.param_str("reason").unwrap_or("cancelled by the client");
                     c.peer.cancel(upstream_id, reason);
                 }
             }
-            _ => {
+            NotificationClass::Relayed => {
                 for (_, c) in session.upstreams() {
                     let _ = c.peer.send(msg.clone()).await;
                 }
             }
+            NotificationClass::Refused => {
+                let refused = NotificationRefused {
+                    method: method.chars().take(128).collect(),
+                };
+                tracing::warn!(session = %session.id, principal = %session.principal.workload, method = %refused.method, "notification refused");
+                if let Err(e) = self
+                    .recorder
+                    .refused_notification(&session.principal, &refused.method, &refused.to_string())
+                    .await
+                {
+                    tracing::error!("the refused notification could not be recorded: {e}");
+                }
+                return Err(refused);
+            }
         }
+        Ok(())
     }
 
     /// Handles a client's answer to a server-initiated request.
@@ -277,20 +324,17 @@ impl Gateway {
         }
     }
 
-    /// `subscriptions/listen`: relayed to a single 2026-07-28 server for as long as the
-    /// client keeps it open (no timeout; the client closing the stream cancels it).
-    async fn subscribe(&self, session: &Arc<Session>, msg: Message) -> Value {
+    /// `subscriptions/listen`, once permitted: relayed to a 2026-07-28 server for as long as
+    /// the client keeps it open (no timeout; the client closing the stream cancels it).
+    async fn listen(&self, session: &Arc<Session>, server: &ServerName, msg: Message) -> Value {
         let id = msg.id().cloned();
-        let unsupported = |why: &str| error_response(id.as_ref(), ErrorCode::MethodNotFound, why, None);
-        let [server] = self.namespacer.servers() else {
-            return unsupported("subscriptions/listen is not relayed across several servers yet");
-        };
         let connected = match self.ensure_upstream(session, server).await {
             Ok(c) => c,
             Err(e) => return error_response(id.as_ref(), e.code(), &e.to_string(), None),
         };
         if !connected.era.is_modern() {
-            return unsupported("the upstream server speaks a protocol without subscriptions/listen");
+            let text = "the upstream server speaks a protocol without subscriptions/listen";
+            return error_response(id.as_ref(), ErrorCode::MethodNotFound, text, None);
         }
         match connected.peer.call_unbounded(msg, session.as_route()).await {
             Ok(answer) => answer.into_value(),
@@ -416,11 +460,14 @@ impl Gateway {
         Err(format!("more than {MAX_LIST_PAGES} pages"))
     }
 
-    /// `logging/setLevel` and similar: every server gets it; the first error is reported.
-    async fn broadcast(&self, session: &Arc<Session>, msg: Message) -> Value {
+    /// `logging/setLevel`: every server gets it, each as its own decided and recorded call
+    /// (it changes the server's state); the first deny or error is reported.
+    async fn broadcast(&self, session: &Arc<Session>, caller: &Caller, msg: Message) -> Value {
         let id = msg.id().cloned();
         for server in self.namespacer.servers().to_vec() {
-            let answer = self.forward(session, &server, msg.clone()).await;
+            let answer = self
+                .act(session, caller, MethodClass::Broadcast, &server, msg.clone(), None)
+                .await;
             if answer.get("error").is_some() {
                 return answer;
             }

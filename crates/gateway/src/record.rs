@@ -128,6 +128,31 @@ impl Recorder {
         self.append(&r).await.map(|_| ())
     }
 
+    /// Records a client notification the gateway refused to relay (T21), durably, as a
+    /// denied decision: a `tools/call` sent without an id leaves a trace.
+    pub async fn refused_notification(
+        &self,
+        principal: &Principal,
+        method: &str,
+        why: &str,
+    ) -> Result<(), RecordError> {
+        if self.log.is_none() {
+            return Ok(());
+        }
+        let mut r = AuditRecord::new(RecordKind::Decision, SystemTime::now());
+        r.call_id = Some(new_call_id());
+        r.principal = Some(portcullis_audit::Principal {
+            workload: Some(principal.workload.clone()),
+            user: principal.user.clone(),
+        });
+        r.method = Some(method.to_owned());
+        r.decision = Some(Decision::Deny);
+        r.decision_id = Some(new_call_id());
+        r.reason = Some(why.to_owned());
+        r.ext.insert("message".into(), "notification".into());
+        self.append(&r).await.map(|_| ())
+    }
+
     /// Records a change of the policy set in force (reload), with its hash.
     pub async fn policy_change(&self, policy_hash: &str, detail: &str) -> Result<(), RecordError> {
         let mut r = AuditRecord::new(RecordKind::PolicyChange, SystemTime::now());

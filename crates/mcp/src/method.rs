@@ -1,8 +1,9 @@
 //! Classification of MCP methods: what the gateway must do with each.
 //!
 //! The class decides routing (which upstream), whether the call acts (and so
-//! is an authorisation event once the policy stage lands), and whether list
-//! results need namespacing and merging.
+//! is an authorisation event: decided by the policy and recorded), and whether
+//! list results need namespacing and merging. Client notifications have their own
+//! class: only those the protocol defines pass (T21).
 
 /// What a client-to-server method is, for routing and control purposes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,12 +90,51 @@ impl MethodClass {
         )
     }
 
-    /// Whether this method makes an upstream act (an authorisation event).
+    /// Whether this method reads or changes server state, and so is an authorisation
+    /// event (decided and recorded). Only the handshake, `ping` and the listings (filtered
+    /// item by item instead) are not.
     pub fn acts(self) -> bool {
-        matches!(
-            self,
-            MethodClass::CallTool | MethodClass::GetPrompt | MethodClass::Resource | MethodClass::Other
-        )
+        match self {
+            MethodClass::Initialize | MethodClass::Discover | MethodClass::Ping | MethodClass::List(_) => false,
+            MethodClass::CallTool
+            | MethodClass::GetPrompt
+            | MethodClass::Resource
+            | MethodClass::Complete
+            | MethodClass::Broadcast
+            | MethodClass::Subscribe
+            | MethodClass::Other => true,
+        }
+    }
+}
+
+/// What a client-to-server notification is. Only the notifications a client may send
+/// under a protocol revision we speak pass; anything else — an acting method sent without
+/// an id (`tools/call` as a notification), a vendor method — is refused (T21): a
+/// notification gets no answer, so a server that acted on it would act undecided and
+/// unrecorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotificationClass {
+    /// `notifications/initialized`: the gateway completed each upstream's handshake itself.
+    Initialized,
+    /// `notifications/cancelled`: cancels one of the client's pending requests.
+    Cancelled,
+    /// `notifications/progress`, `notifications/roots/list_changed`,
+    /// `notifications/tasks/status` (2025-11-25): relayed to the session's servers.
+    Relayed,
+    /// Anything else: refused and recorded.
+    Refused,
+}
+
+impl NotificationClass {
+    pub fn of(method: &str) -> Self {
+        match method {
+            "notifications/initialized" => Self::Initialized,
+            "notifications/cancelled" => Self::Cancelled,
+            "notifications/progress" | "notifications/roots/list_changed" | "notifications/tasks/status" => {
+                Self::Relayed
+            }
+            _ => Self::Refused,
+        }
     }
 }
 
@@ -110,12 +150,37 @@ mod tests {
             ("tools/call", MethodClass::CallTool, true),
             ("resources/read", MethodClass::Resource, true),
             ("prompts/get", MethodClass::GetPrompt, true),
-            ("logging/setLevel", MethodClass::Broadcast, false),
+            ("completion/complete", MethodClass::Complete, true),
+            ("logging/setLevel", MethodClass::Broadcast, true),
+            ("subscriptions/listen", MethodClass::Subscribe, true),
+            ("ping", MethodClass::Ping, false),
+            ("server/discover", MethodClass::Discover, false),
             ("vendor/frobnicate", MethodClass::Other, true),
         ];
         for (m, class, acts) in cases {
             assert_eq!(MethodClass::of(m), class, "{m}");
             assert_eq!(class.acts(), acts, "{m}");
+        }
+    }
+
+    #[test]
+    fn t21_only_defined_client_notifications_pass() {
+        let cases = [
+            ("notifications/initialized", NotificationClass::Initialized),
+            ("notifications/cancelled", NotificationClass::Cancelled),
+            ("notifications/progress", NotificationClass::Relayed),
+            ("notifications/roots/list_changed", NotificationClass::Relayed),
+            ("notifications/tasks/status", NotificationClass::Relayed),
+            ("tools/call", NotificationClass::Refused),
+            ("resources/read", NotificationClass::Refused),
+            ("completion/complete", NotificationClass::Refused),
+            ("notifications/tools/list_changed", NotificationClass::Refused),
+            ("notifications/message", NotificationClass::Refused),
+            ("Notifications/Initialized", NotificationClass::Refused),
+            ("vendor/notify", NotificationClass::Refused),
+        ];
+        for (m, class) in cases {
+            assert_eq!(NotificationClass::of(m), class, "{m}");
         }
     }
 }

@@ -1,60 +1,11 @@
 //! The HTTP front at the wire level: guards (T6), limits (T17), strict parsing
 //! (T13), sessions (T3), SSE answers, and the 2026-07-28 header rules.
-use portcullis_e2e::{demo_server_entry, procs::GatewayProc};
+use portcullis_e2e::{
+    demo_server_entry,
+    procs::GatewayProc,
+    raw_http::{open_session, post},
+};
 use serde_json::{Value, json};
-
-struct Reply {
-    status: u16,
-    content_type: String,
-    session: Option<String>,
-    body: String,
-}
-
-impl Reply {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
-    }
-    fn error_code(&self) -> i64 {
-        self.json()["error"]["code"]
-            .as_i64()
-            .unwrap_or_else(|| panic!("no error code: {}", self.body))
-    }
-}
-
-async fn post(url: &str, body: impl Into<Vec<u8>>, headers: &[(&str, &str)]) -> Reply {
-    let mut req = reqwest::Client::new()
-        .post(url)
-        .header("content-type", "application/json")
-        .header("accept", "application/json, text/event-stream")
-        .body(body.into());
-    for (k, v) in headers {
-        req = req.header(*k, *v);
-    }
-    let resp = req.send().await.unwrap();
-    Reply {
-        status: resp.status().as_u16(),
-        content_type: resp
-            .headers()
-            .get("content-type")
-            .map(|v| v.to_str().unwrap().to_owned())
-            .unwrap_or_default(),
-        session: resp
-            .headers()
-            .get("mcp-session-id")
-            .map(|v| v.to_str().unwrap().to_owned()),
-        body: resp.text().await.unwrap(),
-    }
-}
-
-fn initialize() -> String {
-    json!({"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}).to_string()
-}
-
-async fn open_session(url: &str) -> String {
-    let r = post(url, initialize(), &[]).await;
-    assert_eq!(r.status, 200, "{}", r.body);
-    r.session.expect("Mcp-Session-Id")
-}
 
 fn gateway() -> GatewayProc {
     GatewayProc::start_with(&format!(

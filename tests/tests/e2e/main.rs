@@ -24,6 +24,7 @@ mod namespacing;
 mod policy;
 mod relay;
 mod revisions;
+mod smuggling;
 mod spire;
 mod stdio_front;
 mod upstream_mtls;
