@@ -26,14 +26,3 @@ impl UpstreamError {
         }
     }
 }
-
-/// A client sent a notification the protocol does not let a client send (T21), such as
-/// `tools/call` without an id: it is not forwarded to any server.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error(
-    "notification `{method}` refused: only notifications/initialized, cancelled, progress, roots/list_changed and tasks/status may be sent as notifications; send requests with an `id`"
-)]
-pub struct NotificationRefused {
-    /// The refused method (at most 128 characters of it).
-    pub method: String,
-}

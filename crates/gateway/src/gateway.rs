@@ -6,21 +6,24 @@ use std::{
 };
 
 use portcullis_core::{Principal, ServerName};
-use portcullis_mcp::{ErrorCode, Message, ProtocolVersion};
-use serde_json::{Map, Value, json};
+use portcullis_mcp::{ErrorCode, Message};
+use serde_json::Value;
 
 use crate::{
-    authorise::Authoriser,
-    classify::Classifier,
     config::{GatewayConfig, Isolation, ServerConfig},
-    connect::{UpstreamEra, connect},
     error::UpstreamError,
-    hello::ClientHello,
-    http_clients::HttpClients,
-    namespace::Namespacer,
-    record::Recorder,
-    session::{Connected, Session},
-    upstream::ServerMessageRoute,
+    relay::{
+        Clearance, Connected, bridge, connect::connect, hello::ClientHello, http_clients::HttpClients,
+        upstream::ServerMessageRoute,
+    },
+    session::Session,
+    stages::{
+        authorise::Authoriser,
+        classify::{Classifier, Hold},
+        receipts::Receipts,
+        record::{RecordError, Recorder},
+        route::Namespacer,
+    },
 };
 
 /// A refusal to open or find a session, with the JSON-RPC code to report.
@@ -39,6 +42,7 @@ pub struct Gateway {
     pub(crate) recorder: Recorder,
     pub(crate) authoriser: Authoriser,
     pub(crate) classifier: Classifier,
+    pub(crate) receipts: Receipts,
     http: HttpClients,
     sessions: Mutex<HashMap<String, Arc<Session>>>,
     stateless: Mutex<HashMap<Principal, Arc<Session>>>,
@@ -56,6 +60,7 @@ impl Gateway {
         let namespacer = Namespacer::new(servers.keys().cloned().collect());
         let http = HttpClients::new(&config.servers);
         let classifier = Classifier::new(config.attest.manifests.clone(), config.attest.scan);
+        let receipts = Receipts::new(config.attest.receipts.clone());
         Arc::new(Self {
             config,
             servers,
@@ -63,6 +68,7 @@ impl Gateway {
             recorder,
             authoriser,
             classifier,
+            receipts,
             http,
             sessions: Mutex::new(HashMap::new()),
             stateless: Mutex::new(HashMap::new()),
@@ -130,7 +136,7 @@ impl Gateway {
             })?;
             eras.push(c.era);
         }
-        let result = self.initialize_result(&session.hello, &eras);
+        let result = bridge::initialize_result(&session.hello, &eras, self.served());
         Ok((session, result))
     }
 
@@ -295,97 +301,103 @@ impl Gateway {
         Ok(c)
     }
 
-    /// The `initialize` result for a legacy client.
-    fn initialize_result(&self, hello: &ClientHello, eras: &[UpstreamEra]) -> Value {
-        if let ([UpstreamEra::Legacy { init }], false) = (eras, self.namespacer.enabled()) {
-            // One legacy server: its own answer, untouched (it negotiated with the client's params).
-            return Value::clone(init);
+    /// The configured servers, for the handshake answers that merge them.
+    pub(crate) fn served(&self) -> bridge::Servers<'_> {
+        bridge::Servers {
+            names: self.namespacer.servers(),
+            namespaced: self.namespacer.enabled(),
         }
-        let mut result = json!({
-            "protocolVersion": hello.version.as_str(),
-            "capabilities": merge_capabilities(eras),
-            "serverInfo": gateway_info(),
-        });
-        if let Some(text) = merged_instructions(eras, &self.namespacer)
-            && let Some(obj) = result.as_object_mut()
-        {
-            obj.insert("instructions".into(), Value::String(text));
-        }
-        result
     }
 
-    /// The `server/discover` result for a modern client.
-    pub(crate) fn discover_result(&self, eras: &[UpstreamEra]) -> Value {
-        if let ([UpstreamEra::Modern { discover }], false) = (eras, self.namespacer.enabled()) {
-            return Value::clone(discover);
+    /// Sends `msg` to `server` for `session` (starting the connection when needed) and
+    /// returns the answer with the client's id, bridged to the client's era. The clearance
+    /// is the proof the request may go: a `Permit`, or a non-acting method.
+    pub(crate) async fn exchange(
+        &self,
+        clearance: Clearance,
+        session: &Arc<Session>,
+        server: &ServerName,
+        mut msg: Message,
+    ) -> Value {
+        let id = msg.id().cloned();
+        if let Clearance::Permitted(permit) = &clearance {
+            tracing::trace!(server = %server, decision = %permit.decision_id(), "forwarding a permitted call");
         }
-        let mut result = json!({
-            "resultType": "complete",
-            "supportedVersions": ProtocolVersion::supported_strings(),
-            "capabilities": merge_capabilities(eras),
-            "_meta": {"io.modelcontextprotocol/serverInfo": gateway_info()},
-            // What a caller may use depends on who it is: never shared, never stale.
-            "ttlMs": 0,
-            "cacheScope": "private",
-        });
-        if let Some(text) = merged_instructions(eras, &self.namespacer)
-            && let Some(obj) = result.as_object_mut()
-        {
-            obj.insert("instructions".into(), Value::String(text));
+        let connected = match self.ensure_upstream(session, server).await {
+            Ok(c) => c,
+            Err(e) => return portcullis_mcp::error_response(id.as_ref(), e.code(), &e.to_string(), None),
+        };
+        bridge::bridge_request(&session.hello, &connected.era, &mut msg);
+        let cacheable = bridge::cacheable(msg.method().unwrap_or_default());
+        match connected.peer.call(msg, session.as_route()).await {
+            Ok(mut answer) => {
+                bridge::bridge_response(session.era(), &connected.era, cacheable, &mut answer);
+                answer.into_value()
+            }
+            Err(e) => portcullis_mcp::error_response(id.as_ref(), e.code(), &e.to_string(), None),
         }
-        result
+    }
+
+    /// `subscriptions/listen`, once permitted: relayed to a 2026-07-28 server for as long as
+    /// the client keeps it open (no timeout; the client closing the stream cancels it).
+    pub(crate) async fn listen(
+        &self,
+        clearance: Clearance,
+        session: &Arc<Session>,
+        server: &ServerName,
+        msg: Message,
+    ) -> Value {
+        let id = msg.id().cloned();
+        let connected = match self.ensure_upstream(session, server).await {
+            Ok(c) => c,
+            Err(e) => return portcullis_mcp::error_response(id.as_ref(), e.code(), &e.to_string(), None),
+        };
+        if let Clearance::Permitted(permit) = &clearance {
+            tracing::debug!(server = %server, decision = %permit.decision_id(), "subscription permitted");
+        }
+        if !connected.era.is_modern() {
+            let text = "the upstream server speaks a protocol without subscriptions/listen";
+            return portcullis_mcp::error_response(id.as_ref(), ErrorCode::MethodNotFound, text, None);
+        }
+        match connected.peer.call_unbounded(msg, session.as_route()).await {
+            Ok(answer) => answer.into_value(),
+            Err(e) => portcullis_mcp::error_response(id.as_ref(), e.code(), &e.to_string(), None),
+        }
+    }
+
+    /// Checks `config`'s transport against its pin before starting it; a refusal is recorded.
+    async fn check_transport(&self, config: &ServerConfig) -> Result<(), UpstreamError> {
+        let Err(reason) = self.classifier.check_transport(config) else {
+            return Ok(());
+        };
+        tracing::error!(server = %config.name, "refusing to start the server: {reason}");
+        let hold = Hold {
+            tool: None,
+            reason: format!("server not started: {reason}"),
+            listed: None,
+            pinned: None,
+        };
+        if let Err(e) = self.recorder.pin_drift(&config.name, &hold).await {
+            tracing::error!(server = %config.name, "the refusal could not be recorded: {e}");
+        }
+        Err(UpstreamError::Start {
+            server: config.name.to_string(),
+            reason,
+        })
+    }
+
+    /// Records the classify stage's holds not recorded before, and logs them.
+    pub(crate) async fn record_holds(&self, server: &ServerName, holds: Vec<Hold>) -> Result<(), RecordError> {
+        for hold in self.classifier.unrecorded(server, holds) {
+            tracing::warn!(server = %server, tool = ?hold.tool, "tool held back: {}", hold.reason);
+            self.recorder.pin_drift(server, &hold).await?;
+        }
+        Ok(())
     }
 
     fn lock_sessions(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Session>>> {
         self.sessions.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
-}
-
-/// Unions the upstreams' capabilities (flags inside each capability are OR-ed).
-fn merge_capabilities(eras: &[UpstreamEra]) -> Value {
-    let mut merged = Map::new();
-    for era in eras {
-        let Value::Object(caps) = era.capabilities() else {
-            continue;
-        };
-        for (key, value) in caps {
-            match (merged.get_mut(&key), value) {
-                (Some(Value::Object(into)), Value::Object(from)) => {
-                    for (k, v) in from {
-                        let keep_true = into.get(&k) == Some(&Value::Bool(true));
-                        if !keep_true {
-                            into.insert(k, v);
-                        }
-                    }
-                }
-                (None, value) => {
-                    merged.insert(key, value);
-                }
-                _ => {}
-            }
-        }
-    }
-    Value::Object(merged)
-}
-
-fn merged_instructions(eras: &[UpstreamEra], ns: &Namespacer) -> Option<String> {
-    let parts: Vec<String> = eras
-        .iter()
-        .zip(ns.servers())
-        .filter_map(|(era, server)| {
-            let text = era.instructions()?;
-            Some(if ns.enabled() {
-                format!("[{server}] {text}")
-            } else {
-                text.to_owned()
-            })
-        })
-        .collect();
-    (!parts.is_empty()).then(|| parts.join("\n\n"))
-}
-
-fn gateway_info() -> Value {
-    json!({"name": "portcullis", "version": env!("CARGO_PKG_VERSION")})
 }
 
 /// Shared children serve many sessions; their unrelated messages have no single owner.

@@ -1,42 +1,34 @@
-//! The gateway: sessions, upstream connections, namespacing, the per-call
-//! pipeline, and the two fronts (Streamable HTTP and stdio) that feed it.
+//! The gateway: sessions, upstream connections, the dispatcher, the per-call pipeline,
+//! and the two fronts (Streamable HTTP and stdio) that feed it.
 //!
-//! Reading order: `pipeline` (the per-call path), `gateway` (state and session
-//! lifecycle), `upstream` (JSON-RPC peer over a transport link), `connect`
-//! (handshakes and revision detection), `front_http` / `front_stdio`.
+//! A request starts at a front (`front::http`, `front::stdio`), goes to the dispatcher
+//! (`dispatch`), and — if it reads or changes server state — down the acting path
+//! (`pipeline::run`), whose stages live in `stages/`. `gateway` holds the state and the
+//! session lifecycle, `session/` one client's session, `relay/` the upstream side.
 #![forbid(unsafe_code)]
 
-mod attest_call;
-mod authorise;
 mod caller;
-mod classify;
 pub mod config;
-mod connect;
+mod deny;
+mod dispatch;
 mod error;
-mod front_http;
-mod front_stdio;
+mod front;
 mod gateway;
-mod hello;
-mod http_clients;
-mod identify;
-mod namespace;
-mod origin;
 mod pipeline;
-mod probe;
-mod record;
-mod redact;
+mod relay;
 mod session;
-mod sink;
-mod upstream;
+mod stages;
 
-pub use authorise::{Authoriser, REASON_ARGUMENT, REASON_META_KEY};
 pub use caller::Caller;
-pub use classify::Hold;
+pub use deny::{Deny, Stage};
 pub use error::UpstreamError;
-pub use front_http::serve_http;
-pub use front_stdio::serve_stdio;
+pub use front::{http::serve_http, stdio::serve_stdio};
 pub use gateway::{Gateway, SessionError};
-pub use hello::ClientHello;
-pub use namespace::{Namespacer, RouteError};
-pub use probe::list_server_tools;
-pub use record::{RECEIPT_META_KEY, Recorder};
+pub use relay::{hello::ClientHello, probe::list_server_tools};
+pub use stages::{
+    authorise::{Authoriser, REASON_ARGUMENT, REASON_META_KEY},
+    classify::Hold,
+    receipts::RECEIPT_META_KEY,
+    record::Recorder,
+    route::{Namespacer, RouteError},
+};

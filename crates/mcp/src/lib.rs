@@ -16,6 +16,6 @@ pub mod strict;
 
 pub use error::{ErrorCode, error_response};
 pub use message::{Message, MessageKind};
-pub use method::{MethodClass, NotificationClass};
+pub use method::{MethodClass, NonActing, NotificationClass};
 pub use revision::{Era, ProtocolVersion};
 pub use strict::{Limits, ParseError, parse_strict};

@@ -90,6 +90,13 @@ impl MethodClass {
         )
     }
 
+    /// The relay's clearance for a method that does not act; `None` for one that does.
+    pub fn non_acting(self) -> Option<NonActing> {
+        (!self.acts()).then_some(NonActing {
+            _only_from_classification: (),
+        })
+    }
+
     /// Whether this method reads or changes server state, and so is an authorisation
     /// event (decided and recorded). Only the handshake, `ping` and the listings (filtered
     /// item by item instead) are not.
@@ -105,6 +112,14 @@ impl MethodClass {
             | MethodClass::Other => true,
         }
     }
+}
+
+/// Proof that a message's method does not act (the handshake, `ping`, a listing): the
+/// gateway relays it without a policy decision. Only [`MethodClass::non_acting`] builds
+/// one, so relaying an acting method without a permit does not compile by mistake.
+#[derive(Debug)]
+pub struct NonActing {
+    _only_from_classification: (),
 }
 
 /// What a client-to-server notification is. Only the notifications a client may send

@@ -13,9 +13,9 @@ use serde_json::{Value, json};
 use crate::{
     config::{ServerConfig, UpstreamProtocol, UpstreamTransport},
     error::UpstreamError,
-    hello::ClientHello,
-    http_clients::HttpClients,
-    upstream::{LinkKind, ServerMessageRoute, UpstreamPeer},
+    relay::hello::ClientHello,
+    relay::http_clients::HttpClients,
+    relay::upstream::{LinkKind, ServerMessageRoute, UpstreamPeer},
 };
 
 /// How long the `server/discover` probe runs alone before `initialize` is tried alongside.

@@ -1,6 +1,8 @@
 //! A client session: who opened it, how the client introduced itself, its own
 //! upstream connections (one child per session by default, T3), and the
 //! bookkeeping that lets server-initiated requests find their way back.
+pub(crate) mod sink;
+
 use std::{
     collections::HashMap,
     sync::{
@@ -15,32 +17,10 @@ use portcullis_mcp::{Era, ErrorCode, Message, MessageKind, error_response};
 use serde_json::{Value, json};
 
 use crate::{
-    classify::ToolGate,
-    connect::UpstreamEra,
-    hello::ClientHello,
-    namespace::Namespacer,
-    sink::{ClientSink, id_key},
-    upstream::{ServerMessageRoute, UpstreamPeer},
+    relay::{Connected, hello::ClientHello, upstream::ServerMessageRoute},
+    session::sink::{ClientSink, id_key},
+    stages::route::Namespacer,
 };
-
-/// An upstream as one session sees it.
-#[derive(Clone)]
-pub struct Connected {
-    pub peer: Arc<UpstreamPeer>,
-    pub era: UpstreamEra,
-    /// The classify stage's verdicts on this connection's tools.
-    pub gate: Arc<ToolGate>,
-}
-
-impl Connected {
-    pub fn new(peer: Arc<UpstreamPeer>, era: UpstreamEra) -> Self {
-        Self {
-            peer,
-            era,
-            gate: Arc::default(),
-        }
-    }
-}
 
 /// One client session (legacy: opened by `initialize`; modern: one per principal).
 pub struct Session {

@@ -36,7 +36,9 @@ use tokio_stream::wrappers::ReceiverStream;
 
 use tokio_rustls::TlsAcceptor;
 
-use crate::{caller::Caller, gateway::Gateway, identify::identify, origin::OriginGuard, session::Session};
+use crate::{
+    caller::Caller, front::identify::identify, front::origin::OriginGuard, gateway::Gateway, session::Session,
+};
 
 const SESSION_HEADER: &str = "mcp-session-id";
 const VERSION_HEADER: &str = "mcp-protocol-version";
@@ -217,7 +219,7 @@ async fn post_mcp(State(front): State<Arc<Front>>, peer: Peer, headers: HeaderMa
             Ok(()) => StatusCode::ACCEPTED.into_response(),
             // Streamable HTTP: a notification that cannot be accepted gets an HTTP error and
             // may carry a JSON-RPC error without an id.
-            Err(refused) => rpc_error(StatusCode::FORBIDDEN, None, ErrorCode::Denied, &refused.to_string()),
+            Err(deny) => json_response(deny.http_status().unwrap_or(StatusCode::FORBIDDEN), &deny.answer(None)),
         },
         MessageKind::Response => {
             front.gateway.handle_response(&session, msg).await;

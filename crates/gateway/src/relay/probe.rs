@@ -9,8 +9,8 @@ use portcullis_mcp::{Limits, Message, message::request};
 use serde_json::{Map, Value, json};
 
 use crate::{
-    config::ServerConfig, connect::connect, error::UpstreamError, hello::ClientHello, http_clients::HttpClients,
-    upstream::ServerMessageRoute,
+    config::ServerConfig, error::UpstreamError, relay::connect::connect, relay::hello::ClientHello,
+    relay::http_clients::HttpClients, relay::upstream::ServerMessageRoute,
 };
 
 /// Most pages read from one server.

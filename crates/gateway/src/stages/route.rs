@@ -1,10 +1,12 @@
-//! Names across several servers behind one endpoint (T9).
+//! The route stage: which server a request is for, and names across several servers
+//! behind one endpoint (T9).
 //!
 //! With one server, names pass through untouched. With several, every tool and
 //! prompt is shown as `server__name` and every resource URI as `server+uri`, so
-//! no server can shadow another's tool; routing strips the prefix again.
+//! no server can shadow another's tool; routing strips the prefix again, and the
+//! outbound rewrites put it back on what the client sees.
 use portcullis_core::{ServerName, split_namespaced, split_namespaced_uri};
-use portcullis_mcp::{Message, method::ListKind};
+use portcullis_mcp::{Message, MethodClass, method::ListKind};
 use serde_json::Value;
 
 /// A name the client used that maps to no configured server.
@@ -16,6 +18,8 @@ pub enum RouteError {
     UnknownUri(String),
     #[error("the request has no `{0}` to route by")]
     Missing(&'static str),
+    #[error("subscriptions/listen is not relayed across several servers yet")]
+    NotAcrossServers,
 }
 
 /// The naming rule of one gateway configuration.
@@ -66,6 +70,29 @@ impl Namespacer {
         let (server, inner) = split_namespaced_uri(uri).ok_or_else(|| RouteError::UnknownUri(uri.into()))?;
         let server = self.find(server).ok_or_else(|| RouteError::UnknownUri(uri.into()))?;
         Ok((server, inner.to_owned()))
+    }
+
+    /// route: the server a request of `class` is for. Tools and prompts are routed by
+    /// `params.name`, resources by `params.uri`, completions by `params.ref`; with several
+    /// servers the request is rewritten to the server's own name. A listing or another
+    /// method with one server goes to that server.
+    pub fn route(&self, class: MethodClass, msg: &mut Message) -> Result<ServerName, RouteError> {
+        match class {
+            MethodClass::CallTool | MethodClass::GetPrompt => self.route_request(msg, RouteBy::Name),
+            MethodClass::Resource => self.route_request(msg, RouteBy::Uri),
+            MethodClass::Complete => self.route_request(msg, RouteBy::Ref),
+            MethodClass::Other if self.enabled() => self.route_request(msg, RouteBy::Name),
+            MethodClass::Subscribe => match self.servers.as_slice() {
+                [server] => Ok(server.clone()),
+                _ => Err(RouteError::NotAcrossServers),
+            },
+            MethodClass::Other
+            | MethodClass::List(_)
+            | MethodClass::Broadcast
+            | MethodClass::Initialize
+            | MethodClass::Discover
+            | MethodClass::Ping => self.route_name("").map(|(server, _)| server),
+        }
     }
 
     /// Routes a request by `params.name` / `params.uri` / `params.ref`, rewriting it to the

@@ -5,21 +5,23 @@
 //! itself unhealthy. Records carry hashes and ids, never bodies or secrets.
 //! The classify stage's holds (pin drift, flagged definitions, refused spawns) and the
 //! result-signing key in force are recorded here too.
+//!
+//! The evidence is typed: recording an allowed decision yields [`Decided`], recording the
+//! outcome consumes it and yields [`Recorded`] — the log's `DurableReceipt`, or, only when
+//! the operator turned the log off, the loudly named [`danger::AuditOff`] marker — and an
+//! answer to an acting call is released only with a `Recorded` (see `stages::receipts`).
 use std::{
     sync::Arc,
-    time::{Duration, SystemTime},
+    time::{Instant, SystemTime},
 };
 
-use portcullis_attest::{AUDIT_RECEIPT_META_KEY, RESULT_SIGNATURE_META_KEY, Receipt};
 use portcullis_audit::{AuditLog, AuditRecord, Decision, DurableReceipt, Outcome, RecordKind, Sha256Hex};
 use portcullis_core::{Principal, ServerName};
-use portcullis_mcp::canonical::canonical_sha256;
-use serde_json::{Value, json};
+use portcullis_mcp::{Message, canonical::canonical_sha256};
+use portcullis_policy::{Arguments, Permit};
+use serde_json::Value;
 
-use crate::classify::Hold;
-
-/// `_meta` key of the audit receipt in a result.
-pub const RECEIPT_META_KEY: &str = AUDIT_RECEIPT_META_KEY;
+use crate::stages::classify::Hold;
 
 /// The audit log could not take a record: the call must not proceed.
 #[derive(Debug, thiserror::Error)]
@@ -55,6 +57,43 @@ pub struct CallFacts {
 }
 
 impl CallFacts {
+    /// The facts of a routed call (the server's own names). The argument digest is the one
+    /// the authorise stage computed (arguments are canonicalised once); with the audit log
+    /// off nothing is digested, and the arguments themselves are copied only when the
+    /// records capture bodies.
+    pub fn of(
+        principal: &Principal,
+        server: &ServerName,
+        msg: &Message,
+        digested: &Arguments,
+        recorder: &Recorder,
+    ) -> Self {
+        let target = msg
+            .param_str("name")
+            .or_else(|| msg.param_str("uri"))
+            .map(str::to_owned);
+        let given = msg.params().and_then(|p| p.get("arguments"));
+        let args_sha256 = given.filter(|_| recorder.log().is_some()).map(|_| digested.sha256());
+        let arguments = given.filter(|_| recorder.captures_bodies()).cloned();
+        CallFacts {
+            call_id: new_call_id(),
+            principal: principal.clone(),
+            server: server.clone(),
+            method: msg.method().unwrap_or_default().to_owned(),
+            target,
+            args_sha256,
+            arguments,
+        }
+    }
+
+    /// [`CallFacts::of`] for a call refused before the authorise stage canonicalised its
+    /// arguments.
+    pub fn before_policy(principal: &Principal, server: &ServerName, msg: &Message, recorder: &Recorder) -> Self {
+        let arguments = msg.params().and_then(|p| p.get("arguments")).cloned();
+        let digested = Arguments::new(arguments.unwrap_or(Value::Null));
+        Self::of(principal, server, msg, &digested, recorder)
+    }
+
     fn record(&self, kind: RecordKind) -> AuditRecord {
         let mut r = AuditRecord::new(kind, SystemTime::now());
         r.call_id = Some(self.call_id.clone());
@@ -107,6 +146,21 @@ impl Recorder {
         self.log.as_ref()
     }
 
+    /// Records an allowed decision durably, before anything is forwarded.
+    pub async fn permitted(&self, call: &CallFacts, permit: &Permit) -> Result<Decided, RecordError> {
+        let verdict = Verdict {
+            allowed: true,
+            reason: permit.reasons().join(","),
+            decision_id: permit.decision_id().to_owned(),
+            policy_hash: permit.policy_hash().to_owned(),
+        };
+        self.decision(call, &verdict).await?;
+        Ok(Decided {
+            decision_id: verdict.decision_id,
+            at: Instant::now(),
+        })
+    }
+
     /// Records a decision durably: an allow before forwarding, a deny before answering.
     pub async fn decision(&self, call: &CallFacts, verdict: &Verdict) -> Result<(), RecordError> {
         if self.log.is_none() {
@@ -123,7 +177,7 @@ impl Recorder {
         r.decision_id = Some(verdict.decision_id.clone());
         r.policy_sha256 = hex_digest(&verdict.policy_hash);
         if let (true, Some(args)) = (self.capture_bodies, &call.arguments) {
-            r.ext.insert("arguments".into(), crate::redact::capture(args));
+            r.ext.insert("arguments".into(), crate::stages::redact::capture(args));
         }
         self.append(&r).await.map(|_| ())
     }
@@ -170,22 +224,21 @@ impl Recorder {
         self.append(&r).await.map(|_| ())
     }
 
-    /// Records the call's outcome, durably, before the answer is released.
-    pub async fn outcome(&self, call: &CallFacts, answer: &Value, latency: Duration) -> Result<Recorded, RecordError> {
+    /// Records the call's outcome, durably, before the answer is released. Needs the
+    /// [`Decided`] of the call's decision record; the latency recorded is the time since it.
+    pub async fn outcome(&self, decided: Decided, call: &CallFacts, answer: &Value) -> Result<Recorded, RecordError> {
+        let latency = decided.at.elapsed();
         if self.log.is_none() {
             // Audit off: no record, so no canonical form and hash of the result either (and
             // no signed receipt, which names a log index).
-            return Ok(Recorded {
-                receipt: None,
-                result_sha256: None,
-            });
+            return Ok(Recorded::AuditOff(danger::AuditOff { _not_recorded: () }));
         }
         let mut r = call.record(RecordKind::Call);
         r.latency_us = Some(u64::try_from(latency.as_micros()).unwrap_or(u64::MAX));
         if self.capture_bodies
             && let Some(body) = answer.get("result").or_else(|| answer.get("error"))
         {
-            r.ext.insert("result".into(), crate::redact::capture(body));
+            r.ext.insert("result".into(), crate::stages::redact::capture(body));
         }
         let mut result_sha256 = None;
         match (answer.get("result"), answer.get("error")) {
@@ -208,8 +261,14 @@ impl Recorder {
                 }
             }
         }
-        let receipt = self.append(&r).await?;
-        Ok(Recorded { receipt, result_sha256 })
+        match self.append(&r).await? {
+            Some(receipt) => Ok(Recorded::Durable {
+                receipt,
+                result_sha256,
+                decision_id: decided.decision_id,
+            }),
+            None => Ok(Recorded::AuditOff(danger::AuditOff { _not_recorded: () })),
+        }
     }
 
     /// Records that a server's tools or transport no longer match their pins, or that a tool
@@ -250,31 +309,36 @@ impl Recorder {
     }
 }
 
-/// What the outcome record left behind: the log's receipt (when recording is on) and the
-/// digest of the result it recorded (the receipt's `resultHash`).
-#[must_use]
-pub struct Recorded {
-    pub receipt: Option<DurableReceipt>,
-    pub result_sha256: Option<[u8; 32]>,
+/// Proof that a call's allowed decision is in the log (or that the log is off): the
+/// outcome record needs it, so a call's outcome can never be recorded without its decision.
+#[must_use = "the outcome record needs the decision's evidence"]
+pub struct Decided {
+    decision_id: String,
+    /// When the decision was durable: the call is forwarded right after.
+    at: Instant,
 }
 
-/// Adds the audit receipt, and the signed receipt when there is one, to a successful answer's
-/// `result._meta`.
-pub fn attach_receipt(answer: &mut Value, call_id: &str, receipt: &DurableReceipt, signed: Option<&Receipt>) {
-    let Some(result) = answer.get_mut("result").and_then(Value::as_object_mut) else {
-        return;
-    };
-    let meta = result.entry("_meta").or_insert_with(|| json!({}));
-    if let Some(meta) = meta.as_object_mut() {
-        meta.insert(
-            RECEIPT_META_KEY.to_owned(),
-            json!({"auditIndex": receipt.index(), "leafHash": hex::encode(receipt.leaf_hash().0), "callId": call_id}),
-        );
-        if let Some(signed) = signed
-            && let Ok(value) = serde_json::to_value(signed)
-        {
-            meta.insert(RESULT_SIGNATURE_META_KEY.to_owned(), value);
-        }
+/// What the outcome record left behind; releasing an answer to an acting call needs it.
+#[must_use = "an answer to an acting call is released only with its Recorded"]
+pub enum Recorded {
+    /// The outcome is durable in the log: its receipt, the digest of the result it recorded
+    /// (the signed receipt's `resultHash`; `None` for an error answer), and the decision.
+    Durable {
+        receipt: DurableReceipt,
+        result_sha256: Option<[u8; 32]>,
+        decision_id: String,
+    },
+    /// The operator turned the audit log off: nothing was recorded.
+    AuditOff(danger::AuditOff),
+}
+
+/// What weakens the audit guarantee, named so nobody reaches for it by accident.
+pub mod danger {
+    /// Stands in for a `DurableReceipt` when the audit log is off (`[audit] enabled =
+    /// false`): the answer is released with no record of it. Built only by the recorder.
+    #[derive(Debug)]
+    pub struct AuditOff {
+        pub(super) _not_recorded: (),
     }
 }
 

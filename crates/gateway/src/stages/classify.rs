@@ -13,6 +13,8 @@
 //! Verdicts are kept per upstream connection ([`ToolGate`]): computed from the gateway's own
 //! complete listing before the first call, again whenever the server announces
 //! `notifications/tools/list_changed`, and refreshed from every listing a client receives.
+//! This stage only judges: the orchestrator ([`crate::pipeline`]) fetches the listing and
+//! records the [`Hold`]s it returns.
 //! Before a stdio server with a manifest is spawned, its command and the SHA-256 of its
 //! executable are compared with the pin; a swapped binary is never started.
 use std::{
@@ -23,15 +25,12 @@ use std::{
 
 use portcullis_attest::{Drift, Finding, FindingKind, PinnedManifest, TransportPin, drift, scan_tool_with};
 use portcullis_core::ServerName;
-use portcullis_mcp::{Era, message::request, method::ListKind};
-use serde_json::{Map, Value};
+use portcullis_mcp::method::ListKind;
+use serde_json::Value;
 
 use crate::{
     config::{ScanMode, ScanPolicy, ServerConfig},
     error::UpstreamError,
-    gateway::Gateway,
-    record::RecordError,
-    session::{Connected, Session},
 };
 
 /// The classify stage's settings and what it has recorded so far.
@@ -42,17 +41,68 @@ pub struct Classifier {
     recorded: Mutex<HashSet<String>>,
 }
 
+/// Why the classify stage refused a call.
+#[derive(Debug, thiserror::Error)]
+pub enum ClassifyError {
+    #[error("tool `{tool}` of `{server}` is held back: {reason}")]
+    Held {
+        server: ServerName,
+        tool: String,
+        reason: String,
+    },
+    #[error("tool `{tool}` is not in the tool list of `{server}`; unknown tools are denied")]
+    Unknown { server: ServerName, tool: String },
+    #[error("the gateway could not list the tools of `{server}` to check them ({reason}); try again")]
+    Listing { server: ServerName, reason: String },
+    #[error("{0}")]
+    Upstream(UpstreamError),
+}
+
 /// The verdicts on one upstream connection's tools.
 #[derive(Default)]
 pub struct ToolGate {
     state: tokio::sync::Mutex<GateState>,
 }
 
+impl ToolGate {
+    /// The verdicts, locked: one refresh at a time, and no call judged mid-refresh.
+    pub async fn lock(&self) -> tokio::sync::MutexGuard<'_, GateState> {
+        self.state.lock().await
+    }
+}
+
+/// The verdicts of one connection, as of the server's `tools_changed` count they were
+/// taken at.
 #[derive(Default)]
-struct GateState {
+pub struct GateState {
     /// The server's `tools_changed` count when the verdicts came from a complete listing.
     checked_at: Option<u64>,
     tools: HashMap<String, Verdict>,
+}
+
+impl GateState {
+    /// Whether the verdicts predate the server's latest `tools/list_changed` (or there are none).
+    pub fn stale(&self, tools_changed: u64) -> bool {
+        self.checked_at != Some(tools_changed)
+    }
+
+    /// classify (call): whether `tool` of `server` may be called, with the scanner findings
+    /// the policy should see.
+    pub fn verdict(&self, server: &ServerName, tool: &str) -> Result<Vec<String>, ClassifyError> {
+        match self.tools.get(tool) {
+            Some(Verdict::Usable) => Ok(Vec::new()),
+            Some(Verdict::Flagged(findings)) => Ok(findings.clone()),
+            Some(Verdict::Held(reason)) => Err(ClassifyError::Held {
+                server: server.clone(),
+                tool: tool.to_owned(),
+                reason: reason.clone(),
+            }),
+            None => Err(ClassifyError::Unknown {
+                server: server.clone(),
+                tool: tool.to_owned(),
+            }),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -211,8 +261,48 @@ impl Classifier {
         (out, holds)
     }
 
+    /// Replaces a connection's verdicts with those on the gateway's own complete listing,
+    /// taken at the server's `tools_changed` count. Returns the holds to record.
+    pub fn refresh(
+        &self,
+        state: &mut GateState,
+        server: &ServerName,
+        listed: &[Value],
+        tools_changed: u64,
+    ) -> Vec<Hold> {
+        let (verdicts, holds) = self.judge(server, listed, true);
+        state.tools = verdicts.into_iter().collect();
+        state.checked_at = Some(tools_changed);
+        holds
+    }
+
+    /// classify (listing): hides held tools from a `tools/list` result of `server` and
+    /// refreshes the connection's verdicts (when it has one) from it. Returns the holds to record.
+    pub fn screen(&self, state: Option<&mut GateState>, server: &ServerName, result: &mut Value) -> Vec<Hold> {
+        let Some(items) = result.get_mut(ListKind::Tools.field()).and_then(Value::as_array_mut) else {
+            return Vec::new();
+        };
+        let (verdicts, holds) = self.judge(server, items, false);
+        if let Some(state) = state {
+            for (name, verdict) in &verdicts {
+                state.tools.insert(name.clone(), verdict.clone());
+            }
+        }
+        let usable: HashSet<&str> = verdicts
+            .iter()
+            .filter(|(_, v)| !matches!(v, Verdict::Held(_)))
+            .map(|(name, _)| name.as_str())
+            .collect();
+        items.retain(|t| {
+            t.get("name")
+                .and_then(Value::as_str)
+                .is_some_and(|n| usable.contains(n))
+        });
+        holds
+    }
+
     /// Keeps only the holds not recorded before.
-    fn unrecorded(&self, server: &ServerName, holds: Vec<Hold>) -> Vec<Hold> {
+    pub fn unrecorded(&self, server: &ServerName, holds: Vec<Hold>) -> Vec<Hold> {
         let mut seen = self.recorded.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         holds.into_iter().filter(|h| seen.insert(h.key(server))).collect()
     }
@@ -258,112 +348,6 @@ fn describe(findings: &[Finding]) -> String {
         parts.push(format!("and {} more", findings.len() - 5));
     }
     parts.join("; ")
-}
-
-impl Gateway {
-    /// classify (call): whether `tool` of `server` may be called on this session's connection,
-    /// with the scanner findings the policy should see. The error is the reason to deny with.
-    pub(crate) async fn classify_call(
-        &self,
-        session: &Arc<Session>,
-        server: &ServerName,
-        tool: &str,
-    ) -> Result<Vec<String>, String> {
-        if !self.classifier.applies(server) {
-            return Ok(Vec::new());
-        }
-        let connected = self.ensure_upstream(session, server).await.map_err(|e| e.to_string())?;
-        let mut state = connected.gate.state.lock().await;
-        let changes = connected.peer.tools_changed();
-        if state.checked_at != Some(changes) {
-            let listed = self.list_tools(session, &connected).await.map_err(|e| {
-                format!("the gateway could not list the tools of `{server}` to check them ({e}); try again")
-            })?;
-            let (verdicts, holds) = self.classifier.judge(server, &listed, true);
-            state.tools = verdicts.into_iter().collect();
-            state.checked_at = Some(changes);
-            self.record_holds(server, holds).await.map_err(|e| e.to_string())?;
-        }
-        match state.tools.get(tool) {
-            Some(Verdict::Usable) => Ok(Vec::new()),
-            Some(Verdict::Flagged(findings)) => Ok(findings.clone()),
-            Some(Verdict::Held(reason)) => Err(format!("tool `{tool}` of `{server}` is held back: {reason}")),
-            None => Err(format!(
-                "tool `{tool}` is not in the tool list of `{server}`; unknown tools are denied"
-            )),
-        }
-    }
-
-    /// classify (listing): hides held tools from a `tools/list` result of `server` and
-    /// refreshes the connection's verdicts from it.
-    pub(crate) async fn screen_tools(&self, session: &Session, server: &ServerName, result: &mut Value) {
-        if !self.classifier.applies(server) {
-            return;
-        }
-        let Some(items) = result.get_mut(ListKind::Tools.field()).and_then(Value::as_array_mut) else {
-            return;
-        };
-        let (verdicts, holds) = self.classifier.judge(server, items, false);
-        if let Some(connected) = session.upstream(server) {
-            let mut state = connected.gate.state.lock().await;
-            for (name, verdict) in &verdicts {
-                state.tools.insert(name.clone(), verdict.clone());
-            }
-        }
-        let usable: HashSet<&str> = verdicts
-            .iter()
-            .filter(|(_, v)| !matches!(v, Verdict::Held(_)))
-            .map(|(name, _)| name.as_str())
-            .collect();
-        items.retain(|t| {
-            t.get("name")
-                .and_then(Value::as_str)
-                .is_some_and(|n| usable.contains(n))
-        });
-        if let Err(e) = self.record_holds(server, holds).await {
-            tracing::error!(server = %server, "tool holds could not be recorded: {e}");
-        }
-    }
-
-    /// Checks `config`'s transport against its pin before starting it; a refusal is recorded.
-    pub(crate) async fn check_transport(&self, config: &ServerConfig) -> Result<(), UpstreamError> {
-        let Err(reason) = self.classifier.check_transport(config) else {
-            return Ok(());
-        };
-        tracing::error!(server = %config.name, "refusing to start the server: {reason}");
-        let hold = Hold {
-            tool: None,
-            reason: format!("server not started: {reason}"),
-            listed: None,
-            pinned: None,
-        };
-        if let Err(e) = self.recorder.pin_drift(&config.name, &hold).await {
-            tracing::error!(server = %config.name, "the refusal could not be recorded: {e}");
-        }
-        Err(UpstreamError::Start {
-            server: config.name.to_string(),
-            reason,
-        })
-    }
-
-    /// Records holds not recorded before, and logs them.
-    async fn record_holds(&self, server: &ServerName, holds: Vec<Hold>) -> Result<(), RecordError> {
-        for hold in self.classifier.unrecorded(server, holds) {
-            tracing::warn!(server = %server, tool = ?hold.tool, "tool held back: {}", hold.reason);
-            self.recorder.pin_drift(server, &hold).await?;
-        }
-        Ok(())
-    }
-
-    /// The gateway's own complete listing of a connection's tools.
-    async fn list_tools(&self, session: &Arc<Session>, connected: &Connected) -> Result<Vec<Value>, String> {
-        let mut params = Map::new();
-        if session.era() == Era::Modern {
-            params.insert("_meta".into(), session.hello.modern_meta_object());
-        }
-        let template = request(Value::from(0), "tools/list", Value::Object(params));
-        self.list_all(session, connected, ListKind::Tools, &template).await
-    }
 }
 
 #[cfg(test)]
