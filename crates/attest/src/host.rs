@@ -1,4 +1,4 @@
-//! The host's side of attestation (PRODUCT.md pillar 3): what a Rust host — or
+//! The host's side of attestation (docs/PRODUCT.md pillar 3): what a Rust host — or
 //! `portcullis connect --sign-key` on a host's behalf — does around each call.
 //!
 //! * Before sending a `tools/call`: [`HostSigner::sign_request`] puts the call signature into

@@ -2,7 +2,7 @@
 //!
 //! Every signature this crate makes or checks names its key id (`kid`), so a key can be
 //! rotated without invalidating what was signed before: a verifier keeps the old public key in
-//! its [`KeySet`] until it is revoked (removed), THREATS.md T20.
+//! its [`KeySet`] until it is revoked (removed), docs/THREATS.md T20.
 //!
 //! Key ids derived here use the audit log's rule (`crates/audit/src/keys.rs`): the first 8 bytes
 //! of SHA-256 of the 32-byte public key, as 16 lowercase hex digits. The gateway's receipt and

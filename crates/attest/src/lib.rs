@@ -1,4 +1,4 @@
-//! Attestation for Portcullis (PRODUCT.md pillar 3; THREATS.md T7, T8, T13, T19, T20).
+//! Attestation for Portcullis (docs/PRODUCT.md pillar 3; docs/THREATS.md T7, T8, T13, T19, T20).
 //!
 //! Where this crate sits in the request flow:
 //!

@@ -1,4 +1,4 @@
-//! Signed server manifests: the pins the `classify` stage checks (PRODUCT.md pillar 3; T8, T19).
+//! Signed server manifests: the pins the `classify` stage checks (docs/PRODUCT.md pillar 3; T8, T19).
 //!
 //! The operator describes each upstream server in a manifest and signs it. The gateway starts
 //! only servers whose manifest verifies, refuses a stdio executable whose SHA-256 differs from

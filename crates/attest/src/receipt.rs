@@ -1,4 +1,4 @@
-//! Result receipts: the `filter` stage's result signature (PRODUCT.md pillar 3).
+//! Result receipts: the `filter` stage's result signature (docs/PRODUCT.md pillar 3).
 //!
 //! After the audit record is durable, the gateway signs a receipt binding the request, the
 //! result it releases, the policy decision and the audit log index, and returns it in the

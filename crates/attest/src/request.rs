@@ -1,4 +1,4 @@
-//! Host-signed calls: the `attest` stage of the pipeline (PRODUCT.md pillar 3, THREATS.md T13).
+//! Host-signed calls: the `attest` stage of the pipeline (docs/PRODUCT.md pillar 3, docs/THREATS.md T13).
 //!
 //! The host signs every `tools/call` it sends; the gateway verifies the signature right after
 //! identifying the caller and before anything else looks at the call, and refuses a call whose

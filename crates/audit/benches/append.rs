@@ -2,7 +2,7 @@
 //! per second: `C` concurrent appenders each await their `DurableReceipt`
 //! (fsync included). C = 1 shows the bare fsync latency; larger C shows how
 //! batching amortises it. Run with `cargo bench -p portcullis-audit`; state
-//! the disk with the figure (PERFORMANCE.md).
+//! the disk with the figure (docs/PERFORMANCE.md).
 #![allow(clippy::expect_used, reason = "benchmark setup: failure aborts the run")]
 
 use std::sync::Arc;

@@ -1,7 +1,7 @@
 //! The gateway's Ed25519 log key: [`LogSigner`] signs checkpoints,
 //! [`LogPublicKey`] and [`TrustedKeys`] check them. Key id = first 8 bytes of
 //! SHA-256(public key), hex (16 characters), carried in every checkpoint so
-//! rotated keys keep verifying old checkpoints (THREATS.md T20).
+//! rotated keys keep verifying old checkpoints (docs/THREATS.md T20).
 //!
 //! Key files are small `name=value` text files:
 //! ```text

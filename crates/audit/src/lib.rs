@@ -1,5 +1,5 @@
 //! Portcullis audit: a tamper-evident, durable-before-release audit log
-//! (PRODUCT.md pillar 5; THREATS.md T12, T15).
+//! (docs/PRODUCT.md pillar 5; docs/THREATS.md T12, T15).
 //!
 //! # Flow
 //! The gateway builds an [`AuditRecord`] (hashes and ids, never bodies or

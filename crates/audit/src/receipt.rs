@@ -1,7 +1,7 @@
 //! [`DurableReceipt`]: evidence that a record is durably in the log. Only this
 //! crate constructs one, and only after the store has fsynced or committed
 //! the record, so code that requires a receipt cannot release a result whose
-//! audit record was not written (STYLE.md invariant 5).
+//! audit record was not written (docs/STYLE.md invariant 5).
 
 use crate::merkle::hash::Hash;
 

@@ -6,7 +6,7 @@
 //! declaration order, absent optional fields are omitted, and the extension map
 //! is a sorted `BTreeMap`. Bodies and secrets are never recorded by default:
 //! arguments and results appear only as SHA-256 digests ([`Sha256Hex`]). The
-//! caller MUST NOT put secrets in `reason`, `error` or `ext` (THREATS.md T12).
+//! caller MUST NOT put secrets in `reason`, `error` or `ext` (docs/THREATS.md T12).
 //!
 //! Example (one line in the log, shown wrapped):
 //! ```text

@@ -9,7 +9,7 @@ use crate::load::{Measurement, SessionScale};
 /// The baseline target name: the client against the upstream itself.
 pub const DIRECT: &str = "direct";
 
-/// Conditions of the run, stated with the figures (PERFORMANCE.md).
+/// Conditions of the run, stated with the figures (docs/PERFORMANCE.md).
 #[derive(Debug, Clone, Serialize)]
 pub struct Conditions {
     pub machine: String,

@@ -2,7 +2,7 @@
 #![forbid(unsafe_code)]
 
 /// mimalloc rather than glibc's malloc: every call allocates and frees many small
-/// buffers across the runtime's threads (README "Benchmarks" has the before/after).
+/// buffers across the runtime's threads (docs/benchmarks.md "Build" has the measurement).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -1,4 +1,4 @@
-# Portcullis default tier policies (PRODUCT.md, "Risk tiers"), Rego flavour.
+# Portcullis default tier policies (docs/PRODUCT.md, "Risk tiers"), Rego flavour.
 #
 # Same rules and same input document as defaults/tiers.cedar:
 #   read            identity + reason

@@ -1,5 +1,5 @@
 //! Integration tests of portcullis-audit, one binary (ripgrep style). Threat
-//! tests are named after THREATS.md (`t15_…`).
+//! tests are named after docs/THREATS.md (`t15_…`).
 #![allow(
     clippy::expect_used,
     clippy::panic,
