@@ -1,4 +1,4 @@
-//! The attest stage: the host's signature on a `tools/call` (PRODUCT.md pillar 3, T13).
+//! The attest stage: the host's signature on a `tools/call` (docs/PRODUCT.md pillar 3, T13).
 //!
 //! Runs right after routing, before classify and authorise. A principal the config requires
 //! to sign (`[[attestation.hosts]] required = true`) gets every unsigned or badly signed call
