@@ -1,0 +1,4 @@
+//! Tidy checks on the repository itself (not the product): every source file opens with a
+//! `//!` doc; documents and the references to them stay true.
+
+mod docs;
