@@ -249,7 +249,7 @@ impl AuditLog {
         &self.public_key
     }
 
-    /// The read side, for [`crate::verify`] and raw reads.
+    /// The read side, for [`crate::verify()`] and raw reads.
     pub fn reader(&self) -> &StoreReader {
         &self.reader
     }

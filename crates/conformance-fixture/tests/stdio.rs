@@ -6,6 +6,10 @@
     clippy::panic,
     reason = "test helpers outside #[test] functions fail the test by panicking"
 )]
+#![expect(
+    clippy::disallowed_methods,
+    reason = "these tests start the fixture binary as a child process"
+)]
 
 use std::process::Stdio;
 

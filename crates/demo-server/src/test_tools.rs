@@ -57,6 +57,10 @@ pub fn http_headers(context: &RequestContext<RoleServer>) -> CallToolResult {
 }
 
 /// The process environment, sorted by name; non-UTF-8 bytes are replaced.
+#[expect(
+    clippy::disallowed_methods,
+    reason = "a test tool: shows what environment the gateway passed to its stdio child"
+)]
 pub fn get_env() -> CallToolResult {
     let env: BTreeMap<String, String> = std::env::vars_os()
         .map(|(k, v)| (k.to_string_lossy().into_owned(), v.to_string_lossy().into_owned()))

@@ -5,6 +5,10 @@
     clippy::panic,
     reason = "test helpers outside #[test] functions fail the test by panicking"
 )]
+#![expect(
+    clippy::disallowed_methods,
+    reason = "these tests start the demo server binary as a child process"
+)]
 
 use std::{
     net::TcpListener,

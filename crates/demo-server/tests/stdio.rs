@@ -7,6 +7,10 @@
     reason = "test helpers outside #[test] functions fail the test by panicking"
 )]
 #![expect(
+    clippy::disallowed_methods,
+    reason = "these tests start the demo server binary as a child process"
+)]
+#![expect(
     deprecated,
     reason = "sampling, roots and logging are SEP-2577-deprecated but tested"
 )]

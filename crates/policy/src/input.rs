@@ -50,8 +50,8 @@ impl Default for Settings {
 /// The normalised input document (see the module docs for its JSON shape). It borrows
 /// from its [`DecisionRequest`]: building it copies nothing large (the arguments are not
 /// cloned), and the derived facts that cost real work — the arguments' canonical hash and
-/// the RFC 3339 time — are computed only when an engine reads them (see [`Digest`],
-/// [`Rfc3339`]), so a decision that needs no facts (an unconditional permit) pays for none.
+/// the RFC 3339 time — are computed only when an engine reads them (see `Digest`,
+/// `Rfc3339`), so a decision that needs no facts (an unconditional permit) pays for none.
 #[derive(Debug, Clone, Serialize)]
 pub struct Input<'a> {
     pub principal: InputPrincipal<'a>,

@@ -37,7 +37,7 @@ pub struct Link {
 ///   is delivered on `rx` as before, and [`Self::request`] returns `None`. Notifications and
 ///   responses still go through the link's queue, which keeps them in order.
 /// * stdio: every message is queued as one line for the child's stdin and written in batches
-///   by whichever caller got there first ([`StdinWriter`]), shared with the link's writer
+///   by whichever caller got there first (`StdinWriter`), shared with the link's writer
 ///   task, so lines never interleave and one task's messages keep their order; the answer
 ///   arrives on `rx`.
 #[derive(Clone)]

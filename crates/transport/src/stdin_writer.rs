@@ -232,6 +232,10 @@ impl Drop for Flush {
 }
 
 #[cfg(test)]
+#[expect(
+    clippy::disallowed_methods,
+    reason = "tests drive the writer against real children (sh, sleep, true)"
+)]
 mod tests {
     use std::{collections::HashMap, process::Stdio, time::Duration};
 

@@ -1,4 +1,4 @@
-//! RFC 6962 hashing: the 32-byte [`Hash`] type and the domain-separated leaf and
+//! RFC 6962 hashing: the 32-byte [`struct@Hash`] type and the domain-separated leaf and
 //! node hashes every other part of the log (tree, proofs, checkpoints) builds on.
 //!
 //! `leaf = SHA-256(0x00 || data)` and `node = SHA-256(0x01 || left || right)`

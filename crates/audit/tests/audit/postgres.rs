@@ -11,6 +11,10 @@ use sqlx::Executor;
 
 use crate::support::{options, other_signer, record, signer, trusted, unique};
 
+#[expect(
+    clippy::disallowed_methods,
+    reason = "test setup: CI names its PostgreSQL server in DATABASE_URL"
+)]
 fn database_url() -> Option<String> {
     let url = std::env::var("DATABASE_URL").ok();
     if url.is_none() {
