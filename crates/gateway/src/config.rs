@@ -78,7 +78,7 @@ pub struct ListenConfig {
     pub http: Option<SocketAddr>,
     /// Accepted `Host` header names (without port). DNS-rebinding guard (T6).
     pub allowed_hosts: Vec<String>,
-    /// Accepted `Origin` values (scheme://host[:port]); `*` port wildcard allowed as `:*`.
+    /// Accepted `Origin` values (`scheme://host[:port]`); `*` port wildcard allowed as `:*`.
     pub allowed_origins: Vec<String>,
     /// Idle legacy sessions are closed after this long.
     pub session_idle_timeout: Duration,

@@ -114,3 +114,50 @@ async fn stdio_child_sees_only_configured_environment() {
     assert_eq!(vars["API_MODE"], "ro");
     client.cancel().await.unwrap();
 }
+
+/// T3 on a `shared = true` server: two sessions on one child pick the same progress token
+/// (rmcp numbers its tokens per client, so both send the same one); each gets exactly its
+/// own call's notifications, with the token it sent.
+#[tokio::test]
+async fn t03_shared_server_progress_never_crosses_sessions() {
+    let gw = GatewayProc::start(&demo_server_entry("demo", "shared = true"));
+    let (a, rec_a) = clients::http(&gw.url, Revision::Legacy).await;
+    let (b, rec_b) = clients::http(&gw.url, Revision::Legacy).await;
+    async fn progress(client: &clients::Client, steps: u64) -> Result<rmcp::model::CallToolResult, rmcp::ServiceError> {
+        let mut params = rmcp::model::CallToolRequestParams::new("progress")
+            .with_arguments(json!({"steps": steps}).as_object().unwrap().clone());
+        rmcp::model::RequestParamsMeta::set_progress_token(
+            &mut params,
+            rmcp::model::ProgressToken(rmcp::model::NumberOrString::String("same-token".into())),
+        );
+        client.call_tool(params).await
+    }
+    for _round in 0..3 {
+        rec_a.progress.lock().unwrap().clear();
+        rec_b.progress.lock().unwrap().clear();
+        let (ra, rb) = tokio::join!(progress(&a, 20), progress(&b, 15));
+        ra.unwrap();
+        rb.unwrap();
+        eventually("a's 20 notifications", || rec_a.progress.lock().unwrap().len() >= 20).await;
+        eventually("b's 15 notifications", || rec_b.progress.lock().unwrap().len() >= 15).await;
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        let got_a = rec_a.progress.lock().unwrap().clone();
+        let got_b = rec_b.progress.lock().unwrap().clone();
+        assert_eq!(got_a.len(), 20, "a got another session's progress: {got_a:?}");
+        assert_eq!(got_b.len(), 15, "b got another session's progress: {got_b:?}");
+        let tokens: std::collections::BTreeSet<String> = got_a
+            .iter()
+            .chain(&got_b)
+            .map(|p| serde_json::to_value(&p.progress_token).unwrap().to_string())
+            .collect();
+        assert_eq!(
+            tokens.len(),
+            1,
+            "both clients chose one token and got it back: {tokens:?}"
+        );
+        assert!(got_a.iter().all(|p| p.total == Some(20.0)), "{got_a:?}");
+        assert!(got_b.iter().all(|p| p.total == Some(15.0)), "{got_b:?}");
+    }
+    a.cancel().await.unwrap();
+    b.cancel().await.unwrap();
+}

@@ -11,7 +11,7 @@ use portcullis_transport::{ChildSpec, HttpSpec, connect_http, spawn_child};
 use serde_json::{Value, json};
 
 use crate::{
-    config::{ServerConfig, UpstreamProtocol, UpstreamTransport},
+    config::{Isolation, ServerConfig, UpstreamProtocol, UpstreamTransport},
     error::UpstreamError,
     relay::hello::ClientHello,
     relay::http_clients::HttpClients,
@@ -104,7 +104,8 @@ pub async fn connect(
             (connect_http(spec, http.for_server(server)?.clone()), LinkKind::Http)
         }
     };
-    let peer = UpstreamPeer::start(server.name.clone(), kind, link, server.request_timeout);
+    let shared = server.isolation == Isolation::Shared;
+    let peer = UpstreamPeer::start(server.name.clone(), kind, link, server.request_timeout, shared);
     peer.set_default_route(route.clone());
     let era = match server.protocol {
         UpstreamProtocol::Legacy => initialize(&peer, hello, &route).await?,

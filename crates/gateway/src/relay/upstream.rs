@@ -3,6 +3,11 @@
 //! matched back and given the client's id again, and everything the server
 //! starts on its own is handed to the session that owns the related call.
 //!
+//! Progress tokens are rewritten like ids: a request's `_meta.progressToken` goes to the
+//! server as the gateway's id of that request, and a progress notification is routed by
+//! that token alone and handed back with the client's own token (T3: two sessions on a
+//! shared child may choose the same token).
+//!
 //! A server that exits, closes, times out or writes garbage fails its pending
 //! calls with a clean JSON-RPC error; nothing waits forever.
 use std::{
@@ -34,6 +39,7 @@ pub trait ServerMessageRoute: Send + Sync {
 struct Pending {
     answer: oneshot::Sender<Result<Message, UpstreamError>>,
     client_id: Value,
+    /// The client's own progress token; the server saw the request's gateway id instead.
     progress_token: Option<Value>,
     owner: Weak<dyn ServerMessageRoute>,
 }
@@ -54,6 +60,9 @@ pub struct UpstreamPeer {
     direct: Option<DirectRequests>,
     pending: Mutex<HashMap<u64, Pending>>,
     next_id: AtomicU64,
+    /// One child serves every session (`shared = true`): a server message that names no
+    /// call is never guessed to belong to the only call in flight.
+    shared: bool,
     alive: AtomicBool,
     closed_reason: Mutex<Option<String>>,
     timeout: Duration,
@@ -65,8 +74,9 @@ pub struct UpstreamPeer {
 }
 
 impl UpstreamPeer {
-    /// Wraps `link` and starts reading from it.
-    pub fn start(server: ServerName, kind: LinkKind, link: Link, timeout: Duration) -> Arc<Self> {
+    /// Wraps `link` and starts reading from it. `shared`: the connection serves several
+    /// sessions.
+    pub fn start(server: ServerName, kind: LinkKind, link: Link, timeout: Duration, shared: bool) -> Arc<Self> {
         let Link { tx, rx, guard, direct } = link;
         let peer = Arc::new(Self {
             server,
@@ -75,6 +85,7 @@ impl UpstreamPeer {
             direct,
             pending: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
+            shared,
             alive: AtomicBool::new(true),
             closed_reason: Mutex::new(None),
             timeout,
@@ -132,7 +143,7 @@ impl UpstreamPeer {
         }
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let client_id = msg.replace_id(json!(id)).unwrap_or(Value::Null);
-        let progress_token = msg.meta().and_then(|m| m.get("progressToken")).cloned();
+        let progress_token = rewrite_progress_token(&mut msg, json!(id));
         let (answer, wait) = oneshot::channel();
         self.lock_pending().insert(
             id,
@@ -285,23 +296,38 @@ impl UpstreamPeer {
             });
             return (Some(owner), Some(client_id));
         }
-        let by_hint = hint.and_then(Value::as_u64).and_then(|id| pending.get(&id));
+        let by_hint = hint
+            .and_then(Value::as_u64)
+            .and_then(|id| Some(id).zip(pending.get(&id)));
+        // A progress token is the gateway id of the request it was sent with.
+        let token = msg
+            .params()
+            .and_then(|p| p.get("progressToken"))
+            .and_then(Value::as_u64);
         let by_token = || {
-            let token = msg.params()?.get("progressToken")?;
-            pending.values().find(|p| p.progress_token.as_ref() == Some(token))
+            let id = token?;
+            Some(id).zip(pending.get(&id).filter(|p| p.progress_token.is_some()))
         };
-        // With exactly one call in flight, whatever the server says now belongs to it.
+        // With exactly one call in flight on a session's own connection, whatever the
+        // server says now belongs to it (never on a shared connection).
         let only = || {
-            if pending.len() == 1 {
-                pending.values().next()
+            if pending.len() == 1 && !self.shared {
+                pending.iter().next().map(|(id, p)| (*id, p))
             } else {
                 None
             }
         };
-        match by_hint.or_else(by_token).or_else(only) {
-            Some(p) => (Some(p.owner.clone()), Some(p.client_id.clone())),
-            None => (None, None),
+        let Some((id, p)) = by_hint.or_else(by_token).or_else(only) else {
+            return (None, None);
+        };
+        let (owner, client_id) = (p.owner.clone(), p.client_id.clone());
+        // The client gets its own token back, never the gateway's.
+        let client_token = p.progress_token.clone().filter(|_| token == Some(id));
+        drop(pending);
+        if let Some(client_token) = client_token {
+            msg.with_params(|params| params.insert("progressToken".into(), client_token));
         }
+        (Some(owner), Some(client_id))
     }
 
     fn on_message(&self, msg: Message, hint: Option<Value>) {
@@ -339,6 +365,15 @@ impl UpstreamPeer {
             }
         }
     }
+}
+
+/// Replaces a request's `_meta.progressToken` with `ours`; returns the client's token.
+fn rewrite_progress_token(msg: &mut Message, ours: Value) -> Option<Value> {
+    msg.meta()?.get("progressToken")?;
+    msg.with_params(|params| {
+        let meta = params.get_mut("_meta")?.as_object_mut()?;
+        meta.insert("progressToken".into(), ours)
+    })
 }
 
 /// How one request's exchange with the server ended (before the time limit).

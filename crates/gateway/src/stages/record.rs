@@ -147,7 +147,7 @@ impl Recorder {
     }
 
     /// Records an allowed decision durably, before anything is forwarded.
-    pub async fn permitted(&self, call: &CallFacts, permit: &Permit) -> Result<Decided, RecordError> {
+    pub(crate) async fn permitted(&self, call: &CallFacts, permit: &Permit) -> Result<Decided, RecordError> {
         let verdict = Verdict {
             allowed: true,
             reason: permit.reasons().join(","),
@@ -162,7 +162,7 @@ impl Recorder {
     }
 
     /// Records a decision durably: an allow before forwarding, a deny before answering.
-    pub async fn decision(&self, call: &CallFacts, verdict: &Verdict) -> Result<(), RecordError> {
+    pub(crate) async fn decision(&self, call: &CallFacts, verdict: &Verdict) -> Result<(), RecordError> {
         if self.log.is_none() {
             // Audit off: build nothing (the record's hashes and clones are per-call work).
             return Ok(());
@@ -184,7 +184,7 @@ impl Recorder {
 
     /// Records a client notification the gateway refused to relay (T21), durably, as a
     /// denied decision: a `tools/call` sent without an id leaves a trace.
-    pub async fn refused_notification(
+    pub(crate) async fn refused_notification(
         &self,
         principal: &Principal,
         method: &str,
@@ -226,7 +226,12 @@ impl Recorder {
 
     /// Records the call's outcome, durably, before the answer is released. Needs the
     /// [`Decided`] of the call's decision record; the latency recorded is the time since it.
-    pub async fn outcome(&self, decided: Decided, call: &CallFacts, answer: &Value) -> Result<Recorded, RecordError> {
+    pub(crate) async fn outcome(
+        &self,
+        decided: Decided,
+        call: &CallFacts,
+        answer: &Value,
+    ) -> Result<Recorded, RecordError> {
         let latency = decided.at.elapsed();
         if self.log.is_none() {
             // Audit off: no record, so no canonical form and hash of the result either (and
@@ -273,7 +278,7 @@ impl Recorder {
 
     /// Records that a server's tools or transport no longer match their pins, or that a tool
     /// definition was flagged (the classify stage).
-    pub async fn pin_drift(&self, server: &ServerName, hold: &Hold) -> Result<(), RecordError> {
+    pub(crate) async fn pin_drift(&self, server: &ServerName, hold: &Hold) -> Result<(), RecordError> {
         let mut r = AuditRecord::new(RecordKind::PinDrift, SystemTime::now());
         r.server = Some(server.to_string());
         r.tool = hold.tool.clone();
