@@ -8,6 +8,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
+use portcullis_core::{Clock, SystemClock};
 use tokio::sync::{Mutex, mpsc, oneshot};
 use tokio::task::JoinHandle;
 
@@ -28,7 +29,7 @@ use crate::writer::{self, Job, Shared, WriterConfig};
 pub const MAX_RECORD_BYTES: usize = 1024 * 1024;
 
 /// Tuning for a log. `Default` suits a gateway.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub struct LogOptions {
     pub checkpoints: CheckpointPolicy,
     /// Most records written by one batch (one fsync or one transaction).
@@ -40,6 +41,8 @@ pub struct LogOptions {
     pub segment_bytes: u64,
     /// PostgreSQL store: connection pool size.
     pub pg_connections: u32,
+    /// Where checkpoint times come from: the system clock, or a `ManualClock` in tests.
+    pub clock: Arc<dyn Clock>,
 }
 
 impl Default for LogOptions {
@@ -50,6 +53,7 @@ impl Default for LogOptions {
             queue: 16_384,
             segment_bytes: DEFAULT_SEGMENT_BYTES,
             pg_connections: 4,
+            clock: Arc::new(SystemClock),
         }
     }
 }
@@ -171,6 +175,7 @@ impl AuditLog {
             policy: options.checkpoints,
             max_batch: options.max_batch.max(1),
             checkpointed,
+            clock: options.clock,
         };
         let writer = tokio::spawn(writer::run(store, rx, config, Arc::clone(&shared)));
         Self {

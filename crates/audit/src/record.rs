@@ -5,7 +5,7 @@
 //! data, so the encoding is deterministic: struct fields serialise in
 //! declaration order, absent optional fields are omitted, and the extension map
 //! is a sorted `BTreeMap`. Bodies and secrets are never recorded by default:
-//! arguments and results appear only as SHA-256 digests ([`Sha256Hex`]). The
+//! arguments and results appear only as SHA-256 digests ([`Sha256`]). The
 //! caller MUST NOT put secrets in `reason`, `error` or `ext` (docs/THREATS.md T12).
 //!
 //! Example (one line in the log, shown wrapped):
@@ -18,13 +18,17 @@
 //! ```
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::time::SystemTime;
 
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use sha2::{Digest, Sha256};
+use portcullis_core::Sha256;
+use serde::{Deserialize, Serialize};
 
 use crate::time::rfc3339_utc;
+
+/// The digest of the hash fields under its earlier name: it is `core`'s [`Sha256`]
+/// (64 lowercase hex digits, the text form records have always stored). New code
+/// names `portcullis_core::Sha256`.
+pub use portcullis_core::Sha256 as Sha256Hex;
 
 /// The only record format version this crate writes and reads.
 pub const RECORD_VERSION: u8 = 1;
@@ -54,7 +58,7 @@ pub struct AuditRecord {
     pub tool: Option<String>,
     /// SHA-256 of the canonical arguments.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub args_sha256: Option<Sha256Hex>,
+    pub args_sha256: Option<Sha256>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub decision: Option<Decision>,
     /// Why: the policy ids that decided, or the deny reason.
@@ -64,12 +68,12 @@ pub struct AuditRecord {
     pub decision_id: Option<String>,
     /// SHA-256 of the policy set that decided.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub policy_sha256: Option<Sha256Hex>,
+    pub policy_sha256: Option<Sha256>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outcome: Option<Outcome>,
     /// SHA-256 of the result released to the client.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub result_sha256: Option<Sha256Hex>,
+    pub result_sha256: Option<Sha256>,
     /// Error text (already redacted by the caller).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -121,59 +125,6 @@ pub enum Decision {
 pub enum Outcome {
     Ok,
     Error,
-}
-
-/// A SHA-256 digest written as 64 lowercase hex digits. Only a digest fits, so
-/// a body cannot be recorded in a hash field by mistake.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Sha256Hex([u8; 32]);
-
-impl Sha256Hex {
-    /// Hashes `data`.
-    pub fn of(data: &[u8]) -> Self {
-        Self(Sha256::digest(data).into())
-    }
-
-    /// Wraps a digest computed elsewhere.
-    pub fn from_digest(digest: [u8; 32]) -> Self {
-        Self(digest)
-    }
-
-    pub fn digest(&self) -> [u8; 32] {
-        self.0
-    }
-}
-
-impl fmt::Display for Sha256Hex {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&hex::encode(self.0))
-    }
-}
-
-impl fmt::Debug for Sha256Hex {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Sha256Hex({self})")
-    }
-}
-
-impl Serialize for Sha256Hex {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&hex::encode(self.0))
-    }
-}
-
-impl<'de> Deserialize<'de> for Sha256Hex {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(d)?;
-        let mut out = [0u8; 32];
-        let lowercase = text.bytes().all(|b| !b.is_ascii_uppercase());
-        match hex::decode_to_slice(&text, &mut out) {
-            Ok(()) if lowercase => Ok(Self(out)),
-            _ => Err(serde::de::Error::custom(
-                "expected a SHA-256 digest as 64 lowercase hex digits",
-            )),
-        }
-    }
 }
 
 /// Why a record could not be encoded or decoded.

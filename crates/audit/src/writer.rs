@@ -12,8 +12,8 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
 
+use portcullis_core::Clock;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Instant, MissedTickBehavior};
 
@@ -55,6 +55,8 @@ pub(crate) struct WriterConfig {
     pub max_batch: usize,
     /// Size covered by the newest checkpoint already in the store.
     pub checkpointed: u64,
+    /// Stamps checkpoints.
+    pub clock: Arc<dyn Clock>,
 }
 
 pub(crate) async fn run<S: AuditStore>(
@@ -77,7 +79,7 @@ pub(crate) async fn run<S: AuditStore>(
             _ = tick(&mut ticker) => {
                 let head = store.head().await;
                 if let Ok(head) = head.as_ref().map(|h| *h) && head.size > checkpointed {
-                    let _ = checkpoint(&mut store, &config.signer, head, &mut checkpointed, &shared).await;
+                    let _ = checkpoint(&mut store, &config, head, &mut checkpointed, &shared).await;
                 }
                 continue;
             }
@@ -106,7 +108,7 @@ pub(crate) async fn run<S: AuditStore>(
                 None => store.head().await.map_err(Arc::new),
             };
             let result = match head {
-                Ok(h) => checkpoint(&mut store, &config.signer, h, &mut checkpointed, &shared).await,
+                Ok(h) => checkpoint(&mut store, &config, h, &mut checkpointed, &shared).await,
                 Err(e) => Err(e),
             };
             for reply in requests.drain(..) {
@@ -118,7 +120,7 @@ pub(crate) async fn run<S: AuditStore>(
     if let Ok(head) = store.head().await
         && head.size > checkpointed
     {
-        let _ = checkpoint(&mut store, &config.signer, head, &mut checkpointed, &shared).await;
+        let _ = checkpoint(&mut store, &config, head, &mut checkpointed, &shared).await;
     }
 }
 
@@ -152,10 +154,10 @@ async fn commit<S: AuditStore>(
     }
 }
 
-/// Signs and stores a checkpoint of `head`.
+/// Signs and stores a checkpoint of `head`, stamped with the config's clock.
 async fn checkpoint<S: AuditStore>(
     store: &mut S,
-    signer: &LogSigner,
+    config: &WriterConfig,
     head: TreeHead,
     checkpointed: &mut u64,
     shared: &Shared,
@@ -163,9 +165,9 @@ async fn checkpoint<S: AuditStore>(
     let body = Checkpoint {
         size: head.size,
         root: head.root,
-        time_ms: unix_millis(SystemTime::now()),
+        time_ms: unix_millis(config.clock.now()),
     };
-    let signed = SignedCheckpoint::sign(body, signer);
+    let signed = SignedCheckpoint::sign(body, &config.signer);
     match store.append_checkpoint(signed.clone()).await {
         Ok(()) => {
             *checkpointed = (*checkpointed).max(head.size);

@@ -3,6 +3,7 @@
 //! The upstream answers `initialize`, `tools/list`, `tools/call` of `echo` and
 //! `ping`; notifications get no answer. Kept minimal and allocation-light on
 //! purpose: it must be much cheaper than the gateway it is measured against.
+use portcullis_core::REASON_META_KEY;
 use serde_json::{Value, json};
 
 /// The protocol revision the load client speaks (sessions via `Mcp-Session-Id`).
@@ -11,7 +12,6 @@ pub const PROTOCOL: &str = "2025-11-25";
 pub const SERVER: &str = "bench";
 /// The only tool of the bench upstream.
 pub const TOOL: &str = "echo";
-use portcullis_gateway::REASON_META_KEY;
 
 /// The client's `initialize` request.
 pub fn initialize(id: u64) -> Value {

@@ -1,10 +1,14 @@
 //! The embedded file store through the public API: append, read back,
 //! reopen, segments, proofs against checkpoints, exclusive lock.
 
+use std::sync::Arc;
+use std::time::{Duration, UNIX_EPOCH};
+
 use portcullis_audit::store::file::FileStore;
 use portcullis_audit::{
     AuditError, AuditLog, LogOptions, LogReader, StoreError, leaf_hash, verify_consistency, verify_inclusion,
 };
+use portcullis_core::ManualClock;
 
 use crate::support::{options, record, signer, trusted, verify_dir};
 
@@ -38,7 +42,9 @@ async fn reopen_keeps_every_record_and_continues_the_tree() {
         segment_bytes: 2048,
         ..options(0)
     };
-    let log = AuditLog::open_file(dir.path(), signer(), small).await.expect("open");
+    let log = AuditLog::open_file(dir.path(), signer(), small.clone())
+        .await
+        .expect("open");
     for i in 0..30 {
         let _ = log.append(&record(i)).await.expect("append");
     }
@@ -112,6 +118,25 @@ async fn the_reader_sees_only_acknowledged_records() {
     let reader = log.reader().clone();
     assert_eq!(reader.len().await.expect("len"), 1);
     assert!(reader.read(0..2).await.is_err(), "reading past the end is an error");
+    log.close().await.expect("close");
+}
+
+#[tokio::test]
+async fn checkpoints_are_stamped_by_the_logs_clock() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clock = Arc::new(ManualClock::new(UNIX_EPOCH + Duration::from_millis(1_770_000_000_123)));
+    let opts = LogOptions {
+        clock: clock.clone(),
+        ..options(0)
+    };
+    let log = AuditLog::open_file(dir.path(), signer(), opts).await.expect("open");
+    let _ = log.append(&record(0)).await.expect("append");
+    let first = log.checkpoint_now().await.expect("checkpoint");
+    assert_eq!(first.checkpoint.time_ms, 1_770_000_000_123);
+    clock.advance(Duration::from_secs(60));
+    let _ = log.append(&record(1)).await.expect("append");
+    let second = log.checkpoint_now().await.expect("checkpoint");
+    assert_eq!(second.checkpoint.time_ms, 1_770_000_060_123);
     log.close().await.expect("close");
 }
 

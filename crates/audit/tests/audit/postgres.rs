@@ -81,7 +81,7 @@ async fn pg_two_gateways_append_concurrently_in_one_global_order() {
     };
     // Two independent stores with their own pools and keys: two gateway replicas.
     let (a, b) = tokio::join!(
-        AuditLog::open_postgres(&url, &schema, signer(), opts),
+        AuditLog::open_postgres(&url, &schema, signer(), opts.clone()),
         AuditLog::open_postgres(&url, &schema, other_signer(), opts),
     );
     let (a, b) = (Arc::new(a.expect("open a")), Arc::new(b.expect("open b")));

@@ -30,6 +30,31 @@ fn record_serialises_with_fixed_field_order() {
     assert_eq!(AuditRecord::from_bytes(text.as_bytes()).expect("decode"), r);
 }
 
+/// The leaf bytes of a full record, written out in full: the on-disk v1 format. The
+/// digests are SHA-256 of `args 1`, `policy` and `result 1` (computed independently).
+/// Any change to the digest type's text form, the field order or the time format
+/// fails here, whatever type produces them.
+#[test]
+fn record_bytes_match_the_v1_vector() {
+    let mut r = record(1);
+    r.policy_sha256 = Some(Sha256Hex::of(b"policy"));
+    r.reason = Some("policy-7".into());
+    r.ext.insert("zone".into(), "eu".into());
+    let want = concat!(
+        r#"{"v":1,"time":"2026-02-02T02:40:01.000000Z","kind":"call","call_id":"call-1","#,
+        r#""principal":{"workload":"spiffe://example.org/agent","user":"alice"},"#,
+        r#""server":"github","method":"tools/call","tool":"create_issue","#,
+        r#""args_sha256":"2060f845fcb5ee04058a66c6b36647ad9f9543eb4fa373a252458f17d3afd416","#,
+        r#""decision":"allow","reason":"policy-7","decision_id":"d-1","#,
+        r#""policy_sha256":"823412d1eacb67956220e532959f0104603057c88704863ca38e7cd188fda812","#,
+        r#""outcome":"ok","#,
+        r#""result_sha256":"400a936d0ac7637324413df9aaf2067ff68468e602a5446af1e454878b5bad1e","#,
+        r#""latency_us":1001,"ext":{"zone":"eu"}}"#
+    );
+    assert_eq!(String::from_utf8(r.to_bytes().expect("encode")).expect("utf8"), want);
+    assert_eq!(AuditRecord::from_bytes(want.as_bytes()).expect("decode"), r);
+}
+
 #[test]
 fn minimal_record_has_only_version_time_and_kind() {
     let r = AuditRecord::new(RecordKind::PinDrift, UNIX_EPOCH + Duration::from_micros(1));

@@ -1,0 +1,211 @@
+//! The POST of one message and its answer: sent on the upstream's shared HTTP/1.1
+//! connections for plain `http://` (the hot path) or with reqwest for `https://`. A
+//! JSON answer is read here and handed back to the caller; an SSE answer goes to
+//! [`super::stream`]; a transport failure becomes the call's JSON-RPC error.
+use bytes::Bytes;
+use http::HeaderMap;
+use http_body_util::Full;
+use portcullis_mcp::{Message, MessageKind};
+
+use super::{Conn, stream::Answer};
+use crate::{LinkEvent, http1_conns::Http1Conn};
+
+impl Conn {
+    /// POSTs `msg`. A plain JSON answer is returned (the caller delivers it); anything
+    /// else (SSE streams, failures) is delivered on the link's events here.
+    pub(crate) async fn post_direct(&self, msg: Message) -> Option<Message> {
+        let id = msg.id().cloned();
+        let is_request = msg.kind() == MessageKind::Request;
+        let is_initialize = msg.method() == Some("initialize");
+        let is_tools_list = msg.method() == Some("tools/list");
+        let response = match self.send_post(&msg).await {
+            Ok(sent) => sent,
+            Err(text) => {
+                self.fail(id.as_ref(), is_request, &text).await;
+                return None;
+            }
+        };
+        let status = response.status();
+        if is_initialize && status.is_success() {
+            let sid = response
+                .headers()
+                .get("mcp-session-id")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            self.state.lock().await.session_id = sid;
+        }
+        if !is_request {
+            if !status.is_success() {
+                tracing::warn!(server = %self.spec.name, %status, "upstream refused a notification");
+            }
+            // An empty answer (202 Accepted) leaves the connection ready for the next request;
+            // any other body is not waited for (the connection closes with it).
+            if response.content_length() == Some(0) {
+                self.reuse(response.into_conn());
+            }
+            return None;
+        }
+        let content_type = response
+            .headers()
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        if content_type.starts_with("text/event-stream") {
+            let on_answer = match (is_initialize && status.is_success(), is_tools_list) {
+                (true, _) => Answer::Initialize,
+                (false, true) => Answer::ToolsList,
+                (false, false) => Answer::Plain,
+            };
+            self.read_stream(response.into_reqwest(), id.clone(), on_answer).await;
+            return None;
+        }
+        let (body, conn) = match response.body().await {
+            Ok(read) => read,
+            Err(e) => {
+                let text = format!("upstream `{}` broke off its answer: {e}", self.spec.name);
+                self.fail(id.as_ref(), true, &text).await;
+                return None;
+            }
+        };
+        self.reuse(conn);
+        match self.parse(&body) {
+            Ok(msg) => {
+                if is_initialize && status.is_success() {
+                    self.initialized(&msg).await;
+                }
+                if is_tools_list {
+                    self.learn_tools(&msg).await;
+                }
+                return Some(msg);
+            }
+            Err(_) if !status.is_success() => {
+                let text = format!("upstream `{}` answered HTTP {status}", self.spec.name);
+                self.fail(id.as_ref(), true, &text).await;
+            }
+            Err(reason) => {
+                let _ = self.events.send(LinkEvent::Malformed { reason: reason.clone() }).await;
+                let text = format!("upstream `{}` sent a malformed answer: {reason}", self.spec.name);
+                self.fail(id.as_ref(), true, &text).await;
+            }
+        }
+        None
+    }
+
+    /// Sends the POST of `msg`: on the upstream's shared HTTP/1.1 connections when it is
+    /// plain `http://`, else with the reqwest client. Returns the answer (see [`Posted`]);
+    /// `Err` says what failed.
+    async fn send_post(&self, msg: &Message) -> Result<Posted, String> {
+        let name = &self.spec.name;
+        let headers = self
+            .post_headers(msg)
+            .await
+            .map_err(|e| format!("cannot send this request to upstream `{name}`: {e}"))?;
+        let unreachable = |causes: String| format!("upstream `{name}` is unreachable: {causes}");
+        let body = Bytes::from(msg.to_bytes());
+        if let Some((conns, target)) = &self.http1 {
+            let mut request = http::Request::new(Full::new(body));
+            *request.method_mut() = http::Method::POST;
+            *request.headers_mut() = headers;
+            let (response, conn) = conns
+                .send(target, request)
+                .await
+                .map_err(|e| unreachable(with_causes(&*e)))?;
+            return Ok(Posted::Plain(response, conn));
+        }
+        let request = match &self.url {
+            Some(url) => self.client.reqwest().post(url.clone()),
+            None => self.client.reqwest().post(&self.spec.url),
+        };
+        let response = request
+            .headers(headers)
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| unreachable(with_causes(&e)))?;
+        Ok(Posted::Reqwest(response))
+    }
+
+    fn reuse(&self, conn: Option<Http1Conn>) {
+        if let (Some((conns, _)), Some(conn)) = (&self.http1, conn) {
+            conns.reuse(conn);
+        }
+    }
+}
+
+/// `e` and its chain of causes, `: `-separated: reqwest's own message ("error sending
+/// request") hides the useful part (connection refused, certificate rejected, ...).
+fn with_causes(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let part = cause.to_string();
+        if !text.contains(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+/// An upstream's answer to a POST: on a plain-HTTP keep-alive connection (hyper's
+/// response, read here without any conversion; the connection goes back for reuse once the
+/// body is read in full), or from reqwest (`https://`).
+enum Posted {
+    Plain(http::Response<hyper::body::Incoming>, Http1Conn),
+    Reqwest(reqwest::Response),
+}
+
+impl Posted {
+    fn status(&self) -> http::StatusCode {
+        match self {
+            Self::Plain(r, _) => r.status(),
+            Self::Reqwest(r) => r.status(),
+        }
+    }
+
+    fn headers(&self) -> &HeaderMap {
+        match self {
+            Self::Plain(r, _) => r.headers(),
+            Self::Reqwest(r) => r.headers(),
+        }
+    }
+
+    /// The body's length when the answer states it.
+    fn content_length(&self) -> Option<u64> {
+        match self {
+            Self::Plain(r, _) => hyper::body::Body::size_hint(r.body()).exact(),
+            Self::Reqwest(r) => r.content_length(),
+        }
+    }
+
+    /// The connection, for reuse when nothing more will be read from it.
+    fn into_conn(self) -> Option<Http1Conn> {
+        match self {
+            Self::Plain(_, conn) => Some(conn),
+            Self::Reqwest(_) => None,
+        }
+    }
+
+    /// As a reqwest response, for reading an SSE stream (the connection is not reused).
+    fn into_reqwest(self) -> reqwest::Response {
+        match self {
+            Self::Plain(r, _) => reqwest::Response::from(r.map(reqwest::Body::wrap)),
+            Self::Reqwest(r) => r,
+        }
+    }
+
+    /// The whole body, then the connection it came on (reusable now).
+    async fn body(self) -> Result<(Bytes, Option<Http1Conn>), String> {
+        match self {
+            Self::Plain(r, conn) => {
+                let collected = http_body_util::BodyExt::collect(r.into_body())
+                    .await
+                    .map_err(|e| e.to_string())?;
+                Ok((collected.to_bytes(), Some(conn)))
+            }
+            Self::Reqwest(r) => r.bytes().await.map(|b| (b, None)).map_err(|e| e.to_string()),
+        }
+    }
+}
