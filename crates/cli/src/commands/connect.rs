@@ -8,7 +8,7 @@
 //! the bridge waits (bounded) for answers still owed, closes the session (DELETE) and exits
 //! 0. A gateway that cannot be reached answers each request with a JSON-RPC error.
 //! With `--sign-key` the bridge signs every `tools/call` for the host, and with
-//! `--receipt-key` it checks every result's signed receipt (see `connect_attest`).
+//! `--receipt-key` it checks every result's signed receipt (see `attest`).
 use std::{collections::HashSet, path::PathBuf, process::ExitCode, time::Duration};
 
 use anyhow::Context;
@@ -18,7 +18,10 @@ use portcullis_transport::{HttpClient, HttpSpec, LineReader, Link, LinkEvent, co
 use serde_json::Value;
 use tokio::io::{AsyncWrite, AsyncWriteExt, BufReader};
 
-use crate::{connect_attest::BridgeAttest, shutdown};
+use crate::shutdown;
+use attest::BridgeAttest;
+
+mod attest;
 
 /// A gateway that does not accept the TCP connection by then is reported unreachable.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
