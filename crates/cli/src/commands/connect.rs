@@ -52,7 +52,7 @@ pub struct ConnectArgs {
     #[arg(long, value_name = "KEY")]
     sign_key: Option<PathBuf>,
     /// The audience calls are signed for: the gateway's `[attestation] audience`.
-    #[arg(long, default_value = crate::config_attest::DEFAULT_AUDIENCE, requires = "sign_key")]
+    #[arg(long, default_value = crate::config::DEFAULT_AUDIENCE, requires = "sign_key")]
     audience: String,
     /// The server of un-namespaced tool names (a gateway with a single server).
     #[arg(long, requires = "sign_key")]
@@ -94,7 +94,7 @@ fn bridge_attest(args: &ConnectArgs) -> anyhow::Result<BridgeAttest> {
     let trusted = if args.receipt_keys.is_empty() {
         None
     } else {
-        let set = crate::config_attest::key_set(&args.receipt_keys)
+        let set = crate::config::key_set(&args.receipt_keys)
             .map_err(|(i, reason)| anyhow::anyhow!("--receipt-key #{}: {reason}", i + 1))?;
         Some(set)
     };
