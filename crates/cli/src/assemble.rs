@@ -28,7 +28,7 @@ pub async fn gateway(loaded: LoadedConfig, config_file: Option<&Path>) -> anyhow
     }
     let mut loaded = loaded;
     if let Some(path) = &loaded.receipt_key {
-        let key = crate::config_attest::receipt_key(path)?;
+        let key = crate::config::receipt_key(path)?;
         recorder
             .receipt_key(&key.kid, key.key.verifying_key().as_bytes())
             .await?;

@@ -1,4 +1,5 @@
-//! The `portcullis` command line: argument parsing and one module per subcommand.
+//! The `portcullis` command line: argument parsing, dispatch to one module per subcommand
+//! (`commands/`), and the mapping of failures to exit codes.
 //!
 //! Architecture invariant: this crate is the only one that reads the
 //! environment, arguments and config files; libraries receive validated config.
@@ -6,22 +7,8 @@
 
 mod assemble;
 mod audit_open;
-mod cmd_audit;
-mod cmd_ca;
-mod cmd_check;
-mod cmd_connect;
-mod cmd_demo;
-mod cmd_init;
-mod cmd_manifest;
-mod cmd_policy;
-mod cmd_run;
-mod cmd_stdio;
-mod cmd_verify_receipt;
+mod commands;
 pub mod config;
-mod config_attest;
-mod config_auth;
-pub mod config_workload_api;
-mod connect_attest;
 mod duration;
 mod logging;
 mod policy_open;
@@ -80,21 +67,21 @@ enum Command {
         listen: Option<std::net::SocketAddr>,
     },
     /// Bridge a stdio MCP client to a gateway over Streamable HTTP(S), presenting an SVID.
-    Connect(cmd_connect::ConnectArgs),
+    Connect(commands::connect::ConnectArgs),
     /// Validate, test and explain the policy set.
     #[command(subcommand)]
-    Policy(cmd_policy::PolicyCommand),
+    Policy(commands::policy::PolicyCommand),
     /// Verify, read and prove the audit log.
     #[command(subcommand)]
-    Audit(cmd_audit::AuditCommand),
+    Audit(commands::audit::AuditCommand),
     /// Pinned servers: write, sign, verify and amend server manifests.
     #[command(subcommand)]
-    Manifest(cmd_manifest::ManifestCommand),
+    Manifest(commands::manifest::ManifestCommand),
     /// Check a signed result receipt offline against the gateway's public key(s).
-    VerifyReceipt(cmd_verify_receipt::VerifyReceiptArgs),
+    VerifyReceipt(commands::verify_receipt::VerifyReceiptArgs),
     /// Development CA: create a trust domain and issue short-lived SVIDs.
     #[command(subcommand)]
-    Ca(cmd_ca::CaCommand),
+    Ca(commands::ca::CaCommand),
     /// Run the bundled demo MCP server on stdio (used by `demo` and `init` configs).
     #[command(hide = true)]
     DemoServer {
@@ -149,17 +136,17 @@ pub fn main() -> ExitCode {
 
 async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
     match command {
-        Command::Run { config } => cmd_run::run(&config).await,
-        Command::Stdio { config, server } => cmd_stdio::run(&config, server.as_deref()).await,
-        Command::CheckConfig { config } => cmd_check::run(&config),
-        Command::Init { dir, force } => cmd_init::run(dir, force),
-        Command::Demo { serve, listen } => cmd_demo::run(serve, listen).await,
-        Command::Audit(command) => cmd_audit::run(command).await,
-        Command::Policy(command) => cmd_policy::run(command),
-        Command::Ca(command) => cmd_ca::run(command),
-        Command::Connect(args) => cmd_connect::run(args).await,
-        Command::Manifest(command) => cmd_manifest::run(command).await,
-        Command::VerifyReceipt(args) => cmd_verify_receipt::run(args),
+        Command::Run { config } => commands::run::run(&config).await,
+        Command::Stdio { config, server } => commands::stdio::run(&config, server.as_deref()).await,
+        Command::CheckConfig { config } => commands::check_config::run(&config),
+        Command::Init { dir, force } => commands::init::run(dir, force),
+        Command::Demo { serve, listen } => commands::demo::run(serve, listen).await,
+        Command::Audit(command) => commands::audit::run(command).await,
+        Command::Policy(command) => commands::policy::run(command),
+        Command::Ca(command) => commands::ca::run(command),
+        Command::Connect(args) => commands::connect::run(args).await,
+        Command::Manifest(command) => commands::manifest::run(command).await,
+        Command::VerifyReceipt(args) => commands::verify_receipt::run(args),
         Command::DemoServer {
             test_tools,
             http,

@@ -1,4 +1,4 @@
-//! The command line: config validation with file/key/reason, exit codes,
+//! The command line: config validation with file/key/reason (every problem of a file at once), exit codes,
 //! `init` (and the walkthrough init → run → connect), `demo`, and `--help` everywhere.
 use std::process::Command;
 
@@ -44,6 +44,27 @@ fn check_config_accepts_good_and_names_the_problem_in_bad() {
         err.contains("/no/such/file.toml") && err.contains("cannot read"),
         "{err}"
     );
+}
+
+/// One run lists every problem of a file, numbered, each with the file and its key.
+#[test]
+fn check_config_reports_every_problem_of_a_file_at_once() {
+    let bad = write_config(&format!(
+        "[listen]\nhttp = \"nope\"\n{}{}[[servers]]\nname = \"web\"\nurl = \"ftp://x\"\n",
+        demo_server_entry("demo", ""),
+        demo_server_entry("demo", "")
+    ));
+    let file = bad.path.to_str().unwrap();
+    let (code, out, err) = portcullis(&["check-config", "--config", file]);
+    assert_eq!(code, 2, "config errors exit 2: {out}{err}");
+    assert!(err.contains(&format!("{file}: 3 problems;")), "{err}");
+    for line in [
+        format!("  1. {file}: listen.http: `nope` is not an address like 127.0.0.1:8080"),
+        format!("  2. {file}: servers[1].name: server name `demo` is used twice; names must be unique"),
+        format!("  3. {file}: servers[2].url: must be an http:// or https:// URL"),
+    ] {
+        assert!(err.contains(&line), "{line:?} in:\n{err}");
+    }
 }
 
 #[test]

@@ -48,10 +48,7 @@ fn socket_defaults_to_spiffe_endpoint_socket() {
     let loaded = parse_in(&front(""), "t.toml", Path::new("/"), &env("unix:///tmp/env.sock")).unwrap();
     let used = loaded.workload_api.unwrap();
     assert_eq!(used.api.endpoint(), "unix:///tmp/env.sock");
-    assert_eq!(
-        used.startup_timeout,
-        crate::config_workload_api::DEFAULT_STARTUP_TIMEOUT
-    );
+    assert_eq!(used.startup_timeout, super::workload_api::DEFAULT_STARTUP_TIMEOUT);
     // An explicit socket wins over the environment.
     let text = front(&format!("workload_api_socket = \"{SOCKET}\""));
     let loaded = parse_in(&text, "t.toml", Path::new("/"), &env("unix:///tmp/env.sock")).unwrap();

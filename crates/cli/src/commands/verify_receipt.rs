@@ -28,8 +28,8 @@ pub struct VerifyReceiptArgs {
 }
 
 pub fn run(args: VerifyReceiptArgs) -> anyhow::Result<ExitCode> {
-    let trusted = crate::config_attest::key_set(&args.keys)
-        .map_err(|(i, reason)| anyhow::anyhow!("--key #{}: {reason}", i + 1))?;
+    let trusted =
+        crate::config::key_set(&args.keys).map_err(|(i, reason)| anyhow::anyhow!("--key #{}: {reason}", i + 1))?;
     let request = read_json(&args.request)?;
     let response = read_json(&args.response)?;
     let params = request.get("params").unwrap_or(&request);

@@ -13,11 +13,11 @@ pub async fn run(path: &Path, only: Option<&str>) -> anyhow::Result<ExitCode> {
     if let Some(name) = only {
         loaded.gateway.servers.retain(|s| s.name.as_str() == name);
         if loaded.gateway.servers.is_empty() {
-            return Err(config::ConfigError {
-                file: path.display().to_string(),
-                key: "servers".into(),
-                reason: format!("no server named `{name}` (see `portcullis check-config`)"),
-            }
+            return Err(config::ConfigError::one(
+                path.display().to_string(),
+                "servers",
+                format!("no server named `{name}` (see `portcullis check-config`)"),
+            )
             .into());
         }
     }

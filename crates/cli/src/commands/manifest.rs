@@ -223,7 +223,7 @@ async fn verify(config: &Path, only: Option<&str>, offline: bool) -> anyhow::Res
         checked += 1;
         let name = &server.name;
         let spiffe = loaded.upstream_spiffe_ids.get(name).map(String::as_str);
-        let pinned = match crate::config_attest::load_manifest(file, &trusted, server, spiffe) {
+        let pinned = match crate::config::load_manifest(file, &trusted, server, spiffe) {
             Ok(p) => p,
             Err(reason) => {
                 problems += 1;
@@ -283,7 +283,7 @@ async fn approve(config: &Path, server: &str, tools: &[String], key: &Path) -> a
         .with_context(|| format!("server `{server}` has no manifest; pin it first with `portcullis manifest pin`"))?;
     let trusted = loaded.trusted_manifest_keys()?;
     let spiffe = loaded.upstream_spiffe_ids.get(&entry.name).map(String::as_str);
-    let current = crate::config_attest::load_manifest(file, &trusted, entry, spiffe)
+    let current = crate::config::load_manifest(file, &trusted, entry, spiffe)
         .map_err(|reason| anyhow::anyhow!("the current manifest is not trusted, so it cannot be amended: {reason}"))?;
     let mut manifest = current.manifest().clone();
     let listed = list_tools(&loaded, entry).await?;

@@ -11,10 +11,12 @@ pub async fn run(path: &Path) -> anyhow::Result<ExitCode> {
     for w in &loaded.warnings {
         tracing::warn!("{w}");
     }
-    let addr = loaded.gateway.listen.http.ok_or_else(|| config::ConfigError {
-        file: path.display().to_string(),
-        key: "listen.http".into(),
-        reason: "not set; give an address like 127.0.0.1:8080 (or use `portcullis stdio`)".into(),
+    let addr = loaded.gateway.listen.http.ok_or_else(|| {
+        config::ConfigError::one(
+            path.display().to_string(),
+            "listen.http",
+            "not set; give an address like 127.0.0.1:8080 (or use `portcullis stdio`)",
+        )
     })?;
     assemble::connect_workload_api(&loaded).await?;
     let tls = loaded.tls.as_ref().map(assemble::tls_acceptor).transpose()?;

@@ -64,7 +64,7 @@ pub fn run(dir: Option<PathBuf>, force: bool) -> anyhow::Result<ExitCode> {
             tiers.display()
         );
     }
-    let pki = crate::cmd_ca::starter_pki(&dir, STARTER_TTL)?;
+    let pki = crate::commands::ca::starter_pki(&dir, STARTER_TTL)?;
     println!(
         "wrote {} (dev CA), pki/gateway.pem (the gateway's SVID) and {} (an agent SVID, spiffe://example.org/agent/dev), valid 30 days",
         pki.bundle.display(),

@@ -7,7 +7,7 @@ use anyhow::Context;
 use portcullis_gateway::serve_http;
 use serde_json::{Value, json};
 
-use crate::{assemble, audit_open, cmd_init::starter_config, config, shutdown};
+use crate::{assemble, audit_open, commands::init::starter_config, config, shutdown};
 
 struct Demo {
     http: reqwest::Client,
@@ -31,7 +31,7 @@ pub async fn run(serve: bool, listen: Option<SocketAddr>) -> anyhow::Result<Exit
     std::fs::create_dir_all(&policies)?;
     std::fs::write(policies.join("tiers.cedar"), portcullis_policy::DEFAULT_CEDAR_POLICIES)?;
     // Mutual TLS out of the box: a dev CA, the gateway's SVID and the agent's.
-    let pki = crate::cmd_ca::starter_pki(home.path(), std::time::Duration::from_secs(3600))?;
+    let pki = crate::commands::ca::starter_pki(home.path(), std::time::Duration::from_secs(3600))?;
     let loaded = config::parse(&text, "<demo>", home.path())?;
     let audit = loaded.audit.clone();
     let tls = loaded.tls.as_ref().map(assemble::tls_acceptor).transpose()?;
@@ -47,16 +47,16 @@ pub async fn run(serve: bool, listen: Option<SocketAddr>) -> anyhow::Result<Exit
     println!("Portcullis demo: gateway at https://{local}/mcp in front of the bundled demo server");
     println!(
         "The agent presents its SVID {} over mutual TLS\n",
-        crate::cmd_ca::STARTER_AGENT
+        crate::commands::ca::STARTER_AGENT
     );
-    let http = crate::cmd_connect::host_name_tls(
+    let http = crate::commands::connect::host_name_tls(
         reqwest::Client::builder(),
         Some((&pki.agent_cert, &pki.agent_key)),
         Some(&pki.bundle),
     )?
     .build()
     .context("cannot set up the demo agent's TLS client")?;
-    let no_svid = crate::cmd_connect::host_name_tls(reqwest::Client::builder(), None, Some(&pki.bundle))?
+    let no_svid = crate::commands::connect::host_name_tls(reqwest::Client::builder(), None, Some(&pki.bundle))?
         .build()
         .context("cannot set up the demo's TLS client")?;
     let mut demo = Demo {

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use portcullis_identity::{WorkloadApi, WorkloadApiSettings};
 
-use crate::config::ConfigError;
+use super::problems::{Checked, Problems};
 
 /// How long `run` waits for the agent's first SVID unless `workload_api_timeout_secs` says.
 pub const DEFAULT_STARTUP_TIMEOUT: Duration = Duration::from_secs(10);
@@ -21,31 +21,30 @@ pub enum Source {
     WorkloadApi,
 }
 
-type Err<'a> = &'a dyn Fn(&str, String) -> ConfigError;
-
 /// Parses `source` (absent: files).
-pub fn source(text: Option<&str>, key: &str, err: Err<'_>) -> Result<Source, ConfigError> {
+pub fn source(text: Option<&str>, key: &str, p: &mut Problems) -> Checked<Source> {
     match text.unwrap_or("files") {
         "files" => Ok(Source::Files),
         "workload-api" => Ok(Source::WorkloadApi),
-        other => Err(err(
+        other => Err(p.add(
             key,
             format!("unknown source `{other}`; use \"files\" or \"workload-api\" (a SPIRE agent's socket)"),
         )),
     }
 }
 
-/// Fails if a table that reads files names one of `given` (key, present) nonetheless.
-pub fn refuse_files(table: &str, given: &[(&str, bool)], err: Err<'_>) -> Result<(), ConfigError> {
-    match given.iter().find(|(_, present)| *present) {
-        Some((name, _)) => Err(err(
-            &format!("{table}.{name}"),
+/// Notes each of `given` (key, present) that a table taking its material from the
+/// Workload API names nonetheless.
+pub fn refuse_files(table: &str, given: &[(&str, bool)], p: &mut Problems) -> Checked<()> {
+    let mut all = Ok(());
+    for (name, _) in given.iter().filter(|(_, present)| *present) {
+        all = Err(p.add(
+            format!("{table}.{name}"),
             "must be absent with source = \"workload-api\": the SPIFFE Workload API supplies the SVID and the \
-             trust bundles; remove it, or use source = \"files\""
-                .into(),
-        )),
-        None => Ok(()),
+             trust bundles; remove it, or use source = \"files\"",
+        ));
     }
+    all
 }
 
 /// The Workload API the config uses, and which tables take material from it.
@@ -76,33 +75,34 @@ impl WorkloadApiSlot {
         table: &str,
         socket: Option<&str>,
         timeout_secs: Option<u64>,
-        err: Err<'_>,
-    ) -> Result<WorkloadApi, ConfigError> {
+        p: &mut Problems,
+    ) -> Checked<WorkloadApi> {
         let key = format!("{table}.workload_api_socket");
         // Default: the socket an earlier table named, else the environment's.
         let earlier = self.used.as_ref().map(|used| used.api.endpoint().to_owned());
-        let Some(endpoint) = socket
+        let endpoint = socket
             .map(str::to_owned)
             .or(earlier)
             .or_else(|| self.env_socket.clone())
-        else {
-            return Err(err(
-                &key,
-                format!(
-                    "source = \"workload-api\" needs the agent's socket: set `workload_api_socket` \
-                     (e.g. \"unix:///run/spire/agent.sock\") or the {ENDPOINT_ENV} environment variable"
-                ),
-            ));
-        };
-        if timeout_secs == Some(0) {
-            return Err(err(
-                &format!("{table}.workload_api_timeout_secs"),
-                "must be greater than 0".into(),
-            ));
-        }
+            .ok_or_else(|| {
+                p.add(
+                    &key,
+                    format!(
+                        "source = \"workload-api\" needs the agent's socket: set `workload_api_socket` \
+                         (e.g. \"unix:///run/spire/agent.sock\") or the {ENDPOINT_ENV} environment variable"
+                    ),
+                )
+            });
+        let timeout_ok = p.check(
+            timeout_secs != Some(0),
+            format!("{table}.workload_api_timeout_secs"),
+            "must be greater than 0",
+        );
+        let endpoint = endpoint?;
+        timeout_ok?;
         if let Some(used) = &mut self.used {
             if used.api.endpoint() != endpoint {
-                return Err(err(
+                return Err(p.add(
                     &key,
                     format!(
                         "`{endpoint}` differs from `{}` used by {}; the gateway takes its SVID from one Workload API",
@@ -115,11 +115,13 @@ impl WorkloadApiSlot {
             return Ok(used.api.clone());
         }
         let startup_timeout = timeout_secs.map_or(DEFAULT_STARTUP_TIMEOUT, Duration::from_secs);
-        let api = WorkloadApi::new(WorkloadApiSettings {
-            endpoint,
-            startup_timeout,
-        })
-        .map_err(|e| err(&key, e.to_string()))?;
+        let api = p.take(
+            &key,
+            WorkloadApi::new(WorkloadApiSettings {
+                endpoint,
+                startup_timeout,
+            }),
+        )?;
         self.used = Some(WorkloadApiUse {
             api: api.clone(),
             used_by: vec![table.to_owned()],

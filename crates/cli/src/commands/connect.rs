@@ -8,7 +8,7 @@
 //! the bridge waits (bounded) for answers still owed, closes the session (DELETE) and exits
 //! 0. A gateway that cannot be reached answers each request with a JSON-RPC error.
 //! With `--sign-key` the bridge signs every `tools/call` for the host, and with
-//! `--receipt-key` it checks every result's signed receipt (see `connect_attest`).
+//! `--receipt-key` it checks every result's signed receipt (see `attest`).
 use std::{collections::HashSet, path::PathBuf, process::ExitCode, time::Duration};
 
 use anyhow::Context;
@@ -18,7 +18,10 @@ use portcullis_transport::{HttpClient, HttpSpec, LineReader, Link, LinkEvent, co
 use serde_json::Value;
 use tokio::io::{AsyncWrite, AsyncWriteExt, BufReader};
 
-use crate::{connect_attest::BridgeAttest, shutdown};
+use crate::shutdown;
+use attest::BridgeAttest;
+
+mod attest;
 
 /// A gateway that does not accept the TCP connection by then is reported unreachable.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -49,7 +52,7 @@ pub struct ConnectArgs {
     #[arg(long, value_name = "KEY")]
     sign_key: Option<PathBuf>,
     /// The audience calls are signed for: the gateway's `[attestation] audience`.
-    #[arg(long, default_value = crate::config_attest::DEFAULT_AUDIENCE, requires = "sign_key")]
+    #[arg(long, default_value = crate::config::DEFAULT_AUDIENCE, requires = "sign_key")]
     audience: String,
     /// The server of un-namespaced tool names (a gateway with a single server).
     #[arg(long, requires = "sign_key")]
@@ -91,7 +94,7 @@ fn bridge_attest(args: &ConnectArgs) -> anyhow::Result<BridgeAttest> {
     let trusted = if args.receipt_keys.is_empty() {
         None
     } else {
-        let set = crate::config_attest::key_set(&args.receipt_keys)
+        let set = crate::config::key_set(&args.receipt_keys)
             .map_err(|(i, reason)| anyhow::anyhow!("--receipt-key #{}: {reason}", i + 1))?;
         Some(set)
     };

@@ -99,12 +99,5 @@ pub fn run(command: PolicyCommand) -> anyhow::Result<ExitCode> {
 }
 
 fn invalid(path: &std::path::Path) -> impl Fn(anyhow::Error) -> anyhow::Error + '_ {
-    move |e| {
-        config::ConfigError {
-            file: path.display().to_string(),
-            key: "policy".into(),
-            reason: format!("{e:#}"),
-        }
-        .into()
-    }
+    move |e| config::ConfigError::one(path.display().to_string(), "policy", format!("{e:#}")).into()
 }

@@ -1,0 +1,15 @@
+//! One module per subcommand of `portcullis`; each exposes `run` (and its clap arguments
+//! when it has subcommands or flags of its own). `lib.rs` parses the command line and
+//! dispatches here; loading the config is `crate::config`'s, opening the stages
+//! `crate::assemble`'s.
+pub mod audit;
+pub mod ca;
+pub mod check_config;
+pub mod connect;
+pub mod demo;
+pub mod init;
+pub mod manifest;
+pub mod policy;
+pub mod run;
+pub mod stdio;
+pub mod verify_receipt;
