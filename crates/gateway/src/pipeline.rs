@@ -19,7 +19,7 @@
 //! of them. Answers are raw JSON: the relay never re-types a message.
 use std::sync::Arc;
 
-use portcullis_core::ServerName;
+use portcullis_core::{CallId, ServerName};
 use portcullis_mcp::{Message, MethodClass};
 use portcullis_policy::Permit;
 use serde_json::Value;
@@ -35,7 +35,7 @@ use crate::{
         authorise::Attested,
         classify::ClassifyError,
         receipts::Released,
-        record::{CallFacts, RecordError, Verdict, new_call_id},
+        record::{CallFacts, RecordError, Verdict},
     },
 };
 
@@ -103,7 +103,7 @@ impl Gateway {
             Err(error) => {
                 let deny = Deny::Attest {
                     error,
-                    decision_id: new_call_id(),
+                    decision_id: CallId::random().to_string(),
                 };
                 Err(self.refuse_before_policy(cx, route, msg, deny).await)
             }
@@ -122,7 +122,7 @@ impl Gateway {
             Err(error) => {
                 let deny = Deny::Classify {
                     error,
-                    decision_id: new_call_id(),
+                    decision_id: CallId::random().to_string(),
                 };
                 Err(self.refuse_before_policy(cx, route, msg, deny).await)
             }

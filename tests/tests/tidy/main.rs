@@ -3,4 +3,5 @@
 //! one another without cycles.
 
 mod docs;
+mod imports;
 mod links;

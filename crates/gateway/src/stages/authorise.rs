@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use crate::config::ServerConfig;
 
 /// `_meta` key a client uses to state why it makes a call.
-pub const REASON_META_KEY: &str = "io.portcullis/reason";
+pub use portcullis_core::REASON_META_KEY;
 /// The argument the gateway adds to every tool's input schema when `reason_argument` is on.
 pub const REASON_ARGUMENT: &str = "portcullis_reason";
 

@@ -76,7 +76,7 @@ impl Receipts {
                 decision_id,
             } => {
                 let signed = self.sign(request_sha256, result_sha256, &decision_id, &receipt)?;
-                attach(&mut answer, &call.call_id, &receipt, signed.as_ref());
+                attach(&mut answer, call.call_id.as_str(), &receipt, signed.as_ref());
             }
             Recorded::AuditOff(_) => {}
         }

@@ -16,7 +16,7 @@ use std::{
 };
 
 use portcullis_audit::{AuditLog, AuditRecord, Decision, DurableReceipt, Outcome, RecordKind, Sha256Hex};
-use portcullis_core::{Principal, ServerName};
+use portcullis_core::{CallId, Principal, ServerName};
 use portcullis_mcp::{Message, canonical::canonical_sha256};
 use portcullis_policy::{Arguments, Permit};
 use serde_json::Value;
@@ -46,7 +46,7 @@ fn hex_digest(text: &str) -> Option<Sha256Hex> {
 /// The facts about one call that every record of it repeats.
 #[derive(Debug, Clone)]
 pub struct CallFacts {
-    pub call_id: String,
+    pub call_id: CallId,
     pub principal: Principal,
     pub server: ServerName,
     pub method: String,
@@ -76,7 +76,7 @@ impl CallFacts {
         let args_sha256 = given.filter(|_| recorder.log().is_some()).map(|_| digested.sha256());
         let arguments = given.filter(|_| recorder.captures_bodies()).cloned();
         CallFacts {
-            call_id: new_call_id(),
+            call_id: CallId::random(),
             principal: principal.clone(),
             server: server.clone(),
             method: msg.method().unwrap_or_default().to_owned(),
@@ -96,7 +96,7 @@ impl CallFacts {
 
     fn record(&self, kind: RecordKind) -> AuditRecord {
         let mut r = AuditRecord::new(kind, SystemTime::now());
-        r.call_id = Some(self.call_id.clone());
+        r.call_id = Some(self.call_id.to_string());
         r.principal = Some(portcullis_audit::Principal {
             workload: Some(self.principal.workload.clone()),
             user: self.principal.user.clone(),
@@ -194,14 +194,14 @@ impl Recorder {
             return Ok(());
         }
         let mut r = AuditRecord::new(RecordKind::Decision, SystemTime::now());
-        r.call_id = Some(new_call_id());
+        r.call_id = Some(CallId::random().to_string());
         r.principal = Some(portcullis_audit::Principal {
             workload: Some(principal.workload.clone()),
             user: principal.user.clone(),
         });
         r.method = Some(method.to_owned());
         r.decision = Some(Decision::Deny);
-        r.decision_id = Some(new_call_id());
+        r.decision_id = Some(CallId::random().to_string());
         r.reason = Some(why.to_owned());
         r.ext.insert("message".into(), "notification".into());
         self.append(&r).await.map(|_| ())
@@ -345,10 +345,4 @@ pub mod danger {
     pub struct AuditOff {
         pub(super) _not_recorded: (),
     }
-}
-
-/// A fresh 128-bit call id.
-pub fn new_call_id() -> String {
-    let bytes: [u8; 16] = rand::random();
-    hex::encode(bytes)
 }
