@@ -10,18 +10,20 @@
 //! * [`Identity`] combines both into the core [`portcullis_core::Principal`].
 //! * [`upstream_tls`] builds the client config for forwarding to HTTP upstreams over mTLS,
 //!   pinned to the upstream's SPIFFE ID.
-//! * [`serve_tls`] serves an axum router over (mutual) TLS and hands every request the
-//!   client's chain as [`PeerCertificates`], for the per-call SVID check.
+//! * [`serve`] serves an axum router over (mutual) TLS or plain HTTP, within connection
+//!   caps and timeouts ([`ServeLimits`]), and over TLS hands every request the client's
+//!   chain as [`PeerCertificates`], for the per-call SVID check.
 //! * [`DevCa`] is the built-in development CA.
 //! * [`WorkloadApi`] takes the gateway's SVID and the trust bundles from a SPIFFE Workload
 //!   API (a SPIRE agent) instead of files ([`SvidSource`], [`BundleSource`]); the
-//!   `test-util` feature adds [`test_workload_api::FakeSpireAgent`], a stand-in for tests.
+//!   `test-util` feature adds `test_workload_api::FakeSpireAgent`, a stand-in for tests.
 //!
 //! Every TLS config is built with the aws-lc-rs provider passed explicitly; nothing here
 //! relies on a process-wide default.
 #![forbid(unsafe_code)]
 
 mod client_verifier;
+mod conn_limits;
 mod dev_ca;
 mod files;
 mod identity;
@@ -53,6 +55,6 @@ pub use spiffe_id::{SpiffeId, SpiffeIdError, TrustDomain};
 pub use svid::{SvidError, SvidPolicy};
 #[cfg(feature = "test-util")]
 pub use test_util::BadSvid;
-pub use tls_serve::{PeerCertificates, serve_tls};
+pub use tls_serve::{PeerCertificates, ServeLimits, serve, serve_tls};
 pub use upstream_tls::{UpstreamTlsSettings, upstream_client_config};
 pub use workload_api::{WorkloadApi, WorkloadApiError, WorkloadApiSettings};

@@ -1,30 +1,44 @@
-//! Serving an axum router over TLS (mutual TLS when the acceptor's config verifies client
-//! certificates), for the gateway's HTTPS front and the demo server's HTTPS mode.
+//! The HTTP front's accept loop: serves an axum router over TLS (mutual TLS when the
+//! acceptor's config verifies client certificates) or plain HTTP, for the gateway's front
+//! and the demo server's HTTPS mode.
 //!
-//! One accept loop, [`serve_tls`]: every connection is handshaken in its own task (bounded
-//! by a timeout, so a silent client cannot hold anything), then served as HTTP/1.1 with
-//! the peer's certificate chain attached to **every request** as [`PeerCertificates`].
-//! Handlers re-check the SVID per call from it (with [`crate::SvidPolicy::connection_workload_id`]),
-//! because a connection can outlive the certificate it was opened with.
+//! One accept loop, [`serve`] ([`serve_tls`] without limits of its own): each connection
+//! takes a place in the connection caps first ([`ServeLimits`], `conn_limits`), is
+//! handshaken in its own task (bounded by a timeout, so a silent client cannot hold
+//! anything), then served as HTTP/1.1 with its request heads and idle periods timed, and
+//! over TLS the peer's certificate chain attached to **every request** as
+//! [`PeerCertificates`]. Handlers re-check the SVID per call from it (with
+//! [`crate::SvidPolicy::connection_workload_id`]), because a connection can outlive the
+//! certificate it was opened with.
 use std::{
+    convert::Infallible,
     future::Future,
     io,
+    net::SocketAddr,
     sync::{Arc, OnceLock},
     time::Duration,
 };
 
 use axum::Router;
 use hyper::{Request, body::Incoming, service::service_fn};
-use hyper_util::{rt::TokioIo, server::graceful::GracefulShutdown};
+use hyper_util::{
+    rt::TokioIo,
+    server::graceful::{GracefulShutdown, Watcher},
+};
 use rustls::pki_types::CertificateDer;
-use tokio::net::TcpListener;
+use tokio::{
+    io::{AsyncRead, AsyncWrite},
+    net::TcpListener,
+};
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt as _;
 
-use crate::svid::{LeafFacts, SvidError};
+pub use crate::conn_limits::ServeLimits;
+use crate::{
+    conn_limits::{Activity, ConnectionGate, ConnectionSlot, Tracked, TrackedBody},
+    svid::{LeafFacts, SvidError},
+};
 
-/// A client that has not finished its handshake by then is dropped.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Pause after a failed `accept` (out of file descriptors, for instance) before retrying.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
@@ -66,54 +80,136 @@ impl PeerCertificates {
     }
 }
 
-/// Serves `router` on `listener` over TLS until `shutdown` completes.
+/// Serves `router` on `listener` over TLS until `shutdown` completes, with the default
+/// [`ServeLimits`].
+pub async fn serve_tls<F>(listener: TcpListener, acceptor: TlsAcceptor, router: Router, shutdown: F) -> io::Result<()>
+where
+    F: Future<Output = ()> + Send,
+{
+    serve(listener, Some(acceptor), router, ServeLimits::default(), shutdown).await
+}
+
+/// Serves `router` on `listener` until `shutdown` completes: over TLS with `tls`, plain
+/// HTTP without.
 ///
+/// * A connection over [`ServeLimits`]' caps is closed at once (logged, at most every
+///   10 s as a warning); one that takes too long over its TLS handshake, a request head, or
+///   sits idle too long between requests is closed (logged at debug).
 /// * Handshake failures (no or untrusted client certificate, wrong SPIFFE ID, plain HTTP
 ///   spoken to a TLS port) are logged at debug and only end that connection.
 /// * `accept` errors are logged and retried after a short pause, like `axum::serve`.
 /// * On `shutdown` the listener is closed at once; connections in flight finish their
 ///   current request and close, and this function returns when the last one has. Callers
 ///   holding long-lived streams (SSE) must end them, or bound the wait with a timeout.
-pub async fn serve_tls<F>(listener: TcpListener, acceptor: TlsAcceptor, router: Router, shutdown: F) -> io::Result<()>
+pub async fn serve<F>(
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    router: Router,
+    limits: ServeLimits,
+    shutdown: F,
+) -> io::Result<()>
 where
     F: Future<Output = ()> + Send,
 {
     let graceful = GracefulShutdown::new();
+    let gate = ConnectionGate::new(&limits);
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
         let (tcp, remote) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(pair) => pair,
                 Err(e) => {
-                    tracing::warn!("cannot accept a TLS connection: {e}; retrying");
+                    tracing::warn!("cannot accept a connection: {e}; retrying");
                     tokio::time::sleep(ACCEPT_BACKOFF).await;
                     continue;
                 }
             },
             () = &mut shutdown => break,
         };
-        let watcher = graceful.watcher();
-        let acceptor = acceptor.clone();
-        let router = router.clone();
-        tokio::spawn(async move {
-            let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-                Ok(Ok(tls)) => tls,
-                Ok(Err(e)) => return tracing::debug!(%remote, "TLS handshake failed: {e}"),
-                Err(_) => return tracing::debug!(%remote, "TLS handshake timed out"),
-            };
-            let chain = tls.get_ref().1.peer_certificates().map(<[_]>::to_vec);
-            let peer = PeerCertificates::new(chain.unwrap_or_default());
-            let service = service_fn(move |mut request: Request<Incoming>| {
-                request.extensions_mut().insert(peer.clone());
-                router.clone().oneshot(request)
-            });
-            let connection = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(tls), service);
-            if let Err(e) = watcher.watch(connection).await {
-                tracing::debug!(%remote, "TLS connection ended with an error: {e}");
+        // Over a cap: closed before anything else is spent on it (the TLS handshake).
+        let Ok(slot) = gate.admit(remote.ip()) else {
+            drop(tcp);
+            continue;
+        };
+        let conn = Conn {
+            remote,
+            slot,
+            watcher: graceful.watcher(),
+            router: router.clone(),
+            limits,
+        };
+        match &tls {
+            Some(acceptor) => {
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    let accepted = tokio::time::timeout(limits.tls_handshake_timeout, acceptor.accept(tcp)).await;
+                    let tls = match accepted {
+                        Ok(Ok(tls)) => tls,
+                        Ok(Err(e)) => return tracing::debug!(%remote, "TLS handshake failed: {e}"),
+                        Err(_) => return tracing::debug!(%remote, "TLS handshake timed out"),
+                    };
+                    let chain = tls.get_ref().1.peer_certificates().map(<[_]>::to_vec);
+                    let peer = PeerCertificates::new(chain.unwrap_or_default());
+                    conn.serve(tls, Some(peer)).await;
+                });
             }
-        });
+            None => {
+                tokio::spawn(conn.serve(tcp, None));
+            }
+        }
     }
     drop(listener);
     graceful.shutdown().await;
     Ok(())
+}
+
+/// One accepted connection, holding its place in the caps until it ends.
+struct Conn {
+    remote: SocketAddr,
+    slot: ConnectionSlot,
+    watcher: Watcher,
+    router: Router,
+    limits: ServeLimits,
+}
+
+impl Conn {
+    /// Serves HTTP/1.1 on `io` until the client or the server closes it, or a phase of
+    /// the connection lasts longer than the limits allow.
+    async fn serve<I>(self, io: I, peer: Option<PeerCertificates>)
+    where
+        I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let Conn {
+            remote,
+            slot,
+            watcher,
+            router,
+            limits,
+        } = self;
+        let activity = Activity::new();
+        let tracker = activity.clone();
+        let service = service_fn(move |mut request: Request<Incoming>| {
+            if let Some(peer) = &peer {
+                request.extensions_mut().insert(peer.clone());
+            }
+            tracker.request_started();
+            let done = tracker.request_guard();
+            let router = router.clone();
+            async move {
+                let response = router.oneshot(request).await?;
+                Ok::<_, Infallible>(response.map(|body| TrackedBody::new(body, done)))
+            }
+        });
+        let connection = hyper::server::conn::http1::Builder::new()
+            // Timed by `Activity` instead (hyper's would also cut idle connections short).
+            .header_read_timeout(None)
+            .serve_connection(TokioIo::new(Tracked::new(io, activity.clone())), service);
+        tokio::select! {
+            served = watcher.watch(connection) => if let Err(e) = served {
+                tracing::debug!(%remote, "connection ended with an error: {e}");
+            },
+            why = activity.expired(&limits) => tracing::debug!(%remote, "connection closed: {why}"),
+        }
+        drop(slot);
+    }
 }
