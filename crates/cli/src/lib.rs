@@ -11,6 +11,7 @@ mod commands;
 pub mod config;
 mod duration;
 mod logging;
+mod open_files;
 mod policy_open;
 mod shutdown;
 

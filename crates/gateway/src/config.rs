@@ -1,11 +1,11 @@
 //! Validated settings the gateway runs on. The CLI turns the TOML file into
 //! these; nothing in this crate reads files or the environment.
-use std::{collections::BTreeMap, net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
+use std::{collections::BTreeMap, net::SocketAddr, num::NonZeroU32, path::PathBuf, sync::Arc, time::Duration};
 
 use portcullis_attest::{PinnedManifest, ScanConfig, Verifier};
 use portcullis_core::{Principal, Secret, ServerName, Tier};
 use portcullis_identity::{
-    SvidPolicy,
+    ServeLimits, SvidPolicy,
     jwt::{JwtValidator, ProtectedResource},
 };
 use portcullis_mcp::Limits;
@@ -16,6 +16,8 @@ pub struct GatewayConfig {
     pub listen: ListenConfig,
     pub servers: Vec<ServerConfig>,
     pub limits: Limits,
+    /// What one principal may hold and send (T17), on both fronts.
+    pub principal_limits: PrincipalLimits,
     /// Principal of the stdio front (nothing is assumed from being local).
     pub stdio_principal: Principal,
     /// Principal given to HTTP callers until the identity stage authenticates them.
@@ -82,10 +84,48 @@ pub struct ListenConfig {
     pub allowed_origins: Vec<String>,
     /// Idle legacy sessions are closed after this long.
     pub session_idle_timeout: Duration,
-    /// At most this many sessions at once (new ones are refused: T17).
+    /// At most this many sessions at once, legacy and stateless (new ones are refused: T17).
     pub max_sessions: usize,
+    /// Connection caps, TLS handshake, request head and keep-alive timeouts (T17 slowloris).
+    pub connections: ServeLimits,
+    /// A POST body must arrive in full within this (T17 slowloris).
+    pub body_timeout: Duration,
     /// How HTTP callers are identified.
     pub auth: HttpAuth,
+}
+
+/// What one principal (a workload, and with a token its user) may hold and send at once
+/// (T17). Sessions are counted when opened; requests on both fronts (and `initialize` on
+/// the HTTP front) pass the concurrency and rate limits first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PrincipalLimits {
+    /// Sessions one principal may hold: its legacy sessions and its stateless one.
+    pub max_sessions: usize,
+    /// Requests of one principal being answered at once; more are refused, never queued.
+    pub max_concurrent_calls: usize,
+    /// Requests per second, with a burst (a token bucket); `None`: no rate limit.
+    pub rate: Option<RateLimit>,
+}
+
+/// A token bucket: `per_second` tokens a second, holding at most `burst`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    pub per_second: NonZeroU32,
+    pub burst: NonZeroU32,
+}
+
+/// Sessions and concurrent requests capped per principal (each session may hold its own
+/// children, each request an upstream call); no rate limit unless one is configured: the
+/// concurrency cap already bounds what one principal holds, and a sound default rate
+/// depends on the workload.
+impl Default for PrincipalLimits {
+    fn default() -> Self {
+        Self {
+            max_sessions: 32,
+            max_concurrent_calls: 64,
+            rate: None,
+        }
+    }
 }
 
 /// The identify stage of the HTTP front: which credentials are accepted and required.

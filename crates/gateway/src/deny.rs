@@ -11,11 +11,17 @@ use portcullis_core::ServerName;
 use portcullis_mcp::{ErrorCode, error_response};
 use serde_json::{Value, json};
 
-use crate::stages::{classify::ClassifyError, record::RecordError, route::RouteError};
+use crate::{
+    limits::LimitExceeded,
+    stages::{classify::ClassifyError, record::RecordError, route::RouteError},
+};
 
 /// Why a client message was refused.
 #[derive(Debug)]
 pub enum Deny {
+    /// The caller reached a limit: sessions, requests in progress, or its rate (T17).
+    /// Not recorded: nothing reached a stage, and a flood must not become audit writes.
+    Limit(LimitExceeded),
     /// A second `initialize` on a session that has one.
     AlreadyInitialized,
     /// A method the client's protocol revision does not have (2026-07-28 removed some).
@@ -45,6 +51,7 @@ pub enum Deny {
 /// Where a deny came from, for logs and (later) metrics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stage {
+    Limit,
     Dispatch,
     Route,
     Attest,
@@ -57,6 +64,7 @@ pub enum Stage {
 impl Stage {
     pub fn label(self) -> &'static str {
         match self {
+            Stage::Limit => "limit",
             Stage::Dispatch => "dispatch",
             Stage::Route => "route",
             Stage::Attest => "attest",
@@ -72,6 +80,7 @@ impl Deny {
     /// The JSON-RPC error code the client gets.
     pub fn code(&self) -> ErrorCode {
         match self {
+            Deny::Limit(_) => ErrorCode::Overloaded,
             Deny::AlreadyInitialized => ErrorCode::InvalidRequest,
             Deny::RemovedMethod { .. } => ErrorCode::MethodNotFound,
             Deny::Route {
@@ -95,6 +104,7 @@ impl Deny {
     /// status follows its error code, see the front).
     pub fn http_status(&self) -> Option<http::StatusCode> {
         match self {
+            Deny::Limit(limit) => Some(limit.http_status()),
             // A notification that cannot be accepted gets an HTTP error (it has no answer).
             Deny::Notification { .. } => Some(http::StatusCode::FORBIDDEN),
             Deny::AlreadyInitialized
@@ -112,6 +122,7 @@ impl Deny {
     /// The stage that refused.
     pub fn stage(&self) -> Stage {
         match self {
+            Deny::Limit(_) => Stage::Limit,
             Deny::AlreadyInitialized | Deny::RemovedMethod { .. } | Deny::Notification { .. } => Stage::Dispatch,
             Deny::Route { .. } | Deny::UnknownServer(_) => Stage::Route,
             Deny::Attest { .. } => Stage::Attest,
@@ -124,10 +135,11 @@ impl Deny {
 
     /// What the audit record of this deny says (policy ids and reasons, never policy text);
     /// `None` for refusals that are not recorded: a malformed request that names no server,
-    /// and a log that cannot be written.
+    /// a log that cannot be written, and a limit reached (a flood must not become writes).
     pub fn audit_reason(&self) -> Option<String> {
         match self {
-            Deny::AlreadyInitialized
+            Deny::Limit(_)
+            | Deny::AlreadyInitialized
             | Deny::RemovedMethod { .. }
             | Deny::Route { .. }
             | Deny::UnknownServer(_)
@@ -152,7 +164,8 @@ impl Deny {
         match self {
             Deny::Attest { decision_id, .. } | Deny::Classify { decision_id, .. } => Some(decision_id),
             Deny::Policy(deny) => Some(deny.decision_id()),
-            Deny::AlreadyInitialized
+            Deny::Limit(_)
+            | Deny::AlreadyInitialized
             | Deny::RemovedMethod { .. }
             | Deny::Route { .. }
             | Deny::UnknownServer(_)
@@ -165,6 +178,7 @@ impl Deny {
     /// The text the client reads: what went wrong and what to do; never policy text.
     fn client_text(&self) -> String {
         match self {
+            Deny::Limit(limit) => limit.to_string(),
             Deny::AlreadyInitialized => "this session is already initialized".into(),
             Deny::RemovedMethod { method } => format!("`{method}` does not exist in protocol 2026-07-28"),
             Deny::Route { error, .. } => error.to_string(),
@@ -194,6 +208,12 @@ impl Deny {
             ),
             None => error_response(id, self.code(), &text, None),
         }
+    }
+}
+
+impl From<LimitExceeded> for Deny {
+    fn from(limit: LimitExceeded) -> Self {
+        Deny::Limit(limit)
     }
 }
 
@@ -232,6 +252,22 @@ mod tests {
         assert!(answer["error"].get("data").is_none());
         assert_eq!(removed.audit_reason(), None);
         assert_eq!(removed.stage(), Stage::Dispatch);
+    }
+
+    #[test]
+    fn a_limit_is_overloaded_with_its_own_status_and_not_recorded() {
+        let deny = Deny::from(LimitExceeded::ConcurrentCalls { max: 4 });
+        let answer = deny.answer(Some(&json!(3)));
+        assert_eq!(answer["error"]["code"], ErrorCode::Overloaded.code());
+        assert!(
+            answer["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("max_concurrent_calls_per_principal")
+        );
+        assert_eq!(deny.http_status(), Some(http::StatusCode::TOO_MANY_REQUESTS));
+        assert_eq!((deny.audit_reason(), deny.decision_id()), (None, None));
+        assert_eq!(deny.stage().label(), "limit");
     }
 
     #[test]

@@ -19,14 +19,23 @@ use crate::{
     caller::Caller,
     deny::Deny,
     gateway::Gateway,
+    limits::Admitted,
     pipeline::CallContext,
     relay::{Clearance, bridge, lists},
     session::Session,
 };
 
 impl Gateway {
-    /// Handles one client request in `session` and returns the JSON-RPC answer.
-    pub async fn handle_request(&self, session: &Arc<Session>, caller: &Caller, msg: Message) -> Value {
+    /// Handles one client request in `session` and returns the JSON-RPC answer. `admitted`
+    /// is the proof that the request passed its principal's concurrency and rate limits
+    /// ([`Gateway::admit`]); its concurrency place is held until the answer is ready.
+    pub async fn handle_request(
+        &self,
+        _admitted: Admitted,
+        session: &Arc<Session>,
+        caller: &Caller,
+        msg: Message,
+    ) -> Value {
         let id = msg.id().cloned();
         let method = msg.method().unwrap_or_default();
         let class = MethodClass::of(method);

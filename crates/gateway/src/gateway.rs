@@ -1,5 +1,7 @@
 //! The gateway's shared state: configured servers, live sessions, shared
-//! children, and the session lifecycle (open, find, reap, close).
+//! children, and the session lifecycle (open, find, reap, close). Every session in the
+//! table holds a place in the session limits ([`crate::limits`]), taken before its
+//! upstreams are started and given back when it leaves the table.
 use std::{
     collections::{BTreeMap, HashMap},
     sync::{Arc, Mutex},
@@ -11,7 +13,9 @@ use serde_json::Value;
 
 use crate::{
     config::{GatewayConfig, Isolation, ServerConfig},
+    deny::Deny,
     error::UpstreamError,
+    limits::{Admitted, LimitExceeded, Limiter, SessionPlace},
     relay::{
         Clearance, Connected, bridge, connect::connect, hello::ClientHello, http_clients::HttpClients,
         upstream::ServerMessageRoute,
@@ -26,12 +30,38 @@ use crate::{
     },
 };
 
-/// A refusal to open or find a session, with the JSON-RPC code to report.
+/// A refusal to open or find a session, with the JSON-RPC code to report and the HTTP
+/// status it has on the Streamable HTTP front.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{message}")]
 pub struct SessionError {
     pub code: ErrorCode,
     pub message: String,
+    pub http_status: http::StatusCode,
+}
+
+impl SessionError {
+    fn limit(limit: LimitExceeded) -> Self {
+        Self {
+            code: ErrorCode::Overloaded,
+            message: limit.to_string(),
+            http_status: limit.http_status(),
+        }
+    }
+
+    fn upstream(e: &UpstreamError) -> Self {
+        Self {
+            code: e.code(),
+            message: e.to_string(),
+            http_status: http::StatusCode::BAD_GATEWAY,
+        }
+    }
+}
+
+/// A session in the table, with its place in the session limits.
+struct Held {
+    session: Arc<Session>,
+    _place: SessionPlace,
 }
 
 /// The running gateway.
@@ -44,8 +74,9 @@ pub struct Gateway {
     pub(crate) classifier: Classifier,
     pub(crate) receipts: Receipts,
     http: HttpClients,
-    sessions: Mutex<HashMap<String, Arc<Session>>>,
-    stateless: Mutex<HashMap<Principal, Arc<Session>>>,
+    limits: Limiter,
+    sessions: Mutex<HashMap<String, Held>>,
+    stateless: Mutex<HashMap<Principal, Held>>,
     shared: tokio::sync::Mutex<HashMap<ServerName, Connected>>,
     /// Route for shared children's unrelated messages: nobody (they are per-session facts).
     shared_route: Arc<NoRoute>,
@@ -61,6 +92,7 @@ impl Gateway {
         let http = HttpClients::new(&config.servers);
         let classifier = Classifier::new(config.attest.manifests.clone(), config.attest.scan);
         let receipts = Receipts::new(config.attest.receipts.clone());
+        let limits = Limiter::new(config.listen.max_sessions, config.principal_limits);
         Arc::new(Self {
             config,
             servers,
@@ -70,6 +102,7 @@ impl Gateway {
             classifier,
             receipts,
             http,
+            limits,
             sessions: Mutex::new(HashMap::new()),
             stateless: Mutex::new(HashMap::new()),
             shared: tokio::sync::Mutex::new(HashMap::new()),
@@ -97,23 +130,31 @@ impl Gateway {
         self.recorder.healthy()
     }
 
-    /// Opens a legacy session for an `initialize` request and answers it.
+    /// Admits one request of `principal` past its concurrency and rate limits (T17); the
+    /// proof goes with the request to [`Gateway::handle_request`] or
+    /// [`Gateway::open_session`] and holds its concurrency place until dropped.
+    pub fn admit(&self, principal: &Principal) -> Result<Admitted, Deny> {
+        Ok(self.limits.admit(principal)?)
+    }
+
+    /// Opens a legacy session for an admitted `initialize` request and answers it.
+    ///
+    /// The session's place (in all, and its principal's) is taken before any upstream is
+    /// started, so concurrent `initialize` requests cannot overshoot the limits while
+    /// their handshakes run; a failed or abandoned handshake gives the place back.
     pub async fn open_session(
         &self,
-        principal: Principal,
+        admitted: Admitted,
         init: &Message,
     ) -> Result<(Arc<Session>, Value), SessionError> {
-        if self.session_count() >= self.config.listen.max_sessions {
-            return Err(SessionError {
-                code: ErrorCode::Overloaded,
-                message: format!(
-                    "the gateway holds its limit of {} sessions; close idle sessions or raise `listen.max_sessions`",
-                    self.config.listen.max_sessions
-                ),
-            });
-        }
+        let principal = admitted.principal().clone();
+        let place = self.limits.reserve_session(&principal).map_err(SessionError::limit)?;
         let (session, result) = self.open_detached_session(principal, init).await?;
-        self.lock_sessions().insert(session.id.clone(), session.clone());
+        let held = Held {
+            session: session.clone(),
+            _place: place,
+        };
+        self.lock_sessions().insert(session.id.clone(), held);
         tracing::info!(session = %session.id, principal = %session.principal, "session opened");
         Ok((session, result))
     }
@@ -130,10 +171,7 @@ impl Gateway {
             futures::future::join_all(self.servers.keys().map(|name| self.ensure_upstream(&session, name))).await;
         let mut eras = Vec::new();
         for result in connected {
-            let c = result.map_err(|e| SessionError {
-                code: e.code(),
-                message: e.to_string(),
-            })?;
+            let c = result.map_err(|e| SessionError::upstream(&e))?;
             eras.push(c.era);
         }
         let result = bridge::initialize_result(&session.hello, &eras, self.served());
@@ -142,7 +180,7 @@ impl Gateway {
 
     /// The session with this id, if it exists and belongs to `principal` (T3).
     pub fn session(&self, id: &str, principal: &Principal) -> Result<Arc<Session>, SessionError> {
-        let found = self.lock_sessions().get(id).cloned();
+        let found = self.lock_sessions().get(id).map(|held| held.session.clone());
         match found {
             Some(s) if &s.principal == principal => {
                 s.touch();
@@ -153,27 +191,37 @@ impl Gateway {
                 Err(SessionError {
                     code: ErrorCode::InvalidRequest,
                     message: "this session belongs to another principal".into(),
+                    http_status: http::StatusCode::FORBIDDEN,
                 })
             }
             None => Err(SessionError {
                 code: ErrorCode::InvalidRequest,
                 message: "unknown or expired session; send initialize to start a new one".into(),
+                http_status: http::StatusCode::NOT_FOUND,
             }),
         }
     }
 
-    /// The stateless (2026-07-28) session of `principal`, created on first use.
-    pub fn stateless_session(&self, principal: &Principal, msg: &Message) -> Arc<Session> {
+    /// The stateless (2026-07-28) session of `principal`, created on first use. It holds
+    /// its own upstream connections, so it takes a session place like a legacy session.
+    pub fn stateless_session(&self, principal: &Principal, msg: &Message) -> Result<Arc<Session>, SessionError> {
         let mut table = self.stateless.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let session = table.entry(principal.clone()).or_insert_with(|| {
-            Session::new(
-                principal.clone(),
-                ClientHello::from_modern_request(msg),
-                self.namespacer.clone(),
-            )
-        });
-        session.touch();
-        session.clone()
+        if let Some(held) = table.get(principal) {
+            held.session.touch();
+            return Ok(held.session.clone());
+        }
+        let place = self.limits.reserve_session(principal).map_err(SessionError::limit)?;
+        let session = Session::new(
+            principal.clone(),
+            ClientHello::from_modern_request(msg),
+            self.namespacer.clone(),
+        );
+        let held = Held {
+            session: session.clone(),
+            _place: place,
+        };
+        table.insert(principal.clone(), held);
+        Ok(session)
     }
 
     /// A stateless session kept by the caller (the stdio front with a 2026-07-28 client).
@@ -187,15 +235,16 @@ impl Gateway {
 
     pub fn close_session(&self, id: &str) -> bool {
         let removed = self.lock_sessions().remove(id);
-        if let Some(s) = &removed {
-            s.close();
+        if let Some(held) = &removed {
+            held.session.close();
             tracing::info!(session = %id, "session closed");
         }
         removed.is_some()
     }
 
+    /// Sessions held now: legacy ones and principals' stateless ones.
     pub fn session_count(&self) -> usize {
-        self.lock_sessions().len()
+        self.limits.sessions_held()
     }
 
     /// Closes sessions idle for longer than the configured timeout.
@@ -204,14 +253,16 @@ impl Gateway {
         let idle: Vec<String> = self
             .lock_sessions()
             .iter()
-            .filter(|(_, s)| s.idle_for() > limit && !s.sink.has_general())
+            .filter(|(_, held)| held.session.idle_for() > limit && !held.session.sink.has_general())
             .map(|(id, _)| id.clone())
             .collect();
         for id in idle {
             self.close_session(&id);
         }
         let mut stateless = self.stateless.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        stateless.retain(|_, s| s.idle_for() <= limit);
+        stateless.retain(|_, held| held.session.idle_for() <= limit);
+        drop(stateless);
+        self.limits.prune();
     }
 
     /// Starts shutting down: long-lived streams (GET) close so in-flight calls can drain.
@@ -226,9 +277,9 @@ impl Gateway {
 
     /// Closes everything: children get EOF on stdin and are stopped.
     pub async fn shutdown(&self) {
-        let all: Vec<Arc<Session>> = self.lock_sessions().drain().map(|(_, s)| s).collect();
-        for s in all {
-            s.close();
+        let all: Vec<Held> = self.lock_sessions().drain().map(|(_, held)| held).collect();
+        for held in all {
+            held.session.close();
         }
         self.stateless
             .lock()
@@ -395,7 +446,7 @@ impl Gateway {
         Ok(())
     }
 
-    fn lock_sessions(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Session>>> {
+    fn lock_sessions(&self) -> std::sync::MutexGuard<'_, HashMap<String, Held>> {
         self.sessions.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }

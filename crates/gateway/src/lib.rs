@@ -4,7 +4,8 @@
 //! A request starts at a front (`front::http`, `front::stdio`), goes to the dispatcher
 //! (`dispatch`), and — if it reads or changes server state — down the acting path
 //! (`pipeline::run`), whose stages live in `stages/`. `gateway` holds the state and the
-//! session lifecycle, `session/` one client's session, `relay/` the upstream side.
+//! session lifecycle, `limits` what one principal may hold and send, `session/` one
+//! client's session, `relay/` the upstream side.
 #![forbid(unsafe_code)]
 
 mod caller;
@@ -14,6 +15,7 @@ mod dispatch;
 mod error;
 mod front;
 mod gateway;
+mod limits;
 mod pipeline;
 mod relay;
 mod session;
@@ -24,6 +26,7 @@ pub use deny::{Deny, Stage};
 pub use error::UpstreamError;
 pub use front::{http::serve_http, stdio::serve_stdio};
 pub use gateway::{Gateway, SessionError};
+pub use limits::{Admitted, LimitExceeded};
 pub use relay::{hello::ClientHello, probe::list_server_tools};
 pub use stages::{
     authorise::{Authoriser, REASON_ARGUMENT, REASON_META_KEY},

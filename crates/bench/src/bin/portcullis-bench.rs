@@ -255,6 +255,7 @@ async fn start_gateway(
     let config = format!(
         "[listen]\nhttp = \"127.0.0.1:{port}\"\nmax_sessions = {max_sessions}\n{listen_extra}\n{tables}\n\
          [policy]\ncedar = [{:?}]\n\n[audit]\n{audit_section}\n\
+         [limits]\nmax_sessions_per_principal = {max_sessions}\nmax_concurrent_calls_per_principal = {max_sessions}\n\
          [[servers]]\nname = {:?}\n{server}\nprotocol = \"legacy\"\ndefault_tier = \"read\"\n",
         policy_path.display().to_string(),
         wire::SERVER

@@ -17,6 +17,27 @@ pub fn run(path: &Path) -> anyhow::Result<ExitCode> {
     if let Some(tls) = &loaded.tls {
         println!("  front certificate: {}", tls.svid.describe());
     }
+    let (listen, per) = (&g.listen, &g.principal_limits);
+    let rate = match per.rate {
+        Some(rate) => format!("{}/s per principal (burst {})", rate.per_second, rate.burst),
+        None => "no rate limit".into(),
+    };
+    println!(
+        "  limits: {} sessions ({} per principal), {} requests in progress per principal, {rate}",
+        listen.max_sessions, per.max_sessions, per.max_concurrent_calls
+    );
+    if g.listen.http.is_some() {
+        let c = &listen.connections;
+        println!(
+            "  connections: at most {} ({} per address); timeouts: TLS handshake {} s, request head {} s, body {} s, keep-alive {} s",
+            c.max_connections,
+            c.max_connections_per_peer,
+            c.tls_handshake_timeout.as_secs(),
+            c.header_timeout.as_secs(),
+            listen.body_timeout.as_secs(),
+            c.keepalive_timeout.as_secs()
+        );
+    }
     if let Some(used) = &loaded.workload_api {
         println!(
             "  SPIFFE Workload API: `{}` for {} (SVIDs and bundles pushed by the agent; `run` stops if none arrives within {} s; not contacted by check-config)",

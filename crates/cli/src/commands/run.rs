@@ -4,12 +4,19 @@ use std::{path::Path, process::ExitCode};
 use anyhow::Context;
 use portcullis_gateway::serve_http;
 
-use crate::{assemble, config, shutdown};
+use crate::{assemble, config, open_files, shutdown};
 
 pub async fn run(path: &Path) -> anyhow::Result<ExitCode> {
-    let loaded = config::load(path)?;
+    let mut loaded = config::load(path)?;
     for w in &loaded.warnings {
         tracing::warn!("{w}");
+    }
+    if let Some(open_files) = open_files::raise() {
+        let (fitted, warning) = open_files::fit(loaded.gateway.listen.connections, open_files);
+        if let Some(w) = warning {
+            tracing::warn!("{w}");
+        }
+        loaded.gateway.listen.connections = fitted;
     }
     let addr = loaded.gateway.listen.http.ok_or_else(|| {
         config::ConfigError::one(

@@ -3,7 +3,7 @@ use std::{path::Path, process::ExitCode};
 
 use portcullis_gateway::serve_stdio;
 
-use crate::{assemble, config, shutdown};
+use crate::{assemble, config, open_files, shutdown};
 
 pub async fn run(path: &Path, only: Option<&str>) -> anyhow::Result<ExitCode> {
     let mut loaded = config::load(path)?;
@@ -21,6 +21,8 @@ pub async fn run(path: &Path, only: Option<&str>) -> anyhow::Result<ExitCode> {
             .into());
         }
     }
+    // Each session's children hold pipes; a desktop's default limit is often 256 or 1024.
+    open_files::raise();
     let gateway = assemble::gateway(loaded, Some(path)).await?;
     serve_stdio(
         gateway.clone(),

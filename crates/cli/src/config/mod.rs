@@ -141,6 +141,7 @@ fn validate(raw: &raw::RawConfig, loading: Loading<'_>, p: &mut Problems) -> Che
         warnings.push("[audit] enabled = false: calls are NOT recorded; never run like this in production".into());
     }
     let limits = listen::limits(&raw.limits, p);
+    let principal_limits = listen::principal_limits(&raw.limits, p);
     let mut apis = WorkloadApiSlot::new(env.spiffe_endpoint_socket.clone());
     let auth = auth::auth(&raw.listen, base, &mut apis, p);
     let listen = listen::listen(&raw.listen, p, &mut warnings);
@@ -156,6 +157,7 @@ fn validate(raw: &raw::RawConfig, loading: Loading<'_>, p: &mut Problems) -> Che
     let manifests = manifests::manifests(&raw.manifests, &raw.servers, &mut servers, check, base, p);
     // Every part is checked; from here on, any problem means no config.
     let (policy, audit, limits, auth, mut listen) = (policy?, audit?, limits?, auth?, listen?);
+    let principal_limits = principal_limits?;
     let servers: Vec<ServerConfig> = servers.into_iter().collect::<Checked<_>>()?;
     let (attestation, manifests) = (attestation?, manifests?);
     listen.auth = auth.http;
@@ -172,6 +174,7 @@ fn validate(raw: &raw::RawConfig, loading: Loading<'_>, p: &mut Problems) -> Che
         listen,
         servers,
         limits,
+        principal_limits,
         stdio_principal: principal(&raw.stdio.principal, "stdio-client"),
         anonymous_principal: principal(&raw.listen.anonymous_principal, "anonymous"),
         attest: AttestConfig {
@@ -206,6 +209,8 @@ fn line_col(text: &str, offset: usize) -> String {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_limits;
 #[cfg(test)]
 mod tests_problems;
 #[cfg(test)]

@@ -37,6 +37,12 @@ pub struct RawListen {
     pub allowed_origins: Option<Vec<String>>,
     pub session_idle_timeout_secs: Option<u64>,
     pub max_sessions: Option<usize>,
+    pub max_connections: Option<usize>,
+    pub max_connections_per_peer: Option<usize>,
+    pub tls_handshake_timeout_secs: Option<u64>,
+    pub header_timeout_secs: Option<u64>,
+    pub body_timeout_secs: Option<u64>,
+    pub keepalive_timeout_secs: Option<u64>,
     pub anonymous_principal: Option<String>,
     pub require: Option<Vec<String>>,
     pub unattested_workload: Option<String>,
@@ -84,12 +90,16 @@ pub struct RawStdio {
     pub principal: Option<String>,
 }
 
-/// `[limits]`: message size and depth.
+/// `[limits]`: message size and depth, and what one principal may hold and send.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawLimits {
     pub max_message_bytes: Option<usize>,
     pub max_json_depth: Option<usize>,
+    pub max_sessions_per_principal: Option<usize>,
+    pub max_concurrent_calls_per_principal: Option<usize>,
+    pub calls_per_second_per_principal: Option<u32>,
+    pub call_burst_per_principal: Option<u32>,
 }
 
 /// One `[[servers]]` entry: a stdio child (`command`) or an HTTP upstream (`url`).

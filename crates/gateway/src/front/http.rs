@@ -6,7 +6,10 @@
 //! an `Mcp-Session-Id`, a GET stream and DELETE; 2026-07-28 clients are
 //! stateless and their `Mcp-Method`/`Mcp-Name` headers must agree with the body.
 //! Every request first passes the Host/Origin guard (T6) and the size, depth and
-//! duplicate-key checks (T13, T17).
+//! duplicate-key checks (T13, T17); its body must arrive within `listen.body_timeout`, and
+//! requests (`initialize` too) pass the caller's concurrency and rate limits before they
+//! are handled (T17). Connections are accepted, capped and timed by
+//! `portcullis_identity::serve`.
 #![allow(
     clippy::result_large_err,
     reason = "refusals are finished HTTP responses handed straight back to axum"
@@ -24,7 +27,7 @@ use axum::{
 };
 use bytes::Bytes;
 use http_body_util::BodyExt;
-use portcullis_identity::{PeerCertificates, jwt::WELL_KNOWN_PRM, serve_tls};
+use portcullis_identity::{PeerCertificates, jwt::WELL_KNOWN_PRM};
 use portcullis_mcp::{
     ErrorCode, Message, MessageKind, ProtocolVersion, error_response, headers, parse_strict,
     revision::{META_CLIENT_CAPABILITIES, META_PROTOCOL_VERSION},
@@ -37,7 +40,8 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_rustls::TlsAcceptor;
 
 use crate::{
-    caller::Caller, front::identify::identify, front::origin::OriginGuard, gateway::Gateway, session::Session,
+    caller::Caller, deny::Deny, front::identify::identify, front::origin::OriginGuard, gateway::Gateway,
+    limits::Admitted, session::Session,
 };
 
 const SESSION_HEADER: &str = "mcp-session-id";
@@ -52,8 +56,9 @@ struct Front {
 /// The client certificates of a request's connection, when served over TLS.
 type Peer = Option<Extension<PeerCertificates>>;
 
-/// Serves the HTTP front on `listener` (over TLS when `tls` is given) until
-/// `shutdown` completes, then lets in-flight requests finish.
+/// Serves the HTTP front on `listener` (over TLS when `tls` is given) within the
+/// configured connection limits until `shutdown` completes, then lets in-flight requests
+/// finish.
 pub async fn serve_http(
     gateway: Arc<Gateway>,
     listener: tokio::net::TcpListener,
@@ -92,10 +97,7 @@ pub async fn serve_http(
         // Stop accepting; end GET streams so only in-flight calls keep the server up.
         stop.begin_shutdown();
     };
-    let result = match tls {
-        Some(acceptor) => serve_tls(listener, acceptor, app, shutdown).await,
-        None => axum::serve(listener, app).with_graceful_shutdown(shutdown).await,
-    };
+    let result = portcullis_identity::serve(listener, tls, app, listen.connections, shutdown).await;
     reaper.abort();
     result
 }
@@ -107,6 +109,18 @@ fn rpc_error(status: StatusCode, id: Option<&Value>, code: ErrorCode, text: &str
 fn json_response(status: StatusCode, body: &Value) -> Response {
     let bytes = serde_json::to_vec(body).unwrap_or_default();
     (status, [(header::CONTENT_TYPE, "application/json")], bytes).into_response()
+}
+
+/// A refusal as an HTTP answer: its own status (403 if it has none), the JSON-RPC error,
+/// and `Retry-After` when a limit says when to come back.
+fn deny_response(deny: &Deny, id: Option<&Value>) -> Response {
+    let mut resp = json_response(deny.http_status().unwrap_or(StatusCode::FORBIDDEN), &deny.answer(id));
+    if let Deny::Limit(limit) = deny
+        && let Some(secs) = limit.retry_after_secs()
+    {
+        resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    }
+    resp
 }
 
 fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -146,13 +160,49 @@ impl Front {
 
     fn session(&self, headers: &HeaderMap, caller: &Caller) -> Option<Result<Arc<Session>, Response>> {
         let id = header_str(headers, SESSION_HEADER)?;
-        Some(self.gateway.session(id, &caller.principal).map_err(|e| {
-            let status = match e.message.contains("another principal") {
-                true => StatusCode::FORBIDDEN,
-                false => StatusCode::NOT_FOUND,
-            };
-            rpc_error(status, None, e.code, &e.message)
-        }))
+        Some(
+            self.gateway
+                .session(id, &caller.principal)
+                .map_err(|e| rpc_error(e.http_status, None, e.code, &e.message)),
+        )
+    }
+
+    /// The caller's concurrency and rate limits, for a request about to be handled (T17).
+    fn within_limits(&self, caller: &Caller, id: Option<&Value>) -> Result<Admitted, Response> {
+        self.gateway
+            .admit(&caller.principal)
+            .map_err(|deny| deny_response(&deny, id))
+    }
+
+    /// The request body, within the size limit and the body timeout (T17).
+    async fn read_body(&self, body: Body) -> Result<Bytes, Response> {
+        let config = self.gateway.config();
+        let max = config.limits.max_bytes;
+        let limit = config.listen.body_timeout;
+        match tokio::time::timeout(limit, http_body_util::Limited::new(body, max).collect()).await {
+            Ok(Ok(collected)) => Ok(collected.to_bytes()),
+            Ok(Err(_)) => {
+                let text = format!("message is over the limit of {max} bytes; send smaller messages");
+                Err(rpc_error(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    None,
+                    ErrorCode::InvalidRequest,
+                    &text,
+                ))
+            }
+            Err(_) => {
+                tracing::debug!("request body not received within {limit:?}");
+                let text = format!(
+                    "the request body did not arrive within {} s (`listen.body_timeout_secs`); send it at once",
+                    limit.as_secs()
+                );
+                let mut resp = rpc_error(StatusCode::REQUEST_TIMEOUT, None, ErrorCode::InvalidRequest, &text);
+                // The rest of the body is never read: the connection cannot carry another request.
+                resp.headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+                Err(resp)
+            }
+        }
     }
 }
 
@@ -171,18 +221,11 @@ async fn post_mcp(State(front): State<Arc<Front>>, peer: Peer, headers: HeaderMa
             text,
         );
     }
-    let limits = front.gateway.config().limits;
-    let bytes = match http_body_util::Limited::new(body, limits.max_bytes).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(_) => {
-            let text = format!(
-                "message is over the limit of {} bytes; send smaller messages",
-                limits.max_bytes
-            );
-            return rpc_error(StatusCode::PAYLOAD_TOO_LARGE, None, ErrorCode::InvalidRequest, &text);
-        }
+    let bytes = match front.read_body(body).await {
+        Ok(bytes) => bytes,
+        Err(r) => return r,
     };
-    let msg = match parse_strict(&bytes, limits) {
+    let msg = match parse_strict(&bytes, front.gateway.config().limits) {
         Ok(value) => match Message::from_value(value) {
             Ok(msg) => msg,
             Err(e) => {
@@ -195,7 +238,10 @@ async fn post_mcp(State(front): State<Arc<Front>>, peer: Peer, headers: HeaderMa
     };
     let modern = header_str(&headers, SESSION_HEADER).is_none() && is_modern(&headers, &msg);
     if msg.kind() == MessageKind::Request && msg.method() == Some("initialize") && !modern {
-        return initialize(&front, &caller, &msg).await;
+        return match front.within_limits(&caller, msg.id()) {
+            Ok(admitted) => initialize(&front, admitted, &msg).await,
+            Err(r) => r,
+        };
     }
     let session = match front.session(&headers, &caller) {
         Some(Ok(session)) => {
@@ -214,12 +260,15 @@ async fn post_mcp(State(front): State<Arc<Front>>, peer: Peer, headers: HeaderMa
         },
     };
     match msg.kind() {
-        MessageKind::Request => answer(front, session, caller, msg, &headers).await,
+        MessageKind::Request => match front.within_limits(&caller, msg.id()) {
+            Ok(admitted) => answer(front, admitted, session, caller, msg, &headers).await,
+            Err(r) => r,
+        },
         MessageKind::Notification => match front.gateway.handle_notification(&session, msg).await {
             Ok(()) => StatusCode::ACCEPTED.into_response(),
             // Streamable HTTP: a notification that cannot be accepted gets an HTTP error and
             // may carry a JSON-RPC error without an id.
-            Err(deny) => json_response(deny.http_status().unwrap_or(StatusCode::FORBIDDEN), &deny.answer(None)),
+            Err(deny) => deny_response(&deny, None),
         },
         MessageKind::Response => {
             front.gateway.handle_response(&session, msg).await;
@@ -228,8 +277,8 @@ async fn post_mcp(State(front): State<Arc<Front>>, peer: Peer, headers: HeaderMa
     }
 }
 
-async fn initialize(front: &Front, caller: &Caller, msg: &Message) -> Response {
-    match front.gateway.open_session(caller.principal.clone(), msg).await {
+async fn initialize(front: &Front, admitted: Admitted, msg: &Message) -> Response {
+    match front.gateway.open_session(admitted, msg).await {
         Ok((session, result)) => {
             let body = json!({"jsonrpc": "2.0", "id": msg.id(), "result": result});
             let mut resp = json_response(StatusCode::OK, &body);
@@ -238,13 +287,7 @@ async fn initialize(front: &Front, caller: &Caller, msg: &Message) -> Response {
             }
             resp
         }
-        Err(e) => {
-            let status = match e.code {
-                ErrorCode::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
-                _ => StatusCode::BAD_GATEWAY,
-            };
-            rpc_error(status, msg.id(), e.code, &e.message)
-        }
+        Err(e) => rpc_error(e.http_status, msg.id(), e.code, &e.message),
     }
 }
 
@@ -304,7 +347,10 @@ fn stateless_session(
             return Err(bad(ErrorCode::HeaderMismatch, e.to_string()));
         }
     }
-    Ok(front.gateway.stateless_session(&caller.principal, msg))
+    front
+        .gateway
+        .stateless_session(&caller.principal, msg)
+        .map_err(|e| rpc_error(e.http_status, msg.id(), e.code, &e.message))
 }
 
 /// Whether a request without a session speaks 2026-07-28 (by header or by `_meta`).
@@ -322,6 +368,7 @@ fn is_modern(headers: &HeaderMap, msg: &Message) -> bool {
 /// the answer on it.
 async fn answer(
     front: Arc<Front>,
+    admitted: Admitted,
     session: Arc<Session>,
     caller: Caller,
     msg: Message,
@@ -331,7 +378,7 @@ async fn answer(
     let modern = session.era() == portcullis_mcp::Era::Modern;
     let id = msg.id().cloned().unwrap_or(Value::Null);
     let calling = session.clone();
-    let mut call = Box::pin(async move { front.gateway.handle_request(&calling, &caller, msg).await });
+    let mut call = Box::pin(async move { front.gateway.handle_request(admitted, &calling, &caller, msg).await });
     let Some(related) = accepts_sse.then(|| session.sink.open_request(&id)) else {
         let answer = call.await;
         return json_response(status_for(&answer, modern), &answer);

@@ -1,7 +1,9 @@
 //! The stdio front: `portcullis stdio`, launched by a desktop host as if it
 //! were the MCP server. One client, one session; requests are handled
 //! concurrently and answered in whatever order they finish, like any server.
-//! The principal comes from the config — nothing is assumed from being local.
+//! The principal comes from the config — nothing is assumed from being local. Every
+//! request passes the principal's concurrency and rate limits first (T17): a host that
+//! floods is refused, never queued without bound.
 use std::{future::Future, sync::Arc};
 
 use portcullis_mcp::{ErrorCode, Message, MessageKind, error_response, parse_strict, revision::META_PROTOCOL_VERSION};
@@ -82,12 +84,17 @@ pub async fn serve_stdio(
         let caller = caller.clone();
         match msg.kind() {
             MessageKind::Request if msg.method() == Some("initialize") => {}
-            MessageKind::Request => {
-                in_flight.spawn(async move {
-                    let answer = gateway.handle_request(&current, &caller, msg).await;
-                    let _ = out.send(answer).await;
-                });
-            }
+            MessageKind::Request => match gateway.admit(&caller.principal) {
+                Ok(admitted) => {
+                    in_flight.spawn(async move {
+                        let answer = gateway.handle_request(admitted, &current, &caller, msg).await;
+                        let _ = out.send(answer).await;
+                    });
+                }
+                Err(deny) => {
+                    let _ = out.send(deny.answer(msg.id())).await;
+                }
+            },
             // A refused notification is logged and recorded; JSON-RPC gives it no answer.
             MessageKind::Notification => {
                 let _ = gateway.handle_notification(&current, msg).await;
