@@ -54,10 +54,29 @@ impl GatewayProc {
 
     /// Starts the gateway on an existing config file (it must listen on HTTP).
     pub fn start_file(config: TempConfig) -> Self {
+        Self::start_limited(config, None)
+    }
+
+    /// Starts the gateway with exactly `config_toml`, in a process whose open-file limit
+    /// (soft and hard) is `open_files` (set by `sh`'s `ulimit -n` before the `exec`).
+    pub fn start_with_open_files(config_toml: &str, open_files: u64) -> Self {
+        Self::start_limited(write_config(config_toml), Some(open_files))
+    }
+
+    fn start_limited(config: TempConfig, open_files: Option<u64>) -> Self {
         let tls = std::fs::read_to_string(&config.path)
             .unwrap_or_default()
             .contains("[listen.tls]");
-        let mut child = Command::new(bin("portcullis"))
+        let mut command = match open_files {
+            None => Command::new(bin("portcullis")),
+            Some(n) => {
+                let mut sh = Command::new("/bin/sh");
+                sh.args(["-c", &format!("ulimit -n {n} && exec \"$0\" \"$@\"")])
+                    .arg(bin("portcullis"));
+                sh
+            }
+        };
+        let mut child = command
             .args(["--log-format", "json", "run", "--config"])
             .arg(&config.path)
             .env("PORTCULLIS_LOG", "debug")

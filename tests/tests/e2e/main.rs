@@ -20,6 +20,7 @@ mod everything;
 mod failures;
 mod http_front;
 mod identity;
+mod limits;
 mod namespacing;
 mod policy;
 mod relay;
