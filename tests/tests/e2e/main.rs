@@ -18,6 +18,7 @@ mod conformance;
 mod connect;
 mod everything;
 mod failures;
+mod hostile_upstream;
 mod http_front;
 mod identity;
 mod namespacing;

@@ -37,7 +37,10 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_rustls::TlsAcceptor;
 
 use crate::{
-    caller::Caller, front::identify::identify, front::origin::OriginGuard, gateway::Gateway, session::Session,
+    caller::Caller,
+    front::{identify::identify, origin::OriginGuard},
+    gateway::Gateway,
+    session::{Session, sink::SinkReceiver},
 };
 
 const SESSION_HEADER: &str = "mcp-session-id";
@@ -353,7 +356,7 @@ async fn answer(
 
 /// A request's own stream of related notifications, closed however the request ends.
 struct OpenStream {
-    related: mpsc::Receiver<Value>,
+    related: SinkReceiver,
     session: Arc<Session>,
     id: Value,
 }
