@@ -1,0 +1,150 @@
+//! Object keys compared the way case-insensitive decoders compare them (T22).
+//!
+//! Go's `encoding/json` matches an object key to a struct field when the two are equal
+//! under Unicode simple case folding (`unicode.SimpleFold` orbits, so `ſ` matches `s` and
+//! the Kelvin sign `K` matches `k`), and the last matching key wins. A message whose
+//! keys are distinct to us but equal to such a decoder means two things at once. The
+//! strict parser therefore refuses an object with two keys that fold equal; this module
+//! says what "fold equal" is and keeps, per object, what it needs to tell.
+//!
+//! The fold is Unicode full case folding (CaseFolding.txt, statuses C and F, via
+//! `unicase`): it identifies every pair that simple folding does — checked against Go's
+//! own orbit table in `tests/t22` — and a few more (`ß` and `ss`), which only refuses more.
+use std::collections::HashSet;
+
+use unicase::UniCase;
+
+/// Whether `key` may fold to something other than itself: it has an ASCII capital or a
+/// non-ASCII character. Every other key (lowercase ASCII letters, digits, punctuation,
+/// `_meta`) is its own fold, which keeps the common case free of work.
+#[inline]
+pub(crate) fn needs_fold(key: &str) -> bool {
+    key.bytes().any(|b| b.is_ascii_uppercase() || !b.is_ascii())
+}
+
+/// The folded form of `key`: equal for two keys exactly when they match case-insensitively.
+pub(crate) fn fold(key: &str) -> String {
+    if key.is_ascii() {
+        // ASCII folds only to ASCII (`k` and `s` are the targets of `K` and `ſ`, not sources).
+        return key.to_ascii_lowercase();
+    }
+    UniCase::unicode(key).to_folded_case()
+}
+
+/// Whether two keys fold equal (for error reports, off the hot path).
+pub(crate) fn fold_eq(a: &str, b: &str) -> bool {
+    UniCase::unicode(a) == UniCase::unicode(b)
+}
+
+/// The folded forms of the keys of one object that needed folding; allocated only when
+/// such a key appears. Keys that are their own fold are looked up in the object itself.
+/// A few folds are scanned in a list (cheaper than hashing short keys); past
+/// [`FoldedKeys::SCAN`] of them they move to a hash set, so that an object with very
+/// many such keys costs no quadratic time.
+#[derive(Default)]
+pub(crate) struct FoldedKeys {
+    few: Vec<String>,
+    many: Option<HashSet<String>>,
+}
+
+/// What a new key's check found.
+pub(crate) enum Seen {
+    /// No earlier key folds like this one; `folded` is its fold when it needed one, to be
+    /// handed back to [`FoldedKeys::remember`].
+    New { folded: Option<String> },
+    /// An earlier key of the same object folds like this one (or is this one).
+    Clash,
+}
+
+impl FoldedKeys {
+    const SCAN: usize = 16;
+
+    /// Checks `key` against the earlier keys of its object, whose exact spellings
+    /// `earlier` answers for.
+    #[inline]
+    pub(crate) fn check(&self, key: &str, earlier: impl Fn(&str) -> bool) -> Seen {
+        if !needs_fold(key) {
+            // Nothing to compare with (the common case) unless a folded key came before.
+            return if self.contains(key) {
+                Seen::Clash
+            } else {
+                Seen::New { folded: None }
+            };
+        }
+        let folded = fold(key);
+        if earlier(&folded) || self.contains(&folded) {
+            return Seen::Clash;
+        }
+        Seen::New { folded: Some(folded) }
+    }
+
+    /// Records the fold of a key that [`FoldedKeys::check`] let through.
+    pub(crate) fn remember(&mut self, folded: String) {
+        match &mut self.many {
+            Some(set) => {
+                set.insert(folded);
+            }
+            None if self.few.len() < Self::SCAN => self.few.push(folded),
+            None => {
+                let mut set: HashSet<String> = self.few.drain(..).collect();
+                set.insert(folded);
+                self.many = Some(set);
+            }
+        }
+    }
+
+    fn contains(&self, folded: &str) -> bool {
+        match &self.many {
+            Some(set) => set.contains(folded),
+            None => self.few.iter().any(|f| f == folded),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn folds_that_go_makes() {
+        let cases = [
+            ("Name", "name"),
+            ("argumentſ", "arguments"),
+            ("\u{212A}ey", "key"),
+            ("ARGUMENTS", "arguments"),
+            ("\u{1C5}", "\u{1C6}"),
+            ("\u{1E9E}", "\u{DF}"),
+        ];
+        for (a, b) in cases {
+            assert!(fold_eq(a, b), "{a} ~ {b}");
+            assert_eq!(fold(a), fold(b), "{a} ~ {b}");
+        }
+        assert!(!fold_eq("name", "nаme"), "a Cyrillic а is another letter");
+        assert!(!needs_fold("_meta") && !needs_fold("io.portcullis/reason-2"));
+        assert!(needs_fold("maxResults") && needs_fold("straße"));
+    }
+
+    #[test]
+    fn many_folded_keys_move_to_a_set_and_are_still_found() {
+        let mut folds = FoldedKeys::default();
+        for i in 0..40 {
+            let key = format!("Key{i}");
+            match folds.check(&key, |_| false) {
+                Seen::New { folded: Some(f) } => folds.remember(f),
+                _ => panic!("{key} is new"),
+            }
+        }
+        assert!(folds.many.is_some() && folds.few.is_empty());
+        for key in ["key3", "KEY39", "kEy20"] {
+            assert!(matches!(folds.check(key, |_| false), Seen::Clash), "{key}");
+        }
+        assert!(matches!(folds.check("key40", |_| false), Seen::New { folded: None }));
+    }
+
+    #[test]
+    fn a_plain_key_is_its_own_fold() {
+        for key in ["name", "_meta", "a-b.c/d:1", "", "io.modelcontextprotocol/related-task"] {
+            assert_eq!(fold(key), key);
+        }
+    }
+}
