@@ -9,9 +9,7 @@ use futures::StreamExt;
 use http::{HeaderMap, HeaderName, HeaderValue, uri::PathAndQuery};
 use http_body_util::Full;
 use portcullis_core::Secret;
-use portcullis_mcp::{
-    ErrorCode, Limits, Message, MessageKind, error_response, parse_strict, revision::META_PROTOCOL_VERSION,
-};
+use portcullis_mcp::{ErrorCode, Limits, Message, MessageKind, error_response, revision::META_PROTOCOL_VERSION};
 use serde_json::Value;
 use tokio::sync::{Mutex, mpsc, oneshot};
 
@@ -453,8 +451,7 @@ impl Conn {
     }
 
     fn parse(&self, bytes: &[u8]) -> Result<Message, String> {
-        let value = parse_strict(bytes, self.spec.limits).map_err(|e| e.to_string())?;
-        Message::from_value(value).map_err(|e| e.to_string())
+        Message::parse(bytes, self.spec.limits).map_err(|e| e.to_string())
     }
 
     /// Answers a request that failed at the HTTP level with a JSON-RPC error.
