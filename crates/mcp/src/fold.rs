@@ -24,11 +24,19 @@ pub(crate) fn needs_fold(key: &str) -> bool {
 
 /// The folded form of `key`: equal for two keys exactly when they match case-insensitively.
 pub(crate) fn fold(key: &str) -> String {
+    let mut out = String::new();
+    fold_into(key, &mut out);
+    out
+}
+
+/// Appends the folded form of `key` to `out`.
+fn fold_into(key: &str, out: &mut String) {
     if key.is_ascii() {
         // ASCII folds only to ASCII (`k` and `s` are the targets of `K` and `ſ`, not sources).
-        return key.to_ascii_lowercase();
+        out.extend(key.chars().map(|c| c.to_ascii_lowercase()));
+    } else {
+        out.push_str(&UniCase::unicode(key).to_folded_case());
     }
-    UniCase::unicode(key).to_folded_case()
 }
 
 /// Whether two keys fold equal (for error reports, off the hot path).
@@ -36,23 +44,26 @@ pub(crate) fn fold_eq(a: &str, b: &str) -> bool {
     UniCase::unicode(a) == UniCase::unicode(b)
 }
 
-/// The folded forms of the keys of one object that needed folding; allocated only when
-/// such a key appears. Keys that are their own fold are looked up in the object itself.
-/// A few folds are scanned in a list (cheaper than hashing short keys); past
-/// [`FoldedKeys::SCAN`] of them they move to a hash set, so that an object with very
-/// many such keys costs no quadratic time.
+/// The folded forms of the keys of one object that needed folding. Nothing is allocated
+/// until such a key appears; keys that are their own fold are looked up in the object
+/// itself. The first [`FoldedKeys::SCAN`] folds sit back to back in one string and are
+/// scanned (cheaper than hashing short keys); past that they move to a hash set, so an
+/// object with very many such keys costs no quadratic time.
 #[derive(Default)]
 pub(crate) struct FoldedKeys {
-    few: Vec<String>,
+    /// The folds, back to back; with `many`, only the fold being checked.
+    text: String,
+    /// Where each fold in `text` ends.
+    ends: Vec<usize>,
     many: Option<HashSet<String>>,
 }
 
 /// What a new key's check found.
-pub(crate) enum Seen {
-    /// No earlier key folds like this one; `folded` is its fold when it needed one, to be
-    /// handed back to [`FoldedKeys::remember`].
-    New { folded: Option<String> },
-    /// An earlier key of the same object folds like this one (or is this one).
+pub(crate) enum Seen<'a> {
+    /// No earlier key folds like this one; `folded` is its fold when it needed one.
+    New { folded: Option<&'a str> },
+    /// An earlier key of the same object folds like this one (or is this one). The
+    /// object is refused, and the list is not to be used again.
     Clash,
 }
 
@@ -60,44 +71,62 @@ impl FoldedKeys {
     const SCAN: usize = 16;
 
     /// Checks `key` against the earlier keys of its object, whose exact spellings
-    /// `earlier` answers for.
+    /// `earlier` answers for, and remembers its fold.
     #[inline]
-    pub(crate) fn check(&self, key: &str, earlier: impl Fn(&str) -> bool) -> Seen {
+    pub(crate) fn check(&mut self, key: &str, earlier: impl Fn(&str) -> bool) -> Seen<'_> {
         if !needs_fold(key) {
             // Nothing to compare with (the common case) unless a folded key came before.
-            return if self.contains(key) {
+            return if self.contains(key, self.text.len()) {
                 Seen::Clash
             } else {
                 Seen::New { folded: None }
             };
         }
-        let folded = fold(key);
-        if earlier(&folded) || self.contains(&folded) {
+        if self.many.is_none() && self.ends.len() == Self::SCAN {
+            self.spill();
+        }
+        if self.many.is_some() {
+            self.text.clear();
+        }
+        let start = self.text.len();
+        fold_into(key, &mut self.text);
+        let folded = &self.text[start..];
+        if earlier(folded) || self.contains(folded, start) {
             return Seen::Clash;
         }
-        Seen::New { folded: Some(folded) }
-    }
-
-    /// Records the fold of a key that [`FoldedKeys::check`] let through.
-    pub(crate) fn remember(&mut self, folded: String) {
         match &mut self.many {
             Some(set) => {
-                set.insert(folded);
+                set.insert(folded.to_owned());
             }
-            None if self.few.len() < Self::SCAN => self.few.push(folded),
-            None => {
-                let mut set: HashSet<String> = self.few.drain(..).collect();
-                set.insert(folded);
-                self.many = Some(set);
-            }
+            None => self.ends.push(self.text.len()),
+        }
+        Seen::New {
+            folded: Some(&self.text[start..]),
         }
     }
 
-    fn contains(&self, folded: &str) -> bool {
-        match &self.many {
-            Some(set) => set.contains(folded),
-            None => self.few.iter().any(|f| f == folded),
+    /// Whether a fold recorded before `end` (in `text`) or in the set is `folded`.
+    fn contains(&self, folded: &str, end: usize) -> bool {
+        if let Some(set) = &self.many {
+            return set.contains(folded);
         }
+        let mut start = 0;
+        self.ends.iter().take_while(|&&e| e <= end).any(|&e| {
+            let seen = &self.text[start..e];
+            start = e;
+            seen == folded
+        })
+    }
+
+    fn spill(&mut self) {
+        let mut start = 0;
+        let mut set = HashSet::with_capacity(2 * Self::SCAN);
+        for &end in &self.ends {
+            set.insert(self.text[start..end].to_owned());
+            start = end;
+        }
+        self.ends.clear();
+        self.many = Some(set);
     }
 }
 
@@ -129,12 +158,10 @@ mod tests {
         let mut folds = FoldedKeys::default();
         for i in 0..40 {
             let key = format!("Key{i}");
-            match folds.check(&key, |_| false) {
-                Seen::New { folded: Some(f) } => folds.remember(f),
-                _ => panic!("{key} is new"),
-            }
+            let want = key.to_lowercase();
+            assert!(matches!(folds.check(&key, |_| false), Seen::New { folded: Some(f) } if f == want));
         }
-        assert!(folds.many.is_some() && folds.few.is_empty());
+        assert!(folds.many.is_some() && folds.ends.is_empty());
         for key in ["key3", "KEY39", "kEy20"] {
             assert!(matches!(folds.check(key, |_| false), Seen::Clash), "{key}");
         }

@@ -93,6 +93,9 @@ protocol_fields! {
 impl Level {
     /// The place of the value under `key` (an exact field name, or free data).
     pub(crate) fn child(self, key: &str) -> Level {
+        if self == Level::Data {
+            return Level::Data;
+        }
         match (self, key) {
             (Level::Envelope, "params") => Level::Params,
             (Level::Envelope, "result") => Level::Result,
@@ -110,22 +113,53 @@ impl Level {
         if self == Level::Data || self.is_field(key) {
             return None;
         }
-        // Off the common path: a key that is not a field name of its place.
-        static LOOSE: OnceLock<HashMap<(Level, String), &'static str>> = OnceLock::new();
-        let index = LOOSE.get_or_init(|| {
-            let fields = ALL
-                .iter()
-                .flat_map(|&level| level.fields().iter().map(move |&f| (level, f)));
-            fields.map(|(level, f)| ((level, loose(&fold::fold(f))), f)).collect()
-        });
-        index.get(&(self, loose(folded.unwrap_or(key)))).copied()
+        // Off the common path: a key that is not a field name of its place. Most such
+        // keys (`io.portcullis/reason`) differ from every field in length already.
+        let folded = folded.unwrap_or(key);
+        let length = folded.chars().filter(kept).count();
+        let index = LooseIndex::get();
+        if length >= 64 || index.lengths[self as usize] & (1 << length) == 0 {
+            return None;
+        }
+        index.fields.get(&(self, loose(folded))).copied()
     }
+}
+
+/// Every field by its loose form, and per level the lengths of those forms (bit `n` set
+/// for a form of `n` characters), built once.
+struct LooseIndex {
+    fields: HashMap<(Level, String), &'static str>,
+    lengths: [u64; ALL.len() + 1],
+}
+
+impl LooseIndex {
+    fn get() -> &'static LooseIndex {
+        static INDEX: OnceLock<LooseIndex> = OnceLock::new();
+        INDEX.get_or_init(|| {
+            let mut index = LooseIndex {
+                fields: HashMap::new(),
+                lengths: [0; ALL.len() + 1],
+            };
+            for &level in ALL {
+                for &field in level.fields() {
+                    let form = loose(&fold::fold(field));
+                    index.lengths[level as usize] |= 1 << form.chars().count();
+                    index.fields.insert((level, form), field);
+                }
+            }
+            index
+        })
+    }
+}
+
+fn kept(c: &char) -> bool {
+    *c != '_' && *c != '-'
 }
 
 /// A folded key without `_` and `-`: what Go's `encoding/json/v2` compares when it
 /// matches names case-insensitively.
 fn loose(folded: &str) -> String {
-    folded.chars().filter(|c| *c != '_' && *c != '-').collect()
+    folded.chars().filter(kept).collect()
 }
 
 #[cfg(test)]

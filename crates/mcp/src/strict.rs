@@ -141,11 +141,8 @@ impl StrictSeed<'_> {
             Seen::New { folded } => folded,
             Seen::Clash => return Err(self.clash(key, out)),
         };
-        if let Some(field) = self.level.impersonated(key, folded.as_deref()) {
+        if let Some(field) = self.level.impersonated(key, folded) {
             return Err(self.impersonation(key, field));
-        }
-        if let Some(folded) = folded {
-            folds.remember(folded);
         }
         Ok(self.level.child(key))
     }
@@ -285,6 +282,25 @@ mod tests {
         ParseError::FoldedDuplicateKey {
             first: first.into(),
             second: second.into(),
+        }
+    }
+
+    #[test]
+    fn many_keys_that_need_folding_are_all_compared() {
+        let limits = Limits {
+            max_bytes: 1 << 20,
+            max_depth: 4,
+        };
+        let keys: Vec<String> = (0..40).map(|i| format!("\"Key{i}\":{i}")).collect();
+        let object = format!("{{{}}}", keys.join(","));
+        assert!(parse_strict(object.as_bytes(), limits).is_ok());
+        for (late, early) in [("key39", "Key39"), ("KEY3", "Key3"), ("kEy17", "Key17")] {
+            let text = format!("{{{},\"{late}\":0}}", keys.join(","));
+            assert_eq!(
+                parse_strict(text.as_bytes(), limits),
+                Err(folded(early, late)),
+                "{late}"
+            );
         }
     }
 
