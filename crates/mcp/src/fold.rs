@@ -33,7 +33,9 @@ pub(crate) fn fold(key: &str) -> String {
 fn fold_into(key: &str, out: &mut String) {
     if key.is_ascii() {
         // ASCII folds only to ASCII (`k` and `s` are the targets of `K` and `ſ`, not sources).
-        out.extend(key.chars().map(|c| c.to_ascii_lowercase()));
+        let start = out.len();
+        out.push_str(key);
+        out[start..].make_ascii_lowercase();
     } else {
         out.push_str(&UniCase::unicode(key).to_folded_case());
     }
@@ -87,6 +89,10 @@ impl FoldedKeys {
         }
         if self.many.is_some() {
             self.text.clear();
+        } else if self.ends.is_empty() {
+            // One allocation each for the usual handful of camelCase keys.
+            self.text.reserve(8 * Self::SCAN);
+            self.ends.reserve(Self::SCAN);
         }
         let start = self.text.len();
         fold_into(key, &mut self.text);
@@ -110,11 +116,12 @@ impl FoldedKeys {
         if let Some(set) = &self.many {
             return set.contains(folded);
         }
+        let (text, folded) = (self.text.as_bytes(), folded.as_bytes());
         let mut start = 0;
         self.ends.iter().take_while(|&&e| e <= end).any(|&e| {
-            let seen = &self.text[start..e];
+            let seen = text.get(start..e);
             start = e;
-            seen == folded
+            seen == Some(folded)
         })
     }
 

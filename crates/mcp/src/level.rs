@@ -52,7 +52,8 @@ macro_rules! protocol_fields {
                 }
             }
 
-            fn is_field(self, key: &str) -> bool {
+            /// Whether `key` is one of this place's field names, spelled exactly.
+            pub(crate) fn is_field(self, key: &str) -> bool {
                 match self {
                     Level::Data => false,
                     $(Level::$level => matches!(key, $($field)|*),)*

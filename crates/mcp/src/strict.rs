@@ -137,7 +137,17 @@ impl StrictSeed<'_> {
     /// to the caller's insert, so that a plain key costs one lookup in `out`.
     #[inline]
     fn admit<E: de::Error>(self, key: &str, out: &Map<String, Value>, folds: &mut FoldedKeys) -> Result<Level, E> {
-        let folded = match folds.check(key, |k| out.contains_key(k)) {
+        if self.level.is_field(key) {
+            // A protocol field spelled exactly: any other key folding like it, before or
+            // after, is not a field name and is refused as standing in for this one.
+            return Ok(self.level.child(key));
+        }
+        // A short scan of a small object beats hashing the folded key.
+        let earlier = |k: &str| match out.len() {
+            0..=16 => out.keys().any(|e| e == k),
+            _ => out.contains_key(k),
+        };
+        let folded = match folds.check(key, earlier) {
             Seen::New { folded } => folded,
             Seen::Clash => return Err(self.clash(key, out)),
         };
