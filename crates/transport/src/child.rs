@@ -7,7 +7,7 @@
 use std::{collections::BTreeMap, path::PathBuf, process::Stdio};
 
 use portcullis_core::Secret;
-use portcullis_mcp::{Limits, Message, parse_strict};
+use portcullis_mcp::{Limits, Message};
 use tokio::{
     io::BufReader,
     process::{Child, Command},
@@ -111,12 +111,9 @@ pub fn spawn_child(spec: &ChildSpec) -> Result<Link, SpawnError> {
             let event = match lines.next_line().await {
                 Ok(None) => break,
                 Ok(Some(line)) if line.iter().all(u8::is_ascii_whitespace) => continue,
-                Ok(Some(line)) => match parse_strict(&line, limits)
-                    .map_err(|e| e.to_string())
-                    .and_then(|v| Message::from_value(v).map_err(|e| e.to_string()))
-                {
+                Ok(Some(line)) => match Message::parse(&line, limits) {
                     Ok(msg) => LinkEvent::Message { msg, related: None },
-                    Err(reason) => LinkEvent::Malformed { reason },
+                    Err(e) => LinkEvent::Malformed { reason: e.to_string() },
                 },
                 Err(e) => LinkEvent::Malformed { reason: e.to_string() },
             };

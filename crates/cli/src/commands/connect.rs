@@ -13,7 +13,7 @@ use std::{collections::HashSet, path::PathBuf, process::ExitCode, time::Duration
 
 use anyhow::Context;
 use portcullis_identity::{Reload, SpiffeId, UpstreamTlsSettings, upstream_client_config};
-use portcullis_mcp::{ErrorCode, Limits, Message, MessageKind, error_response, parse_strict};
+use portcullis_mcp::{ErrorCode, Limits, Message, MessageKind, error_response};
 use portcullis_transport::{HttpClient, HttpSpec, LineReader, Link, LinkEvent, connect_http};
 use serde_json::Value;
 use tokio::io::{AsyncWrite, AsyncWriteExt, BufReader};
@@ -279,9 +279,7 @@ async fn relay(
 
 /// One stdin line as a message, or the JSON-RPC error answer to write back.
 fn parse_line(bytes: &[u8], limits: Limits) -> Result<Message, Value> {
-    let value =
-        parse_strict(bytes, limits).map_err(|e| error_response(None, ErrorCode::ParseError, &e.to_string(), None))?;
-    Message::from_value(value).map_err(|e| error_response(None, ErrorCode::InvalidRequest, &e.to_string(), None))
+    Message::parse(bytes, limits).map_err(|e| error_response(None, e.code(), &e.to_string(), None))
 }
 
 async fn relay_event(

@@ -26,7 +26,7 @@ use bytes::Bytes;
 use http_body_util::BodyExt;
 use portcullis_identity::{PeerCertificates, jwt::WELL_KNOWN_PRM, serve_tls};
 use portcullis_mcp::{
-    ErrorCode, Message, MessageKind, ProtocolVersion, error_response, headers, parse_strict,
+    ErrorCode, Message, MessageKind, ProtocolVersion, error_response, headers,
     revision::{META_CLIENT_CAPABILITIES, META_PROTOCOL_VERSION},
 };
 use portcullis_transport::sse;
@@ -185,16 +185,9 @@ async fn post_mcp(State(front): State<Arc<Front>>, peer: Peer, headers: HeaderMa
             return rpc_error(StatusCode::PAYLOAD_TOO_LARGE, None, ErrorCode::InvalidRequest, &text);
         }
     };
-    let msg = match parse_strict(&bytes, limits) {
-        Ok(value) => match Message::from_value(value) {
-            Ok(msg) => msg,
-            Err(e) => {
-                return rpc_error(StatusCode::BAD_REQUEST, None, ErrorCode::InvalidRequest, &e.to_string());
-            }
-        },
-        Err(e) => {
-            return rpc_error(StatusCode::BAD_REQUEST, None, ErrorCode::ParseError, &e.to_string());
-        }
+    let msg = match Message::parse(&bytes, limits) {
+        Ok(msg) => msg,
+        Err(e) => return rpc_error(StatusCode::BAD_REQUEST, None, e.code(), &e.to_string()),
     };
     let modern = header_str(&headers, SESSION_HEADER).is_none() && is_modern(&headers, &msg);
     if msg.kind() == MessageKind::Request && msg.method() == Some("initialize") && !modern {

@@ -4,7 +4,7 @@
 //! The principal comes from the config — nothing is assumed from being local.
 use std::{future::Future, sync::Arc};
 
-use portcullis_mcp::{ErrorCode, Message, MessageKind, error_response, parse_strict, revision::META_PROTOCOL_VERSION};
+use portcullis_mcp::{ErrorCode, Message, MessageKind, error_response, revision::META_PROTOCOL_VERSION};
 use portcullis_transport::LineReader;
 use serde_json::{Value, json};
 use tokio::{
@@ -56,20 +56,10 @@ pub async fn serve_stdio(
                 continue;
             }
         };
-        let msg = match parse_strict(&bytes, limits) {
-            Ok(v) => match Message::from_value(v) {
-                Ok(m) => m,
-                Err(e) => {
-                    let _ = out_tx
-                        .send(error_response(None, ErrorCode::InvalidRequest, &e.to_string(), None))
-                        .await;
-                    continue;
-                }
-            },
+        let msg = match Message::parse(&bytes, limits) {
+            Ok(m) => m,
             Err(e) => {
-                let _ = out_tx
-                    .send(error_response(None, ErrorCode::ParseError, &e.to_string(), None))
-                    .await;
+                let _ = out_tx.send(error_response(None, e.code(), &e.to_string(), None)).await;
                 continue;
             }
         };
