@@ -10,7 +10,7 @@ const STARTER_TTL: std::time::Duration = std::time::Duration::from_secs(30 * 24 
 /// The starter config for `program` (this binary).
 pub fn starter_config(program: &str, listen: &str) -> String {
     format!(
-        r#"# Portcullis config, written by `portcullis init`. Reference: README.md ("Config").
+        r#"# Portcullis config, written by `portcullis init`. Reference: docs/config.md ("Config reference").
 
 [listen]
 http = "{listen}"                  # Streamable HTTP front, endpoint /mcp (HTTPS: see [listen.tls])

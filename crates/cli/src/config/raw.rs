@@ -2,7 +2,7 @@
 //! Every table denies unknown keys, so a misspelt key is an error rather than a silently
 //! ignored setting; serde stops at the first such error (or TOML syntax error), which is
 //! therefore reported alone. Everything else is checked by the other `config` modules,
-//! which report every problem they find. The README's "Config" section is the contract.
+//! which report every problem they find. The README's "Config" section and docs/config.md ("Config reference") are the contract.
 use std::{collections::BTreeMap, path::PathBuf};
 
 use serde::Deserialize;
