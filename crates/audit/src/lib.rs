@@ -34,6 +34,7 @@ pub mod error;
 pub mod keys;
 mod log;
 pub mod merkle;
+mod open_check;
 pub mod receipt;
 pub mod record;
 pub mod store;
@@ -41,7 +42,7 @@ pub mod time;
 pub mod verify;
 mod writer;
 
-pub use checkpoint::{Checkpoint, CheckpointPolicy, SignedCheckpoint};
+pub use checkpoint::{Checkpoint, CheckpointPolicy, CheckpointSigner, SignedCheckpoint};
 pub use error::{AuditError, ReadError, StoreError};
 pub use keys::{KeyId, LogPublicKey, LogSigner, TrustedKeys};
 pub use log::{AuditLog, LogOptions, LogStats, MAX_RECORD_BYTES, StoreReader};
@@ -50,5 +51,5 @@ pub use merkle::proof::{ConsistencyProof, InclusionProof, ProofError, verify_con
 pub use merkle::tree::{Frontier, MerkleTree};
 pub use receipt::DurableReceipt;
 pub use record::{AuditRecord, Decision, Outcome, Principal, RecordKind, Sha256Hex};
-pub use store::LogReader;
+pub use store::{LogReader, SealedRecords};
 pub use verify::{Progress, VerifyFailure, VerifyReport, verify};
