@@ -362,10 +362,11 @@ fn acknowledged_end(path: &Path, first: u64) -> Result<u64, ReadError> {
         None if bytes.len() <= HEADER_LEN => return Ok(first),
         None => return Err(corrupt(first, Defect::BadHeader)),
     };
-    let (want, mut offset, mut next) = match kind {
-        SegmentKind::Sealed => (Want::Seal, HEADER_LEN, first),
-        SegmentKind::Legacy => (Want::Any, HEADER_LEN, first),
+    let want = match kind {
+        SegmentKind::Sealed => Want::Seal,
+        SegmentKind::Legacy => Want::Any,
     };
+    let (mut offset, mut next) = (HEADER_LEN, first);
     let mut acknowledged = first;
     while offset < bytes.len() {
         let defect = match frame::decode_entry(&bytes[offset..], next) {

@@ -146,7 +146,7 @@ impl AuditStore for PostgresStore {
         };
         // Signed while the tree state is locked: the seal is of exactly this tree.
         let seal = signer.sign(head.size, head.root);
-        insert_checkpoint(&mut *tx, INSERT_SEAL, &seal)
+        insert_checkpoint(&mut tx, INSERT_SEAL, &seal)
             .await
             .map_err(pg("storing the batch seal"))?;
         let nodes: Vec<u8> = frontier.nodes().iter().flat_map(|h| h.0).collect();
@@ -167,7 +167,7 @@ impl AuditStore for PostgresStore {
 
     async fn append_checkpoint(&mut self, checkpoint: SignedCheckpoint) -> Result<(), StoreError> {
         let mut conn = self.pool.acquire().await.map_err(pg("storing a checkpoint"))?;
-        insert_checkpoint(&mut *conn, INSERT_CHECKPOINT, &checkpoint)
+        insert_checkpoint(&mut conn, INSERT_CHECKPOINT, &checkpoint)
             .await
             .map_err(pg("storing a checkpoint"))?;
         Ok(())

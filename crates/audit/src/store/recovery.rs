@@ -17,10 +17,13 @@
 //!   damage that runs to the end of the file is cut back.
 //! - Only the last segment can be torn. Nothing covered by a periodic
 //!   checkpoint is ever cut.
-//! - The root of the records at the last seal and at the last periodic
+//! - The root of the records at every seal and at the last periodic
 //!   checkpoint must equal the signed one (a root commits to every record
-//!   before it): a record rewritten with a valid CRC makes open refuse rather
-//!   than sign over it.
+//!   before it): a record rewritten with a valid CRC makes open refuse, naming
+//!   its batch, rather than sign over it. The signatures of the last seal and
+//!   checkpoint are checked by the caller (`open_check`), which has the keys.
+//! - Records that no seal or checkpoint covers (a legacy tail left by a
+//!   version without seals that did not close cleanly) make open refuse.
 //! - The end of a seal is the only place a cut may go to in a sealed segment,
 //!   so a seal damaged at the very end of the log (indistinguishable from a
 //!   torn one) costs its batch; the periodic checkpoints bound that.

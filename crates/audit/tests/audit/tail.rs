@@ -9,9 +9,14 @@
 
 use std::path::Path;
 
-use portcullis_audit::{AuditLog, AuditRecord, Decision, LogOptions, Outcome, Principal, verify};
+use portcullis_audit::{
+    AuditError, AuditLog, AuditRecord, Decision, LogOptions, Outcome, Principal, StoreError, VerifyFailure, verify,
+};
 
-use crate::support::{frame_offset, options, record, rewrite_record, segments, signer, trusted, unique, verify_dir};
+use crate::support::{
+    frame_offset, options, read_frames, record, rewrite_record, segments, signer, trusted, unique, verify_dir,
+    write_frames,
+};
 
 /// A call the policy denied: the kind of record an attacker wants to turn into an allow.
 fn denied(i: u64) -> AuditRecord {
@@ -210,4 +215,52 @@ async fn t24_pg_updated_tail_row_fails_verify_and_open_refuses() {
     let message = error.to_string();
     assert!(message.contains("15"), "{message}");
     sql(&url, format!("DROP SCHEMA IF EXISTS {schema} CASCADE")).await;
+}
+
+#[tokio::test]
+async fn t24_legacy_log_opens_up_to_its_checkpoint_and_is_sealed_from_then_on() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().to_owned();
+    tokio::task::spawn_blocking(move || log_with_tail(&path))
+        .await
+        .expect("writer");
+    // As a version without seals left it after a clean stop: a version-1
+    // segment whose records the last checkpoint (10) covers.
+    let seg = segments(dir.path()).pop().expect("segment");
+    write_frames(&seg, &read_frames(&seg)[..10]);
+    let log = AuditLog::open_file(dir.path(), signer(), options(0))
+        .await
+        .expect("a checkpointed legacy log opens");
+    assert_eq!(log.append(&record(10)).await.expect("append").index(), 10);
+    log.close().await.expect("close");
+    assert_eq!(segments(dir.path()).len(), 2, "new records go to a sealed segment");
+    let report = verify_dir(dir.path(), &trusted(&[&signer()])).await;
+    assert!(report.is_ok(), "{:?}", report.failure);
+    assert_eq!((report.records, report.seals, report.unsigned_tail), (11, 1, 0));
+}
+
+#[tokio::test]
+async fn t24_unsigned_legacy_tail_is_never_accepted() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().to_owned();
+    tokio::task::spawn_blocking(move || log_with_tail(&path))
+        .await
+        .expect("writer");
+    // Records 10..20 with no seal and no checkpoint: a version without seals
+    // that crashed, or seals stripped and the header rewritten.
+    let seg = segments(dir.path()).pop().expect("segment");
+    write_frames(&seg, &read_frames(&seg));
+    let before = snapshot(dir.path());
+    let opened = AuditLog::open_file(dir.path(), signer(), options(0)).await;
+    assert!(
+        matches!(
+            opened,
+            Err(AuditError::Open(StoreError::UnsealedLegacyTail { from: 10, to: 20 }))
+        ),
+        "{:?}",
+        opened.err()
+    );
+    assert_eq!(snapshot(dir.path()), before);
+    let report = verify_dir(dir.path(), &trusted(&[&signer()])).await;
+    assert_eq!(report.failure, Some(VerifyFailure::Unsigned { from: 10, len: 20 }));
 }
