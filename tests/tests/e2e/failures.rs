@@ -53,7 +53,10 @@ async fn malformed_output_from_child_fails_closed() {
         .await
         .expect_err("garbage must fail the call");
     assert!(error_text(err).contains("malformed output"), "error names the cause");
-    assert!(gw.logs().contains("malformed output from upstream"));
+    assert!(
+        gw.logs_with("malformed output from upstream")
+            .contains("malformed output from upstream")
+    );
 }
 
 #[tokio::test]
