@@ -7,10 +7,10 @@
 //!
 //! Two keys that differ only in letter case are duplicates too, to a decoder that
 //! matches keys case-insensitively (Go's `encoding/json`: `name` and `Name`, `ſ` and
-//! `s`, the Kelvin sign and `k`), so they are refused everywhere (T22, [`crate::fold`]).
+//! `s`, the Kelvin sign and `k`), so they are refused everywhere (T22, the private module `fold`).
 //! [`parse_message`] (behind `Message::parse`, the one way wire messages come in) also
 //! knows where it is in a message and refuses a key that folds onto a protocol field
-//! name without being it, such as a lone `"Method"` ([`crate::level`]).
+//! name without being it, such as a lone `"Method"` (the private module `level`).
 use std::{cell::Cell, fmt};
 
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
