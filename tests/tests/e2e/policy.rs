@@ -77,6 +77,10 @@ async fn tiers_through_stdio(policy: &str) {
         no_reason.contains("a reason is required") && no_reason.contains("decision"),
         "{no_reason}"
     );
+    assert!(
+        no_reason.contains("io.portcullis/reason") && no_reason.contains("reason_argument = true"),
+        "the refusal says how to give a reason, and what desktop hosts need: {no_reason}"
+    );
     let sensitive = call_with_reason(&client, "lookup_customer", json!({"customer_id": "C-1001"}), Some("r")).await;
     assert!(sensitive.unwrap_err().contains("no policy allows this call"));
     // A denied write never reaches the server: `crash` (tier write) would kill the child.
@@ -157,6 +161,12 @@ async fn reason_argument_is_offered_and_stripped() {
     let echo = tools.iter().find(|t| t.name == "echo").expect("echo listed");
     let schema = serde_json::to_value(&echo.input_schema).unwrap();
     assert!(schema["properties"]["portcullis_reason"].is_object(), "{schema}");
+    assert!(
+        schema["required"]
+            .as_array()
+            .is_some_and(|r| r.contains(&json!("portcullis_reason"))),
+        "the reason argument is required, so models fill it in: {schema}"
+    );
     let out = call(
         &client,
         "echo",
@@ -175,6 +185,10 @@ async fn reason_argument_is_offered_and_stripped() {
     );
     let err = call(&client, "echo", json!({"k": 1})).await.unwrap_err();
     assert!(err.to_string().contains("a reason is required"), "{err}");
+    assert!(
+        err.to_string().contains("pass the `portcullis_reason` argument"),
+        "the refusal says how to give a reason: {err}"
+    );
 }
 
 #[tokio::test]
