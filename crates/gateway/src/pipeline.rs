@@ -194,7 +194,8 @@ impl Gateway {
             &request.arguments,
             &self.recorder,
         )
-        .signed_with(signed.as_ref());
+        .signed_with(signed.as_ref())
+        .decided_under(&request, &self.recorder);
         match outcome {
             Ok(permit) => Ok((call, permit)),
             Err(deny) => {

@@ -327,3 +327,43 @@ fn policy_test_and_explain_commands() {
         "names the deciding policy: {stdout}"
     );
 }
+
+/// A decision record keeps the caller's own reason (credentials cut out) and the tier the
+/// policy decided under, beside the name of the rule that matched.
+#[tokio::test]
+async fn the_decision_record_keeps_the_callers_reason_and_the_tier() {
+    let gw = GatewayProc::start(&format!(
+        "[policy]\ncedar = [\"{}\"]\n{}",
+        repo_root().join("tests/policies/anonymous-ok.cedar").display(),
+        demo_server_entry("demo", "")
+    ));
+    let (client, _) = clients::http(&gw.url, Revision::Legacy).await;
+    let secret = "ghp_0123456789abcdefABCDEF0123456789abcd";
+    call_with_reason(
+        &client,
+        "echo",
+        json!({"k": 1}),
+        Some(&format!("ticket 42: customer asked for a refund; token {secret}")),
+    )
+    .await
+    .unwrap();
+    client.cancel().await.unwrap();
+    let out = Command::new(bin("portcullis"))
+        .args(["audit", "export", "--format", "jsonl", "--config"])
+        .arg(&gw.config.path)
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&out.stdout).into_owned();
+    let decision = out
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|r| r["kind"] == "decision" && r["tool"] == "echo")
+        .unwrap_or_else(|| panic!("a decision record for echo: {out}"));
+    let reason = decision["ext"]["caller_reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.starts_with("ticket 42: customer asked for a refund"),
+        "{decision}"
+    );
+    assert!(!out.contains(secret), "no credential in the log: {decision}");
+    assert_eq!(decision["ext"]["tier"], "read", "{decision}");
+}

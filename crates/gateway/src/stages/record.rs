@@ -17,9 +17,9 @@ use std::{
 
 use portcullis_attest::VerifiedCall;
 use portcullis_audit::{AuditLog, AuditRecord, Decision, DurableReceipt, Outcome, RecordKind, Sha256Hex};
-use portcullis_core::{CallId, Principal, ServerName};
+use portcullis_core::{CallId, Principal, ServerName, Tier};
 use portcullis_mcp::{Message, canonical::canonical_sha256};
-use portcullis_policy::{Arguments, Permit};
+use portcullis_policy::{Arguments, DecisionRequest, Permit};
 use serde_json::Value;
 
 use crate::stages::classify::Hold;
@@ -65,7 +65,21 @@ pub struct CallFacts {
     /// The host signature the call carried, once verified: its records name the key, the
     /// nonce it consumed and its expiry, so a restart can restore the replay cache (T13).
     pub signature: Option<SignatureFacts>,
+    /// What the policy saw of the call beyond the record's own fields: the caller's reason
+    /// and the tier, so a logged decision says why it was asked and can be replayed.
+    pub decided: Option<DecidedFacts>,
 }
+
+/// The inputs of a decision that the record keeps (the reason redacted and bounded).
+#[derive(Debug, Clone)]
+pub struct DecidedFacts {
+    pub tier: Tier,
+    pub reason: Option<String>,
+}
+
+/// The `ext` keys of a decision's inputs.
+pub const CALLER_REASON: &str = "caller_reason";
+pub const TIER: &str = "tier";
 
 /// A verified host signature, as the records keep it (never the signature itself).
 #[derive(Debug, Clone)]
@@ -117,6 +131,22 @@ impl CallFacts {
             args_sha256,
             arguments,
             signature: None,
+            decided: None,
+        }
+    }
+
+    /// The same facts, with the policy's inputs that the decision record keeps (only when
+    /// there is a log to keep them).
+    pub fn decided_under(self, request: &DecisionRequest, recorder: &Recorder) -> Self {
+        if recorder.log().is_none() {
+            return self;
+        }
+        Self {
+            decided: Some(DecidedFacts {
+                tier: request.tier,
+                reason: request.effective_reason().map(crate::stages::redact::reason),
+            }),
+            ..self
         }
     }
 
@@ -229,6 +259,12 @@ impl Recorder {
         r.reason = Some(verdict.reason.clone());
         r.decision_id = Some(verdict.decision_id.clone());
         r.policy_sha256 = hex_digest(&verdict.policy_hash);
+        if let Some(decided) = &call.decided {
+            r.ext.insert(TIER.into(), decided.tier.as_str().into());
+            if let Some(reason) = &decided.reason {
+                r.ext.insert(CALLER_REASON.into(), reason.clone());
+            }
+        }
         if let (true, Some(args)) = (self.capture_bodies, &call.arguments) {
             r.ext.insert("arguments".into(), crate::stages::redact::capture(args));
         }

@@ -164,6 +164,24 @@ fn looks_like_token(word: &str) -> bool {
     jwt || prefixed || aws || entropic
 }
 
+/// Longest caller's reason a decision record keeps.
+pub const MAX_REASON_BYTES: usize = 1024;
+
+/// A caller's free-text reason as a record keeps it: credentials cut out like captured
+/// text, and at most [`MAX_REASON_BYTES`].
+pub fn reason(text: &str) -> String {
+    let mut out = redact_text(text);
+    if out.len() > MAX_REASON_BYTES {
+        let mut cut = MAX_REASON_BYTES;
+        while !out.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        out.truncate(cut);
+        out.push_str("…[truncated]");
+    }
+    out
+}
+
 /// The redacted body as compact JSON text, cut at [`MAX_CAPTURE_BYTES`].
 pub fn capture(value: &Value) -> String {
     let mut text = redact(value).to_string();
@@ -182,6 +200,16 @@ pub fn capture(value: &Value) -> String {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_reason_keeps_its_words_loses_its_credentials_and_is_bounded() {
+        assert_eq!(reason("ticket 42: refund"), "ticket 42: refund");
+        let kept = reason("retry with Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.abc");
+        assert!(!kept.contains("eyJ"), "{kept}");
+        let long = reason(&"why ".repeat(1000));
+        assert!(long.len() <= MAX_REASON_BYTES + "…[truncated]".len(), "{}", long.len());
+        assert!(long.ends_with("[truncated]"));
+    }
 
     #[test]
     fn secrets_are_replaced_everywhere() {
