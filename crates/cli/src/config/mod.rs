@@ -207,6 +207,8 @@ fn line_col(text: &str, offset: usize) -> String {
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_federation;
+#[cfg(test)]
 mod tests_problems;
 #[cfg(test)]
 mod tests_workload_api;

@@ -54,7 +54,12 @@ pub struct RawTls {
     pub workload_api_timeout_secs: Option<u64>,
     pub cert: Option<PathBuf>,
     pub key: Option<PathBuf>,
+    /// The bundle of the gateway's own trust domain (the one of `trust_domains` that
+    /// `bundles` does not name).
     pub client_ca: Option<PathBuf>,
+    /// One bundle file per trust domain (federated partners): `{ "partner.org" = "FILE" }`.
+    #[serde(default)]
+    pub bundles: BTreeMap<String, PathBuf>,
     pub require_client_cert: Option<bool>,
     #[serde(default)]
     pub trust_domains: Vec<String>,
