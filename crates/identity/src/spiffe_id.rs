@@ -13,8 +13,8 @@ const MAX_TRUST_DOMAIN_LEN: usize = 255;
 /// The SPIFFE ID spec caps a whole ID (as a URI) at 2048 bytes.
 const MAX_ID_LEN: usize = 2048;
 
-/// Why a string is not a valid SPIFFE ID or trust domain name (SPIFFE-ID.md §2), or not a
-/// workload's ID (X509-SVID.md §3.1).
+/// Why a string is not a valid SPIFFE ID or trust domain name (the SPIFFE-ID standard §2), or not a
+/// workload's ID (the X509-SVID standard §3.1).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SpiffeIdError {
     #[error("spiffe id is empty; expected `spiffe://<trust-domain>/<path>`")]
@@ -288,7 +288,7 @@ mod tests {
         }
     }
 
-    /// Every rule of SPIFFE-ID.md §2 (and X509-SVID.md §3.1 for workloads): the input, the
+    /// Every rule of the SPIFFE-ID standard §2 (and the X509-SVID standard §3.1 for workloads): the input, the
     /// error, and a phrase the message must contain so the operator knows what to fix.
     #[test]
     fn t16_each_spiffe_id_rule_is_refused_with_a_clear_message() {
