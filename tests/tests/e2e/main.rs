@@ -21,6 +21,7 @@ mod failures;
 mod http_front;
 mod identity;
 mod namespacing;
+mod pinned_files;
 mod policy;
 mod relay;
 mod revisions;

@@ -119,6 +119,10 @@ pub struct RawServer {
     pub tls: Option<RawUpstreamTls>,
     /// The server's signed manifest (pins its transport and tools).
     pub manifest: Option<PathBuf>,
+    /// Files a stdio server runs beyond its executable, by path (relative to `cwd`, or to
+    /// the config file's directory without one): `{ "server.py" = "sha256:…" }`.
+    #[serde(default)]
+    pub pinned_files: BTreeMap<String, String>,
 }
 
 /// `tls = { ca, cert, key, spiffe_id }` of an `https://` server: mutual TLS upstream;

@@ -83,6 +83,7 @@ fn server(
             format!("unknown protocol `{other}`; use auto, legacy or modern"),
         )),
     };
+    let pinned_files = super::pinned_files::pinned_files(raw, base, at, p);
     timeout_ok?;
     Ok(ServerConfig {
         name: name?,
@@ -96,6 +97,7 @@ fn server(
         },
         request_timeout: Duration::from_secs(timeout),
         protocol: protocol?,
+        pinned_files: pinned_files?,
     })
 }
 
