@@ -15,7 +15,7 @@
 //! * [`DevCa`] is the built-in development CA.
 //! * [`WorkloadApi`] takes the gateway's SVID and the trust bundles from a SPIFFE Workload
 //!   API (a SPIRE agent) instead of files ([`SvidSource`], [`BundleSource`]); the
-//!   `test-util` feature adds [`test_workload_api::FakeSpireAgent`], a stand-in for tests.
+//!   `test-util` feature adds `test_workload_api::FakeSpireAgent`, a stand-in for tests.
 //!
 //! Every TLS config is built with the aws-lc-rs provider passed explicitly; nothing here
 //! relies on a process-wide default.
@@ -49,7 +49,7 @@ pub use material::{TlsError, crypto_provider, install_default_crypto_provider};
 pub use reload::Reload;
 pub use server_tls::{ClientAuth, ClientTrust, ServerTls, ServerTlsSettings};
 pub use sources::{BundleSource, SvidSource};
-pub use spiffe_id::{SpiffeId, SpiffeIdError, TrustDomain};
+pub use spiffe_id::{Disallowed, SpiffeId, SpiffeIdError, TrustDomain};
 pub use svid::{SvidError, SvidPolicy};
 #[cfg(feature = "test-util")]
 pub use test_util::BadSvid;

@@ -22,6 +22,7 @@ mod hostile_upstream;
 mod http_front;
 mod identity;
 mod namespacing;
+mod pinned_files;
 mod policy;
 mod relay;
 mod revisions;

@@ -126,7 +126,8 @@ fn http_client(args: &ConnectArgs) -> anyhow::Result<reqwest::Client> {
                             cert_chain: cert.clone(),
                             private_key: key.clone(),
                         },
-                        trust_bundle: portcullis_identity::BundleSource::File(ca.clone()),
+                        // `--ca` is the bundle of the gateway's trust domain only.
+                        trust_bundle: portcullis_identity::BundleSource::file(id.trust_domain().clone(), ca.clone()),
                         expected_server: id.clone(),
                         reload: Reload::Poll(TLS_RELOAD_POLL),
                     };

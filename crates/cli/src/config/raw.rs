@@ -54,7 +54,12 @@ pub struct RawTls {
     pub workload_api_timeout_secs: Option<u64>,
     pub cert: Option<PathBuf>,
     pub key: Option<PathBuf>,
+    /// The bundle of the gateway's own trust domain (the one of `trust_domains` that
+    /// `bundles` does not name).
     pub client_ca: Option<PathBuf>,
+    /// One bundle file per trust domain (federated partners): `{ "partner.org" = "FILE" }`.
+    #[serde(default)]
+    pub bundles: BTreeMap<String, PathBuf>,
     pub require_client_cert: Option<bool>,
     #[serde(default)]
     pub trust_domains: Vec<String>,
@@ -114,6 +119,10 @@ pub struct RawServer {
     pub tls: Option<RawUpstreamTls>,
     /// The server's signed manifest (pins its transport and tools).
     pub manifest: Option<PathBuf>,
+    /// Files a stdio server runs beyond its executable, by path (relative to `cwd`, or to
+    /// the config file's directory without one): `{ "server.py" = "sha256:…" }`.
+    #[serde(default)]
+    pub pinned_files: BTreeMap<String, String>,
 }
 
 /// `tls = { ca, cert, key, spiffe_id }` of an `https://` server: mutual TLS upstream;
