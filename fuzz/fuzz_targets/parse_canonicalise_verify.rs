@@ -3,6 +3,7 @@
 //! value parses again to a value with the same canonical form (a fixed point); a value given
 //! to the verifier as call params is never accepted without a valid signature; and a call the
 //! host signs over a parsed I-JSON object always verifies, while any change to it does not.
+//! The message mode of the parser (T22) accepts nothing the generic mode refuses.
 //!
 //! Run: `cargo +nightly fuzz run parse_canonicalise_verify -- -max_total_time=60` in `fuzz/`.
 #![no_main]
@@ -11,7 +12,7 @@ use ed25519_dalek::SigningKey;
 use libfuzzer_sys::fuzz_target;
 use portcullis_attest::{CallTarget, META_KEY, Verifier, VerifierConfig, ijson, key_id, sign_call_with_nonce};
 use portcullis_core::Principal;
-use portcullis_mcp::{Limits, canonical::canonical_bytes, parse_strict};
+use portcullis_mcp::{Limits, canonical::canonical_bytes, parse_message, parse_strict};
 use serde_json::{Value, json};
 
 const NOW: u64 = 1_767_225_600;
@@ -28,9 +29,14 @@ fn verifier(key: &SigningKey, host: &Principal) -> Verifier {
 }
 
 fuzz_target!(|data: &[u8]| {
+    let message = parse_message(data, Limits::default());
     let Ok(value) = parse_strict(data, Limits::default()) else {
+        assert!(message.is_err(), "message mode is stricter than the generic parser (T22)");
         return;
     };
+    if let Ok(message) = message {
+        assert_eq!(message, value, "both modes read an accepted message alike");
+    }
     let canonical = canonical_bytes(&value);
     let again = parse_strict(&canonical, Limits::default()).expect("canonical bytes parse strictly");
     assert_eq!(canonical_bytes(&again), canonical, "the canonical form is a fixed point");

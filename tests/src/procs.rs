@@ -133,6 +133,19 @@ impl GatewayProc {
         self.logs.lock().unwrap().join("\n")
     }
 
+    /// The logs once a line containing `needle` has arrived (the gateway's log lines reach
+    /// the test through a pipe, after the answer that they explain), or after 15 s without it.
+    pub fn logs_with(&self, needle: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let logs = self.logs();
+            if logs.contains(needle) || Instant::now() > deadline {
+                return logs;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Sends SIGTERM and waits for the process to exit.
     pub fn terminate(&mut self) -> std::process::ExitStatus {
         let _ = Command::new("kill")

@@ -50,12 +50,23 @@ pub async fn post(url: &str, body: impl Into<Vec<u8>>, headers: &[(&str, &str)])
 
 /// A 2025-11-25 `initialize` request.
 pub fn initialize() -> String {
-    json!({"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}).to_string()
+    initialize_with("{}")
+}
+
+/// A 2025-11-25 `initialize` request declaring `capabilities` (JSON text).
+pub fn initialize_with(capabilities: &str) -> String {
+    let capabilities: Value = serde_json::from_str(capabilities).expect("capabilities JSON");
+    json!({"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":capabilities,"clientInfo":{"name":"raw","version":"1"}}}).to_string()
 }
 
 /// Opens a legacy session and returns its `Mcp-Session-Id`.
 pub async fn open_session(url: &str) -> String {
-    let r = post(url, initialize(), &[]).await;
+    open_session_with(url, "{}").await
+}
+
+/// Opens a legacy session declaring `capabilities` (JSON text) and returns its id.
+pub async fn open_session_with(url: &str, capabilities: &str) -> String {
+    let r = post(url, initialize_with(capabilities), &[]).await;
     assert_eq!(r.status, 200, "{}", r.body);
     r.session.expect("Mcp-Session-Id")
 }

@@ -13,6 +13,8 @@
 //! - [`manifest`]: the operator signs a per-server manifest pinning the transport (argv and
 //!   executable hash, or URL and SPIFFE ID) and each tool's tier and definition hash; drift
 //!   between the manifest and what the server lists is reported (rug pulls, T8).
+//! - [`file_pins`]: the files an interpreter-launched server runs (script, lockfile, package
+//!   directory), pinned by digest and checked before every spawn (T19).
 //! - [`scan`]: tool definitions are scanned for hidden instructions, control and invisible
 //!   characters and excessive size before anything reaches a client (T7).
 //! - [`receipt`]: the gateway signs the result together with the request hash, decision id
@@ -29,6 +31,7 @@
 //! and knows nothing of the pipeline order; `gateway` calls it.
 #![forbid(unsafe_code)]
 
+pub mod file_pins;
 pub mod host;
 pub mod ijson;
 pub mod keys;
@@ -38,6 +41,7 @@ pub mod replay;
 pub mod request;
 pub mod scan;
 
+pub use file_pins::{FilePin, FilePinError, FilePins, path_digest};
 pub use host::{
     AUDIT_RECEIPT_META_KEY, HostSigner, RESULT_SIGNATURE_META_KEY, receipt_view, strip_gateway_meta, verify_result,
 };

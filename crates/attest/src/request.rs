@@ -48,7 +48,10 @@
 //! [`crate::ijson::check_text`] on the raw message: an integer literal beyond `u64` becomes a
 //! double in parsing, and only the raw text still shows it.
 use std::collections::BTreeMap;
-use std::sync::Mutex;
+use std::sync::{
+    Mutex,
+    atomic::{AtomicU64, Ordering},
+};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
@@ -147,7 +150,10 @@ pub enum CallError {
         "the signature is issued at {iat}, more than {skew} s after the gateway's time {now}; check the host's clock"
     )]
     IssuedInFuture { iat: u64, now: u64, skew: u64 },
-    #[error("the signature was issued at {iat}, before the gateway started at {start}; sign the call again")]
+    #[error(
+        "the signature was issued at {iat}; after a restart with no record of the signatures it saw before, the \
+         gateway refuses those issued before {start} (the start plus the allowed clock skew); sign the call again"
+    )]
     IssuedBeforeStart { iat: u64, start: u64 },
     #[error("the signature expired at {exp} (gateway time {now}); sign the call again")]
     Expired { exp: u64, now: u64 },
@@ -239,9 +245,11 @@ pub struct VerifierConfig {
     pub max_window_secs: u64,
     /// Most unexpired (kid, nonce) pairs remembered; beyond this new calls are refused.
     pub replay_capacity: usize,
-    /// Signatures issued before this Unix time are refused. The replay cache lives in memory,
-    /// so set this to the gateway's start time: a signature seen before a restart then cannot
-    /// be replayed after it. 0 (the default) disables the check.
+    /// Signatures issued before this Unix time are refused, until [`Verifier::restore`] lifts
+    /// the guard. The replay cache lives in memory, so after a start with no record of the
+    /// signatures consumed before it, set this to the start time plus `max_skew_secs` plus
+    /// one: a signature seen before the start had `iat <= start + skew`, and cannot be
+    /// replayed after it. 0 (the default) disables the check.
     pub issued_not_before: u64,
 }
 
@@ -278,16 +286,49 @@ pub struct Verifier {
     config: VerifierConfig,
     hosts: BTreeMap<String, (Principal, VerifyingKey)>,
     replay: Mutex<ReplayCache>,
+    /// `config.issued_not_before` until [`Verifier::restore`] sets it to 0.
+    issued_not_before: AtomicU64,
 }
 
 impl Verifier {
     pub fn new(config: VerifierConfig) -> Self {
         let replay = Mutex::new(ReplayCache::new(config.replay_capacity));
         Self {
+            issued_not_before: AtomicU64::new(config.issued_not_before),
             config,
             hosts: BTreeMap::new(),
             replay,
         }
+    }
+
+    /// The longest time a signature can stay acceptable after it is issued: the window plus
+    /// the allowed skew. Records of consumed signatures older than this need not be restored.
+    pub fn replay_horizon_secs(&self) -> u64 {
+        self.config.max_window_secs + self.config.max_skew_secs
+    }
+
+    /// Restores the signatures consumed before a restart — `(kid, nonce, exp)`, read back from
+    /// the audit log's records — into the replay cache, and lifts the start-time guard: from
+    /// now on the replay cache alone refuses a replay. Expired entries are skipped. Returns
+    /// how many were remembered; a full cache is an error (the guard then stays).
+    pub fn restore(
+        &self,
+        consumed: impl IntoIterator<Item = (String, String, u64)>,
+        now: u64,
+    ) -> Result<usize, ReplayError> {
+        let mut replay = self.replay.lock().map_err(|_| ReplayError::Full { capacity: 0 })?;
+        let mut remembered = 0;
+        for (kid, nonce, exp) in consumed {
+            if exp <= now {
+                continue;
+            }
+            match replay.record(&kid, &nonce, exp, now) {
+                Ok(()) | Err(ReplayError::Replayed { .. }) => remembered += 1,
+                Err(full) => return Err(full),
+            }
+        }
+        self.issued_not_before.store(0, Ordering::Release);
+        Ok(remembered)
     }
 
     /// Registers a host key for `principal`. If the principal names no user, the key is good
@@ -399,7 +440,7 @@ impl Verifier {
         if now >= exp {
             return Err(CallError::Expired { exp, now });
         }
-        let start = self.config.issued_not_before;
+        let start = self.issued_not_before.load(Ordering::Acquire);
         if iat < start {
             return Err(CallError::IssuedBeforeStart { iat, start });
         }

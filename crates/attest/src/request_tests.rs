@@ -341,3 +341,30 @@ fn t13_signatures_from_before_a_restart_are_refused() {
         .unwrap();
     verify(&same_second, &params).unwrap();
 }
+
+#[test]
+fn t13_a_restored_replay_cache_refuses_what_was_consumed_before_the_restart() {
+    let params = signed_params(json!({}), NONCE);
+    let mut before = verifier();
+    verify(&before, &params).unwrap();
+    // The restart: a new verifier with the guard at start + skew + 1 …
+    let mut config = VerifierConfig::new(AUD);
+    config.issued_not_before = NOW + config.max_skew_secs + 1;
+    before = Verifier::new(config);
+    before.register("host-1", alice(), host_key().verifying_key()).unwrap();
+    let guarded = verify(&before, &params);
+    assert!(
+        matches!(guarded, Err(CallError::IssuedBeforeStart { .. })),
+        "{guarded:?}"
+    );
+    // … then what the log says was consumed is restored, and the guard is lifted.
+    let consumed = vec![
+        ("host-1".to_owned(), NONCE.to_owned(), NOW + 60),
+        ("host-1".to_owned(), "old".into(), NOW - 1),
+    ];
+    assert_eq!(before.restore(consumed, NOW).unwrap(), 1, "expired entries are skipped");
+    let replayed = verify(&before, &params);
+    assert!(matches!(replayed, Err(CallError::Replay(_))), "{replayed:?}");
+    let fresh = signed_params(json!({}), "a-fresh-nonce-0123456789");
+    verify(&before, &fresh).expect("the guard is lifted for calls the log did not see");
+}

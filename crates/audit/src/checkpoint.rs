@@ -12,15 +12,30 @@
 //! ```
 //! Stored checkpoints are JSON: `{"size":…,"root":"<hex>","time_ms":…,
 //! "key_id":"<16 hex>","signature":"<base64>"}`.
+//!
+//! Two kinds of checkpoint use this one format. A *seal* closes every batch the
+//! writer commits: the tree head right after the batch, signed before the
+//! batch is written and stored in the same durable unit (the file store's
+//! seal frame, one transaction in PostgreSQL), so every acknowledged record is
+//! covered by a signature before its append returns (docs/THREATS.md T24).
+//! The *periodic* checkpoints ([`CheckpointPolicy`]) go to a separate place
+//! (the checkpoint file or table): an anchor that a truncated log no longer
+//! reaches, and what is published or handed to witnesses. Seals are stored
+//! in a fixed binary form ([`SignedCheckpoint::to_seal_bytes`]), 112 bytes
+//! plus the key id.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use serde::{Deserialize, Serialize};
 
-use crate::keys::{KeyId, LogSigner, TrustedKeys};
+use portcullis_core::Clock;
+
+use crate::keys::{KeyId, LogPublicKey, LogSigner, TrustedKeys};
 use crate::merkle::hash::Hash;
+use crate::time::unix_millis;
 
 /// First line of every signed checkpoint note.
 pub const CHECKPOINT_ORIGIN: &str = "portcullis-audit/v1";
@@ -112,6 +127,46 @@ impl SignedCheckpoint {
         serde_json::to_vec(&stored).unwrap_or_default()
     }
 
+    /// The binary form stored in a seal frame: `size u64 LE | time_ms u64 LE |
+    /// root (32) | signature (64) | key id (ASCII, the rest)`.
+    pub fn to_seal_bytes(&self) -> Vec<u8> {
+        let key_id = self.key_id.as_str().as_bytes();
+        let mut out = Vec::with_capacity(SEAL_FIXED_LEN + key_id.len());
+        out.extend_from_slice(&self.checkpoint.size.to_le_bytes());
+        out.extend_from_slice(&self.checkpoint.time_ms.to_le_bytes());
+        out.extend_from_slice(&self.checkpoint.root.0);
+        out.extend_from_slice(&self.signature);
+        out.extend_from_slice(key_id);
+        out
+    }
+
+    /// Parses [`SignedCheckpoint::to_seal_bytes`]; the error says what is wrong.
+    pub fn from_seal_bytes(bytes: &[u8]) -> Result<Self, &'static str> {
+        if bytes.len() <= SEAL_FIXED_LEN {
+            return Err("a seal is shorter than its fixed fields and key id");
+        }
+        let (fixed, key_id) = bytes.split_at(SEAL_FIXED_LEN);
+        let key_id = std::str::from_utf8(key_id).map_err(|_| "a seal's key id is not text")?;
+        let word = |at: usize| {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(&fixed[at..at + 8]);
+            u64::from_le_bytes(b)
+        };
+        let mut root = [0u8; 32];
+        root.copy_from_slice(&fixed[16..48]);
+        let mut signature = [0u8; 64];
+        signature.copy_from_slice(&fixed[48..112]);
+        Ok(Self {
+            checkpoint: Checkpoint {
+                size: word(0),
+                root: Hash(root),
+                time_ms: word(8),
+            },
+            key_id: KeyId::from_stored(key_id),
+            signature,
+        })
+    }
+
     /// Parses the stored JSON form; the error text says which part is wrong.
     pub fn from_json(bytes: &[u8]) -> Result<Self, String> {
         let stored: StoredCheckpoint = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
@@ -133,9 +188,55 @@ impl SignedCheckpoint {
     }
 }
 
-/// When the writer signs and stores a checkpoint: after a batch once
-/// `every_records` new records have accumulated, or once `interval` has passed
-/// with new records. `checkpoint_now` and closing the log always write one.
+/// Bytes of a seal before its key id: size, time, root, signature.
+const SEAL_FIXED_LEN: usize = 8 + 8 + 32 + 64;
+
+/// Signs tree heads as checkpoints with the log key, stamped by the log's
+/// clock: the writer's seals and periodic checkpoints. Cheap to clone (the
+/// stores sign a batch's seal inside their own durable unit).
+#[derive(Clone)]
+pub struct CheckpointSigner {
+    signer: Arc<LogSigner>,
+    clock: Arc<dyn Clock>,
+}
+
+impl CheckpointSigner {
+    pub fn new(signer: LogSigner, clock: Arc<dyn Clock>) -> Self {
+        Self {
+            signer: Arc::new(signer),
+            clock,
+        }
+    }
+
+    /// Signs the tree of `size` records with root `root`, timed now.
+    pub fn sign(&self, size: u64, root: Hash) -> SignedCheckpoint {
+        let checkpoint = Checkpoint {
+            size,
+            root,
+            time_ms: unix_millis(self.clock.now()),
+        };
+        SignedCheckpoint::sign(checkpoint, &self.signer)
+    }
+
+    pub fn key_id(&self) -> &KeyId {
+        self.signer.key_id()
+    }
+
+    pub fn public_key(&self) -> LogPublicKey {
+        self.signer.public_key()
+    }
+}
+
+impl std::fmt::Debug for CheckpointSigner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "CheckpointSigner {{ key_id: {} }}", self.signer.key_id())
+    }
+}
+
+/// When the writer signs and stores a periodic checkpoint (every batch is
+/// sealed regardless): after a batch once `every_records` new records have
+/// accumulated, or once `interval` has passed with new records.
+/// `checkpoint_now` and closing the log always write one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CheckpointPolicy {
     /// Records since the last checkpoint that trigger one (0: never by count).
@@ -145,9 +246,10 @@ pub struct CheckpointPolicy {
 }
 
 impl Default for CheckpointPolicy {
-    /// Every 4096 records or every 5 seconds, whichever comes first. A signed
-    /// checkpoint bounds how far back a verifier must look for a modified
-    /// record, and how many records an attacker could rewrite undetected.
+    /// Every 4096 records or every 5 seconds, whichever comes first. Seals bind
+    /// every batch; a periodic checkpoint, kept apart from the records, bounds
+    /// how many acknowledged records could be cut from the end of the log
+    /// (records and their seals together) without the cut being detected.
     fn default() -> Self {
         Self {
             every_records: 4096,

@@ -5,7 +5,7 @@ use std::io;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use crate::keys::KeyError;
+use crate::keys::{KeyError, KeyId};
 use crate::merkle::proof::ProofError;
 use crate::record::RecordError;
 use crate::store::frame::FrameDefect;
@@ -48,10 +48,85 @@ pub enum StoreError {
         problem: &'static str,
     },
     #[error(
+        "audit log file `{path}` is damaged at entry {index} (byte offset {offset}: {defect}), \
+         and intact entries follow it (the next one at byte offset {next_offset}); a crash \
+         can only tear the end of the log, so this is damage to acknowledged records and \
+         nothing was cut. The gateway will not start on it: run `portcullis audit verify` \
+         to confirm, then restore the file from a backup"
+    )]
+    DamagedBeforeIntact {
+        path: PathBuf,
+        index: u64,
+        offset: u64,
+        defect: Defect,
+        next_offset: u64,
+    },
+    #[error(
+        "audit log file `{path}` is damaged from entry {index} (byte offset {offset}: {defect}) \
+         to its end, but a signed checkpoint covers {signed} records: cutting the damage \
+         back would drop acknowledged records, so nothing was cut. Run `portcullis audit \
+         verify`, then restore the file from a backup"
+    )]
+    DamagedSignedTail {
+        path: PathBuf,
+        index: u64,
+        offset: u64,
+        defect: Defect,
+        signed: u64,
+    },
+    #[error(
         "audit log lost acknowledged records: a signed checkpoint covers {checkpoint_size} \
          records but only {found} are stored; run `portcullis audit verify`"
     )]
     MissingRecords { checkpoint_size: u64, found: u64 },
+    #[error(
+        "audit records {since}..{size} no longer match the seal of their batch (tree size \
+         {size}): a record in that range was modified, inserted or removed after it was \
+         acknowledged. The gateway will not start on it (it would sign over the change): run \
+         `portcullis audit verify` to confirm, then restore the log from a backup"
+    )]
+    SealMismatch { since: u64, size: u64 },
+    #[error(
+        "the {what} of tree size {size} is signed by key `{key_id}`, which this gateway does not \
+         know (its own log key is `{own}`); if an earlier log key or another replica signed it, \
+         add that public key to the log's trusted keys, otherwise the log was forged: run \
+         `portcullis audit verify`"
+    )]
+    UntrustedSignature {
+        what: &'static str,
+        size: u64,
+        key_id: KeyId,
+        own: KeyId,
+    },
+    #[error(
+        "the signature on the {what} of tree size {size} (key `{key_id}`) does not verify: the \
+         log was modified, refusing to sign over it; run `portcullis audit verify` and restore \
+         the log from a backup"
+    )]
+    ForgedSignature {
+        what: &'static str,
+        size: u64,
+        key_id: KeyId,
+    },
+    #[error(
+        "audit entries {from}..{len} are stored after the last batch seal (size {from}), but a \
+         batch is committed together with its seal, so they were never acknowledged by a \
+         gateway: they were inserted. The gateway will not start on it: run `portcullis audit \
+         verify`, then remove them or restore the log from a backup"
+    )]
+    UnsealedRecords { from: u64, len: u64 },
+    #[error(
+        "audit entries {from}..{to} were written by a version without batch seals and no \
+         signature covers them (the last checkpoint covers {from}); they may have been changed \
+         and the gateway will not seal over them. Start the previous version once and stop it \
+         cleanly (its final checkpoint signs them), or restore the log from a backup"
+    )]
+    UnsealedLegacyTail { from: u64, to: u64 },
+    #[error(
+        "audit entry {index} is damaged ({defect}); the gateway will not start on a damaged \
+         log: run `portcullis audit verify` and restore the log from a backup"
+    )]
+    DamagedEntry { index: u64, defect: Defect },
     #[error(
         "audit records no longer match the latest signed checkpoint (size {size}); the log \
          was modified, refusing to sign over it: run `portcullis audit verify`"
@@ -104,6 +179,8 @@ pub enum Defect {
     BadHeader,
     #[error("the stored leaf hash does not match the stored record")]
     LeafHash,
+    #[error("the batch seal stored at this point is unreadable: {0}")]
+    Seal(&'static str),
 }
 
 /// What the public [`crate::AuditLog`] API returns on failure.

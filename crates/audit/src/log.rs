@@ -1,7 +1,9 @@
 //! [`AuditLog`]: the handle the gateway holds. `append` is the one call on the
 //! hot path: it serialises and hashes the record in the caller's task, hands
 //! it to the group-commit writer, and returns a [`DurableReceipt`] only when the
-//! store reports the batch durable.
+//! store reports the batch durable — the batch and its seal (the signed tree
+//! head after it) in one durable unit. Opening a log checks that every
+//! acknowledged record is covered by a verified signature (`open_check`).
 
 use std::ops::Range;
 use std::path::Path;
@@ -12,17 +14,18 @@ use portcullis_core::{Clock, SystemClock};
 use tokio::sync::{Mutex, mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-use crate::checkpoint::{CheckpointPolicy, SignedCheckpoint};
+use crate::checkpoint::{CheckpointPolicy, CheckpointSigner, SignedCheckpoint};
 use crate::error::{AuditError, ReadError};
-use crate::keys::{LogPublicKey, LogSigner};
+use crate::keys::{LogPublicKey, LogSigner, TrustedKeys};
 use crate::merkle::hash::leaf_hash;
 use crate::merkle::proof::{ConsistencyProof, InclusionProof};
 use crate::merkle::tree::MerkleTree;
+use crate::open_check::{self, OpenKeys};
 use crate::receipt::DurableReceipt;
 use crate::record::AuditRecord;
 use crate::store::file::{DEFAULT_SEGMENT_BYTES, FileStore};
 use crate::store::postgres::{PgReader, PostgresStore};
-use crate::store::{AuditStore, Entry, FileReader, LogReader};
+use crate::store::{AuditStore, Entry, FileReader, LogReader, SealedRecords};
 use crate::writer::{self, Job, Shared, WriterConfig};
 
 /// Largest serialised record accepted (records carry digests, not bodies).
@@ -43,6 +46,11 @@ pub struct LogOptions {
     pub pg_connections: u32,
     /// Where checkpoint times come from: the system clock, or a `ManualClock` in tests.
     pub clock: Arc<dyn Clock>,
+    /// Public keys, besides the log's own, whose batch seals and checkpoints
+    /// are accepted when the log is opened: earlier log keys, and the other
+    /// replicas' keys on a shared PostgreSQL log. A seal or checkpoint by any
+    /// other key stops the open.
+    pub trusted_keys: TrustedKeys,
 }
 
 impl Default for LogOptions {
@@ -54,6 +62,7 @@ impl Default for LogOptions {
             segment_bytes: DEFAULT_SEGMENT_BYTES,
             pg_connections: 4,
             clock: Arc::new(SystemClock),
+            trusted_keys: TrustedKeys::new(),
         }
     }
 }
@@ -89,6 +98,20 @@ impl LogReader for StoreReader {
         }
     }
 
+    async fn read_sealed(&self, range: Range<u64>) -> Result<SealedRecords, ReadError> {
+        match self {
+            Self::File(r) => r.read_sealed(range).await,
+            Self::Postgres(r) => r.read_sealed(range).await,
+        }
+    }
+
+    async fn last_seal(&self) -> Result<Option<SignedCheckpoint>, ReadError> {
+        match self {
+            Self::File(r) => r.last_seal().await,
+            Self::Postgres(r) => r.last_seal().await,
+        }
+    }
+
     async fn checkpoints(&self) -> Result<Vec<SignedCheckpoint>, ReadError> {
         match self {
             Self::File(r) => r.checkpoints().await,
@@ -110,13 +133,18 @@ pub struct AuditLog {
 
 impl AuditLog {
     /// Opens (or creates) the embedded file log in `dir`, running crash
-    /// recovery first. One process per directory (it is locked).
+    /// recovery first. One process per directory (it is locked). Refuses a
+    /// log whose records are not all covered by a verified signature.
     pub async fn open_file(dir: impl AsRef<Path>, signer: LogSigner, options: LogOptions) -> Result<Self, AuditError> {
         let dir = dir.as_ref().to_owned();
         let segment_bytes = options.segment_bytes;
         let store = tokio::task::spawn_blocking(move || FileStore::open(&dir, segment_bytes))
             .await
             .map_err(|_| AuditError::WriterStopped)??;
+        let keys = open_keys(&signer, &options);
+        let own = signer.key_id().clone();
+        let open_keys = OpenKeys { keys: &keys, own: &own };
+        open_check::check_file(&store.reader(), store.last_seal(), &open_keys).await?;
         let checkpointed = last_checkpoint_size(&store.reader()).await?;
         let reader = StoreReader::File(store.reader());
         Ok(Self::start(store, reader, signer, options, checkpointed))
@@ -124,13 +152,20 @@ impl AuditLog {
 
     /// Opens a PostgreSQL log in `schema` (created and migrated if needed).
     /// Several gateways may open the same schema and append concurrently.
+    /// Reads the whole log back once and refuses it unless every record is
+    /// covered by a verified signature.
     pub async fn open_postgres(
         url: &str,
         schema: &str,
         signer: LogSigner,
         options: LogOptions,
     ) -> Result<Self, AuditError> {
-        let store = PostgresStore::connect(url, schema, options.pg_connections).await?;
+        let mut store = PostgresStore::connect(url, schema, options.pg_connections).await?;
+        let keys = open_keys(&signer, &options);
+        let own = signer.key_id().clone();
+        let open_keys = OpenKeys { keys: &keys, own: &own };
+        let pg_reader = store.reader();
+        open_check::check_postgres(&mut store, &pg_reader, &open_keys).await?;
         let checkpointed = store.checkpointed_size().await?;
         let reader = StoreReader::Postgres(store.reader());
         Ok(Self::start(store, reader, signer, options, checkpointed))
@@ -150,6 +185,10 @@ impl AuditLog {
         let (store, switch) = tokio::task::spawn_blocking(move || FaultyStore::open(&dir, segment_bytes))
             .await
             .map_err(|_| AuditError::WriterStopped)??;
+        let keys = open_keys(&signer, &options);
+        let own = signer.key_id().clone();
+        let open_keys = OpenKeys { keys: &keys, own: &own };
+        open_check::check_file(&store.reader(), store.last_seal(), &open_keys).await?;
         let checkpointed = last_checkpoint_size(&store.reader()).await?;
         let reader = StoreReader::File(store.reader());
         Ok((Self::start(store, reader, signer, options, checkpointed), switch))
@@ -171,11 +210,10 @@ impl AuditLog {
         });
         let public_key = signer.public_key();
         let config = WriterConfig {
-            signer,
+            signer: CheckpointSigner::new(signer, options.clock),
             policy: options.checkpoints,
             max_batch: options.max_batch.max(1),
             checkpointed,
-            clock: options.clock,
         };
         let writer = tokio::spawn(writer::run(store, rx, config, Arc::clone(&shared)));
         Self {
@@ -308,6 +346,13 @@ impl AuditLog {
         }
         Ok(tree)
     }
+}
+
+/// The keys the log accepts at open: its own and the configured others.
+fn open_keys(signer: &LogSigner, options: &LogOptions) -> TrustedKeys {
+    let mut keys = options.trusted_keys.clone();
+    keys.insert(signer.public_key());
+    keys
 }
 
 async fn last_checkpoint_size(reader: &FileReader) -> Result<u64, AuditError> {

@@ -5,7 +5,12 @@
 //! appender. While a batch is being synced the next one queues up, so the
 //! batch size grows with load and the per-record cost of fsync shrinks.
 //!
-//! The task also signs checkpoints (after a batch, per [`CheckpointPolicy`],
+//! Every batch is sealed by the store in the same durable unit (the tree head
+//! after the batch, signed with the [`CheckpointSigner`]: one Ed25519
+//! signature per batch, not per record), so no appender is answered before a
+//! signature covers its record (docs/THREATS.md T24).
+//!
+//! The task also signs periodic checkpoints (after a batch, per [`CheckpointPolicy`],
 //! and on request) and keeps the health flag: false after a failed write,
 //! true again after a successful one (the file store stays failed once
 //! poisoned; PostgreSQL recovers when the database does).
@@ -13,15 +18,12 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use portcullis_core::Clock;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Instant, MissedTickBehavior};
 
-use crate::checkpoint::{Checkpoint, CheckpointPolicy, SignedCheckpoint};
+use crate::checkpoint::{CheckpointPolicy, CheckpointSigner, SignedCheckpoint};
 use crate::error::StoreError;
-use crate::keys::LogSigner;
 use crate::store::{AuditStore, Entry, TreeHead};
-use crate::time::unix_millis;
 
 /// Reply to an append: the record's index, or why it was not stored.
 pub(crate) type AppendReply = Result<u64, Arc<StoreError>>;
@@ -50,13 +52,12 @@ pub(crate) struct Shared {
 
 /// Writer configuration.
 pub(crate) struct WriterConfig {
-    pub signer: LogSigner,
+    /// Signs batch seals and periodic checkpoints, stamped by the log's clock.
+    pub signer: CheckpointSigner,
     pub policy: CheckpointPolicy,
     pub max_batch: usize,
     /// Size covered by the newest checkpoint already in the store.
     pub checkpointed: u64,
-    /// Stamps checkpoints.
-    pub clock: Arc<dyn Clock>,
 }
 
 pub(crate) async fn run<S: AuditStore>(
@@ -97,7 +98,7 @@ pub(crate) async fn run<S: AuditStore>(
         }
         let mut head = None;
         if !appends.is_empty() {
-            head = commit(&mut store, &mut appends, &shared).await;
+            head = commit(&mut store, &mut appends, &config.signer, &shared).await;
         }
         let due = head.is_some_and(|h| {
             config.policy.every_records > 0 && h.size - checkpointed.min(h.size) >= config.policy.every_records
@@ -124,14 +125,16 @@ pub(crate) async fn run<S: AuditStore>(
     }
 }
 
-/// Writes one batch and answers its appenders. Returns the head on success.
+/// Writes one batch with its seal and answers its appenders only once both
+/// are durable. Returns the head on success.
 async fn commit<S: AuditStore>(
     store: &mut S,
     appends: &mut Vec<(Entry, oneshot::Sender<AppendReply>)>,
+    signer: &CheckpointSigner,
     shared: &Shared,
 ) -> Option<TreeHead> {
     let (entries, replies): (Vec<Entry>, Vec<_>) = appends.drain(..).unzip();
-    match store.append_batch(entries).await {
+    match store.append_batch(entries, signer).await {
         Ok(committed) => {
             shared.healthy.store(true, Ordering::Release);
             shared.batches.fetch_add(1, Ordering::Relaxed);
@@ -162,12 +165,7 @@ async fn checkpoint<S: AuditStore>(
     checkpointed: &mut u64,
     shared: &Shared,
 ) -> CheckpointReply {
-    let body = Checkpoint {
-        size: head.size,
-        root: head.root,
-        time_ms: unix_millis(config.clock.now()),
-    };
-    let signed = SignedCheckpoint::sign(body, &config.signer);
+    let signed = config.signer.sign(head.size, head.root);
     match store.append_checkpoint(signed.clone()).await {
         Ok(()) => {
             *checkpointed = (*checkpointed).max(head.size);

@@ -36,7 +36,18 @@ pub async fn gateway(loaded: LoadedConfig, config_file: Option<&Path>) -> anyhow
     }
     let authoriser = policy_open::open(&loaded.policy)?;
     policy_open::watch(authoriser.store.clone(), recorder.clone(), &loaded.policy);
-    Ok(Gateway::new(loaded.gateway, recorder, authoriser))
+    let gateway = Gateway::new(loaded.gateway, recorder, authoriser);
+    match gateway.restore_replay_cache().await? {
+        Some(restored) => tracing::info!(
+            restored,
+            "host signatures consumed before the start restored from the audit log"
+        ),
+        None if gateway.config().attest.verifier.is_some() => tracing::warn!(
+            "the audit log is off: host signatures issued before the start plus the allowed clock skew are refused"
+        ),
+        None => {}
+    }
+    Ok(gateway)
 }
 
 /// The HTTP front's TLS acceptor: the gateway's certificate and the client trust

@@ -27,6 +27,7 @@ pub enum DemoTool {
     Garbage,
     NotifyListChanged,
     NotificationsSeen,
+    Flood,
 }
 
 const DEMO_TOOLS: &[DemoTool] = &[
@@ -50,6 +51,7 @@ const TEST_TOOLS: &[DemoTool] = &[
     DemoTool::Garbage,
     DemoTool::NotifyListChanged,
     DemoTool::NotificationsSeen,
+    DemoTool::Flood,
 ];
 
 /// Whether a tool changes the world, for the annotation hints.
@@ -90,6 +92,7 @@ impl DemoTool {
             DemoTool::Garbage => "garbage",
             DemoTool::NotifyListChanged => "notify_list_changed",
             DemoTool::NotificationsSeen => "notifications_seen",
+            DemoTool::Flood => "flood",
         }
     }
 
@@ -116,6 +119,9 @@ impl DemoTool {
             DemoTool::NotificationsSeen => {
                 "Return the client notifications this server received, in order (a server that acts on notifications would have acted on each)."
             }
+            DemoTool::Flood => {
+                "Hostile: send `requests` roots/list requests to the client at once (report after `wait_ms` how many were answered, refused or pending), and `notifications` logging notifications of `notification_bytes` bytes `after_ms` after returning."
+            }
         }
     }
 
@@ -133,6 +139,13 @@ impl DemoTool {
             DemoTool::Log => object(json!({ "message": string }), &["message"]),
             DemoTool::Sample => object(json!({ "prompt": string }), &[]),
             DemoTool::Elicit => object(json!({ "message": string }), &[]),
+            DemoTool::Flood => {
+                let n = json!({ "type": "integer", "minimum": 0 });
+                object(
+                    json!({ "requests": n, "notifications": n, "notification_bytes": n, "after_ms": n, "wait_ms": n }),
+                    &[],
+                )
+            }
             // `echo` accepts anything: it exists to show what arrived.
             DemoTool::Echo => json!({ "type": "object", "additionalProperties": true }),
             DemoTool::GetEnv
@@ -204,7 +217,7 @@ mod tests {
             names(false),
             ["search_docs", "lookup_customer", "send_message", "delete_record"]
         );
-        assert_eq!(names(true).len(), 17);
+        assert_eq!(names(true).len(), 18);
         assert_eq!(DemoTool::find("echo", false), None);
         assert_eq!(DemoTool::find("echo", true), Some(DemoTool::Echo));
     }

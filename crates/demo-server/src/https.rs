@@ -18,8 +18,8 @@ pub struct HttpsOptions {
     /// PEM chain served to clients, leaf first.
     pub cert: PathBuf,
     pub key: PathBuf,
-    /// When set, clients must present an SVID chaining to this bundle, in one of the trust
-    /// domains its CA certificates name.
+    /// When set, clients must present an SVID chaining to this bundle, in the one trust
+    /// domain its CA certificates name.
     pub client_ca: Option<PathBuf>,
 }
 
@@ -28,17 +28,19 @@ pub async fn serve(addr: SocketAddr, opts: DemoOptions, tls: HttpsOptions) -> an
         None => None,
         Some(bundle) => {
             let domains = portcullis_identity::bundle_trust_domains(bundle)?;
-            if domains.is_empty() {
+            // A bundle belongs to one trust domain: its CAs vouch for that one only (T16).
+            let [domain] = domains.as_slice() else {
                 anyhow::bail!(
-                    "`{}` names no SPIFFE trust domain (no `spiffe://<trust-domain>` URI SAN); \
-                     use the `ca.pem` written by `portcullis ca init`",
-                    bundle.display()
+                    "`{}` names {} SPIFFE trust domains (`spiffe://<trust-domain>` URI SANs of its CAs); \
+                     give the demo server the `ca.pem` of one trust domain, as written by `portcullis ca init`",
+                    bundle.display(),
+                    domains.len()
                 );
-            }
+            };
             Some(ClientTrust {
-                bundle: BundleSource::File(bundle.clone()),
+                bundle: BundleSource::file(domain.clone(), bundle.clone()),
                 mode: ClientAuth::Required,
-                svid_policy: SvidPolicy::new(domains)?,
+                svid_policy: SvidPolicy::new([domain.clone()])?,
             })
         }
     };

@@ -33,7 +33,7 @@ pub use test_tools::{CRASH_EXIT_CODE, GARBAGE_LINE};
 #[derive(Debug, Clone, Copy, Default)]
 pub struct DemoOptions {
     /// Also list the test tools (echo, get_env, progress, log, sample, elicit, roots, crash,
-    /// hang, garbage, notify_list_changed, notifications_seen).
+    /// hang, garbage, notify_list_changed, notifications_seen, flood).
     pub test_tools: bool,
     /// List the rug-pull tool `fetch_weather`, whose description turns hostile after this
     /// many calls (T8 tests).

@@ -14,7 +14,7 @@ struct Args {
     #[arg(long, value_name = "ADDR")]
     http: Option<SocketAddr>,
     /// Also expose the test tools (echo, get_env, progress, log, sample, elicit, roots, crash,
-    /// hang, garbage, notify_list_changed, notifications_seen).
+    /// hang, garbage, notify_list_changed, notifications_seen, flood).
     #[arg(long)]
     test_tools: bool,
 }

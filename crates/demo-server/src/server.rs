@@ -92,6 +92,7 @@ impl DemoServer {
             DemoTool::Progress => test_tools::progress(&args, &context).await?,
             DemoTool::Log => test_tools::log(&text("message")?, &context).await?,
             DemoTool::NotifyListChanged => test_tools::notify_list_changed(&context).await?,
+            DemoTool::Flood => test_tools::flood(&args, &context).await?,
             DemoTool::NotificationsSeen => {
                 let seen = self.notifications.lock().map(|s| s.clone()).unwrap_or_default();
                 rmcp::model::CallToolResult::structured(serde_json::json!({ "notifications": seen }))

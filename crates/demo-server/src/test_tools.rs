@@ -1,6 +1,6 @@
 //! Test tools that probe a gateway's relay: echo what arrived, report the environment, send
 //! progress, logging and list-changed notifications, and misbehave on purpose (crash, hang,
-//! write garbage). Only listed when `DemoOptions::test_tools` is set.
+//! write garbage, flood the client). Only listed when `DemoOptions::test_tools` is set.
 
 #![expect(
     deprecated,
@@ -139,4 +139,55 @@ pub fn garbage(channel: &Channel) -> CallToolResult {
             "`garbage` only applies to stdio; over HTTP there is no stream to corrupt",
         )]),
     }
+}
+
+/// `flood`: a hostile server exhausting the gateway (T23). Sends `requests` roots/list
+/// requests to the client at once and reports, after at most `wait_ms`, how many were
+/// answered, refused with an error, or are still waiting; and `after_ms` after returning,
+/// `notifications` logging notifications of `notification_bytes` bytes each, related to no
+/// call (so they queue for a client that opened no stream).
+pub async fn flood(args: &JsonObject, context: &RequestContext<RoleServer>) -> Result<CallToolResult, McpError> {
+    let number = |key: &str, max: u64| args.get(key).and_then(Value::as_u64).unwrap_or(0).min(max);
+    let (requests, notifications) = (number("requests", 10_000), number("notifications", 10_000));
+    let (bytes, after_ms, wait_ms) = (
+        number("notification_bytes", 3_000_000) as usize,
+        number("after_ms", 60_000),
+        number("wait_ms", 60_000),
+    );
+    if notifications > 0 {
+        let peer = context.peer.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(std::time::Duration::from_millis(after_ms)).await;
+            let text = "x".repeat(bytes);
+            for _ in 0..notifications {
+                let param = LoggingMessageNotificationParam::new(LoggingLevel::Info, json!(text));
+                if peer.notify_logging_message(param).await.is_err() {
+                    break;
+                }
+            }
+        });
+    }
+    let mut asks = tokio::task::JoinSet::new();
+    for _ in 0..requests {
+        let peer = context.peer.clone();
+        asks.spawn(async move { peer.list_roots().await.is_ok() });
+    }
+    let (mut answered, mut refused) = (0u64, 0u64);
+    let deadline = tokio::time::sleep(std::time::Duration::from_millis(wait_ms));
+    tokio::pin!(deadline);
+    loop {
+        tokio::select! {
+            done = asks.join_next() => match done {
+                Some(Ok(true)) => answered += 1,
+                Some(_) => refused += 1,
+                None => break,
+            },
+            _ = &mut deadline => break,
+        }
+    }
+    let pending = requests - answered - refused;
+    asks.detach_all();
+    Ok(CallToolResult::structured(
+        json!({"answered": answered, "refused": refused, "pending": pending}),
+    ))
 }

@@ -2,7 +2,7 @@
 //! these; nothing in this crate reads files or the environment.
 use std::{collections::BTreeMap, net::SocketAddr, num::NonZeroU32, path::PathBuf, sync::Arc, time::Duration};
 
-use portcullis_attest::{PinnedManifest, ScanConfig, Verifier};
+use portcullis_attest::{FilePinError, FilePins, PinnedManifest, ScanConfig, Verifier};
 use portcullis_core::{Principal, Secret, ServerName, Tier};
 use portcullis_identity::{
     ServeLimits, SvidPolicy,
@@ -183,9 +183,18 @@ pub struct ServerConfig {
     /// How long a request may wait for the server's answer.
     pub request_timeout: Duration,
     pub protocol: UpstreamProtocol,
+    /// Files a stdio server runs beyond its executable (an interpreter's script, lockfile,
+    /// package directory), pinned by digest and checked before every start (T19).
+    pub pinned_files: FilePins,
 }
 
 impl ServerConfig {
+    /// Hashes the server's pinned files now and compares them with their pins: called right
+    /// before every start of the server (by the gateway and by the `manifest` commands).
+    pub fn check_pinned_files(&self) -> Result<(), FilePinError> {
+        self.pinned_files.check()
+    }
+
     /// The operator-assigned tier of `tool` (never the server's own annotation).
     pub fn tier_of(&self, tool: &str) -> Tier {
         self.tool_tiers.get(tool).copied().unwrap_or(self.default_tier)

@@ -25,7 +25,7 @@ use crate::{
         authorise::Authoriser,
         classify::{Classifier, Hold},
         receipts::Receipts,
-        record::{RecordError, Recorder},
+        record::{RecordError, Recorder, RestoreError},
         route::Namespacer,
     },
 };
@@ -350,6 +350,25 @@ impl Gateway {
         let c = Connected::new(peer, era);
         shared.insert(config.name.clone(), c.clone());
         Ok(c)
+    }
+
+    /// Restores the replay cache of host signatures from the audit log (T13): the signatures
+    /// the calls recorded within the replay horizon consumed are remembered again, and the
+    /// verifier's start-time guard is lifted. Returns how many were restored; `None` when
+    /// there is no verifier or no log (the guard then stays: signatures issued before the
+    /// start plus the allowed skew are refused).
+    pub async fn restore_replay_cache(&self) -> Result<Option<usize>, RestoreError> {
+        let (Some(verifier), Some(log)) = (&self.config.attest.verifier, self.recorder.log()) else {
+            return Ok(None);
+        };
+        let now = portcullis_attest::host::unix_now();
+        let horizon = verifier.replay_horizon_secs();
+        let since = i64::try_from(now.saturating_sub(horizon)).unwrap_or(i64::MAX);
+        let consumed = crate::stages::record::consumed_signatures(log, since).await?;
+        let restored = verifier
+            .restore(consumed, now)
+            .map_err(|e| RestoreError::new(format!("the replay cache cannot hold them: {e}")))?;
+        Ok(Some(restored))
     }
 
     /// The configured servers, for the handshake answers that merge them.

@@ -19,6 +19,7 @@
 //! of them. Answers are raw JSON: the relay never re-types a message.
 use std::sync::Arc;
 
+use portcullis_attest::VerifiedCall;
 use portcullis_core::{CallId, ServerName};
 use portcullis_mcp::{Message, MethodClass};
 use portcullis_policy::Permit;
@@ -63,7 +64,7 @@ impl Gateway {
     pub(crate) async fn run(&self, cx: &CallContext<'_>, mut msg: Message) -> Result<Released, Deny> {
         let route = self.route(cx, &mut msg)?; // which server
         let signed = self.attest(cx, &route, &mut msg).await?; // the host's signature, as sent
-        let findings = self.classify(cx, &route, &msg).await?; // pinned, not held back
+        let findings = self.classify(cx, &route, &msg, signed.as_ref()).await?; // pinned, not held back
         let (call, permit) = self.authorise(cx, &route, signed, findings, &mut msg).await?; // policy, this call only
         let decided = self.recorder.permitted(&call, &permit).await?; // durable before forwarding
         let answer = self.forward(permit, cx, &route, msg).await; // needs the Permit
@@ -88,10 +89,16 @@ impl Gateway {
         }
     }
 
-    /// attest: the host's signature over this exact `tools/call`, removed once verified.
-    async fn attest(&self, cx: &CallContext<'_>, route: &Route<'_>, msg: &mut Message) -> Result<bool, Deny> {
+    /// attest: the host's signature over this exact `tools/call`, removed once verified
+    /// (its nonce is then consumed, and the call's records name it).
+    async fn attest(
+        &self,
+        cx: &CallContext<'_>,
+        route: &Route<'_>,
+        msg: &mut Message,
+    ) -> Result<Option<VerifiedCall>, Deny> {
         if cx.class != MethodClass::CallTool {
-            return Ok(false);
+            return Ok(None);
         }
         let tool = msg.param_str("name").unwrap_or_default().to_owned();
         let checked = self
@@ -99,20 +106,26 @@ impl Gateway {
             .attest
             .check_call(&cx.caller.principal, route.server.as_str(), &tool, msg);
         match checked {
-            Ok(verified) => Ok(verified.is_some()),
+            Ok(verified) => Ok(verified),
             Err(error) => {
                 let deny = Deny::Attest {
                     error,
                     decision_id: CallId::random().to_string(),
                 };
-                Err(self.refuse_before_policy(cx, route, msg, deny).await)
+                Err(self.refuse_before_policy(cx, route, msg, None, deny).await)
             }
         }
     }
 
     /// classify: the tool is pinned (if the server has a manifest) and not held back; the
     /// scanner's findings on it go to the policy.
-    async fn classify(&self, cx: &CallContext<'_>, route: &Route<'_>, msg: &Message) -> Result<Vec<String>, Deny> {
+    async fn classify(
+        &self,
+        cx: &CallContext<'_>,
+        route: &Route<'_>,
+        msg: &Message,
+        signed: Option<&VerifiedCall>,
+    ) -> Result<Vec<String>, Deny> {
         if cx.class != MethodClass::CallTool || !self.classifier.applies(&route.server) {
             return Ok(Vec::new());
         }
@@ -124,7 +137,7 @@ impl Gateway {
                     error,
                     decision_id: CallId::random().to_string(),
                 };
-                Err(self.refuse_before_policy(cx, route, msg, deny).await)
+                Err(self.refuse_before_policy(cx, route, msg, signed, deny).await)
             }
         }
     }
@@ -163,11 +176,14 @@ impl Gateway {
         &self,
         cx: &CallContext<'_>,
         route: &Route<'_>,
-        signed: bool,
+        signed: Option<VerifiedCall>,
         findings: Vec<String>,
         msg: &mut Message,
     ) -> Result<(CallFacts, Permit), Deny> {
-        let attested = Attested { signed, findings };
+        let attested = Attested {
+            signed: signed.is_some(),
+            findings,
+        };
         let (request, outcome) = self
             .authoriser
             .decide_call(cx.caller.facts(), route.config, attested, msg);
@@ -177,7 +193,9 @@ impl Gateway {
             msg,
             &request.arguments,
             &self.recorder,
-        );
+        )
+        .signed_with(signed.as_ref())
+        .decided_under(&request, &self.recorder);
         match outcome {
             Ok(permit) => Ok((call, permit)),
             Err(deny) => {
@@ -211,8 +229,16 @@ impl Gateway {
     }
 
     /// A deny by a stage before authorise (attest, classify), recorded like a policy deny.
-    async fn refuse_before_policy(&self, cx: &CallContext<'_>, route: &Route<'_>, msg: &Message, deny: Deny) -> Deny {
-        let call = CallFacts::before_policy(&cx.session.principal, &route.server, msg, &self.recorder);
+    async fn refuse_before_policy(
+        &self,
+        cx: &CallContext<'_>,
+        route: &Route<'_>,
+        msg: &Message,
+        signed: Option<&VerifiedCall>,
+        deny: Deny,
+    ) -> Deny {
+        let call =
+            CallFacts::before_policy(&cx.session.principal, &route.server, msg, &self.recorder).signed_with(signed);
         tracing::info!(server = %call.server, target = ?call.target, "call denied by {}: {}", deny.stage().label(), deny.audit_reason().unwrap_or_default());
         self.record_deny(&call, deny).await
     }

@@ -1,9 +1,11 @@
 //! The client certificate verifier of the HTTP front: the SPIFFE check of the leaf, then
-//! WebPKI chain validation against the trust bundle (a reloaded file, or the bundle the
-//! Workload API gives for the trust domain the leaf names), in the handshake.
+//! WebPKI chain validation against the bundle of the trust domain the leaf names (a
+//! reloaded file per trust domain, or the bundle the Workload API gives for it), in the
+//! handshake. A CA vouches only for its own trust domain: a partner's CA cannot issue our IDs.
 //!
 //! Rejecting bad SVIDs during the handshake means a connection that exists always had a
 //! good SVID when it was opened; expiry after that is caught by the per-call check.
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -18,7 +20,7 @@ use crate::material::{TlsError, read_trust_bundle};
 use crate::reload::{Reload, Reloadable};
 use crate::server_tls::{ClientAuth, ClientTrust};
 use crate::sources::BundleSource;
-use crate::spiffe_id::TrustDomain;
+use crate::spiffe_id::{SpiffeId, TrustDomain};
 use crate::svid::{SvidError, SvidPolicy};
 use crate::workload_api::WorkloadApi;
 
@@ -31,11 +33,11 @@ pub struct SpiffeClientVerifier {
     provider: Arc<CryptoProvider>,
 }
 
-/// WebPKI chain validation against the bundle's current anchors.
+/// WebPKI chain validation against the current anchors of one trust domain's bundle.
 #[derive(Debug)]
 enum ChainVerifier {
-    /// Built once per (re)load of the bundle file.
-    File(Reloadable<Arc<dyn ClientCertVerifier>>),
+    /// One per trust domain, built once per (re)load of its bundle file.
+    Files(BTreeMap<TrustDomain, Reloadable<Arc<dyn ClientCertVerifier>>>),
     /// Built per handshake from the trust domain's bundle (cached by the source).
     WorkloadApi(WorkloadApi),
 }
@@ -44,15 +46,17 @@ impl SpiffeClientVerifier {
     pub fn new(trust: &ClientTrust, reload: Reload, provider: Arc<CryptoProvider>) -> Result<Self, TlsError> {
         let mode = trust.mode;
         let webpki = match &trust.bundle {
-            BundleSource::File(bundle) => {
-                let bundle = bundle.clone();
-                let build_provider = provider.clone();
-                ChainVerifier::File(Reloadable::new(
-                    "client trust bundle",
-                    vec![bundle.clone()],
-                    reload,
-                    move || webpki_verifier(Arc::new(read_trust_bundle(&bundle)?), mode, build_provider.clone()),
-                )?)
+            BundleSource::Files(files) => {
+                let mut verifiers = BTreeMap::new();
+                for (trust_domain, path) in files {
+                    let (td, bundle) = (trust_domain.clone(), path.clone());
+                    let build_provider = provider.clone();
+                    let verifier = Reloadable::new("client trust bundle", vec![bundle.clone()], reload, move || {
+                        webpki_verifier(Arc::new(read_trust_bundle(&bundle, &td)?), mode, build_provider.clone())
+                    })?;
+                    verifiers.insert(trust_domain.clone(), verifier);
+                }
+                ChainVerifier::Files(verifiers)
             }
             BundleSource::WorkloadApi(api) => {
                 api.require_connected()?;
@@ -67,23 +71,30 @@ impl SpiffeClientVerifier {
         })
     }
 
-    /// Re-reads the trust bundle file now; on failure the previous bundle stays in use.
-    /// Workload API bundles are pushed by the agent and need no reload.
+    /// Re-reads the trust bundle files now; each that fails keeps its previous bundle and
+    /// the first error is returned. Workload API bundles are pushed by the agent and need
+    /// no reload.
     pub fn reload(&self) -> Result<(), TlsError> {
         match &self.webpki {
-            ChainVerifier::File(webpki) => webpki.reload(),
+            ChainVerifier::Files(verifiers) => verifiers.values().map(Reloadable::reload).fold(Ok(()), Result::and),
             ChainVerifier::WorkloadApi(_) => Ok(()),
         }
     }
 
-    /// The chain verifier for a leaf in `trust_domain`.
+    /// The chain verifier for a leaf in `trust_domain`: its bundle's anchors only.
     fn chain_verifier(&self, trust_domain: &TrustDomain) -> Result<Arc<dyn ClientCertVerifier>, Error> {
+        let no_bundle = || {
+            svid_rejection(SvidError::NoTrustBundle {
+                trust_domain: trust_domain.to_string(),
+            })
+        };
         match &self.webpki {
-            ChainVerifier::File(webpki) => Ok(webpki.current().as_ref().clone()),
+            ChainVerifier::Files(verifiers) => {
+                let webpki = verifiers.get(trust_domain).ok_or_else(no_bundle)?;
+                Ok(webpki.current().as_ref().clone())
+            }
             ChainVerifier::WorkloadApi(api) => {
-                let roots = api
-                    .roots_for(trust_domain)
-                    .ok_or(Error::InvalidCertificate(CertificateError::UnknownIssuer))?;
+                let roots = api.roots_for(trust_domain).ok_or_else(no_bundle)?;
                 webpki_verifier(roots, self.mode, self.provider.clone()).map_err(|e| Error::General(e.to_string()))
             }
         }
@@ -100,6 +111,18 @@ fn webpki_verifier(
         ClientAuth::Required => builder.build()?,
         ClientAuth::Optional => builder.allow_unauthenticated().build()?,
     })
+}
+
+/// An unknown issuer, once the bundle was chosen by the leaf's trust domain, means the
+/// leaf was not issued by that trust domain's CAs (perhaps by a federated partner's): say so.
+pub(crate) fn foreign_issuer(error: Error, id: &SpiffeId) -> Error {
+    match error {
+        Error::InvalidCertificate(CertificateError::UnknownIssuer) => svid_rejection(SvidError::ForeignIssuer {
+            id: id.to_string(),
+            trust_domain: id.trust_domain().to_string(),
+        }),
+        other => other,
+    }
 }
 
 pub(crate) fn svid_rejection(error: SvidError) -> Error {
@@ -131,7 +154,8 @@ impl ClientCertVerifier for SpiffeClientVerifier {
         intermediates: &[CertificateDer<'_>],
         now: UnixTime,
     ) -> Result<ClientCertVerified, Error> {
-        // The SPIFFE check comes first: the trust domain it names selects the bundle.
+        // The SPIFFE check comes first: the trust domain it names selects the bundle, and
+        // only that bundle's CAs may have issued the leaf.
         let id = self
             .policy
             .workload_id(end_entity.as_ref(), system_time(now))
@@ -141,7 +165,8 @@ impl ClientCertVerifier for SpiffeClientVerifier {
             })?;
         let verified = self
             .chain_verifier(id.trust_domain())
-            .and_then(|webpki| webpki.verify_client_cert(end_entity, intermediates, now));
+            .and_then(|webpki| webpki.verify_client_cert(end_entity, intermediates, now))
+            .map_err(|error| foreign_issuer(error, &id));
         match verified {
             Ok(verified) => {
                 tracing::debug!(workload = %id, "client SVID accepted");

@@ -177,6 +177,10 @@ impl DevCa {
                 trust_domain: self.trust_domain.to_string(),
             });
         }
+        if spiffe_id.is_trust_domain_id() {
+            // X509-SVID §3.1: that ID names the trust domain (this CA), never a workload.
+            return Err(crate::spiffe_id::SpiffeIdError::NoPath(spiffe_id.to_string()).into());
+        }
         if ttl.is_zero() {
             return Err(DevCaError::ZeroTtl);
         }

@@ -51,7 +51,7 @@ pub use material::{TlsError, crypto_provider, install_default_crypto_provider};
 pub use reload::Reload;
 pub use server_tls::{ClientAuth, ClientTrust, ServerTls, ServerTlsSettings};
 pub use sources::{BundleSource, SvidSource};
-pub use spiffe_id::{SpiffeId, SpiffeIdError, TrustDomain};
+pub use spiffe_id::{Disallowed, SpiffeId, SpiffeIdError, TrustDomain};
 pub use svid::{SvidError, SvidPolicy};
 #[cfg(feature = "test-util")]
 pub use test_util::BadSvid;

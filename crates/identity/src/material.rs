@@ -12,6 +12,9 @@ use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::sign::CertifiedKey;
+use x509_parser::extensions::GeneralName;
+
+use crate::spiffe_id::TrustDomain;
 
 /// Why TLS material could not be loaded or a TLS config could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -32,12 +35,24 @@ pub enum TlsError {
     KeyMismatch { cert: PathBuf, key: PathBuf },
     #[error("trust bundle `{path}` holds a certificate that is not a usable trust anchor: {source}")]
     BadTrustAnchor { path: PathBuf, source: rustls::Error },
+    #[error(
+        "trust bundle `{path}` is the bundle of trust domain `{trust_domain}` but holds a CA of trust domain \
+         `{ca_trust_domain}` (its URI SAN names it); a CA vouches only for its own trust domain, so give \
+         `{ca_trust_domain}` its own file (`bundles = {{ \"{ca_trust_domain}\" = \"…\" }}`) or remove that CA"
+    )]
+    ForeignCa {
+        path: PathBuf,
+        trust_domain: TrustDomain,
+        ca_trust_domain: String,
+    },
     #[error("cannot build the client certificate verifier: {0}")]
     Verifier(#[from] rustls::server::VerifierBuilderError),
     #[error("cannot build the TLS config: {0}")]
     Config(#[from] rustls::Error),
     #[error(transparent)]
     WorkloadApi(#[from] crate::workload_api::WorkloadApiError),
+    #[error(transparent)]
+    Svid(#[from] crate::svid::SvidError),
 }
 
 /// The crypto provider for every TLS config this crate builds (aws-lc-rs).
@@ -101,16 +116,48 @@ pub(crate) fn read_certified_key(
     Ok(certified)
 }
 
-/// Every certificate in a PEM bundle as a trust anchor; any unusable one fails the load.
-pub(crate) fn read_trust_bundle(path: &Path) -> Result<RootCertStore, TlsError> {
+/// Every certificate in the PEM bundle of `trust_domain` as a trust anchor; any unusable
+/// one fails the load, and so does a CA whose own SPIFFE ID (a `spiffe://<td>` URI SAN, as
+/// SPIRE and the dev CA write) names another trust domain: that is a partner's CA in our
+/// file, which would otherwise vouch for our IDs. CAs without such a SAN are taken as the
+/// file's trust domain's.
+pub(crate) fn read_trust_bundle(path: &Path, trust_domain: &TrustDomain) -> Result<RootCertStore, TlsError> {
     let mut roots = RootCertStore::empty();
     for cert in read_certs(path)? {
+        if let Some(other) = ca_trust_domains(&cert).find(|td| td != trust_domain.as_str()) {
+            return Err(TlsError::ForeignCa {
+                path: path.to_path_buf(),
+                trust_domain: trust_domain.clone(),
+                ca_trust_domain: other,
+            });
+        }
         roots.add(cert).map_err(|source| TlsError::BadTrustAnchor {
             path: path.to_path_buf(),
             source,
         })?;
     }
     Ok(roots)
+}
+
+/// The trust domains a CA certificate names in `spiffe://` URI SANs, lowercased (the
+/// scheme and trust domain are case-insensitive, SPIFFE-ID §2.4). Parse failures yield
+/// none: the anchor check of [`read_trust_bundle`] reports a broken certificate.
+fn ca_trust_domains(der: &CertificateDer<'_>) -> impl Iterator<Item = String> {
+    let mut domains = Vec::new();
+    if let Ok((_, cert)) = x509_parser::parse_x509_certificate(der.as_ref())
+        && let Ok(Some(san)) = cert.subject_alternative_name()
+    {
+        for name in &san.value.general_names {
+            let GeneralName::URI(uri) = name else { continue };
+            let scheme = uri.get(..9).filter(|s| s.eq_ignore_ascii_case("spiffe://"));
+            let Some(rest) = scheme.and_then(|_| uri.get(9..)) else {
+                continue;
+            };
+            let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+            domains.push(authority.to_ascii_lowercase());
+        }
+    }
+    domains.into_iter()
 }
 
 /// What a file looked like when last read: a change in any field triggers a reload.

@@ -4,6 +4,7 @@
 //! The front's server config, its client verifier and the upstream client configs all
 //! take one of these, so a handshake reads the gateway's SVID and the trust bundles the
 //! same way whichever source the operator configured.
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -25,14 +26,35 @@ pub enum SvidSource {
     WorkloadApi(WorkloadApi),
 }
 
-/// Where the trust bundle peers' chains must lead to comes from.
+/// Where the trust bundles peers' chains must lead to come from. Either way a bundle
+/// belongs to one trust domain: a peer's chain must lead to the bundle of the trust domain
+/// its SPIFFE ID names, so a CA vouches only for its own trust domain (SPIFFE federation:
+/// a partner's CA can issue the partner's IDs, never ours).
 #[derive(Debug, Clone)]
 pub enum BundleSource {
-    /// A PEM file of CA certificates, trusted for every trust domain the policy allows.
-    File(PathBuf),
-    /// The Workload API's bundles: a peer's chain must lead to the bundle of the trust
-    /// domain its SPIFFE ID names.
+    /// PEM files of CA certificates, one per trust domain (re-read when they change).
+    Files(BTreeMap<TrustDomain, PathBuf>),
+    /// The Workload API's bundles: the agent's own trust domain and federated ones.
     WorkloadApi(WorkloadApi),
+}
+
+impl BundleSource {
+    /// The PEM bundle `path` of the one trust domain `trust_domain`.
+    pub fn file(trust_domain: TrustDomain, path: impl Into<PathBuf>) -> Self {
+        Self::Files(BTreeMap::from([(trust_domain, path.into())]))
+    }
+
+    /// Short description for logs and `check-config` (paths and addresses only).
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Files(files) => files
+                .iter()
+                .map(|(td, path)| format!("`{td}` from `{}`", path.display()))
+                .collect::<Vec<_>>()
+                .join(", "),
+            Self::WorkloadApi(api) => format!("per trust domain from the SPIFFE Workload API at `{}`", api.endpoint()),
+        }
+    }
 }
 
 impl SvidSource {
@@ -98,30 +120,37 @@ impl LiveSvid {
     }
 }
 
-/// A [`BundleSource`] opened for handshakes, as plain trust anchors.
+/// A [`BundleSource`] opened for handshakes, as plain trust anchors per trust domain.
 #[derive(Debug)]
 pub(crate) enum LiveBundle {
-    File(Reloadable<RootCertStore>),
+    Files(BTreeMap<TrustDomain, Reloadable<RootCertStore>>),
     WorkloadApi(WorkloadApi),
 }
 
 impl LiveBundle {
+    /// Reads every file now (failure is an error: fail closed).
     pub(crate) fn open(what: &'static str, source: &BundleSource, reload: Reload) -> Result<Self, TlsError> {
         match source {
-            BundleSource::File(path) => {
-                let bundle = path.clone();
-                let roots = Reloadable::new(what, vec![bundle.clone()], reload, move || read_trust_bundle(&bundle))?;
-                Ok(Self::File(roots))
+            BundleSource::Files(files) => {
+                let mut live = BTreeMap::new();
+                for (trust_domain, path) in files {
+                    let (td, bundle) = (trust_domain.clone(), path.clone());
+                    let roots = Reloadable::new(what, vec![bundle.clone()], reload, move || {
+                        read_trust_bundle(&bundle, &td)
+                    })?;
+                    live.insert(trust_domain.clone(), roots);
+                }
+                Ok(Self::Files(live))
             }
             BundleSource::WorkloadApi(api) => Ok(Self::WorkloadApi(api.clone())),
         }
     }
 
-    /// The anchors for a peer in `trust_domain`: the whole file, or that trust domain's
-    /// bundle from the Workload API (`None` if it has none).
+    /// The anchors for a peer in `trust_domain`: that trust domain's file, or its bundle
+    /// from the Workload API; `None` if it has none (the peer is refused).
     pub(crate) fn roots_for(&self, trust_domain: &TrustDomain) -> Option<Arc<RootCertStore>> {
         match self {
-            Self::File(roots) => Some(roots.current()),
+            Self::Files(files) => files.get(trust_domain).map(Reloadable::current),
             Self::WorkloadApi(api) => api.roots_for(trust_domain),
         }
     }

@@ -33,6 +33,22 @@ pub enum SvidError {
     #[error("URI SAN is not a valid spiffe id: {0}")]
     InvalidSpiffeId(#[from] SpiffeIdError),
     #[error(
+        "the certificate names `{id}`, the trust domain itself; a workload's X.509-SVID must name a spiffe id \
+         with a path (e.g. `{id}/agent`), so issue the workload its own id"
+    )]
+    TrustDomainId { id: String },
+    #[error(
+        "no trust bundle for trust domain `{trust_domain}`; a CA is trusted only for the trust domain whose \
+         bundle holds it: give `{trust_domain}` its own bundle (or federate with it) to accept its SVIDs"
+    )]
+    NoTrustBundle { trust_domain: String },
+    #[error(
+        "`{id}` was not issued by a CA in the bundle of its trust domain `{trust_domain}`; a CA vouches only \
+         for its own trust domain (a federated partner's CA cannot issue `{trust_domain}` ids): have the SVID \
+         issued by `{trust_domain}`'s CA, or put that CA in `{trust_domain}`'s bundle"
+    )]
+    ForeignIssuer { id: String, trust_domain: String },
+    #[error(
         "trust domain `{trust_domain}` is not trusted; add it to the trusted trust domains or use an SVID from one"
     )]
     UntrustedDomain { trust_domain: String },
@@ -67,7 +83,8 @@ impl SvidPolicy {
     /// The workload's SPIFFE ID if `leaf_der` is an acceptable X.509-SVID at `now`.
     ///
     /// Checks: well-formed DER, not a CA and no certificate/CRL signing key usage, within
-    /// validity at `now`, exactly one URI SAN, a valid SPIFFE ID in a trusted trust domain.
+    /// validity at `now`, exactly one URI SAN, a valid SPIFFE ID with a path (not the trust
+    /// domain's own ID) in a trusted trust domain.
     /// Chain validation against the trust bundle is the TLS verifier's job and is not
     /// repeated here.
     pub fn workload_id(&self, leaf_der: &[u8], now: SystemTime) -> Result<SpiffeId, SvidError> {
@@ -192,7 +209,14 @@ fn single_uri_san(cert: &X509Certificate<'_>) -> Result<SpiffeId, SvidError> {
         .unwrap_or_default();
     match uris.as_slice() {
         [] => Err(SvidError::NoUriSan),
-        [uri] => Ok(SpiffeId::parse(uri)?),
+        [uri] => {
+            let id = SpiffeId::parse(uri)?;
+            // X509-SVID §3.1: a leaf's SPIFFE ID has a non-root path.
+            match id.is_trust_domain_id() {
+                true => Err(SvidError::TrustDomainId { id: id.to_string() }),
+                false => Ok(id),
+            }
+        }
         more => Err(SvidError::MultipleUriSans { count: more.len() }),
     }
 }

@@ -27,10 +27,13 @@ pub enum BadSvid {
     NotYetValid,
     /// Correct in every field but signed by a CA nobody trusts.
     UnknownIssuer,
+    /// Names only the trust domain (`spiffe://example.org`, no path): the trust domain's
+    /// own ID, never a workload's (X509-SVID §3.1).
+    TrustDomainId,
 }
 
 impl BadSvid {
-    pub const ALL: [BadSvid; 7] = [
+    pub const ALL: [BadSvid; 8] = [
         BadSvid::NoUriSan,
         BadSvid::TwoUriSans,
         BadSvid::WrongTrustDomain,
@@ -38,6 +41,7 @@ impl BadSvid {
         BadSvid::Expired,
         BadSvid::NotYetValid,
         BadSvid::UnknownIssuer,
+        BadSvid::TrustDomainId,
     ];
 }
 
@@ -65,6 +69,7 @@ impl DevCa {
                 spec.uris = vec![id.to_string()];
             }
             BadSvid::CaLeaf => spec.is_ca = true,
+            BadSvid::TrustDomainId => spec.uris = vec![spiffe_id.trust_domain().id().to_string()],
             BadSvid::Expired => {
                 spec.not_before = now - hour - hour;
                 spec.not_after = now - hour;
@@ -79,6 +84,19 @@ impl DevCa {
             }
         }
         self.sign(&spec)
+    }
+
+    /// An SVID for `spiffe_id` even outside this CA's trust domain: the cross-domain
+    /// issuance a hostile or careless partner CA performs (a federated CA naming our IDs).
+    pub fn issue_cross_domain_for_tests(&self, spiffe_id: &SpiffeId) -> Result<IssuedSvid, DevCaError> {
+        let now = OffsetDateTime::now_utc();
+        self.sign(&LeafSpec {
+            uris: vec![spiffe_id.to_string()],
+            server_names: vec!["localhost".to_string()],
+            not_before: now - Duration::from_secs(60),
+            not_after: now + Duration::from_secs(3600),
+            is_ca: false,
+        })
     }
 
     /// A CA that exists only in memory, for tests that need a second, independent CA.

@@ -16,19 +16,20 @@ use rustls::server::ParsedCertificate;
 use rustls::sign::CertifiedKey;
 use rustls::{ClientConfig, DigitallySignedStruct, Error, SignatureScheme};
 
-use crate::client_verifier::{svid_rejection, system_time};
+use crate::client_verifier::{foreign_issuer, svid_rejection, system_time};
 use crate::material::{TlsError, crypto_provider};
 use crate::reload::Reload;
 use crate::sources::{BundleSource, LiveBundle, LiveSvid, SvidSource};
 use crate::spiffe_id::SpiffeId;
-use crate::svid::SvidPolicy;
+use crate::svid::{SvidError, SvidPolicy};
 
 /// How the gateway connects to one HTTP upstream over mutual TLS.
 #[derive(Debug, Clone)]
 pub struct UpstreamTlsSettings {
     /// The gateway's client SVID.
     pub svid: SvidSource,
-    /// The trust bundle the upstream's chain must lead to.
+    /// The trust bundle the upstream's chain must lead to: that of the expected SPIFFE ID's
+    /// trust domain is the one used.
     pub trust_bundle: BundleSource,
     /// The only SPIFFE ID the upstream may present.
     pub expected_server: SpiffeId,
@@ -90,9 +91,15 @@ pub struct SpiffeServerVerifier {
 
 impl SpiffeServerVerifier {
     pub fn new(settings: &UpstreamTlsSettings, provider: Arc<CryptoProvider>) -> Result<Self, TlsError> {
+        if settings.expected_server.is_trust_domain_id() {
+            // X509-SVID §3.1: no leaf may carry it, so no upstream could ever match.
+            return Err(SvidError::TrustDomainId {
+                id: settings.expected_server.to_string(),
+            }
+            .into());
+        }
         let roots = LiveBundle::open("upstream trust bundle", &settings.trust_bundle, settings.reload)?;
-        let policy = SvidPolicy::new([settings.expected_server.trust_domain().clone()])
-            .map_err(|e| TlsError::Config(svid_rejection(e)))?;
+        let policy = SvidPolicy::new([settings.expected_server.trust_domain().clone()])?;
         Ok(Self {
             roots,
             expected: settings.expected_server.clone(),
@@ -112,16 +119,26 @@ impl ServerCertVerifier for SpiffeServerVerifier {
         now: UnixTime,
     ) -> Result<ServerCertVerified, Error> {
         let parsed = ParsedCertificate::try_from(end_entity)?;
-        let roots = self
-            .roots
-            .roots_for(self.expected.trust_domain())
-            .ok_or(Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer))?;
-        let algorithms = self.provider.signature_verification_algorithms.all;
-        verify_server_cert_signed_by_trust_anchor(&parsed, &roots, intermediates, now, algorithms)?;
+        // The SPIFFE check first (the leaf names a workload in the expected trust domain),
+        // then the chain against that trust domain's bundle only.
         let actual = self
             .policy
             .workload_id(end_entity.as_ref(), system_time(now))
-            .map_err(svid_rejection)?;
+            .map_err(|error| {
+                tracing::warn!(%error, expected = %self.expected, "upstream certificate rejected by the SPIFFE check");
+                svid_rejection(error)
+            })?;
+        let roots = self.roots.roots_for(actual.trust_domain()).ok_or_else(|| {
+            svid_rejection(SvidError::NoTrustBundle {
+                trust_domain: actual.trust_domain().to_string(),
+            })
+        })?;
+        let algorithms = self.provider.signature_verification_algorithms.all;
+        verify_server_cert_signed_by_trust_anchor(&parsed, &roots, intermediates, now, algorithms)
+            .map_err(|error| foreign_issuer(error, &actual))
+            .inspect_err(|error| {
+                tracing::warn!(%error, expected = %self.expected, "upstream certificate rejected by chain validation");
+            })?;
         if actual != self.expected {
             let error = UnexpectedPeer {
                 expected: self.expected.clone(),

@@ -1,9 +1,12 @@
 //! Per-call cost of the message stages in this crate, on a `tools/call` request and
 //! its result with ~1 KiB of arguments / content (the end-to-end benchmark's payload):
 //!
-//! - `parse_frame/*`: strict parse (duplicate keys refused, depth and size limits)
-//!   plus `Message::from_value`, and `to_bytes` for the way out; `serde_json` alone
-//!   as the floor;
+//! - `parse_frame/*`: `Message::parse` — the strict parser in message mode (duplicate
+//!   keys refused, also up to letter case; protocol fields spelled exactly; depth and
+//!   size limits) plus the envelope check — and `to_bytes` for the way out;
+//!   `serde_json` alone as the floor. `request_camel_1kib` has camelCase argument
+//!   keys (the common spelling of tool inputs), the case that costs most under key
+//!   folding (T22);
 //! - `canonical/*`: RFC 8785 canonical form of the arguments and of the result, and
 //!   its SHA-256 (the digests the audit record and policy input carry).
 //!
@@ -33,6 +36,18 @@ fn request() -> Vec<u8> {
     .expect("serialise")
 }
 
+/// The same call with camelCase argument keys and a few more of them.
+fn request_camel() -> Vec<u8> {
+    serde_json::to_vec(&json!({
+        "jsonrpc": "2.0", "id": 42, "method": "tools/call",
+        "params": {"name": "searchFiles", "arguments": {"queryText": text(), "maxResults": 100,
+                   "includeHidden": [true, false], "filePattern": "*.rs", "caseSensitive": false,
+                   "rootPath": "/srv/data", "followSymlinks": true, "timeoutMs": 5000},
+                   "_meta": {"io.portcullis/reason": "benchmark", "progressToken": "p-1"}}
+    }))
+    .expect("serialise")
+}
+
 fn result() -> Vec<u8> {
     serde_json::to_vec(&json!({
         "jsonrpc": "2.0", "id": 42,
@@ -44,15 +59,19 @@ fn result() -> Vec<u8> {
 fn parse_frame(c: &mut Criterion) {
     let limits = Limits::default();
     let mut group = c.benchmark_group("parse_frame");
-    for (name, bytes) in [("request_1kib", request()), ("result_1kib", result())] {
+    for (name, bytes) in [
+        ("request_1kib", request()),
+        ("request_camel_1kib", request_camel()),
+        ("result_1kib", result()),
+    ] {
         group.throughput(Throughput::Bytes(bytes.len() as u64));
         group.bench_function(format!("strict/{name}"), |b| {
-            b.iter(|| Message::from_value(parse_strict(&bytes, limits).expect("parse")).expect("message"))
+            b.iter(|| Message::parse(&bytes, limits).expect("message"))
         });
         group.bench_function(format!("serde_json_floor/{name}"), |b| {
             b.iter(|| serde_json::from_slice::<Value>(&bytes).expect("parse"))
         });
-        let msg = Message::from_value(parse_strict(&bytes, limits).expect("parse")).expect("message");
+        let msg = Message::parse(&bytes, limits).expect("message");
         group.bench_function(format!("to_bytes/{name}"), |b| b.iter(|| msg.to_bytes()));
     }
     group.finish();

@@ -8,14 +8,16 @@
 
 pub mod canonical;
 pub mod error;
+mod fold;
 pub mod headers;
+mod level;
 pub mod message;
 pub mod method;
 pub mod revision;
 pub mod strict;
 
 pub use error::{ErrorCode, error_response};
-pub use message::{Message, MessageKind};
+pub use message::{Message, MessageKind, ReadError};
 pub use method::{MethodClass, NonActing, NotificationClass};
 pub use revision::{Era, ProtocolVersion};
-pub use strict::{Limits, ParseError, parse_strict};
+pub use strict::{Limits, ParseError, parse_message, parse_strict};

@@ -5,6 +5,8 @@
 //! names, bridging `_meta`), done in place on the raw value.
 use serde_json::{Map, Value};
 
+use crate::{ErrorCode, Limits, ParseError, strict::parse_message};
+
 /// What shape of JSON-RPC message this is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MessageKind {
@@ -30,6 +32,27 @@ pub enum MessageError {
     BadParams,
 }
 
+/// Why bytes from a client or a server are not a usable message.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ReadError {
+    /// Not strict JSON, or keys that a case-insensitive decoder would read otherwise.
+    #[error(transparent)]
+    Parse(#[from] ParseError),
+    /// JSON, but not a JSON-RPC 2.0 message.
+    #[error(transparent)]
+    Envelope(#[from] MessageError),
+}
+
+impl ReadError {
+    /// The JSON-RPC error code of the answer: a parse error, or an invalid request.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            ReadError::Parse(_) => ErrorCode::ParseError,
+            ReadError::Envelope(_) => ErrorCode::InvalidRequest,
+        }
+    }
+}
+
 /// One JSON-RPC message, as received.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Message {
@@ -38,7 +61,16 @@ pub struct Message {
 }
 
 impl Message {
-    /// Checks the JSON-RPC envelope of `value` and classifies it.
+    /// Reads one message from a client or a server: the strict parser in its message
+    /// mode ([`parse_message`]: duplicate keys, also up to letter case, protocol fields
+    /// spelled exactly, depth and size), then the envelope check. Every front and every
+    /// upstream reader takes wire bytes through here.
+    pub fn parse(bytes: &[u8], limits: Limits) -> Result<Self, ReadError> {
+        Ok(Self::from_value(parse_message(bytes, limits)?)?)
+    }
+
+    /// Checks the JSON-RPC envelope of `value` and classifies it. For values the gateway
+    /// builds itself; bytes from outside go through [`Message::parse`].
     pub fn from_value(value: Value) -> Result<Self, MessageError> {
         let Value::Object(obj) = value else {
             return Err(MessageError::NotAnObject);

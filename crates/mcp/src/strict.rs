@@ -4,10 +4,22 @@
 //! verifier (or the gateway and an upstream) could then disagree about what a
 //! message says. This parser rejects duplicate keys, limits nesting depth and
 //! total size, and otherwise produces an ordinary order-preserving `Value`.
-use std::fmt;
+//!
+//! Two keys that differ only in letter case are duplicates too, to a decoder that
+//! matches keys case-insensitively (Go's `encoding/json`: `name` and `Name`, `ſ` and
+//! `s`, the Kelvin sign and `k`), so they are refused everywhere (T22, the private module `fold`).
+//! [`parse_message`] (behind `Message::parse`, the one way wire messages come in) also
+//! knows where it is in a message and refuses a key that folds onto a protocol field
+//! name without being it, such as a lone `"Method"` (the private module `level`).
+use std::{cell::Cell, fmt};
 
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value, map::Entry};
+
+use crate::{
+    fold::{self, FoldedKeys, Seen},
+    level::Level,
+};
 
 /// Bounds applied to every message (T17).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,7 +40,7 @@ impl Default for Limits {
 }
 
 /// Why a message was refused before anything looked at its meaning.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum ParseError {
     #[error("message is {size} bytes, over the limit of {limit} bytes; send smaller messages")]
     TooLarge { size: usize, limit: usize },
@@ -36,72 +48,149 @@ pub enum ParseError {
     TooDeep { limit: usize },
     #[error("duplicate key `{key}` in a JSON object; each key may appear once")]
     DuplicateKey { key: String },
+    /// Two keys of one object that a case-insensitive decoder takes for the same key (T22).
+    #[error(
+        "keys `{first}` and `{second}` in one JSON object differ only in letter case, which some servers ignore; send the key once, spelled exactly"
+    )]
+    FoldedDuplicateKey { first: String, second: String },
+    /// A key that a case-insensitive decoder takes for the protocol field `field` (T22).
+    #[error(
+        "key `{key}` is not the protocol field `{field}` but matches it when letter case is ignored, as some servers do; spell it exactly `{field}` or rename it"
+    )]
+    FoldedProtocolKey { key: String, field: String },
     #[error("message is not valid JSON: {0}")]
     Syntax(String),
 }
 
-/// Parses `bytes` as one JSON value under `limits`, rejecting duplicate keys.
+/// Parses `bytes` as one JSON value under `limits`, rejecting duplicate keys, also
+/// those that differ only in letter case. For JSON that is not an MCP message
+/// (manifests, receipts); messages go through [`parse_message`].
 pub fn parse_strict(bytes: &[u8], limits: Limits) -> Result<Value, ParseError> {
+    parse_at(bytes, limits, Level::Data)
+}
+
+/// Parses `bytes` as one JSON-RPC message: as [`parse_strict`], and also refusing keys
+/// of the envelope, `params`, `result`, `error`, `ref`, `argument` and `_meta` objects
+/// that fold onto a protocol field name without being it.
+pub fn parse_message(bytes: &[u8], limits: Limits) -> Result<Value, ParseError> {
+    parse_at(bytes, limits, Level::Envelope)
+}
+
+fn parse_at(bytes: &[u8], limits: Limits, level: Level) -> Result<Value, ParseError> {
     if bytes.len() > limits.max_bytes {
         return Err(ParseError::TooLarge {
             size: bytes.len(),
             limit: limits.max_bytes,
         });
     }
+    let refusal = Cell::new(None);
     let mut de = serde_json::Deserializer::from_slice(bytes);
     // Our own depth check runs first; serde_json's fixed limit of 128 stays as a backstop.
     let seed = StrictSeed {
         depth: 0,
         max_depth: limits.max_depth,
+        level,
+        refusal: &refusal,
     };
-    let value = seed.deserialize(&mut de).map_err(|e| classify(e, limits))?;
+    let value = seed.deserialize(&mut de).map_err(|e| match refusal.take() {
+        Some(refused) => refused,
+        None if e.to_string().contains("recursion limit exceeded") => ParseError::TooDeep {
+            limit: limits.max_depth,
+        },
+        None => ParseError::Syntax(e.to_string()),
+    })?;
     de.end().map_err(|e| ParseError::Syntax(e.to_string()))?;
     Ok(value)
 }
 
-const DUPLICATE_TAG: &str = "\u{0}duplicate key:";
-const DEPTH_TAG: &str = "\u{0}too deep";
-
-fn classify(e: serde_json::Error, limits: Limits) -> ParseError {
-    let text = e.to_string();
-    if let Some(rest) = text.strip_prefix(DUPLICATE_TAG) {
-        let key = rest.split(" at line ").next().unwrap_or(rest).to_owned();
-        ParseError::DuplicateKey { key }
-    } else if text.starts_with(DEPTH_TAG) || text.contains("recursion limit exceeded") {
-        ParseError::TooDeep {
-            limit: limits.max_depth,
-        }
-    } else {
-        ParseError::Syntax(text)
-    }
-}
-
+/// The visitor's state: how deep it is, where in a message, and the slot in which a
+/// refusal is left for [`parse_at`] (serde's error type carries only text).
 #[derive(Clone, Copy)]
-struct StrictSeed {
+struct StrictSeed<'r> {
     depth: usize,
     max_depth: usize,
+    level: Level,
+    refusal: &'r Cell<Option<ParseError>>,
 }
 
-impl StrictSeed {
+impl StrictSeed<'_> {
+    #[cold]
+    fn refuse<E: de::Error>(self, refused: ParseError) -> E {
+        let text = refused.to_string();
+        self.refusal.set(Some(refused));
+        E::custom(text)
+    }
+
     fn nested<E: de::Error>(self) -> Result<Self, E> {
         if self.depth >= self.max_depth {
-            return Err(E::custom(DEPTH_TAG));
+            return Err(self.refuse(ParseError::TooDeep { limit: self.max_depth }));
         }
         Ok(Self {
             depth: self.depth + 1,
+            level: Level::Data,
             ..self
         })
     }
+
+    /// Refuses `key` if an earlier key of `out` folds like it, or if it stands in for a
+    /// protocol field here; otherwise says where its value sits. Exact repeats are left
+    /// to the caller's insert, so that a plain key costs one lookup in `out`.
+    #[inline]
+    fn admit<E: de::Error>(self, key: &str, out: &Map<String, Value>, folds: &mut FoldedKeys) -> Result<Level, E> {
+        if self.level.is_field(key) {
+            // A protocol field spelled exactly: any other key folding like it, before or
+            // after, is not a field name and is refused as standing in for this one.
+            return Ok(self.level.child(key));
+        }
+        // A short scan of a small object beats hashing the folded key.
+        let earlier = |k: &str| match out.len() {
+            0..=16 => out.keys().any(|e| e == k),
+            _ => out.contains_key(k),
+        };
+        let folded = match folds.check(key, earlier) {
+            Seen::New { folded } => folded,
+            Seen::Clash => return Err(self.clash(key, out)),
+        };
+        if let Some(field) = self.level.impersonated(key, folded) {
+            return Err(self.impersonation(key, field));
+        }
+        Ok(self.level.child(key))
+    }
+
+    #[cold]
+    fn clash<E: de::Error>(self, key: &str, out: &Map<String, Value>) -> E {
+        if out.contains_key(key) {
+            return self.duplicate(key);
+        }
+        let first = out.keys().find(|k| fold::fold_eq(k, key)).cloned().unwrap_or_default();
+        self.refuse(ParseError::FoldedDuplicateKey {
+            first,
+            second: key.to_owned(),
+        })
+    }
+
+    #[cold]
+    fn impersonation<E: de::Error>(self, key: &str, field: &str) -> E {
+        self.refuse(ParseError::FoldedProtocolKey {
+            key: key.to_owned(),
+            field: field.to_owned(),
+        })
+    }
+
+    #[cold]
+    fn duplicate<E: de::Error>(self, key: &str) -> E {
+        self.refuse(ParseError::DuplicateKey { key: key.to_owned() })
+    }
 }
 
-impl<'de> DeserializeSeed<'de> for StrictSeed {
+impl<'de> DeserializeSeed<'de> for StrictSeed<'_> {
     type Value = Value;
     fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
         d.deserialize_any(self)
     }
 }
 
-impl<'de> Visitor<'de> for StrictSeed {
+impl<'de> Visitor<'de> for StrictSeed<'_> {
     type Value = Value;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
@@ -141,14 +230,14 @@ impl<'de> Visitor<'de> for StrictSeed {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
         let inner = self.nested()?;
         let mut out = Map::new();
+        let mut folds = FoldedKeys::default();
         while let Some(key) = map.next_key::<String>()? {
+            let level = self.admit(&key, &out, &mut folds)?;
             // One lookup per key: the slot found free is the one filled.
             match out.entry(key) {
-                Entry::Occupied(taken) => {
-                    return Err(de::Error::custom(format!("{DUPLICATE_TAG}{}", taken.key())));
-                }
+                Entry::Occupied(taken) => return Err(self.duplicate(taken.key())),
                 Entry::Vacant(slot) => {
-                    slot.insert(map.next_value_seed(inner)?);
+                    slot.insert(map.next_value_seed(StrictSeed { level, ..inner })?);
                 }
             }
         }
@@ -176,6 +265,12 @@ mod tests {
             (r#"{"a":1,"b":[true,null,"x"]}"#, Ok(r#"{"a":1,"b":[true,null,"x"]}"#)),
             (r#"{"b":1,"a":2}"#, Ok(r#"{"b":1,"a":2}"#)),
             (r#"{"a":1,"a":2}"#, Err(ParseError::DuplicateKey { key: "a".into() })),
+            (r#"{"A":1,"A":2}"#, Err(ParseError::DuplicateKey { key: "A".into() })),
+            (r#"{"a":1,"A":2}"#, Err(folded("a", "A"))),
+            (r#"{"A":1,"a":2}"#, Err(folded("A", "a"))),
+            (r#"{"x":[{"s":1,"\u017f":2}]}"#, Err(folded("s", "\u{17f}"))),
+            (r#"{"Ab":1,"aB":2}"#, Err(folded("Ab", "aB"))),
+            (r#"{"Name":1,"method":"x"}"#, Ok(r#"{"Name":1,"method":"x"}"#)),
             (
                 r#"{"x":{"k":1,"k":1}}"#,
                 Err(ParseError::DuplicateKey { key: "k".into() }),
@@ -191,6 +286,43 @@ mod tests {
                 Err(e) => assert_eq!(got.as_ref().err(), Some(e), "{input}"),
             }
         }
+    }
+
+    fn folded(first: &str, second: &str) -> ParseError {
+        ParseError::FoldedDuplicateKey {
+            first: first.into(),
+            second: second.into(),
+        }
+    }
+
+    #[test]
+    fn many_keys_that_need_folding_are_all_compared() {
+        let limits = Limits {
+            max_bytes: 1 << 20,
+            max_depth: 4,
+        };
+        let keys: Vec<String> = (0..40).map(|i| format!("\"Key{i}\":{i}")).collect();
+        let object = format!("{{{}}}", keys.join(","));
+        assert!(parse_strict(object.as_bytes(), limits).is_ok());
+        for (late, early) in [("key39", "Key39"), ("KEY3", "Key3"), ("kEy17", "Key17")] {
+            let text = format!("{{{},\"{late}\":0}}", keys.join(","));
+            assert_eq!(
+                parse_strict(text.as_bytes(), limits),
+                Err(folded(early, late)),
+                "{late}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_duplicate_key_is_reported_whole() {
+        let got = parse(r#"{"k at line 1":1,"k at line 1":2}"#);
+        assert_eq!(
+            got,
+            Err(ParseError::DuplicateKey {
+                key: "k at line 1".into()
+            })
+        );
     }
 
     #[test]

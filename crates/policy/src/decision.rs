@@ -120,6 +120,15 @@ impl Deny {
         &self.decision.decision_id
     }
 
+    /// Adds a sentence to the client's message (how to fix what the caller can fix); the
+    /// decision and its record are unchanged.
+    pub fn with_hint(mut self, hint: &str) -> Self {
+        self.message.push_str(" (");
+        self.message.push_str(hint);
+        self.message.push(')');
+        self
+    }
+
     pub fn policy_hash(&self) -> &str {
         &self.decision.policy_hash
     }

@@ -7,7 +7,7 @@
 use std::{collections::BTreeMap, path::PathBuf, process::Stdio};
 
 use portcullis_core::Secret;
-use portcullis_mcp::{Limits, Message, parse_strict};
+use portcullis_mcp::{Limits, Message};
 use tokio::{
     io::BufReader,
     process::{Child, Command},
@@ -111,12 +111,9 @@ pub fn spawn_child(spec: &ChildSpec) -> Result<Link, SpawnError> {
             let event = match lines.next_line().await {
                 Ok(None) => break,
                 Ok(Some(line)) if line.iter().all(u8::is_ascii_whitespace) => continue,
-                Ok(Some(line)) => match parse_strict(&line, limits)
-                    .map_err(|e| e.to_string())
-                    .and_then(|v| Message::from_value(v).map_err(|e| e.to_string()))
-                {
+                Ok(Some(line)) => match Message::parse(&line, limits) {
                     Ok(msg) => LinkEvent::Message { msg, related: None },
-                    Err(reason) => LinkEvent::Malformed { reason },
+                    Err(e) => LinkEvent::Malformed { reason: e.to_string() },
                 },
                 Err(e) => LinkEvent::Malformed { reason: e.to_string() },
             };
@@ -140,30 +137,54 @@ pub fn spawn_child(spec: &ChildSpec) -> Result<Link, SpawnError> {
 async fn supervise(
     name: String,
     mut child: Child,
-    reader: tokio::task::JoinHandle<()>,
+    mut reader: tokio::task::JoinHandle<()>,
     events: mpsc::Sender<LinkEvent>,
     stop: oneshot::Receiver<()>,
 ) {
+    let mut read_all = false;
     let status = tokio::select! {
         status = child.wait() => status,
-        _ = stop => {
-            // Gateway is done with this child: give it a moment to exit on EOF, then kill.
-            drop(child.stdin.take());
-            match tokio::time::timeout(std::time::Duration::from_secs(2), child.wait()).await {
+        _ = &mut reader => {
+            read_all = true;
+            // stdout closed. A child that is exiting does so at once; one that lives on
+            // with its stdout closed can never answer again (T23): fail every pending call
+            // now instead of at each call's timeout, and stop it.
+            match tokio::time::timeout(STDOUT_CLOSED_GRACE, child.wait()).await {
                 Ok(status) => status,
                 Err(_) => {
-                    let _ = child.start_kill();
-                    child.wait().await
+                    let reason = format!("server `{name}` closed its stdout but kept running; it can no longer answer and was stopped");
+                    tracing::warn!(server = %name, "{reason}");
+                    let _ = events.send(LinkEvent::Closed { reason }).await;
+                    let _ = stop_child(&mut child).await;
+                    return;
                 }
             }
         }
+        _ = stop => stop_child(&mut child).await,
     };
-    // A grandchild may hold stdout open; do not wait for it forever.
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), reader).await;
+    if !read_all {
+        // A grandchild may hold stdout open; do not wait for it forever.
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(1), reader).await;
+    }
     let reason = match status {
         Ok(s) => format!("server `{name}` exited ({s})"),
         Err(e) => format!("server `{name}` could not be waited for: {e}"),
     };
     tracing::info!(server = %name, "{reason}");
     let _ = events.send(LinkEvent::Closed { reason }).await;
+}
+
+/// How long a child whose stdout closed may take to exit before it counts as hung.
+const STDOUT_CLOSED_GRACE: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// The gateway is done with this child: EOF on its stdin, a moment to exit, then a kill.
+async fn stop_child(child: &mut Child) -> std::io::Result<std::process::ExitStatus> {
+    drop(child.stdin.take());
+    match tokio::time::timeout(std::time::Duration::from_secs(2), child.wait()).await {
+        Ok(status) => status,
+        Err(_) => {
+            let _ = child.start_kill();
+            child.wait().await
+        }
+    }
 }

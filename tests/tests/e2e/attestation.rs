@@ -291,17 +291,92 @@ async fn t19_a_swapped_executable_is_refused_at_spawn_and_a_bad_manifest_stops_t
 
 /// A gateway whose anonymous HTTP callers must sign every call with `keys/host.key`.
 fn signing_gateway() -> GatewayProc {
+    signing_gateway_with("")
+}
+
+/// [`signing_gateway`] with `extra` keys in its `[attestation]` table, whose last line may
+/// open another table.
+fn signing_gateway_with(extra: &str) -> GatewayProc {
     let config = write_config("");
     let (code, out) = portcullis(&["audit", "keygen", "--out", &path(&config, "keys/host.key")]);
     assert_eq!(code, 0, "{out}");
     let text = format!(
-        "[listen]\nhttp = \"127.0.0.1:0\"\n{}\n[attestation]\naudience = \"https://gw.test/mcp\"\n\
-         [[attestation.hosts]]\nworkload = \"anonymous\"\nkey = \"keys/host.pub\"\n{}",
+        "[listen]\nhttp = \"127.0.0.1:0\"\n{}\n[[attestation.hosts]]\nworkload = \"anonymous\"\n\
+         key = \"keys/host.pub\"\n[attestation]\naudience = \"https://gw.test/mcp\"\n{extra}\n{}",
         relay_policy(),
         portcullis_e2e::demo_server_entry("demo", "")
     );
     std::fs::write(&config.path, text).unwrap();
     GatewayProc::start_file(config)
+}
+
+/// A signed `tools/call` whose `iat` lies `ahead` seconds in the future (a host clock
+/// ahead of the gateway's, within the allowed skew), as `connect` input lines.
+fn signed_call_input(gw: &GatewayProc, ahead: u64) -> String {
+    let key = portcullis_audit::LogSigner::load(&gw.config.dir.path().join("keys/host.key")).unwrap();
+    let signer = HostSigner::new(SigningKey::clone(key.signing_key()), "https://gw.test/mcp").with_ttl(120);
+    let mut request = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+        "params": {"name": "echo", "arguments": {"text": "once only"}}});
+    signer
+        .sign_request(&mut request, "demo", "echo", unix_now() + ahead)
+        .unwrap();
+    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "0"}}});
+    let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+    format!("{init}\n{initialized}\n{request}\n")
+}
+
+/// The answer to the signed call (id 2) of [`signed_call_input`].
+fn signed_call_answer(gw: &GatewayProc, input: &str) -> Value {
+    let (status, answers, err) = bridge_once(&[gw.url.as_str()], input);
+    assert!(status.success(), "{err}");
+    answers
+        .into_iter()
+        .find(|a| a["id"] == 2)
+        .unwrap_or_else(|| panic!("no answer to the signed call"))
+}
+
+/// T13 across a restart: a signature consumed before the restart, issued ahead of the
+/// gateway's clock (within the allowed skew), is refused after it — the replay cache is
+/// restored from the audit log — while a fresh signature is accepted at once.
+#[tokio::test]
+async fn t13_a_signed_call_cannot_be_replayed_after_a_restart() {
+    let gw = signing_gateway();
+    let input = signed_call_input(&gw, 20);
+    let first = signed_call_answer(&gw, &input);
+    assert!(first["result"].is_object(), "{first}");
+    let gw = gw.restart();
+    let logs = gw.logs_with("restored from the audit log");
+    assert!(logs.contains("restored from the audit log"), "{logs}");
+    let replayed = signed_call_answer(&gw, &input);
+    let text = replayed["error"]["message"].as_str().unwrap_or_default();
+    assert!(text.contains("already used"), "a replay after the restart: {replayed}");
+    let fresh = signed_call_answer(&gw, &signed_call_input(&gw, 0));
+    assert!(
+        fresh["result"].is_object(),
+        "a fresh signature right after the restart: {fresh}"
+    );
+}
+
+/// With the audit log off nothing remembers the signatures seen before a restart: every
+/// signature that could have been seen (issued before the start plus the skew) is refused,
+/// after the first start too (a fresh signature is accepted once that moment has passed).
+#[tokio::test]
+async fn t13_without_an_audit_log_a_restart_refuses_signatures_it_may_have_seen() {
+    let gw = signing_gateway_with("max_skew_secs = 2\n[audit]\nenabled = false");
+    let early = signed_call_answer(&gw, &signed_call_input(&gw, 0));
+    assert!(
+        early["error"].is_object(),
+        "a fresh signature in the first seconds: {early}"
+    );
+    tokio::time::sleep(std::time::Duration::from_secs(4)).await;
+    let input = signed_call_input(&gw, 2);
+    let first = signed_call_answer(&gw, &input);
+    assert!(first["result"].is_object(), "{first}");
+    let gw = gw.restart();
+    let replayed = signed_call_answer(&gw, &input);
+    let text = replayed["error"]["message"].as_str().unwrap_or_default();
+    assert!(text.contains("refuses those issued before"), "{replayed}");
 }
 
 #[tokio::test]

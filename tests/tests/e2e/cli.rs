@@ -76,6 +76,13 @@ fn init_writes_a_config_that_validates_and_refuses_to_overwrite() {
     let path = dir.path().join("portcullis.toml");
     let (code, out, _) = portcullis(&["check-config", "--config", path.to_str().unwrap()]);
     assert_eq!(code, 0, "{out}");
+    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&path).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o600, "the config is readable by its owner only");
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(
+        text.contains("reason_argument = true"),
+        "desktop hosts can give a reason out of the box"
+    );
     let (code, _, err) = portcullis(&["init", d]);
     assert_eq!(code, 1);
     assert!(err.contains("already exists"), "{err}");

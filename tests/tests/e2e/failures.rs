@@ -53,7 +53,10 @@ async fn malformed_output_from_child_fails_closed() {
         .await
         .expect_err("garbage must fail the call");
     assert!(error_text(err).contains("malformed output"), "error names the cause");
-    assert!(gw.logs().contains("malformed output from upstream"));
+    assert!(
+        gw.logs_with("malformed output from upstream")
+            .contains("malformed output from upstream")
+    );
 }
 
 #[tokio::test]
@@ -101,4 +104,22 @@ async fn shared_mode_serves_every_session_from_one_child() {
     assert!(err.to_string().contains("unavailable"), "{err}");
     let started = gw.logs().matches("started stdio server").count();
     assert_eq!(started, 1, "exactly one child was started for two sessions");
+}
+
+/// T23: a server that closes its stdout but keeps running fails the pending call at once
+/// with a message that says so (not after `timeout_secs`), and is stopped.
+#[tokio::test]
+async fn t23_a_server_that_closes_its_stdout_fails_its_calls_at_once() {
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("peers/stdout_closing_server.py");
+    let gw = GatewayProc::start(&format!(
+        "[[servers]]\nname = \"closing\"\ncommand = [\"python3\", \"{}\"]\ntimeout_secs = 120\n",
+        script.display()
+    ));
+    let (client, _) = clients::http(&gw.url, Revision::Legacy).await;
+    let err = call(&client, "echo", json!({}))
+        .await
+        .expect_err("the call cannot be answered");
+    let text = error_text(err);
+    assert!(text.contains("closed its stdout"), "{text}");
+    assert!(!text.contains("did not answer within"), "not the timeout: {text}");
 }

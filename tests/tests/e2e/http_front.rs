@@ -1,5 +1,5 @@
 //! The HTTP front at the wire level: guards (T6), limits (T17), strict parsing
-//! (T13), sessions (T3), SSE answers, and the 2026-07-28 header rules.
+//! (T13, T22), sessions (T3), SSE answers, and the 2026-07-28 header rules.
 use portcullis_e2e::{
     demo_server_entry,
     procs::GatewayProc,
@@ -30,7 +30,10 @@ async fn t06_foreign_host_and_origin_are_refused_with_403() {
         let r = post(&gw.url, list.clone(), &headers).await;
         assert_eq!(r.status, want, "{headers:?}: {}", r.body);
     }
-    assert!(gw.logs().contains("evil.example"), "refusals are logged");
+    assert!(
+        gw.logs_with("evil.example").contains("evil.example"),
+        "refusals are logged"
+    );
 }
 
 #[tokio::test]
@@ -92,6 +95,50 @@ async fn t17_t13_malformed_and_oversized_messages_get_clear_errors() {
         .await
         .unwrap();
     assert_eq!(r.status().as_u16(), 415);
+}
+
+#[tokio::test]
+async fn t22_keys_that_differ_only_in_case_are_refused_before_any_stage() {
+    let gw = gateway();
+    let sid = open_session(&gw.url).await;
+    let h = [("mcp-session-id", sid.as_str())];
+    // Each names `crash` where the gateway reads the tool name: had one been forwarded, the
+    // session's demo server (serde, case-sensitive) would have run it and exited.
+    let call = |params: &str| format!(r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{params}}}"#);
+    let cases = [
+        (call(r#"{"name":"crash","Name":"echo"}"#), "`name` and `Name`"),
+        (
+            call(r#"{"Name":"echo","name":"crash"}"#),
+            "`Name` is not the protocol field `name`",
+        ),
+        (
+            call(r#"{"name":"crash","arguments":{},"Arguments":{"text":"x"}}"#),
+            "`arguments` and `Arguments`",
+        ),
+        (call(r#"{"name":"crash","argumentſ":{}}"#), "`argumentſ`"),
+        (
+            call(r#"{"name":"crash","arguments":{"key":1,"\u212aey":2}}"#),
+            "`key` and `\u{212a}ey`",
+        ),
+        (
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","METHOD":"tools/list","params":{"name":"crash"}}"#.into(),
+            "`METHOD`",
+        ),
+    ];
+    for (body, text) in cases {
+        let r = post(&gw.url, body, &h).await;
+        assert_eq!((r.status, r.error_code()), (400, -32700), "{}", r.body);
+        let message = r.json()["error"]["message"].as_str().unwrap().to_owned();
+        assert!(message.contains(text), "{message} names {text}");
+    }
+    let echo = call(r#"{"name":"echo","arguments":{"Name":"still here"}}"#);
+    let r = post(&gw.url, echo, &h).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(
+        r.body.contains("still here") && !r.body.contains("\"error\""),
+        "{}",
+        r.body
+    );
 }
 
 #[tokio::test]

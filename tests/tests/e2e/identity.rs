@@ -118,8 +118,10 @@ async fn t16_bad_client_certificates_are_refused() {
 async fn t16_expiry_is_checked_on_every_call_of_a_live_connection() {
     let pki = Pki::new();
     let gw = pki.gateway("", &format!("{}{}", allow_all(&pki), demo_server_entry("demo", "")));
-    // Valid for three seconds from now.
-    let short = pki.client("spiffe://example.org/agent/a", Duration::from_secs(3));
+    // Valid for ten seconds from now: long enough for the first call on a loaded machine.
+    let valid = Duration::from_secs(10);
+    let expires = tokio::time::Instant::now() + valid;
+    let short = pki.client("spiffe://example.org/agent/a", valid);
     let client = pki.http_client(Some(&short));
     let session = open(&client, &gw.url).await.unwrap();
     let ok = post(&client, &gw.url, &echo_call(1), &[("mcp-session-id", &session)])
@@ -127,7 +129,7 @@ async fn t16_expiry_is_checked_on_every_call_of_a_live_connection() {
         .unwrap();
     assert_eq!(ok.status, 200, "{}", ok.body);
     assert!(ok.json().get("result").is_some(), "{}", ok.body);
-    tokio::time::sleep(Duration::from_secs(5)).await;
+    tokio::time::sleep_until(expires + Duration::from_secs(2)).await;
     // Same client, same pooled connection (its handshake succeeded): the call is refused.
     let late = post(&client, &gw.url, &echo_call(2), &[("mcp-session-id", &session)])
         .await

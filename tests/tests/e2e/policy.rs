@@ -77,6 +77,10 @@ async fn tiers_through_stdio(policy: &str) {
         no_reason.contains("a reason is required") && no_reason.contains("decision"),
         "{no_reason}"
     );
+    assert!(
+        no_reason.contains("io.portcullis/reason") && no_reason.contains("reason_argument = true"),
+        "the refusal says how to give a reason, and what desktop hosts need: {no_reason}"
+    );
     let sensitive = call_with_reason(&client, "lookup_customer", json!({"customer_id": "C-1001"}), Some("r")).await;
     assert!(sensitive.unwrap_err().contains("no policy allows this call"));
     // A denied write never reaches the server: `crash` (tier write) would kill the child.
@@ -157,6 +161,12 @@ async fn reason_argument_is_offered_and_stripped() {
     let echo = tools.iter().find(|t| t.name == "echo").expect("echo listed");
     let schema = serde_json::to_value(&echo.input_schema).unwrap();
     assert!(schema["properties"]["portcullis_reason"].is_object(), "{schema}");
+    assert!(
+        schema["required"]
+            .as_array()
+            .is_some_and(|r| r.contains(&json!("portcullis_reason"))),
+        "the reason argument is required, so models fill it in: {schema}"
+    );
     let out = call(
         &client,
         "echo",
@@ -175,6 +185,10 @@ async fn reason_argument_is_offered_and_stripped() {
     );
     let err = call(&client, "echo", json!({"k": 1})).await.unwrap_err();
     assert!(err.to_string().contains("a reason is required"), "{err}");
+    assert!(
+        err.to_string().contains("pass the `portcullis_reason` argument"),
+        "the refusal says how to give a reason: {err}"
+    );
 }
 
 #[tokio::test]
@@ -312,4 +326,44 @@ fn policy_test_and_explain_commands() {
         stdout.contains("write-needs-approval"),
         "names the deciding policy: {stdout}"
     );
+}
+
+/// A decision record keeps the caller's own reason (credentials cut out) and the tier the
+/// policy decided under, beside the name of the rule that matched.
+#[tokio::test]
+async fn the_decision_record_keeps_the_callers_reason_and_the_tier() {
+    let gw = GatewayProc::start(&format!(
+        "[policy]\ncedar = [\"{}\"]\n{}",
+        repo_root().join("tests/policies/anonymous-ok.cedar").display(),
+        demo_server_entry("demo", "")
+    ));
+    let (client, _) = clients::http(&gw.url, Revision::Legacy).await;
+    let secret = "ghp_0123456789abcdefABCDEF0123456789abcd";
+    call_with_reason(
+        &client,
+        "echo",
+        json!({"k": 1}),
+        Some(&format!("ticket 42: customer asked for a refund; token {secret}")),
+    )
+    .await
+    .unwrap();
+    client.cancel().await.unwrap();
+    let out = Command::new(bin("portcullis"))
+        .args(["audit", "export", "--format", "jsonl", "--config"])
+        .arg(&gw.config.path)
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&out.stdout).into_owned();
+    let decision = out
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|r| r["kind"] == "decision" && r["tool"] == "echo")
+        .unwrap_or_else(|| panic!("a decision record for echo: {out}"));
+    let reason = decision["ext"]["caller_reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.starts_with("ticket 42: customer asked for a refund"),
+        "{decision}"
+    );
+    assert!(!out.contains(secret), "no credential in the log: {decision}");
+    assert_eq!(decision["ext"]["tier"], "read", "{decision}");
 }

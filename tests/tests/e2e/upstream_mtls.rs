@@ -64,13 +64,9 @@ async fn upstream_with_another_spiffe_id_fails_cleanly() {
     let answer = initialize_through(&gateway.url).await;
     assert!(answer.contains("\"error\""), "{answer}");
     assert!(answer.contains("`demo`"), "the error names the server: {answer}");
-    let logs = gateway.logs();
-    assert!(
-        logs.contains(&format!(
-            "upstream presented `{UPSTREAM_ID}` but `{expected}` was expected"
-        )),
-        "{logs}"
-    );
+    let wanted = format!("upstream presented `{UPSTREAM_ID}` but `{expected}` was expected");
+    let logs = gateway.logs_with(&wanted);
+    assert!(logs.contains(&wanted), "{logs}");
 }
 
 #[tokio::test]

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 
 use super::file::FileStore;
 use super::{AuditStore, Committed, Entry, FileReader, TreeHead};
-use crate::checkpoint::SignedCheckpoint;
+use crate::checkpoint::{CheckpointSigner, SignedCheckpoint};
 use crate::error::StoreError;
 
 /// A failure to inject into the next segment write.
@@ -78,11 +78,16 @@ impl FaultyStore {
     pub fn reader(&self) -> FileReader {
         self.store.reader()
     }
+
+    /// The last batch seal found at open.
+    pub fn last_seal(&self) -> Option<&SignedCheckpoint> {
+        self.store.last_seal()
+    }
 }
 
 impl AuditStore for FaultyStore {
-    async fn append_batch(&mut self, entries: Vec<Entry>) -> Result<Committed, StoreError> {
-        self.store.append_batch(entries).await
+    async fn append_batch(&mut self, entries: Vec<Entry>, signer: &CheckpointSigner) -> Result<Committed, StoreError> {
+        self.store.append_batch(entries, signer).await
     }
 
     async fn append_checkpoint(&mut self, checkpoint: SignedCheckpoint) -> Result<(), StoreError> {

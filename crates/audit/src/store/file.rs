@@ -1,8 +1,12 @@
 //! The embedded store: append-only segment files plus an append-only checkpoint
 //! file in one directory (layout in `layout`, framing in `frame`).
 //!
-//! Durability: a batch is encoded into one buffer, written with one `write`,
-//! then `fdatasync`ed; only then is it acknowledged. New files are fsynced and
+//! Durability: a batch is encoded into one buffer — its records, then its
+//! seal (the tree head right after the batch, signed) — written with one
+//! `write`, then `fdatasync`ed; only then is it acknowledged. So an
+//! acknowledged record is always followed on disk by a durable seal, and
+//! recovery knows that records after the last intact seal were never
+//! acknowledged. New files are fsynced and
 //! so is the directory. Any write or sync error poisons the store: after a
 //! failed fsync the kernel may have dropped the dirty pages, so the on-disk
 //! state is unknown until the next open runs crash recovery. Blocking file I/O
@@ -14,11 +18,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::frame::{self, SEGMENT_MAGIC};
+use super::frame::{self, SEAL_FLAG};
 use super::layout::{CHECKPOINT_FILE, LOCK_FILE, io_error, segment_path, sync_dir};
 use super::recovery::{create_with_header, recover};
 use super::{AuditStore, Committed, Entry, FileReader, TreeHead};
-use crate::checkpoint::SignedCheckpoint;
+use crate::checkpoint::{CheckpointSigner, SignedCheckpoint};
 use crate::error::StoreError;
 use crate::merkle::tree::Frontier;
 
@@ -31,6 +35,8 @@ pub struct FileStore {
     inner: Option<Box<Inner>>,
     dir: PathBuf,
     durable: Arc<AtomicU64>,
+    /// The last batch seal found at open.
+    last_seal: Option<SignedCheckpoint>,
 }
 
 pub(crate) struct Inner {
@@ -39,6 +45,8 @@ pub(crate) struct Inner {
     segment_path: PathBuf,
     segment_first: u64,
     segment_len: u64,
+    /// The active segment is a legacy one with records: seal nothing into it.
+    segment_legacy: bool,
     max_segment_bytes: u64,
     checkpoints: File,
     checkpoint_path: PathBuf,
@@ -78,6 +86,7 @@ impl FileStore {
             segment_path,
             segment_first,
             segment_len,
+            segment_legacy: recovered.rotate_before_writing,
             max_segment_bytes,
             checkpoints,
             checkpoint_path,
@@ -94,7 +103,13 @@ impl FileStore {
             inner: Some(Box::new(inner)),
             dir: dir.to_owned(),
             durable,
+            last_seal: recovered.last_seal,
         })
+    }
+
+    /// The last batch seal in the log at open (its root matched the records).
+    pub fn last_seal(&self) -> Option<&SignedCheckpoint> {
+        self.last_seal.as_ref()
     }
 
     /// A reader over this log that sees exactly the acknowledged records.
@@ -125,8 +140,9 @@ impl FileStore {
 }
 
 impl AuditStore for FileStore {
-    async fn append_batch(&mut self, entries: Vec<Entry>) -> Result<Committed, StoreError> {
-        self.blocking(move |inner| inner.guarded(|i| i.write_batch(&entries)))
+    async fn append_batch(&mut self, entries: Vec<Entry>, signer: &CheckpointSigner) -> Result<Committed, StoreError> {
+        let signer = signer.clone();
+        self.blocking(move |inner| inner.guarded(|i| i.write_batch(&entries, &signer)))
             .await
     }
 
@@ -157,29 +173,37 @@ impl Inner {
         result
     }
 
-    fn write_batch(&mut self, entries: &[Entry]) -> Result<Committed, StoreError> {
+    fn write_batch(&mut self, entries: &[Entry], signer: &CheckpointSigner) -> Result<Committed, StoreError> {
         let first = self.frontier.size();
-        if self.segment_len >= self.max_segment_bytes && first > self.segment_first {
+        let full = self.segment_len >= self.max_segment_bytes;
+        if (full || self.segment_legacy) && first > self.segment_first {
             self.rotate(first)?;
         }
+        // The tree after the batch, signed before anything is written: the
+        // seal goes into the same write and fsync as the records.
+        let mut frontier = self.frontier.clone();
+        for entry in entries {
+            frontier.push(entry.leaf);
+        }
+        let head = TreeHead {
+            size: frontier.size(),
+            root: frontier.root(),
+        };
+        let seal = signer.sign(head.size, head.root);
         self.buf.clear();
         for (seq, entry) in (first..).zip(entries) {
             frame::encode(seq, &entry.data, &mut self.buf);
         }
+        frame::encode(SEAL_FLAG | head.size, &seal.to_seal_bytes(), &mut self.buf);
         let path = self.segment_path.clone();
         self.write_and_sync_segment().map_err(io_error("appending to", &path))?;
         self.segment_len += self.buf.len() as u64;
-        for entry in entries {
-            self.frontier.push(entry.leaf);
-        }
-        let head = TreeHead {
-            size: self.frontier.size(),
-            root: self.frontier.root(),
-        };
+        self.frontier = frontier;
         self.durable.store(head.size, Ordering::Release);
         Ok(Committed {
             first_index: first,
             head,
+            seal,
         })
     }
 
@@ -204,15 +228,16 @@ impl Inner {
         Ok(())
     }
 
-    /// Starts a new segment whose first record will be `first`.
+    /// Starts a new (sealed) segment whose first record will be `first`.
     fn rotate(&mut self, first: u64) -> Result<(), StoreError> {
         let path = segment_path(&self.dir, first);
-        create_with_header(&path, SEGMENT_MAGIC)?;
+        create_with_header(&path, &frame::sealed_segment_header())?;
         sync_dir(&self.dir)?;
         self.segment = open_append(&path)?;
         self.segment_path = path;
         self.segment_first = first;
         self.segment_len = frame::HEADER_LEN as u64;
+        self.segment_legacy = false;
         Ok(())
     }
 }

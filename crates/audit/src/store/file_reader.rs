@@ -3,9 +3,14 @@
 //! lock and changes nothing on disk.
 //!
 //! Every frame returned is checked (length, CRC, sequence number); a defect is
-//! reported with the index of the entry. A trailing incomplete frame in the
-//! last segment, or a trailing incomplete/corrupt checkpoint, is treated as a
-//! write in progress or a torn tail and is not part of the log.
+//! reported with the index of the entry. Offline, the log ends where crash
+//! recovery would end it: at the last intact seal of the last segment
+//! (records after it were never acknowledged: a write in progress or a torn
+//! tail), unless damage there is followed by an intact seal, which is damage
+//! to acknowledged records and reported with its index. A trailing
+//! incomplete/corrupt checkpoint is likewise not part of the log. Seal frames
+//! are read where they sit, right after the last record of their batch, and
+//! handed out by [`LogReader::read_sealed`] and [`LogReader::last_seal`].
 
 use std::fs::File;
 use std::io::{BufReader, ErrorKind, Read, Seek, SeekFrom};
@@ -14,9 +19,10 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use super::LogReader;
-use super::frame::{self, CHECKPOINT_MAGIC, Decoded, FRAME_OVERHEAD, HEADER_LEN, MAX_PAYLOAD, SEGMENT_MAGIC};
+use super::frame::{self, CHECKPOINT_MAGIC, Decoded, FRAME_OVERHEAD, HEADER_LEN, MAX_PAYLOAD, SegmentKind};
 use super::layout::{CHECKPOINT_FILE, list_segments};
+use super::recovery::{Want, intact_frame_after};
+use super::{LogReader, SealedRecords};
 use crate::checkpoint::SignedCheckpoint;
 use crate::error::{Defect, ReadError};
 
@@ -69,13 +75,13 @@ impl FileReader {
         }
         let segments = list_segments(&self.dir).map_err(|e| io_err("listing", &self.dir, e))?;
         let len = match segments.last() {
-            Some((first, path)) => first + count_complete_frames(path)?,
+            Some((first, path)) => acknowledged_end(path, *first)?,
             None => 0,
         };
         Ok(*self.offline_len.get_or_init(|| len))
     }
 
-    fn read_blocking(&self, range: Range<u64>) -> Result<Vec<Vec<u8>>, ReadError> {
+    fn read_blocking(&self, range: Range<u64>) -> Result<SealedRecords, ReadError> {
         let len = self.len_blocking()?;
         if range.start > range.end || range.end > len {
             return Err(ReadError::OutOfRange {
@@ -84,7 +90,10 @@ impl FileReader {
                 len,
             });
         }
-        let mut out = Vec::with_capacity((range.end - range.start) as usize);
+        let mut out = SealedRecords {
+            records: Vec::with_capacity((range.end - range.start) as usize),
+            seals: Vec::new(),
+        };
         if range.is_empty() {
             return Ok(out);
         }
@@ -108,10 +117,16 @@ impl FileReader {
         let mut file = open_segment(&self.dir, &segments, &mut cur)?;
         while cur.next < range.end {
             match read_frame(&mut file, cur.next)? {
-                Some(payload) => {
+                Some(Frame::Seal(seal, len)) => {
+                    cur.offset += len;
+                    if cur.next > range.start {
+                        out.seals.push(seal);
+                    }
+                }
+                Some(Frame::Record(payload)) => {
                     cur.offset += (FRAME_OVERHEAD + payload.len()) as u64;
                     if cur.next >= range.start {
-                        out.push(payload);
+                        out.records.push(payload);
                     }
                     cur.next += 1;
                 }
@@ -135,10 +150,42 @@ impl FileReader {
                 }
             }
         }
+        // The seal of a batch ending at `range.end` sits right after its last
+        // record. Whatever else is there (the next record, a write in progress,
+        // damage) belongs to a later read.
+        if let Ok(Some(Frame::Seal(seal, len))) = read_frame(&mut file, cur.next) {
+            cur.offset += len;
+            out.seals.push(seal);
+        }
         if let Ok(mut saved) = self.cursor.lock() {
             *saved = Some(cur);
         }
         Ok(out)
+    }
+
+    /// The last seal: the last one in the newest segment that has one.
+    fn last_seal_blocking(&self) -> Result<Option<SignedCheckpoint>, ReadError> {
+        let segments = list_segments(&self.dir).map_err(|e| io_err("listing", &self.dir, e))?;
+        for (first, path) in segments.iter().rev() {
+            let bytes = std::fs::read(path).map_err(|e| io_err("reading", path, e))?;
+            if frame::segment_kind(&bytes).is_none() {
+                return Err(corrupt(*first, Defect::BadHeader));
+            }
+            let (mut offset, mut next, mut last) = (HEADER_LEN, *first, None);
+            while let Decoded::Frame { seq, payload, len } = frame::decode_entry(&bytes[offset..], next) {
+                if frame::is_seal(seq) {
+                    last =
+                        Some(SignedCheckpoint::from_seal_bytes(payload).map_err(|p| corrupt(next, Defect::Seal(p)))?);
+                } else {
+                    next += 1;
+                }
+                offset += len;
+            }
+            if last.is_some() {
+                return Ok(last);
+            }
+        }
+        Ok(None)
     }
 
     fn checkpoints_blocking(&self) -> Result<Vec<SignedCheckpoint>, ReadError> {
@@ -191,7 +238,17 @@ impl LogReader for FileReader {
 
     async fn read(&self, range: Range<u64>) -> Result<Vec<Vec<u8>>, ReadError> {
         let this = self.clone();
+        blocking(move || this.read_blocking(range).map(|r| r.records)).await
+    }
+
+    async fn read_sealed(&self, range: Range<u64>) -> Result<SealedRecords, ReadError> {
+        let this = self.clone();
         blocking(move || this.read_blocking(range)).await
+    }
+
+    async fn last_seal(&self) -> Result<Option<SignedCheckpoint>, ReadError> {
+        let this = self.clone();
+        blocking(move || this.last_seal_blocking()).await
     }
 
     async fn checkpoints(&self) -> Result<Vec<SignedCheckpoint>, ReadError> {
@@ -223,7 +280,7 @@ fn open_segment(dir: &Path, segments: &[(u64, PathBuf)], cur: &mut Cursor) -> Re
     let mut reader = BufReader::with_capacity(256 * 1024, file);
     if cur.offset == 0 {
         let mut header = [0u8; HEADER_LEN];
-        if reader.read_exact(&mut header).is_err() || !frame::header_ok(&header, SEGMENT_MAGIC) {
+        if reader.read_exact(&mut header).is_err() || frame::segment_kind(&header).is_none() {
             return Err(corrupt(cur.segment_first, Defect::BadHeader));
         }
         cur.offset = HEADER_LEN as u64;
@@ -235,8 +292,16 @@ fn open_segment(dir: &Path, segments: &[(u64, PathBuf)], cur: &mut Cursor) -> Re
     Ok(reader)
 }
 
-/// Reads and checks one frame. `Ok(None)` at a clean end of file.
-fn read_frame(file: &mut BufReader<File>, index: u64) -> Result<Option<Vec<u8>>, ReadError> {
+/// One frame of a segment: a record's bytes, or a batch seal and its length
+/// on disk.
+enum Frame {
+    Record(Vec<u8>),
+    Seal(SignedCheckpoint, u64),
+}
+
+/// Reads and checks one frame where `index` records precede it. `Ok(None)` at
+/// a clean end of file.
+fn read_frame(file: &mut BufReader<File>, index: u64) -> Result<Option<Frame>, ReadError> {
     let mut buf = vec![0u8; 12];
     match read_full(file, &mut buf)? {
         0 => return Ok(None),
@@ -254,11 +319,15 @@ fn read_frame(file: &mut BufReader<File>, index: u64) -> Result<Option<Vec<u8>>,
     if read_full(file, &mut buf[12..])? != len + 4 {
         return Err(corrupt(index, Defect::Incomplete));
     }
-    match frame::decode(&buf, index) {
+    match frame::decode_entry(&buf, index) {
+        Decoded::Frame { seq, payload, len } if frame::is_seal(seq) => {
+            let seal = SignedCheckpoint::from_seal_bytes(payload).map_err(|p| corrupt(index, Defect::Seal(p)))?;
+            Ok(Some(Frame::Seal(seal, len as u64)))
+        }
         Decoded::Frame { .. } => {
             buf.truncate(12 + len);
             buf.drain(..12);
-            Ok(Some(buf))
+            Ok(Some(Frame::Record(buf)))
         }
         Decoded::Corrupt(defect) => Err(corrupt(index, Defect::Frame(defect))),
         Decoded::Incomplete => Err(corrupt(index, Defect::Incomplete)),
@@ -279,31 +348,53 @@ fn read_full(file: &mut BufReader<File>, buf: &mut [u8]) -> Result<usize, ReadEr
     Ok(done)
 }
 
-/// Counts the complete frames of a segment by walking the length fields (the
-/// checksums are checked when the frames are read).
-fn count_complete_frames(path: &Path) -> Result<u64, ReadError> {
-    let file = File::open(path).map_err(|e| io_err("opening", path, e))?;
-    let file_len = file.metadata().map_err(|e| io_err("inspecting", path, e))?.len();
-    let mut reader = BufReader::new(file);
-    let (mut offset, mut count) = (HEADER_LEN as u64, 0u64);
-    reader
-        .seek(SeekFrom::Start(offset))
-        .map_err(|e| io_err("seeking", path, e))?;
-    let mut head = [0u8; 4];
-    while offset + FRAME_OVERHEAD as u64 <= file_len {
-        reader.read_exact(&mut head).map_err(|e| io_err("reading", path, e))?;
-        let len = u64::from(u32::from_le_bytes(head));
-        let end = offset + FRAME_OVERHEAD as u64 + len;
-        if end > file_len {
-            break;
+/// Where the acknowledged log ends in the last segment `path` (first index
+/// `first`), judged as crash recovery judges it but without changing
+/// anything: in a sealed segment, at its last intact seal (records after it
+/// were never acknowledged); in a legacy one, at its last intact record.
+/// Damage followed by an intact seal (sealed) or any intact frame (legacy) is
+/// damage to acknowledged records, reported with its index.
+fn acknowledged_end(path: &Path, first: u64) -> Result<u64, ReadError> {
+    let bytes = std::fs::read(path).map_err(|e| io_err("reading", path, e))?;
+    let kind = match frame::segment_kind(&bytes) {
+        Some(kind) => kind,
+        // A header torn while the segment was created: nothing in it yet.
+        None if bytes.len() <= HEADER_LEN => return Ok(first),
+        None => return Err(corrupt(first, Defect::BadHeader)),
+    };
+    let want = match kind {
+        SegmentKind::Sealed => Want::Seal,
+        SegmentKind::Legacy => Want::Any,
+    };
+    let (mut offset, mut next) = (HEADER_LEN, first);
+    let mut acknowledged = first;
+    while offset < bytes.len() {
+        let defect = match frame::decode_entry(&bytes[offset..], next) {
+            Decoded::Frame { seq, len, .. } if frame::is_seal(seq) => {
+                if kind == SegmentKind::Legacy {
+                    return Err(corrupt(next, Defect::Seal("a legacy segment holds a batch seal")));
+                }
+                acknowledged = next;
+                offset += len;
+                continue;
+            }
+            Decoded::Frame { len, .. } => {
+                next += 1;
+                if kind == SegmentKind::Legacy {
+                    acknowledged = next;
+                }
+                offset += len;
+                continue;
+            }
+            Decoded::Incomplete => Defect::Incomplete,
+            Decoded::Corrupt(defect) => Defect::Frame(defect),
+        };
+        if intact_frame_after(&bytes, offset, next, want).is_some() {
+            return Err(corrupt(next, defect));
         }
-        reader
-            .seek_relative((FRAME_OVERHEAD as u64 + len - 4) as i64)
-            .map_err(|e| io_err("seeking", path, e))?;
-        offset = end;
-        count += 1;
+        break;
     }
-    Ok(count)
+    Ok(acknowledged)
 }
 
 fn corrupt(index: u64, defect: Defect) -> ReadError {

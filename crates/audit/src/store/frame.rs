@@ -2,7 +2,11 @@
 //!
 //! Every file starts with a 16-byte header: an 8-byte magic (`PCAUDSEG` for
 //! record segments, `PCAUDCKP` for checkpoints), a little-endian `u32` format
-//! version (1) and 4 reserved zero bytes. Then frames, back to back:
+//! version and 4 reserved zero bytes. Checkpoint files and *legacy* segments
+//! (written before batch seals existed) are version 1; every segment this
+//! version of the crate creates is version 2, a *sealed* segment: each batch
+//! of records in it is followed by its seal frame (below). Then frames, back
+//! to back:
 //!
 //! ```text
 //! +------------+--------------+-------------------+----------------------------------+
@@ -11,11 +15,16 @@
 //! ```
 //!
 //! `seq` is the record's log index (or the checkpoint's ordinal), so a frame
-//! moved, dropped or duplicated is caught at its position. The CRC comes last
-//! and is written last: a write torn anywhere leaves either an *incomplete*
-//! frame (it runs past the end of the file) or a *corrupt* one (bad CRC). The
-//! CRC is for crash detection only; tamper evidence is the Merkle tree and the
-//! signed checkpoints.
+//! moved, dropped or duplicated is caught at its position. A *seal frame*
+//! carries [`SEAL_FLAG`]` | size` as its `seq`, where `size` is the tree size
+//! right after the batch it closes (so it sits exactly after record
+//! `size - 1`), and the batch's signed checkpoint as its payload
+//! ([`crate::SignedCheckpoint::to_seal_bytes`]). Record indexes stay below
+//! 2^63, so the two kinds never collide, and a version-1 segment never holds a
+//! seal. The CRC comes last and is written last: a write torn anywhere leaves
+//! either an *incomplete* frame (it runs past the end of the file) or a
+//! *corrupt* one (bad CRC). The CRC is for crash detection only; tamper
+//! evidence is the Merkle tree and the signatures (seals and checkpoints).
 
 /// Bytes of the file header.
 pub const HEADER_LEN: usize = 16;
@@ -27,19 +36,62 @@ pub const MAX_PAYLOAD: usize = 16 * 1024 * 1024;
 pub const SEGMENT_MAGIC: [u8; 8] = *b"PCAUDSEG";
 /// Magic of the checkpoint file.
 pub const CHECKPOINT_MAGIC: [u8; 8] = *b"PCAUDCKP";
-const VERSION: u32 = 1;
+/// Format version of checkpoint files and of legacy (unsealed) segments.
+pub const VERSION_LEGACY: u32 = 1;
+/// Format version of sealed segments: every batch ends with a seal frame.
+pub const VERSION_SEALED: u32 = 2;
+/// Set in the `seq` of a seal frame; the rest of `seq` is the tree size.
+pub const SEAL_FLAG: u64 = 1 << 63;
 
-/// The 16-byte header for a file with `magic`.
+/// The 16-byte version-1 header for a file with `magic` (checkpoint files,
+/// legacy segments).
 pub fn header(magic: [u8; 8]) -> [u8; HEADER_LEN] {
+    versioned_header(magic, VERSION_LEGACY)
+}
+
+/// The 16-byte header of a sealed (version 2) segment, the only kind new
+/// segments are created with.
+pub fn sealed_segment_header() -> [u8; HEADER_LEN] {
+    versioned_header(SEGMENT_MAGIC, VERSION_SEALED)
+}
+
+fn versioned_header(magic: [u8; 8], version: u32) -> [u8; HEADER_LEN] {
     let mut out = [0u8; HEADER_LEN];
     out[..8].copy_from_slice(&magic);
-    out[8..12].copy_from_slice(&VERSION.to_le_bytes());
+    out[8..12].copy_from_slice(&version.to_le_bytes());
     out
 }
 
-/// True when `bytes` starts with a complete, valid header for `magic`.
+/// True when `bytes` starts with a complete, valid version-1 header for `magic`.
 pub fn header_ok(bytes: &[u8], magic: [u8; 8]) -> bool {
     bytes.len() >= HEADER_LEN && bytes[..HEADER_LEN] == header(magic)
+}
+
+/// Whether a segment holds sealed batches, from its header.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SegmentKind {
+    /// Version 1: written before batch seals existed; no seal frames.
+    Legacy,
+    /// Version 2: every batch is followed by its seal frame.
+    Sealed,
+}
+
+/// The kind of segment `bytes` starts with, or `None` when the header is not a
+/// complete segment header of a known version.
+pub fn segment_kind(bytes: &[u8]) -> Option<SegmentKind> {
+    let head = bytes.get(..HEADER_LEN)?;
+    if head == header(SEGMENT_MAGIC) {
+        Some(SegmentKind::Legacy)
+    } else if head == sealed_segment_header() {
+        Some(SegmentKind::Sealed)
+    } else {
+        None
+    }
+}
+
+/// True when `seq` is a seal frame's (the rest of it is the tree size).
+pub fn is_seal(seq: u64) -> bool {
+    seq & SEAL_FLAG != 0
 }
 
 /// Appends one encoded frame to `out`.
@@ -78,6 +130,17 @@ pub enum FrameDefect {
 
 /// Decodes the frame at the start of `buf`, expecting sequence `expected`.
 pub fn decode(buf: &[u8], expected: u64) -> Decoded<'_> {
+    decode_with(buf, |seq| seq == expected, expected)
+}
+
+/// Decodes the frame of a segment at the start of `buf` when `next` records
+/// precede it: record `next` (`seq == next`) or the seal of a tree of `next`
+/// records (`seq == SEAL_FLAG | next`). Tell them apart with [`is_seal`].
+pub fn decode_entry(buf: &[u8], next: u64) -> Decoded<'_> {
+    decode_with(buf, |seq| seq == next || seq == SEAL_FLAG | next, next)
+}
+
+fn decode_with(buf: &[u8], accept: impl Fn(u64) -> bool, expected: u64) -> Decoded<'_> {
     let Some(len) = read_u32(buf, 0) else {
         return Decoded::Incomplete;
     };
@@ -96,7 +159,7 @@ pub fn decode(buf: &[u8], expected: u64) -> Decoded<'_> {
     if crc32fast::hash(&buf[..body_end]) != crc {
         return Decoded::Corrupt(FrameDefect::Checksum);
     }
-    if seq != expected {
+    if !accept(seq) {
         return Decoded::Corrupt(FrameDefect::Sequence { expected, found: seq });
     }
     Decoded::Frame {
@@ -148,5 +211,27 @@ mod tests {
         let mut flipped = buf.clone();
         flipped[13] ^= 1;
         assert_eq!(decode(&flipped, 7), Decoded::Corrupt(FrameDefect::Checksum));
+    }
+
+    #[test]
+    fn seal_frames_sit_after_the_records_they_seal() {
+        let mut buf = Vec::new();
+        encode(SEAL_FLAG | 8, b"seal", &mut buf);
+        match decode_entry(&buf, 8) {
+            Decoded::Frame { seq, .. } => assert!(is_seal(seq) && seq & !SEAL_FLAG == 8),
+            other => panic!("{other:?}"),
+        }
+        // A seal of another size, or a seal where the checkpoint file expects an ordinal.
+        assert!(matches!(
+            decode_entry(&buf, 9),
+            Decoded::Corrupt(FrameDefect::Sequence { .. })
+        ));
+        assert!(matches!(
+            decode(&buf, 8),
+            Decoded::Corrupt(FrameDefect::Sequence { .. })
+        ));
+        assert_eq!(segment_kind(&sealed_segment_header()), Some(SegmentKind::Sealed));
+        assert_eq!(segment_kind(&header(SEGMENT_MAGIC)), Some(SegmentKind::Legacy));
+        assert_eq!(segment_kind(&header(CHECKPOINT_MAGIC)), None);
     }
 }

@@ -1,8 +1,9 @@
 //! The narrow storage contract under the log, and its implementations.
 //!
 //! [`AuditStore`] is the write side the group-commit writer drives: append a
-//! batch durably, append a checkpoint. [`LogReader`] is the read side, the same
-//! one an outside auditor uses, and the only thing the verifier depends on.
+//! batch durably together with its seal (the signed tree head right after the
+//! batch), append a periodic checkpoint. [`LogReader`] is the read side, the
+//! same one an outside auditor uses, and the only thing the verifier depends on.
 //! Tree math (frontier, roots, proofs) is shared code in [`crate::merkle`];
 //! persistence is native to each store (Tessera: no premature shared storage
 //! internals).
@@ -10,7 +11,7 @@
 use std::future::Future;
 use std::ops::Range;
 
-use crate::checkpoint::SignedCheckpoint;
+use crate::checkpoint::{CheckpointSigner, SignedCheckpoint};
 use crate::error::{ReadError, StoreError};
 use crate::merkle::hash::Hash;
 
@@ -41,26 +42,44 @@ pub struct TreeHead {
 }
 
 /// What a store reports once a batch is durable.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Committed {
     /// Index given to the first entry of the batch; the rest follow in order.
     pub first_index: u64,
     /// The tree right after the batch (it may include other writers' entries
     /// before this batch in a shared store).
     pub head: TreeHead,
+    /// The batch's seal: `head` signed, durable with the batch.
+    pub seal: SignedCheckpoint,
+}
+
+/// Records read back with the seals of the batches that end among them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SealedRecords {
+    /// The exact stored bytes of the records, in order.
+    pub records: Vec<Vec<u8>>,
+    /// Seals whose size is in `start + 1 ..= end` of the range read, by size.
+    pub seals: Vec<SignedCheckpoint>,
 }
 
 /// The write side of a store.
 pub trait AuditStore: Send + 'static {
-    /// Appends `entries` in order at consecutive indexes.
+    /// Appends `entries` in order at consecutive indexes, and the batch's seal:
+    /// the tree head right after the batch signed with `signer`.
     ///
-    /// Implementations MUST NOT return `Ok` until every entry of the batch is
-    /// durable (fsync on disk, committed in a database), and MUST NOT make any
-    /// entry readable at an index other than the one reported.
-    fn append_batch(&mut self, entries: Vec<Entry>) -> impl Future<Output = Result<Committed, StoreError>> + Send;
+    /// Implementations MUST NOT return `Ok` until every entry of the batch and
+    /// the seal are durable, in one durable unit (one write and fsync on disk,
+    /// one transaction in a database) so that no entry is ever durable and
+    /// acknowledged without its seal, and MUST NOT make any entry readable at
+    /// an index other than the one reported.
+    fn append_batch(
+        &mut self,
+        entries: Vec<Entry>,
+        signer: &CheckpointSigner,
+    ) -> impl Future<Output = Result<Committed, StoreError>> + Send;
 
-    /// Durably stores a signed checkpoint. Called only with heads the store
-    /// reported, so a checkpoint never covers an entry that is not durable.
+    /// Durably stores a periodic signed checkpoint. Called only with heads the
+    /// store reported, so a checkpoint never covers an entry that is not durable.
     fn append_checkpoint(
         &mut self,
         checkpoint: SignedCheckpoint,
@@ -84,6 +103,15 @@ pub trait LogReader: Sync {
     /// entry is reported as [`ReadError::Corrupt`] with its index.
     fn read(&self, range: Range<u64>) -> impl Future<Output = Result<Vec<Vec<u8>>, ReadError>> + Send;
 
-    /// Every stored checkpoint, in the order written.
+    /// The records of `range` as [`LogReader::read`] returns them, and the
+    /// seals of the batches that end inside it (size in `start + 1 ..= end`):
+    /// what the verifier reads, so every seal is checked as the tree passes it.
+    fn read_sealed(&self, range: Range<u64>) -> impl Future<Output = Result<SealedRecords, ReadError>> + Send;
+
+    /// The seal with the largest size, if any (a seal larger than the log means
+    /// sealed records were removed from its end).
+    fn last_seal(&self) -> impl Future<Output = Result<Option<SignedCheckpoint>, ReadError>> + Send;
+
+    /// Every stored periodic checkpoint, in the order written.
     fn checkpoints(&self) -> impl Future<Output = Result<Vec<SignedCheckpoint>, ReadError>> + Send;
 }

@@ -4,7 +4,8 @@
 //! Schema (migrations embedded, run at open, in a schema of the caller's
 //! choosing through `search_path`): `audit_log(idx BIGINT PRIMARY KEY,
 //! leaf_hash, record TEXT)`, `audit_tree_state` (one row: size, frontier,
-//! root) and `audit_checkpoints`.
+//! root), `audit_seals` (one signed tree head per batch) and
+//! `audit_checkpoints` (the periodic ones).
 //!
 //! How order and chaining are kept under concurrent writers: each batch is one
 //! transaction that (1) sets `synchronous_commit = on` so COMMIT returns only
@@ -26,14 +27,15 @@ use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{Row, SqlSafeStr};
 
-use super::{AuditStore, Committed, Entry, LogReader, TreeHead};
-use crate::checkpoint::{Checkpoint, SignedCheckpoint};
+use super::{AuditStore, Committed, Entry, LogReader, SealedRecords, TreeHead};
+use crate::checkpoint::{Checkpoint, CheckpointSigner, SignedCheckpoint};
 use crate::error::{Defect, ReadError, StoreError};
 use crate::keys::KeyId;
 use crate::merkle::hash::{Hash, leaf_hash};
 use crate::merkle::tree::Frontier;
 
 const MIGRATION_0001: &str = include_str!("../../migrations/0001_audit_log.sql");
+const MIGRATION_0002: &str = include_str!("../../migrations/0002_batch_seals.sql");
 
 /// The PostgreSQL-backed [`AuditStore`].
 pub struct PostgresStore {
@@ -65,13 +67,22 @@ impl PostgresStore {
                 action: "connecting",
                 source,
             })?;
-        let mut migrator = Migrator::with_migrations(vec![Migration::new(
-            1,
-            "audit log".into(),
-            MigrationType::Simple,
-            MIGRATION_0001.into_sql_str(),
-            false,
-        )]);
+        let mut migrator = Migrator::with_migrations(vec![
+            Migration::new(
+                1,
+                "audit log".into(),
+                MigrationType::Simple,
+                MIGRATION_0001.into_sql_str(),
+                false,
+            ),
+            Migration::new(
+                2,
+                "batch seals".into(),
+                MigrationType::Simple,
+                MIGRATION_0002.into_sql_str(),
+                false,
+            ),
+        ]);
         migrator.create_schema(schema.to_owned());
         migrator.run(&pool).await?;
         Ok(Self { pool })
@@ -94,7 +105,7 @@ impl PostgresStore {
 }
 
 impl AuditStore for PostgresStore {
-    async fn append_batch(&mut self, entries: Vec<Entry>) -> Result<Committed, StoreError> {
+    async fn append_batch(&mut self, entries: Vec<Entry>, signer: &CheckpointSigner) -> Result<Committed, StoreError> {
         let mut tx = self.pool.begin().await.map_err(pg("starting a transaction"))?;
         sqlx::query("SET LOCAL synchronous_commit = on")
             .execute(&mut *tx)
@@ -133,6 +144,11 @@ impl AuditStore for PostgresStore {
             size: frontier.size(),
             root: frontier.root(),
         };
+        // Signed while the tree state is locked: the seal is of exactly this tree.
+        let seal = signer.sign(head.size, head.root);
+        insert_checkpoint(&mut tx, INSERT_SEAL, &seal)
+            .await
+            .map_err(pg("storing the batch seal"))?;
         let nodes: Vec<u8> = frontier.nodes().iter().flat_map(|h| h.0).collect();
         sqlx::query("UPDATE audit_tree_state SET size = $1, frontier = $2, root = $3 WHERE id")
             .bind(to_i64(head.size))
@@ -145,23 +161,15 @@ impl AuditStore for PostgresStore {
         Ok(Committed {
             first_index: first,
             head,
+            seal,
         })
     }
 
     async fn append_checkpoint(&mut self, checkpoint: SignedCheckpoint) -> Result<(), StoreError> {
-        let cp = checkpoint.checkpoint;
-        sqlx::query(
-            "INSERT INTO audit_checkpoints (size, root, time_ms, key_id, signature) \
-             VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(to_i64(cp.size))
-        .bind(cp.root.0.to_vec())
-        .bind(to_i64(cp.time_ms))
-        .bind(checkpoint.key_id.to_string())
-        .bind(checkpoint.signature.to_vec())
-        .execute(&self.pool)
-        .await
-        .map_err(pg("storing a checkpoint"))?;
+        let mut conn = self.pool.acquire().await.map_err(pg("storing a checkpoint"))?;
+        insert_checkpoint(&mut conn, INSERT_CHECKPOINT, &checkpoint)
+            .await
+            .map_err(pg("storing a checkpoint"))?;
         Ok(())
     }
 
@@ -229,6 +237,39 @@ impl LogReader for PgReader {
         Ok(out)
     }
 
+    async fn read_sealed(&self, range: Range<u64>) -> Result<SealedRecords, ReadError> {
+        let records = self.read(range.clone()).await?;
+        let rows = sqlx::query(
+            "SELECT size, root, time_ms, key_id, signature FROM audit_seals \
+             WHERE size > $1 AND size <= $2 ORDER BY size",
+        )
+        .bind(to_i64(range.start))
+        .bind(to_i64(range.end))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(rd("reading batch seals"))?;
+        let seals = rows
+            .iter()
+            .map(|row| {
+                seal_from_row(row).map_err(|defect| ReadError::Corrupt {
+                    index: range.start,
+                    defect,
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(SealedRecords { records, seals })
+    }
+
+    async fn last_seal(&self) -> Result<Option<SignedCheckpoint>, ReadError> {
+        let row =
+            sqlx::query("SELECT size, root, time_ms, key_id, signature FROM audit_seals ORDER BY size DESC LIMIT 1")
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(rd("reading batch seals"))?;
+        row.map(|row| seal_from_row(&row).map_err(|defect| ReadError::Corrupt { index: 0, defect }))
+            .transpose()
+    }
+
     async fn checkpoints(&self) -> Result<Vec<SignedCheckpoint>, ReadError> {
         let rows = sqlx::query("SELECT size, root, time_ms, key_id, signature FROM audit_checkpoints ORDER BY id")
             .fetch_all(&self.pool)
@@ -236,29 +277,61 @@ impl LogReader for PgReader {
             .map_err(rd("reading checkpoints"))?;
         let mut out = Vec::with_capacity(rows.len());
         for (position, row) in (0u64..).zip(rows) {
-            let bad = |problem: &str| ReadError::BadCheckpoint {
+            out.push(checkpoint_from_row(&row).map_err(|problem| ReadError::BadCheckpoint {
                 position,
                 problem: problem.to_owned(),
-            };
-            let size: i64 = row.try_get("size").map_err(rd("reading checkpoints"))?;
-            let time_ms: i64 = row.try_get("time_ms").map_err(rd("reading checkpoints"))?;
-            let key_id: String = row.try_get("key_id").map_err(rd("reading checkpoints"))?;
-            let root: Vec<u8> = row.try_get("root").map_err(rd("reading checkpoints"))?;
-            let sig: Vec<u8> = row.try_get("signature").map_err(rd("reading checkpoints"))?;
-            let root = hash_from(&root).ok_or_else(|| bad("root is not 32 bytes"))?;
-            let signature = <[u8; 64]>::try_from(sig.as_slice()).map_err(|_| bad("signature is not 64 bytes"))?;
-            out.push(SignedCheckpoint {
-                checkpoint: Checkpoint {
-                    size: to_u64(size),
-                    root,
-                    time_ms: to_u64(time_ms),
-                },
-                key_id: KeyId::from_stored(&key_id),
-                signature,
-            });
+            })?);
         }
         Ok(out)
     }
+}
+
+const INSERT_SEAL: &str =
+    "INSERT INTO audit_seals (size, root, time_ms, key_id, signature) VALUES ($1, $2, $3, $4, $5)";
+const INSERT_CHECKPOINT: &str =
+    "INSERT INTO audit_checkpoints (size, root, time_ms, key_id, signature) VALUES ($1, $2, $3, $4, $5)";
+
+/// Inserts a signed checkpoint with `statement` ([`INSERT_SEAL`] or
+/// [`INSERT_CHECKPOINT`]: the two tables share their columns).
+async fn insert_checkpoint(
+    conn: &mut sqlx::PgConnection,
+    statement: &'static str,
+    checkpoint: &SignedCheckpoint,
+) -> Result<(), sqlx::Error> {
+    let cp = checkpoint.checkpoint;
+    sqlx::query(statement)
+        .bind(to_i64(cp.size))
+        .bind(cp.root.0.to_vec())
+        .bind(to_i64(cp.time_ms))
+        .bind(checkpoint.key_id.to_string())
+        .bind(checkpoint.signature.to_vec())
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// A signed checkpoint from a row of `audit_seals` or `audit_checkpoints`.
+fn checkpoint_from_row(row: &sqlx::postgres::PgRow) -> Result<SignedCheckpoint, &'static str> {
+    let size: i64 = row.try_get("size").map_err(|_| "size is unreadable")?;
+    let time_ms: i64 = row.try_get("time_ms").map_err(|_| "time is unreadable")?;
+    let key_id: String = row.try_get("key_id").map_err(|_| "key id is unreadable")?;
+    let root: Vec<u8> = row.try_get("root").map_err(|_| "root is unreadable")?;
+    let sig: Vec<u8> = row.try_get("signature").map_err(|_| "signature is unreadable")?;
+    let root = hash_from(&root).ok_or("root is not 32 bytes")?;
+    let signature = <[u8; 64]>::try_from(sig.as_slice()).map_err(|_| "signature is not 64 bytes")?;
+    Ok(SignedCheckpoint {
+        checkpoint: Checkpoint {
+            size: to_u64(size),
+            root,
+            time_ms: to_u64(time_ms),
+        },
+        key_id: KeyId::from_stored(&key_id),
+        signature,
+    })
+}
+
+fn seal_from_row(row: &sqlx::postgres::PgRow) -> Result<SignedCheckpoint, Defect> {
+    checkpoint_from_row(row).map_err(Defect::Seal)
 }
 
 /// Schema names are interpolated into `CREATE SCHEMA` and `search_path`, so

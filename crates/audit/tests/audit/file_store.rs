@@ -31,7 +31,10 @@ async fn append_returns_consecutive_receipts_and_records_read_back() {
         .await
         .expect("verify");
     assert!(report.is_ok(), "{:?}", report.failure);
-    assert_eq!((report.records, report.checkpoints, report.unsigned_tail), (20, 0, 20));
+    assert_eq!(
+        (report.records, report.checkpoints, report.seals, report.unsigned_tail),
+        (20, 0, 20, 0)
+    );
     log.close().await.expect("close");
 }
 

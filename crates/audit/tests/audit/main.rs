@@ -15,5 +15,6 @@ mod postgres;
 mod proofs;
 mod records;
 mod support;
+mod tail;
 mod tamper;
 mod vectors;

@@ -70,16 +70,20 @@ pub fn segments(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
-/// The frames of a segment file: (seq, payload).
-pub fn read_frames(path: &Path) -> Vec<(u64, Vec<u8>)> {
+/// Every frame of a segment file, records and batch seals, in order: (seq,
+/// payload, byte offset).
+pub fn all_frames(path: &Path) -> Vec<(u64, Vec<u8>, usize)> {
     let bytes = std::fs::read(path).expect("read segment");
     let mut out = Vec::new();
     let mut offset = HEADER_LEN;
+    let mut next = first_index(path);
     while offset < bytes.len() {
-        let seq = out.first().map_or_else(|| first_index(path), |_| 0) + out.len() as u64;
-        match frame::decode(&bytes[offset..], seq) {
+        match frame::decode_entry(&bytes[offset..], next) {
             Decoded::Frame { seq, payload, len } => {
-                out.push((seq, payload.to_vec()));
+                out.push((seq, payload.to_vec(), offset));
+                if !frame::is_seal(seq) {
+                    next += 1;
+                }
                 offset += len;
             }
             other => panic!("unexpected frame state {other:?} at {offset}"),
@@ -88,7 +92,18 @@ pub fn read_frames(path: &Path) -> Vec<(u64, Vec<u8>)> {
     out
 }
 
-/// Rewrites a segment with these frames, with valid framing (a careful attacker).
+/// The record frames of a segment file: (seq, payload); batch seals skipped.
+pub fn read_frames(path: &Path) -> Vec<(u64, Vec<u8>)> {
+    all_frames(path)
+        .into_iter()
+        .filter(|(seq, ..)| !frame::is_seal(*seq))
+        .map(|(seq, payload, _)| (seq, payload))
+        .collect()
+}
+
+/// Rewrites a segment with these record frames, with valid framing, as a
+/// careful attacker who also strips the batch seals would: a version-1
+/// (legacy, unsealed) segment, so only the periodic checkpoints still bind it.
 pub fn write_frames(path: &Path, frames: &[(u64, Vec<u8>)]) {
     let mut bytes = frame::header(frame::SEGMENT_MAGIC).to_vec();
     for (seq, payload) in frames {
@@ -97,19 +112,33 @@ pub fn write_frames(path: &Path, frames: &[(u64, Vec<u8>)]) {
     std::fs::write(path, bytes).expect("write segment");
 }
 
+/// Replaces the payload of record `index` in place, keeping the header, every
+/// other frame and every seal, with a valid CRC: the forgery the batch seals
+/// must catch (docs/THREATS.md T24).
+pub fn rewrite_record(path: &Path, index: u64, payload: &[u8]) {
+    let bytes = std::fs::read(path).expect("read segment");
+    let mut out = bytes[..HEADER_LEN].to_vec();
+    for (seq, old, _) in all_frames(path) {
+        let body = if seq == index { payload } else { &old[..] };
+        frame::encode(seq, body, &mut out);
+    }
+    std::fs::write(path, out).expect("write segment");
+}
+
 pub fn first_index(path: &Path) -> u64 {
     let name = path.file_stem().and_then(|s| s.to_str()).expect("segment name");
     name.trim_start_matches("log-").parse().expect("segment index")
 }
 
-/// Byte offset of frame `n` (0-based within the segment) in a segment file.
+/// Byte offset of the frame of the `n`th record (0-based within the
+/// segment; batch seals are skipped) in a segment file.
 pub fn frame_offset(path: &Path, n: usize) -> usize {
-    let frames = read_frames(path);
-    HEADER_LEN
-        + frames[..n]
-            .iter()
-            .map(|(_, p)| p.len() + frame::FRAME_OVERHEAD)
-            .sum::<usize>()
+    all_frames(path)
+        .into_iter()
+        .filter(|(seq, ..)| !frame::is_seal(*seq))
+        .nth(n)
+        .map(|(.., offset)| offset)
+        .expect("record in segment")
 }
 
 /// A unique name for a PostgreSQL schema or similar.

@@ -68,7 +68,7 @@ async fn t15_flipped_byte_is_named_by_its_record_index() {
     let opened = AuditLog::open_file(dir.path(), signer(), options(0)).await;
     assert!(matches!(
         opened,
-        Err(AuditError::Open(StoreError::Corrupt { index: 25, .. }))
+        Err(AuditError::Open(StoreError::DamagedBeforeIntact { index: 25, .. }))
     ));
 }
 

@@ -2,8 +2,8 @@
 //! README "Benchmarks"). Run it from a release build:
 //!
 //! ```text
-//! cargo build --release -p portcullis-cli -p portcullis-bench
-//! target/release/portcullis-bench --json bench.json
+//! cargo build --profile dist -p portcullis-cli -p portcullis-bench
+//! target/dist/portcullis-bench --json bench.json
 //! ```
 use std::{
     path::{Path, PathBuf},
@@ -103,7 +103,7 @@ fn beside_me(name: &str) -> anyhow::Result<PathBuf> {
     let candidates = [dir.join(name), dir.join("..").join(name)];
     candidates.into_iter().find(|p| p.is_file()).with_context(|| {
         format!(
-            "`{name}` is not next to {}: build it (cargo build --release -p portcullis-cli -p portcullis-bench) or pass its path",
+            "`{name}` is not next to {}: build it (cargo build --profile dist -p portcullis-cli -p portcullis-bench) or pass its path",
             exe.display()
         )
     })

@@ -6,8 +6,8 @@ use std::{ops::Range, path::PathBuf, process::ExitCode, time::Duration};
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use portcullis_audit::{
-    AuditRecord, LogPublicKey, LogReader, MerkleTree, Progress, ReadError, SignedCheckpoint, TrustedKeys, leaf_hash,
-    store::{FileReader, postgres::PgReader, postgres::PostgresStore},
+    AuditRecord, LogPublicKey, LogReader, MerkleTree, Progress, StoreReader, TrustedKeys, leaf_hash,
+    store::{FileReader, postgres::PostgresStore},
     verify,
 };
 
@@ -110,31 +110,8 @@ pub struct Filter {
     to: Option<u64>,
 }
 
-enum Reader {
-    File(FileReader),
-    Pg(PgReader),
-}
-
-impl LogReader for Reader {
-    async fn len(&self) -> Result<u64, ReadError> {
-        match self {
-            Reader::File(r) => r.len().await,
-            Reader::Pg(r) => r.len().await,
-        }
-    }
-    async fn read(&self, range: Range<u64>) -> Result<Vec<Vec<u8>>, ReadError> {
-        match self {
-            Reader::File(r) => r.read(range).await,
-            Reader::Pg(r) => r.read(range).await,
-        }
-    }
-    async fn checkpoints(&self) -> Result<Vec<SignedCheckpoint>, ReadError> {
-        match self {
-            Reader::File(r) => r.checkpoints().await,
-            Reader::Pg(r) => r.checkpoints().await,
-        }
-    }
-}
+/// The log's read side (file or PostgreSQL), as the gateway's own reader.
+type Reader = StoreReader;
 
 impl Source {
     async fn open(&self) -> anyhow::Result<(Reader, Vec<PathBuf>)> {
@@ -167,7 +144,7 @@ impl Source {
                 let store = PostgresStore::connect(url.expose(), &schema, 2)
                     .await
                     .with_context(|| format!("cannot reach the PostgreSQL audit log (schema `{schema}`)"))?;
-                Reader::Pg(store.reader())
+                Reader::Postgres(store.reader())
             }
         };
         Ok((reader, keys))
@@ -220,9 +197,10 @@ async fn verify_log(source: &Source) -> anyhow::Result<ExitCode> {
     match &report.failure {
         None => {
             println!(
-                "ok: {} records, {} checkpoints verified, root {}, {} records after the last checkpoint",
+                "ok: {} records, {} checkpoints and {} batch seals verified, root {}, {} records no signature covers",
                 report.records,
                 report.checkpoints,
+                report.seals,
                 hex::encode(report.root.0),
                 report.unsigned_tail
             );

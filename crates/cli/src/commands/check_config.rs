@@ -16,6 +16,9 @@ pub fn run(path: &Path) -> anyhow::Result<ExitCode> {
     }
     if let Some(tls) = &loaded.tls {
         println!("  front certificate: {}", tls.svid.describe());
+        if let Some(trust) = &tls.client_trust {
+            println!("  client trust bundles: {}", trust.bundle.describe());
+        }
     }
     let (listen, per) = (&g.listen, &g.principal_limits);
     let rate = match per.rate {

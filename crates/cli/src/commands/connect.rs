@@ -13,7 +13,7 @@ use std::{collections::HashSet, path::PathBuf, process::ExitCode, time::Duration
 
 use anyhow::Context;
 use portcullis_identity::{Reload, SpiffeId, UpstreamTlsSettings, upstream_client_config};
-use portcullis_mcp::{ErrorCode, Limits, Message, MessageKind, error_response, parse_strict};
+use portcullis_mcp::{ErrorCode, Limits, Message, MessageKind, error_response};
 use portcullis_transport::{HttpClient, HttpSpec, LineReader, Link, LinkEvent, connect_http};
 use serde_json::Value;
 use tokio::io::{AsyncWrite, AsyncWriteExt, BufReader};
@@ -126,7 +126,8 @@ fn http_client(args: &ConnectArgs) -> anyhow::Result<reqwest::Client> {
                             cert_chain: cert.clone(),
                             private_key: key.clone(),
                         },
-                        trust_bundle: portcullis_identity::BundleSource::File(ca.clone()),
+                        // `--ca` is the bundle of the gateway's trust domain only.
+                        trust_bundle: portcullis_identity::BundleSource::file(id.trust_domain().clone(), ca.clone()),
                         expected_server: id.clone(),
                         reload: Reload::Poll(TLS_RELOAD_POLL),
                     };
@@ -279,9 +280,7 @@ async fn relay(
 
 /// One stdin line as a message, or the JSON-RPC error answer to write back.
 fn parse_line(bytes: &[u8], limits: Limits) -> Result<Message, Value> {
-    let value =
-        parse_strict(bytes, limits).map_err(|e| error_response(None, ErrorCode::ParseError, &e.to_string(), None))?;
-    Message::from_value(value).map_err(|e| error_response(None, ErrorCode::InvalidRequest, &e.to_string(), None))
+    Message::parse(bytes, limits).map_err(|e| error_response(None, e.code(), &e.to_string(), None))
 }
 
 async fn relay_event(

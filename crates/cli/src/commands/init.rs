@@ -10,7 +10,7 @@ const STARTER_TTL: std::time::Duration = std::time::Duration::from_secs(30 * 24 
 /// The starter config for `program` (this binary).
 pub fn starter_config(program: &str, listen: &str) -> String {
     format!(
-        r#"# Portcullis config, written by `portcullis init`. Reference: README.md ("Config").
+        r#"# Portcullis config, written by `portcullis init`. Reference: docs/config.md ("Config reference").
 
 [listen]
 http = "{listen}"                  # Streamable HTTP front, endpoint /mcp (HTTPS: see [listen.tls])
@@ -34,7 +34,8 @@ tools = {{ lookup_customer = {{ tier = "read-sensitive" }}, send_message = {{ ti
 
 [policy]
 cedar = ["policies/*.cedar"]         # Cedar policies (schema: README "Policy"); checked on change and SIGHUP
-require_reason = true                # calls state why: `_meta["io.portcullis/reason"]`
+require_reason = true                # calls state why: `_meta["io.portcullis/reason"]`, or…
+reason_argument = true               # …the `portcullis_reason` argument every tool lists as required (desktop hosts cannot set `_meta`)
 
 [audit]
 path = "data/audit"                  # tamper-evident log; `postgres = "postgres://…"` shares one log between replicas
@@ -52,7 +53,7 @@ pub fn run(dir: Option<PathBuf>, force: bool) -> anyhow::Result<ExitCode> {
     }
     let exe = std::env::current_exe().context("cannot find this program's own path")?;
     let text = starter_config(&exe.to_string_lossy(), "127.0.0.1:8080");
-    std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
+    write_private(&path, &text)?;
     let policies = dir.join("policies");
     std::fs::create_dir_all(&policies).with_context(|| format!("cannot create {}", policies.display()))?;
     let tiers = policies.join("tiers.cedar");
@@ -85,4 +86,23 @@ pub fn run(dir: Option<PathBuf>, force: bool) -> anyhow::Result<ExitCode> {
         pki.bundle.display()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// Writes a file only its owner can read (a config may come to hold secrets: headers,
+/// connection strings).
+fn write_private(path: &std::path::Path, text: &str) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    file.write_all(text.as_bytes())
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    // An existing file keeps its mode through `open`; narrow it too.
+    std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+        .with_context(|| format!("cannot restrict {} to its owner", path.display()))
 }

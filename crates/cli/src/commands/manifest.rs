@@ -1,9 +1,9 @@
-//! `portcullis manifest pin|sign|verify|approve`: the operator's side of pinned servers.
+//! `portcullis manifest pin|pin-files|sign|verify|approve`: the operator's side of pinned servers.
 //!
 //! `pin` starts a server exactly as the gateway would, reads its tools and writes a manifest
 //! (command and executable hash, or URL and SPIFFE ID; each tool's tier and definition hash)
 //! for review; `sign` signs it with an operator key; `verify` checks a config's manifests
-//! against their signatures, executables and what the servers list now; `approve` accepts a
+//! against their signatures, executables, pinned files and what the servers list now; `approve` accepts a
 //! tool's current definition (after a reviewed change) and signs the manifest again.
 use std::{
     path::{Path, PathBuf},
@@ -37,6 +37,18 @@ pub enum ManifestCommand {
         /// Overwrite --out if it exists.
         #[arg(long)]
         force: bool,
+    },
+    /// Print the `pinned_files` digests of a stdio server's script, lockfile or package
+    /// directory, as the TOML line to paste into its `[[servers]]` entry.
+    PinFiles {
+        #[arg(long, short, env = "PORTCULLIS_CONFIG")]
+        config: PathBuf,
+        #[arg(long)]
+        server: String,
+        /// A file or directory to pin besides those already in `pinned_files` (repeat for
+        /// several), relative to the server's `cwd` or else the config file's directory.
+        #[arg(long = "path")]
+        paths: Vec<String>,
     },
     /// Sign a manifest file with an operator key (in place, or into --out).
     Sign {
@@ -83,6 +95,7 @@ pub async fn run(command: ManifestCommand) -> anyhow::Result<ExitCode> {
             key,
             force,
         } => pin(&config, &server, &out, key.as_deref(), force).await,
+        ManifestCommand::PinFiles { config, server, paths } => super::pin_files::run(&config, &server, &paths),
         ManifestCommand::Sign { key, file, out } => sign(&key, &file, out.as_deref()),
         ManifestCommand::Verify {
             config,
@@ -243,7 +256,19 @@ async fn verify(config: &Path, only: Option<&str>, offline: bool) -> anyhow::Res
                 }
             }
         }
-        if offline {
+        let mut files_ok = true;
+        for pin in server.pinned_files.iter() {
+            match pin.check() {
+                Ok(()) => println!("{name}: pinned file `{}` matches its pin", pin.shown),
+                Err(e) => {
+                    problems += 1;
+                    files_ok = false;
+                    println!("{name}: FAIL {e}");
+                }
+            }
+        }
+        // A server whose pinned files changed is not started to list its tools.
+        if offline || !files_ok {
             continue;
         }
         let tools = list_tools(&loaded, server).await?;

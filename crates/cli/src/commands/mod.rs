@@ -9,6 +9,7 @@ pub mod connect;
 pub mod demo;
 pub mod init;
 pub mod manifest;
+pub mod pin_files;
 pub mod policy;
 pub mod run;
 pub mod stdio;

@@ -54,8 +54,10 @@ pub fn attestation(
     config.max_window_secs = raw.max_window_secs.unwrap_or(config.max_window_secs);
     config.max_skew_secs = raw.max_skew_secs.unwrap_or(config.max_skew_secs);
     config.replay_capacity = raw.replay_capacity.unwrap_or(config.replay_capacity);
-    // The replay cache starts empty: signatures issued before this start are refused.
-    config.issued_not_before = portcullis_attest::host::unix_now();
+    // The replay cache starts empty: until it is restored from the audit log, signatures
+    // that could have been seen before this start (iat up to the start plus the allowed
+    // skew) are refused.
+    config.issued_not_before = portcullis_attest::host::unix_now() + config.max_skew_secs + 1;
     let mut verifier = Verifier::new(config);
     let mut required_signers = Vec::new();
     let mut hosts_ok = Ok(());

@@ -3,7 +3,16 @@
 //! tokens) and `listen.require` (which of the two every call must carry).
 //! Files (or the SPIFFE Workload API socket) are only named here; they are read
 //! (or connected) when the gateway starts.
-use std::{path::Path, sync::Arc, time::Duration};
+//!
+//! Each client trust bundle belongs to one trust domain (`client_ca`: the gateway's own;
+//! `bundles`: one file per federated trust domain), so a CA vouches only for its own
+//! trust domain, as with SPIFFE federation.
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::Duration,
+};
 
 use portcullis_gateway::config::{BearerAuth, HttpAuth};
 use portcullis_identity::{
@@ -40,7 +49,7 @@ pub fn auth(raw: &RawListen, base: &Path, apis: &mut WorkloadApiSlot, p: &mut Pr
     let workload_ok = p.check(
         !require_workload || svid.is_some(),
         "listen.require",
-        "\"workload\" needs client certificates: set [listen.tls] client_ca and trust_domains",
+        "\"workload\" needs client certificates: set [listen.tls] client_ca (or bundles) and trust_domains",
     );
     let user_ok = p.check(
         !require_user || bearer.is_some(),
@@ -79,13 +88,23 @@ fn require(list: &[String], p: &mut Problems) -> Checked<(bool, bool)> {
     known.map(|()| (workload, user))
 }
 
-/// Where `[listen.tls]` takes the gateway's SVID and the client trust bundle from.
+/// Where client SVIDs' trust bundles come from, before the files are bound to trust domains.
+enum ClientBundles {
+    /// `client_ca` and `bundles` (at least one of them is set).
+    Files {
+        client_ca: Option<PathBuf>,
+        bundles: BTreeMap<String, PathBuf>,
+    },
+    WorkloadApi(portcullis_identity::WorkloadApi),
+}
+
+/// Where `[listen.tls]` takes the gateway's SVID and the client trust bundles from.
 fn material(
     raw: &RawTls,
     base: &Path,
     apis: &mut WorkloadApiSlot,
     p: &mut Problems,
-) -> Checked<(SvidSource, Option<BundleSource>)> {
+) -> Checked<(SvidSource, Option<ClientBundles>)> {
     match source(raw.source.as_deref(), "listen.tls.source", p)? {
         Source::Files => {
             let no_socket = p.check(
@@ -105,13 +124,18 @@ fn material(
                 cert_chain: base.join(cert),
                 private_key: base.join(key),
             };
-            Ok((svid, raw.client_ca.as_ref().map(|b| BundleSource::File(base.join(b)))))
+            let bundles = (raw.client_ca.is_some() || !raw.bundles.is_empty()).then(|| ClientBundles::Files {
+                client_ca: raw.client_ca.as_ref().map(|b| base.join(b)),
+                bundles: raw.bundles.iter().map(|(td, b)| (td.clone(), base.join(b))).collect(),
+            });
+            Ok((svid, bundles))
         }
         Source::WorkloadApi => {
             let given = [
                 ("cert", raw.cert.is_some()),
                 ("key", raw.key.is_some()),
                 ("client_ca", raw.client_ca.is_some()),
+                ("bundles", !raw.bundles.is_empty()),
             ];
             let no_files = refuse_files("listen.tls", &given, p);
             let api = apis.use_for(
@@ -124,26 +148,26 @@ fn material(
             let api = api?;
             Ok((
                 SvidSource::WorkloadApi(api.clone()),
-                Some(BundleSource::WorkloadApi(api)),
+                Some(ClientBundles::WorkloadApi(api)),
             ))
         }
     }
 }
 
 fn tls(raw: &RawTls, base: &Path, apis: &mut WorkloadApiSlot, p: &mut Problems) -> Checked<ServerTlsSettings> {
-    let (svid, bundle) = material(raw, base, apis, p)?;
-    let client_trust = match bundle {
+    let (svid, bundles) = material(raw, base, apis, p)?;
+    let client_trust = match bundles {
         None => {
             let no_mtls = p.check(
                 raw.require_client_cert != Some(true),
                 "listen.tls.require_client_cert",
-                "client certificates need `client_ca` (the trust bundle for client SVIDs) \
+                "client certificates need `client_ca` or `bundles` (the trust bundles for client SVIDs) \
                  or source = \"workload-api\"",
             );
             no_mtls?;
             None
         }
-        Some(bundle) => {
+        Some(bundles) => {
             let listed = p.check(
                 !raw.trust_domains.is_empty(),
                 "listen.tls.trust_domains",
@@ -155,9 +179,14 @@ fn tls(raw: &RawTls, base: &Path, apis: &mut WorkloadApiSlot, p: &mut Problems) 
                     .map(|name| p.take("listen.tls.trust_domains", TrustDomain::new(name))),
             );
             listed?;
-            let svid_policy = p.take("listen.tls.trust_domains", SvidPolicy::new(domains?))?;
+            let domains = domains?;
+            let bundle = match bundles {
+                ClientBundles::WorkloadApi(api) => Ok(BundleSource::WorkloadApi(api)),
+                ClientBundles::Files { client_ca, bundles } => bind_bundles(client_ca, &bundles, &domains, p),
+            };
+            let svid_policy = p.take("listen.tls.trust_domains", SvidPolicy::new(domains))?;
             Some(ClientTrust {
-                bundle,
+                bundle: bundle?,
                 mode: match raw.require_client_cert.unwrap_or(true) {
                     true => ClientAuth::Required,
                     false => ClientAuth::Optional,
@@ -172,6 +201,72 @@ fn tls(raw: &RawTls, base: &Path, apis: &mut WorkloadApiSlot, p: &mut Problems) 
         reload: Reload::Poll(Duration::from_secs(raw.reload_interval_secs.unwrap_or(5))),
         alpn_protocols: vec!["http/1.1".into()],
     })
+}
+
+/// Binds each bundle file to its trust domain: `bundles` names theirs, and `client_ca` is
+/// the bundle of the one trusted trust domain `bundles` does not name (the gateway's own;
+/// with a single trust domain, that one). Every trusted trust domain needs a bundle, and a
+/// bundle must belong to a trusted trust domain. A file is never shared between trust
+/// domains: a CA in it would vouch for all of them (a partner's CA issuing our IDs).
+fn bind_bundles(
+    client_ca: Option<PathBuf>,
+    bundles: &BTreeMap<String, PathBuf>,
+    trusted: &[TrustDomain],
+    p: &mut Problems,
+) -> Checked<BundleSource> {
+    let mut files = BTreeMap::new();
+    let mut all_ok = Ok(());
+    for (name, path) in bundles {
+        let key = format!("listen.tls.bundles.\"{name}\"");
+        let bound = p.take(&key, TrustDomain::new(name)).and_then(|td| {
+            let known = trusted.contains(&td);
+            p.check(
+                known,
+                &key,
+                format!("`{td}` is not in trust_domains; add it there to accept its SVIDs, or remove its bundle"),
+            )?;
+            files.insert(td, path.clone());
+            Ok(())
+        });
+        all_ok = all_ok.and(bound);
+    }
+    all_ok?;
+    let without: Vec<TrustDomain> = trusted.iter().filter(|td| !files.contains_key(*td)).cloned().collect();
+    let list = |tds: &[TrustDomain]| tds.iter().map(|td| format!("`{td}`")).collect::<Vec<_>>().join(", ");
+    match (client_ca, without.as_slice()) {
+        (Some(ca), [own]) => {
+            files.insert(own.clone(), ca);
+        }
+        (Some(_), []) => {
+            return Err(p.add(
+                "listen.tls.client_ca",
+                "every trust domain in trust_domains has its own file in `bundles`, so client_ca would \
+                 belong to none; remove it (or the gateway's own trust domain from `bundles`)",
+            ));
+        }
+        (Some(_), several) => {
+            return Err(p.add(
+                "listen.tls.client_ca",
+                format!(
+                    "is the bundle of one trust domain, but {} have no bundle of their own; a CA vouches only \
+                     for its own trust domain, so give each its own file: bundles = {{ \"<trust domain>\" = \"FILE\", … }}",
+                    list(several)
+                ),
+            ));
+        }
+        (None, []) => {}
+        (None, missing) => {
+            return Err(p.add(
+                "listen.tls.bundles",
+                format!(
+                    "trust domain(s) {} have no trust bundle; add `\"<trust domain>\" = \"FILE\"` for each \
+                     (client_ca is the bundle of the gateway's own)",
+                    list(missing)
+                ),
+            ));
+        }
+    }
+    Ok(BundleSource::Files(files))
 }
 
 fn oauth(raw: &RawOauth, base: &Path, p: &mut Problems) -> Checked<BearerAuth> {

@@ -16,6 +16,7 @@ mod audit;
 mod auth;
 mod listen;
 mod manifests;
+pub mod pinned_files;
 mod policy;
 mod problems;
 mod raw;
@@ -210,7 +211,11 @@ fn line_col(text: &str, offset: usize) -> String {
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_federation;
+#[cfg(test)]
 mod tests_limits;
+#[cfg(test)]
+mod tests_pinned_files;
 #[cfg(test)]
 mod tests_problems;
 #[cfg(test)]

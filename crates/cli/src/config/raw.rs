@@ -2,7 +2,7 @@
 //! Every table denies unknown keys, so a misspelt key is an error rather than a silently
 //! ignored setting; serde stops at the first such error (or TOML syntax error), which is
 //! therefore reported alone. Everything else is checked by the other `config` modules,
-//! which report every problem they find. The README's "Config" section is the contract.
+//! which report every problem they find. The README's "Config" section and docs/config.md ("Config reference") are the contract.
 use std::{collections::BTreeMap, path::PathBuf};
 
 use serde::Deserialize;
@@ -60,7 +60,12 @@ pub struct RawTls {
     pub workload_api_timeout_secs: Option<u64>,
     pub cert: Option<PathBuf>,
     pub key: Option<PathBuf>,
+    /// The bundle of the gateway's own trust domain (the one of `trust_domains` that
+    /// `bundles` does not name).
     pub client_ca: Option<PathBuf>,
+    /// One bundle file per trust domain (federated partners): `{ "partner.org" = "FILE" }`.
+    #[serde(default)]
+    pub bundles: BTreeMap<String, PathBuf>,
     pub require_client_cert: Option<bool>,
     #[serde(default)]
     pub trust_domains: Vec<String>,
@@ -124,6 +129,10 @@ pub struct RawServer {
     pub tls: Option<RawUpstreamTls>,
     /// The server's signed manifest (pins its transport and tools).
     pub manifest: Option<PathBuf>,
+    /// Files a stdio server runs beyond its executable, by path (relative to `cwd`, or to
+    /// the config file's directory without one): `{ "server.py" = "sha256:…" }`.
+    #[serde(default)]
+    pub pinned_files: BTreeMap<String, String>,
 }
 
 /// `tls = { ca, cert, key, spiffe_id }` of an `https://` server: mutual TLS upstream;

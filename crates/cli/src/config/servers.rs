@@ -83,6 +83,7 @@ fn server(
             format!("unknown protocol `{other}`; use auto, legacy or modern"),
         )),
     };
+    let pinned_files = super::pinned_files::pinned_files(raw, base, at, p);
     timeout_ok?;
     Ok(ServerConfig {
         name: name?,
@@ -96,6 +97,7 @@ fn server(
         },
         request_timeout: Duration::from_secs(timeout),
         protocol: protocol?,
+        pinned_files: pinned_files?,
     })
 }
 
@@ -189,7 +191,7 @@ fn upstream_tls(
     apis: &mut WorkloadApiSlot,
     p: &mut Problems,
 ) -> Checked<Arc<rustls::ClientConfig>> {
-    let expected_server = p.take(format!("{table}.spiffe_id"), SpiffeId::parse(&raw.spiffe_id));
+    let expected_server = p.take(format!("{table}.spiffe_id"), SpiffeId::parse_workload(&raw.spiffe_id));
     let material = match source(raw.source.as_deref(), &format!("{table}.source"), p)? {
         Source::Files => {
             let no_socket = p.check(
@@ -208,7 +210,12 @@ fn upstream_tls(
                 cert_chain: base.join(cert),
                 private_key: base.join(key),
             };
-            no_socket.map(|()| (svid, BundleSource::File(base.join(ca))))
+            // `ca` is the bundle of the expected upstream's trust domain, and of no other.
+            let bundle = |id: &SpiffeId| BundleSource::file(id.trust_domain().clone(), base.join(ca));
+            no_socket.and_then(|()| {
+                let id = expected_server.as_ref().map_err(|noted| *noted)?;
+                Ok((svid, bundle(id)))
+            })
         }
         Source::WorkloadApi => {
             let given = [

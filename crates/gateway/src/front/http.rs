@@ -29,7 +29,7 @@ use bytes::Bytes;
 use http_body_util::BodyExt;
 use portcullis_identity::{PeerCertificates, jwt::WELL_KNOWN_PRM};
 use portcullis_mcp::{
-    ErrorCode, Message, MessageKind, ProtocolVersion, error_response, headers, parse_strict,
+    ErrorCode, Message, MessageKind, ProtocolVersion, error_response, headers,
     revision::{META_CLIENT_CAPABILITIES, META_PROTOCOL_VERSION},
 };
 use portcullis_transport::sse;
@@ -40,8 +40,12 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_rustls::TlsAcceptor;
 
 use crate::{
-    caller::Caller, deny::Deny, front::identify::identify, front::origin::OriginGuard, gateway::Gateway,
-    limits::Admitted, session::Session,
+    caller::Caller,
+    deny::Deny,
+    front::{identify::identify, origin::OriginGuard},
+    gateway::Gateway,
+    limits::Admitted,
+    session::{Session, sink::SinkReceiver},
 };
 
 const SESSION_HEADER: &str = "mcp-session-id";
@@ -225,16 +229,9 @@ async fn post_mcp(State(front): State<Arc<Front>>, peer: Peer, headers: HeaderMa
         Ok(bytes) => bytes,
         Err(r) => return r,
     };
-    let msg = match parse_strict(&bytes, front.gateway.config().limits) {
-        Ok(value) => match Message::from_value(value) {
-            Ok(msg) => msg,
-            Err(e) => {
-                return rpc_error(StatusCode::BAD_REQUEST, None, ErrorCode::InvalidRequest, &e.to_string());
-            }
-        },
-        Err(e) => {
-            return rpc_error(StatusCode::BAD_REQUEST, None, ErrorCode::ParseError, &e.to_string());
-        }
+    let msg = match Message::parse(&bytes, front.gateway.config().limits) {
+        Ok(msg) => msg,
+        Err(e) => return rpc_error(StatusCode::BAD_REQUEST, None, e.code(), &e.to_string()),
     };
     let modern = header_str(&headers, SESSION_HEADER).is_none() && is_modern(&headers, &msg);
     if msg.kind() == MessageKind::Request && msg.method() == Some("initialize") && !modern {
@@ -400,7 +397,7 @@ async fn answer(
 
 /// A request's own stream of related notifications, closed however the request ends.
 struct OpenStream {
-    related: mpsc::Receiver<Value>,
+    related: SinkReceiver,
     session: Arc<Session>,
     id: Value,
 }

@@ -6,7 +6,7 @@
 //! floods is refused, never queued without bound.
 use std::{future::Future, sync::Arc};
 
-use portcullis_mcp::{ErrorCode, Message, MessageKind, error_response, parse_strict, revision::META_PROTOCOL_VERSION};
+use portcullis_mcp::{ErrorCode, Message, MessageKind, error_response, revision::META_PROTOCOL_VERSION};
 use portcullis_transport::LineReader;
 use serde_json::{Value, json};
 use tokio::{
@@ -58,20 +58,10 @@ pub async fn serve_stdio(
                 continue;
             }
         };
-        let msg = match parse_strict(&bytes, limits) {
-            Ok(v) => match Message::from_value(v) {
-                Ok(m) => m,
-                Err(e) => {
-                    let _ = out_tx
-                        .send(error_response(None, ErrorCode::InvalidRequest, &e.to_string(), None))
-                        .await;
-                    continue;
-                }
-            },
+        let msg = match Message::parse(&bytes, limits) {
+            Ok(m) => m,
             Err(e) => {
-                let _ = out_tx
-                    .send(error_response(None, ErrorCode::ParseError, &e.to_string(), None))
-                    .await;
+                let _ = out_tx.send(error_response(None, e.code(), &e.to_string(), None)).await;
                 continue;
             }
         };

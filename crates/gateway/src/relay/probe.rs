@@ -18,6 +18,11 @@ const MAX_PAGES: usize = 100;
 
 /// Every tool `server` lists, as it lists them.
 pub async fn list_server_tools(server: &ServerConfig, limits: Limits) -> Result<Vec<Value>, UpstreamError> {
+    // Started exactly as the gateway starts it: a changed pinned file refuses the start.
+    server.check_pinned_files().map_err(|e| UpstreamError::Start {
+        server: server.name.to_string(),
+        reason: e.to_string(),
+    })?;
     let http = HttpClients::new(std::slice::from_ref(server));
     let hello = ClientHello::gateway();
     let route: Arc<dyn ServerMessageRoute> = Arc::new(Ignore);

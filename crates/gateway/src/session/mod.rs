@@ -9,7 +9,7 @@ use std::{
         Arc, Mutex, Weak,
         atomic::{AtomicU64, Ordering},
     },
-    time::Instant,
+    time::{Duration, Instant},
 };
 
 use portcullis_core::{Principal, ServerName};
@@ -22,6 +22,19 @@ use crate::{
     stages::route::Namespacer,
 };
 
+/// Most server-initiated requests that may wait for one client's answer (T23).
+const MAX_SERVER_REQUESTS: usize = 64;
+/// How long a server-initiated request waits for the client before it is forgotten.
+const SERVER_REQUEST_TTL: Duration = Duration::from_secs(600);
+
+/// A request a server sent the client, waiting for the client's answer.
+struct ServerRequest {
+    server: ServerName,
+    /// The server's own id, restored on the client's answer.
+    original: Value,
+    at: Instant,
+}
+
 /// One client session (legacy: opened by `initialize`; modern: one per principal).
 pub struct Session {
     pub id: String,
@@ -32,7 +45,8 @@ pub struct Session {
     upstreams: Mutex<HashMap<ServerName, Connected>>,
     /// Serialises connecting, so two requests never start two children for one server.
     pub(crate) connecting: tokio::sync::Mutex<()>,
-    server_requests: Mutex<HashMap<String, (ServerName, Value)>>,
+    /// Server-initiated requests waiting for the client's answer, by the id the client saw.
+    server_requests: Mutex<HashMap<String, ServerRequest>>,
     next_server_request: AtomicU64,
     last_used: Mutex<Instant>,
 }
@@ -85,9 +99,11 @@ impl Session {
         self.lock_upstreams().insert(server, connected);
     }
 
-    /// Ends the session: its own children are stopped when the last handle drops.
+    /// Ends the session: its own children are stopped when the last handle drops, and
+    /// requests its servers sent the client are forgotten.
     pub fn close(&self) {
         self.lock_upstreams().clear();
+        self.lock_requests().clear();
     }
 
     pub fn as_route(self: &Arc<Self>) -> Weak<dyn ServerMessageRoute> {
@@ -99,7 +115,7 @@ impl Session {
     pub async fn answer_server_request(&self, mut msg: Message) -> bool {
         let Some(id) = msg.id() else { return false };
         let entry = self.lock_requests().remove(&id_key(id));
-        let Some((server, original)) = entry else {
+        let Some(ServerRequest { server, original, .. }) = entry else {
             return false;
         };
         msg.replace_id(original);
@@ -121,7 +137,7 @@ impl Session {
         self.upstreams.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn lock_requests(&self) -> std::sync::MutexGuard<'_, HashMap<String, (ServerName, Value)>> {
+    fn lock_requests(&self) -> std::sync::MutexGuard<'_, HashMap<String, ServerRequest>> {
         self.server_requests
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -130,30 +146,73 @@ impl Session {
 
 impl ServerMessageRoute for Session {
     fn deliver(&self, server: &ServerName, mut msg: Message, related: Option<Value>) {
+        let mut gateway_id = None;
         if msg.kind() == MessageKind::Request {
             if self.era() == Era::Modern {
                 // Stateless clients take no server requests on this hop (MRTR bridging is
                 // not implemented): answer at once so the server does not wait.
                 let text = "the client uses protocol 2026-07-28 and cannot take server requests through the gateway";
-                let reply = error_response(msg.id(), ErrorCode::MethodNotFound, text, None);
-                if let (Ok(reply), Some(c)) = (Message::from_value(reply), self.upstream(server)) {
-                    tokio::spawn(async move {
-                        let _ = c.peer.send(reply).await;
-                    });
-                }
+                self.refuse_server_request(server, msg.id(), text);
+                return;
+            }
+            if let Err(text) = self.admit_server_request() {
+                tracing::warn!(session = %self.id, server = %server, "server request refused: {text}");
+                self.refuse_server_request(server, msg.id(), &text);
                 return;
             }
             let n = self.next_server_request.fetch_add(1, Ordering::Relaxed);
-            let gateway_id = json!(format!("pc-{n}"));
-            let original = msg.replace_id(gateway_id.clone()).unwrap_or(Value::Null);
-            self.lock_requests()
-                .insert(id_key(&gateway_id), (server.clone(), original));
+            let id = json!(format!("pc-{n}"));
+            let original = msg.replace_id(id.clone()).unwrap_or(Value::Null);
+            self.lock_requests().insert(
+                id_key(&id),
+                ServerRequest {
+                    server: server.clone(),
+                    original,
+                    at: Instant::now(),
+                },
+            );
+            gateway_id = Some(id);
         }
         if msg.method() == Some("notifications/cancelled") {
             self.rewrite_cancelled(server, &mut msg);
         }
         self.namespacer.outbound_notification(server, &mut msg);
-        self.sink.deliver(msg.into_value(), related.as_ref());
+        if let Err(full) = self.sink.deliver(msg.into_value(), related.as_ref()) {
+            // T23: the client is not reading; the message is dropped, and a server request
+            // is answered for the client so the server does not wait for it.
+            tracing::warn!(session = %self.id, server = %server, "server message dropped: {full}");
+            if let Some(id) = gateway_id
+                && let Some(request) = self.lock_requests().remove(&id_key(&id))
+            {
+                self.refuse_server_request(server, Some(&request.original), &full.to_string());
+            }
+        }
+    }
+}
+
+impl Session {
+    /// Whether one more server-initiated request may wait for the client (T23): unanswered
+    /// requests expire after [`SERVER_REQUEST_TTL`] and at most [`MAX_SERVER_REQUESTS`] wait.
+    fn admit_server_request(&self) -> Result<(), String> {
+        let mut requests = self.lock_requests();
+        requests.retain(|_, r| r.at.elapsed() < SERVER_REQUEST_TTL);
+        if requests.len() >= MAX_SERVER_REQUESTS {
+            return Err(format!(
+                "{MAX_SERVER_REQUESTS} requests to the client are already waiting for an answer"
+            ));
+        }
+        Ok(())
+    }
+
+    /// Answers a server's request (its own id) for the client with an error, so the server
+    /// does not wait.
+    fn refuse_server_request(&self, server: &ServerName, id: Option<&Value>, text: &str) {
+        let reply = error_response(id, ErrorCode::MethodNotFound, text, None);
+        if let (Ok(reply), Some(c)) = (Message::from_value(reply), self.upstream(server)) {
+            tokio::spawn(async move {
+                let _ = c.peer.send(reply).await;
+            });
+        }
     }
 }
 
@@ -166,7 +225,7 @@ impl Session {
         let requests = self.lock_requests();
         let found = requests
             .iter()
-            .find(|(_, (s, orig))| s == server && *orig == upstream_id)
+            .find(|(_, r)| &r.server == server && r.original == upstream_id)
             .map(|(key, _)| key.clone());
         drop(requests);
         if let Some(key) = found

@@ -1,29 +1,60 @@
 //! Where messages for a client go: onto the response stream of the request they
 //! belong to when it is still open, else onto the session's general stream
 //! (the GET stream, or stdout on the stdio front), else into a small bounded
-//! backlog that the next general stream drains.
+//! backlog that the next general stream drains. What is queued for one client is bounded
+//! in bytes as well as in messages (T23): a server flooding a client that does not read
+//! fills the client's budget, and the rest is dropped (a server request answered with an
+//! error), never the gateway's memory.
 use std::{
     collections::{HashMap, VecDeque},
-    sync::Mutex,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicUsize, Ordering},
+    },
 };
 
 use serde_json::Value;
-use tokio::sync::mpsc;
+use tokio::sync::mpsc::{self, error::TryRecvError};
 
 /// Most messages kept for a client that has no stream open (T17).
 const BACKLOG_LIMIT: usize = 256;
 
+/// Most bytes (estimated JSON size) of server messages queued for one client, on its
+/// streams and in its backlog together (T23): a server that floods a client that does not
+/// read fills this, not the gateway's memory.
+pub const QUEUED_BYTES_LIMIT: usize = 16 * 1024 * 1024;
+
 /// The outbound half of one client session.
-#[derive(Default)]
 pub struct ClientSink {
     state: Mutex<SinkState>,
+    /// Estimated bytes of messages queued and not yet taken by a front.
+    queued: Arc<AtomicUsize>,
+    limit: usize,
+}
+
+impl Default for ClientSink {
+    fn default() -> Self {
+        Self::with_limit(QUEUED_BYTES_LIMIT)
+    }
 }
 
 #[derive(Default)]
 struct SinkState {
-    by_request: HashMap<String, mpsc::Sender<Value>>,
-    general: Option<mpsc::Sender<Value>>,
-    backlog: VecDeque<Value>,
+    by_request: HashMap<String, mpsc::Sender<Sized>>,
+    general: Option<mpsc::Sender<Sized>>,
+    backlog: VecDeque<Sized>,
+}
+
+/// A queued message and the bytes it was counted as.
+type Sized = (Value, usize);
+
+/// The client is not taking its messages: the one that would exceed the byte budget was
+/// not queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the client is not reading its stream: {queued} bytes are queued for it (limit {limit})")]
+pub struct Full {
+    pub queued: usize,
+    pub limit: usize,
 }
 
 /// Key of a client request id (ids are strings or integers; compare their JSON text).
@@ -31,16 +62,62 @@ pub fn id_key(id: &Value) -> String {
     id.to_string()
 }
 
+/// A stream of messages for the client; what it hands out leaves the byte budget, and
+/// what it still holds when dropped does too.
+pub struct SinkReceiver {
+    rx: mpsc::Receiver<Sized>,
+    queued: Arc<AtomicUsize>,
+}
+
+impl SinkReceiver {
+    pub async fn recv(&mut self) -> Option<Value> {
+        let (msg, size) = self.rx.recv().await?;
+        self.queued.fetch_sub(size, Ordering::AcqRel);
+        Some(msg)
+    }
+
+    pub fn try_recv(&mut self) -> Result<Value, TryRecvError> {
+        let (msg, size) = self.rx.try_recv()?;
+        self.queued.fetch_sub(size, Ordering::AcqRel);
+        Ok(msg)
+    }
+}
+
+impl Drop for SinkReceiver {
+    fn drop(&mut self) {
+        self.rx.close();
+        while let Ok((_, size)) = self.rx.try_recv() {
+            self.queued.fetch_sub(size, Ordering::AcqRel);
+        }
+    }
+}
+
 impl ClientSink {
+    /// A sink holding at most `limit` bytes of queued messages.
+    pub fn with_limit(limit: usize) -> Self {
+        Self {
+            state: Mutex::default(),
+            queued: Arc::default(),
+            limit,
+        }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, SinkState> {
         self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    fn receiver(&self, rx: mpsc::Receiver<Sized>) -> SinkReceiver {
+        SinkReceiver {
+            rx,
+            queued: self.queued.clone(),
+        }
+    }
+
     /// Opens the stream of request `id`; messages related to it go there until `close_request`.
-    pub fn open_request(&self, id: &Value) -> mpsc::Receiver<Value> {
+    pub fn open_request(&self, id: &Value) -> SinkReceiver {
         let (tx, rx) = mpsc::channel(64);
         self.lock().by_request.insert(id_key(id), tx);
-        rx
+        self.receiver(rx)
     }
 
     pub fn close_request(&self, id: &Value) {
@@ -48,7 +125,7 @@ impl ClientSink {
     }
 
     /// Opens the general stream; refuses when one is already open.
-    pub fn open_general(&self, capacity: usize) -> Option<mpsc::Receiver<Value>> {
+    pub fn open_general(&self, capacity: usize) -> Option<SinkReceiver> {
         let mut state = self.lock();
         if state.general.as_ref().is_some_and(|g| !g.is_closed()) {
             return None;
@@ -58,7 +135,7 @@ impl ClientSink {
             let _ = tx.try_send(msg);
         }
         state.general = Some(tx);
-        Some(rx)
+        Some(self.receiver(rx))
     }
 
     /// Whether a general stream is open.
@@ -66,27 +143,57 @@ impl ClientSink {
         self.lock().general.as_ref().is_some_and(|g| !g.is_closed())
     }
 
-    /// Delivers `msg`, preferring the stream of the related request.
-    pub fn deliver(&self, msg: Value, related: Option<&Value>) {
+    /// Bytes queued for the client now.
+    pub fn queued_bytes(&self) -> usize {
+        self.queued.load(Ordering::Acquire)
+    }
+
+    /// Delivers `msg`, preferring the stream of the related request. Refused, and not
+    /// queued, when the client's queued bytes would exceed the limit.
+    pub fn deliver(&self, msg: Value, related: Option<&Value>) -> Result<(), Full> {
+        let size = json_size(&msg);
+        let before = self.queued.fetch_add(size, Ordering::AcqRel);
+        if before + size > self.limit {
+            self.queued.fetch_sub(size, Ordering::AcqRel);
+            return Err(Full {
+                queued: before,
+                limit: self.limit,
+            });
+        }
         let mut state = self.lock();
-        let mut msg = msg;
+        let mut item = (msg, size);
         if let Some(tx) = related.and_then(|id| state.by_request.get(&id_key(id))) {
-            match tx.try_send(msg) {
-                Ok(()) => return,
-                Err(e) => msg = e.into_inner(),
+            match tx.try_send(item) {
+                Ok(()) => return Ok(()),
+                Err(e) => item = e.into_inner(),
             }
         }
         if let Some(tx) = &state.general {
-            match tx.try_send(msg) {
-                Ok(()) => return,
-                Err(e) => msg = e.into_inner(),
+            match tx.try_send(item) {
+                Ok(()) => return Ok(()),
+                Err(e) => item = e.into_inner(),
             }
         }
-        if state.backlog.len() >= BACKLOG_LIMIT {
-            state.backlog.pop_front();
+        if state.backlog.len() >= BACKLOG_LIMIT
+            && let Some((_, dropped)) = state.backlog.pop_front()
+        {
+            self.queued.fetch_sub(dropped, Ordering::AcqRel);
             tracing::warn!("client is not reading its stream; dropped the oldest queued message");
         }
-        state.backlog.push_back(msg);
+        state.backlog.push_back(item);
+        Ok(())
+    }
+}
+
+/// The size of `value` as compact JSON, closely enough to budget by (strings count their
+/// bytes plus quotes, escapes not counted; numbers a fixed width).
+pub fn json_size(value: &Value) -> usize {
+    match value {
+        Value::Null | Value::Bool(_) => 5,
+        Value::Number(_) => 20,
+        Value::String(s) => s.len() + 2,
+        Value::Array(items) => 2 + items.iter().map(|v| json_size(v) + 1).sum::<usize>(),
+        Value::Object(map) => 2 + map.iter().map(|(k, v)| k.len() + 4 + json_size(v)).sum::<usize>(),
     }
 }
 
@@ -98,17 +205,47 @@ mod tests {
     #[tokio::test]
     async fn routes_to_request_then_general_then_backlog() {
         let sink = ClientSink::default();
-        sink.deliver(json!("early"), None);
+        sink.deliver(json!("early"), None).unwrap();
         let mut req = sink.open_request(&json!(1));
-        sink.deliver(json!("for-1"), Some(&json!(1)));
-        sink.deliver(json!("for-2"), Some(&json!(2)));
+        sink.deliver(json!("for-1"), Some(&json!(1))).unwrap();
+        sink.deliver(json!("for-2"), Some(&json!(2))).unwrap();
         assert_eq!(req.recv().await, Some(json!("for-1")));
         let mut general = sink.open_general(8).unwrap();
         assert!(sink.open_general(8).is_none(), "only one general stream");
         assert_eq!(general.recv().await, Some(json!("early")));
         assert_eq!(general.recv().await, Some(json!("for-2")));
         sink.close_request(&json!(1));
-        sink.deliver(json!("late"), Some(&json!(1)));
+        sink.deliver(json!("late"), Some(&json!(1))).unwrap();
         assert_eq!(general.recv().await, Some(json!("late")));
+    }
+
+    #[tokio::test]
+    async fn t23_queued_bytes_are_bounded_and_released_when_taken_or_dropped() {
+        let big = json!("x".repeat(1000));
+        let sink = ClientSink::with_limit(10 * json_size(&big));
+        for _ in 0..10 {
+            sink.deliver(big.clone(), None).unwrap();
+        }
+        let full = sink.deliver(big.clone(), None).unwrap_err();
+        assert_eq!(full.limit, 10 * json_size(&big));
+        let mut general = sink.open_general(4).unwrap();
+        general.recv().await.unwrap();
+        sink.deliver(big.clone(), None).expect("one taken, one more fits");
+        assert!(sink.deliver(big.clone(), None).is_err());
+        drop(general);
+        assert_eq!(sink.queued_bytes(), 0, "a dropped stream gives its bytes back");
+        let req = sink.open_request(&json!(7));
+        sink.deliver(big.clone(), Some(&json!(7))).unwrap();
+        assert_eq!(sink.queued_bytes(), json_size(&big));
+        drop(req);
+        assert_eq!(sink.queued_bytes(), 0);
+    }
+
+    #[test]
+    fn the_size_estimate_is_close_to_the_serialised_size() {
+        let v = json!({"jsonrpc": "2.0", "method": "notifications/progress", "params": {"progressToken": "t", "progress": 1, "total": 20, "message": "step 1 of 20", "list": [1, 2, null, true]}});
+        let real = serde_json::to_vec(&v).unwrap().len();
+        let estimate = json_size(&v);
+        assert!(estimate >= real && estimate < real * 2, "{estimate} vs {real}");
     }
 }

@@ -79,6 +79,15 @@ impl Authoriser {
         request.call_signed = attested.signed;
         request.tool_findings = attested.findings;
         let (outcome, shadow) = self.store.authorize_with_shadow(&request);
+        // Only on a deny: the allow path reads no settings.
+        let outcome = match outcome {
+            Err(deny)
+                if request.effective_reason().is_none() && self.store.current_engine().settings().require_reason =>
+            {
+                Err(deny.with_hint(&self.reason_hint(kind)))
+            }
+            outcome => outcome,
+        };
         if let Some(shadow) = shadow
             && shadow.allowed != outcome.is_ok()
         {
@@ -88,6 +97,19 @@ impl Authoriser {
             );
         }
         (request, outcome)
+    }
+
+    /// How a caller whose call carried no reason can give one.
+    fn reason_hint(&self, kind: TargetKind) -> String {
+        if self.reason_argument && kind == TargetKind::Tool {
+            format!(
+                "this call gave no reason: pass the `{REASON_ARGUMENT}` argument every tool lists, saying why you make the call"
+            )
+        } else {
+            format!(
+                "this call gave no reason: send one in `params._meta[\"{REASON_META_KEY}\"]`; hosts that cannot set `_meta` (desktop assistants) need the operator to set `[policy] reason_argument = true`"
+            )
+        }
     }
 
     /// Whether `principal` may use list item `name` of `server` (the listing flavour of a call).
@@ -140,5 +162,12 @@ fn add_reason_argument(tool: &mut Value) {
             REASON_ARGUMENT.to_owned(),
             json!({"type": "string", "description": "Why you are making this call (checked by the gateway's policy; not passed to the tool)."}),
         );
+    }
+    // Required, so that models fill it in: an optional argument is mostly left out.
+    let required = schema.entry("required").or_insert_with(|| json!([]));
+    if let Some(required) = required.as_array_mut()
+        && !required.iter().any(|r| r == REASON_ARGUMENT)
+    {
+        required.push(json!(REASON_ARGUMENT));
     }
 }

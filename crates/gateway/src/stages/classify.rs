@@ -16,7 +16,9 @@
 //! This stage only judges: the orchestrator ([`crate::pipeline`]) fetches the listing and
 //! records the [`Hold`]s it returns.
 //! Before a stdio server with a manifest is spawned, its command and the SHA-256 of its
-//! executable are compared with the pin; a swapped binary is never started.
+//! executable are compared with the pin; a swapped binary is never started. Before any stdio
+//! server is spawned, the files its config pins (`pinned_files`: an interpreter's script,
+//! lockfile, package directory) are hashed and compared too; a changed script is never started.
 use std::{
     collections::{BTreeMap, HashMap, HashSet},
     path::Path,
@@ -153,7 +155,9 @@ impl Classifier {
 
     /// Checks a stdio server's executable against its pin before it is started. (That the
     /// config's command and URL are the pinned ones was checked when the config was loaded.)
+    /// Its pinned files (script, lockfile, package directory) are checked too, manifest or not.
     pub fn check_transport(&self, config: &ServerConfig) -> Result<(), String> {
+        config.check_pinned_files().map_err(|e| e.to_string())?;
         let Some(pinned) = self.manifests.get(&config.name) else {
             return Ok(());
         };

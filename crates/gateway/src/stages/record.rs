@@ -15,10 +15,11 @@ use std::{
     time::{Instant, SystemTime},
 };
 
+use portcullis_attest::VerifiedCall;
 use portcullis_audit::{AuditLog, AuditRecord, Decision, DurableReceipt, Outcome, RecordKind, Sha256Hex};
-use portcullis_core::{CallId, Principal, ServerName};
+use portcullis_core::{CallId, Principal, ServerName, Tier};
 use portcullis_mcp::{Message, canonical::canonical_sha256};
-use portcullis_policy::{Arguments, Permit};
+use portcullis_policy::{Arguments, DecisionRequest, Permit};
 use serde_json::Value;
 
 use crate::stages::classify::Hold;
@@ -27,6 +28,13 @@ use crate::stages::classify::Hold;
 #[derive(Debug, thiserror::Error)]
 #[error("the audit log cannot be written ({0}); the call was denied because nothing may happen unrecorded")]
 pub struct RecordError(String);
+
+/// The replay cache could not be restored from the audit log at start.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "cannot restore the replay cache of host signatures from the audit log ({0}); check the log with `portcullis audit verify`"
+)]
+pub struct RestoreError(String);
 
 /// What the authorise stage decided, as recorded.
 #[derive(Debug, Clone)]
@@ -54,7 +62,46 @@ pub struct CallFacts {
     pub args_sha256: Option<[u8; 32]>,
     /// The arguments themselves, kept only for redacted body capture.
     pub arguments: Option<Value>,
+    /// The host signature the call carried, once verified: its records name the key, the
+    /// nonce it consumed and its expiry, so a restart can restore the replay cache (T13).
+    pub signature: Option<SignatureFacts>,
+    /// What the policy saw of the call beyond the record's own fields: the caller's reason
+    /// and the tier, so a logged decision says why it was asked and can be replayed.
+    pub decided: Option<DecidedFacts>,
 }
+
+/// The inputs of a decision that the record keeps (the reason redacted and bounded).
+#[derive(Debug, Clone)]
+pub struct DecidedFacts {
+    pub tier: Tier,
+    pub reason: Option<String>,
+}
+
+/// The `ext` keys of a decision's inputs.
+pub const CALLER_REASON: &str = "caller_reason";
+pub const TIER: &str = "tier";
+
+/// A verified host signature, as the records keep it (never the signature itself).
+#[derive(Debug, Clone)]
+pub struct SignatureFacts {
+    pub kid: String,
+    pub nonce: String,
+    pub exp: u64,
+    /// SHA-256 of the signed bytes.
+    pub signed_sha256: String,
+}
+
+impl RestoreError {
+    pub(crate) fn new(text: impl Into<String>) -> Self {
+        Self(text.into())
+    }
+}
+
+/// The `ext` keys of a record's signature facts.
+pub const SIGNED_KID: &str = "signed_kid";
+pub const SIGNED_NONCE: &str = "signed_nonce";
+pub const SIGNED_EXP: &str = "signed_exp";
+pub const SIGNED_SHA256: &str = "signed_sha256";
 
 impl CallFacts {
     /// The facts of a routed call (the server's own names). The argument digest is the one
@@ -83,6 +130,36 @@ impl CallFacts {
             target,
             args_sha256,
             arguments,
+            signature: None,
+            decided: None,
+        }
+    }
+
+    /// The same facts, with the policy's inputs that the decision record keeps (only when
+    /// there is a log to keep them).
+    pub fn decided_under(self, request: &DecisionRequest, recorder: &Recorder) -> Self {
+        if recorder.log().is_none() {
+            return self;
+        }
+        Self {
+            decided: Some(DecidedFacts {
+                tier: request.tier,
+                reason: request.effective_reason().map(crate::stages::redact::reason),
+            }),
+            ..self
+        }
+    }
+
+    /// The same facts, naming the verified host signature the call carried.
+    pub fn signed_with(self, verified: Option<&VerifiedCall>) -> Self {
+        Self {
+            signature: verified.map(|v| SignatureFacts {
+                kid: v.kid.clone(),
+                nonce: v.nonce.clone(),
+                exp: v.exp,
+                signed_sha256: v.signed_sha256.clone(),
+            }),
+            ..self
         }
     }
 
@@ -105,6 +182,12 @@ impl CallFacts {
         r.method = Some(self.method.clone());
         r.tool = self.target.clone();
         r.args_sha256 = self.args_sha256.map(Sha256Hex::from_digest);
+        if let Some(sig) = &self.signature {
+            r.ext.insert(SIGNED_KID.into(), sig.kid.clone());
+            r.ext.insert(SIGNED_NONCE.into(), sig.nonce.clone());
+            r.ext.insert(SIGNED_EXP.into(), sig.exp.to_string());
+            r.ext.insert(SIGNED_SHA256.into(), sig.signed_sha256.clone());
+        }
         r
     }
 }
@@ -176,6 +259,12 @@ impl Recorder {
         r.reason = Some(verdict.reason.clone());
         r.decision_id = Some(verdict.decision_id.clone());
         r.policy_sha256 = hex_digest(&verdict.policy_hash);
+        if let Some(decided) = &call.decided {
+            r.ext.insert(TIER.into(), decided.tier.as_str().into());
+            if let Some(reason) = &decided.reason {
+                r.ext.insert(CALLER_REASON.into(), reason.clone());
+            }
+        }
         if let (true, Some(args)) = (self.capture_bodies, &call.arguments) {
             r.ext.insert("arguments".into(), crate::stages::redact::capture(args));
         }
@@ -345,4 +434,35 @@ pub mod danger {
     pub struct AuditOff {
         pub(super) _not_recorded: (),
     }
+}
+
+/// How many records are read at a time when scanning the log's tail backwards.
+const TAIL_CHUNK: u64 = 4096;
+
+/// The host signatures consumed by calls recorded at or after `since` (Unix seconds), read
+/// back from the log's tail, newest first: `(kid, nonce, exp)`. The scan stops at the first
+/// record older than `since`.
+pub async fn consumed_signatures(log: &AuditLog, since: i64) -> Result<Vec<(String, String, u64)>, RestoreError> {
+    let fail = |e: portcullis_audit::AuditError| RestoreError(e.to_string());
+    let mut consumed = Vec::new();
+    let mut end = log.len().await.map_err(fail)?;
+    while end > 0 {
+        let start = end.saturating_sub(TAIL_CHUNK);
+        for record in log.read(start..end).await.map_err(fail)?.iter().rev() {
+            let at = portcullis_policy::Timestamp::parse_rfc3339(&record.time).map(|t| t.unix());
+            if at.is_ok_and(|t| t < since) {
+                return Ok(consumed);
+            }
+            let (Some(kid), Some(nonce), Some(exp)) = (
+                record.ext.get(SIGNED_KID),
+                record.ext.get(SIGNED_NONCE),
+                record.ext.get(SIGNED_EXP).and_then(|e| e.parse().ok()),
+            ) else {
+                continue;
+            };
+            consumed.push((kid.clone(), nonce.clone(), exp));
+        }
+        end = start;
+    }
+    Ok(consumed)
 }

@@ -1,6 +1,8 @@
 //! Optional body capture for the audit log (`[audit] capture_bodies = true`):
-//! arguments and results are kept, but every value under a secret-looking key,
-//! and every string that looks like a bearer credential, is replaced first (T12).
+//! arguments and results are kept, but every value under a secret-looking key, and every
+//! string that looks like a credential — a bearer or basic header, a PEM block, a JWT, a
+//! token with a well-known provider prefix (`sk-`, `ghp_`, `xoxb-`, `AKIA…`, …), a long
+//! high-entropy token — is replaced first, and passwords in URLs are cut out (T12).
 use serde_json::Value;
 
 /// What replaces a redacted value.
@@ -9,19 +11,53 @@ pub const REDACTED: &str = "[redacted]";
 /// Most bytes of one captured body; longer bodies are cut (the hash covers all of it).
 pub const MAX_CAPTURE_BYTES: usize = 16 * 1024;
 
-const SECRET_KEYS: [&str; 11] = [
-    "password",
-    "passwd",
+/// A key containing one of these (lowercased) holds a secret.
+const SECRET_KEYS: [&str; 12] = [
+    "pass", // password, passwd, passphrase
+    "pwd",
     "secret",
     "token",
-    "authorization",
+    "auth", // authorization, auth, oauth
     "api_key",
     "apikey",
+    "api-key",
     "cookie",
     "credential",
-    "private_key",
+    "private",
     "session",
 ];
+
+/// Prefixes of well-known provider tokens.
+const TOKEN_PREFIXES: [&str; 22] = [
+    "sk-",
+    "sk_live_",
+    "sk_test_",
+    "rk_live_",
+    "ghp_",
+    "gho_",
+    "ghu_",
+    "ghs_",
+    "ghr_",
+    "github_pat_",
+    "glpat-",
+    "xoxb-",
+    "xoxp-",
+    "xoxa-",
+    "xoxr-",
+    "xapp-",
+    "ya29.",
+    "npm_",
+    "pypi-",
+    "hf_",
+    "shpat_",
+    "AIza",
+];
+
+/// Whether a (lowercased) key names a secret: it contains a secret word or ends in `key`
+/// (`apiKey`, `secret_key`, `accessKey`).
+fn secret_key(lower: &str) -> bool {
+    SECRET_KEYS.iter().any(|s| lower.contains(s)) || lower.ends_with("key") || lower.ends_with("keys")
+}
 
 /// A copy of `value` with secrets replaced.
 pub fn redact(value: &Value) -> Value {
@@ -29,8 +65,7 @@ pub fn redact(value: &Value) -> Value {
         Value::Object(map) => Value::Object(
             map.iter()
                 .map(|(k, v)| {
-                    let lower = k.to_ascii_lowercase();
-                    let secret = SECRET_KEYS.iter().any(|s| lower.contains(s));
+                    let secret = secret_key(&k.to_ascii_lowercase());
                     (
                         k.clone(),
                         if secret {
@@ -50,7 +85,8 @@ pub fn redact(value: &Value) -> Value {
 }
 
 /// Tool results often carry JSON as text: redact inside it too. Free text keeps its
-/// words, but anything after `Bearer ` is cut out.
+/// words, but anything after `Bearer `, a word that looks like a credential, and the
+/// password of a URL (`scheme://user:password@host`) are cut out.
 fn redact_text(s: &str) -> String {
     let trimmed = s.trim_start();
     if (trimmed.starts_with('{') || trimmed.starts_with('['))
@@ -58,23 +94,92 @@ fn redact_text(s: &str) -> String {
     {
         return redact(&inner).to_string();
     }
-    let lower = s.to_ascii_lowercase();
     let mut out = String::with_capacity(s.len());
-    let mut rest = 0;
-    while let Some(found) = lower[rest..].find("bearer ") {
-        let start = rest + found + "bearer ".len();
-        let end = s[start..].find(char::is_whitespace).map_or(s.len(), |e| start + e);
-        out.push_str(&s[rest..start]);
-        out.push_str(REDACTED);
-        rest = end;
+    let mut after_bearer = false;
+    for (i, word) in s.split(' ').enumerate() {
+        if i > 0 {
+            out.push(' ');
+        }
+        let bare = word.trim_matches(|c: char| matches!(c, '"' | '\'' | ',' | ';' | '(' | ')' | '<' | '>'));
+        if after_bearer || looks_like_token(bare) {
+            out.push_str(REDACTED);
+        } else {
+            out.push_str(&without_url_password(word));
+        }
+        after_bearer = bare.eq_ignore_ascii_case("bearer") || bare.eq_ignore_ascii_case("basic");
     }
-    out.push_str(&s[rest..]);
     out
 }
 
+/// `scheme://user:password@host…` with the password replaced.
+fn without_url_password(word: &str) -> String {
+    let Some(scheme_end) = word.find("://") else {
+        return word.to_owned();
+    };
+    let authority_start = scheme_end + 3;
+    let authority_end = word[authority_start..]
+        .find(['/', '?', '#'])
+        .map_or(word.len(), |e| authority_start + e);
+    let authority = &word[authority_start..authority_end];
+    let (Some(at), Some(colon)) = (authority.rfind('@'), authority.find(':')) else {
+        return word.to_owned();
+    };
+    if colon > at {
+        return word.to_owned();
+    }
+    let password_start = authority_start + colon + 1;
+    let password_end = authority_start + at;
+    format!("{}{REDACTED}{}", &word[..password_start], &word[password_end..])
+}
+
 fn looks_like_credential(s: &str) -> bool {
-    let lower = s.trim_start().to_ascii_lowercase();
-    lower.starts_with("bearer ") || lower.starts_with("basic ") || lower.starts_with("-----begin")
+    let trimmed = s.trim();
+    let lower = trimmed.to_ascii_lowercase();
+    lower.starts_with("bearer ")
+        || lower.starts_with("basic ")
+        || lower.starts_with("-----begin")
+        || (!trimmed.contains(char::is_whitespace) && looks_like_token(trimmed))
+}
+
+/// One word that looks like a credential: a JWT, a provider token, an AWS access key id,
+/// or a long high-entropy string (32+ token characters with upper case, lower case and
+/// digits — not a hex digest, which has no upper case).
+fn looks_like_token(word: &str) -> bool {
+    let token_chars = |w: &str| {
+        w.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '/' | '=' | '_' | '-' | '.'))
+    };
+    if word.len() < 16 || !token_chars(word) {
+        return false;
+    }
+    let jwt = word.starts_with("eyJ") && word.matches('.').count() == 2;
+    let prefixed = TOKEN_PREFIXES.iter().any(|p| word.starts_with(p));
+    let aws = (word.starts_with("AKIA") || word.starts_with("ASIA"))
+        && word.len() == 20
+        && word.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit());
+    let entropic = word.len() >= 32
+        && word.chars().any(|c| c.is_ascii_uppercase())
+        && word.chars().any(|c| c.is_ascii_lowercase())
+        && word.chars().any(|c| c.is_ascii_digit());
+    jwt || prefixed || aws || entropic
+}
+
+/// Longest caller's reason a decision record keeps.
+pub const MAX_REASON_BYTES: usize = 1024;
+
+/// A caller's free-text reason as a record keeps it: credentials cut out like captured
+/// text, and at most [`MAX_REASON_BYTES`].
+pub fn reason(text: &str) -> String {
+    let mut out = redact_text(text);
+    if out.len() > MAX_REASON_BYTES {
+        let mut cut = MAX_REASON_BYTES;
+        while !out.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        out.truncate(cut);
+        out.push_str("…[truncated]");
+    }
+    out
 }
 
 /// The redacted body as compact JSON text, cut at [`MAX_CAPTURE_BYTES`].
@@ -97,6 +202,16 @@ mod tests {
     use serde_json::json;
 
     #[test]
+    fn a_reason_keeps_its_words_loses_its_credentials_and_is_bounded() {
+        assert_eq!(reason("ticket 42: refund"), "ticket 42: refund");
+        let kept = reason("retry with Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.abc");
+        assert!(!kept.contains("eyJ"), "{kept}");
+        let long = reason(&"why ".repeat(1000));
+        assert!(long.len() <= MAX_REASON_BYTES + "…[truncated]".len(), "{}", long.len());
+        assert!(long.ends_with("[truncated]"));
+    }
+
+    #[test]
     fn secrets_are_replaced_everywhere() {
         let body = json!({"q": "visible", "Password": "hunter2", "nested": [{"api_key": 1, "x": "Bearer abc.def"}],
             "headers": {"Authorization": "x", "ok": "fine"}, "pem": "-----BEGIN PRIVATE KEY-----"});
@@ -116,6 +231,35 @@ mod tests {
         let text = capture(&body);
         assert!(!text.contains("hunter2") && !text.contains("abc.def"), "{text}");
         assert!(text.contains("called with") && text.contains(" ok"), "{text}");
+    }
+
+    #[test]
+    fn t12_secret_looking_values_are_redacted_under_any_key() {
+        let canaries = [
+            "sk-proj-4f9aJd8sKq2LmNvB7xYz",
+            "ghp_16C7e42F292c6912E7710c838347Ae178B4a",
+            "xoxb-2435-98765-AbCdEfGhIjKl",
+            "AKIAIOSFODNN7EXAMPLE",
+            "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJlX2hlcmU",
+            "Zx9Qw3Er7Ty1Ui5Op2As8Df4Gh6Jk0LzXcVbNm",
+            "AIzaSyD-1234567890abcdefghijklmnopqrstu",
+        ];
+        for canary in canaries {
+            let body = json!({"q": canary, "list": [format!("use {canary} now")], "note": format!("token: {canary}")});
+            let text = capture(&body);
+            assert!(!text.contains(canary), "{canary} leaked: {text}");
+        }
+        let body = json!({"dsn": "postgres://app:hunter2@db.internal:5432/sales", "secretKey": "x", "apiKey": "y",
+            "auth": "z", "passphrase": "w", "digest": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+            "plain": "the quick brown fox", "path": "/srv/data/report.csv"});
+        let out = redact(&body);
+        assert_eq!(out["dsn"], "postgres://app:[redacted]@db.internal:5432/sales");
+        for key in ["secretKey", "apiKey", "auth", "passphrase"] {
+            assert_eq!(out[key], REDACTED, "{key}");
+        }
+        for key in ["digest", "plain", "path"] {
+            assert_eq!(out[key], body[key], "{key} is not a secret");
+        }
     }
 
     #[test]

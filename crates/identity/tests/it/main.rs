@@ -5,6 +5,7 @@
     reason = "test helpers outside #[test] fns: a broken fixture should fail the test loudly"
 )]
 mod dev_ca;
+mod federation_t16;
 mod jwt_t01;
 mod rotation;
 mod serve_tls;

@@ -66,7 +66,7 @@ impl Pki {
                 private_key: self.path("server.key"),
             },
             client_trust: Some(ClientTrust {
-                bundle: BundleSource::File(self.bundle()),
+                bundle: BundleSource::file(td(), self.bundle()),
                 mode,
                 svid_policy: policy(),
             }),
@@ -91,7 +91,7 @@ pub async fn mtls_upstream(pki: &Pki) -> (SocketAddr, mpsc::UnboundedReceiver<Ou
             private_key: pki.path("upstream.key"),
         },
         client_trust: Some(ClientTrust {
-            bundle: BundleSource::File(pki.bundle()),
+            bundle: BundleSource::file(td(), pki.bundle()),
             mode: ClientAuth::Required,
             svid_policy: policy(),
         }),

@@ -16,6 +16,9 @@ fn expected_call_time_error(kind: BadSvid) -> Option<SvidError> {
             trust_domain: "untrusted.example".into(),
         },
         BadSvid::CaLeaf => SvidError::CaCertificate,
+        BadSvid::TrustDomainId => SvidError::TrustDomainId {
+            id: "spiffe://example.org".into(),
+        },
         BadSvid::Expired | BadSvid::NotYetValid | BadSvid::UnknownIssuer => return None,
     })
 }

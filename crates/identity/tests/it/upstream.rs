@@ -12,7 +12,7 @@ fn upstream_settings(pki: &Pki, expected: &str) -> UpstreamTlsSettings {
             cert_chain: pki.path("gateway.pem"),
             private_key: pki.path("gateway.key"),
         },
-        trust_bundle: BundleSource::File(pki.bundle()),
+        trust_bundle: BundleSource::file(td(), pki.bundle()),
         expected_server: id(expected),
         reload: Reload::Poll(Duration::from_secs(1)),
     }

@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use http::{HeaderMap, uri::PathAndQuery};
 use portcullis_core::Secret;
-use portcullis_mcp::{ErrorCode, Limits, Message, MessageKind, error_response, parse_strict};
+use portcullis_mcp::{ErrorCode, Limits, Message, MessageKind, error_response};
 use serde_json::Value;
 use tokio::sync::{Mutex, mpsc, oneshot};
 
@@ -130,8 +130,7 @@ impl Conn {
     }
 
     fn parse(&self, bytes: &[u8]) -> Result<Message, String> {
-        let value = parse_strict(bytes, self.spec.limits).map_err(|e| e.to_string())?;
-        Message::from_value(value).map_err(|e| e.to_string())
+        Message::parse(bytes, self.spec.limits).map_err(|e| e.to_string())
     }
 
     /// Answers a request that failed at the HTTP level with a JSON-RPC error.
