@@ -366,4 +366,25 @@ async fn the_decision_record_keeps_the_callers_reason_and_the_tier() {
     );
     assert!(!out.contains(secret), "no credential in the log: {decision}");
     assert_eq!(decision["ext"]["tier"], "read", "{decision}");
+    // The decision id a refusal names finds its records.
+    let id = decision["decision_id"].as_str().expect("a decision id");
+    let shown = Command::new(bin("portcullis"))
+        .args(["audit", "show", "--decision-id", id, "--config"])
+        .arg(&gw.config.path)
+        .output()
+        .unwrap();
+    let shown = String::from_utf8_lossy(&shown.stdout).into_owned();
+    let found: Vec<Value> = shown.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    assert!(
+        !found.is_empty() && found.iter().all(|r| r["decision_id"] == id),
+        "{shown}"
+    );
+    let bogus = Command::new(bin("portcullis"))
+        .args(["audit", "show", "--kind", "bogus", "--config"])
+        .arg(&gw.config.path)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&bogus.stderr);
+    assert_eq!(bogus.status.code(), Some(2), "{err}");
+    assert!(err.contains("pin_drift"), "the error lists the kinds: {err}");
 }

@@ -99,8 +99,12 @@ pub struct Filter {
     server: Option<String>,
     #[arg(long)]
     tool: Option<String>,
-    /// decision | call | config_change | policy_change | pin_drift | admin
+    /// The decision id a refusal named ("… look up decision `ID`"): its decision and call
+    /// records.
     #[arg(long)]
+    decision_id: Option<String>,
+    /// Only records of this kind.
+    #[arg(long, value_parser = ["decision", "call", "config_change", "policy_change", "pin_drift", "admin"])]
     kind: Option<String>,
     /// First index (inclusive).
     #[arg(long)]
@@ -272,6 +276,7 @@ async fn show(source: &Source, f: &Filter) -> anyhow::Result<ExitCode> {
             let keep = f.call_id.as_ref().is_none_or(|c| r.call_id.as_ref() == Some(c))
                 && f.server.as_ref().is_none_or(|s| r.server.as_ref() == Some(s))
                 && f.tool.as_ref().is_none_or(|t| r.tool.as_ref() == Some(t))
+                && f.decision_id.as_ref().is_none_or(|d| r.decision_id.as_ref() == Some(d))
                 && f.kind.as_ref().is_none_or(|k| kind.as_ref() == Some(k));
             if keep {
                 print(i, &r);
