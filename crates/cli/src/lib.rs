@@ -13,6 +13,7 @@ mod duration;
 mod logging;
 mod open_files;
 mod policy_open;
+mod preflight;
 mod shutdown;
 
 use std::{path::PathBuf, process::ExitCode};

@@ -214,3 +214,34 @@ fn ca_init_and_issue_write_files_and_explain_mistakes() {
     assert_eq!(code, 1);
     assert!(err.contains("no dev CA") && err.contains("ca init"), "{err}");
 }
+
+/// check-config loads what `run` loads (the front's certificate, the policy files), so a
+/// missing certificate or a policy glob that matches nothing fails both, with exit code 2
+/// and every such problem named by its key.
+#[test]
+fn check_config_and_run_fail_alike_on_files_the_config_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    let (code, out, err) = portcullis(&["init", d]);
+    assert_eq!(code, 0, "{out}{err}");
+    let path = dir.path().join("portcullis.toml");
+    let text = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace("127.0.0.1:8080", "127.0.0.1:0")
+        .replace("cert = \"pki/gateway.pem\"", "cert = \"pki/missing.pem\"")
+        .replace("cedar = [\"policies/*.cedar\"]", "cedar = [\"nothing/*.cedar\"]");
+    std::fs::write(&path, text).unwrap();
+    let config = path.to_str().unwrap();
+    for command in ["check-config", "run"] {
+        let (code, out, err) = portcullis(&[command, "--config", config]);
+        assert_eq!(code, 2, "{command}: {out}{err}");
+        assert!(
+            err.contains("listen.tls: cannot read PEM file") && err.contains("missing.pem"),
+            "{command}: {err}"
+        );
+        assert!(
+            err.contains("policy: ") && err.contains("no policy files match"),
+            "{command}: {err}"
+        );
+    }
+}

@@ -209,11 +209,13 @@ async fn t14_corrupt_policy_refuses_start_and_reload_keeps_the_current_set() {
         .args(["check-config", "--config", cfg.path.to_str().unwrap()])
         .output()
         .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(
         out.status.code(),
-        Some(0),
-        "check-config validates syntax of the config file itself"
+        Some(2),
+        "check-config loads the policy files as run would: {err}"
     );
+    assert!(err.contains("policy: ") && err.contains("p.cedar"), "{err}");
     let out = Command::new(bin("portcullis"))
         .args(["policy", "check", "--config", cfg.path.to_str().unwrap()])
         .output()
@@ -225,10 +227,10 @@ async fn t14_corrupt_policy_refuses_start_and_reload_keeps_the_current_set() {
         .args(["run", "--config", cfg.path.to_str().unwrap()])
         .output()
         .unwrap();
-    assert_ne!(
+    assert_eq!(
         run.status.code(),
-        Some(0),
-        "a gateway with an invalid policy set does not start"
+        Some(2),
+        "a gateway with an invalid policy set does not start (a bad config: exit 2)"
     );
     run.stderr.clear();
 

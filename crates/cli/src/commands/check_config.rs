@@ -7,6 +7,7 @@ use crate::config;
 
 pub fn run(path: &Path) -> anyhow::Result<ExitCode> {
     let loaded = config::load(path)?;
+    crate::preflight::check(&loaded, path)?;
     let g = &loaded.gateway;
     println!("{}: ok", path.display());
     let scheme = if loaded.tls.is_some() { "https" } else { "http" };

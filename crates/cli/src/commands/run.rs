@@ -8,6 +8,7 @@ use crate::{assemble, config, open_files, shutdown};
 
 pub async fn run(path: &Path) -> anyhow::Result<ExitCode> {
     let mut loaded = config::load(path)?;
+    crate::preflight::check(&loaded, path)?;
     for w in &loaded.warnings {
         tracing::warn!("{w}");
     }

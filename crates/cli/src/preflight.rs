@@ -1,0 +1,38 @@
+//! What `run` loads beyond the config text — the HTTP front's certificate, key and trust
+//! bundles, and the policy files — loaded once before anything starts. `check-config` and
+//! `run` both go through it, so `check-config` fails on what `run` would fail on, and
+//! either exits 2 (a bad config) with every such problem listed. Material from a SPIFFE
+//! Workload API is not fetched here (`run` waits for the agent itself).
+use std::path::Path;
+
+use crate::config::{ConfigError, LoadedConfig, Problem};
+
+/// Loads the front's TLS material and the policy set of `loaded` (read from `file`).
+pub fn check(loaded: &LoadedConfig, file: &Path) -> Result<(), ConfigError> {
+    let mut problems = Vec::new();
+    if let Some(tls) = &loaded.tls
+        && loaded.workload_api.is_none()
+        && let Err(e) = portcullis_identity::ServerTls::new(tls)
+    {
+        problems.push(Problem {
+            key: "listen.tls".into(),
+            reason: e.to_string(),
+        });
+    }
+    if let Err(e) = crate::policy_open::open(&loaded.policy) {
+        problems.push(Problem {
+            key: "policy".into(),
+            reason: format!("{e:#}"),
+        });
+    }
+    let mut problems = problems.into_iter();
+    let Some(first) = problems.next() else {
+        return Ok(());
+    };
+    Err(ConfigError {
+        file: file.display().to_string(),
+        key: first.key,
+        reason: first.reason,
+        more: problems.collect(),
+    })
+}
