@@ -14,7 +14,14 @@ use super::parse;
 
 /// The config's top-level tables; every problem's key path starts with one of them.
 const SECTIONS: &[&str] = &[
-    "listen", "stdio", "limits", "servers", "policy", "audit", "attestation", "manifests",
+    "listen",
+    "stdio",
+    "limits",
+    "servers",
+    "policy",
+    "audit",
+    "attestation",
+    "manifests",
 ];
 
 fn seeds() -> Vec<(String, Vec<u8>)> {
@@ -22,7 +29,12 @@ fn seeds() -> Vec<(String, Vec<u8>)> {
     let mut out: Vec<(String, Vec<u8>)> = std::fs::read_dir(&dir)
         .unwrap()
         .map(|entry| entry.unwrap().path())
-        .map(|path| (path.file_name().unwrap().to_string_lossy().into_owned(), std::fs::read(&path).unwrap()))
+        .map(|path| {
+            (
+                path.file_name().unwrap().to_string_lossy().into_owned(),
+                std::fs::read(&path).unwrap(),
+            )
+        })
         .collect();
     out.sort();
     assert!(out.len() >= 10, "the config seed corpus is missing");
@@ -53,14 +65,40 @@ fn check(text: &str) -> bool {
         );
     }
     if toml::from_str::<toml::Table>(text).is_err() {
-        assert!(error.more.is_empty() && is_line_col(&error.key), "a TOML error comes alone, at a place: {shown}");
+        assert!(
+            error.more.is_empty() && is_line_col(&error.key),
+            "a TOML error comes alone, at a place: {shown}"
+        );
     }
     false
 }
 
 const TOKENS: &[&str] = &[
-    "[", "]", "[[servers]]\n", "[listen.tls]\n", "=", "\"", "'''", "\"\"\"", "\n", "#", ",", "{", "}", "\\u",
-    "\\", "0", "-1", "1e400", "99999999999999999999", "true", "\u{e9}", "\u{1F600}", "\u{0}", "\r", "\t",
+    "[",
+    "]",
+    "[[servers]]\n",
+    "[listen.tls]\n",
+    "=",
+    "\"",
+    "'''",
+    "\"\"\"",
+    "\n",
+    "#",
+    ",",
+    "{",
+    "}",
+    "\\u",
+    "\\",
+    "0",
+    "-1",
+    "1e400",
+    "99999999999999999999",
+    "true",
+    "\u{e9}",
+    "\u{1F600}",
+    "\u{0}",
+    "\r",
+    "\t",
 ];
 
 #[derive(Debug, Clone)]
@@ -112,26 +150,79 @@ fn apply(mut bytes: Vec<u8>, ops: &[Op], seeds: &[(String, Vec<u8>)]) -> Vec<u8>
 
 fn mutated() -> impl Strategy<Value = String> {
     let seeds = seeds();
-    (0..seeds.len(), prop::collection::vec(op(), 1..5)).prop_map(move |(i, ops)| {
-        String::from_utf8_lossy(&apply(seeds[i].1.clone(), &ops, &seeds)).into_owned()
-    })
+    (0..seeds.len(), prop::collection::vec(op(), 1..5))
+        .prop_map(move |(i, ops)| String::from_utf8_lossy(&apply(seeds[i].1.clone(), &ops, &seeds)).into_owned())
 }
 
 /// A config built from the real tables and keys, with values of every TOML type.
 fn generated() -> impl Strategy<Value = String> {
     let value = prop::sample::select(vec![
-        "\"127.0.0.1:8080\"", "\"\"", "\"/bin/sh\"", "[\"/bin/sh\", \"-c\"]", "[]", "0", "-1", "65536", "true",
-        "\"read\"", "\"write\"", "\"workload-api\"", "\"spiffe://example.org/a\"", "\"https://x/mcp\"", "{}",
-        "{ a = \"b\" }", "1.5", "1979-05-27T07:32:00Z", "\"\\u00e9\"", "[\"workload\"]", "\"modern\"",
+        "\"127.0.0.1:8080\"",
+        "\"\"",
+        "\"/bin/sh\"",
+        "[\"/bin/sh\", \"-c\"]",
+        "[]",
+        "0",
+        "-1",
+        "65536",
+        "true",
+        "\"read\"",
+        "\"write\"",
+        "\"workload-api\"",
+        "\"spiffe://example.org/a\"",
+        "\"https://x/mcp\"",
+        "{}",
+        "{ a = \"b\" }",
+        "1.5",
+        "1979-05-27T07:32:00Z",
+        "\"\\u00e9\"",
+        "[\"workload\"]",
+        "\"modern\"",
     ]);
     let key = prop::sample::select(vec![
-        "http", "allowed_hosts", "require", "principal", "name", "command", "url", "env", "default_tier", "tools",
-        "protocol", "shared", "timeout_secs", "headers", "tls", "manifest", "cedar", "engine", "require_reason",
-        "path", "key", "postgres", "enabled", "audience", "trusted_keys", "scan", "source", "trust_domains",
-        "max_sessions_per_principal", "checkpoint_interval_secs", "max_connections", "cert", "client_ca",
+        "http",
+        "allowed_hosts",
+        "require",
+        "principal",
+        "name",
+        "command",
+        "url",
+        "env",
+        "default_tier",
+        "tools",
+        "protocol",
+        "shared",
+        "timeout_secs",
+        "headers",
+        "tls",
+        "manifest",
+        "cedar",
+        "engine",
+        "require_reason",
+        "path",
+        "key",
+        "postgres",
+        "enabled",
+        "audience",
+        "trusted_keys",
+        "scan",
+        "source",
+        "trust_domains",
+        "max_sessions_per_principal",
+        "checkpoint_interval_secs",
+        "max_connections",
+        "cert",
+        "client_ca",
     ]);
     let table = prop::sample::select(vec![
-        "[listen]", "[listen.tls]", "[stdio]", "[limits]", "[[servers]]", "[policy]", "[audit]", "[attestation]",
+        "[listen]",
+        "[listen.tls]",
+        "[stdio]",
+        "[limits]",
+        "[[servers]]",
+        "[policy]",
+        "[audit]",
+        "[attestation]",
         "[manifests]",
     ]);
     let section = (table, prop::collection::vec((key, value), 0..5)).prop_map(|(t, pairs)| {
