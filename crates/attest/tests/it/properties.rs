@@ -126,3 +126,32 @@ proptest! {
         }
     }
 }
+
+/// The strict parser's seed corpus (`crates/mcp/testdata/fuzz-seeds/parser/`, shared with
+/// the mcp `fuzz_parser` harness), replayed through parse → canonicalise → verify: the
+/// canonical form of everything accepted is a fixed point, no unsigned seed verifies, and
+/// each seed signed as a call's arguments (when an object) verifies.
+#[test]
+fn fuzz_seeds_parse_canonicalise_verify() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../mcp/testdata/fuzz-seeds/parser");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let Ok(value) = parse_strict(&std::fs::read(&path).unwrap(), Limits::default()) else {
+            continue;
+        };
+        seen += 1;
+        let canonical = canonical_bytes(&value);
+        let again = parse_strict(&canonical, Limits::default()).unwrap();
+        assert_eq!(canonical_bytes(&again), canonical, "{}", path.display());
+        let params = value.get("params").unwrap_or(&value);
+        let unsigned = verifier().verify(&Principal::workload("host"), "files", "read", params, NOW);
+        assert!(unsigned.is_err(), "{} verified unsigned", path.display());
+        if let Some(arguments) = params.get("arguments").filter(|a| a.is_object()) {
+            let signed = parse_strict(&signed_request(arguments), Limits::default()).unwrap();
+            let ok = verifier().verify(&Principal::workload("host"), "files", "read", &signed["params"], NOW);
+            assert!(ok.is_ok(), "{}: {:?}", path.display(), ok.err());
+        }
+    }
+    assert!(seen >= 5, "the parser seed corpus is missing");
+}

@@ -9,6 +9,7 @@
 mod crash;
 mod faults;
 mod file_store;
+mod fuzz_recovery;
 mod group_commit;
 mod keys;
 mod postgres;

@@ -209,6 +209,8 @@ fn line_col(text: &str, offset: usize) -> String {
 }
 
 #[cfg(test)]
+mod fuzz_config;
+#[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod tests_federation;
