@@ -124,3 +124,12 @@ fn syntax_errors_and_unknown_keys_stop_parsing_and_come_alone() {
         assert_eq!(keys(&e), [key], "{e}");
     }
 }
+
+/// A position inside a multi-byte character is reported at that character, never a panic.
+#[test]
+fn a_position_inside_a_character_is_reported_without_panicking() {
+    let text = "a = \"é\"\nb = 1\n";
+    let inside = text.find('é').unwrap() + 1;
+    assert_eq!(super::line_col(text, inside), "line 1, column 6");
+    assert_eq!(super::line_col(text, text.len() + 10), "line 3, column 1");
+}
