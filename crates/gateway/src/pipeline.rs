@@ -199,7 +199,14 @@ impl Gateway {
         match outcome {
             Ok(permit) => Ok((call, permit)),
             Err(deny) => {
-                tracing::info!(server = %route.server, method = %request.method, target = %request.target, decision = %deny.decision_id(), "call denied by policy");
+                // Who, what, and why (the rules, and what the caller was told), so an
+                // operator can act on the line alone; never arguments or policy text.
+                tracing::info!(
+                    workload = %call.principal.workload, user = call.principal.user.as_deref().unwrap_or("-"),
+                    server = %route.server, method = %request.method, target = %request.target, tier = %request.tier,
+                    rules = %deny.reasons().join(","), decision = %deny.decision_id(),
+                    "call denied by policy: {}", deny.client_message()
+                );
                 Err(self.record_deny(&call, Deny::Policy(deny)).await)
             }
         }
@@ -239,7 +246,11 @@ impl Gateway {
     ) -> Deny {
         let call =
             CallFacts::before_policy(&cx.session.principal, &route.server, msg, &self.recorder).signed_with(signed);
-        tracing::info!(server = %call.server, target = ?call.target, "call denied by {}: {}", deny.stage().label(), deny.audit_reason().unwrap_or_default());
+        tracing::info!(
+            workload = %call.principal.workload, user = call.principal.user.as_deref().unwrap_or("-"),
+            server = %call.server, target = ?call.target,
+            "call denied by {}: {}", deny.stage().label(), deny.audit_reason().unwrap_or_default()
+        );
         self.record_deny(&call, deny).await
     }
 

@@ -147,6 +147,20 @@ async fn anonymous_http_callers_are_denied_by_the_default_policies() {
     );
     let err = call(&client, "search_docs", json!({"query": "x"})).await.unwrap_err();
     assert!(err.to_string().contains("no policy allows this call"), "{err}");
+    // The deny's log line says who, what and why.
+    let logs = gw.logs_with("call denied by policy");
+    let line = logs
+        .lines()
+        .find(|l| l.contains("call denied by policy"))
+        .unwrap_or_else(|| panic!("a deny line: {logs}"));
+    for wanted in [
+        "\"workload\":\"anonymous\"",
+        "\"target\":\"search_docs\"",
+        "\"tier\":\"read\"",
+        "no policy allows this call",
+    ] {
+        assert!(line.contains(wanted), "{wanted} in {line}");
+    }
 }
 
 #[tokio::test]
