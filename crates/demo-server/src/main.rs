@@ -23,8 +23,10 @@ struct Args {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     // stdout carries the protocol on stdio, so logs always go to stderr.
+    // Colour only at a terminal: behind the gateway, stderr is a pipe into its log.
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),

@@ -245,3 +245,36 @@ fn check_config_and_run_fail_alike_on_files_the_config_names() {
         );
     }
 }
+
+/// Logs written to a pipe or a file carry no terminal colour codes (the gateway's and the
+/// demo server's: the gateway captures a child's stderr into its own log).
+#[test]
+fn logs_to_a_pipe_have_no_colour_codes() {
+    use std::io::{BufRead, BufReader};
+    let cfg = write_config(&format!(
+        "[listen]\nhttp = \"127.0.0.1:0\"\n{}",
+        demo_server_entry("demo", "")
+    ));
+    for (program, args) in [
+        ("portcullis", vec!["run", "--config", cfg.path.to_str().unwrap()]),
+        ("portcullis-demo-server", vec!["--http", "127.0.0.1:0"]),
+    ] {
+        let mut child = Command::new(bin(program))
+            .args(&args)
+            .env("RUST_LOG", "info")
+            .env_remove("NO_COLOR")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let line = BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+            .find(|l| l.contains("listening on"));
+        let _ = child.kill();
+        let _ = child.wait();
+        let line = line.unwrap_or_else(|| panic!("{program} logged that it listens"));
+        assert!(!line.contains('\u{1b}'), "{program}: no ANSI escape in {line:?}");
+    }
+}
