@@ -203,11 +203,7 @@ fn validate(raw: &raw::RawConfig, loading: Loading<'_>, p: &mut Problems) -> Che
 
 fn line_col(text: &str, offset: usize) -> String {
     // The parser's offset should sit on a character boundary; never panic if it does not.
-    let mut cut = offset.min(text.len());
-    while !text.is_char_boundary(cut) {
-        cut -= 1;
-    }
-    let before = &text[..cut];
+    let before = &text[..text.floor_char_boundary(offset)];
     let line = before.matches('\n').count() + 1;
     let col = before.rsplit('\n').next().map(|l| l.chars().count() + 1).unwrap_or(1);
     format!("line {line}, column {col}")

@@ -170,30 +170,21 @@ pub const MAX_REASON_BYTES: usize = 1024;
 /// A caller's free-text reason as a record keeps it: credentials cut out like captured
 /// text, and at most [`MAX_REASON_BYTES`].
 pub fn reason(text: &str) -> String {
-    let mut out = redact_text(text);
-    if out.len() > MAX_REASON_BYTES {
-        let mut cut = MAX_REASON_BYTES;
-        while !out.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        out.truncate(cut);
-        out.push_str("…[truncated]");
+    cut_at(redact_text(text), MAX_REASON_BYTES)
+}
+
+/// `text` cut to at most `max` bytes (at a character boundary), marked when cut.
+fn cut_at(mut text: String, max: usize) -> String {
+    if text.len() > max {
+        text.truncate(text.floor_char_boundary(max));
+        text.push_str("…[truncated]");
     }
-    out
+    text
 }
 
 /// The redacted body as compact JSON text, cut at [`MAX_CAPTURE_BYTES`].
 pub fn capture(value: &Value) -> String {
-    let mut text = redact(value).to_string();
-    if text.len() > MAX_CAPTURE_BYTES {
-        let mut cut = MAX_CAPTURE_BYTES;
-        while !text.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        text.truncate(cut);
-        text.push_str("…[truncated]");
-    }
-    text
+    cut_at(redact(value).to_string(), MAX_CAPTURE_BYTES)
 }
 
 #[cfg(test)]
