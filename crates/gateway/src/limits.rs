@@ -215,7 +215,13 @@ impl Counted {
             return Err(refusal);
         }
         counts.total += 1;
-        counts.by_principal.insert(principal.clone(), held + 1);
+        // Per call: clone the principal for the map only when it holds nothing yet.
+        match counts.by_principal.get_mut(principal) {
+            Some(n) => *n += 1,
+            None => {
+                counts.by_principal.insert(principal.clone(), 1);
+            }
+        }
         Ok(Place {
             counted: self.clone(),
             principal: principal.clone(),
