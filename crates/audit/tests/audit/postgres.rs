@@ -9,19 +9,7 @@ use portcullis_audit::error::Defect;
 use portcullis_audit::{AuditLog, LogOptions, VerifyFailure, verify, verify_inclusion};
 use sqlx::Executor;
 
-use crate::support::{options, other_signer, record, signer, trusted, unique};
-
-#[expect(
-    clippy::disallowed_methods,
-    reason = "test setup: CI names its PostgreSQL server in DATABASE_URL"
-)]
-fn database_url() -> Option<String> {
-    let url = std::env::var("DATABASE_URL").ok();
-    if url.is_none() {
-        eprintln!("DATABASE_URL is not set: skipping the PostgreSQL audit store test");
-    }
-    url
-}
+use crate::support::{database_url, options, other_signer, record, signer, trusted, unique};
 
 async fn drop_schema(url: &str, schema: &str) {
     let pool = sqlx::PgPool::connect(url).await.expect("connect");
@@ -39,7 +27,9 @@ async fn sql(url: &str, schema: &str, statement: String) {
 
 #[tokio::test]
 async fn pg_append_read_verify_and_prove() {
-    let Some(url) = database_url() else { return };
+    let Some(url) = database_url("the PostgreSQL audit store test") else {
+        return;
+    };
     let schema = unique("audit_t_basic");
     let log = AuditLog::open_postgres(&url, &schema, signer(), options(0))
         .await
@@ -73,7 +63,9 @@ async fn pg_append_read_verify_and_prove() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pg_two_gateways_append_concurrently_in_one_global_order() {
-    let Some(url) = database_url() else { return };
+    let Some(url) = database_url("the PostgreSQL audit store test") else {
+        return;
+    };
     let schema = unique("audit_t_two");
     let opts = LogOptions {
         max_batch: 64,
@@ -141,7 +133,9 @@ async fn pg_two_gateways_append_concurrently_in_one_global_order() {
 
 #[tokio::test]
 async fn pg_t15_tampered_rows_are_detected() {
-    let Some(url) = database_url() else { return };
+    let Some(url) = database_url("the PostgreSQL audit store test") else {
+        return;
+    };
     let schema = unique("audit_t_tamper");
     let log = AuditLog::open_postgres(&url, &schema, signer(), options(0))
         .await

@@ -147,3 +147,17 @@ pub fn unique(prefix: &str) -> String {
     getrandom::fill(&mut bytes).expect("random");
     format!("{prefix}_{}", hex::encode(bytes))
 }
+
+/// The PostgreSQL server of the store tests; `None` (with a notice naming `what`) when CI's
+/// `DATABASE_URL` is not set, and the test is skipped.
+#[expect(
+    clippy::disallowed_methods,
+    reason = "test setup: CI names its PostgreSQL server in DATABASE_URL"
+)]
+pub fn database_url(what: &str) -> Option<String> {
+    let url = std::env::var("DATABASE_URL").ok();
+    if url.is_none() {
+        eprintln!("DATABASE_URL is not set: skipping {what}");
+    }
+    url
+}

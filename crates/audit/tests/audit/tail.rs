@@ -14,8 +14,8 @@ use portcullis_audit::{
 };
 
 use crate::support::{
-    frame_offset, options, read_frames, record, rewrite_record, segments, signer, trusted, unique, verify_dir,
-    write_frames,
+    database_url, frame_offset, options, read_frames, record, rewrite_record, segments, signer, trusted, unique,
+    verify_dir, write_frames,
 };
 
 /// A call the policy denied: the kind of record an attacker wants to turn into an allow.
@@ -156,18 +156,6 @@ async fn t24_torn_last_frame_is_the_only_thing_cut() {
     assert!(report.is_ok(), "{:?}", report.failure);
 }
 
-#[expect(
-    clippy::disallowed_methods,
-    reason = "test setup: CI names its PostgreSQL server in DATABASE_URL"
-)]
-fn database_url() -> Option<String> {
-    let url = std::env::var("DATABASE_URL").ok();
-    if url.is_none() {
-        eprintln!("DATABASE_URL is not set: skipping the PostgreSQL T24 test");
-    }
-    url
-}
-
 async fn sql(url: &str, statement: String) {
     use sqlx::Executor;
     let pool = sqlx::PgPool::connect(url).await.expect("connect");
@@ -176,7 +164,9 @@ async fn sql(url: &str, statement: String) {
 
 #[tokio::test]
 async fn t24_pg_updated_tail_row_fails_verify_and_open_refuses() {
-    let Some(url) = database_url() else { return };
+    let Some(url) = database_url("the PostgreSQL T24 test") else {
+        return;
+    };
     let schema = unique("audit_t24_tail");
     let log = AuditLog::open_postgres(&url, &schema, signer(), options(0))
         .await
