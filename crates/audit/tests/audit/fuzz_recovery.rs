@@ -18,7 +18,7 @@ use portcullis_audit::{AuditLog, AuditRecord, verify};
 use proptest::prelude::*;
 use proptest::sample::Index;
 
-use crate::support::{all_frames, options, record, segments, signer, trusted, verify_dir};
+use crate::support::{all_frames, options, record, segments, signer, snapshot, trusted, verify_dir};
 
 /// Records in the log, and how many of them the periodic checkpoint covers.
 const RECORDS: u64 = 8;
@@ -248,20 +248,6 @@ fn check(written: &Written, damaged: &[u8], shape: Shape) -> Option<u64> {
         );
     });
     Some(kept)
-}
-
-fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
-    let mut files: Vec<_> = std::fs::read_dir(dir)
-        .expect("list")
-        .map(|e| e.expect("entry").path())
-        .filter(|p| p.extension().is_some_and(|e| e == "seg" || e == "ckp"))
-        .map(|p| {
-            let bytes = std::fs::read(&p).expect("read");
-            (p, bytes)
-        })
-        .collect();
-    files.sort();
-    files
 }
 
 /// One damage to a segment.

@@ -161,3 +161,19 @@ pub fn database_url(what: &str) -> Option<String> {
     }
     url
 }
+
+/// Every segment and checkpoint file of a log directory with its bytes, to show an open
+/// changed nothing.
+pub fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .expect("list")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "seg" || e == "ckp"))
+        .map(|p| {
+            let bytes = std::fs::read(&p).expect("read");
+            (p, bytes)
+        })
+        .collect();
+    files.sort();
+    files
+}

@@ -14,8 +14,8 @@ use portcullis_audit::{
 };
 
 use crate::support::{
-    database_url, frame_offset, options, read_frames, record, rewrite_record, segments, signer, trusted, unique,
-    verify_dir, write_frames,
+    database_url, frame_offset, options, read_frames, record, rewrite_record, segments, signer, snapshot, trusted,
+    unique, verify_dir, write_frames,
 };
 
 /// A call the policy denied: the kind of record an attacker wants to turn into an allow.
@@ -58,21 +58,6 @@ fn log_with_tail(dir: &Path) {
         std::mem::forget(log); // no orderly close, no final checkpoint
     });
     drop(rt);
-}
-
-/// Every file of the log directory with its bytes, to show an open changed nothing.
-fn snapshot(dir: &Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
-    let mut files: Vec<_> = std::fs::read_dir(dir)
-        .expect("list")
-        .map(|e| e.expect("entry").path())
-        .filter(|p| p.extension().is_some_and(|e| e == "seg" || e == "ckp"))
-        .map(|p| {
-            let bytes = std::fs::read(&p).expect("read");
-            (p, bytes)
-        })
-        .collect();
-    files.sort();
-    files
 }
 
 #[tokio::test]
