@@ -97,8 +97,10 @@ pub enum RecordKind {
     PolicyChange,
     /// A tool definition or executable hash no longer matches its pin.
     PinDrift,
-    /// An administrative action (approval, break-glass, key rotation, ...).
+    /// An administrative action (break-glass, key rotation, ...).
     Admin,
+    /// A step of a call's approval: requested, granted, denied, expired, withdrawn, used.
+    Approval,
 }
 
 /// Who made the call.

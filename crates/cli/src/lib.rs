@@ -76,6 +76,9 @@ enum Command {
     /// Verify, read and prove the audit log.
     #[command(subcommand)]
     Audit(commands::audit::AuditCommand),
+    /// Calls waiting for approval: list, show, approve, deny; sign a call's binding offline.
+    #[command(subcommand)]
+    Approvals(commands::approvals::ApprovalsCommand),
     /// Pinned servers: write, sign, verify and amend server manifests.
     #[command(subcommand)]
     Manifest(commands::manifest::ManifestCommand),
@@ -144,6 +147,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Init { dir, force } => commands::init::run(dir, force),
         Command::Demo { serve, listen } => commands::demo::run(serve, listen).await,
         Command::Audit(command) => commands::audit::run(command).await,
+        Command::Approvals(command) => commands::approvals::run(command).await,
         Command::Policy(command) => commands::policy::run(command),
         Command::Ca(command) => commands::ca::run(command),
         Command::Connect(args) => commands::connect::run(args).await,

@@ -24,6 +24,18 @@ pub struct GatewayConfig {
     pub anonymous_principal: Principal,
     /// Signed calls, signed results, pinned servers and tool scanning (pillar 3).
     pub attest: AttestConfig,
+    /// Who approves calls the policy allows only with an approval, and how calls wait.
+    pub approvals: ApprovalsConfig,
+}
+
+/// The approvals settings (`[approvals]`): registered approvers, how long a call waits,
+/// how long a request stays open, how many may be open, and N-of-M requirements.
+#[derive(Debug, Clone, Default)]
+pub struct ApprovalsConfig {
+    pub approvers: portcullis_approvals::Approvers,
+    pub pending: portcullis_approvals::PendingSettings,
+    /// How long a call needing approval is held for an answer (0: refused at once).
+    pub wait: Duration,
 }
 
 /// The attestation settings: host keys, the result-signing key, server manifests, scanning.

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 use crate::{
     limits::LimitExceeded,
-    stages::{classify::ClassifyError, record::RecordError, route::RouteError},
+    stages::{approve::ApprovalRefusal, classify::ClassifyError, record::RecordError, route::RouteError},
 };
 
 /// Why a client message was refused.
@@ -42,6 +42,11 @@ pub enum Deny {
     Classify { error: ClassifyError, decision_id: String },
     /// The policy refused the call (authorise).
     Policy(portcullis_policy::Deny),
+    /// The policy allows the call only with approvals it does not have (approve).
+    Approval {
+        refusal: ApprovalRefusal,
+        decision_id: String,
+    },
     /// The audit log could not take a record: nothing may happen unrecorded (record).
     Record(RecordError),
     /// The result could not be signed (receipts).
@@ -57,6 +62,7 @@ pub enum Stage {
     Attest,
     Classify,
     Authorise,
+    Approve,
     Record,
     Sign,
 }
@@ -70,6 +76,7 @@ impl Stage {
             Stage::Attest => "attest",
             Stage::Classify => "classify",
             Stage::Authorise => "authorise",
+            Stage::Approve => "approve",
             Stage::Record => "record",
             Stage::Sign => "sign",
         }
@@ -94,6 +101,7 @@ impl Deny {
             | Deny::Attest { .. }
             | Deny::Classify { .. }
             | Deny::Policy(_)
+            | Deny::Approval { .. }
             | Deny::Record(_)
             | Deny::Sign(_) => ErrorCode::Denied,
         }
@@ -114,6 +122,7 @@ impl Deny {
             | Deny::Attest { .. }
             | Deny::Classify { .. }
             | Deny::Policy(_)
+            | Deny::Approval { .. }
             | Deny::Record(_)
             | Deny::Sign(_) => None,
         }
@@ -128,6 +137,7 @@ impl Deny {
             Deny::Attest { .. } => Stage::Attest,
             Deny::Classify { .. } => Stage::Classify,
             Deny::Policy(_) => Stage::Authorise,
+            Deny::Approval { .. } => Stage::Approve,
             Deny::Record(_) => Stage::Record,
             Deny::Sign(_) => Stage::Sign,
         }
@@ -156,13 +166,16 @@ impl Deny {
                 }
                 Some(parts.join("; "))
             }
+            Deny::Approval { refusal, .. } => Some(refusal.audit_text()),
         }
     }
 
     /// The id of the recorded decision the client may quote to the operator.
     pub fn decision_id(&self) -> Option<&str> {
         match self {
-            Deny::Attest { decision_id, .. } | Deny::Classify { decision_id, .. } => Some(decision_id),
+            Deny::Attest { decision_id, .. }
+            | Deny::Classify { decision_id, .. }
+            | Deny::Approval { decision_id, .. } => Some(decision_id),
             Deny::Policy(deny) => Some(deny.decision_id()),
             Deny::Limit(_)
             | Deny::AlreadyInitialized
@@ -190,6 +203,7 @@ impl Deny {
             Deny::Attest { error, .. } => error.to_string(),
             Deny::Classify { error, .. } => error.to_string(),
             Deny::Policy(deny) => deny.client_message().to_owned(),
+            Deny::Approval { refusal, .. } => refusal.to_string(),
             Deny::Record(error) => error.to_string(),
             Deny::Sign(error) => format!("the result could not be signed: {error}"),
         }
@@ -200,12 +214,21 @@ impl Deny {
     pub fn answer(&self, id: Option<&Value>) -> Value {
         let text = self.client_text();
         match self.decision_id() {
-            Some(decision) => error_response(
-                id,
-                self.code(),
-                &format!("{text} (decision {decision})"),
-                Some(json!({"decisionId": decision})),
-            ),
+            Some(decision) => {
+                let mut data = json!({"decisionId": decision});
+                if let Deny::Approval {
+                    refusal: refusal @ ApprovalRefusal::Required { required, granted, .. },
+                    ..
+                } = self
+                    && let Some(binding) = refusal.binding()
+                {
+                    // What an approver signs offline (`portcullis approvals sign --call`).
+                    data["approval"] = json!({
+                        "id": binding.id, "required": required, "granted": granted, "binding": binding,
+                    });
+                }
+                error_response(id, self.code(), &format!("{text} (decision {decision})"), Some(data))
+            }
             None => error_response(id, self.code(), &text, None),
         }
     }

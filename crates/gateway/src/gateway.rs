@@ -22,6 +22,7 @@ use crate::{
     },
     session::Session,
     stages::{
+        approve::ApprovalGate,
         authorise::Authoriser,
         classify::{Classifier, Hold},
         receipts::Receipts,
@@ -73,6 +74,7 @@ pub struct Gateway {
     pub(crate) authoriser: Authoriser,
     pub(crate) classifier: Classifier,
     pub(crate) receipts: Receipts,
+    pub(crate) approvals: ApprovalGate,
     http: HttpClients,
     limits: Limiter,
     sessions: Mutex<HashMap<String, Held>>,
@@ -93,6 +95,11 @@ impl Gateway {
         let classifier = Classifier::new(config.attest.manifests.clone(), config.attest.scan);
         let receipts = Receipts::new(config.attest.receipts.clone());
         let limits = Limiter::new(config.listen.max_sessions, config.principal_limits);
+        let approvals = ApprovalGate {
+            approvers: config.approvals.approvers.clone(),
+            pending: portcullis_approvals::Pending::new(config.approvals.pending.clone()),
+            wait: config.approvals.wait,
+        };
         Arc::new(Self {
             config,
             servers,
@@ -101,6 +108,7 @@ impl Gateway {
             authoriser,
             classifier,
             receipts,
+            approvals,
             http,
             limits,
             sessions: Mutex::new(HashMap::new()),

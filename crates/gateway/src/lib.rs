@@ -24,7 +24,7 @@ mod stages;
 pub use caller::Caller;
 pub use deny::{Deny, Stage};
 pub use error::UpstreamError;
-pub use front::{http::serve_http, stdio::serve_stdio};
+pub use front::{admin::serve_admin, http::serve_http, stdio::serve_stdio};
 pub use gateway::{Gateway, SessionError};
 pub use limits::{Admitted, LimitExceeded};
 pub use relay::{hello::ClientHello, probe::list_server_tools};

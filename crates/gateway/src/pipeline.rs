@@ -5,24 +5,27 @@
 //! 2. attest    — a `tools/call` carries a valid host signature where one is required (T13);
 //! 3. classify  — the tool is pinned by the server's manifest and not held back (T7, T8);
 //! 4. authorise — a policy decision made for this call alone, never cached (T14);
-//!    (approvals and the credential broker slot in here, each one line);
-//! 5. record    — the decision, durably, before anything is forwarded;
-//! 6. forward   — to the session's own connection to that server; needs the `Permit`;
-//! 7. record    — the outcome, durably, before the answer is released (T15);
-//! 8. release   — receipts attached (the audit receipt; for `tools/call`, the gateway's
+//! 5. approve   — a call the policy allows only with an approval waits for, or brings,
+//!    approvals bound to that exact call, then is decided afresh with `approval_present`;
+//!    (the credential broker slots in here, one line);
+//! 6. record    — the decision, durably, before anything is forwarded;
+//! 7. forward   — to the session's own connection to that server; needs the `Permit`;
+//! 8. record    — the outcome, durably, before the answer is released (T15);
+//! 9. release   — receipts attached (the audit receipt; for `tools/call`, the gateway's
 //!    signed receipt over request, result, decision and log index); needs `Recorded`.
 //!
 //! The order matters where it says so: attest runs on the call as the host signed it
 //! (before the reason argument is stripped), the decision is durable before the server
 //! sees anything, and the outcome before the client does. A stage that refuses returns a
-//! [`Deny`]; denies of attest, classify and authorise are recorded before the client hears
-//! of them. Answers are raw JSON: the relay never re-types a message.
+//! [`Deny`]; denies of attest, classify, authorise and approve are recorded before the
+//! client hears of them. Answers are raw JSON: the relay never re-types a message.
 use std::sync::Arc;
 
+use portcullis_approvals::{Opening, PendingEntry, PendingState};
 use portcullis_attest::VerifiedCall;
 use portcullis_core::{CallId, ServerName};
 use portcullis_mcp::{Message, MethodClass};
-use portcullis_policy::Permit;
+use portcullis_policy::{DecisionRequest, Permit};
 use serde_json::Value;
 
 use crate::{
@@ -33,10 +36,11 @@ use crate::{
     relay::{Clearance, lists},
     session::Session,
     stages::{
+        approve::{self, ApprovalRefusal},
         authorise::Attested,
         classify::ClassifyError,
         receipts::Released,
-        record::{CallFacts, RecordError, Verdict},
+        record::{ApprovalFacts, CallFacts, RecordError, Verdict},
     },
 };
 
@@ -53,6 +57,46 @@ pub(crate) struct CallContext<'a> {
     pub request_sha256: Option<[u8; 32]>,
 }
 
+/// What the authorise stage hands the approve stage: the call, the request the policy
+/// saw, and its verdict (a deny is not recorded yet).
+pub(crate) struct Authorised {
+    call: CallFacts,
+    request: DecisionRequest,
+    outcome: Result<Permit, portcullis_policy::Deny>,
+}
+
+/// Withdraws a call's approval request when the call goes away while it waits (the
+/// client disconnected, or the gateway stopped): approvers no longer see it, and the log
+/// says so.
+struct WithdrawOnDrop<'g> {
+    gateway: &'g Gateway,
+    binding: Option<portcullis_approvals::Binding>,
+    call_id: String,
+}
+
+impl WithdrawOnDrop<'_> {
+    fn disarm(mut self) {
+        self.binding = None;
+    }
+}
+
+impl Drop for WithdrawOnDrop<'_> {
+    fn drop(&mut self) {
+        let Some(binding) = self.binding.take() else { return };
+        if self.gateway.approvals.pending.withdraw(&binding.id).is_none() {
+            return;
+        }
+        tracing::info!(approval = %binding.id, "approval request withdrawn: the waiting call went away");
+        let recorder = self.gateway.recorder.clone();
+        let call_id = std::mem::take(&mut self.call_id);
+        tokio::spawn(async move {
+            if let Err(e) = recorder.approval(&binding, &call_id, "withdrawn", &[]).await {
+                tracing::error!("cannot record a withdrawn approval request: {e}");
+            }
+        });
+    }
+}
+
 /// Where a call goes: the server and its configuration.
 pub(crate) struct Route<'g> {
     pub server: ServerName,
@@ -65,7 +109,8 @@ impl Gateway {
         let route = self.route(cx, &mut msg)?; // which server
         let signed = self.attest(cx, &route, &mut msg).await?; // the host's signature, as sent
         let findings = self.classify(cx, &route, &msg, signed.as_ref()).await?; // pinned, not held back
-        let (call, permit) = self.authorise(cx, &route, signed, findings, &mut msg).await?; // policy, this call only
+        let authorised = self.authorise(cx, &route, signed, findings, &mut msg); // policy, this call only
+        let (call, permit) = self.approve(&route, authorised, &mut msg).await?; // approvals bound to this call
         let decided = self.recorder.permitted(&call, &permit).await?; // durable before forwarding
         let answer = self.forward(permit, cx, &route, msg).await; // needs the Permit
         let recorded = self.recorder.outcome(decided, &call, &answer).await?; // durable before release
@@ -171,15 +216,16 @@ impl Gateway {
         Ok(gate.verdict(server, tool))
     }
 
-    /// authorise: a decision made for this call alone (never cached); a deny is recorded.
-    async fn authorise(
+    /// authorise: a decision made for this call alone (never cached). A deny is recorded
+    /// by the approve stage, which first sees whether an approval would change it.
+    fn authorise(
         &self,
         cx: &CallContext<'_>,
         route: &Route<'_>,
         signed: Option<VerifiedCall>,
         findings: Vec<String>,
         msg: &mut Message,
-    ) -> Result<(CallFacts, Permit), Deny> {
+    ) -> Authorised {
         let attested = Attested {
             signed: signed.is_some(),
             findings,
@@ -196,20 +242,197 @@ impl Gateway {
         )
         .signed_with(signed.as_ref())
         .decided_under(&request, &self.recorder);
-        match outcome {
-            Ok(permit) => Ok((call, permit)),
-            Err(deny) => {
-                // Who, what, and why (the rules, and what the caller was told), so an
-                // operator can act on the line alone; never arguments or policy text.
+        Authorised { call, request, outcome }
+    }
+
+    /// approve: a call the policy refused only for want of an approval (it would be allowed
+    /// with `approval_present`) proceeds with approvals bound to it — tokens sent with the
+    /// call, an approval given through the admin API before a retry, or one given while the
+    /// call waits — and is then decided afresh. Any other deny is recorded as it is.
+    async fn approve(
+        &self,
+        route: &Route<'_>,
+        authorised: Authorised,
+        msg: &mut Message,
+    ) -> Result<(CallFacts, Permit), Deny> {
+        let Authorised {
+            call,
+            mut request,
+            outcome,
+        } = authorised;
+        // Tokens never reach the server, whatever the decision.
+        let tokens = approve::take_tokens(msg);
+        let deny = match outcome {
+            Ok(permit) => return Ok((call, permit)),
+            Err(deny) => deny,
+        };
+        if !self.authoriser.approval_would_allow(&request) {
+            return Err(self.policy_deny(route, &call, &request, deny).await);
+        }
+        let gate = &self.approvals;
+        if gate.approvers.is_empty() {
+            let deny = deny.with_hint(
+                "no approver is registered on this gateway; ask the operator to add `[[approvals.approvers]]`",
+            );
+            return Err(self.policy_deny(route, &call, &request, deny).await);
+        }
+        let decision_id = deny.decision_id().to_owned();
+        let this_call = approve::call_binding(
+            &call.principal,
+            route.server.as_str(),
+            &request.method,
+            &request.target,
+            request.arguments.sha256(),
+            deny.policy_hash(),
+        );
+        let approved = match tokens {
+            Err(e) => Err(ApprovalRefusal::Invalid(e)),
+            Ok(tokens) if !tokens.is_empty() => gate.redeem(&tokens, &this_call),
+            Ok(_) => match gate.pending.take_granted_for(&this_call) {
+                Some(entry) => Ok(entry),
+                None => self.wait_for_approval(&call, &request, this_call).await?,
+            },
+        };
+        let entry = match approved {
+            Ok(entry) => entry,
+            Err(refusal) => {
                 tracing::info!(
                     workload = %call.principal.workload, user = call.principal.user.as_deref().unwrap_or("-"),
-                    server = %route.server, method = %request.method, target = %request.target, tier = %request.tier,
-                    rules = %deny.reasons().join(","), decision = %deny.decision_id(),
-                    "call denied by policy: {}", deny.client_message()
+                    server = %route.server, target = %request.target, decision = %decision_id,
+                    "call held for approval refused: {}", refusal.audit_text()
                 );
-                Err(self.record_deny(&call, Deny::Policy(deny)).await)
+                return Err(self.record_deny(&call, Deny::Approval { refusal, decision_id }).await);
             }
+        };
+        let approvers: Vec<String> = entry.grants.iter().map(|g| g.approver.clone()).collect();
+        self.recorder
+            .approval(
+                &entry.binding,
+                &call.call_id.to_string(),
+                "used",
+                &[("approved_by", approvers.join(","))],
+            )
+            .await?;
+        // A fresh decision, now with the approval: never the first one reused.
+        request.approval_present = true;
+        let call = CallFacts {
+            approval: Some(ApprovalFacts {
+                id: entry.binding.id.clone(),
+                approvers,
+            }),
+            ..call
+        };
+        match self.authoriser.store.authorize(&request) {
+            Ok(permit) if permit.policy_hash() == entry.binding.policy_sha256 => Ok((call, permit)),
+            Ok(_) => {
+                let refusal = ApprovalRefusal::PolicyChanged;
+                Err(self.record_deny(&call, Deny::Approval { refusal, decision_id }).await)
+            }
+            Err(deny) => Err(self.policy_deny(route, &call, &request, deny).await),
         }
+    }
+
+    /// Opens an approval request for the call and holds the call until approvers answer,
+    /// the wait ends, or the client goes away (then the request is withdrawn). The outer
+    /// error: a step could not be recorded.
+    async fn wait_for_approval(
+        &self,
+        call: &CallFacts,
+        request: &DecisionRequest,
+        this_call: portcullis_approvals::Binding,
+    ) -> Result<Result<PendingEntry, ApprovalRefusal>, RecordError> {
+        let gate = &self.approvals;
+        let call_id = call.call_id.to_string();
+        let opening = Opening {
+            call: this_call,
+            call_id: call_id.clone(),
+            tier: request.tier.to_string(),
+            reason: request.effective_reason().map(crate::stages::redact::reason),
+            arguments_summary: crate::stages::redact::capture(request.arguments.value()),
+        };
+        let (binding, mut changes) = match gate.pending.open(opening) {
+            Ok(opened) => opened,
+            Err(e) => return Ok(Err(ApprovalRefusal::Unavailable(e))),
+        };
+        let required = gate.pending.get(&binding.id).map(|e| e.required).unwrap_or(1);
+        self.recorder
+            .approval(
+                &binding,
+                &call_id,
+                "requested",
+                &[("approvals_required", required.to_string())],
+            )
+            .await?;
+        tracing::info!(
+            approval = %binding.id, server = %binding.server, target = %binding.target,
+            workload = %binding.principal.workload, required,
+            "call waiting for approval: `portcullis approvals approve {}`", binding.id
+        );
+        let required_now = |binding: portcullis_approvals::Binding| {
+            let (required, granted) = gate
+                .pending
+                .get(&binding.id)
+                .map(|e| (e.required, e.grants.len()))
+                .unwrap_or((required, 0));
+            ApprovalRefusal::Required {
+                binding: Box::new(binding),
+                required,
+                granted,
+            }
+        };
+        if gate.wait.is_zero() {
+            return Ok(Err(required_now(binding)));
+        }
+        let withdraw = WithdrawOnDrop {
+            gateway: self,
+            binding: Some(binding.clone()),
+            call_id: call_id.clone(),
+        };
+        let answered = tokio::time::timeout(gate.wait, changes.wait_for(|state| *state != PendingState::Waiting))
+            .await
+            .map(|state| state.map(|s| s.clone()));
+        withdraw.disarm();
+        Ok(match answered {
+            Ok(Ok(PendingState::Granted)) => gate.pending.consume(&binding.id).map_err(ApprovalRefusal::Invalid),
+            Ok(Ok(PendingState::Denied { by })) => {
+                gate.pending.withdraw(&binding.id);
+                Err(ApprovalRefusal::Denied { by, id: binding.id })
+            }
+            // Still waiting when the wait ended: the request stays open for a retry.
+            Ok(Ok(PendingState::Waiting)) | Err(_) => {
+                self.recorder
+                    .approval(
+                        &binding,
+                        &call_id,
+                        "wait-ended",
+                        &[("waited_secs", gate.wait.as_secs().to_string())],
+                    )
+                    .await?;
+                Err(required_now(binding))
+            }
+            Ok(Err(_)) => Err(ApprovalRefusal::Invalid(
+                portcullis_approvals::ApprovalError::UnknownRequest(binding.id),
+            )),
+        })
+    }
+
+    /// A policy deny, logged and recorded.
+    async fn policy_deny(
+        &self,
+        route: &Route<'_>,
+        call: &CallFacts,
+        request: &DecisionRequest,
+        deny: portcullis_policy::Deny,
+    ) -> Deny {
+        // Who, what, and why (the rules, and what the caller was told), so an operator can
+        // act on the line alone; never arguments or policy text.
+        tracing::info!(
+            workload = %call.principal.workload, user = call.principal.user.as_deref().unwrap_or("-"),
+            server = %route.server, method = %request.method, target = %request.target, tier = %request.tier,
+            rules = %deny.reasons().join(","), decision = %deny.decision_id(),
+            "call denied by policy: {}", deny.client_message()
+        );
+        self.record_deny(call, Deny::Policy(deny)).await
     }
 
     /// forward: to the session's connection to the server, with the permit the authorise

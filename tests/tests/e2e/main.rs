@@ -11,6 +11,7 @@
     reason = "sampling, roots and logging are deprecated in 2026-07-28 but still relayed"
 )]
 
+mod approvals;
 mod attestation;
 mod audit;
 mod cli;

@@ -104,7 +104,7 @@ pub struct Filter {
     #[arg(long)]
     decision_id: Option<String>,
     /// Only records of this kind.
-    #[arg(long, value_parser = ["decision", "call", "config_change", "policy_change", "pin_drift", "admin"])]
+    #[arg(long, value_parser = ["decision", "call", "config_change", "policy_change", "pin_drift", "admin", "approval"])]
     kind: Option<String>,
     /// First index (inclusive).
     #[arg(long)]

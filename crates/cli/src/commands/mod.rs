@@ -2,6 +2,7 @@
 //! when it has subcommands or flags of its own). `lib.rs` parses the command line and
 //! dispatches here; loading the config is `crate::config`'s, opening the stages
 //! `crate::assemble`'s.
+pub mod approvals;
 pub mod audit;
 pub mod ca;
 pub mod check_config;

@@ -1,8 +1,9 @@
-//! `portcullis run`: the gateway's HTTP front, until SIGINT/SIGTERM.
+//! `portcullis run`: the gateway's HTTP front (and the admin listener, when configured),
+//! until SIGINT/SIGTERM.
 use std::{path::Path, process::ExitCode};
 
 use anyhow::Context;
-use portcullis_gateway::serve_http;
+use portcullis_gateway::{serve_admin, serve_http};
 
 use crate::{assemble, config, open_files, shutdown};
 
@@ -29,13 +30,35 @@ pub async fn run(path: &Path) -> anyhow::Result<ExitCode> {
     assemble::connect_workload_api(&loaded).await?;
     let tls = loaded.tls.as_ref().map(assemble::tls_acceptor).transpose()?;
     let scheme = if tls.is_some() { "https" } else { "http" };
+    let admin_addr = loaded.admin_listen;
     let gateway = assemble::gateway(loaded, Some(path)).await?;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen on {addr}; is another process using it?"))?;
+    let admin = match admin_addr {
+        Some(admin_addr) => {
+            let admin_listener = tokio::net::TcpListener::bind(admin_addr).await.with_context(|| {
+                format!("cannot listen on {admin_addr} (admin.listen); is another process using it?")
+            })?;
+            tracing::info!(
+                "portcullis admin API on {scheme}://{}/approvals",
+                admin_listener.local_addr()?
+            );
+            Some(tokio::spawn(serve_admin(
+                gateway.clone(),
+                admin_listener,
+                tls.clone(),
+                std::future::pending(),
+            )))
+        }
+        None => None,
+    };
     let local = listener.local_addr()?;
     tracing::info!("portcullis listening on {scheme}://{local}/mcp");
     serve_http(gateway.clone(), listener, tls, shutdown::signalled()).await?;
+    if let Some(admin) = admin {
+        admin.abort();
+    }
     gateway.shutdown().await;
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)

@@ -11,6 +11,7 @@ use std::{
 use portcullis_core::{Principal, ServerName};
 use portcullis_gateway::config::{AttestConfig, GatewayConfig, ServerConfig};
 
+mod approvals;
 mod attest;
 mod audit;
 mod auth;
@@ -54,6 +55,8 @@ pub struct LoadedConfig {
     /// The SPIFFE Workload API (SPIRE agent) TLS material comes from, if any; it must
     /// be connected before serving.
     pub workload_api: Option<WorkloadApiUse>,
+    /// The admin listener's address (`[admin] listen`), served with the front's TLS.
+    pub admin_listen: Option<std::net::SocketAddr>,
     pub warnings: Vec<String>,
 }
 
@@ -156,11 +159,14 @@ fn validate(raw: &raw::RawConfig, loading: Loading<'_>, p: &mut Problems) -> Che
     let audit_key = audit::key_file(&raw.audit, base);
     let attestation = attest::attestation(&raw.attestation, audit_key.as_deref(), base, p);
     let manifests = manifests::manifests(&raw.manifests, &raw.servers, &mut servers, check, base, p);
+    let approvals = approvals::approvals(&raw.approvals, base, p);
+    let admin_listen = approvals::admin(&raw.admin, raw.listen.tls.is_some(), p);
     // Every part is checked; from here on, any problem means no config.
     let (policy, audit, limits, auth, mut listen) = (policy?, audit?, limits?, auth?, listen?);
     let principal_limits = principal_limits?;
     let servers: Vec<ServerConfig> = servers.into_iter().collect::<Checked<_>>()?;
     let (attestation, manifests) = (attestation?, manifests?);
+    let (approvals, admin_listen) = (approvals?, admin_listen?);
     listen.auth = auth.http;
     let upstream_spiffe_ids = raw
         .servers
@@ -185,6 +191,7 @@ fn validate(raw: &raw::RawConfig, loading: Loading<'_>, p: &mut Problems) -> Che
             manifests: manifests.pinned,
             scan: manifests.scan,
         },
+        approvals,
     };
     Ok(LoadedConfig {
         gateway,
@@ -197,6 +204,7 @@ fn validate(raw: &raw::RawConfig, loading: Loading<'_>, p: &mut Problems) -> Che
         manifest_keys: manifests.keys,
         upstream_spiffe_ids,
         workload_api: apis.into_use(),
+        admin_listen,
         warnings,
     })
 }

@@ -26,6 +26,42 @@ pub struct RawConfig {
     pub attestation: RawAttestation,
     #[serde(default)]
     pub manifests: RawManifests,
+    #[serde(default)]
+    pub approvals: RawApprovals,
+    #[serde(default)]
+    pub admin: RawAdmin,
+}
+
+/// `[approvals]`: who approves, how long calls wait, N-of-M.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawApprovals {
+    pub wait_secs: Option<u64>,
+    pub ttl_secs: Option<u64>,
+    pub max_pending: Option<usize>,
+    /// `"<server>/<target glob>" = N`.
+    #[serde(default)]
+    pub required: BTreeMap<String, usize>,
+    #[serde(default)]
+    pub approvers: Vec<RawApprover>,
+}
+
+/// `[[approvals.approvers]]`: one approver, by SPIFFE ID and/or public key.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawApprover {
+    pub name: String,
+    pub spiffe_id: Option<String>,
+    pub user: Option<String>,
+    pub key: Option<PathBuf>,
+    pub revoked: Option<bool>,
+}
+
+/// `[admin]`: the admin listener.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAdmin {
+    pub listen: Option<String>,
 }
 
 /// `[listen]`: the HTTP front, and who its callers are.

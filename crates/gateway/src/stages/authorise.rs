@@ -99,6 +99,17 @@ impl Authoriser {
         (request, outcome)
     }
 
+    /// Whether the policy would allow `request` if it carried an approval: then the deny is
+    /// one an approval can lift (the approvals stage), otherwise it stands.
+    pub fn approval_would_allow(&self, request: &DecisionRequest) -> bool {
+        if request.approval_present {
+            return false;
+        }
+        let mut approved = request.clone();
+        approved.approval_present = true;
+        self.store.authorize(&approved).is_ok()
+    }
+
     /// How a caller whose call carried no reason can give one.
     fn reason_hint(&self, kind: TargetKind) -> String {
         if self.reason_argument && kind == TargetKind::Tool {

@@ -4,6 +4,7 @@
 //! decision), `record` (the audit log, durable before forwarding and before release) and
 //! `receipts` (the signed result). [`crate::pipeline::run`] calls them in order; a stage's
 //! failure becomes a [`crate::deny::Deny`].
+pub(crate) mod approve;
 pub(crate) mod attest;
 pub(crate) mod authorise;
 pub(crate) mod classify;

@@ -68,7 +68,20 @@ pub struct CallFacts {
     /// What the policy saw of the call beyond the record's own fields: the caller's reason
     /// and the tier, so a logged decision says why it was asked and can be replayed.
     pub decided: Option<DecidedFacts>,
+    /// The approval the call was allowed with (the approvals stage), named in its records.
+    pub approval: Option<ApprovalFacts>,
 }
+
+/// The approval a call used: its request id and who gave it.
+#[derive(Debug, Clone)]
+pub struct ApprovalFacts {
+    pub id: String,
+    pub approvers: Vec<String>,
+}
+
+/// The `ext` keys of a call's approval.
+pub const APPROVAL_ID: &str = "approval_id";
+pub const APPROVED_BY: &str = "approved_by";
 
 /// The inputs of a decision that the record keeps (the reason redacted and bounded).
 #[derive(Debug, Clone)]
@@ -132,6 +145,7 @@ impl CallFacts {
             arguments,
             signature: None,
             decided: None,
+            approval: None,
         }
     }
 
@@ -187,6 +201,10 @@ impl CallFacts {
             r.ext.insert(SIGNED_NONCE.into(), sig.nonce.clone());
             r.ext.insert(SIGNED_EXP.into(), sig.exp.to_string());
             r.ext.insert(SIGNED_SHA256.into(), sig.signed_sha256.clone());
+        }
+        if let Some(approval) = &self.approval {
+            r.ext.insert(APPROVAL_ID.into(), approval.id.clone());
+            r.ext.insert(APPROVED_BY.into(), approval.approvers.join(","));
         }
         r
     }
@@ -301,6 +319,43 @@ impl Recorder {
         let mut r = AuditRecord::new(RecordKind::PolicyChange, SystemTime::now());
         r.policy_sha256 = hex_digest(policy_hash);
         r.reason = Some(detail.to_owned());
+        self.append(&r).await.map(|_| ())
+    }
+
+    /// Records one step of a call's approval (`requested`, `granted`, `denied`, `expired`,
+    /// `withdrawn`, `used`), linked to the call by its id: `audit show --call-id` shows the
+    /// whole story. `detail`: who, through which channel, a signature's digest — never a
+    /// signature or key.
+    pub async fn approval(
+        &self,
+        binding: &portcullis_approvals::Binding,
+        call_id: &str,
+        step: &str,
+        detail: &[(&str, String)],
+    ) -> Result<(), RecordError> {
+        if self.log.is_none() {
+            return Ok(());
+        }
+        let mut r = AuditRecord::new(RecordKind::Approval, SystemTime::now());
+        r.call_id = Some(call_id.to_owned());
+        r.principal = Some(portcullis_audit::Principal {
+            workload: Some(binding.principal.workload.clone()),
+            user: binding.principal.user.clone(),
+        });
+        r.server = Some(binding.server.clone());
+        r.method = Some(binding.method.clone());
+        r.tool = Some(binding.target.clone());
+        r.args_sha256 = hex_digest(&binding.arguments_sha256);
+        r.policy_sha256 = hex_digest(&binding.policy_sha256);
+        r.reason = Some(format!("approval {step}"));
+        r.ext.insert(APPROVAL_ID.into(), binding.id.clone());
+        r.ext.insert("approval_step".into(), step.to_owned());
+        r.ext.insert("approval_nonce".into(), binding.nonce.clone());
+        r.ext
+            .insert("approval_expires_at".into(), binding.expires_at.to_string());
+        for (key, value) in detail {
+            r.ext.insert((*key).to_owned(), value.clone());
+        }
         self.append(&r).await.map(|_| ())
     }
 

@@ -1,0 +1,412 @@
+//! The calls waiting for approval. Each request is opened by the gateway with a fresh id
+//! and nonce, collects distinct approvers until it has the number its server and target
+//! require (N-of-M), and ends exactly once: granted then consumed by one call, denied,
+//! withdrawn by a client that went away, or expired. Bounded by `max_pending`; state
+//! changes wake the call that waits on the request.
+use std::{
+    collections::HashMap,
+    sync::{Mutex, MutexGuard},
+};
+
+use tokio::sync::watch;
+
+use crate::{
+    binding::{BINDING_VERSION, Binding},
+    error::ApprovalError,
+    registry::Approver,
+    unix_now,
+};
+
+/// How many approvals a server's targets need (`required = 2` for some tools).
+#[derive(Debug, Clone)]
+pub struct Requirement {
+    /// Glob over `<server>/<target>`, e.g. `files/delete_*`.
+    pub pattern: glob::Pattern,
+    pub required: usize,
+}
+
+/// Limits of the pending set.
+#[derive(Debug, Clone)]
+pub struct PendingSettings {
+    /// How long an opened request can be granted and used (seconds).
+    pub ttl_secs: u64,
+    /// Requests open at once; beyond it calls needing approval are denied.
+    pub max_pending: usize,
+    /// Approvals needed by target; the largest matching count applies; default 1.
+    pub requirements: Vec<Requirement>,
+}
+
+impl Default for PendingSettings {
+    fn default() -> Self {
+        Self {
+            ttl_secs: 900,
+            max_pending: 1000,
+            requirements: Vec::new(),
+        }
+    }
+}
+
+/// Where a request stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PendingState {
+    /// Open: `grants` of `required` approvals so far.
+    Waiting,
+    /// Enough distinct approvers said yes; one call may use it.
+    Granted,
+    /// An approver said no.
+    Denied { by: String },
+}
+
+impl PendingState {
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::Waiting => "waiting",
+            Self::Granted => "granted",
+            Self::Denied { .. } => "denied",
+        }
+    }
+}
+
+/// One approval given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Grant {
+    pub approver: String,
+    /// `token` (a signed token with the call), `admin` (the admin API), `admin-token`.
+    pub channel: String,
+    /// SHA-256 of the approver's signature, when the approval was signed.
+    pub signature_sha256: Option<String>,
+}
+
+/// A request as listed to approvers.
+#[derive(Debug, Clone)]
+pub struct PendingEntry {
+    pub binding: Binding,
+    pub required: usize,
+    pub grants: Vec<Grant>,
+    pub state: PendingState,
+    /// The call's id in the audit log.
+    pub call_id: String,
+    pub tier: String,
+    /// The caller's reason (already redacted and bounded).
+    pub reason: Option<String>,
+    /// A short, redacted view of the arguments for the approver.
+    pub arguments_summary: String,
+    pub opened_at: u64,
+}
+
+struct Slot {
+    entry: PendingEntry,
+    tx: watch::Sender<PendingState>,
+}
+
+/// What the gateway knows of a call when it opens a request.
+#[derive(Debug, Clone)]
+pub struct Opening {
+    /// The call's binding; `id`, `nonce` and `expires_at` are filled in by [`Pending::open`].
+    pub call: Binding,
+    pub call_id: String,
+    pub tier: String,
+    pub reason: Option<String>,
+    pub arguments_summary: String,
+}
+
+/// The open requests.
+pub struct Pending {
+    settings: PendingSettings,
+    slots: Mutex<HashMap<String, Slot>>,
+}
+
+fn random_hex(bytes: usize) -> String {
+    let mut b = vec![0u8; bytes];
+    rand::Rng::fill(&mut rand::rng(), b.as_mut_slice());
+    hex::encode(b)
+}
+
+impl Pending {
+    pub fn new(settings: PendingSettings) -> Self {
+        Self {
+            settings,
+            slots: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn settings(&self) -> &PendingSettings {
+        &self.settings
+    }
+
+    fn slots(&self) -> MutexGuard<'_, HashMap<String, Slot>> {
+        // A panic while holding the lock cannot leave a slot half-changed (each change is
+        // one assignment), so a poisoned lock is still usable.
+        self.slots.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// How many approvals a call to `server`/`target` needs.
+    pub fn required_for(&self, server: &str, target: &str) -> usize {
+        let name = format!("{server}/{target}");
+        self.settings
+            .requirements
+            .iter()
+            .filter(|r| r.pattern.matches(&name))
+            .map(|r| r.required)
+            .max()
+            .unwrap_or(1)
+            .max(1)
+    }
+
+    /// Opens a request for a call: a fresh id and nonce, expiring after the TTL. Expired
+    /// requests are dropped first; a full set refuses.
+    pub fn open(&self, opening: Opening) -> Result<(Binding, watch::Receiver<PendingState>), ApprovalError> {
+        let now = unix_now();
+        let mut slots = self.slots();
+        slots.retain(|_, s| s.entry.binding.expires_at >= now);
+        if slots.len() >= self.settings.max_pending {
+            return Err(ApprovalError::QueueFull(self.settings.max_pending));
+        }
+        let mut binding = opening.call;
+        binding.v = BINDING_VERSION;
+        binding.id = random_hex(16);
+        binding.nonce = random_hex(16);
+        binding.expires_at = now + self.settings.ttl_secs;
+        let required = self.required_for(&binding.server, &binding.target);
+        let (tx, rx) = watch::channel(PendingState::Waiting);
+        let entry = PendingEntry {
+            binding: binding.clone(),
+            required,
+            grants: Vec::new(),
+            state: PendingState::Waiting,
+            call_id: opening.call_id,
+            tier: opening.tier,
+            reason: opening.reason,
+            arguments_summary: opening.arguments_summary,
+            opened_at: now,
+        };
+        slots.insert(binding.id.clone(), Slot { entry, tx });
+        Ok((binding, rx))
+    }
+
+    /// The open (unexpired) requests, oldest first.
+    pub fn list(&self) -> Vec<PendingEntry> {
+        let now = unix_now();
+        let mut list: Vec<PendingEntry> = self
+            .slots()
+            .values()
+            .filter(|s| s.entry.binding.expires_at >= now)
+            .map(|s| s.entry.clone())
+            .collect();
+        list.sort_by(|a, b| {
+            a.opened_at
+                .cmp(&b.opened_at)
+                .then_with(|| a.binding.id.cmp(&b.binding.id))
+        });
+        list
+    }
+
+    /// One open request.
+    pub fn get(&self, id: &str) -> Result<PendingEntry, ApprovalError> {
+        let now = unix_now();
+        self.slots()
+            .get(id)
+            .filter(|s| s.entry.binding.expires_at >= now)
+            .map(|s| s.entry.clone())
+            .ok_or_else(|| ApprovalError::UnknownRequest(id.to_owned()))
+    }
+
+    /// Adds `approver`'s approval. The same approver twice counts once; the caller never
+    /// approves their own call. Returns the request's state afterwards.
+    pub fn grant(&self, id: &str, approver: &Approver, grant: Grant) -> Result<PendingState, ApprovalError> {
+        let now = unix_now();
+        let mut slots = self.slots();
+        let slot = slots
+            .get_mut(id)
+            .filter(|s| s.entry.binding.expires_at >= now)
+            .ok_or_else(|| ApprovalError::UnknownRequest(id.to_owned()))?;
+        if approver.is_caller_of(&slot.entry.binding) {
+            return Err(ApprovalError::SelfApproval(approver.name.clone()));
+        }
+        if slot.entry.state != PendingState::Waiting {
+            return Err(ApprovalError::AlreadyDecided(id.to_owned(), slot.entry.state.label()));
+        }
+        if !slot.entry.grants.iter().any(|g| g.approver == approver.name) {
+            slot.entry.grants.push(grant);
+        }
+        if slot.entry.grants.len() >= slot.entry.required {
+            slot.entry.state = PendingState::Granted;
+            slot.tx.send_replace(PendingState::Granted);
+        }
+        Ok(slot.entry.state.clone())
+    }
+
+    /// An approver refuses the request; the waiting call is denied.
+    pub fn deny(&self, id: &str, approver: &Approver) -> Result<(), ApprovalError> {
+        let now = unix_now();
+        let mut slots = self.slots();
+        let slot = slots
+            .get_mut(id)
+            .filter(|s| s.entry.binding.expires_at >= now)
+            .ok_or_else(|| ApprovalError::UnknownRequest(id.to_owned()))?;
+        if slot.entry.state != PendingState::Waiting {
+            return Err(ApprovalError::AlreadyDecided(id.to_owned(), slot.entry.state.label()));
+        }
+        let denied = PendingState::Denied {
+            by: approver.name.clone(),
+        };
+        slot.entry.state = denied.clone();
+        slot.tx.send_replace(denied);
+        Ok(())
+    }
+
+    /// Uses a granted request: it is removed, so its nonce can never count again.
+    pub fn consume(&self, id: &str) -> Result<PendingEntry, ApprovalError> {
+        let mut slots = self.slots();
+        match slots.get(id).map(|s| &s.entry.state) {
+            Some(PendingState::Granted) => slots
+                .remove(id)
+                .map(|s| s.entry)
+                .ok_or_else(|| ApprovalError::UnknownRequest(id.to_owned())),
+            Some(state) => Err(ApprovalError::AlreadyDecided(id.to_owned(), state.label())),
+            None => Err(ApprovalError::UnknownRequest(id.to_owned())),
+        }
+    }
+
+    /// The granted, unexpired request for the same call as `call` (principal, server,
+    /// method, target, arguments and policy), consumed: a client that retries the call after
+    /// an approval given through the admin API gets it once.
+    pub fn take_granted_for(&self, call: &Binding) -> Option<PendingEntry> {
+        let now = unix_now();
+        let mut slots = self.slots();
+        let id = slots
+            .values()
+            .find(|s| {
+                s.entry.state == PendingState::Granted
+                    && s.entry.binding.expires_at >= now
+                    && s.entry.binding.check_call_fields(call).is_ok()
+            })?
+            .entry
+            .binding
+            .id
+            .clone();
+        slots.remove(&id).map(|s| s.entry)
+    }
+
+    /// Removes a request whose call went away (or was answered otherwise); returns it when
+    /// it was still open.
+    pub fn withdraw(&self, id: &str) -> Option<PendingEntry> {
+        self.slots().remove(id).map(|s| s.entry)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::binding::BindingPrincipal;
+
+    fn opening(target: &str) -> Opening {
+        Opening {
+            call: Binding {
+                v: 0,
+                id: String::new(),
+                principal: BindingPrincipal {
+                    workload: "spiffe://example.org/agent".into(),
+                    user: Some("alice".into()),
+                },
+                server: "files".into(),
+                method: "tools/call".into(),
+                target: target.into(),
+                arguments_sha256: "00".repeat(32),
+                policy_sha256: "11".repeat(32),
+                nonce: String::new(),
+                expires_at: 0,
+            },
+            call_id: "c".into(),
+            tier: "write".into(),
+            reason: None,
+            arguments_summary: "{}".into(),
+        }
+    }
+
+    fn approver(name: &str) -> Approver {
+        Approver {
+            name: name.into(),
+            spiffe_id: None,
+            user: name.into(),
+            key: None,
+            revoked: false,
+        }
+    }
+
+    fn grant(name: &str) -> Grant {
+        Grant {
+            approver: name.into(),
+            channel: "admin".into(),
+            signature_sha256: None,
+        }
+    }
+
+    fn pending(max: usize) -> Pending {
+        Pending::new(PendingSettings {
+            ttl_secs: 60,
+            max_pending: max,
+            requirements: vec![Requirement {
+                pattern: glob::Pattern::new("files/delete_*").unwrap(),
+                required: 2,
+            }],
+        })
+    }
+
+    #[test]
+    fn n_of_m_counts_distinct_approvers_and_is_consumed_once() {
+        let p = pending(10);
+        let (b, mut rx) = p.open(opening("delete_all")).unwrap();
+        assert_eq!(p.get(&b.id).unwrap().required, 2);
+        assert_eq!(
+            p.grant(&b.id, &approver("bob"), grant("bob")).unwrap(),
+            PendingState::Waiting
+        );
+        assert_eq!(
+            p.grant(&b.id, &approver("bob"), grant("bob")).unwrap(),
+            PendingState::Waiting
+        );
+        assert!(!rx.has_changed().unwrap());
+        assert_eq!(
+            p.grant(&b.id, &approver("carol"), grant("carol")).unwrap(),
+            PendingState::Granted
+        );
+        assert!(rx.has_changed().unwrap());
+        assert_eq!(*rx.borrow_and_update(), PendingState::Granted);
+        assert_eq!(p.consume(&b.id).unwrap().grants.len(), 2);
+        assert!(matches!(p.consume(&b.id), Err(ApprovalError::UnknownRequest(_))));
+    }
+
+    #[test]
+    fn self_approval_queue_limit_deny_and_race() {
+        let p = pending(1);
+        let (b, _rx) = p.open(opening("write_file")).unwrap();
+        assert_eq!(p.get(&b.id).unwrap().required, 1);
+        assert!(matches!(p.open(opening("other")), Err(ApprovalError::QueueFull(1))));
+        assert_eq!(
+            p.grant(&b.id, &approver("alice"), grant("alice")),
+            Err(ApprovalError::SelfApproval("alice".into()))
+        );
+        p.deny(&b.id, &approver("bob")).unwrap();
+        // Approve after deny: exactly one decision wins.
+        assert!(matches!(
+            p.grant(&b.id, &approver("carol"), grant("carol")),
+            Err(ApprovalError::AlreadyDecided(_, "denied"))
+        ));
+        assert!(p.take_granted_for(&b).is_none());
+        assert!(p.withdraw(&b.id).is_some());
+        assert!(p.list().is_empty());
+    }
+
+    #[test]
+    fn a_retry_takes_the_granted_request_for_the_same_call_only() {
+        let p = pending(10);
+        let (b, _rx) = p.open(opening("write_file")).unwrap();
+        p.grant(&b.id, &approver("bob"), grant("bob")).unwrap();
+        let mut other = b.clone();
+        other.arguments_sha256 = "22".repeat(32);
+        assert!(p.take_granted_for(&other).is_none());
+        assert!(p.take_granted_for(&b).is_some());
+        assert!(p.take_granted_for(&b).is_none(), "used once");
+    }
+}

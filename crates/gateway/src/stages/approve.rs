@@ -1,0 +1,202 @@
+//! The approvals stage's judgement: a call the policy refused *only* for want of an
+//! approval (it would be allowed with `approval_present`) proceeds when approvals bound
+//! to that exact call are given — signed tokens sent with the call, or approvers answering
+//! through the admin API while the call waits. The orchestration (waiting, records, the
+//! fresh decision with `approval_present`) is `pipeline::approve`; the binding, tokens,
+//! approvers and pending set are the `approvals` crate's.
+use std::time::Duration;
+
+use portcullis_approvals::{
+    APPROVAL_META_KEY, ApprovalError, Approvers, Binding, BindingPrincipal, Grant, Pending, PendingEntry, PendingState,
+    token::Token, unix_now,
+};
+use portcullis_core::Principal;
+use portcullis_mcp::Message;
+use serde_json::Value;
+
+/// The approvers, the calls waiting for them, and how long a call waits.
+pub struct ApprovalGate {
+    pub approvers: Approvers,
+    pub pending: Pending,
+    /// How long a call needing approval is held for an answer (0: refused at once, with
+    /// the request it opened).
+    pub wait: Duration,
+}
+
+/// Why a call that needs approval does not have it.
+#[derive(Debug)]
+pub enum ApprovalRefusal {
+    /// No (or not enough) approval yet: the request stays open until `binding.expires_at`.
+    Required {
+        binding: Box<Binding>,
+        required: usize,
+        granted: usize,
+    },
+    /// An approver said no.
+    Denied { by: String, id: String },
+    /// A token sent with the call does not count.
+    Invalid(ApprovalError),
+    /// The request could not be opened (the pending set is full).
+    Unavailable(ApprovalError),
+    /// The configuration registers no approver, so no approval can ever be given.
+    NoApprovers,
+    /// The policy changed while the call waited; the approval was for the old one.
+    PolicyChanged,
+}
+
+impl std::fmt::Display for ApprovalRefusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Required {
+                binding,
+                required,
+                granted,
+            } => write!(
+                f,
+                "approval required: this call needs {required} approval(s) from registered approvers and has {granted}; \
+                 it is pending as approval request `{id}` until {exp} (Unix seconds): an approver runs \
+                 `portcullis approvals approve {id}`, then make the same call again (or send approvers' signed tokens \
+                 in `params._meta[\"{APPROVAL_META_KEY}\"]`, made with `portcullis approvals sign`)",
+                id = binding.id,
+                exp = binding.expires_at,
+            ),
+            Self::Denied { by, id } => write!(f, "approval request `{id}` was denied by approver `{by}`"),
+            Self::Invalid(e) => write!(f, "approval not accepted: {e}"),
+            Self::Unavailable(e) => e.fmt(f),
+            Self::NoApprovers => f.write_str(
+                "approval required, but this gateway registers no approvers; ask the operator to add \
+                 `[[approvals.approvers]]` to the config",
+            ),
+            Self::PolicyChanged => f.write_str(
+                "the policy changed while the call waited for approval; make the call again (it needs a new approval)",
+            ),
+        }
+    }
+}
+
+impl ApprovalRefusal {
+    /// What the deny record says (short; the client's text explains the way out).
+    pub fn audit_text(&self) -> String {
+        match self {
+            Self::Required {
+                binding,
+                required,
+                granted,
+            } => format!(
+                "approval: required ({granted} of {required}); request {} open until {}",
+                binding.id, binding.expires_at
+            ),
+            other => format!("approval: {other}"),
+        }
+    }
+
+    /// The open request, when the caller can still get it approved.
+    pub fn binding(&self) -> Option<&Binding> {
+        match self {
+            Self::Required { binding, .. } => Some(binding),
+            _ => None,
+        }
+    }
+}
+
+/// The facts of a call an approval binds, as plain values (the request id, nonce and
+/// expiry are filled in when a request is opened).
+pub fn call_binding(
+    principal: &Principal,
+    server: &str,
+    method: &str,
+    target: &str,
+    arguments_sha256: [u8; 32],
+    policy_sha256: &str,
+) -> Binding {
+    Binding {
+        v: portcullis_approvals::BINDING_VERSION,
+        id: String::new(),
+        principal: BindingPrincipal {
+            workload: principal.workload.clone(),
+            user: principal.user.clone(),
+        },
+        server: server.to_owned(),
+        method: method.to_owned(),
+        target: target.to_owned(),
+        arguments_sha256: hex::encode(arguments_sha256),
+        policy_sha256: policy_sha256.to_owned(),
+        nonce: String::new(),
+        expires_at: 0,
+    }
+}
+
+/// Takes the approval tokens out of the call's `_meta` (the server never sees them): one
+/// string or an array of strings; at most 16.
+pub fn take_tokens(msg: &mut Message) -> Result<Vec<Token>, ApprovalError> {
+    if msg.meta().is_none_or(|m| !m.contains_key(APPROVAL_META_KEY)) {
+        return Ok(Vec::new());
+    }
+    let value = msg.with_params(|p| {
+        p.get_mut("_meta")
+            .and_then(Value::as_object_mut)
+            .and_then(|m| m.shift_remove(APPROVAL_META_KEY))
+    });
+    let texts: Vec<&str> = match &value {
+        Some(Value::String(one)) => vec![one.as_str()],
+        Some(Value::Array(many)) if many.len() <= 16 => many.iter().filter_map(Value::as_str).collect(),
+        _ => {
+            return Err(ApprovalError::Malformed(format!(
+                "`_meta[\"{APPROVAL_META_KEY}\"]` must be a token string or an array of at most 16"
+            )));
+        }
+    };
+    texts.into_iter().map(Token::parse).collect()
+}
+
+impl ApprovalGate {
+    /// Counts the tokens sent with a call towards the request they name; the request must
+    /// be open, for this same call, and end up granted — then it is consumed (used once).
+    pub fn redeem(&self, tokens: &[Token], call: &Binding) -> Result<PendingEntry, ApprovalRefusal> {
+        let Some(first) = tokens.first() else {
+            return Err(ApprovalRefusal::Invalid(ApprovalError::Malformed("no token".into())));
+        };
+        let id = first.binding.id.as_str();
+        if tokens.iter().any(|t| t.binding.id != id) {
+            return Err(ApprovalRefusal::Invalid(ApprovalError::Malformed(
+                "the tokens are for different approval requests".into(),
+            )));
+        }
+        let entry = self.pending.get(id).map_err(ApprovalRefusal::Invalid)?;
+        entry
+            .binding
+            .check_call_fields(call)
+            .map_err(ApprovalRefusal::Invalid)?;
+        let now = unix_now();
+        let mut state = entry.state.clone();
+        for token in tokens {
+            let approver = self
+                .approvers
+                .verify(token, &entry.binding, now)
+                .map_err(ApprovalRefusal::Invalid)?;
+            let grant = Grant {
+                approver: approver.name.clone(),
+                channel: "token".into(),
+                signature_sha256: Some(token.signature_sha256()),
+            };
+            state = match self.pending.grant(id, approver, grant) {
+                Ok(state) => state,
+                // Granted already (through the admin API, or an earlier token of this call).
+                Err(ApprovalError::AlreadyDecided(_, "granted")) => PendingState::Granted,
+                Err(e) => return Err(ApprovalRefusal::Invalid(e)),
+            };
+        }
+        match state {
+            PendingState::Granted => self.pending.consume(id).map_err(ApprovalRefusal::Invalid),
+            PendingState::Denied { by } => Err(ApprovalRefusal::Denied { by, id: id.to_owned() }),
+            PendingState::Waiting => {
+                let entry = self.pending.get(id).map_err(ApprovalRefusal::Invalid)?;
+                Err(ApprovalRefusal::Required {
+                    granted: entry.grants.len(),
+                    required: entry.required,
+                    binding: Box::new(entry.binding),
+                })
+            }
+        }
+    }
+}

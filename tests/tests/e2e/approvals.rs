@@ -1,0 +1,464 @@
+//! Approvals through the real binary (T25): a write call waits for an approver, who
+//! approves or denies it from the CLI over the admin listener; a refused call carries its
+//! binding, which an approver signs offline into a token the host sends with the same
+//! call. Replays, other arguments, another tool, self-approval, unregistered and revoked
+//! approvers, N-of-M with the same approver twice and approve/deny races are refused and
+//! recorded.
+use std::{path::Path, process::Command, time::Duration};
+
+use portcullis_e2e::{
+    bin, demo_server_entry, portcullis,
+    procs::{GatewayProc, TempConfig, free_port, write_config},
+    raw_http::{Reply, open_session, post},
+};
+use serde_json::{Value, json};
+
+const DENIED: i64 = -32013;
+
+/// Every call permitted, but a write only with an approval (as the default tier policies).
+const POLICY: &str = r#"@id("any-call")
+permit (principal, action, resource);
+
+@id("write-needs-approval")
+@reason("approval required")
+forbid (principal, action, resource)
+when { resource.tier == "write" && !context.listing && !context.approval_present };
+"#;
+
+struct Setup {
+    gw: GatewayProc,
+    admin: String,
+    session: String,
+}
+
+fn keygen(dir: &Path, name: &str) {
+    let out = dir.join(format!("keys/{name}.key"));
+    let (code, text) = portcullis(&["audit", "keygen", "--out", out.to_str().unwrap()]);
+    assert_eq!(code, 0, "{text}");
+}
+
+fn key(setup: &Setup, name: &str) -> String {
+    setup
+        .gw
+        .config
+        .dir
+        .path()
+        .join(format!("keys/{name}.key"))
+        .display()
+        .to_string()
+}
+
+/// A gateway whose anonymous HTTP callers act as `spiffe://example.org/agent`, with
+/// approvers bob and erin, carol (revoked), alice (the caller's own workload), and `dave`
+/// keys that are not registered; `delete_record` needs two approvals.
+async fn start(wait_secs: u64) -> Setup {
+    let config: TempConfig = write_config("");
+    let dir = config.dir.path().to_owned();
+    for name in ["bob", "erin", "carol", "alice", "dave"] {
+        keygen(&dir, name);
+    }
+    std::fs::write(dir.join("approval.cedar"), POLICY).unwrap();
+    let admin_port = free_port();
+    let text = format!(
+        r#"[listen]
+http = "127.0.0.1:0"
+anonymous_principal = "spiffe://example.org/agent"
+
+[policy]
+cedar = ["approval.cedar"]
+require_reason = false
+
+[approvals]
+wait_secs = {wait_secs}
+required = {{ "demo/delete_record" = 2 }}
+
+[[approvals.approvers]]
+name = "bob"
+key = "keys/bob.pub"
+
+[[approvals.approvers]]
+name = "erin"
+key = "keys/erin.pub"
+
+[[approvals.approvers]]
+name = "carol"
+key = "keys/carol.pub"
+revoked = true
+
+[[approvals.approvers]]
+name = "alice"
+key = "keys/alice.pub"
+spiffe_id = "spiffe://example.org/agent"
+
+[admin]
+listen = "127.0.0.1:{admin_port}"
+
+{}"#,
+        demo_server_entry(
+            "demo",
+            r#"tools = { send_message = { tier = "write" }, delete_record = { tier = "write" } }"#
+        )
+    );
+    std::fs::write(&config.path, text).unwrap();
+    let gw = GatewayProc::start_file(config);
+    let logs = gw.logs_with("admin API on http://");
+    let admin = logs
+        .split("admin API on http://")
+        .nth(1)
+        .map(|rest| {
+            rest.chars()
+                .take_while(|c| !matches!(c, '/' | '"' | ' '))
+                .collect::<String>()
+        })
+        .expect("the admin listener's address is logged");
+    let session = open_session(&gw.url).await;
+    let h = [("mcp-session-id", session.as_str())];
+    let initialized = json!({"jsonrpc":"2.0","method":"notifications/initialized"}).to_string();
+    assert_eq!(post(&gw.url, initialized, &h).await.status, 202);
+    Setup {
+        gw,
+        admin: format!("http://{admin}"),
+        session,
+    }
+}
+
+fn send_message(id: u64, body: &str, token: Option<Value>) -> String {
+    let mut params = json!({"name": "send_message", "arguments": {"to": "ops@example.org", "body": body}});
+    if let Some(token) = token {
+        params["_meta"] = json!({"io.portcullis/approval": token});
+    }
+    json!({"jsonrpc":"2.0","id":id,"method":"tools/call","params":params}).to_string()
+}
+
+fn delete_record(id: u64, token: Option<Value>) -> String {
+    let mut params = json!({"name": "delete_record", "arguments": {"record_id": "r-7"}});
+    if let Some(token) = token {
+        params["_meta"] = json!({"io.portcullis/approval": token});
+    }
+    json!({"jsonrpc":"2.0","id":id,"method":"tools/call","params":params}).to_string()
+}
+
+async fn call(setup: &Setup, body: String) -> Reply {
+    post(&setup.gw.url, body, &[("mcp-session-id", setup.session.as_str())]).await
+}
+
+fn error_text(reply: &Reply) -> String {
+    reply.json()["error"]["message"].as_str().unwrap_or_default().to_owned()
+}
+
+/// `portcullis approvals …` against the setup's admin listener: exit code, stdout, stderr.
+fn approvals(setup: &Setup, args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(bin("portcullis"))
+        .arg("approvals")
+        .args(args)
+        .args(["--config", setup.gw.config.path.to_str().unwrap()])
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The id of the first waiting request, once one is listed.
+async fn waiting_request(setup: &Setup, approver: &str) -> String {
+    for _ in 0..200 {
+        let (code, out, err) = approvals(setup, &["list", "--key", &key(setup, approver)]);
+        assert_eq!(code, 0, "{out}{err}");
+        if let Some(line) = out.lines().find(|l| l.contains("demo/")) {
+            return line.split_whitespace().next().unwrap().to_owned();
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("no call is waiting for approval");
+}
+
+/// The token `approver` signs offline for the binding a refused call carried.
+fn sign(setup: &Setup, approver: &str, binding: &Value) -> String {
+    let file = setup.gw.config.dir.path().join(format!("call-{}.json", rand_suffix()));
+    std::fs::write(&file, binding.to_string()).unwrap();
+    let out = Command::new(bin("portcullis"))
+        .args([
+            "approvals",
+            "sign",
+            "--key",
+            &key(setup, approver),
+            "--call",
+            file.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+fn rand_suffix() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    N.fetch_add(1, Ordering::Relaxed)
+}
+
+/// The binding of a call refused for want of approval.
+fn binding_of(reply: &Reply) -> Value {
+    let json = reply.json();
+    assert_eq!(json["error"]["code"], DENIED, "{}", reply.body);
+    json["error"]["data"]["approval"]["binding"].clone()
+}
+
+fn records(config: &Path, kind: &str) -> Vec<Value> {
+    let out = Command::new(bin("portcullis"))
+        .args(["audit", "show", "--config", config.to_str().unwrap(), "--kind", kind])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn steps(config: &Path, approval_id: &str) -> Vec<String> {
+    records(config, "approval")
+        .iter()
+        .filter(|r| r["ext"]["approval_id"] == approval_id)
+        .map(|r| r["ext"]["approval_step"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn t25_a_waiting_write_call_proceeds_once_an_approver_approves_it_from_the_cli() {
+    let setup = start(60).await;
+    let url = setup.gw.url.clone();
+    let session = setup.session.clone();
+    let waiting = tokio::spawn(async move {
+        post(
+            &url,
+            send_message(1, "deploy 42", None),
+            &[("mcp-session-id", session.as_str())],
+        )
+        .await
+    });
+    let id = waiting_request(&setup, "bob").await;
+    let (code, shown, err) = approvals(&setup, &["show", &id, "--key", &key(&setup, "erin")]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        shown.contains("send_message") && shown.contains("deploy 42") && shown.contains("arguments_sha256"),
+        "an approver sees the call, its arguments and digest: {shown}"
+    );
+    // The caller's own workload cannot approve it.
+    let (code, _, err) = approvals(&setup, &["approve", &id, "--key", &key(&setup, "alice")]);
+    assert_ne!(code, 0);
+    assert!(err.contains("cannot approve their own call"), "{err}");
+    let (code, out, err) = approvals(&setup, &["approve", &id, "--key", &key(&setup, "bob")]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("granted"), "{out}");
+    let reply = waiting.await.unwrap();
+    assert!(
+        reply.json()["result"]["structuredContent"]["status"] == "sent",
+        "{}",
+        reply.body
+    );
+
+    assert_eq!(steps(&setup.gw.config.path, &id), ["requested", "granted", "used"]);
+    let granted = records(&setup.gw.config.path, "approval")
+        .into_iter()
+        .find(|r| r["ext"]["approval_step"] == "granted")
+        .unwrap();
+    assert_eq!(granted["ext"]["approver"], "bob");
+    assert!(
+        granted["ext"]["signature_sha256"].is_string(),
+        "the approval was signed: {granted}"
+    );
+    let allowed: Vec<Value> = records(&setup.gw.config.path, "decision")
+        .into_iter()
+        .filter(|r| r["decision"] == "allow")
+        .collect();
+    assert_eq!(allowed.len(), 1, "{allowed:?}");
+    assert_eq!(allowed[0]["ext"]["approval_id"], id.as_str());
+    assert_eq!(allowed[0]["ext"]["approved_by"], "bob");
+}
+
+#[tokio::test]
+async fn t25_a_denied_request_refuses_the_waiting_call_and_a_later_approval_cannot_revive_it() {
+    let setup = start(60).await;
+    let url = setup.gw.url.clone();
+    let session = setup.session.clone();
+    let waiting = tokio::spawn(async move {
+        post(
+            &url,
+            send_message(1, "wipe", None),
+            &[("mcp-session-id", session.as_str())],
+        )
+        .await
+    });
+    let id = waiting_request(&setup, "erin").await;
+    let (code, out, err) = approvals(&setup, &["deny", &id, "--key", &key(&setup, "erin")]);
+    assert_eq!(code, 0, "{out}{err}");
+    let reply = waiting.await.unwrap();
+    assert_eq!(reply.error_code(), DENIED);
+    assert!(
+        error_text(&reply).contains("denied by approver `erin`"),
+        "{}",
+        reply.body
+    );
+    let (code, _, err) = approvals(&setup, &["approve", &id, "--key", &key(&setup, "bob")]);
+    assert_ne!(code, 0, "approving after a deny must fail");
+    assert!(err.contains("unknown, expired or already used"), "{err}");
+    assert_eq!(steps(&setup.gw.config.path, &id), ["requested", "denied"]);
+}
+
+#[tokio::test]
+async fn t25_an_approve_deny_race_has_exactly_one_winner_recorded_once() {
+    let setup = start(60).await;
+    let url = setup.gw.url.clone();
+    let session = setup.session.clone();
+    let waiting = tokio::spawn(async move {
+        post(
+            &url,
+            send_message(1, "race", None),
+            &[("mcp-session-id", session.as_str())],
+        )
+        .await
+    });
+    let id = waiting_request(&setup, "bob").await;
+    let config = setup.gw.config.path.clone();
+    let racer = |verb: &'static str, who: String| {
+        let (id, config) = (id.clone(), config.clone());
+        std::thread::spawn(move || {
+            Command::new(bin("portcullis"))
+                .args([
+                    "approvals",
+                    verb,
+                    &id,
+                    "--key",
+                    &who,
+                    "--config",
+                    config.to_str().unwrap(),
+                ])
+                .status()
+                .unwrap()
+                .success()
+        })
+    };
+    let approve = racer("approve", key(&setup, "bob"));
+    let deny = racer("deny", key(&setup, "erin"));
+    let (approved, denied) = (approve.join().unwrap(), deny.join().unwrap());
+    assert!(
+        approved ^ denied,
+        "exactly one wins: approved {approved}, denied {denied}"
+    );
+    let reply = waiting.await.unwrap();
+    assert_eq!(reply.json().get("result").is_some(), approved, "{}", reply.body);
+    let steps = steps(&setup.gw.config.path, &id);
+    assert_eq!(
+        steps.iter().filter(|s| *s == "granted" || *s == "denied").count(),
+        1,
+        "{steps:?}"
+    );
+}
+
+#[tokio::test]
+async fn t25_offline_tokens_bind_the_exact_call_and_are_used_once() {
+    let setup = start(0).await;
+    // Refused at once (no wait): the answer carries the request's binding.
+    let refused = call(&setup, send_message(1, "hello", None)).await;
+    assert!(error_text(&refused).contains("approval required"), "{}", refused.body);
+    let binding = binding_of(&refused);
+    assert_eq!(binding["target"], "send_message");
+
+    // Unregistered, revoked, self, tampered and other-call tokens count for nothing.
+    let cases = [
+        (sign(&setup, "dave", &binding), "not a registered approver"),
+        (sign(&setup, "carol", &binding), "revoked"),
+        (sign(&setup, "alice", &binding), "cannot approve their own call"),
+    ];
+    for (n, (token, expected)) in cases.into_iter().enumerate() {
+        let reply = call(&setup, send_message(10 + n as u64, "hello", Some(json!(token)))).await;
+        assert!(error_text(&reply).contains(expected), "{expected}: {}", reply.body);
+    }
+    let bob = sign(&setup, "bob", &binding);
+    let mut tampered = bob.clone();
+    tampered.replace_range(tampered.len() - 3.., "AAA");
+    let reply = call(&setup, send_message(20, "hello", Some(json!(tampered)))).await;
+    assert!(error_text(&reply).contains("does not verify"), "{}", reply.body);
+    let reply = call(&setup, send_message(21, "goodbye", Some(json!(bob)))).await;
+    assert!(error_text(&reply).contains("arguments differs"), "{}", reply.body);
+    let reply = call(&setup, delete_record(22, Some(json!(bob)))).await;
+    assert!(error_text(&reply).contains("target differs"), "{}", reply.body);
+
+    // The right token lets the same call through, once.
+    let ok = call(&setup, send_message(30, "hello", Some(json!(bob)))).await;
+    assert_eq!(
+        ok.json()["result"]["structuredContent"]["status"],
+        "sent",
+        "{}",
+        ok.body
+    );
+    let replay = call(&setup, send_message(31, "hello", Some(json!(bob)))).await;
+    assert!(
+        error_text(&replay).contains("unknown, expired or already used"),
+        "a token is used once: {}",
+        replay.body
+    );
+    let id = binding["id"].as_str().unwrap();
+    assert_eq!(steps(&setup.gw.config.path, id), ["requested", "used"]);
+    let refusals = records(&setup.gw.config.path, "decision")
+        .into_iter()
+        .filter(|r| r["decision"] == "deny" && r["reason"].as_str().unwrap_or("").starts_with("approval:"))
+        .count();
+    assert_eq!(refusals, 8, "the refusal and every refused token are recorded");
+}
+
+#[tokio::test]
+async fn t25_two_approvals_need_two_distinct_approvers() {
+    let setup = start(0).await;
+    let refused = call(&setup, delete_record(1, None)).await;
+    let binding = binding_of(&refused);
+    assert_eq!(refused.json()["error"]["data"]["approval"]["required"], 2);
+    let bob = sign(&setup, "bob", &binding);
+    let twice = call(&setup, delete_record(2, Some(json!([bob, bob])))).await;
+    assert!(
+        error_text(&twice).contains("needs 2 approval(s) from registered approvers and has 1"),
+        "{}",
+        twice.body
+    );
+    let erin = sign(&setup, "erin", &binding);
+    let ok = call(&setup, delete_record(3, Some(json!([bob, erin])))).await;
+    assert!(ok.json().get("result").is_some(), "{}", ok.body);
+    let allowed = records(&setup.gw.config.path, "decision")
+        .into_iter()
+        .find(|r| r["decision"] == "allow")
+        .unwrap();
+    assert_eq!(allowed["ext"]["approved_by"], "bob,erin");
+}
+
+#[tokio::test]
+async fn t25_a_call_whose_wait_ended_goes_through_on_retry_once_approved() {
+    let setup = start(1).await;
+    let first = call(&setup, send_message(1, "later", None)).await;
+    assert!(error_text(&first).contains("has 0"), "{}", first.body);
+    let id = binding_of(&first)["id"].as_str().unwrap().to_owned();
+    let (code, out, err) = approvals(&setup, &["approve", &id, "--key", &key(&setup, "bob")]);
+    assert_eq!(code, 0, "{out}{err}");
+    // Another call is not approved by it; the same call is, once.
+    let other = call(&setup, send_message(2, "other", None)).await;
+    assert_eq!(other.error_code(), DENIED);
+    let retry = call(&setup, send_message(3, "later", None)).await;
+    assert!(retry.json().get("result").is_some(), "{}", retry.body);
+    let again = call(&setup, send_message(4, "later", None)).await;
+    assert_eq!(again.error_code(), DENIED, "used once: {}", again.body);
+    assert_eq!(
+        steps(&setup.gw.config.path, &id),
+        ["requested", "wait-ended", "granted", "used"]
+    );
+}
+
+#[tokio::test]
+async fn t25_the_admin_api_refuses_requests_without_an_approver() {
+    let setup = start(0).await;
+    let anonymous = reqwest::get(format!("{}/approvals", setup.admin)).await.unwrap();
+    assert_eq!(anonymous.status().as_u16(), 401);
+    let (code, _, err) = approvals(&setup, &["list", "--key", &key(&setup, "dave")]);
+    assert_ne!(code, 0);
+    assert!(err.contains("not a registered approver"), "{err}");
+}
