@@ -11,6 +11,8 @@
 //! - [`Pending`]: the calls waiting for approval, bounded; each collects distinct
 //!   approvers until it has the `required` number (N-of-M), is denied, expires, or is
 //!   withdrawn, and is consumed once.
+//! - [`BreakGlass`]: emergency windows, active once two distinct approvers approve them,
+//!   ending at their TTL or when ended.
 //! - [`admin_auth`]: signed admin-API requests for approvers who hold a key.
 //!
 //! The design is in `docs/approvals.md`.
@@ -18,12 +20,14 @@
 
 pub mod admin_auth;
 mod binding;
+mod break_glass;
 mod error;
 mod pending;
 mod registry;
 pub mod token;
 
 pub use binding::{BINDING_VERSION, Binding, BindingPrincipal};
+pub use break_glass::{APPROVERS_NEEDED, BreakGlass, Window, WindowState};
 pub use error::ApprovalError;
 pub use pending::{Grant, Opening, Pending, PendingEntry, PendingSettings, PendingState, Requirement};
 pub use registry::{Approver, Approvers};

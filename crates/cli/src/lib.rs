@@ -79,6 +79,9 @@ enum Command {
     /// Calls waiting for approval: list, show, approve, deny; sign a call's binding offline.
     #[command(subcommand)]
     Approvals(commands::approvals::ApprovalsCommand),
+    /// Emergency windows: request (with a reason and TTL), approve (two approvers), end, list.
+    #[command(subcommand)]
+    BreakGlass(commands::break_glass::BreakGlassCommand),
     /// Pinned servers: write, sign, verify and amend server manifests.
     #[command(subcommand)]
     Manifest(commands::manifest::ManifestCommand),
@@ -148,6 +151,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Demo { serve, listen } => commands::demo::run(serve, listen).await,
         Command::Audit(command) => commands::audit::run(command).await,
         Command::Approvals(command) => commands::approvals::run(command).await,
+        Command::BreakGlass(command) => commands::break_glass::run(command).await,
         Command::Policy(command) => commands::policy::run(command),
         Command::Ca(command) => commands::ca::run(command),
         Command::Connect(args) => commands::connect::run(args).await,

@@ -30,12 +30,25 @@ pub struct GatewayConfig {
 
 /// The approvals settings (`[approvals]`): registered approvers, how long a call waits,
 /// how long a request stays open, how many may be open, and N-of-M requirements.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct ApprovalsConfig {
     pub approvers: portcullis_approvals::Approvers,
     pub pending: portcullis_approvals::PendingSettings,
     /// How long a call needing approval is held for an answer (0: refused at once).
     pub wait: Duration,
+    /// The longest break-glass window an approver may request.
+    pub break_glass_max_ttl: Duration,
+}
+
+impl Default for ApprovalsConfig {
+    fn default() -> Self {
+        Self {
+            approvers: portcullis_approvals::Approvers::default(),
+            pending: portcullis_approvals::PendingSettings::default(),
+            wait: Duration::from_secs(120),
+            break_glass_max_ttl: Duration::from_secs(3600),
+        }
+    }
 }
 
 /// The attestation settings: host keys, the result-signing key, server manifests, scanning.

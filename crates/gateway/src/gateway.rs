@@ -99,6 +99,7 @@ impl Gateway {
             approvers: config.approvals.approvers.clone(),
             pending: portcullis_approvals::Pending::new(config.approvals.pending.clone()),
             wait: config.approvals.wait,
+            break_glass: portcullis_approvals::BreakGlass::new(config.approvals.break_glass_max_ttl.as_secs()),
         };
         Arc::new(Self {
             config,

@@ -109,7 +109,7 @@ impl Gateway {
         let route = self.route(cx, &mut msg)?; // which server
         let signed = self.attest(cx, &route, &mut msg).await?; // the host's signature, as sent
         let findings = self.classify(cx, &route, &msg, signed.as_ref()).await?; // pinned, not held back
-        let authorised = self.authorise(cx, &route, signed, findings, &mut msg); // policy, this call only
+        let authorised = self.authorise(cx, &route, signed, findings, &mut msg).await?; // policy, this call only
         let (call, permit) = self.approve(&route, authorised, &mut msg).await?; // approvals bound to this call
         let decided = self.recorder.permitted(&call, &permit).await?; // durable before forwarding
         let answer = self.forward(permit, cx, &route, msg).await; // needs the Permit
@@ -216,19 +216,24 @@ impl Gateway {
         Ok(gate.verdict(server, tool))
     }
 
-    /// authorise: a decision made for this call alone (never cached). A deny is recorded
-    /// by the approve stage, which first sees whether an approval would change it.
-    fn authorise(
+    /// authorise: a decision made for this call alone (never cached), knowing whether a
+    /// break-glass window is active for the caller (windows past their TTL are ended and
+    /// recorded first). A deny is recorded by the approve stage, which first sees whether
+    /// an approval would change it.
+    async fn authorise(
         &self,
         cx: &CallContext<'_>,
         route: &Route<'_>,
         signed: Option<VerifiedCall>,
         findings: Vec<String>,
         msg: &mut Message,
-    ) -> Authorised {
+    ) -> Result<Authorised, Deny> {
+        self.end_expired_break_glass().await?;
+        let window = self.approvals.break_glass.active_for(&cx.session.principal.workload);
         let attested = Attested {
             signed: signed.is_some(),
             findings,
+            break_glass: window.is_some(),
         };
         let (request, outcome) = self
             .authoriser
@@ -242,7 +247,20 @@ impl Gateway {
         )
         .signed_with(signed.as_ref())
         .decided_under(&request, &self.recorder);
-        Authorised { call, request, outcome }
+        let call = CallFacts {
+            break_glass: window,
+            ..call
+        };
+        Ok(Authorised { call, request, outcome })
+    }
+
+    /// Ends the break-glass windows whose TTL ran out, recording each end.
+    pub(crate) async fn end_expired_break_glass(&self) -> Result<(), RecordError> {
+        for window in self.approvals.break_glass.expire() {
+            tracing::warn!(break_glass = %window.id, "break-glass window ended: its TTL ran out");
+            self.recorder.break_glass(&window, "ended", "ttl").await?;
+        }
+        Ok(())
     }
 
     /// approve: a call the policy refused only for want of an approval (it would be allowed

@@ -4,6 +4,7 @@
 #   read            identity + reason
 #   read-sensitive  identity + reason + scope `mcp:read-sensitive` or `<server>:read-sensitive`
 #   write           identity + reason + an approval bound to the call
+#                   (or an active break-glass window)
 # Only tools/call, resources/read and prompts/get are allowed here; any other
 # method (input.action == "other") is denied unless a policy allows it.
 # The gateway allows only if `allow` is true and `deny_reasons` is empty.
@@ -43,6 +44,7 @@ deny_reasons contains "approval required" if {
 	input.tier == "write"
 	not input.listing
 	not input.approval_present
+	not input.break_glass
 }
 
 deny_reasons contains "a reason is required for this call" if {

@@ -3,7 +3,8 @@
 //! binding, which an approver signs offline into a token the host sends with the same
 //! call. Replays, other arguments, another tool, self-approval, unregistered and revoked
 //! approvers, N-of-M with the same approver twice and approve/deny races are refused and
-//! recorded.
+//! recorded. Break-glass windows need two distinct approvers, flag every call made under
+//! them, and end at their TTL or when ended.
 use std::{path::Path, process::Command, time::Duration};
 
 use portcullis_e2e::{
@@ -22,7 +23,7 @@ permit (principal, action, resource);
 @id("write-needs-approval")
 @reason("approval required")
 forbid (principal, action, resource)
-when { resource.tier == "write" && !context.listing && !context.approval_present };
+when { resource.tier == "write" && !context.listing && !context.approval_present && !context.break_glass };
 "#;
 
 struct Setup {
@@ -461,4 +462,115 @@ async fn t25_the_admin_api_refuses_requests_without_an_approver() {
     let (code, _, err) = approvals(&setup, &["list", "--key", &key(&setup, "dave")]);
     assert_ne!(code, 0);
     assert!(err.contains("not a registered approver"), "{err}");
+}
+
+fn break_glass(setup: &Setup, args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(bin("portcullis"))
+        .arg("break-glass")
+        .args(args)
+        .args(["--config", setup.gw.config.path.to_str().unwrap()])
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Requests a window as bob and returns its id.
+fn request_window(setup: &Setup, ttl: &str) -> String {
+    let (code, out, err) = break_glass(
+        setup,
+        &[
+            "request",
+            "--reason",
+            "incident 7: restore",
+            "--ttl",
+            ttl,
+            "--key",
+            &key(setup, "bob"),
+        ],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    out.split_whitespace().nth(1).unwrap().trim_end_matches(':').to_owned()
+}
+
+fn window_steps(config: &Path, window: &str) -> Vec<String> {
+    records(config, "admin")
+        .iter()
+        .filter(|r| r["ext"]["break_glass"] == window)
+        .map(|r| r["ext"]["break_glass_step"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn t25_break_glass_needs_two_distinct_approvers_and_flags_every_call_under_it() {
+    let setup = start(0).await;
+    let id = request_window(&setup, "1h");
+    let denied = call(&setup, send_message(1, "urgent", None)).await;
+    assert!(
+        error_text(&denied).contains("approval required"),
+        "requested is not active: {}",
+        denied.body
+    );
+    for _ in 0..2 {
+        let (code, out, err) = break_glass(&setup, &["approve", &id, "--key", &key(&setup, "bob")]);
+        assert_eq!(code, 0, "{out}{err}");
+        assert!(
+            out.contains("approvals 1/2"),
+            "the same approver twice counts once: {out}"
+        );
+    }
+    let still = call(&setup, send_message(2, "urgent", None)).await;
+    assert_eq!(
+        still.error_code(),
+        DENIED,
+        "one approver does not open it: {}",
+        still.body
+    );
+    let (code, out, err) = break_glass(&setup, &["approve", &id, "--key", &key(&setup, "erin")]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("active until"), "{out}");
+    let ok = call(&setup, send_message(3, "urgent", None)).await;
+    assert!(ok.json().get("result").is_some(), "{}", ok.body);
+    let flagged = records(&setup.gw.config.path, "decision")
+        .into_iter()
+        .find(|r| r["decision"] == "allow")
+        .unwrap();
+    assert_eq!(flagged["ext"]["break_glass"], id.as_str(), "{flagged}");
+    let (code, out, err) = break_glass(&setup, &["end", &id, "--key", &key(&setup, "erin")]);
+    assert_eq!(code, 0, "{out}{err}");
+    let after = call(&setup, send_message(4, "urgent", None)).await;
+    assert_eq!(after.error_code(), DENIED, "ended: {}", after.body);
+    assert_eq!(
+        window_steps(&setup.gw.config.path, &id),
+        ["requested", "approved", "approved", "active", "ended"]
+    );
+    // A window longer than the cap is refused, not cut.
+    let (code, _, err) = break_glass(
+        &setup,
+        &["request", "--reason", "r", "--ttl", "2h", "--key", &key(&setup, "bob")],
+    );
+    assert_ne!(code, 0);
+    assert!(err.contains("break_glass_max_ttl_secs"), "{err}");
+}
+
+#[tokio::test]
+async fn t25_break_glass_ends_by_itself_at_its_ttl() {
+    let setup = start(0).await;
+    let id = request_window(&setup, "2s");
+    for approver in ["bob", "erin"] {
+        let (code, out, err) = break_glass(&setup, &["approve", &id, "--key", &key(&setup, approver)]);
+        assert_eq!(code, 0, "{out}{err}");
+    }
+    let ok = call(&setup, send_message(1, "quick", None)).await;
+    assert!(ok.json().get("result").is_some(), "{}", ok.body);
+    tokio::time::sleep(Duration::from_millis(3100)).await;
+    let after = call(&setup, send_message(2, "quick", None)).await;
+    assert_eq!(after.error_code(), DENIED, "expired mid-session: {}", after.body);
+    let steps = window_steps(&setup.gw.config.path, &id);
+    assert_eq!(steps.last().map(String::as_str), Some("ended"), "{steps:?}");
+    let (_, out, _) = break_glass(&setup, &["list", "--key", &key(&setup, "bob")]);
+    assert!(out.contains("ended at") && out.contains("by ttl"), "{out}");
 }

@@ -176,14 +176,14 @@ fn load_key(path: &Path) -> anyhow::Result<LogSigner> {
 }
 
 /// A client of one admin listener.
-struct Admin {
+pub(crate) struct Admin {
     base: String,
     client: reqwest::Client,
     signer: Option<LogSigner>,
 }
 
 impl Admin {
-    fn new(args: &AdminArgs) -> anyhow::Result<Self> {
+    pub(crate) fn new(args: &AdminArgs) -> anyhow::Result<Self> {
         let base = match (&args.admin, &args.config) {
             (Some(url), _) => url.trim_end_matches('/').to_owned(),
             (None, Some(config)) => admin_url(config)?,
@@ -217,7 +217,7 @@ impl Admin {
 
     /// Sends one request (signed with the approver key, if any) and returns the JSON answer;
     /// a refusal becomes an error carrying the gateway's message.
-    async fn send(&self, method: &str, path: &str, body: Option<Value>) -> anyhow::Result<Value> {
+    pub(crate) async fn send(&self, method: &str, path: &str, body: Option<Value>) -> anyhow::Result<Value> {
         let bytes = body.map(|b| b.to_string().into_bytes()).unwrap_or_default();
         let url = format!("{}{path}", self.base);
         let mut request = match method {

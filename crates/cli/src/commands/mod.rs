@@ -4,6 +4,7 @@
 //! `crate::assemble`'s.
 pub mod approvals;
 pub mod audit;
+pub mod break_glass;
 pub mod ca;
 pub mod check_config;
 pub mod connect;

@@ -1,7 +1,8 @@
 //! `[approvals]` and `[admin]` of the config file: the registered approvers (each by
 //! SPIFFE ID and/or public key file, read and checked at load), how long a call waits for
 //! approval, how long a request stays open, how many may be open, N-of-M requirements by
-//! `<server>/<target>` glob, and the admin listener approvers answer on.
+//! `<server>/<target>` glob, the cap on break-glass windows, and the admin listener
+//! approvers answer on.
 use std::{net::SocketAddr, path::Path, time::Duration};
 
 use portcullis_approvals::{Approver, Approvers, PendingSettings, Requirement};
@@ -15,6 +16,8 @@ use super::{
 
 /// Default hold of a call waiting for approval.
 pub const DEFAULT_WAIT_SECS: u64 = 120;
+/// Default cap on a break-glass window.
+pub const DEFAULT_BREAK_GLASS_MAX_TTL_SECS: u64 = 3600;
 
 /// Validates `[approvals]`.
 pub fn approvals(raw: &RawApprovals, base: &Path, p: &mut Problems) -> Checked<ApprovalsConfig> {
@@ -27,6 +30,12 @@ pub fn approvals(raw: &RawApprovals, base: &Path, p: &mut Problems) -> Checked<A
         wait_secs <= ttl_secs,
         "approvals.wait_secs",
         format!("must not exceed approvals.ttl_secs ({ttl_secs}): a call cannot wait longer than its request lives"),
+    ));
+    let break_glass_max = raw.break_glass_max_ttl_secs.unwrap_or(DEFAULT_BREAK_GLASS_MAX_TTL_SECS);
+    ok = ok.and(p.check(
+        break_glass_max > 0,
+        "approvals.break_glass_max_ttl_secs",
+        "must be greater than 0",
     ));
     let max_pending = raw.max_pending.unwrap_or(defaults.max_pending);
     ok = ok.and(p.check(max_pending > 0, "approvals.max_pending", "must be greater than 0"));
@@ -96,6 +105,7 @@ pub fn approvals(raw: &RawApprovals, base: &Path, p: &mut Problems) -> Checked<A
             requirements,
         },
         wait: Duration::from_secs(wait_secs),
+        break_glass_max_ttl: Duration::from_secs(break_glass_max),
     })
 }
 

@@ -39,6 +39,7 @@ pub struct RawApprovals {
     pub wait_secs: Option<u64>,
     pub ttl_secs: Option<u64>,
     pub max_pending: Option<usize>,
+    pub break_glass_max_ttl_secs: Option<u64>,
     /// `"<server>/<target glob>" = N`.
     #[serde(default)]
     pub required: BTreeMap<String, usize>,

@@ -1,10 +1,10 @@
 //! The admin listener (`[admin] listen`): approvers list the calls waiting for approval
-//! and approve or deny them. Every request is authenticated as a registered approver — by
+//! and approve or deny them, and request, approve and end break-glass windows. Every request is authenticated as a registered approver — by
 //! the connection's client SVID (mutual TLS; the approver's SPIFFE ID) or by a signed
 //! request header (`x-portcullis-approver`, made with an approver key by
 //! `portcullis approvals …`). An approval may also carry the approver's signed token over
 //! the call's binding (`{"token": "pca1…"}`), which the record then names. Every grant and
-//! deny is recorded in the audit log. Nothing here reaches an upstream.
+//! deny, and every step of a break-glass window, is recorded in the audit log. Nothing here reaches an upstream.
 #![allow(
     clippy::result_large_err,
     reason = "refusals are finished HTTP responses handed straight back to axum"
@@ -20,7 +20,8 @@ use axum::{
 };
 use bytes::Bytes;
 use portcullis_approvals::{
-    ApprovalError, Approver, Grant, PendingEntry, PendingState, admin_auth, token::Token, unix_now,
+    APPROVERS_NEEDED, ApprovalError, Approver, Grant, PendingEntry, PendingState, Window, WindowState, admin_auth,
+    token::Token, unix_now,
 };
 use portcullis_identity::PeerCertificates;
 use serde_json::{Value, json};
@@ -43,6 +44,9 @@ pub async fn serve_admin(
         .route("/approvals/{id}", get(show))
         .route("/approvals/{id}/approve", post(approve))
         .route("/approvals/{id}/deny", post(deny))
+        .route("/break-glass", get(list_windows).post(request_window))
+        .route("/break-glass/{id}/approve", post(approve_window))
+        .route("/break-glass/{id}/end", post(end_window))
         .with_state(gateway);
     portcullis_identity::serve(listener, tls, app, limits, shutdown).await
 }
@@ -262,4 +266,142 @@ async fn deny(
     }
     tracing::info!(approval = %id, approver = %approver.name, "approval denied");
     Json(json!({"id": id, "state": PendingState::Denied { by: approver.name.clone() }.label()})).into_response()
+}
+
+/// A break-glass window, as approvers see it.
+fn window_json(window: &Window) -> Value {
+    let (until, ended_at, ended_by) = match &window.state {
+        WindowState::Active { until } => (Some(*until), None, None),
+        WindowState::Ended { at, by } => (None, Some(*at), Some(by.as_str())),
+        WindowState::Requested => (None, None, None),
+    };
+    json!({
+        "id": window.id,
+        "state": window.state.label(),
+        "reason": window.reason,
+        "ttl_secs": window.ttl_secs,
+        "workload": window.workload,
+        "requested_by": window.requested_by,
+        "requested_at": window.requested_at,
+        "approved_by": window.approvers,
+        "approvals_needed": APPROVERS_NEEDED,
+        "until": until,
+        "ended_at": ended_at,
+        "ended_by": ended_by,
+    })
+}
+
+async fn list_windows(
+    State(gateway): State<Arc<Gateway>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    peer: Peer,
+) -> Response {
+    if let Err(refusal) = authenticate(&gateway, &method, &uri, &headers, &peer, b"") {
+        return refusal;
+    }
+    if let Err(e) = gateway.end_expired_break_glass().await {
+        return refuse(StatusCode::SERVICE_UNAVAILABLE, e.to_string());
+    }
+    let list: Vec<Value> = gateway.approvals.break_glass.list().iter().map(window_json).collect();
+    Json(json!({"windows": list})).into_response()
+}
+
+/// Records a break-glass step; a log that cannot take it fails the request (the window
+/// change stands only if recorded — an unrecorded activation is undone).
+async fn record_window(gateway: &Gateway, window: &Window, step: &str, by: &str) -> Result<(), Response> {
+    match gateway.recorder.break_glass(window, step, by).await {
+        Ok(()) => Ok(()),
+        Err(e) => {
+            let _ = gateway.approvals.break_glass.end(&window.id, "unrecorded");
+            Err(refuse(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))
+        }
+    }
+}
+
+async fn request_window(
+    State(gateway): State<Arc<Gateway>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    peer: Peer,
+    body: Bytes,
+) -> Response {
+    let (approver, _) = match authenticate(&gateway, &method, &uri, &headers, &peer, &body) {
+        Ok(who) => who,
+        Err(refusal) => return refusal,
+    };
+    let asked: Value = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(e) => return refuse(StatusCode::BAD_REQUEST, format!("the body is not JSON: {e}")),
+    };
+    let reason = asked["reason"].as_str().unwrap_or_default();
+    let ttl = asked["ttl_secs"].as_u64().unwrap_or_default();
+    let workload = asked["workload"].as_str().map(str::to_owned);
+    let window = match gateway
+        .approvals
+        .break_glass
+        .request(&approver.name, reason, ttl, workload)
+    {
+        Ok(window) => window,
+        Err(e) => return error_response(&e),
+    };
+    if let Err(refusal) = record_window(&gateway, &window, "requested", &approver.name).await {
+        return refusal;
+    }
+    tracing::warn!(break_glass = %window.id, by = %approver.name, ttl, "break-glass requested");
+    Json(window_json(&window)).into_response()
+}
+
+async fn approve_window(
+    State(gateway): State<Arc<Gateway>>,
+    Path(id): Path<String>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    peer: Peer,
+    body: Bytes,
+) -> Response {
+    let (approver, _) = match authenticate(&gateway, &method, &uri, &headers, &peer, &body) {
+        Ok(who) => who,
+        Err(refusal) => return refusal,
+    };
+    let window = match gateway.approvals.break_glass.approve(&id, approver) {
+        Ok(window) => window,
+        Err(e) => return error_response(&e),
+    };
+    let step = match window.state {
+        WindowState::Active { .. } => "active",
+        _ => "approved",
+    };
+    if let Err(refusal) = record_window(&gateway, &window, step, &approver.name).await {
+        return refusal;
+    }
+    tracing::warn!(break_glass = %id, by = %approver.name, state = window.state.label(), "break-glass approved");
+    Json(window_json(&window)).into_response()
+}
+
+async fn end_window(
+    State(gateway): State<Arc<Gateway>>,
+    Path(id): Path<String>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    peer: Peer,
+    body: Bytes,
+) -> Response {
+    let (approver, _) = match authenticate(&gateway, &method, &uri, &headers, &peer, &body) {
+        Ok(who) => who,
+        Err(refusal) => return refusal,
+    };
+    let window = match gateway.approvals.break_glass.end(&id, &approver.name) {
+        Ok(window) => window,
+        Err(e) => return error_response(&e),
+    };
+    if let Err(e) = gateway.recorder.break_glass(&window, "ended", &approver.name).await {
+        return refuse(StatusCode::SERVICE_UNAVAILABLE, e.to_string());
+    }
+    tracing::warn!(break_glass = %id, by = %approver.name, "break-glass ended");
+    Json(window_json(&window)).into_response()
 }

@@ -21,6 +21,8 @@ pub struct ApprovalGate {
     /// How long a call needing approval is held for an answer (0: refused at once, with
     /// the request it opened).
     pub wait: Duration,
+    /// Emergency windows in which the policy sees `break_glass`.
+    pub break_glass: portcullis_approvals::BreakGlass,
 }
 
 /// Why a call that needs approval does not have it.

@@ -15,13 +15,15 @@ pub use portcullis_core::REASON_META_KEY;
 /// The argument the gateway adds to every tool's input schema when `reason_argument` is on.
 pub const REASON_ARGUMENT: &str = "portcullis_reason";
 
-/// What the attest and classify stages established about a call, for the policy.
+/// What the stages before authorise established about a call, for the policy.
 #[derive(Debug, Clone, Default)]
 pub struct Attested {
     /// The call carried a valid host signature.
     pub signed: bool,
     /// Scanner findings on the tool's definition that did not hold it back.
     pub findings: Vec<String>,
+    /// A break-glass window is active for the caller.
+    pub break_glass: bool,
 }
 
 /// The policy store and how reasons are taken.
@@ -78,6 +80,7 @@ impl Authoriser {
         request.reason = reason;
         request.call_signed = attested.signed;
         request.tool_findings = attested.findings;
+        request.break_glass = attested.break_glass;
         let (outcome, shadow) = self.store.authorize_with_shadow(&request);
         // Only on a deny: the allow path reads no settings.
         let outcome = match outcome {

@@ -70,6 +70,8 @@ pub struct CallFacts {
     pub decided: Option<DecidedFacts>,
     /// The approval the call was allowed with (the approvals stage), named in its records.
     pub approval: Option<ApprovalFacts>,
+    /// The break-glass window the call was decided under: every record of it is flagged.
+    pub break_glass: Option<String>,
 }
 
 /// The approval a call used: its request id and who gave it.
@@ -82,6 +84,8 @@ pub struct ApprovalFacts {
 /// The `ext` keys of a call's approval.
 pub const APPROVAL_ID: &str = "approval_id";
 pub const APPROVED_BY: &str = "approved_by";
+/// The `ext` key naming the break-glass window a call was decided under.
+pub const BREAK_GLASS: &str = "break_glass";
 
 /// The inputs of a decision that the record keeps (the reason redacted and bounded).
 #[derive(Debug, Clone)]
@@ -146,6 +150,7 @@ impl CallFacts {
             signature: None,
             decided: None,
             approval: None,
+            break_glass: None,
         }
     }
 
@@ -205,6 +210,9 @@ impl CallFacts {
         if let Some(approval) = &self.approval {
             r.ext.insert(APPROVAL_ID.into(), approval.id.clone());
             r.ext.insert(APPROVED_BY.into(), approval.approvers.join(","));
+        }
+        if let Some(window) = &self.break_glass {
+            r.ext.insert(BREAK_GLASS.into(), window.clone());
         }
         r
     }
@@ -355,6 +363,34 @@ impl Recorder {
             .insert("approval_expires_at".into(), binding.expires_at.to_string());
         for (key, value) in detail {
             r.ext.insert((*key).to_owned(), value.clone());
+        }
+        self.append(&r).await.map(|_| ())
+    }
+
+    /// Records a step of a break-glass window (`requested`, `approved`, `active`, `ended`):
+    /// who, why (the reason, redacted and bounded), for how long, for whom.
+    pub async fn break_glass(
+        &self,
+        window: &portcullis_approvals::Window,
+        step: &str,
+        by: &str,
+    ) -> Result<(), RecordError> {
+        let mut r = AuditRecord::new(RecordKind::Admin, SystemTime::now());
+        r.reason = Some(format!("break-glass {step}"));
+        r.ext.insert(BREAK_GLASS.into(), window.id.clone());
+        r.ext.insert("break_glass_step".into(), step.to_owned());
+        r.ext.insert("by".into(), by.to_owned());
+        r.ext.insert(
+            "break_glass_reason".into(),
+            crate::stages::redact::reason(&window.reason),
+        );
+        r.ext.insert("ttl_secs".into(), window.ttl_secs.to_string());
+        r.ext.insert("approvers".into(), window.approvers.join(","));
+        if let Some(workload) = &window.workload {
+            r.ext.insert("workload".into(), workload.clone());
+        }
+        if let portcullis_approvals::WindowState::Active { until } = window.state {
+            r.ext.insert("until".into(), until.to_string());
         }
         self.append(&r).await.map(|_| ())
     }

@@ -57,12 +57,12 @@ fn shadow_decision_is_reported_but_never_enforced() {
 #[test]
 fn fixtures_run_on_both_engines_and_report_mismatches() {
     let fixtures = Fixtures::from_toml(include_str!("../../testdata/fixtures.toml")).unwrap();
-    assert_eq!(fixtures.cases.len(), 5);
+    assert_eq!(fixtures.cases.len(), 7);
     for kind in [EngineKind::Cedar, EngineKind::Rego] {
         let engine = engine(kind, &[], Settings::default());
         let report = run_fixtures(&*engine, &fixtures.cases);
         assert!(report.all_passed(), "{kind:?}: {:?}", report.mismatches);
-        assert_eq!(report.passed, 5);
+        assert_eq!(report.passed, 7);
 
         let wrong = FixtureCase {
             name: "write expected to pass".into(),

@@ -1,0 +1,252 @@
+//! Break-glass: an emergency window in which the policy sees `break_glass = true` (the
+//! default tier policies then let write calls through without a per-call approval, still
+//! needing identity and a reason). A window is requested with a reason and a TTL (capped),
+//! becomes active only once two distinct registered approvers approve it, and ends by
+//! itself at its TTL or when an approver ends it. Optionally scoped to one workload.
+//! Every change is returned to the caller to record; calls made under a window name it.
+use std::{
+    collections::HashMap,
+    sync::{Mutex, MutexGuard},
+};
+
+use crate::{error::ApprovalError, registry::Approver, unix_now};
+
+/// Distinct approvers a window needs before it is active.
+pub const APPROVERS_NEEDED: usize = 2;
+
+/// Where a window stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WindowState {
+    /// Requested; waiting for approvers.
+    Requested,
+    /// In force until `until` (Unix seconds).
+    Active { until: u64 },
+    /// Over: expired, or ended by an approver.
+    Ended { at: u64, by: String },
+}
+
+impl WindowState {
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::Requested => "requested",
+            Self::Active { .. } => "active",
+            Self::Ended { .. } => "ended",
+        }
+    }
+}
+
+/// One break-glass window.
+#[derive(Debug, Clone)]
+pub struct Window {
+    pub id: String,
+    pub reason: String,
+    pub ttl_secs: u64,
+    /// Only calls from this workload see it; `None`: every caller.
+    pub workload: Option<String>,
+    pub requested_by: String,
+    pub requested_at: u64,
+    pub approvers: Vec<String>,
+    pub state: WindowState,
+}
+
+/// The windows of this gateway.
+pub struct BreakGlass {
+    max_ttl_secs: u64,
+    windows: Mutex<HashMap<String, Window>>,
+}
+
+fn random_id() -> String {
+    let mut b = [0u8; 16];
+    rand::Rng::fill(&mut rand::rng(), &mut b);
+    hex::encode(b)
+}
+
+impl BreakGlass {
+    pub fn new(max_ttl_secs: u64) -> Self {
+        Self {
+            max_ttl_secs,
+            windows: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn max_ttl_secs(&self) -> u64 {
+        self.max_ttl_secs
+    }
+
+    fn windows(&self) -> MutexGuard<'_, HashMap<String, Window>> {
+        // Every change is a single assignment: a poisoned lock holds consistent windows.
+        self.windows.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Opens a request. A TTL over the cap is refused (not silently cut), as is a blank reason.
+    pub fn request(
+        &self,
+        requested_by: &str,
+        reason: &str,
+        ttl_secs: u64,
+        workload: Option<String>,
+    ) -> Result<Window, ApprovalError> {
+        if reason.trim().is_empty() {
+            return Err(ApprovalError::Malformed("break-glass needs a reason".into()));
+        }
+        if ttl_secs == 0 || ttl_secs > self.max_ttl_secs {
+            return Err(ApprovalError::Malformed(format!(
+                "break-glass TTL must be between 1 s and {} s (`[approvals] break_glass_max_ttl_secs`)",
+                self.max_ttl_secs
+            )));
+        }
+        let window = Window {
+            id: random_id(),
+            reason: reason.to_owned(),
+            ttl_secs,
+            workload,
+            requested_by: requested_by.to_owned(),
+            requested_at: unix_now(),
+            approvers: Vec::new(),
+            state: WindowState::Requested,
+        };
+        self.windows().insert(window.id.clone(), window.clone());
+        Ok(window)
+    }
+
+    /// An approver approves a requested window; the second distinct approver activates it
+    /// (its TTL runs from then). The same approver twice counts once.
+    pub fn approve(&self, id: &str, approver: &Approver) -> Result<Window, ApprovalError> {
+        let now = unix_now();
+        let mut windows = self.windows();
+        let window = windows
+            .get_mut(id)
+            .ok_or_else(|| ApprovalError::UnknownRequest(id.to_owned()))?;
+        if window.state != WindowState::Requested {
+            return Err(ApprovalError::AlreadyDecided(id.to_owned(), window.state.label()));
+        }
+        if !window.approvers.contains(&approver.name) {
+            window.approvers.push(approver.name.clone());
+        }
+        if window.approvers.len() >= APPROVERS_NEEDED {
+            window.state = WindowState::Active {
+                until: now + window.ttl_secs,
+            };
+        }
+        Ok(window.clone())
+    }
+
+    /// Ends a window (requested or active) now.
+    pub fn end(&self, id: &str, by: &str) -> Result<Window, ApprovalError> {
+        let mut windows = self.windows();
+        let window = windows
+            .get_mut(id)
+            .ok_or_else(|| ApprovalError::UnknownRequest(id.to_owned()))?;
+        if let WindowState::Ended { .. } = window.state {
+            return Err(ApprovalError::AlreadyDecided(id.to_owned(), "ended"));
+        }
+        window.state = WindowState::Ended {
+            at: unix_now(),
+            by: by.to_owned(),
+        };
+        Ok(window.clone())
+    }
+
+    /// Ends the windows whose TTL ran out and returns them (to be recorded).
+    pub fn expire(&self) -> Vec<Window> {
+        let now = unix_now();
+        let mut ended = Vec::new();
+        for window in self.windows().values_mut() {
+            if let WindowState::Active { until } = window.state
+                && now >= until
+            {
+                window.state = WindowState::Ended {
+                    at: until,
+                    by: "ttl".into(),
+                };
+                ended.push(window.clone());
+            }
+        }
+        ended
+    }
+
+    /// The active window a call from `workload` is under, if any.
+    pub fn active_for(&self, workload: &str) -> Option<String> {
+        let now = unix_now();
+        self.windows()
+            .values()
+            .find(|w| {
+                matches!(w.state, WindowState::Active { until } if now < until)
+                    && w.workload.as_deref().is_none_or(|only| only == workload)
+            })
+            .map(|w| w.id.clone())
+    }
+
+    /// Every window, newest first.
+    pub fn list(&self) -> Vec<Window> {
+        let mut list: Vec<Window> = self.windows().values().cloned().collect();
+        list.sort_by(|a, b| b.requested_at.cmp(&a.requested_at).then_with(|| a.id.cmp(&b.id)));
+        list
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn approver(name: &str) -> Approver {
+        Approver {
+            name: name.into(),
+            spiffe_id: None,
+            user: name.into(),
+            key: None,
+            revoked: false,
+        }
+    }
+
+    #[test]
+    fn two_distinct_approvers_activate_and_the_ttl_or_an_end_closes() {
+        let bg = BreakGlass::new(3600);
+        assert!(bg.request("bob", " ", 60, None).is_err(), "a reason is required");
+        assert!(bg.request("bob", "outage", 7200, None).is_err(), "over the cap");
+        let w = bg
+            .request("bob", "outage", 60, Some("spiffe://example.org/agent".into()))
+            .unwrap();
+        assert_eq!(
+            bg.approve(&w.id, &approver("bob")).unwrap().state,
+            WindowState::Requested
+        );
+        assert_eq!(
+            bg.approve(&w.id, &approver("bob")).unwrap().state,
+            WindowState::Requested
+        );
+        assert_eq!(
+            bg.active_for("spiffe://example.org/agent"),
+            None,
+            "one approver is not enough"
+        );
+        assert!(matches!(
+            bg.approve(&w.id, &approver("erin")).unwrap().state,
+            WindowState::Active { .. }
+        ));
+        assert_eq!(bg.active_for("spiffe://example.org/agent"), Some(w.id.clone()));
+        assert_eq!(
+            bg.active_for("spiffe://example.org/other"),
+            None,
+            "scoped to one workload"
+        );
+        assert!(bg.expire().is_empty());
+        bg.end(&w.id, "erin").unwrap();
+        assert_eq!(bg.active_for("spiffe://example.org/agent"), None);
+        assert!(bg.end(&w.id, "erin").is_err());
+    }
+
+    #[test]
+    fn an_active_window_ends_at_its_ttl() {
+        let bg = BreakGlass::new(3600);
+        let w = bg.request("bob", "outage", 1, None).unwrap();
+        bg.approve(&w.id, &approver("bob")).unwrap();
+        bg.approve(&w.id, &approver("erin")).unwrap();
+        // Make it due: its end is in the past.
+        bg.windows().get_mut(&w.id).unwrap().state = WindowState::Active { until: unix_now() - 1 };
+        assert_eq!(bg.active_for("any"), None);
+        let ended = bg.expire();
+        assert_eq!(ended.len(), 1);
+        assert_eq!(ended[0].state.label(), "ended");
+    }
+}
