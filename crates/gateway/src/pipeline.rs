@@ -65,6 +65,49 @@ pub(crate) struct Authorised {
     outcome: Result<Permit, portcullis_policy::Deny>,
 }
 
+/// Progress notifications to a client waiting for approval (it sent a `progressToken`).
+struct WaitProgress<'s> {
+    session: &'s Session,
+    token: Value,
+    request_id: Value,
+}
+
+impl<'s> WaitProgress<'s> {
+    /// Every this often, a waiting client is told it still waits.
+    const EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
+    fn of(session: &'s Arc<Session>, msg: &Message) -> Option<Self> {
+        Some(Self {
+            session,
+            token: msg.meta()?.get("progressToken")?.clone(),
+            request_id: msg.id()?.clone(),
+        })
+    }
+
+    /// Tells the client at once, then every [`Self::EVERY`], that the call waits for
+    /// approval request `id`; never returns (the wait's end drops it).
+    async fn tell_while_waiting(&self, id: &str, wait: std::time::Duration) -> std::convert::Infallible {
+        let started = tokio::time::Instant::now();
+        let mut tick = tokio::time::interval(Self::EVERY);
+        loop {
+            tick.tick().await;
+            let waited = started.elapsed().as_secs();
+            let note = serde_json::json!({
+                "jsonrpc": "2.0",
+                "method": "notifications/progress",
+                "params": {
+                    "progressToken": self.token,
+                    "progress": waited,
+                    "total": wait.as_secs(),
+                    "message": format!("waiting for approval (request {id}); an approver runs `portcullis approvals approve {id}`"),
+                },
+            });
+            // A full backlog only costs this note; the call itself is unaffected.
+            let _ = self.session.sink.deliver(note, Some(&self.request_id));
+        }
+    }
+}
+
 /// Withdraws a call's approval request when the call goes away while it waits (the
 /// client disconnected, or the gateway stopped): approvers no longer see it, and the log
 /// says so.
@@ -110,7 +153,7 @@ impl Gateway {
         let signed = self.attest(cx, &route, &mut msg).await?; // the host's signature, as sent
         let findings = self.classify(cx, &route, &msg, signed.as_ref()).await?; // pinned, not held back
         let authorised = self.authorise(cx, &route, signed, findings, &mut msg).await?; // policy, this call only
-        let (call, permit) = self.approve(&route, authorised, &mut msg).await?; // approvals bound to this call
+        let (call, permit) = self.approve(cx, &route, authorised, &mut msg).await?; // approvals bound to this call
         let decided = self.recorder.permitted(&call, &permit).await?; // durable before forwarding
         let answer = self.forward(permit, cx, &route, msg).await; // needs the Permit
         let recorded = self.recorder.outcome(decided, &call, &answer).await?; // durable before release
@@ -269,6 +312,7 @@ impl Gateway {
     /// call waits — and is then decided afresh. Any other deny is recorded as it is.
     async fn approve(
         &self,
+        cx: &CallContext<'_>,
         route: &Route<'_>,
         authorised: Authorised,
         msg: &mut Message,
@@ -308,7 +352,10 @@ impl Gateway {
             Ok(tokens) if !tokens.is_empty() => gate.redeem(&tokens, &this_call),
             Ok(_) => match gate.pending.take_granted_for(&this_call) {
                 Some(entry) => Ok(entry),
-                None => self.wait_for_approval(&call, &request, this_call).await?,
+                None => {
+                    let progress = WaitProgress::of(cx.session, msg);
+                    self.wait_for_approval(&call, &request, this_call, progress).await?
+                }
             },
         };
         let entry = match approved {
@@ -358,6 +405,7 @@ impl Gateway {
         call: &CallFacts,
         request: &DecisionRequest,
         this_call: portcullis_approvals::Binding,
+        progress: Option<WaitProgress<'_>>,
     ) -> Result<Result<PendingEntry, ApprovalRefusal>, RecordError> {
         let gate = &self.approvals;
         let call_id = call.call_id.to_string();
@@ -406,9 +454,19 @@ impl Gateway {
             binding: Some(binding.clone()),
             call_id: call_id.clone(),
         };
-        let answered = tokio::time::timeout(gate.wait, changes.wait_for(|state| *state != PendingState::Waiting))
-            .await
-            .map(|state| state.map(|s| s.clone()));
+        let answer = changes.wait_for(|state| *state != PendingState::Waiting);
+        let answered = match progress {
+            // The client asked for progress: it hears that the call waits, and for what.
+            Some(progress) => {
+                let tell = progress.tell_while_waiting(&binding.id, gate.wait);
+                tokio::select! {
+                    answer = tokio::time::timeout(gate.wait, answer) => answer,
+                    never = tell => match never {},
+                }
+            }
+            None => tokio::time::timeout(gate.wait, answer).await,
+        }
+        .map(|state| state.map(|s| s.clone()));
         withdraw.disarm();
         Ok(match answered {
             Ok(Ok(PendingState::Granted)) => gate.pending.consume(&binding.id).map_err(ApprovalRefusal::Invalid),

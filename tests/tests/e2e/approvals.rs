@@ -574,3 +574,66 @@ async fn t25_break_glass_ends_by_itself_at_its_ttl() {
     let (_, out, _) = break_glass(&setup, &["list", "--key", &key(&setup, "bob")]);
     assert!(out.contains("ended at") && out.contains("by ttl"), "{out}");
 }
+
+#[tokio::test]
+async fn t25_a_waiting_client_hears_progress_and_one_that_goes_away_withdraws_its_request() {
+    let setup = start(60).await;
+    let (url, session) = (setup.gw.url.clone(), setup.session.clone());
+    let mut with_progress: Value = serde_json::from_str(&send_message(1, "progress", None)).unwrap();
+    with_progress["params"]["_meta"] = json!({"progressToken": "p-1"});
+    let waiting =
+        tokio::spawn(
+            async move { post(&url, with_progress.to_string(), &[("mcp-session-id", session.as_str())]).await },
+        );
+    let id = waiting_request(&setup, "bob").await;
+    let (code, out, err) = approvals(&setup, &["approve", &id, "--key", &key(&setup, "bob")]);
+    assert_eq!(code, 0, "{out}{err}");
+    let reply = waiting.await.unwrap();
+    assert!(
+        reply.content_type.starts_with("text/event-stream"),
+        "{}",
+        reply.content_type
+    );
+    let progress = reply
+        .body
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .map(|d| serde_json::from_str::<Value>(d).unwrap())
+        .find(|m| m["method"] == "notifications/progress")
+        .unwrap_or_else(|| panic!("no progress while waiting: {}", reply.body));
+    assert_eq!(progress["params"]["progressToken"], "p-1");
+    assert!(
+        progress["params"]["message"].as_str().unwrap().contains(&id),
+        "{progress}"
+    );
+    assert!(reply.body.contains("\"result\""), "{}", reply.body);
+
+    // A client that gives up (its connection closes) withdraws its request.
+    let impatient = reqwest::Client::builder()
+        .timeout(Duration::from_millis(1500))
+        .build()
+        .unwrap();
+    let gone = impatient
+        .post(&setup.gw.url)
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-session-id", setup.session.as_str())
+        .body(send_message(2, "impatient", None))
+        .send()
+        .await;
+    assert!(gone.is_err(), "the call waits for approval, so the client times out");
+    let mut withdrawn = Vec::new();
+    for _ in 0..100 {
+        withdrawn = records(&setup.gw.config.path, "approval")
+            .into_iter()
+            .filter(|r| r["ext"]["approval_step"] == "withdrawn")
+            .collect();
+        if !withdrawn.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(withdrawn.len(), 1, "the withdrawal is recorded");
+    let (_, out, _) = approvals(&setup, &["list", "--key", &key(&setup, "bob")]);
+    assert!(out.contains("no calls are waiting"), "{out}");
+}
