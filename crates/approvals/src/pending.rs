@@ -153,12 +153,15 @@ impl Pending {
             .max(1)
     }
 
-    /// Opens a request for a call: a fresh id and nonce, expiring after the TTL. Expired
-    /// requests are dropped first; a full set refuses.
+    /// Opens a request for a call: a fresh id and nonce, expiring after the TTL. When the
+    /// set is full, expired requests are dropped first (expired ones are invisible anyway,
+    /// so the sweep waits until their room is needed); a set full of live ones refuses.
     pub fn open(&self, opening: Opening) -> Result<(Binding, watch::Receiver<PendingState>), ApprovalError> {
         let now = unix_now();
         let mut slots = self.slots();
-        slots.retain(|_, s| s.entry.binding.expires_at >= now);
+        if slots.len() >= self.settings.max_pending {
+            slots.retain(|_, s| s.entry.binding.expires_at >= now);
+        }
         if slots.len() >= self.settings.max_pending {
             return Err(ApprovalError::QueueFull(self.settings.max_pending));
         }
@@ -234,6 +237,40 @@ impl Pending {
             slot.tx.send_replace(PendingState::Granted);
         }
         Ok(slot.entry.state.clone())
+    }
+
+    /// The caller's own confirmation (the user answering an elicitation), for tiers the
+    /// operator lets users approve: it grants the request outright, whatever `required` is.
+    /// Never reachable by an approver's token or the admin API.
+    pub fn confirm_by_caller(&self, id: &str, grant: Grant) -> Result<PendingState, ApprovalError> {
+        let now = unix_now();
+        let mut slots = self.slots();
+        let slot = slots
+            .get_mut(id)
+            .filter(|s| s.entry.binding.expires_at >= now)
+            .ok_or_else(|| ApprovalError::UnknownRequest(id.to_owned()))?;
+        if slot.entry.state != PendingState::Waiting {
+            return Err(ApprovalError::AlreadyDecided(id.to_owned(), slot.entry.state.label()));
+        }
+        slot.entry.grants.push(grant);
+        slot.entry.state = PendingState::Granted;
+        slot.tx.send_replace(PendingState::Granted);
+        Ok(PendingState::Granted)
+    }
+
+    /// The caller refused its own call (declined the elicitation).
+    pub fn refuse_by_caller(&self, id: &str, by: &str) -> Result<(), ApprovalError> {
+        let mut slots = self.slots();
+        let slot = slots
+            .get_mut(id)
+            .ok_or_else(|| ApprovalError::UnknownRequest(id.to_owned()))?;
+        if slot.entry.state != PendingState::Waiting {
+            return Err(ApprovalError::AlreadyDecided(id.to_owned(), slot.entry.state.label()));
+        }
+        let denied = PendingState::Denied { by: by.to_owned() };
+        slot.entry.state = denied.clone();
+        slot.tx.send_replace(denied);
+        Ok(())
     }
 
     /// An approver refuses the request; the waiting call is denied.

@@ -38,6 +38,9 @@ pub struct ApprovalsConfig {
     pub wait: Duration,
     /// The longest break-glass window an approver may request.
     pub break_glass_max_ttl: Duration,
+    /// Tiers whose calls the calling user may approve themselves when their client can
+    /// answer an elicitation (2025-11-25 `elicitation/create`, form mode).
+    pub user_may_approve: Vec<Tier>,
 }
 
 impl Default for ApprovalsConfig {
@@ -47,6 +50,7 @@ impl Default for ApprovalsConfig {
             pending: portcullis_approvals::PendingSettings::default(),
             wait: Duration::from_secs(120),
             break_glass_max_ttl: Duration::from_secs(3600),
+            user_may_approve: Vec::new(),
         }
     }
 }

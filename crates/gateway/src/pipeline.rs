@@ -65,6 +65,12 @@ pub(crate) struct Authorised {
     outcome: Result<Permit, portcullis_policy::Deny>,
 }
 
+/// A user who may approve their own call, and the request of theirs it waits on.
+struct AskUser<'s> {
+    session: &'s Session,
+    related: Value,
+}
+
 /// Progress notifications to a client waiting for approval (it sent a `progressToken`).
 struct WaitProgress<'s> {
     session: &'s Session,
@@ -354,7 +360,9 @@ impl Gateway {
                 Some(entry) => Ok(entry),
                 None => {
                     let progress = WaitProgress::of(cx.session, msg);
-                    self.wait_for_approval(&call, &request, this_call, progress).await?
+                    let ask_user = self.user_may_approve(cx.session, &request, msg);
+                    self.wait_for_approval(&call, &request, this_call, progress, ask_user)
+                        .await?
                 }
             },
         };
@@ -406,6 +414,7 @@ impl Gateway {
         request: &DecisionRequest,
         this_call: portcullis_approvals::Binding,
         progress: Option<WaitProgress<'_>>,
+        ask_user: Option<AskUser<'_>>,
     ) -> Result<Result<PendingEntry, ApprovalRefusal>, RecordError> {
         let gate = &self.approvals;
         let call_id = call.call_id.to_string();
@@ -455,16 +464,22 @@ impl Gateway {
             call_id: call_id.clone(),
         };
         let answer = changes.wait_for(|state| *state != PendingState::Waiting);
-        let answered = match progress {
-            // The client asked for progress: it hears that the call waits, and for what.
-            Some(progress) => {
-                let tell = progress.tell_while_waiting(&binding.id, gate.wait);
-                tokio::select! {
-                    answer = tokio::time::timeout(gate.wait, answer) => answer,
-                    never = tell => match never {},
-                }
+        // While it waits: the client hears progress if it asked for it, and the user is asked
+        // (elicitation) when the config lets users approve this tier and the client can answer.
+        let tell = async {
+            match &progress {
+                Some(progress) => progress.tell_while_waiting(&binding.id, gate.wait).await,
+                None => std::future::pending().await,
             }
-            None => tokio::time::timeout(gate.wait, answer).await,
+        };
+        let user = self.ask_user(ask_user, &binding, &call_id, request);
+        let sides = async {
+            let (never, _) = tokio::join!(tell, user);
+            never
+        };
+        let answered = tokio::select! {
+            answer = tokio::time::timeout(gate.wait, answer) => answer,
+            never = sides => match never {},
         }
         .map(|state| state.map(|s| s.clone()));
         withdraw.disarm();
@@ -490,6 +505,93 @@ impl Gateway {
                 portcullis_approvals::ApprovalError::UnknownRequest(binding.id),
             )),
         })
+    }
+
+    /// Whether the caller's user may approve this call themselves: the config names its
+    /// tier and the client (2025-11-25 era) declared the elicitation capability.
+    fn user_may_approve<'s>(
+        &self,
+        session: &'s Session,
+        request: &DecisionRequest,
+        msg: &Message,
+    ) -> Option<AskUser<'s>> {
+        let allowed = self.config.approvals.user_may_approve.contains(&request.tier);
+        let can_answer = session.era() != portcullis_mcp::Era::Modern
+            && session
+                .hello
+                .capabilities
+                .get("elicitation")
+                .is_some_and(Value::is_object);
+        let related = msg.id()?.clone();
+        (allowed && can_answer).then_some(AskUser { session, related })
+    }
+
+    /// Asks the user (elicitation, form mode) whether the call may proceed, and turns the
+    /// answer into a grant or a refusal of the request; never returns (the wait's end
+    /// drops it). Without `ask`, only waits.
+    async fn ask_user(
+        &self,
+        ask: Option<AskUser<'_>>,
+        binding: &portcullis_approvals::Binding,
+        call_id: &str,
+        request: &DecisionRequest,
+    ) -> std::convert::Infallible {
+        if let Some(ask) = ask {
+            let who = binding.principal.user.as_deref().unwrap_or(&binding.principal.workload);
+            let message = format!(
+                "Allow `{target}` on server `{server}`?\nArguments: {arguments}\nReason given: {reason}\n(approval request {id}, tier {tier})",
+                target = binding.target,
+                server = binding.server,
+                arguments = crate::stages::redact::capture(request.arguments.value()),
+                reason = request
+                    .effective_reason()
+                    .map(crate::stages::redact::reason)
+                    .unwrap_or_else(|| "none".into()),
+                id = binding.id,
+                tier = request.tier,
+            );
+            let params = serde_json::json!({
+                "mode": "form",
+                "message": message,
+                "requestedSchema": {
+                    "type": "object",
+                    "properties": {"approve": {"type": "boolean", "title": "Allow this call",
+                        "description": "The gateway forwards the call only if you allow it."}},
+                    "required": ["approve"],
+                },
+            });
+            if let Some(answer) = ask.session.ask_client("elicitation/create", params, &ask.related)
+                && let Ok(answer) = answer.await
+            {
+                let result = answer.result();
+                let accepted = result.and_then(|r| r.get("action")).and_then(Value::as_str) == Some("accept")
+                    && result
+                        .and_then(|r| r.pointer("/content/approve"))
+                        .and_then(Value::as_bool)
+                        == Some(true);
+                let by = format!("user:{who}");
+                let pending = &self.approvals.pending;
+                let (step, changed) = if accepted {
+                    let grant = portcullis_approvals::Grant {
+                        approver: by.clone(),
+                        channel: "elicitation".into(),
+                        signature_sha256: None,
+                    };
+                    ("granted", pending.confirm_by_caller(&binding.id, grant).is_ok())
+                } else {
+                    ("denied", pending.refuse_by_caller(&binding.id, &by).is_ok())
+                };
+                if changed {
+                    let detail = [("approver", by.clone()), ("channel", "elicitation".to_owned())];
+                    if let Err(e) = self.recorder.approval(binding, call_id, step, &detail).await {
+                        // Unrecorded, the user's answer cannot count.
+                        tracing::error!("cannot record the user's approval answer: {e}");
+                        let _ = pending.withdraw(&binding.id);
+                    }
+                }
+            }
+        }
+        std::future::pending().await
     }
 
     /// A policy deny, logged and recorded.

@@ -10,7 +10,7 @@ use std::{path::Path, process::Command, time::Duration};
 use portcullis_e2e::{
     bin, demo_server_entry, portcullis,
     procs::{GatewayProc, TempConfig, free_port, write_config},
-    raw_http::{Reply, open_session, post},
+    raw_http::{Reply, open_session_with, post},
 };
 use serde_json::{Value, json};
 
@@ -53,6 +53,11 @@ fn key(setup: &Setup, name: &str) -> String {
 /// approvers bob and erin, carol (revoked), alice (the caller's own workload), and `dave`
 /// keys that are not registered; `delete_record` needs two approvals.
 async fn start(wait_secs: u64) -> Setup {
+    start_with(wait_secs, "", "{}").await
+}
+
+/// [`start`] with more `[approvals]` settings and the client's capabilities.
+async fn start_with(wait_secs: u64, approvals: &str, capabilities: &str) -> Setup {
     let config: TempConfig = write_config("");
     let dir = config.dir.path().to_owned();
     for name in ["bob", "erin", "carol", "alice", "dave"] {
@@ -71,6 +76,7 @@ require_reason = false
 
 [approvals]
 wait_secs = {wait_secs}
+{approvals}
 required = {{ "demo/delete_record" = 2 }}
 
 [[approvals.approvers]]
@@ -112,7 +118,7 @@ listen = "127.0.0.1:{admin_port}"
                 .collect::<String>()
         })
         .expect("the admin listener's address is logged");
-    let session = open_session(&gw.url).await;
+    let session = open_session_with(&gw.url, capabilities).await;
     let h = [("mcp-session-id", session.as_str())];
     let initialized = json!({"jsonrpc":"2.0","method":"notifications/initialized"}).to_string();
     assert_eq!(post(&gw.url, initialized, &h).await.status, 202);
@@ -636,4 +642,81 @@ async fn t25_a_waiting_client_hears_progress_and_one_that_goes_away_withdraws_it
     assert_eq!(withdrawn.len(), 1, "the withdrawal is recorded");
     let (_, out, _) = approvals(&setup, &["list", "--key", &key(&setup, "bob")]);
     assert!(out.contains("no calls are waiting"), "{out}");
+}
+
+/// Sends a call and answers the gateway's `elicitation/create` on its stream with `answer`
+/// (the `result` object); returns the elicitation's message and the call's final answer.
+async fn call_answering_elicitation(setup: &Setup, body: String, answer: Value) -> (String, Value) {
+    let response = reqwest::Client::new()
+        .post(&setup.gw.url)
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-session-id", setup.session.as_str())
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let mut response = response;
+    let (mut buffer, mut asked) = (String::new(), None);
+    while let Some(chunk) = response.chunk().await.unwrap() {
+        buffer.push_str(&String::from_utf8_lossy(&chunk));
+        while let Some(end) = buffer.find('\n') {
+            let line: String = buffer.drain(..=end).collect();
+            let Some(data) = line.trim_end().strip_prefix("data: ") else {
+                continue;
+            };
+            let message: Value = serde_json::from_str(data).unwrap();
+            if message["method"] == "elicitation/create" {
+                let reply = json!({"jsonrpc": "2.0", "id": message["id"], "result": answer});
+                let posted = post(
+                    &setup.gw.url,
+                    reply.to_string(),
+                    &[("mcp-session-id", setup.session.as_str())],
+                )
+                .await;
+                assert_eq!(posted.status, 202, "{}", posted.body);
+                asked = Some(message["params"]["message"].as_str().unwrap().to_owned());
+            } else if message.get("result").is_some() || message.get("error").is_some() {
+                return (asked.expect("the user was asked"), message);
+            }
+        }
+    }
+    panic!("the stream ended without an answer: {buffer}");
+}
+
+#[tokio::test]
+async fn t25_the_user_approves_or_declines_their_own_write_by_elicitation_when_the_config_allows() {
+    let setup = start_with(30, "user_may_approve = [\"write\"]", r#"{"elicitation": {}}"#).await;
+    let (asked, answer) = call_answering_elicitation(
+        &setup,
+        send_message(1, "mine", None),
+        json!({"action": "accept", "content": {"approve": true}}),
+    )
+    .await;
+    assert!(
+        asked.contains("send_message") && asked.contains("mine"),
+        "the user sees the call: {asked}"
+    );
+    assert_eq!(answer["result"]["structuredContent"]["status"], "sent", "{answer}");
+    let granted = records(&setup.gw.config.path, "approval")
+        .into_iter()
+        .find(|r| r["ext"]["approval_step"] == "granted")
+        .unwrap();
+    assert_eq!(granted["ext"]["channel"], "elicitation");
+    assert_eq!(granted["ext"]["approver"], "user:spiffe://example.org/agent");
+
+    let (_, declined) = call_answering_elicitation(
+        &setup,
+        send_message(2, "not this one", None),
+        json!({"action": "decline"}),
+    )
+    .await;
+    assert_eq!(declined["error"]["code"], DENIED, "{declined}");
+    assert!(
+        declined["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("denied by approver `user:"),
+        "{declined}"
+    );
 }

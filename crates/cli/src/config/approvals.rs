@@ -37,6 +37,16 @@ pub fn approvals(raw: &RawApprovals, base: &Path, p: &mut Problems) -> Checked<A
         "approvals.break_glass_max_ttl_secs",
         "must be greater than 0",
     ));
+    let mut user_may_approve = Vec::new();
+    for (i, tier) in raw.user_may_approve.iter().enumerate() {
+        match p.take(
+            format!("approvals.user_may_approve[{i}]"),
+            tier.parse::<portcullis_core::Tier>(),
+        ) {
+            Ok(tier) => user_may_approve.push(tier),
+            Err(noted) => ok = Err(noted),
+        }
+    }
     let max_pending = raw.max_pending.unwrap_or(defaults.max_pending);
     ok = ok.and(p.check(max_pending > 0, "approvals.max_pending", "must be greater than 0"));
     let mut requirements = Vec::new();
@@ -106,6 +116,7 @@ pub fn approvals(raw: &RawApprovals, base: &Path, p: &mut Problems) -> Checked<A
         },
         wait: Duration::from_secs(wait_secs),
         break_glass_max_ttl: Duration::from_secs(break_glass_max),
+        user_may_approve,
     })
 }
 

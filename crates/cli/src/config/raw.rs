@@ -40,6 +40,9 @@ pub struct RawApprovals {
     pub ttl_secs: Option<u64>,
     pub max_pending: Option<usize>,
     pub break_glass_max_ttl_secs: Option<u64>,
+    /// Tiers whose calls the calling user may approve through an elicitation.
+    #[serde(default)]
+    pub user_may_approve: Vec<String>,
     /// `"<server>/<target glob>" = N`.
     #[serde(default)]
     pub required: BTreeMap<String, usize>,

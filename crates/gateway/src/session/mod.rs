@@ -48,6 +48,8 @@ pub struct Session {
     /// Server-initiated requests waiting for the client's answer, by the id the client saw.
     server_requests: Mutex<HashMap<String, ServerRequest>>,
     next_server_request: AtomicU64,
+    /// Requests the gateway itself sent the client (an approval asked of the user), by id.
+    gateway_requests: Mutex<HashMap<String, tokio::sync::oneshot::Sender<Message>>>,
     last_used: Mutex<Instant>,
 }
 
@@ -63,8 +65,39 @@ impl Session {
             connecting: tokio::sync::Mutex::new(()),
             server_requests: Mutex::new(HashMap::new()),
             next_server_request: AtomicU64::new(1),
+            gateway_requests: Mutex::new(HashMap::new()),
             last_used: Mutex::new(Instant::now()),
         })
+    }
+
+    /// Sends the client a request of the gateway's own (e.g. `elicitation/create`) on the
+    /// stream of its request `related`; the receiver gets the client's answer. `None`: the
+    /// client's backlog is full. Dropping the receiver forgets the request.
+    pub fn ask_client(
+        &self,
+        method: &str,
+        params: Value,
+        related: &Value,
+    ) -> Option<tokio::sync::oneshot::Receiver<Message>> {
+        let n = self.next_server_request.fetch_add(1, Ordering::Relaxed);
+        let id = json!(format!("pg-{n}"));
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.lock_gateway_requests().retain(|_, waiting| !waiting.is_closed());
+        self.lock_gateway_requests().insert(id_key(&id), tx);
+        let request = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
+        if self.sink.deliver(request, Some(related)).is_err() {
+            self.lock_gateway_requests().remove(&id_key(&id));
+            return None;
+        }
+        Some(rx)
+    }
+
+    fn lock_gateway_requests(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<String, tokio::sync::oneshot::Sender<Message>>> {
+        self.gateway_requests
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     pub fn era(&self) -> Era {
@@ -104,6 +137,7 @@ impl Session {
     pub fn close(&self) {
         self.lock_upstreams().clear();
         self.lock_requests().clear();
+        self.lock_gateway_requests().clear();
     }
 
     pub fn as_route(self: &Arc<Self>) -> Weak<dyn ServerMessageRoute> {
@@ -114,6 +148,9 @@ impl Session {
     /// Sends the client's answer to a server-initiated request back to that server.
     pub async fn answer_server_request(&self, mut msg: Message) -> bool {
         let Some(id) = msg.id() else { return false };
+        if let Some(waiting) = self.lock_gateway_requests().remove(&id_key(id)) {
+            return waiting.send(msg).is_ok();
+        }
         let entry = self.lock_requests().remove(&id_key(id));
         let Some(ServerRequest { server, original, .. }) = entry else {
             return false;
