@@ -13,6 +13,8 @@
 //!   withdrawn, and is consumed once.
 //! - [`BreakGlass`]: emergency windows, active once two distinct approvers approve them,
 //!   ending at their TTL or when ended.
+//! - [`RequestStates`]: the integrity-protected `requestState` of 2026-07-28 clients
+//!   approving their own call through the multi-round-trip pattern.
 //! - [`admin_auth`]: signed admin-API requests for approvers who hold a key.
 //!
 //! The design is in `docs/approvals.md`.
@@ -24,6 +26,7 @@ mod break_glass;
 mod error;
 mod pending;
 mod registry;
+mod request_state;
 pub mod token;
 
 pub use binding::{BINDING_VERSION, Binding, BindingPrincipal};
@@ -31,6 +34,7 @@ pub use break_glass::{APPROVERS_NEEDED, BreakGlass, Window, WindowState};
 pub use error::ApprovalError;
 pub use pending::{Grant, Opening, Pending, PendingEntry, PendingSettings, PendingState, Requirement};
 pub use registry::{Approver, Approvers};
+pub use request_state::RequestStates;
 
 /// `_meta` key under which a host passes approval tokens with a call: one token string,
 /// or an array of them (N-of-M).

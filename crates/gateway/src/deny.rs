@@ -212,6 +212,14 @@ impl Deny {
     /// The JSON-RPC error answer for request `id` (`None` for a notification): the text,
     /// and for a recorded decision its id, in the text and as `data.decisionId`.
     pub fn answer(&self, id: Option<&Value>) -> Value {
+        // Asking a 2026-07-28 user is an `input_required` result, not an error.
+        if let Deny::Approval {
+            refusal: ApprovalRefusal::InputRequired { result, .. },
+            ..
+        } = self
+        {
+            return json!({"jsonrpc": "2.0", "id": id.cloned().unwrap_or(Value::Null), "result": result});
+        }
         let text = self.client_text();
         match self.decision_id() {
             Some(decision) => {

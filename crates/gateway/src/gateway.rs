@@ -100,6 +100,7 @@ impl Gateway {
             pending: portcullis_approvals::Pending::new(config.approvals.pending.clone()),
             wait: config.approvals.wait,
             break_glass: portcullis_approvals::BreakGlass::new(config.approvals.break_glass_max_ttl.as_secs()),
+            request_states: portcullis_approvals::RequestStates::new(config.approvals.pending.ttl_secs),
         };
         Arc::new(Self {
             config,

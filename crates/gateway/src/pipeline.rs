@@ -330,6 +330,7 @@ impl Gateway {
         } = authorised;
         // Tokens never reach the server, whatever the decision.
         let tokens = approve::take_tokens(msg);
+        let round_trip = approve::take_round_trip(msg);
         let deny = match outcome {
             Ok(permit) => return Ok((call, permit)),
             Err(deny) => deny,
@@ -356,6 +357,10 @@ impl Gateway {
         let approved = match tokens {
             Err(e) => Err(ApprovalRefusal::Invalid(e)),
             Ok(tokens) if !tokens.is_empty() => gate.redeem(&tokens, &this_call),
+            Ok(_) if round_trip.is_some() || self.asks_modern_user(cx.session, &request, msg) => {
+                self.approve_by_round_trip(&call, &request, this_call, round_trip)
+                    .await?
+            }
             Ok(_) => match gate.pending.take_granted_for(&this_call) {
                 Some(entry) => Ok(entry),
                 None => {
@@ -526,6 +531,97 @@ impl Gateway {
         (allowed && can_answer).then_some(AskUser { session, related })
     }
 
+    /// Whether a 2026-07-28 client's user may approve this call: the config names its
+    /// tier and the request declares the elicitation capability in its `_meta`.
+    fn asks_modern_user(&self, session: &Session, request: &DecisionRequest, msg: &Message) -> bool {
+        session.era() == portcullis_mcp::Era::Modern
+            && self.config.approvals.user_may_approve.contains(&request.tier)
+            && msg
+                .meta()
+                .and_then(|m| m.get(portcullis_mcp::revision::META_CLIENT_CAPABILITIES))
+                .and_then(|c| c.get("elicitation"))
+                .is_some_and(Value::is_object)
+    }
+
+    /// The multi-round-trip approval of a 2026-07-28 client's user: the first round opens a
+    /// request and ends with an `input_required` result (the question and an
+    /// integrity-protected `requestState` bound to principal, call and a short expiry); the
+    /// retry's state is checked against the call, and the user's answer grants (once: the
+    /// request is consumed) or refuses it. The outer error: a step could not be recorded.
+    async fn approve_by_round_trip(
+        &self,
+        call: &CallFacts,
+        request: &DecisionRequest,
+        this_call: portcullis_approvals::Binding,
+        round_trip: Option<(String, Option<Value>)>,
+    ) -> Result<Result<PendingEntry, ApprovalRefusal>, RecordError> {
+        let gate = &self.approvals;
+        let call_id = call.call_id.to_string();
+        let Some((state, answer)) = round_trip else {
+            let opening = Opening {
+                call: this_call,
+                call_id: call_id.clone(),
+                tier: request.tier.to_string(),
+                reason: request.effective_reason().map(crate::stages::redact::reason),
+                arguments_summary: crate::stages::redact::capture(request.arguments.value()),
+            };
+            let binding = match gate.pending.open(opening) {
+                Ok((binding, _)) => binding,
+                Err(e) => return Ok(Err(ApprovalRefusal::Unavailable(e))),
+            };
+            self.recorder
+                .approval(
+                    &binding,
+                    &call_id,
+                    "requested",
+                    &[("channel", "input_required".to_owned())],
+                )
+                .await?;
+            let question = approve::approval_question(
+                &binding,
+                &crate::stages::redact::capture(request.arguments.value()),
+                request.effective_reason().map(crate::stages::redact::reason).as_deref(),
+                &request.tier.to_string(),
+            );
+            let result = serde_json::json!({
+                "resultType": "input_required",
+                "inputRequests": {approve::INPUT_KEY: {"method": "elicitation/create", "params": question}},
+                "requestState": format!("{}{}", approve::STATE_PREFIX, gate.request_states.issue(&binding)),
+            });
+            return Ok(Err(ApprovalRefusal::InputRequired { result, id: binding.id }));
+        };
+        let binding = match gate.request_states.check(&state, &this_call) {
+            Ok(binding) => binding,
+            Err(e) => return Ok(Err(ApprovalRefusal::Invalid(e))),
+        };
+        let by = format!(
+            "user:{}",
+            binding.principal.user.as_deref().unwrap_or(&binding.principal.workload)
+        );
+        let detail = [("approver", by.clone()), ("channel", "input_required".to_owned())];
+        if approve::user_allowed(answer.as_ref()) {
+            let grant = portcullis_approvals::Grant {
+                approver: by,
+                channel: "input_required".into(),
+                signature_sha256: None,
+            };
+            // Granted once: a second retry with the same state finds the request used.
+            match gate.pending.confirm_by_caller(&binding.id, grant) {
+                Ok(_) | Err(portcullis_approvals::ApprovalError::AlreadyDecided(_, "granted")) => {}
+                Err(e) => return Ok(Err(ApprovalRefusal::Invalid(e))),
+            }
+            self.recorder.approval(&binding, &call_id, "granted", &detail).await?;
+            Ok(gate.pending.consume(&binding.id).map_err(ApprovalRefusal::Invalid))
+        } else {
+            if let Err(e) = gate.pending.refuse_by_caller(&binding.id, &by) {
+                return Ok(Err(ApprovalRefusal::Invalid(e)));
+            }
+            gate.pending.withdraw(&binding.id);
+            self.recorder.approval(&binding, &call_id, "denied", &detail).await?;
+            Ok(Err(ApprovalRefusal::Denied { by, id: binding.id }))
+        }
+    }
+
     /// Asks the user (elicitation, form mode) whether the call may proceed, and turns the
     /// answer into a grant or a refusal of the request; never returns (the wait's end
     /// drops it). Without `ask`, only waits.
@@ -538,28 +634,12 @@ impl Gateway {
     ) -> std::convert::Infallible {
         if let Some(ask) = ask {
             let who = binding.principal.user.as_deref().unwrap_or(&binding.principal.workload);
-            let message = format!(
-                "Allow `{target}` on server `{server}`?\nArguments: {arguments}\nReason given: {reason}\n(approval request {id}, tier {tier})",
-                target = binding.target,
-                server = binding.server,
-                arguments = crate::stages::redact::capture(request.arguments.value()),
-                reason = request
-                    .effective_reason()
-                    .map(crate::stages::redact::reason)
-                    .unwrap_or_else(|| "none".into()),
-                id = binding.id,
-                tier = request.tier,
+            let params = approve::approval_question(
+                binding,
+                &crate::stages::redact::capture(request.arguments.value()),
+                request.effective_reason().map(crate::stages::redact::reason).as_deref(),
+                &request.tier.to_string(),
             );
-            let params = serde_json::json!({
-                "mode": "form",
-                "message": message,
-                "requestedSchema": {
-                    "type": "object",
-                    "properties": {"approve": {"type": "boolean", "title": "Allow this call",
-                        "description": "The gateway forwards the call only if you allow it."}},
-                    "required": ["approve"],
-                },
-            });
             if let Some(answer) = ask.session.ask_client("elicitation/create", params, &ask.related)
                 && let Ok(answer) = answer.await
             {

@@ -720,3 +720,73 @@ async fn t25_the_user_approves_or_declines_their_own_write_by_elicitation_when_t
         "{declined}"
     );
 }
+
+/// A 2026-07-28 `send_message` call; `round_trip`: the requestState and the user's answer.
+async fn modern_send(setup: &Setup, id: u64, body: &str, round_trip: Option<(&str, Value)>) -> Reply {
+    let mut params = json!({
+        "name": "send_message",
+        "arguments": {"to": "ops@example.org", "body": body},
+        "_meta": {
+            "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+            "io.modelcontextprotocol/clientCapabilities": {"elicitation": {}},
+            "io.modelcontextprotocol/clientInfo": {"name": "raw", "version": "1"},
+        },
+    });
+    if let Some((state, answer)) = round_trip {
+        params["requestState"] = json!(state);
+        params["inputResponses"] = json!({"io.portcullis/approval": answer});
+    }
+    let body = json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": params}).to_string();
+    let headers = [
+        ("mcp-protocol-version", "2026-07-28"),
+        ("mcp-method", "tools/call"),
+        ("mcp-name", "send_message"),
+    ];
+    post(&setup.gw.url, body, &headers).await
+}
+
+#[tokio::test]
+async fn t25_a_modern_user_approves_by_round_trip_with_a_request_state_that_cannot_be_tampered_or_reused() {
+    let setup = start_with(30, "user_may_approve = [\"write\"]", "{}").await;
+    let first = modern_send(&setup, 1, "mrtr", None).await;
+    let result = first.json()["result"].clone();
+    assert_eq!(result["resultType"], "input_required", "{}", first.body);
+    let question = &result["inputRequests"]["io.portcullis/approval"];
+    assert_eq!(question["method"], "elicitation/create");
+    assert!(question["params"]["message"].as_str().unwrap().contains("send_message"));
+    let state = result["requestState"].as_str().unwrap().to_owned();
+    let yes = json!({"action": "accept", "content": {"approve": true}});
+
+    // Tampered state, or the state on other arguments: refused.
+    let mut tampered = state.clone();
+    tampered.insert(8, 'A');
+    let reply = modern_send(&setup, 2, "mrtr", Some((&tampered, yes.clone()))).await;
+    assert!(error_text(&reply).contains("requestState"), "{}", reply.body);
+    let reply = modern_send(&setup, 3, "other body", Some((&state, yes.clone()))).await;
+    assert!(error_text(&reply).contains("arguments differs"), "{}", reply.body);
+
+    // The genuine retry goes through, once.
+    let ok = modern_send(&setup, 4, "mrtr", Some((&state, yes.clone()))).await;
+    assert_eq!(
+        ok.json()["result"]["structuredContent"]["status"],
+        "sent",
+        "{}",
+        ok.body
+    );
+    let replay = modern_send(&setup, 5, "mrtr", Some((&state, yes))).await;
+    assert!(
+        error_text(&replay).contains("unknown, expired or already used"),
+        "single use: {}",
+        replay.body
+    );
+    let id = state_request_id(&setup);
+    assert_eq!(steps(&setup.gw.config.path, &id), ["requested", "granted", "used"]);
+}
+
+/// The id of the one approval request the log holds.
+fn state_request_id(setup: &Setup) -> String {
+    records(&setup.gw.config.path, "approval")[0]["ext"]["approval_id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}

@@ -23,6 +23,68 @@ pub struct ApprovalGate {
     pub wait: Duration,
     /// Emergency windows in which the policy sees `break_glass`.
     pub break_glass: portcullis_approvals::BreakGlass,
+    /// `requestState` of 2026-07-28 clients approving their own calls.
+    pub request_states: portcullis_approvals::RequestStates,
+}
+
+/// The `inputRequests` key of the gateway's approval question, and the prefix of its
+/// `requestState` (other states are the server's own and pass untouched).
+pub const INPUT_KEY: &str = "io.portcullis/approval";
+pub const STATE_PREFIX: &str = "pcs1.";
+
+/// The elicitation that asks a user whether their call may proceed (form mode).
+pub fn approval_question(binding: &Binding, arguments: &str, reason: Option<&str>, tier: &str) -> Value {
+    let message = format!(
+        "Allow `{target}` on server `{server}`?\nArguments: {arguments}\nReason given: {reason}\n(approval request {id}, tier {tier})",
+        target = binding.target,
+        server = binding.server,
+        reason = reason.unwrap_or("none"),
+        id = binding.id,
+    );
+    serde_json::json!({
+        "mode": "form",
+        "message": message,
+        "requestedSchema": {
+            "type": "object",
+            "properties": {"approve": {"type": "boolean", "title": "Allow this call",
+                "description": "The gateway forwards the call only if you allow it."}},
+            "required": ["approve"],
+        },
+    })
+}
+
+/// Whether an elicitation answer allows the call: accepted, with `approve: true`.
+pub fn user_allowed(answer: Option<&Value>) -> bool {
+    answer.and_then(|r| r.get("action")).and_then(Value::as_str) == Some("accept")
+        && answer
+            .and_then(|r| r.pointer("/content/approve"))
+            .and_then(Value::as_bool)
+            == Some(true)
+}
+
+/// Takes the gateway's own `requestState` and answer out of a 2026-07-28 retry (the server
+/// never sees them): `None` when the request carries no state of the gateway's.
+pub fn take_round_trip(msg: &mut Message) -> Option<(String, Option<Value>)> {
+    let state = msg.param_str("requestState")?;
+    if !state.starts_with(STATE_PREFIX) {
+        return None;
+    }
+    msg.with_params(|p| {
+        let state = p
+            .shift_remove("requestState")?
+            .as_str()?
+            .trim_start_matches(STATE_PREFIX)
+            .to_owned();
+        let responses = p.get_mut("inputResponses").and_then(Value::as_object_mut);
+        let answer = responses.and_then(|r| r.shift_remove(INPUT_KEY));
+        if p.get("inputResponses")
+            .and_then(Value::as_object)
+            .is_some_and(serde_json::Map::is_empty)
+        {
+            p.shift_remove("inputResponses");
+        }
+        Some((state, answer))
+    })
 }
 
 /// Why a call that needs approval does not have it.
@@ -44,6 +106,9 @@ pub enum ApprovalRefusal {
     NoApprovers,
     /// The policy changed while the call waited; the approval was for the old one.
     PolicyChanged,
+    /// A 2026-07-28 client is asked (multi-round-trip): the call ends with this
+    /// `input_required` result, and the client makes it again with the user's answer.
+    InputRequired { result: Value, id: String },
 }
 
 impl std::fmt::Display for ApprovalRefusal {
@@ -71,6 +136,10 @@ impl std::fmt::Display for ApprovalRefusal {
             ),
             Self::PolicyChanged => f.write_str(
                 "the policy changed while the call waited for approval; make the call again (it needs a new approval)",
+            ),
+            Self::InputRequired { id, .. } => write!(
+                f,
+                "approval required: the user is asked (input_required, approval request `{id}`); make the call again with their answer"
             ),
         }
     }
