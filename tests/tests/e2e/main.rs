@@ -16,6 +16,7 @@ mod audit;
 mod cli;
 mod conformance;
 mod connect;
+mod desktop_hosts;
 mod everything;
 mod failures;
 mod hostile_upstream;

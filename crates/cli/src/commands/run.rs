@@ -4,7 +4,7 @@ use std::{path::Path, process::ExitCode};
 use anyhow::Context;
 use portcullis_gateway::serve_http;
 
-use crate::{assemble, config, open_files, shutdown};
+use crate::{assemble, config, lock_note::LockNote, open_files, shutdown};
 
 pub async fn run(path: &Path) -> anyhow::Result<ExitCode> {
     let mut loaded = config::load(path)?;
@@ -29,11 +29,15 @@ pub async fn run(path: &Path) -> anyhow::Result<ExitCode> {
     assemble::connect_workload_api(&loaded).await?;
     let tls = loaded.tls.as_ref().map(assemble::tls_acceptor).transpose()?;
     let scheme = if tls.is_some() { "https" } else { "http" };
-    let gateway = assemble::gateway(loaded, Some(path)).await?;
+    // Bound before the gateway starts: a start that cannot listen records nothing, and the
+    // audit log's lock note can give the address callers reach.
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen on {addr}; is another process using it?"))?;
     let local = listener.local_addr()?;
+    let mut note = LockNote::new("run", Some(path));
+    note.url = Some(format!("{scheme}://{local}/mcp"));
+    let gateway = assemble::gateway(loaded, Some(path), Some(note)).await?;
     tracing::info!("portcullis listening on {scheme}://{local}/mcp");
     serve_http(gateway.clone(), listener, tls, shutdown::signalled()).await?;
     gateway.shutdown().await;
