@@ -15,6 +15,7 @@ mod logging;
 mod open_files;
 mod policy_open;
 mod preflight;
+mod replay;
 mod shutdown;
 
 use std::{path::PathBuf, process::ExitCode};
@@ -74,6 +75,9 @@ enum Command {
     /// Validate, test and explain the policy set.
     #[command(subcommand)]
     Policy(commands::policy::PolicyCommand),
+    /// Why was a call allowed or denied? The decision's records, the rules that decided, and
+    /// what would have allowed it.
+    Why(commands::why::WhyArgs),
     /// Verify, read and prove the audit log.
     #[command(subcommand)]
     Audit(commands::audit::AuditCommand),
@@ -145,7 +149,8 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Init { dir, force } => commands::init::run(dir, force),
         Command::Demo { serve, listen } => commands::demo::run(serve, listen).await,
         Command::Audit(command) => commands::audit::run(command).await,
-        Command::Policy(command) => commands::policy::run(command),
+        Command::Policy(command) => commands::policy::run(command).await,
+        Command::Why(args) => commands::why::run(args).await,
         Command::Ca(command) => commands::ca::run(command),
         Command::Connect(args) => commands::connect::run(args).await,
         Command::Manifest(command) => commands::manifest::run(command).await,

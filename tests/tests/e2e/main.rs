@@ -32,3 +32,4 @@ mod smuggling;
 mod spire;
 mod stdio_front;
 mod upstream_mtls;
+mod why;

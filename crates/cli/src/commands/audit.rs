@@ -221,6 +221,51 @@ async fn verify_log(source: &Source) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// The log `config` names, opened for reading (no lock: beside a running gateway).
+pub(crate) async fn reader_for(config: &std::path::Path) -> anyhow::Result<Reader> {
+    let source = Source {
+        config: Some(config.to_owned()),
+        dir: None,
+        postgres: None,
+        schema: "portcullis_audit".into(),
+        keys: Vec::new(),
+    };
+    Ok(source.open().await?.0)
+}
+
+/// Record `index` of the log.
+pub(crate) async fn record_at(reader: &Reader, index: u64) -> anyhow::Result<AuditRecord> {
+    let len = reader.len().await?;
+    if index >= len {
+        anyhow::bail!(
+            "the audit log has {len} records (indexes 0 to {}); there is no record {index}",
+            len.saturating_sub(1)
+        );
+    }
+    let mut found = records(reader, index..index + 1).await?;
+    found
+        .pop()
+        .map(|(_, r)| r)
+        .ok_or_else(|| anyhow::anyhow!("record {index} could not be read"))
+}
+
+/// Every record that carries decision id `id` (its decision and, if it ran, its call).
+pub(crate) async fn find_decision(reader: &Reader, id: &str) -> anyhow::Result<Vec<(u64, AuditRecord)>> {
+    let len = reader.len().await?;
+    let mut out = Vec::new();
+    let mut start = 0;
+    while start < len {
+        let end = (start + 4096).min(len);
+        for (i, r) in records(reader, start..end).await? {
+            if r.decision_id.as_deref() == Some(id) {
+                out.push((i, r));
+            }
+        }
+        start = end;
+    }
+    Ok(out)
+}
+
 async fn records(reader: &Reader, range: Range<u64>) -> anyhow::Result<Vec<(u64, AuditRecord)>> {
     let start = range.start;
     let raw = reader.read(range).await?;

@@ -14,3 +14,4 @@ pub mod policy;
 pub mod run;
 pub mod stdio;
 pub mod verify_receipt;
+pub mod why;
