@@ -49,24 +49,25 @@ pub async fn gateway_with(
 ) -> anyhow::Result<Arc<Gateway>> {
     // Upstream mTLS may take its SVID from the Workload API (a no-op when `run` already connected).
     connect_workload_api(&loaded).await?;
-    if let Some(path) = config_file {
-        let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-        let servers: Vec<String> = loaded.gateway.servers.iter().map(|s| s.name.to_string()).collect();
-        recorder
-            .config_loaded(sha2::Sha256::digest(&bytes).into(), &servers)
-            .await?;
-    }
+    // Everything that can stop the start comes first; the start is recorded only once
+    // nothing can (a failed start leaves no "gateway started" in the log).
+    let config_sha256: Option<[u8; 32]> = match config_file {
+        Some(path) => {
+            let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+            Some(sha2::Sha256::digest(&bytes).into())
+        }
+        None => None,
+    };
+    let servers: Vec<String> = loaded.gateway.servers.iter().map(|s| s.name.to_string()).collect();
     let mut loaded = loaded;
-    if let Some(path) = &loaded.receipt_key {
-        let key = crate::config::receipt_key(path)?;
-        recorder
-            .receipt_key(&key.kid, key.key.verifying_key().as_bytes())
-            .await?;
-        loaded.gateway.attest.receipts = Some(Arc::new(key));
-    }
+    let receipts = match &loaded.receipt_key {
+        Some(path) => Some(Arc::new(crate::config::receipt_key(path)?)),
+        None => None,
+    };
+    loaded.gateway.attest.receipts = receipts.clone();
     let authoriser = policy_open::open(&loaded.policy)?;
-    policy_open::watch(authoriser.store.clone(), recorder.clone(), &loaded.policy);
-    let gateway = Gateway::new(loaded.gateway, recorder, authoriser);
+    let store = authoriser.store.clone();
+    let gateway = Gateway::new(loaded.gateway, recorder.clone(), authoriser);
     match gateway.restore_replay_cache().await? {
         Some(restored) => tracing::info!(
             restored,
@@ -77,6 +78,15 @@ pub async fn gateway_with(
         ),
         None => {}
     }
+    if let Some(digest) = config_sha256 {
+        recorder.config_loaded(digest, &servers).await?;
+    }
+    if let Some(key) = &receipts {
+        recorder
+            .receipt_key(&key.kid, key.key.verifying_key().as_bytes())
+            .await?;
+    }
+    policy_open::watch(store, recorder, &loaded.policy);
     Ok(gateway)
 }
 

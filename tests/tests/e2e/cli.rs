@@ -278,3 +278,42 @@ fn logs_to_a_pipe_have_no_colour_codes() {
         assert!(!line.contains('\u{1b}'), "{program}: no ANSI escape in {line:?}");
     }
 }
+
+/// A start that fails after the audit log is open (here: a result-signing key file that is
+/// not there) records nothing: no "gateway started" for a gateway that never ran.
+#[test]
+fn a_failed_start_records_no_gateway_started() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    let (code, out, err) = portcullis(&["init", d]);
+    assert_eq!(code, 0, "{out}{err}");
+    let path = dir.path().join("portcullis.toml");
+    let config = path.to_str().unwrap();
+    let text = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace("127.0.0.1:8080", "127.0.0.1:0");
+    std::fs::write(
+        &path,
+        format!("{text}\n[attestation]\nreceipt_key = \"keys/missing.key\"\n"),
+    )
+    .unwrap();
+    let (code, _, err) = portcullis(&["run", "--config", config]);
+    assert_ne!(code, 0, "the start fails: {err}");
+    assert!(err.contains("missing.key"), "{err}");
+    let (code, out, err) = portcullis(&["audit", "show", "--config", config, "--kind", "config_change"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        !out.contains("gateway started"),
+        "a failed start is not recorded as a start:\n{out}"
+    );
+    // The same config without the bad key starts and is recorded once.
+    std::fs::write(&path, text).unwrap();
+    let gw = GatewayProc::start_file(TempConfig {
+        dir,
+        path: path.clone(),
+    });
+    // (read beside the running gateway: dropping it removes its directory)
+    let (_, out, _) = portcullis(&["audit", "show", "--config", config, "--kind", "config_change"]);
+    assert_eq!(out.matches("gateway started").count(), 1, "{out}");
+    drop(gw);
+}
