@@ -8,12 +8,13 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use portcullis_core::{Principal, ServerName};
+use portcullis_core::{Principal, Secret, ServerName};
 use portcullis_gateway::config::{AttestConfig, GatewayConfig, ServerConfig};
 
 mod attest;
 mod audit;
 mod auth;
+mod expand;
 mod listen;
 mod manifests;
 pub mod pinned_files;
@@ -69,12 +70,17 @@ impl LoadedConfig {
 pub struct ConfigEnv {
     /// `SPIFFE_ENDPOINT_SOCKET`: the default Workload API address.
     pub spiffe_endpoint_socket: Option<String>,
+    /// The variables `${VAR}` in a server's `env` and `headers` values may name.
+    pub vars: BTreeMap<String, Secret<String>>,
 }
 
 impl ConfigEnv {
     pub fn from_process() -> Self {
         Self {
             spiffe_endpoint_socket: std::env::var(ENDPOINT_ENV).ok().filter(|s| !s.is_empty()),
+            vars: std::env::vars_os()
+                .filter_map(|(k, v)| Some((k.into_string().ok()?, Secret::new(v.into_string().ok()?))))
+                .collect(),
         }
     }
 }
@@ -152,7 +158,7 @@ fn validate(raw: &raw::RawConfig, loading: Loading<'_>, p: &mut Problems) -> Che
     {
         warnings.push("listen.http is reachable from other machines without TLS; add [listen.tls]".into());
     }
-    let mut servers = servers::servers(&raw.servers, base, &mut apis, p);
+    let mut servers = servers::servers(&raw.servers, base, &env.vars, &mut apis, p);
     let audit_key = audit::key_file(&raw.audit, base);
     let attestation = attest::attestation(&raw.attestation, audit_key.as_deref(), base, p);
     let manifests = manifests::manifests(&raw.manifests, &raw.servers, &mut servers, check, base, p);
