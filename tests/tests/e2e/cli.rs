@@ -317,3 +317,27 @@ fn a_failed_start_records_no_gateway_started() {
     assert_eq!(out.matches("gateway started").count(), 1, "{out}");
     drop(gw);
 }
+
+/// `--key` (public keys trusted for signatures) belongs to `audit verify` alone: the reading
+/// commands would ignore it, so they refuse it rather than pretend to check anything.
+#[test]
+fn only_audit_verify_takes_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("log");
+    std::fs::create_dir_all(&log).unwrap();
+    let key = dir.path().join("k.pub");
+    let (log, key) = (log.to_str().unwrap(), key.to_str().unwrap());
+    for command in [
+        vec!["audit", "tail", "--dir", log, "--key", key],
+        vec!["audit", "show", "--dir", log, "--key", key],
+        vec!["audit", "export", "--dir", log, "--key", key],
+        vec!["audit", "prove", "--dir", log, "0", "--key", key],
+    ] {
+        let (code, _, err) = portcullis(&command);
+        assert_eq!(code, 2, "{command:?}: {err}");
+        assert!(err.contains("unexpected argument '--key'"), "{command:?}: {err}");
+    }
+    let (code, _, err) = portcullis(&["audit", "verify", "--dir", log, "--key", key]);
+    assert!(!err.contains("unexpected argument"), "verify takes --key: {err}");
+    assert_ne!(code, 2, "{err}");
+}

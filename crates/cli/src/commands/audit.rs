@@ -19,7 +19,14 @@ use crate::{
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
     /// Recompute the whole log and check every checkpoint; exit 1 on any problem.
-    Verify(Source),
+    Verify {
+        #[command(flatten)]
+        source: Source,
+        /// Public key file(s) trusted to sign checkpoints and batch seals (repeat for rotated
+        /// or replica keys; default: the config's audit key's .pub).
+        #[arg(long = "key", value_name = "PUB")]
+        keys: Vec<PathBuf>,
+    },
     /// Print the last records (JSON lines).
     Tail {
         #[command(flatten)]
@@ -84,11 +91,9 @@ pub struct Source {
     /// A PostgreSQL URL (with --schema).
     #[arg(long)]
     postgres: Option<String>,
+    /// The PostgreSQL schema of the log (with --postgres).
     #[arg(long, default_value = "portcullis_audit")]
     schema: String,
-    /// Public key file(s) trusted to sign checkpoints (default: the config key's .pub).
-    #[arg(long = "key")]
-    keys: Vec<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -118,8 +123,9 @@ pub struct Filter {
 type Reader = StoreReader;
 
 impl Source {
+    /// The reader, and the public keys the config names (none for --dir / --postgres).
     async fn open(&self) -> anyhow::Result<(Reader, Vec<PathBuf>)> {
-        let (store, mut keys) = match (&self.config, &self.dir, &self.postgres) {
+        let (store, keys) = match (&self.config, &self.dir, &self.postgres) {
             (Some(path), _, _) => {
                 let loaded = config::load(path)?;
                 let audit = loaded
@@ -137,9 +143,6 @@ impl Source {
             ),
             (None, None, None) => anyhow::bail!("say which log: --config FILE, --dir DIR or --postgres URL"),
         };
-        if !self.keys.is_empty() {
-            keys = self.keys.clone();
-        }
         let reader = match store {
             AuditStoreSettings::File { dir } => Reader::File(
                 FileReader::open(&dir).with_context(|| format!("cannot read the audit log at {}", dir.display()))?,
@@ -157,7 +160,7 @@ impl Source {
 
 pub async fn run(command: AuditCommand) -> anyhow::Result<ExitCode> {
     match command {
-        AuditCommand::Verify(source) => verify_log(&source).await,
+        AuditCommand::Verify { source, keys } => verify_log(&source, &keys).await,
         AuditCommand::Tail { source, lines, follow } => tail(&source, lines, follow).await,
         AuditCommand::Show { source, filter } => show(&source, &filter).await,
         AuditCommand::Export { source, format, out } => export(&source, &format, out).await,
@@ -179,8 +182,11 @@ pub async fn run(command: AuditCommand) -> anyhow::Result<ExitCode> {
     }
 }
 
-async fn verify_log(source: &Source) -> anyhow::Result<ExitCode> {
-    let (reader, key_paths) = source.open().await?;
+async fn verify_log(source: &Source, given: &[PathBuf]) -> anyhow::Result<ExitCode> {
+    let (reader, mut key_paths) = source.open().await?;
+    if !given.is_empty() {
+        key_paths = given.to_vec();
+    }
     let mut keys = TrustedKeys::new();
     for path in &key_paths {
         keys.insert(LogPublicKey::load(path).with_context(|| format!("cannot load public key {}", path.display()))?);
@@ -228,7 +234,6 @@ pub(crate) async fn reader_for(config: &std::path::Path) -> anyhow::Result<Reade
         dir: None,
         postgres: None,
         schema: "portcullis_audit".into(),
-        keys: Vec::new(),
     };
     Ok(source.open().await?.0)
 }
