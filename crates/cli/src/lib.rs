@@ -54,12 +54,24 @@ enum Command {
         #[arg(long, short, env = "PORTCULLIS_CONFIG")]
         config: PathBuf,
     },
-    /// Write a working starter config into DIR (default: current directory).
+    /// Write a working starter config into DIR (default: current directory): portcullis.toml,
+    /// the tier policies, an audit key and a dev CA with gateway and agent SVIDs (30 days).
+    #[command(
+        after_help = "Examples:\n  portcullis init mydir                # a new starter directory\n  \
+                            portcullis init mydir --renew        # new SVIDs from the same dev CA, nothing else touched\n  \
+                            portcullis init mydir --force        # start over (edited files are kept as FILE.bak-TIME)"
+    )]
     Init {
+        /// The directory to write into (created if needed; default: the current directory).
         dir: Option<PathBuf>,
-        /// Overwrite files that already exist.
-        #[arg(long)]
+        /// Write the config and tier policies again although they exist; changed ones are
+        /// first copied to `FILE.bak-<UTC time>`. The dev CA and the audit key are kept.
+        #[arg(long, conflicts_with = "renew")]
         force: bool,
+        /// Only re-issue the gateway and agent SVIDs from the dev CA `init` made (kept), valid
+        /// 30 days more; prints the new expiry.
+        #[arg(long)]
+        renew: bool,
     },
     /// Run a complete local demonstration on embedded defaults.
     Demo {
@@ -146,7 +158,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Run { config } => commands::run::run(&config).await,
         Command::Stdio { config, server } => commands::stdio::run(&config, server.as_deref()).await,
         Command::CheckConfig { config } => commands::check_config::run(&config),
-        Command::Init { dir, force } => commands::init::run(dir, force),
+        Command::Init { dir, force, renew } => commands::init::run(dir, force, renew),
         Command::Demo { serve, listen } => commands::demo::run(serve, listen).await,
         Command::Audit(command) => commands::audit::run(command).await,
         Command::Policy(command) => commands::policy::run(command).await,

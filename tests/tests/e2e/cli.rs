@@ -341,3 +341,71 @@ fn only_audit_verify_takes_key() {
     assert!(!err.contains("unexpected argument"), "verify takes --key: {err}");
     assert_ne!(code, 2, "{err}");
 }
+
+/// `init --force` keeps what it replaces (`FILE.bak-<time>`, saying so); `init --renew`
+/// re-issues only the SVIDs, from the same CA, and prints their new expiry.
+#[test]
+fn init_force_backs_up_and_renew_reissues_only_the_svids() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    let (code, out, err) = portcullis(&["init", d]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("valid until 20"), "{out}");
+    let config = dir.path().join("portcullis.toml");
+    let tiers = dir.path().join("policies/tiers.cedar");
+    let edited = format!("{}\n# my edit\n", std::fs::read_to_string(&config).unwrap());
+    std::fs::write(&config, &edited).unwrap();
+    let ca_before = std::fs::read(dir.path().join("pki/ca/ca.pem")).unwrap();
+    let agent_before = std::fs::read(dir.path().join("pki/agent.pem")).unwrap();
+
+    let (code, out, err) = portcullis(&["init", d, "--renew"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("renewed") && out.contains("valid until 20"), "{out}");
+    assert_eq!(
+        std::fs::read_to_string(&config).unwrap(),
+        edited,
+        "--renew leaves the config alone"
+    );
+    assert_eq!(
+        std::fs::read(dir.path().join("pki/ca/ca.pem")).unwrap(),
+        ca_before,
+        "the CA is kept"
+    );
+    assert_ne!(
+        std::fs::read(dir.path().join("pki/agent.pem")).unwrap(),
+        agent_before,
+        "a new agent SVID"
+    );
+
+    let (code, out, err) = portcullis(&["init", d, "--force"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let backups: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("portcullis.toml.bak-"))
+        .collect();
+    assert_eq!(backups.len(), 1, "{backups:?}");
+    let backup = dir.path().join(&backups[0]);
+    assert_eq!(
+        std::fs::read_to_string(&backup).unwrap(),
+        edited,
+        "the edited config is kept"
+    );
+    assert!(out.contains(&format!("backed up {}", config.display())), "{out}");
+    assert!(
+        !out.contains("tiers.cedar to"),
+        "an unchanged file needs no backup: {out}"
+    );
+    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&backup).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o600, "the backup is as private as the config");
+    assert!(tiers.exists());
+
+    let empty = tempfile::tempdir().unwrap();
+    let (code, _, err) = portcullis(&["init", empty.path().to_str().unwrap(), "--renew"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("has no dev CA") && err.contains("portcullis init"),
+        "{err}"
+    );
+}
