@@ -143,7 +143,7 @@ pub fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             let is_config = e.downcast_ref::<config::ConfigError>().is_some();
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", said_once(&e));
             if is_config {
                 ExitCode::from(2)
             } else {
@@ -151,6 +151,23 @@ pub fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// `e` and its causes, `: `-separated, each said once: a cause whose text an outer message
+/// already includes (many errors quote their source) is left out.
+fn said_once(e: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in e.chain() {
+        let part = cause.to_string();
+        if part.is_empty() || text.contains(&part) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&part);
+    }
+    text
 }
 
 async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
@@ -191,5 +208,24 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::said_once;
+
+    #[test]
+    fn a_cause_an_outer_message_quotes_is_said_once() {
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "No such file or directory (os error 2)");
+        let e = anyhow::Error::new(io)
+            .context("cannot read key file `k`: No such file or directory (os error 2)")
+            .context("cannot load the result-signing key k");
+        assert_eq!(
+            said_once(&e),
+            "cannot load the result-signing key k: cannot read key file `k`: No such file or directory (os error 2)"
+        );
+        let plain = anyhow::anyhow!("inner").context("outer");
+        assert_eq!(said_once(&plain), "outer: inner");
     }
 }

@@ -409,3 +409,35 @@ fn init_force_backs_up_and_renew_reissues_only_the_svids() {
         "{err}"
     );
 }
+
+/// Common mistakes are reported once, in words: a cause an outer message already quotes is
+/// not repeated, a config that cannot be read names no key, and a relative config path that
+/// is not there says from which directory it was taken.
+#[test]
+fn errors_are_said_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    let (code, out, err) = portcullis(&["init", d]);
+    assert_eq!(code, 0, "{out}{err}");
+    let path = dir.path().join("portcullis.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(
+        &path,
+        format!("{text}\n[attestation]\nreceipt_key = \"keys/missing.key\"\n"),
+    )
+    .unwrap();
+    let (code, _, err) = portcullis(&["run", "--config", path.to_str().unwrap()]);
+    assert_ne!(code, 0);
+    assert_eq!(err.matches("No such file or directory").count(), 1, "said once: {err}");
+
+    let (code, _, err) = portcullis(&["check-config", "--config", "no-such-portcullis.toml"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("no-such-portcullis.toml: cannot read the file"), "{err}");
+    assert!(!err.contains(": -:"), "{err}");
+    assert!(err.contains("relative path, taken from the current directory"), "{err}");
+
+    let (code, _, err) = portcullis(&["audit", "verify", "--dir", "/no/such/log"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("no such directory"), "{err}");
+    assert!(!err.contains("entity not found"), "{err}");
+}

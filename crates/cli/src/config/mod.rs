@@ -93,8 +93,17 @@ pub fn load(path: &Path) -> Result<LoadedConfig, ConfigError> {
 /// Reads and validates `path`; `check` says whether manifests are verified.
 pub fn load_with(path: &Path, check: ManifestCheck) -> Result<LoadedConfig, ConfigError> {
     let file = path.display().to_string();
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| ConfigError::one(&file, "-", format!("cannot read the file: {e}")))?;
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        let hint = match std::env::current_dir() {
+            Ok(cwd) if path.is_relative() && e.kind() == std::io::ErrorKind::NotFound => format!(
+                " (a relative path, taken from the current directory {}; desktop hosts start commands in a \
+                 directory of their own: give the config's absolute path)",
+                cwd.display()
+            ),
+            _ => String::new(),
+        };
+        ConfigError::one(&file, "-", format!("cannot read the file: {e}{hint}"))
+    })?;
     let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
     parse_full(&text, &file, &base, &ConfigEnv::from_process(), check)
 }
