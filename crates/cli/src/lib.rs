@@ -24,7 +24,20 @@ use clap::{Parser, Subcommand};
 
 /// Portcullis: a zero-trust gateway for the Model Context Protocol.
 #[derive(Debug, Parser)]
-#[command(name = "portcullis", version, about, long_about = None)]
+#[command(
+    name = "portcullis",
+    version,
+    about,
+    long_about = "Portcullis: a zero-trust gateway for the Model Context Protocol. Every tool call is \
+                  authenticated, authorised by policy, attested and recorded in a tamper-evident audit log \
+                  before its result is released.",
+    after_help = "Getting started:\n  \
+                  portcullis demo                                   # a scripted session, nothing to set up\n  \
+                  portcullis init mydir                             # a starter config, policies and dev PKI\n  \
+                  portcullis run --config mydir/portcullis.toml     # the HTTPS front\n  \
+                  portcullis why DECISION_ID --config mydir/portcullis.toml   # why a call was refused\n\n\
+                  `portcullis COMMAND --help` for each command; `portcullis man` writes the manual page."
+)]
 pub struct Cli {
     /// Log format on stderr.
     #[arg(long, global = true, value_enum, default_value = "text")]
@@ -36,21 +49,32 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the gateway's HTTP front with the given config.
+    #[command(after_help = "Example:\n  portcullis run --config mydir/portcullis.toml   \
+                            # https://127.0.0.1:8080/mcp with the config `portcullis init mydir` wrote\n\n\
+                            Stops on SIGINT/SIGTERM after in-flight calls finish. Exit 2: bad config (every problem listed).")]
     Run {
         /// The TOML config file.
         #[arg(long, short, env = "PORTCULLIS_CONFIG")]
         config: PathBuf,
     },
     /// Serve one client on stdin/stdout (for desktop hosts that launch a command).
+    #[command(after_help = "Example (a desktop host's MCP server entry):\n  \
+                            { \"command\": \"portcullis\", \"args\": [\"stdio\", \"--config\", \"/abs/path/mydir/portcullis.toml\"] }\n\n\
+                            Several hosts may start it for one config: the first one holds the audit log and serves \
+                            the others (docs/stdio-sharing.md).")]
     Stdio {
+        /// The gateway config file (or $PORTCULLIS_CONFIG).
         #[arg(long, short, env = "PORTCULLIS_CONFIG")]
         config: PathBuf,
         /// Expose only this server of the config (no namespacing).
         #[arg(long)]
         server: Option<String>,
     },
-    /// Validate a config file without starting anything.
+    /// Validate a config file without starting anything: it loads what `run` loads
+    /// (certificates, keys, policy files, manifests); exit 2 on any problem.
+    #[command(after_help = "Example:\n  portcullis check-config --config mydir/portcullis.toml")]
     CheckConfig {
+        /// The gateway config file (or $PORTCULLIS_CONFIG).
         #[arg(long, short, env = "PORTCULLIS_CONFIG")]
         config: PathBuf,
     },
@@ -74,6 +98,10 @@ enum Command {
         renew: bool,
     },
     /// Run a complete local demonstration on embedded defaults.
+    #[command(
+        after_help = "Examples:\n  portcullis demo            # the scripted session; exit 0 when every step behaved\n  \
+                            portcullis demo --serve    # keep the gateway running for a real client"
+    )]
     Demo {
         /// Keep the gateway running after the scripted session, for a real client.
         #[arg(long)]
@@ -101,6 +129,25 @@ enum Command {
     /// Development CA: create a trust domain and issue short-lived SVIDs.
     #[command(subcommand)]
     Ca(commands::ca::CaCommand),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    #[command(
+        after_help = "Examples:\n  portcullis completions bash > ~/.local/share/bash-completion/completions/portcullis\n  \
+                            portcullis completions zsh > \"${fpath[1]}/_portcullis\"\n  \
+                            portcullis completions fish > ~/.config/fish/completions/portcullis.fish"
+    )]
+    Completions {
+        /// The shell to complete for.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Write the manual page (roff): `portcullis.1` to stdout, or one page per command into a directory.
+    #[command(after_help = "Examples:\n  portcullis man | man -l -\n  \
+                            portcullis man --out-dir ~/.local/share/man/man1")]
+    Man {
+        /// Write `portcullis.1` and one page per command (`portcullis-run.1`, …) into this directory.
+        #[arg(long, value_name = "DIR")]
+        out_dir: Option<PathBuf>,
+    },
     /// Run the bundled demo MCP server on stdio (used by `demo` and `init` configs).
     #[command(hide = true)]
     DemoServer {
@@ -184,6 +231,8 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Connect(args) => commands::connect::run(args).await,
         Command::Manifest(command) => commands::manifest::run(command).await,
         Command::VerifyReceipt(args) => commands::verify_receipt::run(args),
+        Command::Completions { shell } => commands::generate::completions(shell),
+        Command::Man { out_dir } => commands::generate::man(out_dir),
         Command::DemoServer {
             test_tools,
             http,
@@ -213,7 +262,39 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
 
 #[cfg(test)]
 mod tests {
-    use super::said_once;
+    use clap::CommandFactory as _;
+
+    use super::{Cli, said_once};
+
+    /// Every subcommand has a description and every argument a help text (`--help` is the
+    /// reference a new user reads first).
+    #[test]
+    fn every_command_and_argument_is_described() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            if cmd.get_about().is_none() && !path.is_empty() {
+                missing.push(format!("`{path}`: no description"));
+            }
+            for arg in cmd.get_arguments() {
+                let id = arg.get_id().as_str();
+                if matches!(id, "help" | "version") || arg.is_hide_set() {
+                    continue;
+                }
+                if arg.get_help().is_none() && arg.get_long_help().is_none() {
+                    missing.push(format!("`{path} {id}`: no help"));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                if sub.is_hide_set() {
+                    continue;
+                }
+                let name = format!("{path} {}", sub.get_name()).trim().to_owned();
+                walk(sub, &name, missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&Cli::command(), "", &mut missing);
+        assert!(missing.is_empty(), "undescribed:\n{}", missing.join("\n"));
+    }
 
     #[test]
     fn a_cause_an_outer_message_quotes_is_said_once() {

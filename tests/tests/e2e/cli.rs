@@ -152,11 +152,46 @@ fn every_command_has_help() {
         vec!["ca", "init", "--help"],
         vec!["ca", "issue", "--help"],
         vec!["connect", "--help"],
+        vec!["why", "--help"],
+        vec!["policy", "explain", "--help"],
+        vec!["completions", "--help"],
+        vec!["man", "--help"],
     ] {
         let (code, out, _) = portcullis(&cmd);
         assert_eq!(code, 0, "{cmd:?}");
         assert!(out.contains("Usage:"), "{cmd:?}: {out}");
     }
+    // The main commands show examples.
+    for cmd in ["run", "stdio", "init", "connect", "why", "check-config", "demo"] {
+        let (_, out, _) = portcullis(&[cmd, "--help"]);
+        assert!(out.contains("Example"), "`{cmd} --help` has an example: {out}");
+    }
+    let (_, out, _) = portcullis(&["--help"]);
+    assert!(out.contains("Getting started:"), "{out}");
+}
+
+/// Completion scripts and manual pages come from the same definitions as `--help`.
+#[test]
+fn completions_and_man_pages_are_generated() {
+    let (code, out, err) = portcullis(&["completions", "bash"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("_portcullis()") && out.contains("check-config"), "{out}");
+    let (code, out, _) = portcullis(&["completions", "zsh"]);
+    assert_eq!(code, 0);
+    assert!(out.starts_with("#compdef portcullis"), "{out}");
+    let (code, _, err) = portcullis(&["completions", "tcsh"]);
+    assert_eq!(code, 2, "an unknown shell is a usage error: {err}");
+
+    let (code, out, err) = portcullis(&["man"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains(".TH portcullis 1") && out.contains("stdio"), "{out}");
+    let dir = tempfile::tempdir().unwrap();
+    let (code, out, err) = portcullis(&["man", "--out-dir", dir.path().to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("manual pages into"), "{out}");
+    let why = std::fs::read_to_string(dir.path().join("portcullis-why.1")).unwrap();
+    assert!(why.contains("DECISION_ID"), "{why}");
+    assert!(dir.path().join("portcullis.1").is_file());
 }
 
 #[test]

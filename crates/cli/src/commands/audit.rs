@@ -39,6 +39,10 @@ pub enum AuditCommand {
         follow: bool,
     },
     /// Print the records that match every given filter (JSON lines).
+    #[command(
+        after_help = "Examples:\n  portcullis audit show --config portcullis.toml --decision-id 08a0c2f1e4b24f6d9b1a7e3c5d2f4a61\n  \
+                            portcullis audit show --config portcullis.toml --kind decision --tool search_docs"
+    )]
     Show {
         #[command(flatten)]
         source: Source,
@@ -60,7 +64,9 @@ pub enum AuditCommand {
     Prove {
         #[command(flatten)]
         source: Source,
+        /// The record's index (`auditIndex` of a receipt).
         index: u64,
+        /// The tree size to prove against (default: the whole log now).
         #[arg(long)]
         size: Option<u64>,
     },
@@ -68,12 +74,15 @@ pub enum AuditCommand {
     Consistency {
         #[command(flatten)]
         source: Source,
+        /// The older tree size (e.g. from a checkpoint kept elsewhere).
         old: u64,
+        /// The newer tree size.
         new: u64,
     },
     /// Generate an Ed25519 key pair: PATH (private, 0600) and PATH with .pub. Used for the
     /// log key and for the attestation keys (host call signing, operator manifest signing).
     Keygen {
+        /// The private key file to write (0600); the public key goes to the same path with `.pub`.
         #[arg(long)]
         out: PathBuf,
     },
@@ -98,10 +107,13 @@ pub struct Source {
 
 #[derive(Debug, Args)]
 pub struct Filter {
+    /// Only records of this call (the `callId` of a result's receipt).
     #[arg(long)]
     call_id: Option<String>,
+    /// Only records of this upstream server.
     #[arg(long)]
     server: Option<String>,
+    /// Only records of this tool, resource or prompt (the server's own name).
     #[arg(long)]
     tool: Option<String>,
     /// The decision id a refusal named ("… look up decision `ID`"): its decision and call

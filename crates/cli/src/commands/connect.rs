@@ -33,6 +33,13 @@ const CLOSE_LIMIT: Duration = Duration::from_secs(5);
 const TLS_RELOAD_POLL: Duration = Duration::from_secs(5);
 
 #[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Example (a desktop host's MCP server entry; absolute paths: hosts start commands elsewhere):\n  \
+                        portcullis connect https://127.0.0.1:8080/mcp --cert /abs/mydir/pki/agent.pem \\\n      \
+                        --key /abs/mydir/pki/agent.key --ca /abs/mydir/pki/ca/ca.pem\n\n\
+                        The certificate is checked before connecting (expiry, issuer against --ca); TLS refusals are \
+                        explained in words."
+)]
 pub struct ConnectArgs {
     /// The gateway's MCP endpoint, e.g. `https://gateway.example.org:8443/mcp`.
     url: url::Url,

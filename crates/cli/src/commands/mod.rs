@@ -7,6 +7,7 @@ pub mod ca;
 pub mod check_config;
 pub mod connect;
 pub mod demo;
+pub mod generate;
 pub mod init;
 pub mod manifest;
 pub mod pin_files;

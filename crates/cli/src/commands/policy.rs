@@ -12,12 +12,15 @@ use crate::{config, policy_open, replay};
 pub enum PolicyCommand {
     /// Validate the config's policy set against the schema; exit 2 if invalid.
     Check {
+        /// The gateway config file (or $PORTCULLIS_CONFIG).
         #[arg(long, short, env = "PORTCULLIS_CONFIG")]
         config: PathBuf,
     },
     /// Run fixtures (TOML or JSON: `[[cases]]` of request → expected decision); exit 1 on a mismatch.
     Test {
+        /// The fixtures file (`.toml`, or `.json`).
         file: PathBuf,
+        /// The gateway config file (or $PORTCULLIS_CONFIG).
         #[arg(long, short, env = "PORTCULLIS_CONFIG")]
         config: PathBuf,
     },
