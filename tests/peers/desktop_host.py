@@ -5,7 +5,7 @@ Desktop, VS Code or Cursor do, lists the tools, and on command calls a read tool
 model-style reason argument (`portcullis_reason`), the way a model fills a required schema
 field. The test driving it (tests/tests/e2e/desktop_hosts.rs) speaks to it in lines:
 
-    stdout: {"event": "ready", "tools": [...], "reason_required": true}
+    stdout: {"event": "ready", "tools": [...], "reason_required": true, "protocol": "2025-11-25"}
     stdin:  call                (calls search_docs with a reason; as often as asked)
     stdout: {"event": "result", "is_error": false, "text": "...", "reason": "..."}
     stdin:  close               (ends the session: the SDK closes stdin, waits, then signals)
@@ -55,7 +55,7 @@ async def main() -> None:
         tools = [t.name for t in listed.tools]
         search = next(t for t in listed.tools if t.name == "search_docs")
         required = "portcullis_reason" in (search.input_schema.get("required") or [])
-        say("ready", tools=tools, reason_required=required)
+        say("ready", tools=tools, reason_required=required, protocol=client.protocol_version)
 
         calls = 0
         while (command := await next_command()) == "call":

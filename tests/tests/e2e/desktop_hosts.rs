@@ -43,13 +43,16 @@ struct PyHost {
 }
 
 impl PyHost {
-    fn start(name: &str, config: &Path, cwd: &Path) -> Self {
+    /// `mode`: the SDK's connect mode, `legacy` (the initialize handshake, what desktop hosts
+    /// do today) or `auto` (probes `server/discover`: 2026-07-28 when the server speaks it).
+    fn start(name: &str, mode: &str, config: &Path, cwd: &Path) -> Self {
         let mut child = Command::new(python())
             .arg(repo_root().join("tests/peers/desktop_host.py"))
             .args(["--portcullis", bin("portcullis").to_str().unwrap()])
             .args(["--config", config.to_str().unwrap()])
             .args(["--cwd", cwd.to_str().unwrap()])
             .args(["--name", name])
+            .args(["--mode", mode])
             .current_dir(cwd)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -159,7 +162,8 @@ fn decisions(config: &Path, tool: &str) -> Vec<Value> {
 }
 
 /// Two hosts at once through one `init` config, each launching `portcullis stdio` from
-/// another directory: both list the tools (the reason argument required), both call a read
+/// another directory (one with the initialize handshake, one in the stateless 2026-07-28
+/// revision): both list the tools (the reason argument required), both call a read
 /// tool with a reason and are answered, and the audit log holds each reason with the tier.
 /// The first host then quits (its process held the log); the second goes on.
 #[test]
@@ -168,11 +172,16 @@ fn two_desktop_hosts_share_one_gateway_and_their_reasons_are_audited() {
     let config = dir.path().join("portcullis.toml");
     let elsewhere = tempfile::tempdir().unwrap();
 
-    let mut first = PyHost::start("host-a", &config, elsewhere.path());
+    let mut first = PyHost::start("host-a", "legacy", &config, elsewhere.path());
     let ready = first.expect("ready");
     assert_eq!(ready["reason_required"], true, "{ready}");
-    let mut second = PyHost::start("host-b", &config, elsewhere.path());
+    let mut second = PyHost::start("host-b", "auto", &config, elsewhere.path());
     let ready = second.expect("ready");
+    assert_eq!(ready["reason_required"], true, "{ready}");
+    assert_eq!(
+        ready["protocol"], "2026-07-28",
+        "the second host speaks the stateless revision: {ready}"
+    );
     assert!(
         ready["tools"].as_array().unwrap().contains(&json!("search_docs")),
         "{ready}"
