@@ -25,10 +25,15 @@ pub enum StoreError {
     )]
     Poisoned,
     #[error(
-        "audit log directory `{dir}` is in use by another process; run one gateway per \
-         file log, or share a PostgreSQL log between replicas"
+        "audit log directory `{dir}` is in use by another process{}; run one gateway per \
+         file log, or share a PostgreSQL log between replicas",
+        holder.as_ref().map(|h| format!(" ({h})")).unwrap_or_default()
     )]
-    Locked { dir: PathBuf },
+    Locked {
+        dir: PathBuf,
+        /// The holder's lock note ([`crate::LogOptions::lock_note`]), when it left one.
+        holder: Option<String>,
+    },
     #[error(
         "audit log file `{path}` is damaged at entry {index} ({defect}) inside the part \
          that was acknowledged; run `portcullis audit verify` and restore it from backup"

@@ -51,6 +51,10 @@ pub struct LogOptions {
     /// replicas' keys on a shared PostgreSQL log. A seal or checkpoint by any
     /// other key stops the open.
     pub trusted_keys: TrustedKeys,
+    /// File store: one line written into the directory's lock file while this process
+    /// holds it (say which process it is and how to reach it), so that a process refused
+    /// the lock can tell its user what holds the log ([`crate::StoreError::Locked`]).
+    pub lock_note: Option<String>,
 }
 
 impl Default for LogOptions {
@@ -63,6 +67,7 @@ impl Default for LogOptions {
             pg_connections: 4,
             clock: Arc::new(SystemClock),
             trusted_keys: TrustedKeys::new(),
+            lock_note: None,
         }
     }
 }
@@ -138,7 +143,8 @@ impl AuditLog {
     pub async fn open_file(dir: impl AsRef<Path>, signer: LogSigner, options: LogOptions) -> Result<Self, AuditError> {
         let dir = dir.as_ref().to_owned();
         let segment_bytes = options.segment_bytes;
-        let store = tokio::task::spawn_blocking(move || FileStore::open(&dir, segment_bytes))
+        let note = options.lock_note.clone();
+        let store = tokio::task::spawn_blocking(move || FileStore::open_noted(&dir, segment_bytes, note.as_deref()))
             .await
             .map_err(|_| AuditError::WriterStopped)??;
         let keys = open_keys(&signer, &options);

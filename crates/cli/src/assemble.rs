@@ -8,35 +8,66 @@ use anyhow::Context;
 use portcullis_gateway::{Gateway, Recorder};
 use sha2::Digest;
 
-use crate::{audit_open, config::LoadedConfig, policy_open};
+use crate::{
+    audit_open,
+    config::LoadedConfig,
+    lock_note::{self, LockNote},
+    policy_open,
+};
 
 /// Opens the stages `loaded` names and builds the gateway. When `config_file` is
-/// given, the start is recorded in the audit log with the file's SHA-256.
-pub async fn gateway(loaded: LoadedConfig, config_file: Option<&Path>) -> anyhow::Result<Arc<Gateway>> {
+/// given, the start is recorded in the audit log with the file's SHA-256. `note` is left
+/// in a file log's lock file while this process holds it (`lock_note`).
+pub async fn gateway(
+    loaded: LoadedConfig,
+    config_file: Option<&Path>,
+    note: Option<LockNote>,
+) -> anyhow::Result<Arc<Gateway>> {
+    let recorder = recorder(&loaded, note.as_ref())
+        .await
+        .map_err(|e| match lock_note::locked(&e) {
+            Some((dir, holder)) => anyhow::anyhow!(lock_note::refusal(&dir, holder.as_deref())),
+            None => e,
+        })?;
+    gateway_with(loaded, config_file, recorder).await
+}
+
+/// The record stage `loaded` names: its audit log opened for writing (the file store's
+/// lock taken, with `note`), or no log.
+pub async fn recorder(loaded: &LoadedConfig, note: Option<&LockNote>) -> anyhow::Result<Recorder> {
+    match &loaded.audit {
+        Some(settings) => audit_open::recorder(settings, note).await,
+        None => Ok(Recorder::new(None)),
+    }
+}
+
+/// [`gateway`] with the record stage already opened.
+pub async fn gateway_with(
+    loaded: LoadedConfig,
+    config_file: Option<&Path>,
+    recorder: Recorder,
+) -> anyhow::Result<Arc<Gateway>> {
     // Upstream mTLS may take its SVID from the Workload API (a no-op when `run` already connected).
     connect_workload_api(&loaded).await?;
-    let recorder = match &loaded.audit {
-        Some(settings) => audit_open::recorder(settings).await?,
-        None => Recorder::new(None),
+    // Everything that can stop the start comes first; the start is recorded only once
+    // nothing can (a failed start leaves no "gateway started" in the log).
+    let config_sha256: Option<[u8; 32]> = match config_file {
+        Some(path) => {
+            let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+            Some(sha2::Sha256::digest(&bytes).into())
+        }
+        None => None,
     };
-    if let Some(path) = config_file {
-        let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-        let servers: Vec<String> = loaded.gateway.servers.iter().map(|s| s.name.to_string()).collect();
-        recorder
-            .config_loaded(sha2::Sha256::digest(&bytes).into(), &servers)
-            .await?;
-    }
+    let servers: Vec<String> = loaded.gateway.servers.iter().map(|s| s.name.to_string()).collect();
     let mut loaded = loaded;
-    if let Some(path) = &loaded.receipt_key {
-        let key = crate::config::receipt_key(path)?;
-        recorder
-            .receipt_key(&key.kid, key.key.verifying_key().as_bytes())
-            .await?;
-        loaded.gateway.attest.receipts = Some(Arc::new(key));
-    }
+    let receipts = match &loaded.receipt_key {
+        Some(path) => Some(Arc::new(crate::config::receipt_key(path)?)),
+        None => None,
+    };
+    loaded.gateway.attest.receipts = receipts.clone();
     let authoriser = policy_open::open(&loaded.policy)?;
-    policy_open::watch(authoriser.store.clone(), recorder.clone(), &loaded.policy);
-    let gateway = Gateway::new(loaded.gateway, recorder, authoriser);
+    let store = authoriser.store.clone();
+    let gateway = Gateway::new(loaded.gateway, recorder.clone(), authoriser);
     match gateway.restore_replay_cache().await? {
         Some(restored) => tracing::info!(
             restored,
@@ -47,6 +78,15 @@ pub async fn gateway(loaded: LoadedConfig, config_file: Option<&Path>) -> anyhow
         ),
         None => {}
     }
+    if let Some(digest) = config_sha256 {
+        recorder.config_loaded(digest, &servers).await?;
+    }
+    if let Some(key) = &receipts {
+        recorder
+            .receipt_key(&key.kid, key.key.verifying_key().as_bytes())
+            .await?;
+    }
+    policy_open::watch(store, recorder, &loaded.policy);
     Ok(gateway)
 }
 

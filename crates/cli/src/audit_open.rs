@@ -6,7 +6,10 @@ use std::{path::Path, sync::Arc};
 use anyhow::Context;
 use portcullis_audit::{AuditLog, CheckpointPolicy, LogOptions, LogPublicKey, LogSigner};
 
-use crate::config::{AuditSettings, AuditStoreSettings};
+use crate::{
+    config::{AuditSettings, AuditStoreSettings},
+    lock_note::LockNote,
+};
 
 /// The public key file beside a signing key file: `audit.key` → `audit.pub`.
 pub fn public_key_path(key: &Path) -> std::path::PathBuf {
@@ -14,8 +17,12 @@ pub fn public_key_path(key: &Path) -> std::path::PathBuf {
 }
 
 /// The record stage for `settings`: the opened log, capturing bodies when configured.
-pub async fn recorder(settings: &AuditSettings) -> anyhow::Result<portcullis_gateway::Recorder> {
-    let recorder = portcullis_gateway::Recorder::new(Some(open(settings).await?));
+/// `note` says who holds a file log while this process runs (see `lock_note`).
+pub async fn recorder(
+    settings: &AuditSettings,
+    note: Option<&LockNote>,
+) -> anyhow::Result<portcullis_gateway::Recorder> {
+    let recorder = portcullis_gateway::Recorder::new(Some(open(settings, note).await?));
     Ok(if settings.capture_bodies {
         recorder.capturing_bodies()
     } else {
@@ -24,13 +31,14 @@ pub async fn recorder(settings: &AuditSettings) -> anyhow::Result<portcullis_gat
 }
 
 /// Opens the log for writing.
-pub async fn open(settings: &AuditSettings) -> anyhow::Result<Arc<AuditLog>> {
+pub async fn open(settings: &AuditSettings, note: Option<&LockNote>) -> anyhow::Result<Arc<AuditLog>> {
     let signer = signer(settings)?;
     let options = LogOptions {
         checkpoints: CheckpointPolicy {
             every_records: settings.checkpoint_every_records,
             interval: Some(settings.checkpoint_interval),
         },
+        lock_note: note.map(LockNote::to_line),
         ..LogOptions::default()
     };
     let log = match &settings.store {

@@ -10,10 +10,12 @@ mod audit_open;
 mod commands;
 pub mod config;
 mod duration;
+mod lock_note;
 mod logging;
 mod open_files;
 mod policy_open;
 mod preflight;
+mod replay;
 mod shutdown;
 
 use std::{path::PathBuf, process::ExitCode};
@@ -22,7 +24,20 @@ use clap::{Parser, Subcommand};
 
 /// Portcullis: a zero-trust gateway for the Model Context Protocol.
 #[derive(Debug, Parser)]
-#[command(name = "portcullis", version, about, long_about = None)]
+#[command(
+    name = "portcullis",
+    version,
+    about,
+    long_about = "Portcullis: a zero-trust gateway for the Model Context Protocol. Every tool call is \
+                  authenticated, authorised by policy, attested and recorded in a tamper-evident audit log \
+                  before its result is released.",
+    after_help = "Getting started:\n  \
+                  portcullis demo                                   # a scripted session, nothing to set up\n  \
+                  portcullis init mydir                             # a starter config, policies and dev PKI\n  \
+                  portcullis run --config mydir/portcullis.toml     # the HTTPS front\n  \
+                  portcullis why DECISION_ID --config mydir/portcullis.toml   # why a call was refused\n\n\
+                  `portcullis COMMAND --help` for each command; `portcullis man` writes the manual page."
+)]
 pub struct Cli {
     /// Log format on stderr.
     #[arg(long, global = true, value_enum, default_value = "text")]
@@ -34,32 +49,59 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the gateway's HTTP front with the given config.
+    #[command(after_help = "Example:\n  portcullis run --config mydir/portcullis.toml   \
+                            # https://127.0.0.1:8080/mcp with the config `portcullis init mydir` wrote\n\n\
+                            Stops on SIGINT/SIGTERM after in-flight calls finish. Exit 2: bad config (every problem listed).")]
     Run {
         /// The TOML config file.
         #[arg(long, short, env = "PORTCULLIS_CONFIG")]
         config: PathBuf,
     },
     /// Serve one client on stdin/stdout (for desktop hosts that launch a command).
+    #[command(after_help = "Example (a desktop host's MCP server entry):\n  \
+                            { \"command\": \"portcullis\", \"args\": [\"stdio\", \"--config\", \"/abs/path/mydir/portcullis.toml\"] }\n\n\
+                            Several hosts may start it for one config: the first one holds the audit log and serves \
+                            the others (docs/stdio-sharing.md).")]
     Stdio {
+        /// The gateway config file (or $PORTCULLIS_CONFIG).
         #[arg(long, short, env = "PORTCULLIS_CONFIG")]
         config: PathBuf,
         /// Expose only this server of the config (no namespacing).
         #[arg(long)]
         server: Option<String>,
     },
-    /// Validate a config file without starting anything.
+    /// Validate a config file without starting anything: it loads what `run` loads
+    /// (certificates, keys, policy files, manifests); exit 2 on any problem.
+    #[command(after_help = "Example:\n  portcullis check-config --config mydir/portcullis.toml")]
     CheckConfig {
+        /// The gateway config file (or $PORTCULLIS_CONFIG).
         #[arg(long, short, env = "PORTCULLIS_CONFIG")]
         config: PathBuf,
     },
-    /// Write a working starter config into DIR (default: current directory).
+    /// Write a working starter config into DIR (default: current directory): portcullis.toml,
+    /// the tier policies, an audit key and a dev CA with gateway and agent SVIDs (30 days).
+    #[command(
+        after_help = "Examples:\n  portcullis init mydir                # a new starter directory\n  \
+                            portcullis init mydir --renew        # new SVIDs from the same dev CA, nothing else touched\n  \
+                            portcullis init mydir --force        # start over (edited files are kept as FILE.bak-TIME)"
+    )]
     Init {
+        /// The directory to write into (created if needed; default: the current directory).
         dir: Option<PathBuf>,
-        /// Overwrite files that already exist.
-        #[arg(long)]
+        /// Write the config and tier policies again although they exist; changed ones are
+        /// first copied to `FILE.bak-<UTC time>`. The dev CA and the audit key are kept.
+        #[arg(long, conflicts_with = "renew")]
         force: bool,
+        /// Only re-issue the gateway and agent SVIDs from the dev CA `init` made (kept), valid
+        /// 30 days more; prints the new expiry.
+        #[arg(long)]
+        renew: bool,
     },
     /// Run a complete local demonstration on embedded defaults.
+    #[command(
+        after_help = "Examples:\n  portcullis demo            # the scripted session; exit 0 when every step behaved\n  \
+                            portcullis demo --serve    # keep the gateway running for a real client"
+    )]
     Demo {
         /// Keep the gateway running after the scripted session, for a real client.
         #[arg(long)]
@@ -73,6 +115,9 @@ enum Command {
     /// Validate, test and explain the policy set.
     #[command(subcommand)]
     Policy(commands::policy::PolicyCommand),
+    /// Why was a call allowed or denied? The decision's records, the rules that decided, and
+    /// what would have allowed it.
+    Why(commands::why::WhyArgs),
     /// Verify, read and prove the audit log.
     #[command(subcommand)]
     Audit(commands::audit::AuditCommand),
@@ -90,6 +135,25 @@ enum Command {
     /// Development CA: create a trust domain and issue short-lived SVIDs.
     #[command(subcommand)]
     Ca(commands::ca::CaCommand),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    #[command(
+        after_help = "Examples:\n  portcullis completions bash > ~/.local/share/bash-completion/completions/portcullis\n  \
+                            portcullis completions zsh > \"${fpath[1]}/_portcullis\"\n  \
+                            portcullis completions fish > ~/.config/fish/completions/portcullis.fish"
+    )]
+    Completions {
+        /// The shell to complete for.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Write the manual page (roff): `portcullis.1` to stdout, or one page per command into a directory.
+    #[command(after_help = "Examples:\n  portcullis man | man -l -\n  \
+                            portcullis man --out-dir ~/.local/share/man/man1")]
+    Man {
+        /// Write `portcullis.1` and one page per command (`portcullis-run.1`, …) into this directory.
+        #[arg(long, value_name = "DIR")]
+        out_dir: Option<PathBuf>,
+    },
     /// Run the bundled demo MCP server on stdio (used by `demo` and `init` configs).
     #[command(hide = true)]
     DemoServer {
@@ -132,7 +196,7 @@ pub fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             let is_config = e.downcast_ref::<config::ConfigError>().is_some();
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", said_once(&e));
             if is_config {
                 ExitCode::from(2)
             } else {
@@ -142,21 +206,41 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// `e` and its causes, `: `-separated, each said once: a cause whose text an outer message
+/// already includes (many errors quote their source) is left out.
+fn said_once(e: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in e.chain() {
+        let part = cause.to_string();
+        if part.is_empty() || text.contains(&part) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&part);
+    }
+    text
+}
+
 async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Run { config } => commands::run::run(&config).await,
         Command::Stdio { config, server } => commands::stdio::run(&config, server.as_deref()).await,
         Command::CheckConfig { config } => commands::check_config::run(&config),
-        Command::Init { dir, force } => commands::init::run(dir, force),
+        Command::Init { dir, force, renew } => commands::init::run(dir, force, renew),
         Command::Demo { serve, listen } => commands::demo::run(serve, listen).await,
         Command::Audit(command) => commands::audit::run(command).await,
         Command::Approvals(command) => commands::approvals::run(command).await,
         Command::BreakGlass(command) => commands::break_glass::run(command).await,
-        Command::Policy(command) => commands::policy::run(command),
+        Command::Policy(command) => commands::policy::run(command).await,
+        Command::Why(args) => commands::why::run(args).await,
         Command::Ca(command) => commands::ca::run(command),
         Command::Connect(args) => commands::connect::run(args).await,
         Command::Manifest(command) => commands::manifest::run(command).await,
         Command::VerifyReceipt(args) => commands::verify_receipt::run(args),
+        Command::Completions { shell } => commands::generate::completions(shell),
+        Command::Man { out_dir } => commands::generate::man(out_dir),
         Command::DemoServer {
             test_tools,
             http,
@@ -181,5 +265,56 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory as _;
+
+    use super::{Cli, said_once};
+
+    /// Every subcommand has a description and every argument a help text (`--help` is the
+    /// reference a new user reads first).
+    #[test]
+    fn every_command_and_argument_is_described() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            if cmd.get_about().is_none() && !path.is_empty() {
+                missing.push(format!("`{path}`: no description"));
+            }
+            for arg in cmd.get_arguments() {
+                let id = arg.get_id().as_str();
+                if matches!(id, "help" | "version") || arg.is_hide_set() {
+                    continue;
+                }
+                if arg.get_help().is_none() && arg.get_long_help().is_none() {
+                    missing.push(format!("`{path} {id}`: no help"));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                if sub.is_hide_set() {
+                    continue;
+                }
+                let name = format!("{path} {}", sub.get_name()).trim().to_owned();
+                walk(sub, &name, missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&Cli::command(), "", &mut missing);
+        assert!(missing.is_empty(), "undescribed:\n{}", missing.join("\n"));
+    }
+
+    #[test]
+    fn a_cause_an_outer_message_quotes_is_said_once() {
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "No such file or directory (os error 2)");
+        let e = anyhow::Error::new(io)
+            .context("cannot read key file `k`: No such file or directory (os error 2)")
+            .context("cannot load the result-signing key k");
+        assert_eq!(
+            said_once(&e),
+            "cannot load the result-signing key k: cannot read key file `k`: No such file or directory (os error 2)"
+        );
+        let plain = anyhow::anyhow!("inner").context("outer");
+        assert_eq!(said_once(&plain), "outer: inner");
     }
 }

@@ -36,6 +36,7 @@ use tower::ServiceExt as _;
 pub use crate::conn_limits::ServeLimits;
 use crate::{
     conn_limits::{Activity, ConnectionGate, ConnectionSlot, Tracked, TrackedBody},
+    handshake_log::{MissingCertificateLog, is_missing_client_certificate},
     svid::{LeafFacts, SvidError},
 };
 
@@ -95,8 +96,10 @@ where
 /// * A connection over [`ServeLimits`]' caps is closed at once (logged, at most every
 ///   10 s as a warning); one that takes too long over its TLS handshake, a request head, or
 ///   sits idle too long between requests is closed (logged at debug).
-/// * Handshake failures (no or untrusted client certificate, wrong SPIFFE ID, plain HTTP
-///   spoken to a TLS port) are logged at debug and only end that connection.
+/// * A handshake refused because the client presented no certificate is logged as a
+///   warning (at most one line per address every 10 s, `handshake_log`); other handshake
+///   failures (plain HTTP spoken to a TLS port, a client giving up) at debug, and refused
+///   certificates by the client verifier. Each only ends that connection.
 /// * `accept` errors are logged and retried after a short pause, like `axum::serve`.
 /// * On `shutdown` the listener is closed at once; connections in flight finish their
 ///   current request and close, and this function returns when the last one has. Callers
@@ -113,6 +116,7 @@ where
 {
     let graceful = GracefulShutdown::new();
     let gate = ConnectionGate::new(&limits);
+    let missing_certs = Arc::new(MissingCertificateLog::default());
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
         let (tcp, remote) = tokio::select! {
@@ -141,10 +145,17 @@ where
         match &tls {
             Some(acceptor) => {
                 let acceptor = acceptor.clone();
+                let missing_certs = missing_certs.clone();
                 tokio::spawn(async move {
                     let accepted = tokio::time::timeout(limits.tls_handshake_timeout, acceptor.accept(tcp)).await;
                     let tls = match accepted {
                         Ok(Ok(tls)) => tls,
+                        Ok(Err(e)) if is_missing_client_certificate(&e) => {
+                            if let Some(line) = missing_certs.refused(remote, std::time::Instant::now()) {
+                                tracing::warn!(%remote, "{line}");
+                            }
+                            return;
+                        }
                         Ok(Err(e)) => return tracing::debug!(%remote, "TLS handshake failed: {e}"),
                         Err(_) => return tracing::debug!(%remote, "TLS handshake timed out"),
                     };

@@ -16,6 +16,7 @@ pub mod sse;
 mod stdin_writer;
 #[cfg(test)]
 mod test_server;
+pub mod tls_words;
 
 pub use child::{ChildSpec, SpawnError, spawn_child};
 pub use http_upstream::{HttpSpec, connect_http};

@@ -152,11 +152,46 @@ fn every_command_has_help() {
         vec!["ca", "init", "--help"],
         vec!["ca", "issue", "--help"],
         vec!["connect", "--help"],
+        vec!["why", "--help"],
+        vec!["policy", "explain", "--help"],
+        vec!["completions", "--help"],
+        vec!["man", "--help"],
     ] {
         let (code, out, _) = portcullis(&cmd);
         assert_eq!(code, 0, "{cmd:?}");
         assert!(out.contains("Usage:"), "{cmd:?}: {out}");
     }
+    // The main commands show examples.
+    for cmd in ["run", "stdio", "init", "connect", "why", "check-config", "demo"] {
+        let (_, out, _) = portcullis(&[cmd, "--help"]);
+        assert!(out.contains("Example"), "`{cmd} --help` has an example: {out}");
+    }
+    let (_, out, _) = portcullis(&["--help"]);
+    assert!(out.contains("Getting started:"), "{out}");
+}
+
+/// Completion scripts and manual pages come from the same definitions as `--help`.
+#[test]
+fn completions_and_man_pages_are_generated() {
+    let (code, out, err) = portcullis(&["completions", "bash"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("_portcullis()") && out.contains("check-config"), "{out}");
+    let (code, out, _) = portcullis(&["completions", "zsh"]);
+    assert_eq!(code, 0);
+    assert!(out.starts_with("#compdef portcullis"), "{out}");
+    let (code, _, err) = portcullis(&["completions", "tcsh"]);
+    assert_eq!(code, 2, "an unknown shell is a usage error: {err}");
+
+    let (code, out, err) = portcullis(&["man"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains(".TH portcullis 1") && out.contains("stdio"), "{out}");
+    let dir = tempfile::tempdir().unwrap();
+    let (code, out, err) = portcullis(&["man", "--out-dir", dir.path().to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("manual pages into"), "{out}");
+    let why = std::fs::read_to_string(dir.path().join("portcullis-why.1")).unwrap();
+    assert!(why.contains("DECISION_ID"), "{why}");
+    assert!(dir.path().join("portcullis.1").is_file());
 }
 
 #[test]
@@ -277,4 +312,167 @@ fn logs_to_a_pipe_have_no_colour_codes() {
         let line = line.unwrap_or_else(|| panic!("{program} logged that it listens"));
         assert!(!line.contains('\u{1b}'), "{program}: no ANSI escape in {line:?}");
     }
+}
+
+/// A start that fails after the audit log is open (here: a result-signing key file that is
+/// not there) records nothing: no "gateway started" for a gateway that never ran.
+#[test]
+fn a_failed_start_records_no_gateway_started() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    let (code, out, err) = portcullis(&["init", d]);
+    assert_eq!(code, 0, "{out}{err}");
+    let path = dir.path().join("portcullis.toml");
+    let config = path.to_str().unwrap();
+    let text = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace("127.0.0.1:8080", "127.0.0.1:0");
+    std::fs::write(
+        &path,
+        format!("{text}\n[attestation]\nreceipt_key = \"keys/missing.key\"\n"),
+    )
+    .unwrap();
+    let (code, _, err) = portcullis(&["run", "--config", config]);
+    assert_ne!(code, 0, "the start fails: {err}");
+    assert!(err.contains("missing.key"), "{err}");
+    let (code, out, err) = portcullis(&["audit", "show", "--config", config, "--kind", "config_change"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        !out.contains("gateway started"),
+        "a failed start is not recorded as a start:\n{out}"
+    );
+    // The same config without the bad key starts and is recorded once.
+    std::fs::write(&path, text).unwrap();
+    let gw = GatewayProc::start_file(TempConfig {
+        dir,
+        path: path.clone(),
+    });
+    // (read beside the running gateway: dropping it removes its directory)
+    let (_, out, _) = portcullis(&["audit", "show", "--config", config, "--kind", "config_change"]);
+    assert_eq!(out.matches("gateway started").count(), 1, "{out}");
+    drop(gw);
+}
+
+/// `--key` (public keys trusted for signatures) belongs to `audit verify` alone: the reading
+/// commands would ignore it, so they refuse it rather than pretend to check anything.
+#[test]
+fn only_audit_verify_takes_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("log");
+    std::fs::create_dir_all(&log).unwrap();
+    let key = dir.path().join("k.pub");
+    let (log, key) = (log.to_str().unwrap(), key.to_str().unwrap());
+    for command in [
+        vec!["audit", "tail", "--dir", log, "--key", key],
+        vec!["audit", "show", "--dir", log, "--key", key],
+        vec!["audit", "export", "--dir", log, "--key", key],
+        vec!["audit", "prove", "--dir", log, "0", "--key", key],
+    ] {
+        let (code, _, err) = portcullis(&command);
+        assert_eq!(code, 2, "{command:?}: {err}");
+        assert!(err.contains("unexpected argument '--key'"), "{command:?}: {err}");
+    }
+    let (code, _, err) = portcullis(&["audit", "verify", "--dir", log, "--key", key]);
+    assert!(!err.contains("unexpected argument"), "verify takes --key: {err}");
+    assert_ne!(code, 2, "{err}");
+}
+
+/// `init --force` keeps what it replaces (`FILE.bak-<time>`, saying so); `init --renew`
+/// re-issues only the SVIDs, from the same CA, and prints their new expiry.
+#[test]
+fn init_force_backs_up_and_renew_reissues_only_the_svids() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    let (code, out, err) = portcullis(&["init", d]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("valid until 20"), "{out}");
+    let config = dir.path().join("portcullis.toml");
+    let tiers = dir.path().join("policies/tiers.cedar");
+    let edited = format!("{}\n# my edit\n", std::fs::read_to_string(&config).unwrap());
+    std::fs::write(&config, &edited).unwrap();
+    let ca_before = std::fs::read(dir.path().join("pki/ca/ca.pem")).unwrap();
+    let agent_before = std::fs::read(dir.path().join("pki/agent.pem")).unwrap();
+
+    let (code, out, err) = portcullis(&["init", d, "--renew"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("renewed") && out.contains("valid until 20"), "{out}");
+    assert_eq!(
+        std::fs::read_to_string(&config).unwrap(),
+        edited,
+        "--renew leaves the config alone"
+    );
+    assert_eq!(
+        std::fs::read(dir.path().join("pki/ca/ca.pem")).unwrap(),
+        ca_before,
+        "the CA is kept"
+    );
+    assert_ne!(
+        std::fs::read(dir.path().join("pki/agent.pem")).unwrap(),
+        agent_before,
+        "a new agent SVID"
+    );
+
+    let (code, out, err) = portcullis(&["init", d, "--force"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let backups: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("portcullis.toml.bak-"))
+        .collect();
+    assert_eq!(backups.len(), 1, "{backups:?}");
+    let backup = dir.path().join(&backups[0]);
+    assert_eq!(
+        std::fs::read_to_string(&backup).unwrap(),
+        edited,
+        "the edited config is kept"
+    );
+    assert!(out.contains(&format!("backed up {}", config.display())), "{out}");
+    assert!(
+        !out.contains("tiers.cedar to"),
+        "an unchanged file needs no backup: {out}"
+    );
+    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&backup).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o600, "the backup is as private as the config");
+    assert!(tiers.exists());
+
+    let empty = tempfile::tempdir().unwrap();
+    let (code, _, err) = portcullis(&["init", empty.path().to_str().unwrap(), "--renew"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("has no dev CA") && err.contains("portcullis init"),
+        "{err}"
+    );
+}
+
+/// Common mistakes are reported once, in words: a cause an outer message already quotes is
+/// not repeated, a config that cannot be read names no key, and a relative config path that
+/// is not there says from which directory it was taken.
+#[test]
+fn errors_are_said_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    let (code, out, err) = portcullis(&["init", d]);
+    assert_eq!(code, 0, "{out}{err}");
+    let path = dir.path().join("portcullis.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(
+        &path,
+        format!("{text}\n[attestation]\nreceipt_key = \"keys/missing.key\"\n"),
+    )
+    .unwrap();
+    let (code, _, err) = portcullis(&["run", "--config", path.to_str().unwrap()]);
+    assert_ne!(code, 0);
+    assert_eq!(err.matches("No such file or directory").count(), 1, "said once: {err}");
+
+    let (code, _, err) = portcullis(&["check-config", "--config", "no-such-portcullis.toml"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("no-such-portcullis.toml: cannot read the file"), "{err}");
+    assert!(!err.contains(": -:"), "{err}");
+    assert!(err.contains("relative path, taken from the current directory"), "{err}");
+
+    let (code, _, err) = portcullis(&["audit", "verify", "--dir", "/no/such/log"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("no such directory"), "{err}");
+    assert!(!err.contains("entity not found"), "{err}");
 }

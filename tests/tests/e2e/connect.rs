@@ -87,3 +87,109 @@ fn unreachable_gateway_answers_with_an_error_and_eof_exits_zero() {
     assert!(err.contains("could not be reached"), "{err}");
     assert!(err.contains("plain HTTP"), "{err}");
 }
+
+/// TLS failures in words: `connect` checks its own certificate first (expired: stops with
+/// the time; issued outside `--ca`: a warning), and a refused handshake's alert is
+/// translated (no certificate, a certificate from another CA, a key that does not belong to
+/// the certificate); the gateway logs a handshake refused for want of a client certificate.
+#[test]
+fn connect_says_why_tls_fails_in_plain_words() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap().to_owned();
+    let (code, text) = portcullis_e2e::portcullis(&["init", &d]);
+    assert_eq!(code, 0, "{text}");
+    let path = dir.path().join("portcullis.toml");
+    let config = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace("127.0.0.1:8080", "127.0.0.1:0");
+    std::fs::write(&path, config).unwrap();
+    let gw = GatewayProc::start_file(portcullis_e2e::procs::TempConfig { dir, path });
+    let pki = gw.config.dir.path().join("pki");
+    let file = |name: &str| pki.join(name).to_str().unwrap().to_owned();
+    let (ca, cert, key) = (file("ca/ca.pem"), file("agent.pem"), file("agent.key"));
+    let url = gw.url.as_str();
+    let issue = |ca_dir: &str, name: &str, ttl: &str| {
+        let out = file(name);
+        let (code, text) = portcullis_e2e::portcullis(&[
+            "ca",
+            "issue",
+            "--dir",
+            ca_dir,
+            "--spiffe-id",
+            "spiffe://example.org/agent/x",
+            "--ttl",
+            ttl,
+            "--out",
+            &out,
+        ]);
+        assert_eq!(code, 0, "{text}");
+        out
+    };
+
+    // No certificate: the client hears why, the gateway logs it.
+    let (_, answers, err) = bridge_once(&[url, "--ca", &ca], INITIALIZE);
+    let message = answers[0]["error"]["message"].as_str().unwrap_or_default().to_owned();
+    assert!(message.contains("requires a client certificate"), "{message}\n{err}");
+    let logs = gw.logs_with("presented no certificate");
+    assert!(logs.contains("presented no certificate"), "{logs}");
+
+    // Expired: stopped before connecting, with the time.
+    let old = issue(&file("ca"), "old", "1s");
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    let (status, answers, err) = bridge_once(
+        &[
+            url,
+            "--cert",
+            &format!("{old}.pem"),
+            "--key",
+            &format!("{old}.key"),
+            "--ca",
+            &ca,
+        ],
+        INITIALIZE,
+    );
+    assert_eq!(status.code(), Some(1), "{err}");
+    assert!(answers.is_empty(), "{answers:?}");
+    assert!(err.contains("your certificate") && err.contains("expired at"), "{err}");
+
+    // Issued by another CA (one made again): a warning first, then the refusal in words.
+    let other_ca = file("other-ca");
+    let (code, text) = portcullis_e2e::portcullis(&["ca", "init", "--dir", &other_ca, "--trust-domain", "example.org"]);
+    assert_eq!(code, 0, "{text}");
+    let foreign = issue(&other_ca, "foreign", "1h");
+    let (_, answers, err) = bridge_once(
+        &[
+            url,
+            "--cert",
+            &format!("{foreign}.pem"),
+            "--key",
+            &format!("{foreign}.key"),
+            "--ca",
+            &ca,
+        ],
+        INITIALIZE,
+    );
+    assert!(err.contains("is not a CA in"), "{err}");
+    let message = answers[0]["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("refused this client's certificate")
+            || message.contains("does not trust the CA")
+            || message.contains("issued by a CA the server does not trust"),
+        "{message}"
+    );
+
+    // A key that is not the certificate's.
+    let (_, answers, err) = bridge_once(
+        &[url, "--cert", &cert, "--key", &format!("{foreign}.key"), "--ca", &ca],
+        INITIALIZE,
+    );
+    let message = answers
+        .first()
+        .map(|a| a["error"]["message"].to_string())
+        .unwrap_or_default();
+    assert!(
+        message.contains("do not belong together") || err.contains("is not the key of the certificate (--cert)"),
+        "{message}\n{err}"
+    );
+    let _ = key;
+}

@@ -161,3 +161,59 @@ async fn t03_shared_server_progress_never_crosses_sessions() {
     a.cancel().await.unwrap();
     b.cancel().await.unwrap();
 }
+
+/// `${VAR}` in a server's `env` comes from the gateway's own environment (`$${` is a
+/// literal); a variable that is not set is a config error naming it (exit 2).
+#[test]
+fn env_values_expand_variables_of_the_gateways_environment() {
+    use std::io::Write as _;
+    let cfg = portcullis_e2e::procs::write_config(&format!(
+        "{}{}",
+        portcullis_e2e::procs::relay_policy(),
+        demo_server_entry(
+            "demo",
+            "env = { FROM_GATEWAY = \"token ${PORTCULLIS_E2E_SECRET}\", LITERAL = \"$${NOT_EXPANDED}\" }"
+        )
+    ));
+    let config = cfg.path.to_str().unwrap();
+    let mut child = std::process::Command::new(portcullis_e2e::bin("portcullis"))
+        .args(["stdio", "--config", config])
+        .env("PORTCULLIS_E2E_SECRET", "s3cret")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    for line in [
+        json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+            "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}),
+        json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
+        json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "get_env", "arguments": {}}}),
+    ] {
+        writeln!(stdin, "{line}").unwrap();
+    }
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    let answer: Value = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|v| v["id"] == 1)
+        .expect("an answer to get_env");
+    let env = &answer["result"]["structuredContent"];
+    assert_eq!(env["FROM_GATEWAY"], "token s3cret", "{answer}");
+    assert_eq!(env["LITERAL"], "${NOT_EXPANDED}", "{answer}");
+
+    let out = std::process::Command::new(portcullis_e2e::bin("portcullis"))
+        .args(["check-config", "--config", config])
+        .env_remove("PORTCULLIS_E2E_SECRET")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("servers[0].env.FROM_GATEWAY") && err.contains("`PORTCULLIS_E2E_SECRET` is not set"),
+        "{err}"
+    );
+    assert!(!err.contains("s3cret"));
+}

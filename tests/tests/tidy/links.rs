@@ -25,6 +25,8 @@ const SKIP_PATHS: &[&str] = &[
     ".portcullis-demo",
     "fuzz/corpus",
     "fuzz/artifacts",
+    // The PyPI test peers' venv (tools/peers/install.sh): installed packages, not ours.
+    "tools/peers/python",
 ];
 /// Files whose text is scanned for `*.md` mentions (plus extensionless `#!` scripts).
 const SOURCE_EXTENSIONS: &[&str] = &["rs", "toml", "sh", "py", "cedar", "rego"];

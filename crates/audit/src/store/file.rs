@@ -64,16 +64,32 @@ impl FileStore {
     /// Opens (creating if needed) the log in `dir`, locks it and runs crash
     /// recovery. Blocking: call from a blocking context.
     pub fn open(dir: &Path, max_segment_bytes: u64) -> Result<Self, StoreError> {
+        Self::open_noted(dir, max_segment_bytes, None)
+    }
+
+    /// [`FileStore::open`], and once the lock is held, `note` (one line saying which
+    /// process holds it: see [`crate::LogOptions::lock_note`]) replaces the lock file's
+    /// contents. A process refused the lock gets the holder's note in
+    /// [`StoreError::Locked`].
+    pub fn open_noted(dir: &Path, max_segment_bytes: u64, note: Option<&str>) -> Result<Self, StoreError> {
         std::fs::create_dir_all(dir).map_err(io_error("creating", dir))?;
         let lock_path = dir.join(LOCK_FILE);
-        let lock = OpenOptions::new()
+        let mut lock = OpenOptions::new()
             .create(true)
             .truncate(false)
+            .read(true)
             .write(true)
             .open(&lock_path)
             .map_err(io_error("opening", &lock_path))?;
-        lock.try_lock()
-            .map_err(|_| StoreError::Locked { dir: dir.to_owned() })?;
+        if lock.try_lock().is_err() {
+            return Err(StoreError::Locked {
+                dir: dir.to_owned(),
+                holder: read_note(&mut lock),
+            });
+        }
+        if let Some(note) = note {
+            write_note(&mut lock, note).map_err(io_error("writing", &lock_path))?;
+        }
         let recovered = recover(dir)?;
         let (segment_path, segment_first, segment_len) = recovered.active;
         let segment = open_append(&segment_path)?;
@@ -247,4 +263,26 @@ fn open_append(path: &Path) -> Result<File, StoreError> {
         .append(true)
         .open(path)
         .map_err(io_error("opening", path))
+}
+
+/// Most bytes of a lock note read back (a note is one short line).
+const MAX_NOTE: u64 = 4096;
+
+/// The note in a lock file someone else holds: its first line, if any.
+fn read_note(lock: &mut File) -> Option<String> {
+    use std::io::Read as _;
+    let mut text = String::new();
+    lock.take(MAX_NOTE).read_to_string(&mut text).ok()?;
+    let line = text.lines().next()?.trim();
+    (!line.is_empty()).then(|| line.to_owned())
+}
+
+/// Replaces the lock file's contents with `note` (one line).
+fn write_note(lock: &mut File, note: &str) -> std::io::Result<()> {
+    use std::io::Seek as _;
+    let line: String = note.chars().filter(|c| *c != '\n' && *c != '\r').collect();
+    lock.set_len(0)?;
+    lock.seek(std::io::SeekFrom::Start(0))?;
+    lock.write_all(line.as_bytes())?;
+    lock.write_all(b"\n")
 }

@@ -48,7 +48,11 @@ impl FileReader {
     /// Opens the log in `dir` read-only, for offline verification.
     pub fn open(dir: &Path) -> Result<Self, ReadError> {
         if !dir.is_dir() {
-            return Err(io_err("opening", dir, std::io::Error::from(ErrorKind::NotFound)));
+            let missing = std::io::Error::new(
+                ErrorKind::NotFound,
+                "no such directory; give the directory `[audit] path` names (or --config FILE)",
+            );
+            return Err(io_err("opening", dir, missing));
         }
         Ok(Self::new(dir, None))
     }

@@ -111,6 +111,34 @@ async fn a_second_writer_on_the_same_directory_is_refused() {
     assert!(FileStore::open(dir.path(), 1 << 20).is_ok(), "lock released at close");
 }
 
+/// A holder's lock note reaches the process refused the lock, so it can say what holds it.
+#[tokio::test]
+async fn a_refused_writer_learns_the_holders_note() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let noted = LogOptions {
+        lock_note: Some("{\"pid\":42,\"command\":\"run\"}".into()),
+        ..options(0)
+    };
+    let log = AuditLog::open_file(dir.path(), signer(), noted).await.expect("open");
+    match FileStore::open(dir.path(), 1 << 20) {
+        Err(StoreError::Locked { holder, .. }) => {
+            assert_eq!(holder.as_deref(), Some("{\"pid\":42,\"command\":\"run\"}"));
+        }
+        other => panic!("second open must fail with the note: {:?}", other.err()),
+    }
+    log.close().await.expect("close");
+    let second = LogOptions {
+        lock_note: Some("second".into()),
+        ..options(0)
+    };
+    let log = AuditLog::open_file(dir.path(), signer(), second).await.expect("reopen");
+    match FileStore::open(dir.path(), 1 << 20) {
+        Err(StoreError::Locked { holder, .. }) => assert_eq!(holder.as_deref(), Some("second"), "the note is replaced"),
+        other => panic!("locked: {:?}", other.err()),
+    }
+    log.close().await.expect("close");
+}
+
 #[tokio::test]
 async fn the_reader_sees_only_acknowledged_records() {
     let dir = tempfile::tempdir().expect("tempdir");

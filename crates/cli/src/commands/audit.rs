@@ -19,7 +19,14 @@ use crate::{
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
     /// Recompute the whole log and check every checkpoint; exit 1 on any problem.
-    Verify(Source),
+    Verify {
+        #[command(flatten)]
+        source: Source,
+        /// Public key file(s) trusted to sign checkpoints and batch seals (repeat for rotated
+        /// or replica keys; default: the config's audit key's .pub).
+        #[arg(long = "key", value_name = "PUB")]
+        keys: Vec<PathBuf>,
+    },
     /// Print the last records (JSON lines).
     Tail {
         #[command(flatten)]
@@ -32,6 +39,10 @@ pub enum AuditCommand {
         follow: bool,
     },
     /// Print the records that match every given filter (JSON lines).
+    #[command(
+        after_help = "Examples:\n  portcullis audit show --config portcullis.toml --decision-id 08a0c2f1e4b24f6d9b1a7e3c5d2f4a61\n  \
+                            portcullis audit show --config portcullis.toml --kind decision --tool search_docs"
+    )]
     Show {
         #[command(flatten)]
         source: Source,
@@ -53,7 +64,9 @@ pub enum AuditCommand {
     Prove {
         #[command(flatten)]
         source: Source,
+        /// The record's index (`auditIndex` of a receipt).
         index: u64,
+        /// The tree size to prove against (default: the whole log now).
         #[arg(long)]
         size: Option<u64>,
     },
@@ -61,12 +74,15 @@ pub enum AuditCommand {
     Consistency {
         #[command(flatten)]
         source: Source,
+        /// The older tree size (e.g. from a checkpoint kept elsewhere).
         old: u64,
+        /// The newer tree size.
         new: u64,
     },
     /// Generate an Ed25519 key pair: PATH (private, 0600) and PATH with .pub. Used for the
     /// log key and for the attestation keys (host call signing, operator manifest signing).
     Keygen {
+        /// The private key file to write (0600); the public key goes to the same path with `.pub`.
         #[arg(long)]
         out: PathBuf,
     },
@@ -84,19 +100,20 @@ pub struct Source {
     /// A PostgreSQL URL (with --schema).
     #[arg(long)]
     postgres: Option<String>,
+    /// The PostgreSQL schema of the log (with --postgres).
     #[arg(long, default_value = "portcullis_audit")]
     schema: String,
-    /// Public key file(s) trusted to sign checkpoints (default: the config key's .pub).
-    #[arg(long = "key")]
-    keys: Vec<PathBuf>,
 }
 
 #[derive(Debug, Args)]
 pub struct Filter {
+    /// Only records of this call (the `callId` of a result's receipt).
     #[arg(long)]
     call_id: Option<String>,
+    /// Only records of this upstream server.
     #[arg(long)]
     server: Option<String>,
+    /// Only records of this tool, resource or prompt (the server's own name).
     #[arg(long)]
     tool: Option<String>,
     /// The decision id a refusal named ("… look up decision `ID`"): its decision and call
@@ -118,8 +135,9 @@ pub struct Filter {
 type Reader = StoreReader;
 
 impl Source {
+    /// The reader, and the public keys the config names (none for --dir / --postgres).
     async fn open(&self) -> anyhow::Result<(Reader, Vec<PathBuf>)> {
-        let (store, mut keys) = match (&self.config, &self.dir, &self.postgres) {
+        let (store, keys) = match (&self.config, &self.dir, &self.postgres) {
             (Some(path), _, _) => {
                 let loaded = config::load(path)?;
                 let audit = loaded
@@ -137,9 +155,6 @@ impl Source {
             ),
             (None, None, None) => anyhow::bail!("say which log: --config FILE, --dir DIR or --postgres URL"),
         };
-        if !self.keys.is_empty() {
-            keys = self.keys.clone();
-        }
         let reader = match store {
             AuditStoreSettings::File { dir } => Reader::File(
                 FileReader::open(&dir).with_context(|| format!("cannot read the audit log at {}", dir.display()))?,
@@ -157,7 +172,7 @@ impl Source {
 
 pub async fn run(command: AuditCommand) -> anyhow::Result<ExitCode> {
     match command {
-        AuditCommand::Verify(source) => verify_log(&source).await,
+        AuditCommand::Verify { source, keys } => verify_log(&source, &keys).await,
         AuditCommand::Tail { source, lines, follow } => tail(&source, lines, follow).await,
         AuditCommand::Show { source, filter } => show(&source, &filter).await,
         AuditCommand::Export { source, format, out } => export(&source, &format, out).await,
@@ -179,8 +194,11 @@ pub async fn run(command: AuditCommand) -> anyhow::Result<ExitCode> {
     }
 }
 
-async fn verify_log(source: &Source) -> anyhow::Result<ExitCode> {
-    let (reader, key_paths) = source.open().await?;
+async fn verify_log(source: &Source, given: &[PathBuf]) -> anyhow::Result<ExitCode> {
+    let (reader, mut key_paths) = source.open().await?;
+    if !given.is_empty() {
+        key_paths = given.to_vec();
+    }
     let mut keys = TrustedKeys::new();
     for path in &key_paths {
         keys.insert(LogPublicKey::load(path).with_context(|| format!("cannot load public key {}", path.display()))?);
@@ -219,6 +237,50 @@ async fn verify_log(source: &Source) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::FAILURE)
         }
     }
+}
+
+/// The log `config` names, opened for reading (no lock: beside a running gateway).
+pub(crate) async fn reader_for(config: &std::path::Path) -> anyhow::Result<Reader> {
+    let source = Source {
+        config: Some(config.to_owned()),
+        dir: None,
+        postgres: None,
+        schema: "portcullis_audit".into(),
+    };
+    Ok(source.open().await?.0)
+}
+
+/// Record `index` of the log.
+pub(crate) async fn record_at(reader: &Reader, index: u64) -> anyhow::Result<AuditRecord> {
+    let len = reader.len().await?;
+    if index >= len {
+        anyhow::bail!(
+            "the audit log has {len} records (indexes 0 to {}); there is no record {index}",
+            len.saturating_sub(1)
+        );
+    }
+    let mut found = records(reader, index..index + 1).await?;
+    found
+        .pop()
+        .map(|(_, r)| r)
+        .ok_or_else(|| anyhow::anyhow!("record {index} could not be read"))
+}
+
+/// Every record that carries decision id `id` (its decision and, if it ran, its call).
+pub(crate) async fn find_decision(reader: &Reader, id: &str) -> anyhow::Result<Vec<(u64, AuditRecord)>> {
+    let len = reader.len().await?;
+    let mut out = Vec::new();
+    let mut start = 0;
+    while start < len {
+        let end = (start + 4096).min(len);
+        for (i, r) in records(reader, start..end).await? {
+            if r.decision_id.as_deref() == Some(id) {
+                out.push((i, r));
+            }
+        }
+        start = end;
+    }
+    Ok(out)
 }
 
 async fn records(reader: &Reader, range: Range<u64>) -> anyhow::Result<Vec<(u64, AuditRecord)>> {

@@ -150,6 +150,8 @@ pub struct StarterPki {
     pub agent_cert: PathBuf,
     pub agent_key: PathBuf,
     pub bundle: PathBuf,
+    /// When the issued SVIDs expire.
+    pub not_after: std::time::SystemTime,
 }
 
 /// Trust domain of the starter PKI.
@@ -173,10 +175,17 @@ pub fn starter_pki(dir: &Path, ttl: Duration) -> anyhow::Result<StarterPki> {
     ca.issue(&gateway, ttl, &["localhost".into(), "127.0.0.1".into()])?
         .write(&pki, "gateway")?;
     let agent = SpiffeId::parse(STARTER_AGENT)?;
-    let (agent_cert, agent_key) = ca.issue(&agent, ttl, &[])?.write(&pki, "agent")?;
+    let issued = ca.issue(&agent, ttl, &[])?;
+    let not_after = issued
+        .cert_der()
+        .ok()
+        .and_then(|der| portcullis_identity::not_after(der.as_ref()))
+        .unwrap_or_else(|| std::time::SystemTime::now() + ttl);
+    let (agent_cert, agent_key) = issued.write(&pki, "agent")?;
     Ok(StarterPki {
         agent_cert,
         agent_key,
         bundle: ca_dir.join("ca.pem"),
+        not_after,
     })
 }

@@ -33,6 +33,13 @@ const CLOSE_LIMIT: Duration = Duration::from_secs(5);
 const TLS_RELOAD_POLL: Duration = Duration::from_secs(5);
 
 #[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Example (a desktop host's MCP server entry; absolute paths: hosts start commands elsewhere):\n  \
+                        portcullis connect https://127.0.0.1:8080/mcp --cert /abs/mydir/pki/agent.pem \\\n      \
+                        --key /abs/mydir/pki/agent.key --ca /abs/mydir/pki/ca/ca.pem\n\n\
+                        The certificate is checked before connecting (expiry, issuer against --ca); TLS refusals are \
+                        explained in words."
+)]
 pub struct ConnectArgs {
     /// The gateway's MCP endpoint, e.g. `https://gateway.example.org:8443/mcp`.
     url: url::Url,
@@ -64,6 +71,7 @@ pub struct ConnectArgs {
 }
 
 pub async fn run(args: ConnectArgs) -> anyhow::Result<ExitCode> {
+    check_own_certificate(&args)?;
     let client = http_client(&args)?;
     let attest = bridge_attest(&args)?;
     let limits = Limits::default();
@@ -76,6 +84,21 @@ pub async fn run(args: ConnectArgs) -> anyhow::Result<ExitCode> {
     let link = connect_http(spec, HttpClient::new(client));
     relay(link, limits, attest, tokio::io::stdin(), tokio::io::stdout()).await?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// What can be known locally about this client's certificate, said before connecting (the
+/// gateway's refusal reaches the client only as a TLS alert): expired or not yet valid stops
+/// the bridge; an issuer outside `--ca` is a warning (the gateway may trust more CAs).
+fn check_own_certificate(args: &ConnectArgs) -> anyhow::Result<()> {
+    let Some(cert) = &args.cert else {
+        return Ok(());
+    };
+    if let Some(warning) =
+        portcullis_identity::check_own_certificate(cert, args.ca.as_deref(), std::time::SystemTime::now())?
+    {
+        tracing::warn!("{}", warning.0);
+    }
+    Ok(())
 }
 
 /// The signing and receipt checks `--sign-key` and `--receipt-key` ask for.
@@ -141,7 +164,12 @@ fn http_client(args: &ConnectArgs) -> anyhow::Result<reqwest::Client> {
                     args.ca.as_deref(),
                 )?,
             };
-            builder.build().context("cannot set up TLS to the gateway")
+            builder
+                .build()
+                .map_err(|e| match portcullis_transport::tls_words::explain(&e) {
+                    Some(words) => anyhow::anyhow!("cannot set up TLS to the gateway: {words}"),
+                    None => anyhow::Error::from(e).context("cannot set up TLS to the gateway"),
+                })
         }
         other => anyhow::bail!("`{url}` has scheme `{other}`; give the gateway's http:// or https:// URL"),
     }

@@ -35,7 +35,7 @@ pub async fn run(serve: bool, listen: Option<SocketAddr>) -> anyhow::Result<Exit
     let loaded = config::parse(&text, "<demo>", home.path())?;
     let audit = loaded.audit.clone();
     let tls = loaded.tls.as_ref().map(assemble::tls_acceptor).transpose()?;
-    let gateway = assemble::gateway(loaded, None).await?;
+    let gateway = assemble::gateway(loaded, None, Some(crate::lock_note::LockNote::new("demo", None))).await?;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;

@@ -44,20 +44,30 @@ key = "keys/audit.key"               # checkpoint signing key (generated on firs
     )
 }
 
-pub fn run(dir: Option<PathBuf>, force: bool) -> anyhow::Result<ExitCode> {
+pub fn run(dir: Option<PathBuf>, force: bool, renew: bool) -> anyhow::Result<ExitCode> {
     let dir = dir.unwrap_or_else(|| PathBuf::from("."));
+    if renew {
+        return renew_svids(&dir);
+    }
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let path = dir.join("portcullis.toml");
     if path.exists() && !force {
-        anyhow::bail!("{} already exists; pass --force to overwrite it", path.display());
+        anyhow::bail!(
+            "{} already exists; pass --force to write a new one (the old one is kept as a .bak file), or --renew to \
+             re-issue only the SVIDs",
+            path.display()
+        );
     }
+    let stamp = backup_stamp();
     let exe = std::env::current_exe().context("cannot find this program's own path")?;
     let text = starter_config(&exe.to_string_lossy(), "127.0.0.1:8080");
+    back_up(&path, &text, &stamp)?;
     write_private(&path, &text)?;
     let policies = dir.join("policies");
     std::fs::create_dir_all(&policies).with_context(|| format!("cannot create {}", policies.display()))?;
     let tiers = policies.join("tiers.cedar");
     if !tiers.exists() || force {
+        back_up(&tiers, portcullis_policy::DEFAULT_CEDAR_POLICIES, &stamp)?;
         std::fs::write(&tiers, portcullis_policy::DEFAULT_CEDAR_POLICIES)
             .with_context(|| format!("cannot write {}", tiers.display()))?;
         println!(
@@ -67,9 +77,12 @@ pub fn run(dir: Option<PathBuf>, force: bool) -> anyhow::Result<ExitCode> {
     }
     let pki = crate::commands::ca::starter_pki(&dir, STARTER_TTL)?;
     println!(
-        "wrote {} (dev CA), pki/gateway.pem (the gateway's SVID) and {} (an agent SVID, spiffe://example.org/agent/dev), valid 30 days",
+        "wrote {} (dev CA), pki/gateway.pem (the gateway's SVID) and {} (an agent SVID, spiffe://example.org/agent/dev), \
+         valid until {} (30 days; renew with `portcullis init --renew {}`)",
         pki.bundle.display(),
-        pki.agent_cert.display()
+        pki.agent_cert.display(),
+        portcullis_audit::time::rfc3339_utc(pki.not_after),
+        dir.display()
     );
     let key = dir.join("keys/audit.key");
     if !key.exists() {
@@ -77,15 +90,74 @@ pub fn run(dir: Option<PathBuf>, force: bool) -> anyhow::Result<ExitCode> {
         println!("wrote {} (audit log signing key, keep it private)", key.display());
     }
     println!("wrote {}", path.display());
+    let abs = |p: &std::path::Path| crate::lock_note::absolute(p).display().to_string();
     println!(
         "next: portcullis check-config --config {0}\n      portcullis run --config {0}\n      \
-         portcullis connect https://127.0.0.1:8080/mcp --cert {1} --key {2} --ca {3}   (a desktop host's command)",
-        path.display(),
-        pki.agent_cert.display(),
-        pki.agent_key.display(),
-        pki.bundle.display()
+         portcullis connect https://127.0.0.1:8080/mcp --cert {1} --key {2} --ca {3}   (a desktop host's command)\n      \
+         or, for a desktop host that launches the gateway itself: portcullis stdio --config {0}",
+        abs(&path),
+        abs(&pki.agent_cert),
+        abs(&pki.agent_key),
+        abs(&pki.bundle)
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// `init --renew`: new gateway and agent SVIDs from the dev CA `init` made (kept), for
+/// another 30 days; nothing else is touched.
+fn renew_svids(dir: &std::path::Path) -> anyhow::Result<ExitCode> {
+    let ca = dir.join("pki/ca/ca.key");
+    if !ca.exists() {
+        anyhow::bail!(
+            "{} has no dev CA ({} is missing): `--renew` re-issues the SVIDs of a directory written by `portcullis \
+             init`; run `portcullis init {}` first",
+            dir.display(),
+            ca.display(),
+            dir.display()
+        );
+    }
+    let pki = crate::commands::ca::starter_pki(dir, STARTER_TTL)?;
+    println!(
+        "renewed {} and {} from the dev CA in {} (kept); valid until {}",
+        dir.join("pki/gateway.pem").display(),
+        pki.agent_cert.display(),
+        dir.join("pki/ca").display(),
+        portcullis_audit::time::rfc3339_utc(pki.not_after)
+    );
+    println!(
+        "a running gateway picks up its new certificate by itself; restart `portcullis connect` bridges that use the \
+         agent SVID"
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `20261205T095500Z`: the suffix of this run's backups.
+fn backup_stamp() -> String {
+    portcullis_audit::time::rfc3339_utc(std::time::SystemTime::now())
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .take(15)
+        .collect::<String>()
+        + "Z"
+}
+
+/// Before `path` is replaced by `new`: copies it to `PATH.bak-STAMP` (keeping its mode) and
+/// says so, unless it does not exist or already holds exactly `new`.
+fn back_up(path: &std::path::Path, new: &str, stamp: &str) -> anyhow::Result<()> {
+    match std::fs::read(path) {
+        Ok(old) if old == new.as_bytes() => Ok(()),
+        Ok(_) => {
+            let mut name = path.as_os_str().to_owned();
+            name.push(format!(".bak-{stamp}"));
+            let backup = PathBuf::from(name);
+            std::fs::copy(path, &backup)
+                .with_context(|| format!("cannot back up {} to {}", path.display(), backup.display()))?;
+            println!("backed up {} to {} (it is replaced)", path.display(), backup.display());
+            Ok(())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e).with_context(|| format!("cannot read {} to back it up", path.display())),
+    }
 }
 
 /// Writes a file only its owner can read (a config may come to hold secrets: headers,

@@ -23,6 +23,7 @@ use crate::config::{self, LoadedConfig, ManifestCheck};
 pub enum ManifestCommand {
     /// Start a server, read its tools and write its manifest for review (signed with --key).
     Pin {
+        /// The gateway config file (or $PORTCULLIS_CONFIG).
         #[arg(long, short, env = "PORTCULLIS_CONFIG")]
         config: PathBuf,
         /// The server entry to pin.
@@ -41,8 +42,10 @@ pub enum ManifestCommand {
     /// Print the `pinned_files` digests of a stdio server's script, lockfile or package
     /// directory, as the TOML line to paste into its `[[servers]]` entry.
     PinFiles {
+        /// The gateway config file (or $PORTCULLIS_CONFIG).
         #[arg(long, short, env = "PORTCULLIS_CONFIG")]
         config: PathBuf,
+        /// The stdio server entry (`name` in the config) whose files to pin.
         #[arg(long)]
         server: String,
         /// A file or directory to pin besides those already in `pinned_files` (repeat for
@@ -57,11 +60,13 @@ pub enum ManifestCommand {
         key: PathBuf,
         /// The manifest (as written by `pin`, or already signed: it is signed again).
         file: PathBuf,
+        /// Where to write the signed manifest (default: over FILE).
         #[arg(long)]
         out: Option<PathBuf>,
     },
     /// Check every manifest of a config: signature, executable hash, and the tools the server lists now.
     Verify {
+        /// The gateway config file (or $PORTCULLIS_CONFIG).
         #[arg(long, short, env = "PORTCULLIS_CONFIG")]
         config: PathBuf,
         /// Only this server.
@@ -73,8 +78,10 @@ pub enum ManifestCommand {
     },
     /// Accept tools' current definitions into a server's manifest and sign it again.
     Approve {
+        /// The gateway config file (or $PORTCULLIS_CONFIG).
         #[arg(long, short, env = "PORTCULLIS_CONFIG")]
         config: PathBuf,
+        /// The server entry whose manifest to amend.
         #[arg(long)]
         server: String,
         /// A tool to approve (repeat for several).

@@ -5,7 +5,7 @@ use std::{path::Path, process::ExitCode};
 use anyhow::Context;
 use portcullis_gateway::{serve_admin, serve_http};
 
-use crate::{assemble, config, open_files, shutdown};
+use crate::{assemble, config, lock_note::LockNote, open_files, shutdown};
 
 pub async fn run(path: &Path) -> anyhow::Result<ExitCode> {
     let mut loaded = config::load(path)?;
@@ -31,15 +31,23 @@ pub async fn run(path: &Path) -> anyhow::Result<ExitCode> {
     let tls = loaded.tls.as_ref().map(assemble::tls_acceptor).transpose()?;
     let scheme = if tls.is_some() { "https" } else { "http" };
     let admin_addr = loaded.admin_listen;
-    let gateway = assemble::gateway(loaded, Some(path)).await?;
+    // Bound before the gateway starts: a start that cannot listen records nothing, and the
+    // audit log's lock note can give the address callers reach.
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen on {addr}; is another process using it?"))?;
-    let admin = match admin_addr {
-        Some(admin_addr) => {
-            let admin_listener = tokio::net::TcpListener::bind(admin_addr).await.with_context(|| {
-                format!("cannot listen on {admin_addr} (admin.listen); is another process using it?")
-            })?;
+    let admin_listener = match admin_addr {
+        Some(admin_addr) => Some(tokio::net::TcpListener::bind(admin_addr).await.with_context(|| {
+            format!("cannot listen on {admin_addr} (admin.listen); is another process using it?")
+        })?),
+        None => None,
+    };
+    let local = listener.local_addr()?;
+    let mut note = LockNote::new("run", Some(path));
+    note.url = Some(format!("{scheme}://{local}/mcp"));
+    let gateway = assemble::gateway(loaded, Some(path), Some(note)).await?;
+    let admin = match admin_listener {
+        Some(admin_listener) => {
             tracing::info!(
                 "portcullis admin API on {scheme}://{}/approvals",
                 admin_listener.local_addr()?
@@ -53,7 +61,6 @@ pub async fn run(path: &Path) -> anyhow::Result<ExitCode> {
         }
         None => None,
     };
-    let local = listener.local_addr()?;
     tracing::info!("portcullis listening on {scheme}://{local}/mcp");
     serve_http(gateway.clone(), listener, tls, shutdown::signalled()).await?;
     if let Some(admin) = admin {

@@ -8,13 +8,14 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use portcullis_core::{Principal, ServerName};
+use portcullis_core::{Principal, Secret, ServerName};
 use portcullis_gateway::config::{AttestConfig, GatewayConfig, ServerConfig};
 
 mod approvals;
 mod attest;
 mod audit;
 mod auth;
+mod expand;
 mod listen;
 mod manifests;
 pub mod pinned_files;
@@ -72,12 +73,17 @@ impl LoadedConfig {
 pub struct ConfigEnv {
     /// `SPIFFE_ENDPOINT_SOCKET`: the default Workload API address.
     pub spiffe_endpoint_socket: Option<String>,
+    /// The variables `${VAR}` in a server's `env` and `headers` values may name.
+    pub vars: BTreeMap<String, Secret<String>>,
 }
 
 impl ConfigEnv {
     pub fn from_process() -> Self {
         Self {
             spiffe_endpoint_socket: std::env::var(ENDPOINT_ENV).ok().filter(|s| !s.is_empty()),
+            vars: std::env::vars_os()
+                .filter_map(|(k, v)| Some((k.into_string().ok()?, Secret::new(v.into_string().ok()?))))
+                .collect(),
         }
     }
 }
@@ -90,8 +96,17 @@ pub fn load(path: &Path) -> Result<LoadedConfig, ConfigError> {
 /// Reads and validates `path`; `check` says whether manifests are verified.
 pub fn load_with(path: &Path, check: ManifestCheck) -> Result<LoadedConfig, ConfigError> {
     let file = path.display().to_string();
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| ConfigError::one(&file, "-", format!("cannot read the file: {e}")))?;
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        let hint = match std::env::current_dir() {
+            Ok(cwd) if path.is_relative() && e.kind() == std::io::ErrorKind::NotFound => format!(
+                " (a relative path, taken from the current directory {}; desktop hosts start commands in a \
+                 directory of their own: give the config's absolute path)",
+                cwd.display()
+            ),
+            _ => String::new(),
+        };
+        ConfigError::one(&file, "-", format!("cannot read the file: {e}{hint}"))
+    })?;
     let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
     parse_full(&text, &file, &base, &ConfigEnv::from_process(), check)
 }
@@ -155,7 +170,7 @@ fn validate(raw: &raw::RawConfig, loading: Loading<'_>, p: &mut Problems) -> Che
     {
         warnings.push("listen.http is reachable from other machines without TLS; add [listen.tls]".into());
     }
-    let mut servers = servers::servers(&raw.servers, base, &mut apis, p);
+    let mut servers = servers::servers(&raw.servers, base, &env.vars, &mut apis, p);
     let audit_key = audit::key_file(&raw.audit, base);
     let attestation = attest::attestation(&raw.attestation, audit_key.as_deref(), base, p);
     let manifests = manifests::manifests(&raw.manifests, &raw.servers, &mut servers, check, base, p);

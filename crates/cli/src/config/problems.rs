@@ -50,6 +50,10 @@ impl Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let file = &self.file;
         if self.more.is_empty() {
+            // A problem of the file as a whole ("-": it cannot be read) has no key to name.
+            if self.key == "-" {
+                return write!(f, "{file}: {}", self.reason);
+            }
             return write!(f, "{file}: {}: {}", self.key, self.reason);
         }
         write!(

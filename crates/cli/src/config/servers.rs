@@ -27,6 +27,7 @@ const TLS_RELOAD_POLL: Duration = Duration::from_secs(5);
 pub fn servers(
     raw: &[RawServer],
     base: &Path,
+    vars: &BTreeMap<String, Secret<String>>,
     apis: &mut WorkloadApiSlot,
     p: &mut Problems,
 ) -> Vec<Checked<ServerConfig>> {
@@ -46,7 +47,7 @@ pub fn servers(
             )?;
             Ok(name)
         });
-        servers.push(server(s, name, base, &at, apis, p));
+        servers.push(server(s, name, base, &at, vars, apis, p));
     }
     servers
 }
@@ -56,14 +57,15 @@ fn server(
     name: Checked<ServerName>,
     base: &Path,
     at: &impl Fn(&str) -> String,
+    vars: &BTreeMap<String, Secret<String>>,
     apis: &mut WorkloadApiSlot,
     p: &mut Problems,
 ) -> Checked<ServerConfig> {
     let transport = match (&raw.command, &raw.url) {
         (Some(_), Some(_)) => Err(p.add(at("url"), "set either `command` (stdio) or `url` (HTTP), not both")),
         (None, None) => Err(p.add(at("command"), "set `command` (stdio server) or `url` (HTTP server)")),
-        (Some(argv), None) => stdio(raw, argv, base, at, p),
-        (None, Some(url)) => http(raw, url, base, at, apis, p),
+        (Some(argv), None) => stdio(raw, argv, base, at, vars, p),
+        (None, Some(url)) => http(raw, url, base, at, vars, apis, p),
     };
     let tier = |p: &mut Problems, text: &str, key: String| p.take(key, text.parse::<Tier>());
     let default_tier = tier(p, raw.default_tier.as_deref().unwrap_or("read"), at("default_tier"));
@@ -107,6 +109,7 @@ fn stdio(
     argv: &[String],
     base: &Path,
     at: &impl Fn(&str) -> String,
+    vars: &BTreeMap<String, Secret<String>>,
     p: &mut Problems,
 ) -> Checked<UpstreamTransport> {
     let program = match argv.first().filter(|program| !program.is_empty()) {
@@ -123,7 +126,8 @@ fn stdio(
     let env: Checked<BTreeMap<String, Secret<String>>> = every(raw.env.iter().map(|(k, v)| {
         let valid = !(k.is_empty() || k.contains('=') || k.contains('\0') || v.contains('\0'));
         p.check(valid, at(&format!("env.{k}")), "is not a valid environment variable")?;
-        Ok((k.clone(), Secret::new(v.clone())))
+        let value = p.take(at(&format!("env.{k}")), super::expand::expand(v, vars))?;
+        Ok((k.clone(), Secret::new(value)))
     }));
     no_headers?;
     no_tls?;
@@ -142,6 +146,7 @@ fn http(
     url: &str,
     base: &Path,
     at: &impl Fn(&str) -> String,
+    vars: &BTreeMap<String, Secret<String>>,
     apis: &mut WorkloadApiSlot,
     p: &mut Problems,
 ) -> Checked<UpstreamTransport> {
@@ -167,13 +172,13 @@ fn http(
         }
         (Some(tls), _) => upstream_tls(tls, base, &at("tls"), apis, p).map(Some),
     };
+    let headers: Checked<Vec<_>> = every(raw.headers.iter().map(|(k, v)| {
+        let value = p.take(at(&format!("headers.{k}")), super::expand::expand(v, vars))?;
+        Ok((k.clone(), Secret::new(value)))
+    }));
     scheme?;
     no_env?;
-    let headers = raw
-        .headers
-        .iter()
-        .map(|(k, v)| (k.clone(), Secret::new(v.clone())))
-        .collect();
+    let headers = headers?.into_iter().collect();
     Ok(UpstreamTransport::Http {
         url: url.to_owned(),
         headers,

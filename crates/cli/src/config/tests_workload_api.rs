@@ -23,6 +23,7 @@ fn upstream(tls: &str) -> String {
 fn env(socket: &str) -> ConfigEnv {
     ConfigEnv {
         spiffe_endpoint_socket: Some(socket.to_owned()),
+        ..ConfigEnv::default()
     }
 }
 

@@ -134,9 +134,11 @@ impl Conn {
 }
 
 /// `e` and its chain of causes, `: `-separated: reqwest's own message ("error sending
-/// request") hides the useful part (connection refused, certificate rejected, ...).
+/// request") hides the useful part (connection refused, certificate rejected, ...); a TLS
+/// failure is followed by what it means (`tls_words`).
 fn with_causes(e: &(dyn std::error::Error + 'static)) -> String {
     let mut text = e.to_string();
+    let words = crate::tls_words::explain(e);
     let mut source = e.source();
     while let Some(cause) = source {
         let part = cause.to_string();
@@ -145,6 +147,10 @@ fn with_causes(e: &(dyn std::error::Error + 'static)) -> String {
             text.push_str(&part);
         }
         source = cause.source();
+    }
+    if let Some(words) = words {
+        text.push_str(" — ");
+        text.push_str(&words);
     }
     text
 }
