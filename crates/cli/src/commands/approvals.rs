@@ -32,12 +32,14 @@ pub enum ApprovalsCommand {
     },
     /// Approve a waiting call: signs its binding with your key and sends the token.
     Approve {
+        /// The approval request id (from `list`).
         id: String,
         #[command(flatten)]
         admin: AdminArgs,
     },
     /// Deny a waiting call.
     Deny {
+        /// The approval request id (from `list`).
         id: String,
         #[command(flatten)]
         admin: AdminArgs,

@@ -29,12 +29,14 @@ pub enum BreakGlassCommand {
     },
     /// Approve a requested window; the second distinct approver activates it.
     Approve {
+        /// The window's id (printed by `request`, shown by `list`).
         id: String,
         #[command(flatten)]
         admin: AdminArgs,
     },
     /// End a window now.
     End {
+        /// The window's id (shown by `list`).
         id: String,
         #[command(flatten)]
         admin: AdminArgs,

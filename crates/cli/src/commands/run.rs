@@ -36,12 +36,13 @@ pub async fn run(path: &Path) -> anyhow::Result<ExitCode> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen on {addr}; is another process using it?"))?;
-    let admin_listener = match admin_addr {
-        Some(admin_addr) => Some(tokio::net::TcpListener::bind(admin_addr).await.with_context(|| {
-            format!("cannot listen on {admin_addr} (admin.listen); is another process using it?")
-        })?),
-        None => None,
-    };
+    let admin_listener =
+        match admin_addr {
+            Some(admin_addr) => Some(tokio::net::TcpListener::bind(admin_addr).await.with_context(|| {
+                format!("cannot listen on {admin_addr} (admin.listen); is another process using it?")
+            })?),
+            None => None,
+        };
     let local = listener.local_addr()?;
     let mut note = LockNote::new("run", Some(path));
     note.url = Some(format!("{scheme}://{local}/mcp"));
