@@ -113,3 +113,39 @@ pub async fn connect_workload_api(loaded: &LoadedConfig) -> anyhow::Result<()> {
     used.api.connect().await?;
     Ok(())
 }
+
+/// Serves the admin listener `admin` (the approvers' API) beside a `stdio` gateway, over
+/// `tls` when the config asks for it. A listener that cannot bind is reported and skipped:
+/// the host's session is still served (approvals then come as signed tokens).
+pub async fn spawn_admin(
+    gateway: &Arc<Gateway>,
+    admin: Option<crate::config::approvals::AdminListen>,
+    tls: Option<&portcullis_identity::ServerTlsSettings>,
+) {
+    let Some(admin) = admin else { return };
+    let acceptor = match tls.filter(|_| admin.tls).map(tls_acceptor).transpose() {
+        Ok(acceptor) => acceptor,
+        Err(e) => {
+            tracing::warn!("no admin API: {e:#}");
+            return;
+        }
+    };
+    match tokio::net::TcpListener::bind(admin.addr).await {
+        Ok(listener) => {
+            let scheme = if acceptor.is_some() { "https" } else { "http" };
+            if let Ok(local) = listener.local_addr() {
+                tracing::info!("portcullis admin API on {scheme}://{local}/approvals");
+            }
+            tokio::spawn(portcullis_gateway::serve_admin(
+                gateway.clone(),
+                listener,
+                acceptor,
+                std::future::pending(),
+            ));
+        }
+        Err(e) => tracing::warn!(
+            "no admin API: cannot listen on {} (admin.listen): {e}; approvers can still sign tokens offline",
+            admin.addr
+        ),
+    }
+}

@@ -100,7 +100,9 @@ async fn init_then_run_then_connect_with_the_issued_svid() {
     let path = dir.path().join("portcullis.toml");
     let text = std::fs::read_to_string(&path)
         .unwrap()
-        .replace("127.0.0.1:8080", "127.0.0.1:0");
+        .replace("127.0.0.1:8080", "127.0.0.1:0")
+        .replace("127.0.0.1:9443", "127.0.0.1:0")
+        .replace("wait_secs = 120", "wait_secs = 0");
     std::fs::write(&path, text).unwrap();
     let gw = GatewayProc::start_file(TempConfig { dir, path });
     assert!(gw.url.starts_with("https://"), "{}", gw.url);
@@ -128,7 +130,8 @@ async fn init_then_run_then_connect_with_the_issued_svid() {
         .expect("a read call with a reason is allowed");
     assert!(clients::text(&found).contains("handbook-001"));
     let denied = clients::call(&client, "delete_record", json!({"record_id": "r1"})).await;
-    assert!(denied.is_err(), "a write without approval is denied");
+    let denied = denied.expect_err("a write without approval is denied").to_string();
+    assert!(denied.contains("approval required"), "{denied}");
     client.cancel().await.unwrap();
 }
 
@@ -263,6 +266,7 @@ fn check_config_and_run_fail_alike_on_files_the_config_names() {
     let text = std::fs::read_to_string(&path)
         .unwrap()
         .replace("127.0.0.1:8080", "127.0.0.1:0")
+        .replace("127.0.0.1:9443", "127.0.0.1:0")
         .replace("cert = \"pki/gateway.pem\"", "cert = \"pki/missing.pem\"")
         .replace("cedar = [\"policies/*.cedar\"]", "cedar = [\"nothing/*.cedar\"]");
     std::fs::write(&path, text).unwrap();
@@ -326,7 +330,8 @@ fn a_failed_start_records_no_gateway_started() {
     let config = path.to_str().unwrap();
     let text = std::fs::read_to_string(&path)
         .unwrap()
-        .replace("127.0.0.1:8080", "127.0.0.1:0");
+        .replace("127.0.0.1:8080", "127.0.0.1:0")
+        .replace("127.0.0.1:9443", "127.0.0.1:0");
     std::fs::write(
         &path,
         format!("{text}\n[attestation]\nreceipt_key = \"keys/missing.key\"\n"),

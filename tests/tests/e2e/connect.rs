@@ -101,7 +101,8 @@ fn connect_says_why_tls_fails_in_plain_words() {
     let path = dir.path().join("portcullis.toml");
     let config = std::fs::read_to_string(&path)
         .unwrap()
-        .replace("127.0.0.1:8080", "127.0.0.1:0");
+        .replace("127.0.0.1:8080", "127.0.0.1:0")
+        .replace("127.0.0.1:9443", "127.0.0.1:0");
     std::fs::write(&path, config).unwrap();
     let gw = GatewayProc::start_file(portcullis_e2e::procs::TempConfig { dir, path });
     let pki = gw.config.dir.path().join("pki");

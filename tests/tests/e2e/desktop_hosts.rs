@@ -137,11 +137,16 @@ impl Drop for PyHost {
     }
 }
 
-/// A directory written by `portcullis init`.
+/// A directory written by `portcullis init` (its admin API on a free port: tests run at once).
 fn init_dir() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let (code, text) = portcullis_e2e::portcullis(&["init", dir.path().to_str().unwrap()]);
     assert_eq!(code, 0, "{text}");
+    let path = dir.path().join("portcullis.toml");
+    let config = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace("127.0.0.1:9443", "127.0.0.1:0");
+    std::fs::write(&path, config).unwrap();
     dir
 }
 

@@ -103,19 +103,7 @@ pub async fn run(command: ApprovalsCommand) -> anyhow::Result<ExitCode> {
             }
         }
         ApprovalsCommand::Approve { id, admin } => {
-            let client = Admin::new(&admin)?;
-            let entry = client.send("GET", &format!("/approvals/{id}"), None).await?;
-            let body = match &client.signer {
-                Some(signer) => {
-                    let binding: Binding = serde_json::from_value(entry["binding"].clone())
-                        .context("the gateway sent a binding this version cannot read")?;
-                    json!({"token": token::sign(&binding, signer.signing_key(), signer.key_id().as_str())})
-                }
-                None => json!({}),
-            };
-            let answer = client
-                .send("POST", &format!("/approvals/{id}/approve"), Some(body))
-                .await?;
+            let answer = Admin::new(&admin)?.approve(&id).await?;
             println!(
                 "approval request {id}: {} ({} of {} approvals)",
                 answer["state"].as_str().unwrap_or("?"),
@@ -217,6 +205,34 @@ impl Admin {
         })
     }
 
+    /// A client of the admin listener at `base` signing with the approver key at `key`.
+    pub(crate) fn with_key(base: &str, key: &Path) -> anyhow::Result<Self> {
+        Ok(Self {
+            base: base.trim_end_matches('/').to_owned(),
+            client: reqwest::Client::builder()
+                .connect_timeout(Duration::from_secs(5))
+                .timeout(Duration::from_secs(30))
+                .build()
+                .context("cannot set up the HTTP client")?,
+            signer: Some(load_key(key)?),
+        })
+    }
+
+    /// Approves request `id`: signs its binding with the approver key (when there is one)
+    /// and sends the token. Returns the gateway's answer.
+    pub(crate) async fn approve(&self, id: &str) -> anyhow::Result<Value> {
+        let entry = self.send("GET", &format!("/approvals/{id}"), None).await?;
+        let body = match &self.signer {
+            Some(signer) => {
+                let binding: Binding = serde_json::from_value(entry["binding"].clone())
+                    .context("the gateway sent a binding this version cannot read")?;
+                json!({"token": token::sign(&binding, signer.signing_key(), signer.key_id().as_str())})
+            }
+            None => json!({}),
+        };
+        self.send("POST", &format!("/approvals/{id}/approve"), Some(body)).await
+    }
+
     /// Sends one request (signed with the approver key, if any) and returns the JSON answer;
     /// a refusal becomes an error carrying the gateway's message.
     pub(crate) async fn send(&self, method: &str, path: &str, body: Option<Value>) -> anyhow::Result<Value> {
@@ -257,7 +273,8 @@ impl Admin {
     }
 }
 
-/// `http(s)://<[admin] listen>` of a config file (https when the front has TLS).
+/// `http(s)://<[admin] listen>` of a config file (https when the front has TLS and
+/// `[admin] tls` is not `false`).
 fn admin_url(config: &Path) -> anyhow::Result<String> {
     let text = std::fs::read_to_string(config).with_context(|| format!("cannot read {}", config.display()))?;
     let value: toml::Value =
@@ -272,6 +289,11 @@ fn admin_url(config: &Path) -> anyhow::Result<String> {
                 config.display()
             )
         })?;
-    let tls = value.get("listen").and_then(|l| l.get("tls")).is_some();
+    let admin_tls = value
+        .get("admin")
+        .and_then(|a| a.get("tls"))
+        .and_then(toml::Value::as_bool)
+        != Some(false);
+    let tls = admin_tls && value.get("listen").and_then(|l| l.get("tls")).is_some();
     Ok(format!("{}://{listen}", if tls { "https" } else { "http" }))
 }

@@ -25,8 +25,11 @@ pub async fn run(serve: bool, listen: Option<SocketAddr>) -> anyhow::Result<Exit
         let port = if serve { 8080 } else { 0 };
         SocketAddr::from(([127, 0, 0, 1], port))
     });
-    let text = starter_config(&exe.to_string_lossy(), &addr.to_string());
+    let text = starter_config(&exe.to_string_lossy(), &addr.to_string(), "127.0.0.1:0");
     let home = tempfile::tempdir().context("cannot create a temporary directory for the demo")?;
+    // The approver the starter config registers (`operator`), as `init` writes it.
+    let approver_key = home.path().join(crate::commands::init::APPROVER_KEY);
+    audit_open::generate(&approver_key)?;
     let policies = home.path().join("policies");
     std::fs::create_dir_all(&policies)?;
     std::fs::write(policies.join("tiers.cedar"), portcullis_policy::DEFAULT_CEDAR_POLICIES)?;
@@ -34,6 +37,10 @@ pub async fn run(serve: bool, listen: Option<SocketAddr>) -> anyhow::Result<Exit
     let pki = crate::commands::ca::starter_pki(home.path(), std::time::Duration::from_secs(3600))?;
     let loaded = config::parse(&text, "<demo>", home.path())?;
     let audit = loaded.audit.clone();
+    let admin_listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+        .await
+        .context("cannot listen on a loopback port for the demo's admin API")?;
+    let admin_url = format!("http://{}", admin_listener.local_addr()?);
     let tls = loaded.tls.as_ref().map(assemble::tls_acceptor).transpose()?;
     let gateway = assemble::gateway(loaded, None, Some(crate::lock_note::LockNote::new("demo", None))).await?;
     let listener = tokio::net::TcpListener::bind(addr)
@@ -44,6 +51,12 @@ pub async fn run(serve: bool, listen: Option<SocketAddr>) -> anyhow::Result<Exit
     let server = tokio::spawn(serve_http(gateway.clone(), listener, tls, async move {
         let _ = stopped.await;
     }));
+    let admin = tokio::spawn(portcullis_gateway::serve_admin(
+        gateway.clone(),
+        admin_listener,
+        None,
+        std::future::pending(),
+    ));
     println!("Portcullis demo: gateway at https://{local}/mcp in front of the bundled demo server");
     println!(
         "The agent presents its SVID {} over mutual TLS\n",
@@ -68,6 +81,8 @@ pub async fn run(serve: bool, listen: Option<SocketAddr>) -> anyhow::Result<Exit
         first_receipt: None,
     };
     demo.script().await;
+    demo.approval_step(&admin_url, &approver_key).await;
+    demo.end_session().await;
     if serve {
         println!("\nServing at https://{local}/mcp (mutual TLS) — Ctrl-C stops. Connect a desktop host with:");
         println!(
@@ -80,6 +95,7 @@ pub async fn run(serve: bool, listen: Option<SocketAddr>) -> anyhow::Result<Exit
     }
     let _ = stop.send(());
     let _ = server.await;
+    admin.abort();
     gateway.shutdown().await;
     drop(gateway);
     if let Some(settings) = &audit {
@@ -140,13 +156,6 @@ impl Demo {
             (3, "search_docs", json!({"query":"refund"}), Some(why), true),
             (4, "search_docs", json!({"query":"refund"}), None, false),
             (5, "lookup_customer", json!({"customer_id":"C-1001"}), Some(why), false),
-            (
-                6,
-                "send_message",
-                json!({"to":"ops@example.com","body":"hello"}),
-                Some(why),
-                false,
-            ),
         ] {
             let meta = match reason {
                 Some(r) => json!({"io.portcullis/reason": r}),
@@ -233,8 +242,74 @@ impl Demo {
         let (status, body, _) = self.post(&call, &bad).await;
         self.expect_refusal(status, 400, &body, "Mcp-Name says one tool, the body calls another");
         self.session = session;
+    }
 
-        println!("\n6. The agent ends its session");
+    /// Step 6: a write call waits until the approver `operator` approves it, from the admin
+    /// API as `portcullis approvals approve` does (the binding signed with the approver key).
+    async fn approval_step(&mut self, admin_url: &str, key: &std::path::Path) {
+        println!("\n6. A write call waits for a human: the approver approves that exact call");
+        let call = json!({"jsonrpc":"2.0","id":20,"method":"tools/call","params":{"name":"send_message",
+            "arguments":{"to":"ops@example.com","body":"refund approved"},
+            "_meta":{"io.portcullis/reason":"tell ops the refund is approved"}}});
+        let (http, url, session) = (self.http.clone(), self.url.clone(), self.session.clone());
+        let waiting = tokio::spawn(async move {
+            let mut req = http
+                .post(&url)
+                .header("content-type", "application/json")
+                .header("accept", "application/json")
+                .body(call.to_string());
+            if let Some(sid) = &session {
+                req = req.header("mcp-session-id", sid);
+            }
+            match req.send().await {
+                Ok(resp) => resp.json::<Value>().await.unwrap_or(Value::Null),
+                Err(e) => json!({"error": {"message": e.to_string()}}),
+            }
+        });
+        let approved = async {
+            let admin = crate::commands::approvals::Admin::with_key(admin_url, key)?;
+            let mut waiting_id = None;
+            for _ in 0..100 {
+                let listed = admin.send("GET", "/approvals", None).await?;
+                if let Some(first) = listed["approvals"].as_array().and_then(|a| a.first()) {
+                    println!(
+                        "     pending: {} on {} by {}, reason: {}",
+                        first["target"].as_str().unwrap_or("?"),
+                        first["server"].as_str().unwrap_or("?"),
+                        first["principal"]["workload"].as_str().unwrap_or("?"),
+                        first["reason"].as_str().unwrap_or("-")
+                    );
+                    waiting_id = first["id"].as_str().map(str::to_owned);
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            let id = waiting_id.ok_or_else(|| anyhow::anyhow!("no call showed up as waiting for approval"))?;
+            admin.approve(&id).await?;
+            anyhow::Ok(id)
+        }
+        .await;
+        match approved {
+            Ok(id) => self.expect(
+                true,
+                &format!("operator approved request {id} (portcullis approvals approve)"),
+            ),
+            Err(e) => self.expect(false, &format!("approving the waiting call failed: {e:#}")),
+        }
+        let answer = waiting.await.unwrap_or(Value::Null);
+        let sent = answer
+            .pointer("/result/structuredContent/status")
+            .and_then(Value::as_str)
+            == Some("sent");
+        self.expect(
+            sent,
+            "send_message, approved: forwarded once; its records name the approval",
+        );
+    }
+
+    /// Step 7: the agent ends its session.
+    async fn end_session(&mut self) {
+        println!("\n7. The agent ends its session");
         let mut req = self.http.delete(&self.url);
         if let Some(sid) = &self.session {
             req = req.header("mcp-session-id", sid);
@@ -243,9 +318,9 @@ impl Demo {
         self.expect(ok, "session closed; its server process stopped");
     }
 
-    /// Step 7: the audit log, read back and verified offline.
+    /// Step 8: the audit log, read back and verified offline.
     async fn audit_step(&mut self, settings: &config::AuditSettings) {
-        println!("\n7. The audit log: every call recorded before its answer was released");
+        println!("\n8. The audit log: every call recorded before its answer was released");
         let config::AuditStoreSettings::File { dir } = &settings.store else {
             return;
         };

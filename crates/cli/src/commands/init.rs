@@ -4,11 +4,15 @@ use std::{path::PathBuf, process::ExitCode};
 
 use anyhow::Context;
 
+/// The approver key `init` writes (its public half is registered in the starter config).
+pub const APPROVER_KEY: &str = "keys/approver.key";
+
 /// Validity of the SVIDs `init` issues (re-issue with `portcullis ca issue`).
 const STARTER_TTL: std::time::Duration = std::time::Duration::from_secs(30 * 24 * 3600);
 
-/// The starter config for `program` (this binary).
-pub fn starter_config(program: &str, listen: &str) -> String {
+/// The starter config for `program` (this binary), its front at `listen` and the approvers'
+/// admin API at `admin`.
+pub fn starter_config(program: &str, listen: &str, admin: &str) -> String {
     format!(
         r#"# Portcullis config, written by `portcullis init`. Reference: docs/config.md ("Config reference").
 
@@ -40,6 +44,17 @@ reason_argument = true               # …the `portcullis_reason` argument every
 [audit]
 path = "data/audit"                  # tamper-evident log; `postgres = "postgres://…"` shares one log between replicas
 key = "keys/audit.key"               # checkpoint signing key (generated on first start; back it up)
+
+[approvals]                          # write calls wait for an approver (README "Approvals")
+wait_secs = 120                      # how long a write call is held for an answer
+
+[[approvals.approvers]]
+name = "operator"                    # approves with the private half, keys/approver.key:
+key = "keys/approver.pub"            #   portcullis approvals list|approve ID --config portcullis.toml --key keys/approver.key
+
+[admin]
+listen = "{admin}"             # the approvers' API (and break-glass)
+tls = false                          # loopback: every request is signed with an approver key
 "#
     )
 }
@@ -60,7 +75,7 @@ pub fn run(dir: Option<PathBuf>, force: bool, renew: bool) -> anyhow::Result<Exi
     }
     let stamp = backup_stamp();
     let exe = std::env::current_exe().context("cannot find this program's own path")?;
-    let text = starter_config(&exe.to_string_lossy(), "127.0.0.1:8080");
+    let text = starter_config(&exe.to_string_lossy(), "127.0.0.1:8080", "127.0.0.1:9443");
     back_up(&path, &text, &stamp)?;
     write_private(&path, &text)?;
     let policies = dir.join("policies");
@@ -88,6 +103,14 @@ pub fn run(dir: Option<PathBuf>, force: bool, renew: bool) -> anyhow::Result<Exi
     if !key.exists() {
         crate::audit_open::generate(&key)?;
         println!("wrote {} (audit log signing key, keep it private)", key.display());
+    }
+    let approver = dir.join(APPROVER_KEY);
+    if !approver.exists() {
+        crate::audit_open::generate(&approver)?;
+        println!(
+            "wrote {} (the approver key of `operator`: approves write calls, keep it private)",
+            approver.display()
+        );
     }
     println!("wrote {}", path.display());
     let abs = |p: &std::path::Path| crate::lock_note::absolute(p).display().to_string();

@@ -36,27 +36,33 @@ pub async fn run(path: &Path) -> anyhow::Result<ExitCode> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen on {addr}; is another process using it?"))?;
-    let admin_listener =
-        match admin_addr {
-            Some(admin_addr) => Some(tokio::net::TcpListener::bind(admin_addr).await.with_context(|| {
-                format!("cannot listen on {admin_addr} (admin.listen); is another process using it?")
-            })?),
-            None => None,
-        };
+    let admin_listener = match admin_addr {
+        Some(admin) => {
+            let bound = tokio::net::TcpListener::bind(admin.addr).await.with_context(|| {
+                format!(
+                    "cannot listen on {} (admin.listen); is another process using it?",
+                    admin.addr
+                )
+            })?;
+            Some((bound, admin.tls))
+        }
+        None => None,
+    };
     let local = listener.local_addr()?;
     let mut note = LockNote::new("run", Some(path));
     note.url = Some(format!("{scheme}://{local}/mcp"));
     let gateway = assemble::gateway(loaded, Some(path), Some(note)).await?;
     let admin = match admin_listener {
-        Some(admin_listener) => {
+        Some((admin_listener, admin_tls)) => {
+            let admin_scheme = if admin_tls && tls.is_some() { "https" } else { "http" };
             tracing::info!(
-                "portcullis admin API on {scheme}://{}/approvals",
+                "portcullis admin API on {admin_scheme}://{}/approvals",
                 admin_listener.local_addr()?
             );
             Some(tokio::spawn(serve_admin(
                 gateway.clone(),
                 admin_listener,
-                tls.clone(),
+                tls.clone().filter(|_| admin_tls),
                 std::future::pending(),
             )))
         }

@@ -120,10 +120,17 @@ pub fn approvals(raw: &RawApprovals, base: &Path, p: &mut Problems) -> Checked<A
     })
 }
 
-/// Validates `[admin]`: the admin listener's address. Without TLS on the front it must be a
-/// loopback address (requests are then authenticated by approver signatures alone).
-pub fn admin(raw: &RawAdmin, tls: bool, p: &mut Problems) -> Checked<Option<SocketAddr>> {
+/// Validates `[admin]`: the admin listener's address, over the front's TLS unless
+/// `tls = false`. Without TLS it must be a loopback address (requests are then
+/// authenticated by approver signatures alone).
+pub fn admin(raw: &RawAdmin, front_tls: bool, p: &mut Problems) -> Checked<Option<AdminListen>> {
     let Some(text) = &raw.listen else { return Ok(None) };
+    let tls = front_tls && raw.tls != Some(false);
+    p.check(
+        front_tls || raw.tls != Some(true),
+        "admin.tls",
+        "the admin listener takes its TLS from [listen.tls]; add [listen.tls] or drop admin.tls",
+    )?;
     let addr: SocketAddr = p.take(
         "admin.listen",
         text.parse::<SocketAddr>()
@@ -132,7 +139,14 @@ pub fn admin(raw: &RawAdmin, tls: bool, p: &mut Problems) -> Checked<Option<Sock
     p.check(
         tls || addr.ip().is_loopback(),
         "admin.listen",
-        "without [listen.tls] the admin listener must be on a loopback address; add [listen.tls] to serve it to other machines",
+        "without TLS the admin listener must be on a loopback address; add [listen.tls] (and leave admin.tls on) to serve it to other machines",
     )?;
-    Ok(Some(addr))
+    Ok(Some(AdminListen { addr, tls }))
+}
+
+/// Where the admin listener listens, and whether it uses the front's TLS.
+#[derive(Debug, Clone, Copy)]
+pub struct AdminListen {
+    pub addr: SocketAddr,
+    pub tls: bool,
 }

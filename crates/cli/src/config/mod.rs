@@ -11,7 +11,7 @@ use std::{
 use portcullis_core::{Principal, Secret, ServerName};
 use portcullis_gateway::config::{AttestConfig, GatewayConfig, ServerConfig};
 
-mod approvals;
+pub mod approvals;
 mod attest;
 mod audit;
 mod auth;
@@ -56,8 +56,8 @@ pub struct LoadedConfig {
     /// The SPIFFE Workload API (SPIRE agent) TLS material comes from, if any; it must
     /// be connected before serving.
     pub workload_api: Option<WorkloadApiUse>,
-    /// The admin listener's address (`[admin] listen`), served with the front's TLS.
-    pub admin_listen: Option<std::net::SocketAddr>,
+    /// The admin listener (`[admin]`): its address, and whether it uses the front's TLS.
+    pub admin_listen: Option<approvals::AdminListen>,
     pub warnings: Vec<String>,
 }
 

@@ -66,6 +66,8 @@ pub struct RawApprover {
 #[serde(deny_unknown_fields)]
 pub struct RawAdmin {
     pub listen: Option<String>,
+    /// `false`: plain HTTP on loopback even when the front has TLS (requests are signed).
+    pub tls: Option<bool>,
 }
 
 /// `[listen]`: the HTTP front, and who its callers are.

@@ -157,8 +157,10 @@ async fn acquire(
         };
         // No file lock (a PostgreSQL log takes many writers; no log takes none): a gateway of
         // its own, nothing to share.
+        let (admin, tls) = (cfg.admin_listen, cfg.tls.clone());
         let Some(dir) = dir else {
             let gateway = assemble::gateway(cfg, Some(path), None).await?;
+            assemble::spawn_admin(&gateway, admin, tls.as_ref()).await;
             return Ok(Backend::Own { gateway, relays: None });
         };
         let socket = holder::socket_path(&dir);
@@ -167,6 +169,7 @@ async fn acquire(
         match assemble::recorder(&cfg, Some(&note)).await {
             Ok(recorder) => {
                 let gateway = assemble::gateway_with(cfg, Some(path), recorder).await?;
+                assemble::spawn_admin(&gateway, admin, tls.as_ref()).await;
                 let relays = match holder::listen(&socket, gateway.clone(), hello.clone()).await {
                     Ok(listener) => Some(listener),
                     Err(e) => {
