@@ -108,6 +108,10 @@ enum Command {
         /// List a corpus of poisoned tool definitions (tool-poisoning tests).
         #[arg(long)]
         poisoned_tools: bool,
+        /// Append one line (the tool's name) to FILE for every tools/call received (tests
+        /// count what reached the server).
+        #[arg(long, value_name = "FILE")]
+        call_log: Option<PathBuf>,
     },
 }
 
@@ -157,11 +161,13 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             client_ca,
             rug_pull_after,
             poisoned_tools,
+            call_log,
         } => {
             let opts = portcullis_demo_server::DemoOptions {
                 test_tools,
                 rug_pull_after,
                 poisoned_tools,
+                call_log,
             };
             match (http, tls_cert, tls_key) {
                 (Some(addr), Some(cert), Some(key)) => {
