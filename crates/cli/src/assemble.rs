@@ -19,6 +19,16 @@ pub async fn gateway(loaded: LoadedConfig, config_file: Option<&Path>) -> anyhow
         Some(settings) => audit_open::recorder(settings).await?,
         None => Recorder::new(None),
     };
+    gateway_with(loaded, recorder, config_file).await
+}
+
+/// [`gateway`] with a record stage the caller built (the config's `[audit]` is not opened).
+pub async fn gateway_with(
+    loaded: LoadedConfig,
+    recorder: Recorder,
+    config_file: Option<&Path>,
+) -> anyhow::Result<Arc<Gateway>> {
+    connect_workload_api(&loaded).await?;
     if let Some(path) = config_file {
         let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
         let servers: Vec<String> = loaded.gateway.servers.iter().map(|s| s.name.to_string()).collect();

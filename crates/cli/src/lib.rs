@@ -10,6 +10,7 @@ mod audit_open;
 mod commands;
 pub mod config;
 mod duration;
+pub mod embed;
 mod logging;
 mod open_files;
 mod policy_open;
