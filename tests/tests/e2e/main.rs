@@ -18,6 +18,7 @@ mod conformance;
 mod connect;
 mod everything;
 mod failures;
+mod fault_matrix;
 mod hostile_upstream;
 mod http_front;
 mod identity;
