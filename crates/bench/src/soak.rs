@@ -457,12 +457,14 @@ async fn check_log(dir: &Path, receipts: &[(u64, [u8; 32])]) -> anyhow::Result<(
 
 /// Runs the soak and returns its report. Fails only when the harness itself cannot run;
 /// what the run found is in the report.
-pub async fn run(spec: SoakSpec) -> anyhow::Result<SoakReport> {
+pub async fn run(mut spec: SoakSpec) -> anyhow::Result<SoakReport> {
+    // The config names files by absolute path (relative ones resolve against its own dir).
+    std::fs::create_dir_all(&spec.dir)?;
+    spec.dir = std::fs::canonicalize(&spec.dir)?;
     let spec = Arc::new(spec);
     let pki = BenchPki::new(&spec.gateway_bin)?;
     let client = pki.client()?;
     let signer = Arc::new(pki.host_signer());
-    std::fs::create_dir_all(&spec.dir)?;
     let policy = spec.dir.join("soak.cedar");
     std::fs::write(&policy, BENCH_POLICIES)?;
     let audit_dir = spec.dir.join("audit");
