@@ -17,6 +17,7 @@
 )]
 
 pub mod clients;
+pub mod faults;
 pub mod pki;
 pub mod procs;
 pub mod raw_http;

@@ -54,16 +54,22 @@ impl GatewayProc {
 
     /// Starts the gateway on an existing config file (it must listen on HTTP).
     pub fn start_file(config: TempConfig) -> Self {
-        Self::start_limited(config, None)
+        Self::start_limited(config, None, &[])
     }
 
     /// Starts the gateway with exactly `config_toml`, in a process whose open-file limit
     /// (soft and hard) is `open_files` (set by `sh`'s `ulimit -n` before the `exec`).
     pub fn start_with_open_files(config_toml: &str, open_files: u64) -> Self {
-        Self::start_limited(write_config(config_toml), Some(open_files))
+        Self::start_limited(write_config(config_toml), Some(open_files), &[])
     }
 
-    fn start_limited(config: TempConfig, open_files: Option<u64>) -> Self {
+    /// Starts the gateway on an existing config file with `env` added to its environment
+    /// (for example `LD_PRELOAD` of libfaketime, to move its clock).
+    pub fn start_file_with_env(config: TempConfig, env: &[(&str, &str)]) -> Self {
+        Self::start_limited(config, None, env)
+    }
+
+    fn start_limited(config: TempConfig, open_files: Option<u64>, env: &[(&str, &str)]) -> Self {
         let tls = std::fs::read_to_string(&config.path)
             .unwrap_or_default()
             .contains("[listen.tls]");
@@ -80,6 +86,7 @@ impl GatewayProc {
             .args(["--log-format", "json", "run", "--config"])
             .arg(&config.path)
             .env("PORTCULLIS_LOG", "debug")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

@@ -147,7 +147,8 @@ pub enum CallError {
     #[error("the nonce must be {NONCE_MIN}-{NONCE_MAX} characters from [A-Za-z0-9_-]; generate a fresh random nonce")]
     BadNonce,
     #[error(
-        "the signature is issued at {iat}, more than {skew} s after the gateway's time {now}; check the host's clock"
+        "the signature is issued at {iat}, more than {skew} s after the gateway's time {now}; the host's clock or \
+         the gateway's clock is wrong: check both"
     )]
     IssuedInFuture { iat: u64, now: u64, skew: u64 },
     #[error(
@@ -155,7 +156,10 @@ pub enum CallError {
          gateway refuses those issued before {start} (the start plus the allowed clock skew); sign the call again"
     )]
     IssuedBeforeStart { iat: u64, start: u64 },
-    #[error("the signature expired at {exp} (gateway time {now}); sign the call again")]
+    #[error(
+        "the signature expired at {exp} (gateway time {now}); sign the call again, and if it was signed just now, \
+         the host's clock or the gateway's clock is wrong: check both"
+    )]
     Expired { exp: u64, now: u64 },
     #[error("the signature's validity window ({iat} to {exp}) is empty or longer than {max} s; use a shorter lifetime")]
     BadWindow { iat: u64, exp: u64, max: u64 },

@@ -16,7 +16,9 @@
 pub mod floor;
 pub mod load;
 pub mod pki;
+pub mod policies;
 pub mod procs;
 pub mod report;
+pub mod soak;
 pub mod upstream;
 pub mod wire;

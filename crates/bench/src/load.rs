@@ -330,7 +330,8 @@ impl Conn {
     }
 }
 
-async fn post(
+/// POSTs `msg` to `url` (in `session`, if given) as the load client does.
+pub async fn post(
     client: &reqwest::Client,
     url: &str,
     session: Option<&str>,

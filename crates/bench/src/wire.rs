@@ -1,7 +1,7 @@
 //! The JSON-RPC messages the benchmark sends, and the upstream's answers.
 //!
 //! The upstream answers `initialize`, `tools/list`, `tools/call` of `echo` and
-//! `ping`; notifications get no answer. Kept minimal and allocation-light on
+//! `ping`; notifications get no answer, and neither does a `tools/call` of `hang`. Kept minimal and allocation-light on
 //! purpose: it must be much cheaper than the gateway it is measured against.
 use portcullis_core::REASON_META_KEY;
 use serde_json::{Value, json};
@@ -10,8 +10,10 @@ use serde_json::{Value, json};
 pub const PROTOCOL: &str = "2025-11-25";
 /// The upstream's name in the gateway's config (what host signatures name).
 pub const SERVER: &str = "bench";
-/// The only tool of the bench upstream.
+/// The tool of the bench upstream that the load calls.
 pub const TOOL: &str = "echo";
+/// A tool that never answers over stdio: the soak's hanging call (fault injection).
+pub const HANG_TOOL: &str = "hang";
 
 /// The client's `initialize` request.
 pub fn initialize(id: u64) -> Value {
@@ -88,7 +90,12 @@ pub fn answer(msg: &Value) -> Option<Value> {
             "name": TOOL,
             "description": "Returns its `text` argument.",
             "inputSchema": {"type": "object", "properties": {"text": {"type": "string"}}, "required": ["text"]}
+        }, {
+            "name": HANG_TOOL,
+            "description": "Never answers (over stdio).",
+            "inputSchema": {"type": "object"}
         }]}),
+        "tools/call" if params.and_then(|p| p.get("name")).and_then(Value::as_str) == Some(HANG_TOOL) => return None,
         "tools/call" if params.and_then(|p| p.get("name")).and_then(Value::as_str) == Some(TOOL) => {
             let text = params
                 .and_then(|p| p.pointer("/arguments/text"))

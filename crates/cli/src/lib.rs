@@ -10,6 +10,7 @@ mod audit_open;
 mod commands;
 pub mod config;
 mod duration;
+pub mod embed;
 mod lock_note;
 mod logging;
 mod open_files;
@@ -178,6 +179,10 @@ enum Command {
         /// List a corpus of poisoned tool definitions (tool-poisoning tests).
         #[arg(long)]
         poisoned_tools: bool,
+        /// Append one line (the tool's name) to FILE for every tools/call received (tests
+        /// count what reached the server).
+        #[arg(long, value_name = "FILE")]
+        call_log: Option<PathBuf>,
     },
 }
 
@@ -249,11 +254,13 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             client_ca,
             rug_pull_after,
             poisoned_tools,
+            call_log,
         } => {
             let opts = portcullis_demo_server::DemoOptions {
                 test_tools,
                 rug_pull_after,
                 poisoned_tools,
+                call_log,
             };
             match (http, tls_cert, tls_key) {
                 (Some(addr), Some(cert), Some(key)) => {

@@ -22,7 +22,7 @@ mod server;
 mod stdio;
 mod test_tools;
 
-use std::net::SocketAddr;
+use std::{net::SocketAddr, path::PathBuf};
 
 pub use catalog::DemoTool;
 pub use https::HttpsOptions;
@@ -30,7 +30,7 @@ pub use server::{Channel, DemoServer};
 pub use test_tools::{CRASH_EXIT_CODE, GARBAGE_LINE};
 
 /// What the demo server exposes.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct DemoOptions {
     /// Also list the test tools (echo, get_env, progress, log, sample, elicit, roots, crash,
     /// hang, garbage, notify_list_changed, notifications_seen, flood).
@@ -40,6 +40,10 @@ pub struct DemoOptions {
     pub rug_pull_after: Option<u32>,
     /// List the poisoned tool corpus (T7 tests).
     pub poisoned_tools: bool,
+    /// Append one line (the tool's name) to this file for every `tools/call` received, before
+    /// the tool runs: tests count what reached the server (the fault matrix's "zero
+    /// forwarded"). Several server processes may share one file (each line is one append).
+    pub call_log: Option<PathBuf>,
 }
 
 /// Serve MCP over stdin/stdout until the client closes stdin.

@@ -1,7 +1,7 @@
 //! The `portcullis-demo-server` binary: parse flags, set up stderr logging, and serve the demo
 //! MCP server over stdio (default) or Streamable HTTP (`--http ADDR`).
 
-use std::net::SocketAddr;
+use std::{net::SocketAddr, path::PathBuf};
 
 use clap::Parser;
 use portcullis_demo_server::{DemoOptions, serve_http, serve_stdio};
@@ -17,6 +17,10 @@ struct Args {
     /// hang, garbage, notify_list_changed, notifications_seen, flood).
     #[arg(long)]
     test_tools: bool,
+    /// Append one line (the tool's name) to FILE for every tools/call received (tests count
+    /// what reached the server).
+    #[arg(long, value_name = "FILE")]
+    call_log: Option<PathBuf>,
 }
 
 #[tokio::main]
@@ -34,6 +38,7 @@ async fn main() -> anyhow::Result<()> {
         .init();
     let opts = DemoOptions {
         test_tools: args.test_tools,
+        call_log: args.call_log,
         ..DemoOptions::default()
     };
     match args.http {

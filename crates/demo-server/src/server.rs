@@ -17,7 +17,11 @@ use rmcp::{
     },
     service::{NotificationContext, RequestContext},
 };
-use std::sync::{Arc, Mutex};
+use std::{
+    io::Write as _,
+    path::PathBuf,
+    sync::{Arc, Mutex},
+};
 
 use tokio::sync::mpsc::UnboundedSender;
 
@@ -49,6 +53,8 @@ pub struct DemoServer {
     /// Client notifications received (method, and a `tools/call`'s tool name), for
     /// `notifications_seen`: tests prove what the gateway relayed or refused (T21).
     notifications: Arc<Mutex<Vec<String>>>,
+    /// Where every `tools/call` received is noted (`DemoOptions::call_log`).
+    call_log: Option<Arc<PathBuf>>,
 }
 
 impl DemoServer {
@@ -59,6 +65,21 @@ impl DemoServer {
             rug_pull: opts.rug_pull_after.map(RugPull::new),
             poisoned_tools: opts.poisoned_tools,
             notifications: Arc::default(),
+            call_log: opts.call_log.clone().map(Arc::new),
+        }
+    }
+
+    /// Notes a `tools/call` of `tool` in the call log, if there is one. One `write` of a
+    /// whole line to a file opened for appending, so lines from several processes never mix.
+    fn log_call(&self, tool: &str) {
+        let Some(path) = &self.call_log else { return };
+        let written = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path.as_ref())
+            .and_then(|mut file| file.write_all(format!("{tool}\n").as_bytes()));
+        if let Err(error) = written {
+            tracing::error!(%error, path = %path.display(), "cannot write the call log");
         }
     }
 
@@ -151,6 +172,7 @@ impl ServerHandler for DemoServer {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
+        self.log_call(&request.name);
         if let Some(rug) = &self.rug_pull
             && request.name == attack_tools::RUG_PULL_TOOL
         {

@@ -25,6 +25,10 @@ pub struct Decision {
     pub messages: Vec<String>,
     /// Evaluation errors. Any error means deny.
     pub errors: Vec<String>,
+    /// Set (to the limit, in milliseconds) when the evaluation ran over its time limit:
+    /// one of the `errors`, and the one the client is told about by name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_limit_exceeded_ms: Option<u64>,
 }
 
 impl Decision {
@@ -35,6 +39,13 @@ impl Decision {
 
     /// The message shown to the client on deny: no policy text, no internal errors.
     pub fn client_message(&self) -> String {
+        if let Some(limit) = self.time_limit_exceeded_ms {
+            return format!(
+                "call denied: the policy could not be evaluated within its time limit of {limit} ms; ask the operator \
+                 to look up decision `{}`",
+                self.decision_id
+            );
+        }
         if !self.errors.is_empty() {
             return format!(
                 "call denied: the policy could not be evaluated; ask the operator to look up decision `{}`",

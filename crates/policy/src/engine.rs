@@ -65,7 +65,8 @@ pub trait Engine: Send + Sync {
 /// Evaluates `request` on `engine` and applies the fail-closed rules.
 pub fn decide(engine: &dyn Engine, request: &DecisionRequest) -> Decision {
     let input = Input::new(request, engine.settings());
-    decision_of(engine, evaluate_bounded(engine, &input, |e, i| e.evaluate(i)))
+    let (evaluation, over_time) = evaluate_bounded(engine, &input, |e, i| e.evaluate(i));
+    decision_of(engine, evaluation, over_time)
 }
 
 /// [`decide`], then a [`Permit`] for an allowed decision or a [`Deny`].
@@ -76,13 +77,13 @@ pub fn authorize(engine: &dyn Engine, request: &DecisionRequest) -> Result<Permi
 /// Why `engine` decides `request` as it does.
 pub fn explain(engine: &dyn Engine, request: &DecisionRequest) -> Explanation {
     let input = Input::new(request, engine.settings());
-    let evaluation = evaluate_bounded(engine, &input, |e, i| e.evaluate_each(i));
+    let (evaluation, over_time) = evaluate_bounded(engine, &input, |e, i| e.evaluate_each(i));
     let (permits, forbids, considered) = (
         evaluation.permits.clone(),
         evaluation.forbids.clone(),
         evaluation.considered,
     );
-    let mut decision = decision_of(engine, evaluation);
+    let mut decision = decision_of(engine, evaluation, over_time);
     // The enforced decision is the indexed one; a disagreement would be a bug, so deny.
     let enforced = decide(engine, request);
     if enforced.allowed != decision.allowed {
@@ -100,8 +101,13 @@ pub fn explain(engine: &dyn Engine, request: &DecisionRequest) -> Explanation {
     }
 }
 
-/// Runs `run` on `input` under `catch_unwind` and the settings' time bound.
-fn evaluate_bounded(engine: &dyn Engine, input: &Input, run: impl Fn(&dyn Engine, &Input) -> Evaluation) -> Evaluation {
+/// Runs `run` on `input` under `catch_unwind` and the settings' time bound; the limit
+/// comes back too when the evaluation ran over it (an error, so a deny).
+fn evaluate_bounded(
+    engine: &dyn Engine,
+    input: &Input,
+    run: impl Fn(&dyn Engine, &Input) -> Evaluation,
+) -> (Evaluation, Option<Duration>) {
     let limit = engine.settings().time_limit;
     let started = Instant::now();
     let outcome = catch_unwind(AssertUnwindSafe(|| run(engine, input)));
@@ -109,13 +115,14 @@ fn evaluate_bounded(engine: &dyn Engine, input: &Input, run: impl Fn(&dyn Engine
     let mut evaluation = outcome.unwrap_or_else(|_| failed("the policy engine panicked".to_owned()));
     if elapsed > limit {
         evaluation.errors.push(over_time(elapsed, limit));
+        return (evaluation, Some(limit));
     }
-    evaluation
+    (evaluation, None)
 }
 
 /// The fail-closed rules: allow only if the engine said allow, matched a permit and
-/// reported no errors.
-fn decision_of(engine: &dyn Engine, evaluation: Evaluation) -> Decision {
+/// reported no errors (running over the time limit is one).
+fn decision_of(engine: &dyn Engine, evaluation: Evaluation, over_time: Option<Duration>) -> Decision {
     let allowed = evaluation.allowed
         && !evaluation.permits.is_empty()
         && evaluation.forbids.is_empty()
@@ -131,6 +138,7 @@ fn decision_of(engine: &dyn Engine, evaluation: Evaluation) -> Decision {
         },
         messages: if allowed { Vec::new() } else { evaluation.messages },
         errors: evaluation.errors,
+        time_limit_exceeded_ms: over_time.map(|limit| u64::try_from(limit.as_millis()).unwrap_or(u64::MAX)),
     }
 }
 

@@ -1,6 +1,7 @@
 //! The audit log on the call path (T12, T15): receipts, offline verification
-//! through the CLI, kill -9 under load, write failures that deny calls, and the
-//! PostgreSQL store shared by two gateway processes.
+//! through the CLI, kill -9 under load, the PostgreSQL store shared by two gateway
+//! processes and its table taken away mid-run. A full disk, EIO, a failed fsync and
+//! PostgreSQL going down are rows of the fault matrix (`fault_matrix.rs`).
 use std::{
     collections::BTreeMap,
     path::Path,
@@ -162,53 +163,6 @@ async fn t15_kill_9_under_load_loses_no_acknowledged_record() {
             "acknowledged record {index} is in the log"
         );
     }
-}
-
-#[tokio::test]
-async fn t15_full_disk_denies_calls_and_reports_unhealthy() {
-    let mount = tempfile::tempdir().unwrap();
-    let m = mount.path().to_str().unwrap();
-    let status = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=256k", "tmpfs", m])
-        .status()
-        .unwrap();
-    assert!(
-        status.success(),
-        "this test needs to mount a small tmpfs (root); mount failed"
-    );
-    struct Unmount(String);
-    impl Drop for Unmount {
-        fn drop(&mut self) {
-            let _ = Command::new("umount").arg(&self.0).status();
-        }
-    }
-    let _unmount = Unmount(m.to_owned());
-    let gw = GatewayProc::start(&format!(
-        "[audit]\npath = \"{m}/audit\"\n{}",
-        demo_server_entry("demo", "")
-    ));
-    let (client, rec) = clients::http(&gw.url, Revision::Legacy).await;
-    call(&client, "search_docs", json!({"query": "before"}))
-        .await
-        .expect("log writable");
-    // Fill the file system.
-    let filler = std::path::Path::new(m).join("filler");
-    let _ = std::fs::write(&filler, vec![0u8; 1024 * 1024]);
-    // A file's last page may still have room; within a few calls the log needs a new one.
-    let mut denied = None;
-    for n in 0..200 {
-        if let Err(e) = call(&client, "echo", json!({"x": format!("after-{n}")})).await {
-            denied = Some(e);
-            break;
-        }
-    }
-    let err = denied.expect("a full disk must deny calls");
-    assert!(err.to_string().contains("audit log cannot be written"), "{err}");
-    let _ = rec;
-    let health = reqwest::get(format!("http://{}/healthz", gw.addr)).await.unwrap();
-    assert_eq!(health.status().as_u16(), 503, "gateway reports itself unhealthy");
-    let again = call(&client, "search_docs", json!({"query": "still-full"})).await;
-    assert!(again.is_err(), "still denied while the log is unwritable");
 }
 
 fn database_url() -> Option<String> {

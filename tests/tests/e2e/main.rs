@@ -20,6 +20,7 @@ mod connect;
 mod desktop_hosts;
 mod everything;
 mod failures;
+mod fault_matrix;
 mod hostile_upstream;
 mod http_front;
 mod identity;

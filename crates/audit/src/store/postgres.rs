@@ -37,6 +37,12 @@ use crate::merkle::tree::Frontier;
 const MIGRATION_0001: &str = include_str!("../../migrations/0001_audit_log.sql");
 const MIGRATION_0002: &str = include_str!("../../migrations/0002_batch_seals.sql");
 
+/// How long taking a connection from the pool may wait, connecting included. A database
+/// that is down refuses connections and sqlx retries until this deadline (its default is
+/// 30 s): every batch, and every call behind it, would wait that long before the deny.
+/// Connecting to a healthy server takes milliseconds.
+pub const ACQUIRE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// The PostgreSQL-backed [`AuditStore`].
 pub struct PostgresStore {
     pool: PgPool,
@@ -61,6 +67,7 @@ impl PostgresStore {
             .options([("search_path", schema)]);
         let pool = PgPoolOptions::new()
             .max_connections(max_connections.max(1))
+            .acquire_timeout(ACQUIRE_TIMEOUT)
             .connect_with(options)
             .await
             .map_err(|source| StoreError::Postgres {

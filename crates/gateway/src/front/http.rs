@@ -141,19 +141,33 @@ impl Front {
         })
     }
 
-    /// The identify stage: who is calling, from this request's credentials alone.
+    /// The identify stage: who is calling, from this request's credentials alone. A refusal
+    /// because the gateway could not check the credentials (503: the issuer's key set is
+    /// unavailable) is recorded, and quotes its decision id.
     async fn identify(&self, headers: &HeaderMap, peer: &Peer) -> Result<Caller, Response> {
         let config = self.gateway.config();
         let peer = peer.as_ref().map(|Extension(p)| p);
-        identify(&config.listen.auth, &config.anonymous_principal, headers, peer)
-            .await
-            .map_err(|refusal| {
-                let mut resp = rpc_error(refusal.status, None, ErrorCode::InvalidRequest, &refusal.message);
-                if let Some(value) = refusal.challenge.and_then(|c| HeaderValue::from_str(&c).ok()) {
-                    resp.headers_mut().insert(header::WWW_AUTHENTICATE, value);
+        let refusal = match identify(&config.listen.auth, &config.anonymous_principal, headers, peer).await {
+            Ok(caller) => return Ok(caller),
+            Err(refusal) => refusal,
+        };
+        let (mut message, mut data) = (refusal.message, None);
+        if refusal.status == StatusCode::SERVICE_UNAVAILABLE {
+            match self.gateway.recorder().unchecked_credentials(&message).await {
+                Ok(Some(decision)) => {
+                    message = format!("{message} (decision {decision})");
+                    data = Some(json!({ "decisionId": decision }));
                 }
-                resp
-            })
+                Ok(None) => {}
+                Err(e) => message = format!("{message}; {e}"),
+            }
+        }
+        let body = error_response(None, ErrorCode::InvalidRequest, &message, data);
+        let mut resp = json_response(refusal.status, &body);
+        if let Some(value) = refusal.challenge.and_then(|c| HeaderValue::from_str(&c).ok()) {
+            resp.headers_mut().insert(header::WWW_AUTHENTICATE, value);
+        }
+        Err(resp)
     }
 
     /// The Host/Origin guard, then the identify stage.

@@ -82,10 +82,13 @@ impl Authoriser {
         request.tool_findings = attested.findings;
         request.break_glass = attested.break_glass;
         let (outcome, shadow) = self.store.authorize_with_shadow(&request);
-        // Only on a deny: the allow path reads no settings.
+        // Only on a deny: the allow path reads no settings. Not when the policy could not be
+        // evaluated: then the missing reason is not why the call was refused.
         let outcome = match outcome {
             Err(deny)
-                if request.effective_reason().is_none() && self.store.current_engine().settings().require_reason =>
+                if deny.errors().is_empty()
+                    && request.effective_reason().is_none()
+                    && self.store.current_engine().settings().require_reason =>
             {
                 Err(deny.with_hint(&self.reason_hint(kind)))
             }

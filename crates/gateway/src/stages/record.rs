@@ -322,6 +322,25 @@ impl Recorder {
         self.append(&r).await.map(|_| ())
     }
 
+    /// Records a request the HTTP front refused because the gateway could not check its
+    /// credentials (the issuer's key set is unavailable), durably, as a denied decision
+    /// with the reason prefixed `identify:` and no target (the body is not read yet). The
+    /// failure is the gateway's own, so each such refusal is recorded; bad credentials are
+    /// not (a flood of them must not become writes). Returns the decision id the refusal
+    /// quotes; `None` with the log off.
+    pub async fn unchecked_credentials(&self, why: &str) -> Result<Option<String>, RecordError> {
+        if self.log.is_none() {
+            return Ok(None);
+        }
+        let decision_id = CallId::random().to_string();
+        let mut r = AuditRecord::new(RecordKind::Decision, SystemTime::now());
+        r.call_id = Some(CallId::random().to_string());
+        r.decision = Some(Decision::Deny);
+        r.decision_id = Some(decision_id.clone());
+        r.reason = Some(format!("identify: {why}"));
+        self.append(&r).await.map(|_| Some(decision_id))
+    }
+
     /// Records a change of the policy set in force (reload), with its hash.
     pub async fn policy_change(&self, policy_hash: &str, detail: &str) -> Result<(), RecordError> {
         let mut r = AuditRecord::new(RecordKind::PolicyChange, SystemTime::now());

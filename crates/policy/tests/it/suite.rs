@@ -192,6 +192,11 @@ pub fn zero_time_limit_denies(f: &Flavour) {
     let deny = authorize(&*engine, &call("files", "read_file", Tier::Read)).unwrap_err();
     assert!(!deny.errors().is_empty());
     assert!(deny.client_message().contains("could not be evaluated"));
+    assert!(
+        deny.client_message().contains("within its time limit of 0 ms"),
+        "the client is told the evaluation ran out of time: {}",
+        deny.client_message()
+    );
 }
 
 macro_rules! suite {

@@ -101,16 +101,20 @@ impl Conn {
             .post_headers(msg)
             .await
             .map_err(|e| format!("cannot send this request to upstream `{name}`: {e}"))?;
-        let unreachable = |causes: String| format!("upstream `{name}` is unreachable: {causes}");
+        // Reached, but what came back was not HTTP: say so, not "unreachable".
+        let unreachable = |e: &(dyn std::error::Error + 'static)| {
+            if not_http(e) {
+                format!("upstream `{name}` sent an answer that is not HTTP: {}", with_causes(e))
+            } else {
+                format!("upstream `{name}` is unreachable: {}", with_causes(e))
+            }
+        };
         let body = Bytes::from(msg.to_bytes());
         if let Some((conns, target)) = &self.http1 {
             let mut request = http::Request::new(Full::new(body));
             *request.method_mut() = http::Method::POST;
             *request.headers_mut() = headers;
-            let (response, conn) = conns
-                .send(target, request)
-                .await
-                .map_err(|e| unreachable(with_causes(&*e)))?;
+            let (response, conn) = conns.send(target, request).await.map_err(|e| unreachable(&*e))?;
             return Ok(Posted::Plain(response, conn));
         }
         let request = match &self.url {
@@ -122,7 +126,7 @@ impl Conn {
             .body(body)
             .send()
             .await
-            .map_err(|e| unreachable(with_causes(&e)))?;
+            .map_err(|e| unreachable(&e))?;
         Ok(Posted::Reqwest(response))
     }
 
@@ -153,6 +157,22 @@ fn with_causes(e: &(dyn std::error::Error + 'static)) -> String {
         text.push_str(&words);
     }
     text
+}
+
+/// Whether `e` (or one of its causes) is hyper failing to parse the answer: the upstream
+/// was reached and sent bytes that are not an HTTP response.
+fn not_http(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(e);
+    while let Some(error) = next {
+        if error
+            .downcast_ref::<hyper::Error>()
+            .is_some_and(|h| h.is_parse() || h.is_parse_status())
+        {
+            return true;
+        }
+        next = error.source();
+    }
+    false
 }
 
 /// An upstream's answer to a POST: on a plain-HTTP keep-alive connection (hyper's
