@@ -197,7 +197,12 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(dispatch(cli.command)) {
+    let result = runtime.block_on(dispatch(cli.command));
+    // The command is done (its own shutdown awaited). A read of stdin may still be pending
+    // on a blocking thread (a desktop host keeps our stdin open, and that read cannot be
+    // cancelled): do not wait for it, or `stdio` would hang after saying why it stopped.
+    runtime.shutdown_timeout(SHUTDOWN_GRACE);
+    match result {
         Ok(code) => code,
         Err(e) => {
             let is_config = e.downcast_ref::<config::ConfigError>().is_some();
@@ -210,6 +215,9 @@ pub fn main() -> ExitCode {
         }
     }
 }
+
+/// How long tasks still running when a command returns get to finish.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// `e` and its causes, `: `-separated, each said once: a cause whose text an outer message
 /// already includes (many errors quote their source) is left out.

@@ -95,9 +95,14 @@ pub fn refusal(dir: &Path, holder: Option<&str>) -> String {
                 .as_ref()
                 .and_then(|n| n.url.clone())
                 .unwrap_or_else(|| "https://HOST:PORT/mcp".into());
+            let flags = note
+                .as_ref()
+                .and_then(|n| n.config.as_deref())
+                .and_then(init_svid_flags)
+                .unwrap_or_else(|| "--cert AGENT.pem --key AGENT.key --ca CA.pem".to_owned());
             format!(
                 "a `run` gateway takes no stdio sessions: point the host at it with `portcullis connect {url} \
-                 --cert AGENT.pem --key AGENT.key --ca CA.pem` (see docs/troubleshooting.md), or stop it first"
+                 {flags}` (see docs/troubleshooting.md), or stop it first"
             )
         }
         Some("stdio") => "it is a `portcullis stdio` started by a desktop host; its relay socket did not \
@@ -108,6 +113,21 @@ pub fn refusal(dir: &Path, holder: Option<&str>) -> String {
             .to_owned(),
     };
     format!("the audit log at {} is held by {what}; {advice}", dir.display())
+}
+
+/// `--cert … --key … --ca …` of the agent SVID `portcullis init` wrote beside `config`, if
+/// it is there.
+fn init_svid_flags(config: &Path) -> Option<String> {
+    let pki = config.parent()?.join("pki");
+    let (cert, key, ca) = (pki.join("agent.pem"), pki.join("agent.key"), pki.join("ca/ca.pem"));
+    (cert.is_file() && key.is_file() && ca.is_file()).then(|| {
+        format!(
+            "--cert {} --key {} --ca {}",
+            cert.display(),
+            key.display(),
+            ca.display()
+        )
+    })
 }
 
 #[cfg(test)]

@@ -324,17 +324,32 @@ fn stdio_beside_a_running_gateway_says_to_use_connect() {
         .replace("127.0.0.1:8080", "127.0.0.1:0");
     std::fs::write(&path, text).unwrap();
     let gw = GatewayProc::start_file(TempConfig { dir, path });
-    let out = Command::new(bin("portcullis"))
+    // Like a desktop host, keep its stdin open: it must exit anyway, not hang.
+    let mut child = Command::new(bin("portcullis"))
         .args(["stdio", "--config", gw.config.path.to_str().unwrap()])
         .stdin(Stdio::piped())
-        .output()
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
         .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{err}");
+    let status = wait_exit(&mut child, Duration::from_secs(15));
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert_eq!(status.code(), Some(1), "{err}");
     assert!(err.contains("is held by `portcullis run`"), "{err}");
     assert!(err.contains("portcullis connect https://127.0.0.1:"), "{err}");
+    let agent = gw.config.dir.path().join("pki/agent.pem");
+    assert!(
+        err.contains(&format!("--cert {}", canonical(&agent))),
+        "the init directory's agent SVID is named: {err}"
+    );
     assert!(
         !err.contains("in use by another process"),
         "said once, in plain words: {err}"
     );
+}
+
+/// `path` as the gateway prints it: absolute, symbolic links resolved.
+fn canonical(path: &Path) -> String {
+    std::fs::canonicalize(path).unwrap().display().to_string()
 }

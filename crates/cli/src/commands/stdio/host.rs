@@ -178,6 +178,9 @@ impl HostSide {
                 self.pending.len()
             ),
         }
+        // The host may still read its stdout: what is still owed gets an answer.
+        self.fail_pending("the gateway did not answer before this session ended")
+            .await;
         Ok(Ended::Finished)
     }
 
