@@ -283,6 +283,13 @@ fn check_config_and_run_fail_alike_on_files_the_config_names() {
             "{command}: {err}"
         );
     }
+    // `stdio` serves no HTTP front: it fails alike on the policy files, not on the front's TLS.
+    let (code, out, err) = portcullis(&["stdio", "--config", config]);
+    assert_eq!(code, 2, "stdio: {out}{err}");
+    assert!(
+        err.contains("no policy files match") && !err.contains("listen.tls"),
+        "stdio: {err}"
+    );
 }
 
 /// Logs written to a pipe or a file carry no terminal colour codes (the gateway's and the

@@ -115,6 +115,8 @@ fn load(path: &Path, only: Option<&str>) -> anyhow::Result<LoadedConfig> {
             .into());
         }
     }
+    // A bad policy file is a bad config (exit 2), as for `run` and `check-config`.
+    crate::preflight::check_stdio(&loaded, path)?;
     Ok(loaded)
 }
 
