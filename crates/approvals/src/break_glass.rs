@@ -55,12 +55,6 @@ pub struct BreakGlass {
     windows: Mutex<HashMap<String, Window>>,
 }
 
-fn random_id() -> String {
-    let mut b = [0u8; 16];
-    rand::Rng::fill(&mut rand::rng(), &mut b);
-    hex::encode(b)
-}
-
 impl BreakGlass {
     pub fn new(max_ttl_secs: u64) -> Self {
         Self {
@@ -96,7 +90,7 @@ impl BreakGlass {
             )));
         }
         let window = Window {
-            id: random_id(),
+            id: portcullis_core::CallId::random().to_string(),
             reason: reason.to_owned(),
             ttl_secs,
             workload,
@@ -165,16 +159,30 @@ impl BreakGlass {
         ended
     }
 
-    /// The active window a call from `workload` is under, if any.
-    pub fn active_for(&self, workload: &str) -> Option<String> {
+    /// For one call, under one lock: the windows whose TTL ran out (ended now, to be
+    /// recorded), and the active window a call from `workload` is under, if any.
+    pub fn expire_and_find(&self, workload: &str) -> (Vec<Window>, Option<String>) {
         let now = unix_now();
-        self.windows()
-            .values()
-            .find(|w| {
-                matches!(w.state, WindowState::Active { until } if now < until)
-                    && w.workload.as_deref().is_none_or(|only| only == workload)
-            })
-            .map(|w| w.id.clone())
+        let mut windows = self.windows();
+        if windows.is_empty() {
+            return (Vec::new(), None);
+        }
+        let mut ended = Vec::new();
+        let mut active = None;
+        for window in windows.values_mut() {
+            if let WindowState::Active { until } = window.state {
+                if now >= until {
+                    window.state = WindowState::Ended {
+                        at: until,
+                        by: "ttl".into(),
+                    };
+                    ended.push(window.clone());
+                } else if active.is_none() && window.workload.as_deref().is_none_or(|only| only == workload) {
+                    active = Some(window.id.clone());
+                }
+            }
+        }
+        (ended, active)
     }
 
     /// Every window, newest first.
@@ -216,7 +224,7 @@ mod tests {
             WindowState::Requested
         );
         assert_eq!(
-            bg.active_for("spiffe://example.org/agent"),
+            bg.expire_and_find("spiffe://example.org/agent").1,
             None,
             "one approver is not enough"
         );
@@ -224,15 +232,15 @@ mod tests {
             bg.approve(&w.id, &approver("erin")).unwrap().state,
             WindowState::Active { .. }
         ));
-        assert_eq!(bg.active_for("spiffe://example.org/agent"), Some(w.id.clone()));
+        assert_eq!(bg.expire_and_find("spiffe://example.org/agent").1, Some(w.id.clone()));
         assert_eq!(
-            bg.active_for("spiffe://example.org/other"),
+            bg.expire_and_find("spiffe://example.org/other").1,
             None,
             "scoped to one workload"
         );
         assert!(bg.expire().is_empty());
         bg.end(&w.id, "erin").unwrap();
-        assert_eq!(bg.active_for("spiffe://example.org/agent"), None);
+        assert_eq!(bg.expire_and_find("spiffe://example.org/agent").1, None);
         assert!(bg.end(&w.id, "erin").is_err());
     }
 
@@ -244,9 +252,10 @@ mod tests {
         bg.approve(&w.id, &approver("erin")).unwrap();
         // Make it due: its end is in the past.
         bg.windows().get_mut(&w.id).unwrap().state = WindowState::Active { until: unix_now() - 1 };
-        assert_eq!(bg.active_for("any"), None);
-        let ended = bg.expire();
+        let (ended, active) = bg.expire_and_find("any");
+        assert_eq!(active, None);
         assert_eq!(ended.len(), 1);
+        assert!(bg.expire().is_empty(), "ended once");
         assert_eq!(ended[0].state.label(), "ended");
     }
 }

@@ -116,10 +116,21 @@ pub struct Pending {
     slots: Mutex<HashMap<String, Slot>>,
 }
 
-fn random_hex(bytes: usize) -> String {
-    let mut b = vec![0u8; bytes];
-    rand::Rng::fill(&mut rand::rng(), b.as_mut_slice());
-    hex::encode(b)
+/// The open, unexpired request `id` of `slots`.
+fn live<'a>(slots: &'a mut HashMap<String, Slot>, id: &str) -> Result<&'a mut Slot, ApprovalError> {
+    let now = unix_now();
+    slots
+        .get_mut(id)
+        .filter(|s| s.entry.binding.expires_at >= now)
+        .ok_or_else(|| ApprovalError::UnknownRequest(id.to_owned()))
+}
+
+/// `slot`, if nobody has decided it yet.
+fn undecided(slot: &mut Slot, id: &str) -> Result<(), ApprovalError> {
+    match slot.entry.state {
+        PendingState::Waiting => Ok(()),
+        ref decided => Err(ApprovalError::AlreadyDecided(id.to_owned(), decided.label())),
+    }
 }
 
 impl Pending {
@@ -167,8 +178,9 @@ impl Pending {
         }
         let mut binding = opening.call;
         binding.v = BINDING_VERSION;
-        binding.id = random_hex(16);
-        binding.nonce = random_hex(16);
+        // 128 random bits each, lowercase hex (core's id generator).
+        binding.id = portcullis_core::CallId::random().to_string();
+        binding.nonce = portcullis_core::CallId::random().to_string();
         binding.expires_at = now + self.settings.ttl_secs;
         let required = self.required_for(&binding.server, &binding.target);
         let (tx, rx) = watch::channel(PendingState::Waiting);
@@ -217,18 +229,12 @@ impl Pending {
     /// Adds `approver`'s approval. The same approver twice counts once; the caller never
     /// approves their own call. Returns the request's state afterwards.
     pub fn grant(&self, id: &str, approver: &Approver, grant: Grant) -> Result<PendingState, ApprovalError> {
-        let now = unix_now();
         let mut slots = self.slots();
-        let slot = slots
-            .get_mut(id)
-            .filter(|s| s.entry.binding.expires_at >= now)
-            .ok_or_else(|| ApprovalError::UnknownRequest(id.to_owned()))?;
+        let slot = live(&mut slots, id)?;
         if approver.is_caller_of(&slot.entry.binding) {
             return Err(ApprovalError::SelfApproval(approver.name.clone()));
         }
-        if slot.entry.state != PendingState::Waiting {
-            return Err(ApprovalError::AlreadyDecided(id.to_owned(), slot.entry.state.label()));
-        }
+        undecided(slot, id)?;
         if !slot.entry.grants.iter().any(|g| g.approver == approver.name) {
             slot.entry.grants.push(grant);
         }
@@ -243,15 +249,9 @@ impl Pending {
     /// operator lets users approve: it grants the request outright, whatever `required` is.
     /// Never reachable by an approver's token or the admin API.
     pub fn confirm_by_caller(&self, id: &str, grant: Grant) -> Result<PendingState, ApprovalError> {
-        let now = unix_now();
         let mut slots = self.slots();
-        let slot = slots
-            .get_mut(id)
-            .filter(|s| s.entry.binding.expires_at >= now)
-            .ok_or_else(|| ApprovalError::UnknownRequest(id.to_owned()))?;
-        if slot.entry.state != PendingState::Waiting {
-            return Err(ApprovalError::AlreadyDecided(id.to_owned(), slot.entry.state.label()));
-        }
+        let slot = live(&mut slots, id)?;
+        undecided(slot, id)?;
         slot.entry.grants.push(grant);
         slot.entry.state = PendingState::Granted;
         slot.tx.send_replace(PendingState::Granted);
@@ -264,9 +264,7 @@ impl Pending {
         let slot = slots
             .get_mut(id)
             .ok_or_else(|| ApprovalError::UnknownRequest(id.to_owned()))?;
-        if slot.entry.state != PendingState::Waiting {
-            return Err(ApprovalError::AlreadyDecided(id.to_owned(), slot.entry.state.label()));
-        }
+        undecided(slot, id)?;
         let denied = PendingState::Denied { by: by.to_owned() };
         slot.entry.state = denied.clone();
         slot.tx.send_replace(denied);
@@ -275,15 +273,9 @@ impl Pending {
 
     /// An approver refuses the request; the waiting call is denied.
     pub fn deny(&self, id: &str, approver: &Approver) -> Result<(), ApprovalError> {
-        let now = unix_now();
         let mut slots = self.slots();
-        let slot = slots
-            .get_mut(id)
-            .filter(|s| s.entry.binding.expires_at >= now)
-            .ok_or_else(|| ApprovalError::UnknownRequest(id.to_owned()))?;
-        if slot.entry.state != PendingState::Waiting {
-            return Err(ApprovalError::AlreadyDecided(id.to_owned(), slot.entry.state.label()));
-        }
+        let slot = live(&mut slots, id)?;
+        undecided(slot, id)?;
         let denied = PendingState::Denied {
             by: approver.name.clone(),
         };

@@ -65,6 +65,18 @@ pub(crate) struct Authorised {
     outcome: Result<Permit, portcullis_policy::Deny>,
 }
 
+/// What an approval request shows approvers of a call: its tier, the caller's reason and
+/// the arguments, redacted and bounded as captured bodies are.
+fn opening(call: portcullis_approvals::Binding, call_id: &str, request: &DecisionRequest) -> Opening {
+    Opening {
+        call,
+        call_id: call_id.to_owned(),
+        tier: request.tier.to_string(),
+        reason: request.effective_reason().map(crate::stages::redact::reason),
+        arguments_summary: crate::stages::redact::capture(request.arguments.value()),
+    }
+}
+
 /// A user who may approve their own call, and the request of theirs it waits on.
 struct AskUser<'s> {
     session: &'s Session,
@@ -277,8 +289,11 @@ impl Gateway {
         findings: Vec<String>,
         msg: &mut Message,
     ) -> Result<Authorised, Deny> {
-        self.end_expired_break_glass().await?;
-        let window = self.approvals.break_glass.active_for(&cx.session.principal.workload);
+        let (ended, window) = self
+            .approvals
+            .break_glass
+            .expire_and_find(&cx.session.principal.workload);
+        self.record_break_glass_ends(ended).await?;
         let attested = Attested {
             signed: signed.is_some(),
             findings,
@@ -305,7 +320,12 @@ impl Gateway {
 
     /// Ends the break-glass windows whose TTL ran out, recording each end.
     pub(crate) async fn end_expired_break_glass(&self) -> Result<(), RecordError> {
-        for window in self.approvals.break_glass.expire() {
+        self.record_break_glass_ends(self.approvals.break_glass.expire()).await
+    }
+
+    /// Records the end of windows whose TTL ran out.
+    async fn record_break_glass_ends(&self, ended: Vec<portcullis_approvals::Window>) -> Result<(), RecordError> {
+        for window in ended {
             tracing::warn!(break_glass = %window.id, "break-glass window ended: its TTL ran out");
             self.recorder.break_glass(&window, "ended", "ttl").await?;
         }
@@ -423,13 +443,7 @@ impl Gateway {
     ) -> Result<Result<PendingEntry, ApprovalRefusal>, RecordError> {
         let gate = &self.approvals;
         let call_id = call.call_id.to_string();
-        let opening = Opening {
-            call: this_call,
-            call_id: call_id.clone(),
-            tier: request.tier.to_string(),
-            reason: request.effective_reason().map(crate::stages::redact::reason),
-            arguments_summary: crate::stages::redact::capture(request.arguments.value()),
-        };
+        let opening = opening(this_call, &call_id, request);
         let (binding, mut changes) = match gate.pending.open(opening) {
             Ok(opened) => opened,
             Err(e) => return Ok(Err(ApprovalRefusal::Unavailable(e))),
@@ -558,13 +572,7 @@ impl Gateway {
         let gate = &self.approvals;
         let call_id = call.call_id.to_string();
         let Some((state, answer)) = round_trip else {
-            let opening = Opening {
-                call: this_call,
-                call_id: call_id.clone(),
-                tier: request.tier.to_string(),
-                reason: request.effective_reason().map(crate::stages::redact::reason),
-                arguments_summary: crate::stages::redact::capture(request.arguments.value()),
-            };
+            let opening = opening(this_call, &call_id, request);
             let binding = match gate.pending.open(opening) {
                 Ok((binding, _)) => binding,
                 Err(e) => return Ok(Err(ApprovalRefusal::Unavailable(e))),
