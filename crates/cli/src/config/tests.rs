@@ -330,3 +330,35 @@ fn audit_defaults_and_stores() {
         assert!(e.key.starts_with(key), "{key}: {e}");
     }
 }
+
+/// `[approvals]` and `[admin]` problems name their key (T25: an approver key that cannot be
+/// read stops the start, as a bad config).
+#[test]
+fn approvals_config_errors_name_key_and_reason() {
+    let cases = [
+        (
+            "[[approvals.approvers]]\nname = \"bob\"\nkey = \"/no/such/bob.pub\"\n",
+            "approvals.approvers[0].key",
+        ),
+        (
+            "[[approvals.approvers]]\nname = \"bob\"\n",
+            "approvals.approvers[0].key",
+        ),
+        (
+            "[[approvals.approvers]]\nname = \"bob\"\nspiffe_id = \"bob\"\n",
+            "approvals.approvers[0].spiffe_id",
+        ),
+        ("[approvals]\nwait_secs = 1000\nttl_secs = 10\n", "approvals.wait_secs"),
+        ("[approvals]\nrequired = { \"delete\" = 2 }\n", "approvals.required"),
+        (
+            "[approvals]\nuser_may_approve = [\"admin\"]\n",
+            "approvals.user_may_approve[0]",
+        ),
+        ("[admin]\nlisten = \"0.0.0.0:9443\"\n", "admin.listen"),
+        ("[admin]\nlisten = \"nowhere\"\n", "admin.listen"),
+    ];
+    for (text, key) in cases {
+        let e = parse(&format!("{text}{}", server("")), "t.toml", Path::new("/")).expect_err(text);
+        assert!(e.to_string().contains(key), "{text}: {e}");
+    }
+}
