@@ -170,13 +170,9 @@ impl TokenExchange {
         self.cache.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// One RFC 8693 request: the access token and its `expires_in`.
-    async fn exchange(
-        &self,
-        bearer: &Secret<String>,
-        audience: &str,
-        scope: &str,
-    ) -> Result<(Secret<String>, Option<u64>), BrokerError> {
+    /// The form of one RFC 8693 request (`client_id` in it when there is no client secret
+    /// to authenticate with).
+    fn form(&self, bearer: &Secret<String>, audience: &str, scope: &str) -> String {
         let mut form = url::form_urlencoded::Serializer::new(String::new());
         form.append_pair("grant_type", GRANT_TYPE)
             .append_pair("subject_token", bearer.expose())
@@ -184,26 +180,37 @@ impl TokenExchange {
             .append_pair("requested_token_type", ACCESS_TOKEN_TYPE)
             .append_pair("audience", audience)
             .append_pair("scope", scope);
+        if self.client_secret.is_none() {
+            form.append_pair("client_id", &self.client_id);
+        }
+        form.finish()
+    }
+
+    /// One RFC 8693 request: the access token and its `expires_in`.
+    async fn exchange(
+        &self,
+        bearer: &Secret<String>,
+        audience: &str,
+        scope: &str,
+    ) -> Result<(Secret<String>, Option<u64>), BrokerError> {
+        // Built by a plain function: the serializer is not `Send` (it may hold an encoding
+        // callback) and must not live across an await.
+        let form_body = self.form(bearer, audience, scope);
         let mut request = self
             .http
             .post(self.endpoint.clone())
             .header(http::header::CONTENT_TYPE, "application/x-www-form-urlencoded")
             .header(http::header::ACCEPT, "application/json");
-        match &self.client_secret {
-            Some(secret) => {
-                let mut value =
-                    http::HeaderValue::try_from(basic_auth(&self.client_id, secret.expose())).map_err(|_| {
-                        BrokerError::unavailable(&self.name, "the client credentials cannot be sent in a header")
-                    })?;
-                value.set_sensitive(true);
-                request = request.header(http::header::AUTHORIZATION, value);
-            }
-            None => {
-                form.append_pair("client_id", &self.client_id);
-            }
+        if let Some(secret) = &self.client_secret {
+            let mut value =
+                http::HeaderValue::try_from(basic_auth(&self.client_id, secret.expose())).map_err(|_| {
+                    BrokerError::unavailable(&self.name, "the client credentials cannot be sent in a header")
+                })?;
+            value.set_sensitive(true);
+            request = request.header(http::header::AUTHORIZATION, value);
         }
         let response = request
-            .body(form.finish())
+            .body(form_body)
             .send()
             .await
             .map_err(|e| self.transport_error(&e))?;
