@@ -16,9 +16,7 @@ use crate::rule::Rule;
 use crate::{CallFacts, CallMatch};
 
 pub(crate) mod jwt;
-pub(crate) mod pg_sql;
 pub(crate) mod postgres;
-pub(crate) mod scram;
 pub(crate) mod secret;
 pub(crate) mod token_exchange;
 

@@ -3,11 +3,13 @@
 //! limit and the configured schema grants only; dropped (its sessions terminated) when the
 //! call ends, when the session ends, or by the sweeper.
 //!
-//! Cancellation: a role exists in this process only inside an [`OwnedRole`] (per call) or
-//! the session cache (per session). An `OwnedRole` that is dropped without being released
-//! — a cancelled call, a mint interrupted after `CREATE ROLE` — drops its role in the
-//! background, and every role this broker holds is listed so the periodic sweep leaves it
-//! alone while it is in use.
+//! - `check`: the config checks; `sql`: the statements; `scram`: the password verifier.
+//! - [`OwnedRole`]: a per-call role, dropped on release or, if the lease is dropped
+//!   unreleased, in the background.
+//! - `session`: per-session roles.
+//!
+//! Every role this broker holds (per-call leases alive, current session roles) is listed
+//! in `held`, and the periodic sweep leaves those alone.
 use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
@@ -17,17 +19,24 @@ use portcullis_core::Secret;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{AssertSqlSafe, ConnectOptions};
 
-use super::{Minted, grant_id, pg_sql, random_alphanumeric, random_lower_alphanumeric, scram, ttl_secs, unix_now};
+use super::{Minted, grant_id, random_alphanumeric, random_lower_alphanumeric, ttl_secs, unix_now};
 use crate::config::{Per, PostgresRoleConfig, SchemaGrant};
 use crate::error::BrokerError;
+
+mod check;
+mod owned;
+pub(crate) mod scram;
+mod session;
+pub(crate) mod sql;
+
+pub(crate) use owned::OwnedRole;
+use session::SessionSlot;
 
 /// How long taking an admin connection may wait, connecting included: a PostgreSQL that
 /// is down fails the call after this, not after sqlx's default 30 s.
 pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 /// Admin connections per source: mints and drops are a round trip or two each.
 pub const MAX_CONNECTIONS: u32 = 4;
-/// A per-session role is reused until this long before it expires.
-pub const SESSION_REUSE_MARGIN: u64 = 30;
 /// Characters of randomness after the prefix (`[a-z0-9]`, about 82 bits).
 const NAME_RANDOM_LEN: usize = 16;
 const PASSWORD_LEN: usize = 32;
@@ -45,24 +54,12 @@ pub(crate) struct PostgresRole {
     grants: Vec<SchemaGrant>,
     connection_limit: u32,
     scope: String,
-    /// Every role of this source this broker holds (live per-call leases, session roles).
+    /// Every role of this source this broker holds (live per-call leases, current session roles).
     held: Mutex<HashSet<String>>,
-    /// Per-session roles, one slot per (session, rule); the slot's lock makes concurrent
-    /// first calls of a session share one role.
+    /// Per-session roles, one slot per (session, rule).
     sessions: Mutex<HashMap<(String, String), SessionSlot>>,
-    /// Per-session roles replaced near their expiry; dropped when their session ends (a call
-    /// of that session may still be using one).
+    /// Per-session roles replaced near their expiry, by session: dropped when it ends.
     retired: Mutex<HashMap<String, Vec<String>>>,
-}
-
-/// The role of one (session, rule), if minted yet.
-type SessionSlot = Arc<tokio::sync::Mutex<Option<SessionRole>>>;
-
-struct SessionRole {
-    grant_id: String,
-    role: String,
-    secret: Secret<String>,
-    expires_at: u64,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -71,83 +68,15 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl PostgresRole {
     pub fn new(name: String, config: PostgresRoleConfig) -> Result<Self, BrokerError> {
-        let subject = format!("source `{name}`");
-        let err = |key, problem: String| BrokerError::config(subject.clone(), key, problem);
-        if !valid_prefix(&config.prefix) {
-            return Err(err(
-                "prefix",
-                format!(
-                    "`{}` is not a valid role prefix; use 1 to 31 characters of a-z, 0-9 and `_`, starting with a \
-                     letter or `_`",
-                    config.prefix
-                ),
-            ));
-        }
-        if !(config.connect_url.contains("{user}") && config.connect_url.contains("{password}")) {
-            return Err(err(
-                "connect_url",
-                "the template must contain `{user}` and `{password}`, e.g. \
-                 postgres://{user}:{password}@127.0.0.1:5432/app"
-                    .into(),
-            ));
-        }
-        let min_ttl = match config.per {
-            Per::Call => 1,
-            Per::Session => SESSION_REUSE_MARGIN + 1,
-        };
-        if config.ttl.as_secs() < min_ttl {
-            return Err(err(
-                "ttl",
-                format!(
-                    "must be at least {min_ttl} s{}",
-                    if config.per == Per::Session {
-                        " for per-session roles (they are reused until 30 s before they expire)"
-                    } else {
-                        ""
-                    }
-                ),
-            ));
-        }
-        if config.connection_limit == 0 {
-            return Err(err(
-                "connection_limit",
-                "must be at least 1 (the server opens a connection with the role)".into(),
-            ));
-        }
-        if config.grants.is_empty() {
-            return Err(err(
-                "grants",
-                "list at least one schema and its privileges; a role without grants is no use".into(),
-            ));
-        }
-        for grant in &config.grants {
-            if grant.schema.is_empty() || grant.schema.len() > 63 || grant.schema.contains('\0') {
-                return Err(err(
-                    "grants.schema",
-                    format!(
-                        "`{}` is not a PostgreSQL schema name (1 to 63 bytes)",
-                        grant.schema.escape_debug()
-                    ),
-                ));
-            }
-            if grant.privileges.is_empty() {
-                return Err(err(
-                    "grants.privileges",
-                    format!(
-                        "schema `{}` lists no privilege; give at least one of select, insert, update, delete",
-                        grant.schema
-                    ),
-                ));
-            }
-        }
+        check::config(&name, &config)?;
+        let err = |key, problem: &str| BrokerError::config(format!("source `{name}`"), key, problem);
         // Never quote the URL or sqlx's message about it: it holds the admin password.
         let options = PgConnectOptions::from_str(config.admin_url.expose())
             .map_err(|_| {
                 err(
                     "admin_url",
                     "is not a valid PostgreSQL connection URL (postgres://user:password@host:port/database); fix \
-                     the secret it is read from"
-                        .into(),
+                     the secret it is read from",
                 )
             })?
             // The statements hold password verifiers: sqlx must not log them.
@@ -207,46 +136,6 @@ impl PostgresRole {
         }
     }
 
-    async fn session_role(this: &Arc<Self>, rule: &str, session: &str) -> Result<Minted, BrokerError> {
-        let slot = Arc::clone(
-            lock(&this.sessions)
-                .entry((session.to_owned(), rule.to_owned()))
-                .or_default(),
-        );
-        let mut cached = slot.lock().await;
-        if let Some(role) = cached
-            .as_ref()
-            .filter(|r| r.expires_at > unix_now() + SESSION_REUSE_MARGIN)
-        {
-            return Ok(Minted {
-                grant_id: role.grant_id.clone(),
-                secret: role.secret.clone(),
-                expires_at: role.expires_at,
-                owned: None,
-            });
-        }
-        let (owned, secret, expires_at) = Self::create(this).await?;
-        let role = SessionRole {
-            grant_id: grant_id(),
-            role: owned.keep(),
-            secret,
-            expires_at,
-        };
-        let minted = Minted {
-            grant_id: role.grant_id.clone(),
-            secret: role.secret.clone(),
-            expires_at,
-            owned: None,
-        };
-        if let Some(old) = cached.replace(role) {
-            lock(&this.retired)
-                .entry(session.to_owned())
-                .or_default()
-                .push(old.role);
-        }
-        Ok(minted)
-    }
-
     /// Creates a role; returns it owned (dropped unless released or kept), its connection
     /// string and its expiry.
     async fn create(this: &Arc<Self>) -> Result<(OwnedRole, Secret<String>, u64), BrokerError> {
@@ -260,7 +149,7 @@ impl PostgresRole {
                 .map_err(|_| BrokerError::unavailable(&this.name, "computing the password verifier failed"))?
         };
         let expires_at = unix_now() + ttl_secs(this.ttl);
-        let sql = pg_sql::create_role(&role, &verifier, expires_at, this.connection_limit, &this.grants);
+        let sql = sql::create_role(&role, &verifier, expires_at, this.connection_limit, &this.grants);
         // Owned before the statement runs: if this future is dropped mid-way, the role is dropped too.
         let owned = OwnedRole::new(Arc::clone(this), role.clone());
         if let Err(e) = sqlx::raw_sql(AssertSqlSafe(sql)).execute(this.pool()).await {
@@ -300,7 +189,7 @@ impl PostgresRole {
     }
 
     async fn drop_role_inner(&self, role: &str) -> Result<bool, BrokerError> {
-        if !pg_sql::is_plain_role_name(role) {
+        if !sql::is_plain_role_name(role) {
             return Err(BrokerError::unavailable(
                 &self.name,
                 format!("`{role}` is not a role this broker makes"),
@@ -312,7 +201,7 @@ impl PostgresRole {
                 format!("cannot drop role `{role}` ({e}); the admin role needs CREATEROLE and pg_signal_backend"),
             )
         };
-        for statement in [pg_sql::forbid_login(role), pg_sql::terminate_and_drop(role)] {
+        for statement in [sql::forbid_login(role), sql::terminate_and_drop(role)] {
             match sqlx::raw_sql(AssertSqlSafe(statement)).execute(self.pool()).await {
                 Ok(_) => {}
                 Err(e) if is_undefined_object(&e) => return Ok(false),
@@ -325,7 +214,7 @@ impl PostgresRole {
     /// Drops this source's leftover roles that this broker does not hold: all of them, or
     /// only those past their `VALID UNTIL`.
     pub async fn sweep(&self, expired_only: bool) -> Result<usize, BrokerError> {
-        let names: Vec<String> = sqlx::query_scalar(pg_sql::leftover_roles(expired_only))
+        let names: Vec<String> = sqlx::query_scalar(sql::leftover_roles(expired_only))
             .bind(&self.prefix)
             .bind(i32::try_from(self.prefix.len() + NAME_RANDOM_LEN).unwrap_or(i32::MAX))
             .bind(i32::try_from(self.prefix.len() + 1).unwrap_or(i32::MAX))
@@ -348,96 +237,6 @@ impl PostgresRole {
         }
         Ok(dropped)
     }
-
-    /// Drops the session's roles (current and retired).
-    pub async fn end_session(&self, session: &str) {
-        let slots: Vec<_> = {
-            let mut sessions = lock(&self.sessions);
-            let keys: Vec<_> = sessions.keys().filter(|(s, _)| s == session).cloned().collect();
-            keys.into_iter().filter_map(|k| sessions.remove(&k)).collect()
-        };
-        let mut roles = lock(&self.retired).remove(session).unwrap_or_default();
-        for slot in slots {
-            // Waits for a mint of this session in progress, then takes its role.
-            if let Some(role) = slot.lock().await.take() {
-                roles.push(role.role);
-            }
-        }
-        for role in roles {
-            // Failures are logged by drop_role; the sweeper drops the role once it expires.
-            let _ = self.drop_role(&role).await;
-        }
-    }
-}
-
-/// A per-call role this process created: released explicitly, or dropped in the
-/// background when this value is dropped.
-pub(crate) struct OwnedRole {
-    inner: Option<(Arc<PostgresRole>, String)>,
-}
-
-impl OwnedRole {
-    fn new(source: Arc<PostgresRole>, role: String) -> Self {
-        lock(&source.held).insert(role.clone());
-        Self {
-            inner: Some((source, role)),
-        }
-    }
-
-    /// The role stays (held) and is no longer this value's to drop.
-    fn keep(mut self) -> String {
-        self.inner.take().map(|(_, role)| role).unwrap_or_default()
-    }
-
-    /// The role was never created: nothing to drop.
-    fn forget(mut self) {
-        if let Some((source, role)) = self.inner.take() {
-            lock(&source.held).remove(&role);
-        }
-    }
-
-    pub fn role(&self) -> Option<&str> {
-        self.inner.as_ref().map(|(_, role)| role.as_str())
-    }
-
-    pub async fn release(mut self) -> Result<(), BrokerError> {
-        match self.inner.take() {
-            Some((source, role)) => source.drop_role(&role).await.map(|_| ()),
-            None => Ok(()),
-        }
-    }
-}
-
-impl Drop for OwnedRole {
-    fn drop(&mut self) {
-        let Some((source, role)) = self.inner.take() else {
-            return;
-        };
-        match tokio::runtime::Handle::try_current() {
-            Ok(runtime) => {
-                tracing::debug!(source = %source.name, %role, "lease dropped unreleased; dropping its role in the background");
-                runtime.spawn(async move {
-                    // drop_role logs its own failure.
-                    let _ = source.drop_role(&role).await;
-                });
-            }
-            Err(_) => {
-                lock(&source.held).remove(&role);
-                tracing::warn!(
-                    source = %source.name, %role,
-                    "lease dropped outside a tokio runtime; the sweeper drops its role once it expires"
-                );
-            }
-        }
-    }
-}
-
-/// `[a-z_][a-z0-9_]{0,30}`: with 16 random characters, at most 47 of PostgreSQL's 63.
-pub(crate) fn valid_prefix(prefix: &str) -> bool {
-    let mut bytes = prefix.bytes();
-    prefix.len() <= 31
-        && bytes.next().is_some_and(|b| b.is_ascii_lowercase() || b == b'_')
-        && bytes.all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
 }
 
 /// `SELECT on schema sales; SELECT, INSERT on schema hr`, and how long the role lives.
@@ -485,16 +284,6 @@ fn scrub(text: &str, secrets: &[&str]) -> String {
 mod tests {
     use super::*;
     use crate::config::Privilege;
-
-    #[test]
-    fn prefixes() {
-        for good in ["pc_", "_", "a", "portcullis_sales_0", &"a".repeat(31)] {
-            assert!(valid_prefix(good), "{good}");
-        }
-        for bad in ["", "Pc_", "1pc", "pc-", "pc ", "pç", &"a".repeat(32)] {
-            assert!(!valid_prefix(bad), "{bad}");
-        }
-    }
 
     #[test]
     fn scope_in_words() {
