@@ -28,6 +28,10 @@ pub fn is_plain_role_name(name: &str) -> bool {
 
 /// One simple-protocol batch (one implicit transaction): create the role and grant it
 /// `USAGE` on each schema and the privileges on the schema's tables, nothing else.
+///
+/// The commit does not wait for the WAL flush (`synchronous_commit = off`, this transaction
+/// only): if PostgreSQL crashes before the flush, the role is simply gone and the call's
+/// server cannot log in. The drop's commit stays synchronous, so a dropped role stays dropped.
 pub fn create_role(
     role: &str,
     verifier: &str,
@@ -38,6 +42,7 @@ pub fn create_role(
     let role = quote_ident(role);
     let mut sql = format!(
         "SELECT pg_advisory_xact_lock({LOCK_KEY});\n\
+         SET LOCAL synchronous_commit = off;\n\
          CREATE ROLE {role} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT NOREPLICATION NOBYPASSRLS \
          CONNECTION LIMIT {connection_limit} PASSWORD '{verifier}' VALID UNTIL '{}';\n",
         timestamp_utc(valid_until)
@@ -54,9 +59,13 @@ pub fn create_role(
     sql
 }
 
-/// First step of a drop, committed on its own: no new logins from here on.
+/// First step of a drop, committed on its own: no new logins from here on. Its commit
+/// need not wait for the disk: the drop's synchronous commit right after flushes it too.
 pub fn forbid_login(role: &str) -> String {
-    format!("ALTER ROLE {} NOLOGIN", quote_ident(role))
+    format!(
+        "SET LOCAL synchronous_commit = off;\nALTER ROLE {} NOLOGIN",
+        quote_ident(role)
+    )
 }
 
 /// Second step, one transaction: end the role's sessions, revoke its grants (`DROP OWNED`
