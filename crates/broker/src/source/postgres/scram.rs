@@ -85,8 +85,8 @@ mod tests {
 
     /// RFC 7677, section 3: user `user`, password `pencil`, salt `W22ZaJ0SNY7soEsUEjb6gQ==`,
     /// 4096 iterations. The RFC gives the proofs, not the keys; the keys below were computed
-    /// independently (Python's `hashlib.pbkdf2_hmac` and `hmac`). The integration tests also
-    /// check the verifier against one PostgreSQL computed itself.
+    /// independently (Python's `hashlib.pbkdf2_hmac` and `hmac`). The next test checks the
+    /// verifier against one PostgreSQL computed itself.
     #[test]
     fn verifier_shape_and_known_answer() {
         let salt = STANDARD.decode("W22ZaJ0SNY7soEsUEjb6gQ==").unwrap();
