@@ -16,7 +16,9 @@
 //!   "time": 1777627800, "time_rfc3339": "2026-05-01T09:30:00Z",
 //!   "approval_present": false, "break_glass": false, "session_labels": [],
 //!   "call_signed": true, "tool_findings": [],
-//!   "server_scopes": ["read-sensitive"] }
+//!   "server_scopes": ["read-sensitive"],
+//!   "credential": { "rule": "sales-read", "source": "sales_db", "kind": "postgres-role",
+//!                   "scope": "SELECT on schema sales" } }
 //! ```
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -25,7 +27,7 @@ use portcullis_core::Tier;
 use serde::Serialize;
 
 use crate::canonical::Arguments;
-use crate::request::{DecisionRequest, TargetKind, Timestamp};
+use crate::request::{CredentialFact, DecisionRequest, TargetKind, Timestamp};
 
 /// Operator settings for decisions: facts of the deployment rather than of the call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,6 +83,9 @@ pub struct Input<'a> {
     /// Cedar has no string concatenation, so `db:read-sensitive` is offered as
     /// `read-sensitive` when the call goes to server `db`.
     pub server_scopes: Vec<&'a str>,
+    /// The credential the broker mints for the call if it is allowed; absent when none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub credential: Option<&'a CredentialFact>,
 }
 
 /// The caller in the input document.
@@ -174,6 +179,7 @@ impl<'a> Input<'a> {
             call_signed: request.call_signed,
             tool_findings: &request.tool_findings,
             server_scopes,
+            credential: request.credential.as_ref(),
         }
     }
 }

@@ -53,7 +53,7 @@ pub use error::PolicyError;
 pub use fixtures::{Expect, FixtureCase, FixtureError, FixtureReport, Fixtures, Mismatch, run_fixtures};
 pub use input::{Input, InputPrincipal, InputTarget, Settings};
 pub use rego::RegoEngine;
-pub use request::{DecisionRequest, PrincipalFacts, TargetKind};
+pub use request::{CredentialFact, DecisionRequest, PrincipalFacts, TargetKind};
 pub use sources::{
     CEDAR_SCHEMA, DEFAULT_CEDAR_POLICIES, DEFAULT_REGO_POLICIES, Fingerprint, PolicySource, fingerprint, policy_hash,
     read_sources,

@@ -55,6 +55,25 @@ pub struct DecisionRequest {
     /// classify stage), e.g. `hidden-instruction`, `invisible-character`.
     #[serde(default)]
     pub tool_findings: Vec<String>,
+    /// The credential the broker mints for this call if it is allowed (a `[[credentials]]`
+    /// rule applies); absent when the server gets none. Never the secret itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential: Option<CredentialFact>,
+}
+
+/// What a call's credential would be, as policy sees it (`context.credential`): the rule
+/// that grants it, the source that mints it, the source's kind and a readable scope.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CredentialFact {
+    /// The `[[credentials]]` rule's `id`.
+    pub rule: String,
+    /// The `[broker.sources.NAME]` that mints it.
+    pub source: String,
+    /// `postgres-role`, `jwt`, `token-exchange` or `secret`.
+    pub kind: String,
+    /// What it allows, e.g. `SELECT on schema sales`.
+    pub scope: String,
 }
 
 /// The caller, as established by the identify stage.
@@ -175,6 +194,7 @@ impl DecisionRequest {
             session_labels: Vec::new(),
             call_signed: false,
             tool_findings: Vec::new(),
+            credential: None,
         }
     }
 

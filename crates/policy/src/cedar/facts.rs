@@ -238,6 +238,18 @@ impl CedarFacts {
         if let Some(reason) = input.reason {
             put("reason", Value::from(reason));
         }
+        if let Some(credential) = input.credential {
+            let fields = [
+                ("rule", credential.rule.as_str()),
+                ("source", credential.source.as_str()),
+                ("kind", credential.kind.as_str()),
+                ("scope", credential.scope.as_str()),
+            ];
+            put(
+                "credential",
+                Value::record(fields.map(|(k, v)| (k, Value::from(v))), None),
+            );
+        }
         let context = Context::from(ast::Context::Value(Arc::new(context)));
         let action = uid(&names.action, input.action);
         let action_entity = names

@@ -4,7 +4,7 @@
 //! policies the suite needs, written in that language); `suite!` instantiates
 //! every case for Cedar and for Rego.
 use portcullis_core::Tier;
-use portcullis_policy::{EngineKind, PolicyStore, Settings, TargetKind, authorize, decide};
+use portcullis_policy::{CredentialFact, EngineKind, PolicyStore, Settings, TargetKind, authorize, decide};
 
 use crate::support::{call, engine, server};
 
@@ -16,6 +16,9 @@ pub struct Flavour {
     pub allow_completion: &'static str,
     /// Forbids calls to tools with a `hidden-instruction` finding, and unsigned write calls.
     pub attested_only: &'static str,
+    /// Forbids calls whose credential would come from source `legacy`, and `secret`
+    /// credentials for anything but `read` calls.
+    pub credential_guard: &'static str,
 }
 
 pub const CEDAR: Flavour = Flavour {
@@ -29,6 +32,11 @@ pub const CEDAR: Flavour = Flavour {
         forbid (principal, action, resource) when { context.tool_findings.contains("hidden-instruction") };
         @id("write-needs-signature") @reason("write calls must be signed")
         forbid (principal, action, resource) when { resource.tier == "write" && !context.call_signed };"#,
+    credential_guard: r#"@id("no-legacy") @reason("legacy credentials retired")
+        forbid (principal, action, resource) when { context has credential && context.credential.source == "legacy" };
+        @id("secrets-read-only") @reason("static secrets only for reads")
+        forbid (principal, action, resource)
+        when { context has credential && context.credential.kind == "secret" && resource.tier != "read" };"#,
 };
 
 pub const REGO: Flavour = Flavour {
@@ -40,6 +48,9 @@ pub const REGO: Flavour = Flavour {
     attested_only: "package portcullis\nimport rego.v1\n\
         deny_reasons contains \"tool flagged by the scanner\" if \"hidden-instruction\" in input.tool_findings\n\
         deny_reasons contains \"write calls must be signed\" if {\n input.tier == \"write\"\n not input.call_signed\n}\n",
+    credential_guard: "package portcullis\nimport rego.v1\n\
+        deny_reasons contains \"legacy credentials retired\" if input.credential.source == \"legacy\"\n\
+        deny_reasons contains \"static secrets only for reads\" if {\n input.credential.kind == \"secret\"\n input.tier != \"read\"\n}\n",
 };
 
 fn defaults(f: &Flavour) -> PolicyStore {
@@ -183,6 +194,40 @@ pub fn attestation_facts_reach_the_policy(f: &Flavour) {
     assert!(store.decide(&approved_write).allowed);
 }
 
+/// `context.credential` / `input.credential`: the credential the broker would mint.
+pub fn credential_facts_reach_the_policy(f: &Flavour) {
+    let store = PolicyStore::new(engine(f.kind, &[f.credential_guard], Settings::default()));
+    let with = |source: &str, kind: &str, tier: Tier| {
+        let mut request = call("files", "read_file", tier);
+        if tier == Tier::ReadSensitive {
+            request.principal.scopes = vec!["files:read-sensitive".into()];
+        }
+        request.credential = Some(CredentialFact {
+            rule: "r1".into(),
+            source: source.into(),
+            kind: kind.into(),
+            scope: "SELECT on schema sales".into(),
+        });
+        request
+    };
+    assert!(
+        store.authorize(&call("files", "read_file", Tier::Read)).is_ok(),
+        "no credential"
+    );
+    assert!(store.authorize(&with("sales_db", "postgres-role", Tier::Read)).is_ok());
+    let legacy = store.authorize(&with("legacy", "jwt", Tier::Read)).unwrap_err();
+    assert!(
+        legacy.client_message().contains("legacy credentials retired"),
+        "{}",
+        legacy.client_message()
+    );
+    assert!(store.authorize(&with("vault", "secret", Tier::Read)).is_ok());
+    let sensitive = with("vault", "secret", Tier::ReadSensitive);
+    assert!(store.authorize(&sensitive).is_err(), "secret for a read-sensitive call");
+    let minted = with("sales_db", "postgres-role", Tier::ReadSensitive);
+    assert!(store.authorize(&minted).is_ok(), "{:?}", store.decide(&minted));
+}
+
 pub fn zero_time_limit_denies(f: &Flavour) {
     let settings = Settings {
         time_limit: std::time::Duration::ZERO,
@@ -217,6 +262,7 @@ macro_rules! every_engine {
 every_engine!(
     read_with_identity_and_reason_is_allowed,
     attestation_facts_reach_the_policy,
+    credential_facts_reach_the_policy,
     read_without_reason_is_denied,
     require_reason_off_allows_read_without_reason,
     anonymous_caller_is_denied,
