@@ -53,8 +53,22 @@ impl DirectRequests {
     /// Sends `msg` (a request other than `initialize`) and returns its answer when the
     /// transport gave it back at once; otherwise the answer arrives on the link's `rx`.
     pub async fn request(&self, msg: Message) -> Option<Message> {
+        self.request_with(msg, None).await
+    }
+
+    /// [`Self::request`], with one more header on this request alone (a per-call
+    /// credential, marked sensitive). Returns `Err(msg)` when the transport has no
+    /// headers (stdio): the header cannot be delivered and nothing was sent.
+    pub async fn request_with_header(&self, msg: Message, header: &CallHeader) -> Result<Option<Message>, Message> {
         match &self.0 {
-            Direct::Http(conn) => conn.post_direct(msg).await,
+            Direct::Http(_) => Ok(self.request_with(msg, Some(header)).await),
+            Direct::Stdio(_) => Err(msg),
+        }
+    }
+
+    async fn request_with(&self, msg: Message, header: Option<&CallHeader>) -> Option<Message> {
+        match &self.0 {
+            Direct::Http(conn) => conn.post_direct(msg, header).await,
             Direct::Stdio(stdin) => {
                 // A failed write means the child is going away: its exit reaches `rx` as `Closed`.
                 stdin.write(&msg).await;
@@ -71,6 +85,30 @@ impl DirectRequests {
             Direct::Http(_) => Err(msg),
             Direct::Stdio(stdin) => Ok(stdin.write(&msg).await),
         }
+    }
+}
+
+/// A header sent with one request only: a per-call credential. Its value is marked
+/// sensitive (never logged by the HTTP stack, kept out of HPACK tables).
+#[derive(Clone)]
+pub struct CallHeader {
+    pub name: http::HeaderName,
+    pub value: http::HeaderValue,
+}
+
+impl CallHeader {
+    /// `None` when `name` or `value` is not valid in an HTTP header.
+    pub fn new(name: &str, value: &str) -> Option<Self> {
+        let name = http::HeaderName::from_bytes(name.as_bytes()).ok()?;
+        let mut value = http::HeaderValue::from_str(value).ok()?;
+        value.set_sensitive(true);
+        Some(Self { name, value })
+    }
+}
+
+impl std::fmt::Debug for CallHeader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "CallHeader({}: [redacted])", self.name)
     }
 }
 

@@ -118,7 +118,7 @@ impl Conn {
 
     async fn post(&self, msg: Message) {
         let id = msg.id().cloned();
-        if let Some(answer) = self.post_direct(msg).await {
+        if let Some(answer) = self.post_direct(msg, None).await {
             let _ = self
                 .events
                 .send(LinkEvent::Message {

@@ -8,17 +8,17 @@ use http_body_util::Full;
 use portcullis_mcp::{Message, MessageKind};
 
 use super::{Conn, stream::Answer};
-use crate::{LinkEvent, http1_conns::Http1Conn};
+use crate::{CallHeader, LinkEvent, http1_conns::Http1Conn};
 
 impl Conn {
     /// POSTs `msg`. A plain JSON answer is returned (the caller delivers it); anything
     /// else (SSE streams, failures) is delivered on the link's events here.
-    pub(crate) async fn post_direct(&self, msg: Message) -> Option<Message> {
+    pub(crate) async fn post_direct(&self, msg: Message, header: Option<&CallHeader>) -> Option<Message> {
         let id = msg.id().cloned();
         let is_request = msg.kind() == MessageKind::Request;
         let is_initialize = msg.method() == Some("initialize");
         let is_tools_list = msg.method() == Some("tools/list");
-        let response = match self.send_post(&msg).await {
+        let response = match self.send_post(&msg, header).await {
             Ok(sent) => sent,
             Err(text) => {
                 self.fail(id.as_ref(), is_request, &text).await;
@@ -95,12 +95,15 @@ impl Conn {
     /// Sends the POST of `msg`: on the upstream's shared HTTP/1.1 connections when it is
     /// plain `http://`, else with the reqwest client. Returns the answer (see [`Posted`]);
     /// `Err` says what failed.
-    async fn send_post(&self, msg: &Message) -> Result<Posted, String> {
+    async fn send_post(&self, msg: &Message, header: Option<&CallHeader>) -> Result<Posted, String> {
         let name = &self.spec.name;
-        let headers = self
+        let mut headers = self
             .post_headers(msg)
             .await
             .map_err(|e| format!("cannot send this request to upstream `{name}`: {e}"))?;
+        if let Some(CallHeader { name, value }) = header {
+            headers.insert(name.clone(), value.clone());
+        }
         // Reached, but what came back was not HTTP: say so, not "unreachable".
         let unreachable = |e: &(dyn std::error::Error + 'static)| {
             if not_http(e) {
