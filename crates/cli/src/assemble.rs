@@ -68,6 +68,7 @@ pub async fn gateway_with(
     let authoriser = policy_open::open(&loaded.policy)?;
     let store = authoriser.store.clone();
     let gateway = Gateway::new(loaded.gateway, recorder.clone(), authoriser);
+    gateway.start_credential_sweeper().await;
     match gateway.restore_replay_cache().await? {
         Some(restored) => tracing::info!(
             restored,

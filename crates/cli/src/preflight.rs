@@ -1,5 +1,6 @@
 //! What `run` loads beyond the config text — the HTTP front's certificate, key and trust
-//! bundles, and the policy files — loaded once before anything starts. `check-config` and
+//! bundles, the policy files, and the secrets the credential broker's sources name (an
+//! environment variable, a file) — loaded once before anything starts. `check-config` and
 //! `run` both go through it, so `check-config` fails on what `run` would fail on, and
 //! either exits 2 (a bad config) with every such problem listed; `stdio` (no HTTP front)
 //! checks the policy files the same way. Material from a SPIFFE
@@ -30,6 +31,8 @@ fn check_parts(loaded: &LoadedConfig, file: &Path, front: bool) -> Result<(), Co
             reason: e.to_string(),
         });
     }
+    // Secrets the credential sources name: only serving needs them.
+    problems.extend(loaded.unresolved_secrets.iter().cloned());
     if let Err(e) = crate::policy_open::open(&loaded.policy) {
         problems.push(Problem {
             key: "policy".into(),

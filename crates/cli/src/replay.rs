@@ -73,8 +73,20 @@ pub fn request_of(record: &AuditRecord, index: u64, anonymous: &str) -> anyhow::
         session_labels: Vec::new(),
         call_signed: record.ext.contains_key("signed_kid"),
         tool_findings: Vec::new(),
+        credential: logged_credential(record),
     };
     Ok(Replayed { request, gaps })
+}
+
+/// The credential the decision saw (`context.credential`), as the record names it.
+fn logged_credential(record: &AuditRecord) -> Option<portcullis_policy::CredentialFact> {
+    let field = |key: &str| record.ext.get(key).cloned();
+    Some(portcullis_policy::CredentialFact {
+        rule: field("credential_rule")?,
+        source: field("credential_source")?,
+        kind: field("credential_kind")?,
+        scope: field("credential_scope")?,
+    })
 }
 
 /// What the record says was decided: allowed or not, and by what.

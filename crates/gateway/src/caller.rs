@@ -20,6 +20,9 @@ pub struct Caller {
     pub scopes: Vec<String>,
     /// Validated token claims.
     pub claims: BTreeMap<String, Value>,
+    /// The validated bearer token, kept only for a `token-exchange` credential's subject
+    /// token (never logged: `Secret`).
+    pub bearer: Option<portcullis_core::Secret<String>>,
 }
 
 impl Caller {
@@ -30,6 +33,7 @@ impl Caller {
             anonymous: false,
             scopes: Vec::new(),
             claims: BTreeMap::new(),
+            bearer: None,
         }
     }
 

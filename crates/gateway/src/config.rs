@@ -26,6 +26,36 @@ pub struct GatewayConfig {
     pub attest: AttestConfig,
     /// Who approves calls the policy allows only with an approval, and how calls wait.
     pub approvals: ApprovalsConfig,
+    /// Per-call credentials (`[broker]`, `[[credentials]]`, pillar 4).
+    pub credentials: CredentialsConfig,
+}
+
+/// The credential broker and how often it sweeps leftovers. Without a broker (no
+/// `[[credentials]]` rule) servers get no per-call credential, only their static `env`
+/// or `headers`.
+#[derive(Clone)]
+pub struct CredentialsConfig {
+    pub broker: Option<Arc<portcullis_broker::Broker>>,
+    /// How often expired leftovers (database roles past their TTL) are dropped.
+    pub sweep_interval: Duration,
+}
+
+impl Default for CredentialsConfig {
+    fn default() -> Self {
+        Self {
+            broker: None,
+            sweep_interval: Duration::from_secs(60),
+        }
+    }
+}
+
+impl std::fmt::Debug for CredentialsConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CredentialsConfig")
+            .field("broker", &self.broker.as_ref().map(|_| "configured"))
+            .field("sweep_interval", &self.sweep_interval)
+            .finish()
+    }
 }
 
 /// The approvals settings (`[approvals]`): registered approvers, how long a call waits,
@@ -215,6 +245,20 @@ pub struct ServerConfig {
     /// Files a stdio server runs beyond its executable (an interpreter's script, lockfile,
     /// package directory), pinned by digest and checked before every start (T19).
     pub pinned_files: FilePins,
+    /// When a stdio server's children start: once per session, or afresh for every acting
+    /// call (then a call's credential lives in that child's environment alone).
+    pub spawn: Spawn,
+}
+
+/// When a stdio server's children start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Spawn {
+    /// One child per session (or one for all, `shared`), started at the first request.
+    #[default]
+    Session,
+    /// A fresh child for every acting call, started with that call's credentials and
+    /// stopped when the call ends; listings and the handshake use a credential-less child.
+    PerCall,
 }
 
 impl ServerConfig {

@@ -47,6 +47,12 @@ pub enum Deny {
         refusal: ApprovalRefusal,
         decision_id: String,
     },
+    /// The call's credential could not be minted (scope): the server never sees a call
+    /// without the credential its rule requires.
+    Credential {
+        error: portcullis_broker::BrokerError,
+        decision_id: String,
+    },
     /// The audit log could not take a record: nothing may happen unrecorded (record).
     Record(RecordError),
     /// The result could not be signed (receipts).
@@ -63,6 +69,7 @@ pub enum Stage {
     Classify,
     Authorise,
     Approve,
+    Scope,
     Record,
     Sign,
 }
@@ -77,6 +84,7 @@ impl Stage {
             Stage::Classify => "classify",
             Stage::Authorise => "authorise",
             Stage::Approve => "approve",
+            Stage::Scope => "scope",
             Stage::Record => "record",
             Stage::Sign => "sign",
         }
@@ -102,6 +110,7 @@ impl Deny {
             | Deny::Classify { .. }
             | Deny::Policy(_)
             | Deny::Approval { .. }
+            | Deny::Credential { .. }
             | Deny::Record(_)
             | Deny::Sign(_) => ErrorCode::Denied,
         }
@@ -123,6 +132,7 @@ impl Deny {
             | Deny::Classify { .. }
             | Deny::Policy(_)
             | Deny::Approval { .. }
+            | Deny::Credential { .. }
             | Deny::Record(_)
             | Deny::Sign(_) => None,
         }
@@ -138,6 +148,7 @@ impl Deny {
             Deny::Classify { .. } => Stage::Classify,
             Deny::Policy(_) => Stage::Authorise,
             Deny::Approval { .. } => Stage::Approve,
+            Deny::Credential { .. } => Stage::Scope,
             Deny::Record(_) => Stage::Record,
             Deny::Sign(_) => Stage::Sign,
         }
@@ -167,6 +178,7 @@ impl Deny {
                 Some(parts.join("; "))
             }
             Deny::Approval { refusal, .. } => Some(refusal.audit_text()),
+            Deny::Credential { error, .. } => Some(format!("scope: {error}")),
         }
     }
 
@@ -175,7 +187,8 @@ impl Deny {
         match self {
             Deny::Attest { decision_id, .. }
             | Deny::Classify { decision_id, .. }
-            | Deny::Approval { decision_id, .. } => Some(decision_id),
+            | Deny::Approval { decision_id, .. }
+            | Deny::Credential { decision_id, .. } => Some(decision_id),
             Deny::Policy(deny) => Some(deny.decision_id()),
             Deny::Limit(_)
             | Deny::AlreadyInitialized
@@ -204,6 +217,9 @@ impl Deny {
             Deny::Classify { error, .. } => error.to_string(),
             Deny::Policy(deny) => deny.client_message().to_owned(),
             Deny::Approval { refusal, .. } => refusal.to_string(),
+            Deny::Credential { error, .. } => {
+                format!("the call was allowed, but its credential could not be issued: {error}")
+            }
             Deny::Record(error) => error.to_string(),
             Deny::Sign(error) => format!("the result could not be signed: {error}"),
         }

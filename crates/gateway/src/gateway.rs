@@ -4,15 +4,17 @@
 //! upstreams are started and given back when it leaves the table.
 use std::{
     collections::{BTreeMap, HashMap},
-    sync::{Arc, Mutex},
+    sync::{Arc, Mutex, Weak},
 };
 
 use portcullis_core::{Principal, ServerName};
 use portcullis_mcp::{ErrorCode, Message};
+use portcullis_broker::Sweep;
+use portcullis_transport::CallHeader;
 use serde_json::Value;
 
 use crate::{
-    config::{GatewayConfig, Isolation, ServerConfig},
+    config::{GatewayConfig, Isolation, ServerConfig, UpstreamTransport},
     deny::Deny,
     error::UpstreamError,
     limits::{Admitted, LimitExceeded, Limiter, SessionPlace},
@@ -247,9 +249,21 @@ impl Gateway {
         let removed = self.lock_sessions().remove(id);
         if let Some(held) = &removed {
             held.session.close();
+            self.end_session_credentials(&held.session.id);
             tracing::info!(session = %id, "session closed");
         }
         removed.is_some()
+    }
+
+    /// Releases a closed session's per-session credentials (database roles), in the
+    /// background; what fails is left to the sweeper (the roles expire anyway).
+    fn end_session_credentials(&self, id: &str) {
+        if let Some(broker) = self.config.credentials.broker.clone()
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            let id = id.to_owned();
+            runtime.spawn(async move { broker.end_session(&id).await });
+        }
     }
 
     /// Sessions held now: legacy ones and principals' stateless ones.
@@ -270,8 +284,18 @@ impl Gateway {
             self.close_session(&id);
         }
         let mut stateless = self.stateless.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        stateless.retain(|_, held| held.session.idle_for() <= limit);
+        let mut ended = Vec::new();
+        stateless.retain(|_, held| {
+            let keep = held.session.idle_for() <= limit;
+            if !keep {
+                ended.push(held.session.id.clone());
+            }
+            keep
+        });
         drop(stateless);
+        for id in ended {
+            self.end_session_credentials(&id);
+        }
         self.limits.prune();
     }
 
@@ -290,6 +314,9 @@ impl Gateway {
         let all: Vec<Held> = self.lock_sessions().drain().map(|(_, held)| held).collect();
         for held in all {
             held.session.close();
+            if let Some(broker) = &self.config.credentials.broker {
+                broker.end_session(&held.session.id).await;
+            }
         }
         self.stateless
             .lock()
@@ -397,7 +424,19 @@ impl Gateway {
         clearance: Clearance,
         session: &Arc<Session>,
         server: &ServerName,
-        mut msg: Message,
+        msg: Message,
+    ) -> Value {
+        self.exchange_with(clearance, session, server, msg, None).await
+    }
+
+    /// [`Self::exchange`], with the call's credential header on this request alone.
+    pub(crate) async fn exchange_with(
+        &self,
+        clearance: Clearance,
+        session: &Arc<Session>,
+        server: &ServerName,
+        msg: Message,
+        header: Option<CallHeader>,
     ) -> Value {
         let id = msg.id().cloned();
         if let Clearance::Permitted(permit) = &clearance {
@@ -407,15 +446,73 @@ impl Gateway {
             Ok(c) => c,
             Err(e) => return portcullis_mcp::error_response(id.as_ref(), e.code(), &e.to_string(), None),
         };
+        Self::call_on(&connected, session, msg, header.as_ref()).await
+    }
+
+    /// Sends `msg` on `connected` for `session`, bridging protocol eras both ways.
+    async fn call_on(
+        connected: &Connected,
+        session: &Arc<Session>,
+        mut msg: Message,
+        header: Option<&CallHeader>,
+    ) -> Value {
+        let id = msg.id().cloned();
         bridge::bridge_request(&session.hello, &connected.era, &mut msg);
         let cacheable = bridge::cacheable(msg.method().unwrap_or_default());
-        match connected.peer.call(msg, session.as_route()).await {
+        let answered = match header {
+            None => connected.peer.call(msg, session.as_route()).await,
+            Some(header) => connected.peer.call_with_header(msg, session.as_route(), header).await,
+        };
+        match answered {
             Ok(mut answer) => {
                 bridge::bridge_response(session.era(), &connected.era, cacheable, &mut answer);
                 answer.into_value()
             }
             Err(e) => portcullis_mcp::error_response(id.as_ref(), e.code(), &e.to_string(), None),
         }
+    }
+
+    /// A permitted call to a `spawn = "per-call"` stdio server: a child started for this
+    /// call alone (its executable pin and pinned files checked first, as at every start),
+    /// with the server's `env` plus the call's credential, introduced with the session's
+    /// handshake, asked the one call, and stopped when the answer is in (dropping the
+    /// connection kills the child), so no credential outlives its call.
+    pub(crate) async fn exchange_per_call(
+        &self,
+        clearance: Clearance,
+        session: &Arc<Session>,
+        config: &ServerConfig,
+        msg: Message,
+        credential: Option<&portcullis_broker::Lease>,
+    ) -> Value {
+        let id = msg.id().cloned();
+        if let Clearance::Permitted(permit) = &clearance {
+            tracing::debug!(server = %config.name, decision = %permit.decision_id(), "starting a child for one call");
+        }
+        let mut config = config.clone();
+        if let (Some((var, value)), UpstreamTransport::Stdio { env, .. }) =
+            (credential.and_then(crate::stages::scope::env_of), &mut config.transport)
+        {
+            env.insert(var, value);
+        }
+        let started = async {
+            self.check_transport(&config).await?;
+            connect(
+                &config,
+                &session.hello,
+                self.config.limits,
+                &self.http,
+                session.as_route(),
+            )
+            .await
+        };
+        let connected = match started.await {
+            Ok((peer, era)) => Connected::new(peer, era),
+            Err(e) => return portcullis_mcp::error_response(id.as_ref(), e.code(), &e.to_string(), None),
+        };
+        let answer = Self::call_on(&connected, session, msg, None).await;
+        drop(connected);
+        answer
     }
 
     /// `subscriptions/listen`, once permitted: relayed to a 2026-07-28 server for as long as
@@ -443,6 +540,38 @@ impl Gateway {
             Ok(answer) => answer.into_value(),
             Err(e) => portcullis_mcp::error_response(id.as_ref(), e.code(), &e.to_string(), None),
         }
+    }
+
+    /// Drops what an earlier run of this gateway left behind (database roles under its
+    /// prefixes: a crash mid-call), then, every `[broker] sweep_interval_secs`, roles
+    /// whose TTL has passed. A sweep that fails is logged and retried at the next
+    /// interval; minted roles expire by themselves anyway (`VALID UNTIL`).
+    pub async fn start_credential_sweeper(self: &Arc<Self>) {
+        let Some(broker) = self.config.credentials.broker.clone() else {
+            return;
+        };
+        match broker.sweep(Sweep::Start).await {
+            Ok(0) => {}
+            Ok(dropped) => tracing::warn!(dropped, "dropped credentials an earlier run left behind"),
+            Err(e) => tracing::warn!("cannot sweep leftover credentials at start (retried every interval): {e}"),
+        }
+        let every = self.config.credentials.sweep_interval;
+        let gateway: Weak<Gateway> = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                if gateway.strong_count() == 0 {
+                    return;
+                }
+                match broker.sweep(Sweep::Expired).await {
+                    Ok(0) => {}
+                    Ok(dropped) => tracing::info!(dropped, "dropped expired credentials"),
+                    Err(e) => tracing::warn!("cannot sweep expired credentials: {e}"),
+                }
+            }
+        });
     }
 
     /// Checks `config`'s transport against its pin before starting it; a refusal is recorded.

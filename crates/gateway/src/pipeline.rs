@@ -7,12 +7,15 @@
 //! 4. authorise — a policy decision made for this call alone, never cached (T14);
 //! 5. approve   — a call the policy allows only with an approval waits for, or brings,
 //!    approvals bound to that exact call, then is decided afresh with `approval_present`;
-//!    (the credential broker slots in here, one line);
-//! 6. record    — the decision, durably, before anything is forwarded;
-//! 7. forward   — to the session's own connection to that server; needs the `Permit`;
-//! 8. record    — the outcome, durably, before the answer is released (T15);
-//! 9. release   — receipts attached (the audit receipt; for `tools/call`, the gateway's
-//!    signed receipt over request, result, decision and log index); needs `Recorded`.
+//! 6. scope     — the credential broker mints the call's own credential, if a
+//!    `[[credentials]]` rule gives it one (the policy saw which, as `context.credential`);
+//! 7. record    — the decision, durably, before anything is forwarded;
+//! 8. forward   — to the session's own connection to that server (or a child started for
+//!    this call alone), with the credential; needs the `Permit`; the credential is then
+//!    released (a database role dropped);
+//! 9. record    — the outcome, durably, before the answer is released (T15);
+//! 10. release  — receipts attached (the audit receipt; for `tools/call`, the gateway's
+//!     signed receipt over request, result, decision and log index); needs `Recorded`.
 //!
 //! The order matters where it says so: attest runs on the call as the host signed it
 //! (before the reason argument is stripped), the decision is durable before the server
@@ -23,6 +26,7 @@ use std::sync::Arc;
 
 use portcullis_approvals::{Opening, PendingEntry, PendingState};
 use portcullis_attest::VerifiedCall;
+use portcullis_broker::{CallMatch, Lease, Plan};
 use portcullis_core::{CallId, ServerName};
 use portcullis_mcp::{Message, MethodClass};
 use portcullis_policy::{DecisionRequest, Permit};
@@ -30,17 +34,17 @@ use serde_json::Value;
 
 use crate::{
     caller::Caller,
-    config::ServerConfig,
+    config::{ServerConfig, Spawn},
     deny::Deny,
     gateway::Gateway,
     relay::{Clearance, lists},
     session::Session,
     stages::{
         approve::{self, ApprovalRefusal},
-        authorise::Attested,
+        authorise::{Attested, Authoriser},
         classify::ClassifyError,
         receipts::Released,
-        record::{ApprovalFacts, CallFacts, RecordError, Verdict},
+        record::{ApprovalFacts, CallFacts, CredentialFacts, RecordError, Verdict},
     },
 };
 
@@ -172,8 +176,10 @@ impl Gateway {
         let findings = self.classify(cx, &route, &msg, signed.as_ref()).await?; // pinned, not held back
         let authorised = self.authorise(cx, &route, signed, findings, &mut msg).await?; // policy, this call only
         let (call, permit) = self.approve(cx, &route, authorised, &mut msg).await?; // approvals bound to this call
+        let (call, credential) = self.scope(cx, call, &permit).await?; // this call's own credential
         let decided = self.recorder.permitted(&call, &permit).await?; // durable before forwarding
-        let answer = self.forward(permit, cx, &route, msg).await; // needs the Permit
+        let answer = self.forward(permit, cx, &route, msg, credential.as_ref()).await; // needs the Permit
+        self.release(credential).await; // the credential ends with the call
         let recorded = self.recorder.outcome(decided, &call, &answer).await?; // durable before release
         let released = self.receipts.release(answer, &call, cx.request_sha256, recorded)?; // needs Recorded
         Ok(self.names_for_client(&route, &call, released))
@@ -294,10 +300,17 @@ impl Gateway {
             .break_glass
             .expire_and_find(&cx.session.principal.workload);
         self.record_break_glass_ends(ended).await?;
+        let plan = self.credential_plan(cx, route, msg);
         let attested = Attested {
             signed: signed.is_some(),
             findings,
             break_glass: window.is_some(),
+            credential: plan.as_ref().map(|plan| portcullis_policy::CredentialFact {
+                rule: plan.rule.clone(),
+                source: plan.source.clone(),
+                kind: plan.kind.to_owned(),
+                scope: plan.scope.clone(),
+            }),
         };
         let (request, outcome) = self
             .authoriser
@@ -311,8 +324,14 @@ impl Gateway {
         )
         .signed_with(signed.as_ref())
         .decided_under(&request, &self.recorder);
+        let credential = plan.map(|plan| CredentialFacts {
+            plan,
+            args_sha256: hex::encode(request.arguments.sha256()),
+            grant: None,
+        });
         let call = CallFacts {
             break_glass: window,
+            credential,
             ..call
         };
         Ok(Authorised { call, request, outcome })
@@ -682,6 +701,73 @@ impl Gateway {
         std::future::pending().await
     }
 
+    /// The credential the broker's rules give this call, if any (before the decision).
+    pub(crate) fn credential_plan(&self, cx: &CallContext<'_>, route: &Route<'_>, msg: &Message) -> Option<Plan> {
+        let broker = self.config.credentials.broker.as_ref()?;
+        let (_, _, target, tier) = Authoriser::target_of(route.config, msg);
+        let principal = &cx.session.principal;
+        broker.plan(&CallMatch {
+            server: route.server.as_str(),
+            target: &target,
+            tier,
+            workload: &principal.workload,
+            user: principal.user.as_deref(),
+        })
+    }
+
+    /// scope: mints the call's credential, named by its plan, for this call alone. A
+    /// failure is a recorded deny.
+    pub(crate) async fn scope(
+        &self,
+        cx: &CallContext<'_>,
+        mut call: CallFacts,
+        permit: &Permit,
+    ) -> Result<(CallFacts, Option<Lease>), Deny> {
+        let (Some(credential), Some(broker)) = (&call.credential, &self.config.credentials.broker) else {
+            return Ok((call, None));
+        };
+        let facts = portcullis_broker::CallFacts {
+            workload: &call.principal.workload,
+            user: call.principal.user.as_deref(),
+            server: call.server.as_str(),
+            target: call.target.as_deref().unwrap_or(&call.method),
+            decision_id: permit.decision_id(),
+            arguments_sha256: &credential.args_sha256,
+            session: &cx.session.id,
+            bearer: cx.caller.bearer.as_ref(),
+        };
+        match broker.mint(&credential.plan, &facts).await {
+            Ok(lease) => {
+                if let Some(credential) = call.credential.as_mut() {
+                    credential.grant = Some((lease.grant_id.clone(), lease.expires_at));
+                }
+                Ok((call, Some(lease)))
+            }
+            Err(error) => {
+                tracing::warn!(
+                    workload = %call.principal.workload, server = %call.server, target = ?call.target,
+                    rule = %credential.plan.rule, source = %credential.plan.source, decision = %permit.decision_id(),
+                    "call denied: its credential could not be issued: {error}"
+                );
+                let deny = Deny::Credential {
+                    error,
+                    decision_id: permit.decision_id().to_owned(),
+                };
+                Err(self.record_deny(&call, deny).await)
+            }
+        }
+    }
+
+    /// Ends the call's credential now that its answer is in (a per-call database role is
+    /// dropped). A failure leaves the sweeper to finish the job; the role expires anyway.
+    pub(crate) async fn release(&self, credential: Option<Lease>) {
+        let Some(lease) = credential else { return };
+        let grant = lease.grant_id.clone();
+        if let Err(e) = lease.release().await {
+            tracing::warn!(grant = %grant, "a call's credential could not be released now (the sweeper retries): {e}");
+        }
+    }
+
     /// A policy deny, logged and recorded.
     async fn policy_deny(
         &self,
@@ -702,13 +788,42 @@ impl Gateway {
     }
 
     /// forward: to the session's connection to the server, with the permit the authorise
-    /// stage issued for this call. `subscriptions/listen` stays open as long as the client
-    /// keeps it. Receipt entries the server wrote are removed.
-    async fn forward(&self, permit: Permit, cx: &CallContext<'_>, route: &Route<'_>, msg: Message) -> Value {
+    /// stage issued for this call and the call's credential (a request header), or to a
+    /// child started for this call alone (`spawn = "per-call"`, the credential in its
+    /// environment). `subscriptions/listen` stays open as long as the client keeps it.
+    /// Receipt entries the server wrote are removed.
+    async fn forward(
+        &self,
+        permit: Permit,
+        cx: &CallContext<'_>,
+        route: &Route<'_>,
+        msg: Message,
+        credential: Option<&Lease>,
+    ) -> Value {
         let clearance = Clearance::Permitted(permit);
         let mut answer = match cx.class {
             MethodClass::Subscribe => self.listen(clearance, cx.session, &route.server, msg).await,
-            _ => self.exchange(clearance, cx.session, &route.server, msg).await,
+            _ if route.config.spawn == Spawn::PerCall => {
+                self.exchange_per_call(clearance, cx.session, route.config, msg, credential)
+                    .await
+            }
+            _ => match credential.and_then(|lease| Some((crate::stages::scope::header_of(lease)?, lease))) {
+                // A credential that cannot travel as a header is not sent without it.
+                Some((None, lease)) => portcullis_mcp::error_response(
+                    msg.id(),
+                    portcullis_mcp::ErrorCode::Denied,
+                    &format!(
+                        "the call's credential (grant {}) cannot be sent as an HTTP header; the call was not forwarded",
+                        lease.grant_id
+                    ),
+                    None,
+                ),
+                header => {
+                    let header = header.and_then(|(header, _)| header);
+                    self.exchange_with(clearance, cx.session, &route.server, msg, header)
+                        .await
+                }
+            },
         };
         self.receipts.filter(&route.server, &mut answer);
         answer
@@ -745,7 +860,7 @@ impl Gateway {
 
     /// Records a deny durably before the client hears of it; when the log cannot take it,
     /// the client hears that instead (fail closed either way).
-    async fn record_deny(&self, call: &CallFacts, deny: Deny) -> Deny {
+    pub(crate) async fn record_deny(&self, call: &CallFacts, deny: Deny) -> Deny {
         let verdict = Verdict {
             allowed: false,
             reason: deny.audit_reason().unwrap_or_default(),

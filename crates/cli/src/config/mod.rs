@@ -15,6 +15,7 @@ pub mod approvals;
 mod attest;
 mod audit;
 mod auth;
+pub mod credentials;
 mod expand;
 mod listen;
 mod manifests;
@@ -58,6 +59,10 @@ pub struct LoadedConfig {
     pub workload_api: Option<WorkloadApiUse>,
     /// The admin listener (`[admin]`): its address, and whether it uses the front's TLS.
     pub admin_listen: Option<approvals::AdminListen>,
+    /// Secrets the broker's sources name that could not be read (an unset environment
+    /// variable, a missing file): fine for commands that only read the config, a config
+    /// error for serving (`preflight`).
+    pub unresolved_secrets: Vec<Problem>,
     pub warnings: Vec<String>,
 }
 
@@ -176,12 +181,23 @@ fn validate(raw: &raw::RawConfig, loading: Loading<'_>, p: &mut Problems) -> Che
     let manifests = manifests::manifests(&raw.manifests, &raw.servers, &mut servers, check, base, p);
     let approvals = approvals::approvals(&raw.approvals, base, p);
     let admin_listen = approvals::admin(&raw.admin, raw.listen.tls.is_some(), p);
+    let mut unresolved_secrets = Vec::new();
+    let credentials = credentials::credentials(
+        &raw.broker,
+        &raw.credentials,
+        &servers,
+        base,
+        &env.vars,
+        &mut unresolved_secrets,
+        p,
+    );
+    warn_missing_secret_files(&raw.broker, base, &mut warnings);
     // Every part is checked; from here on, any problem means no config.
     let (policy, audit, limits, auth, mut listen) = (policy?, audit?, limits?, auth?, listen?);
     let principal_limits = principal_limits?;
     let servers: Vec<ServerConfig> = servers.into_iter().collect::<Checked<_>>()?;
     let (attestation, manifests) = (attestation?, manifests?);
-    let (approvals, admin_listen) = (approvals?, admin_listen?);
+    let (approvals, admin_listen, credentials) = (approvals?, admin_listen?, credentials?);
     listen.auth = auth.http;
     let upstream_spiffe_ids = raw
         .servers
@@ -207,6 +223,7 @@ fn validate(raw: &raw::RawConfig, loading: Loading<'_>, p: &mut Problems) -> Che
             scan: manifests.scan,
         },
         approvals,
+        credentials,
     };
     Ok(LoadedConfig {
         gateway,
@@ -220,8 +237,24 @@ fn validate(raw: &raw::RawConfig, loading: Loading<'_>, p: &mut Problems) -> Che
         upstream_spiffe_ids,
         workload_api: apis.into_use(),
         admin_listen,
+        unresolved_secrets,
         warnings,
     })
+}
+
+/// A `secret` source's file is read at each call (so it can be rotated without a restart);
+/// one that is missing now denies those calls until it exists: say so at start.
+fn warn_missing_secret_files(broker: &raw::RawBroker, base: &Path, warnings: &mut Vec<String>) {
+    for (name, source) in &broker.sources {
+        if let Some(file) = source.file.as_ref().filter(|_| source.kind == "secret")
+            && !base.join(file).is_file()
+        {
+            warnings.push(format!(
+                "broker.sources.{name}.file: `{}` does not exist yet; calls whose credential it is are denied until it does",
+                base.join(file).display()
+            ));
+        }
+    }
 }
 
 fn line_col(text: &str, offset: usize) -> String {

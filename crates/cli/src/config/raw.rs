@@ -30,6 +30,82 @@ pub struct RawConfig {
     pub approvals: RawApprovals,
     #[serde(default)]
     pub admin: RawAdmin,
+    #[serde(default)]
+    pub broker: RawBroker,
+    #[serde(default)]
+    pub credentials: Vec<RawCredential>,
+}
+
+/// `[broker]`: the sources per-call credentials are minted from.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBroker {
+    pub sweep_interval_secs: Option<u64>,
+    /// `[broker.sources.NAME]`.
+    #[serde(default)]
+    pub sources: BTreeMap<String, RawSource>,
+}
+
+/// `[broker.sources.NAME]`: one credential source. `kind` says which keys apply.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSource {
+    /// `postgres-role`, `jwt`, `token-exchange` or `secret`.
+    pub kind: String,
+    // postgres-role
+    pub admin_url_env: Option<String>,
+    pub admin_url_file: Option<PathBuf>,
+    pub connect_url: Option<String>,
+    pub prefix: Option<String>,
+    pub ttl_secs: Option<u64>,
+    pub per: Option<String>,
+    pub grants: Option<Vec<RawGrant>>,
+    pub connection_limit: Option<u32>,
+    // jwt
+    pub key: Option<PathBuf>,
+    pub issuer: Option<String>,
+    pub audience: Option<String>,
+    // token-exchange
+    pub token_endpoint: Option<String>,
+    pub client_id: Option<String>,
+    pub client_secret_env: Option<String>,
+    pub client_secret_file: Option<PathBuf>,
+    pub scope: Option<String>,
+    pub timeout_secs: Option<u64>,
+    // secret
+    pub file: Option<PathBuf>,
+    pub env: Option<String>,
+}
+
+/// `grants = [{ schema = "sales", privileges = ["select"] }]` of a `postgres-role` source.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawGrant {
+    pub schema: String,
+    pub privileges: Vec<String>,
+}
+
+/// `[[credentials]]`: which calls get a credential from which source, delivered how.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCredential {
+    pub id: String,
+    pub server: String,
+    #[serde(default)]
+    pub tools: Vec<String>,
+    #[serde(default)]
+    pub tiers: Vec<String>,
+    #[serde(default)]
+    pub workloads: Vec<String>,
+    #[serde(default)]
+    pub users: Vec<String>,
+    pub source: String,
+    /// Delivery to a stdio server (`spawn = "per-call"`): this environment variable.
+    pub env: Option<String>,
+    /// Delivery to an HTTP server: this request header ...
+    pub header: Option<String>,
+    /// ... its value prefixed with this (e.g. `"Bearer "`).
+    pub prefix: Option<String>,
 }
 
 /// `[approvals]`: who approves, how long calls wait, N-of-M.
@@ -175,6 +251,8 @@ pub struct RawServer {
     /// the config file's directory without one): `{ "server.py" = "sha256:…" }`.
     #[serde(default)]
     pub pinned_files: BTreeMap<String, String>,
+    /// `session` (default) or `per-call`: a fresh child for every acting call.
+    pub spawn: Option<String>,
 }
 
 /// `tls = { ca, cert, key, spiffe_id }` of an `https://` server: mutual TLS upstream;

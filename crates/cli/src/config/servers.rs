@@ -1,6 +1,6 @@
 //! `[[servers]]` of the config file: each upstream's name, transport (a stdio child's
 //! argv, env and working directory, or an HTTP URL with headers and optional mutual TLS),
-//! tiers, timeout, isolation and protocol. Programs are resolved and TLS files read now,
+//! tiers, timeout, isolation, spawn mode and protocol. Programs are resolved and TLS files read now,
 //! so a missing one is a config error rather than a failure at the first call.
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -10,7 +10,7 @@ use std::{
 };
 
 use portcullis_core::{Secret, ServerName, Tier};
-use portcullis_gateway::config::{Isolation, ServerConfig, UpstreamProtocol, UpstreamTransport};
+use portcullis_gateway::config::{Isolation, ServerConfig, Spawn, UpstreamProtocol, UpstreamTransport};
 use portcullis_identity::{BundleSource, Reload, SpiffeId, SvidSource, UpstreamTlsSettings, upstream_client_config};
 
 use super::{
@@ -86,6 +86,22 @@ fn server(
         )),
     };
     let pinned_files = super::pinned_files::pinned_files(raw, base, at, p);
+    let spawn = match raw.spawn.as_deref().unwrap_or("session") {
+        "session" => Ok(Spawn::Session),
+        "per-call" if raw.command.is_none() => Err(p.add(
+            at("spawn"),
+            "`per-call` applies to stdio servers (`command`); HTTP servers get credentials per request",
+        )),
+        "per-call" if raw.shared => Err(p.add(
+            at("spawn"),
+            "`per-call` and `shared = true` exclude each other: a per-call child serves one call",
+        )),
+        "per-call" => Ok(Spawn::PerCall),
+        other => Err(p.add(
+            at("spawn"),
+            format!("unknown value `{other}`; use \"session\" or \"per-call\""),
+        )),
+    };
     timeout_ok?;
     Ok(ServerConfig {
         name: name?,
@@ -100,6 +116,7 @@ fn server(
         request_timeout: Duration::from_secs(timeout),
         protocol: protocol?,
         pinned_files: pinned_files?,
+        spawn: spawn?,
     })
 }
 

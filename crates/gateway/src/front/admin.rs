@@ -47,8 +47,19 @@ pub async fn serve_admin(
         .route("/break-glass", get(list_windows).post(request_window))
         .route("/break-glass/{id}/approve", post(approve_window))
         .route("/break-glass/{id}/end", post(end_window))
+        .route("/.well-known/jwks.json", get(jwks))
         .with_state(gateway);
     portcullis_identity::serve(listener, tls, app, limits, shutdown).await
+}
+
+/// The public keys of the broker's `jwt` sources, as a JSON Web Key Set: upstream servers
+/// verify the tokens they are given with them. Public keys only; no authentication.
+async fn jwks(State(gateway): State<Arc<Gateway>>) -> Response {
+    let keys = match &gateway.config().credentials.broker {
+        Some(broker) => broker.jwks(),
+        None => json!({"keys": []}),
+    };
+    Json(keys).into_response()
 }
 
 fn refuse(status: StatusCode, message: String) -> Response {

@@ -50,13 +50,18 @@ pub async fn identify(
             "this gateway requires a client certificate (an X.509-SVID); connect over mutual TLS".into(),
         ));
     }
+    // The validated token itself, for a `token-exchange` credential (its subject token).
+    let mut presented = None;
     let user = match (&auth.bearer, bearer_token(headers)) {
         (_, Err(e)) => {
             let challenge = BearerChallenge::InvalidToken { description: e.into() };
             return Err(bearer_refusal(auth, &challenge, format!("invalid bearer token: {e}")));
         }
         (Some(bearer), Ok(Some(token))) => match bearer.validator.validate(token).await {
-            Ok(user) => Some(user),
+            Ok(user) => {
+                presented = Some(portcullis_core::Secret::new(token.to_owned()));
+                Some(user)
+            }
             Err(e) => {
                 tracing::warn!("refused a call: bearer token: {e}");
                 let mut refusal = bearer_refusal(auth, &e.challenge(), e.to_string());
@@ -105,6 +110,7 @@ pub async fn identify(
                 anonymous: false,
                 scopes,
                 claims,
+                bearer: presented,
             })
         }
         Err(_) => Ok(Caller::anonymous(anonymous.clone())),

@@ -21,7 +21,7 @@ use std::{
 
 use portcullis_core::ServerName;
 use portcullis_mcp::{ErrorCode, Message, MessageKind, error_response, message};
-use portcullis_transport::{DirectRequests, Link, LinkEvent, LinkGuard};
+use portcullis_transport::{CallHeader, DirectRequests, Link, LinkEvent, LinkGuard};
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot};
 
@@ -120,7 +120,18 @@ impl UpstreamPeer {
     /// Sends a request and waits (at most the server's timeout) for its answer,
     /// which carries the client's id again.
     pub async fn call(&self, msg: Message, owner: Weak<dyn ServerMessageRoute>) -> Result<Message, UpstreamError> {
-        self.call_within(msg, owner, Some(self.timeout)).await
+        self.call_within(msg, owner, Some(self.timeout), None).await
+    }
+
+    /// [`Self::call`] with a header on this request alone (a per-call credential). A
+    /// transport that cannot carry it (stdio) fails the call: it is never sent without it.
+    pub async fn call_with_header(
+        &self,
+        msg: Message,
+        owner: Weak<dyn ServerMessageRoute>,
+        header: &CallHeader,
+    ) -> Result<Message, UpstreamError> {
+        self.call_within(msg, owner, Some(self.timeout), Some(header)).await
     }
 
     /// Like [`Self::call`] but without a timeout: for streams the client ends itself.
@@ -129,7 +140,7 @@ impl UpstreamPeer {
         msg: Message,
         owner: Weak<dyn ServerMessageRoute>,
     ) -> Result<Message, UpstreamError> {
-        self.call_within(msg, owner, None).await
+        self.call_within(msg, owner, None, None).await
     }
 
     async fn call_within(
@@ -137,9 +148,17 @@ impl UpstreamPeer {
         mut msg: Message,
         owner: Weak<dyn ServerMessageRoute>,
         limit: Option<Duration>,
+        header: Option<&CallHeader>,
     ) -> Result<Message, UpstreamError> {
         if !self.is_alive() {
             return Err(self.closed_error());
+        }
+        let is_request = msg.kind() == MessageKind::Request && msg.method() != Some("initialize");
+        if header.is_some() && (self.direct.is_none() || !is_request) {
+            return Err(UpstreamError::Closed {
+                server: self.server.to_string(),
+                reason: "its transport cannot carry the call's credential header; the call was not sent".into(),
+            });
         }
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let client_id = msg.replace_id(json!(id)).unwrap_or(Value::Null);
@@ -167,7 +186,14 @@ impl UpstreamPeer {
             match direct {
                 // The hot path: posted from this task; a JSON answer comes straight back.
                 Some(direct) => {
-                    if let Some(answer) = direct.request(msg).await {
+                    let answered = match header {
+                        None => direct.request(msg).await,
+                        Some(header) => match direct.request_with_header(msg, header).await {
+                            Ok(answered) => answered,
+                            Err(_) => return Exchanged::NotSent,
+                        },
+                    };
+                    if let Some(answer) = answered {
                         let ours = answer.id().and_then(Value::as_u64) == Some(id);
                         if ours && self.lock_pending().remove(&id).is_some() {
                             return Exchanged::Answer(Ok(answer));

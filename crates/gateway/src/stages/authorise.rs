@@ -24,6 +24,8 @@ pub struct Attested {
     pub findings: Vec<String>,
     /// A break-glass window is active for the caller.
     pub break_glass: bool,
+    /// The credential the broker mints for the call if it is allowed.
+    pub credential: Option<portcullis_policy::CredentialFact>,
 }
 
 /// The policy store and how reasons are taken.
@@ -43,19 +45,7 @@ impl Authoriser {
         attested: Attested,
         msg: &mut Message,
     ) -> (DecisionRequest, Result<Permit, Deny>) {
-        let method = msg.method().unwrap_or_default().to_owned();
-        let kind = TargetKind::of_method(&method);
-        let target = match kind {
-            TargetKind::Resource => msg.param_str("uri"),
-            TargetKind::Tool | TargetKind::Prompt => msg.param_str("name"),
-            TargetKind::Other => Some(method.as_str()),
-        }
-        .unwrap_or_default()
-        .to_owned();
-        let tier = match kind {
-            TargetKind::Tool => server.tier_of(&target),
-            _ => server.default_tier,
-        };
+        let (method, kind, target, tier) = Self::target_of(server, msg);
         let mut reason = msg
             .meta()
             .and_then(|m| m.get(REASON_META_KEY))
@@ -81,6 +71,7 @@ impl Authoriser {
         request.call_signed = attested.signed;
         request.tool_findings = attested.findings;
         request.break_glass = attested.break_glass;
+        request.credential = attested.credential;
         let (outcome, shadow) = self.store.authorize_with_shadow(&request);
         // Only on a deny: the allow path reads no settings. Not when the policy could not be
         // evaluated: then the missing reason is not why the call was refused.
@@ -103,6 +94,25 @@ impl Authoriser {
             );
         }
         (request, outcome)
+    }
+
+    /// What a routed call acts on: its method, the kind and name of its target (tool or
+    /// prompt name, resource URI, or the method), and the target's operator-assigned tier.
+    pub fn target_of(server: &ServerConfig, msg: &Message) -> (String, TargetKind, String, portcullis_core::Tier) {
+        let method = msg.method().unwrap_or_default().to_owned();
+        let kind = TargetKind::of_method(&method);
+        let target = match kind {
+            TargetKind::Resource => msg.param_str("uri"),
+            TargetKind::Tool | TargetKind::Prompt => msg.param_str("name"),
+            TargetKind::Other => Some(method.as_str()),
+        }
+        .unwrap_or_default()
+        .to_owned();
+        let tier = match kind {
+            TargetKind::Tool => server.tier_of(&target),
+            _ => server.default_tier,
+        };
+        (method, kind, target, tier)
     }
 
     /// Whether the policy would allow `request` if it carried an approval: then the deny is

@@ -72,7 +72,29 @@ pub struct CallFacts {
     pub approval: Option<ApprovalFacts>,
     /// The break-glass window the call was decided under: every record of it is flagged.
     pub break_glass: Option<String>,
+    /// The call's credential (the scope stage): which rule and source, and once minted its
+    /// grant id and expiry. Never the secret.
+    pub credential: Option<CredentialFacts>,
 }
+
+/// A call's credential as its records keep it.
+#[derive(Debug, Clone)]
+pub struct CredentialFacts {
+    /// What the broker mints, chosen before the decision (the policy saw it).
+    pub plan: portcullis_broker::Plan,
+    /// The arguments' lowercase hex digest, which a `jwt` credential carries.
+    pub args_sha256: String,
+    /// Set once minted: the grant's id and when the credential expires (unix seconds).
+    pub grant: Option<(String, u64)>,
+}
+
+/// The `ext` keys of a call's credential.
+pub const CREDENTIAL_RULE: &str = "credential_rule";
+pub const CREDENTIAL_SOURCE: &str = "credential_source";
+pub const CREDENTIAL_KIND: &str = "credential_kind";
+pub const CREDENTIAL_SCOPE: &str = "credential_scope";
+pub const CREDENTIAL_GRANT: &str = "credential_grant";
+pub const CREDENTIAL_EXPIRES_AT: &str = "credential_expires_at";
 
 /// The approval a call used: its request id and who gave it.
 #[derive(Debug, Clone)]
@@ -151,6 +173,7 @@ impl CallFacts {
             decided: None,
             approval: None,
             break_glass: None,
+            credential: None,
         }
     }
 
@@ -213,6 +236,16 @@ impl CallFacts {
         }
         if let Some(window) = &self.break_glass {
             r.ext.insert(BREAK_GLASS.into(), window.clone());
+        }
+        if let Some(credential) = &self.credential {
+            r.ext.insert(CREDENTIAL_RULE.into(), credential.plan.rule.clone());
+            r.ext.insert(CREDENTIAL_SOURCE.into(), credential.plan.source.clone());
+            r.ext.insert(CREDENTIAL_KIND.into(), credential.plan.kind.to_owned());
+            r.ext.insert(CREDENTIAL_SCOPE.into(), credential.plan.scope.clone());
+            if let Some((grant, expires_at)) = &credential.grant {
+                r.ext.insert(CREDENTIAL_GRANT.into(), grant.clone());
+                r.ext.insert(CREDENTIAL_EXPIRES_AT.into(), expires_at.to_string());
+            }
         }
         r
     }
