@@ -14,6 +14,7 @@ pub enum DemoTool {
     LookupCustomer,
     SendMessage,
     DeleteRecord,
+    Query,
     Echo,
     HttpHeaders,
     GetEnv,
@@ -35,6 +36,7 @@ const DEMO_TOOLS: &[DemoTool] = &[
     DemoTool::LookupCustomer,
     DemoTool::SendMessage,
     DemoTool::DeleteRecord,
+    DemoTool::Query,
 ];
 
 const TEST_TOOLS: &[DemoTool] = &[
@@ -79,6 +81,7 @@ impl DemoTool {
             DemoTool::LookupCustomer => "lookup_customer",
             DemoTool::SendMessage => "send_message",
             DemoTool::DeleteRecord => "delete_record",
+            DemoTool::Query => "query",
             DemoTool::Echo => "echo",
             DemoTool::HttpHeaders => "http_headers",
             DemoTool::GetEnv => "get_env",
@@ -102,6 +105,9 @@ impl DemoTool {
             DemoTool::LookupCustomer => "Look up a customer record (name, email, phone) by id.",
             DemoTool::SendMessage => "Send a message to a recipient and return its message id.",
             DemoTool::DeleteRecord => "Delete a record by id.",
+            DemoTool::Query => {
+                "Run one SQL statement against the database in DATABASE_URL (given per call by the gateway) and return the rows and the role it ran as."
+            }
             DemoTool::Echo => "Return the arguments and the request _meta exactly as received.",
             DemoTool::HttpHeaders => {
                 "Return the HTTP headers of the request that carried this call (Streamable HTTP only)."
@@ -132,6 +138,7 @@ impl DemoTool {
             DemoTool::LookupCustomer => object(json!({ "customer_id": string }), &["customer_id"]),
             DemoTool::SendMessage => object(json!({ "to": string, "body": string }), &["to", "body"]),
             DemoTool::DeleteRecord => object(json!({ "record_id": string }), &["record_id"]),
+            DemoTool::Query => object(json!({ "sql": string }), &["sql"]),
             DemoTool::Progress => object(
                 json!({ "steps": { "type": "integer", "minimum": 0, "maximum": 100 } }),
                 &["steps"],
@@ -161,7 +168,7 @@ impl DemoTool {
 
     fn effect(self) -> Option<Effect> {
         match self {
-            DemoTool::SearchDocs | DemoTool::LookupCustomer => Some(Effect::Read),
+            DemoTool::SearchDocs | DemoTool::LookupCustomer | DemoTool::Query => Some(Effect::Read),
             DemoTool::SendMessage => Some(Effect::Write),
             DemoTool::DeleteRecord => Some(Effect::Destroy),
             _ => None,
@@ -215,9 +222,9 @@ mod tests {
         let names = |flag| DemoTool::enabled(flag).map(DemoTool::name).collect::<Vec<_>>();
         assert_eq!(
             names(false),
-            ["search_docs", "lookup_customer", "send_message", "delete_record"]
+            ["search_docs", "lookup_customer", "send_message", "delete_record", "query"]
         );
-        assert_eq!(names(true).len(), 18);
+        assert_eq!(names(true).len(), 19);
         assert_eq!(DemoTool::find("echo", false), None);
         assert_eq!(DemoTool::find("echo", true), Some(DemoTool::Echo));
     }

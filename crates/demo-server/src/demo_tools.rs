@@ -1,4 +1,4 @@
-//! The four demo tools, one per risk tier: `search_docs` (read), `lookup_customer`
+//! Four of the demo tools (the fifth, `query`, is in `query_tool.rs`), one per risk tier: `search_docs` (read), `lookup_customer`
 //! (read-sensitive), `send_message` and `delete_record` (write). All are pure functions of
 //! their arguments over the fake data in `data.rs`.
 

@@ -1,8 +1,9 @@
 //! `portcullis-demo-server`: a small MCP server with deterministic fake data, used by
 //! `portcullis demo`, the README walkthrough and the test suite.
 //!
-//! Four demo tools cover the risk tiers (`search_docs` read, `lookup_customer`
-//! read-sensitive, `send_message` and `delete_record` write), plus one prompt and two
+//! Five demo tools cover the risk tiers (`search_docs` read, `lookup_customer` and `query`
+//! read-sensitive — `query` runs SQL with the connection string the gateway's broker gives
+//! it — `send_message` and `delete_record` write), plus one prompt and two
 //! resources. With `DemoOptions::test_tools` it also lists tools that probe a gateway's relay
 //! (echo, environment, progress, logging, sampling, elicitation, roots, crash, hang, garbage,
 //! list-changed). It serves MCP over stdio or Streamable HTTP(S, optionally mutual TLS) and speaks both the 2025-11-25
@@ -17,6 +18,7 @@ mod demo_tools;
 mod http;
 mod https;
 mod prompts;
+mod query_tool;
 mod resources;
 mod server;
 mod stdio;

@@ -107,6 +107,7 @@ impl DemoServer {
             DemoTool::LookupCustomer => demo_tools::lookup_customer(&args)?,
             DemoTool::SendMessage => demo_tools::send_message(&args)?,
             DemoTool::DeleteRecord => demo_tools::delete_record(&args)?,
+            DemoTool::Query => crate::query_tool::query(&args).await?,
             DemoTool::Echo => test_tools::echo(request.arguments, &context),
             DemoTool::GetEnv => test_tools::get_env(),
             DemoTool::HttpHeaders => test_tools::http_headers(&context),

@@ -83,7 +83,7 @@ async fn both_lifecycles_work_over_http_with_either_loopback_host() {
         );
         let client = config.serve_with_lifecycle(transport, mode).await.unwrap();
         let tools = client.list_all_tools().await.unwrap();
-        assert_eq!(tools.len(), 18, "{host}");
+        assert_eq!(tools.len(), 19, "{host}");
         let headers = client
             .call_tool(CallToolRequestParams::new("http_headers"))
             .await

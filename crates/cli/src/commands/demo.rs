@@ -7,7 +7,14 @@ use anyhow::Context;
 use portcullis_gateway::serve_http;
 use serde_json::{Value, json};
 
-use crate::{assemble, audit_open, commands::init::starter_config, config, shutdown};
+use crate::{
+    assemble, audit_open,
+    commands::{
+        demo_credentials::{self, DemoDb},
+        init::starter_config,
+    },
+    config, shutdown,
+};
 
 struct Demo {
     http: reqwest::Client,
@@ -25,17 +32,28 @@ pub async fn run(serve: bool, listen: Option<SocketAddr>) -> anyhow::Result<Exit
         let port = if serve { 8080 } else { 0 };
         SocketAddr::from(([127, 0, 0, 1], port))
     });
-    let text = starter_config(&exe.to_string_lossy(), &addr.to_string(), "127.0.0.1:0");
+    let mut text = starter_config(&exe.to_string_lossy(), &addr.to_string(), "127.0.0.1:0");
     let home = tempfile::tempdir().context("cannot create a temporary directory for the demo")?;
+    // Per-call database roles, when a PostgreSQL is at hand (step 7).
+    let db = DemoDb::prepare().await;
+    let mut env = config::ConfigEnv::default();
+    if let Ok(db) = &db {
+        text = demo_credentials::per_call(&text) + &db.config().map_err(|e| anyhow::anyhow!(e))?;
+        env.vars.insert(
+            demo_credentials::ADMIN_URL_VAR.to_owned(),
+            portcullis_core::Secret::new(db.admin_url.clone()),
+        );
+    }
     // The approver the starter config registers (`operator`), as `init` writes it.
     let approver_key = home.path().join(crate::commands::init::APPROVER_KEY);
     audit_open::generate(&approver_key)?;
     let policies = home.path().join("policies");
     std::fs::create_dir_all(&policies)?;
     std::fs::write(policies.join("tiers.cedar"), portcullis_policy::DEFAULT_CEDAR_POLICIES)?;
+    std::fs::write(policies.join("credentials.cedar"), demo_credentials::DEMO_POLICY)?;
     // Mutual TLS out of the box: a dev CA, the gateway's SVID and the agent's.
     let pki = crate::commands::ca::starter_pki(home.path(), std::time::Duration::from_secs(3600))?;
-    let loaded = config::parse(&text, "<demo>", home.path())?;
+    let loaded = config::parse_in(&text, "<demo>", home.path(), &env)?;
     let audit = loaded.audit.clone();
     let admin_listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
         .await
@@ -82,6 +100,7 @@ pub async fn run(serve: bool, listen: Option<SocketAddr>) -> anyhow::Result<Exit
     };
     demo.script().await;
     demo.approval_step(&admin_url, &approver_key).await;
+    demo.credentials_step(db.as_ref()).await;
     demo.end_session().await;
     if serve {
         println!("\nServing at https://{local}/mcp (mutual TLS) — Ctrl-C stops. Connect a desktop host with:");
@@ -308,8 +327,54 @@ impl Demo {
     }
 
     /// Step 7: the agent ends its session.
+    /// Step 7: `query` runs with a database role minted for the call alone: it reads
+    /// schema `sales`, is refused on `hr`, and is gone once the call is over.
+    async fn credentials_step(&mut self, db: Result<&DemoDb, &String>) {
+        println!("\n7. Least privilege: each `query` call gets its own database role, dropped afterwards");
+        let db = match db {
+            Ok(db) => db,
+            Err(why) => {
+                println!(
+                    "   – skipped: no PostgreSQL ({why}); set {}=postgres://ADMIN@HOST:PORT/DB to see it",
+                    demo_credentials::DEMO_POSTGRES_ENV
+                );
+                return;
+            }
+        };
+        let mut roles = Vec::new();
+        for (id, sql, readable) in [
+            (30, "SELECT id, customer, total FROM sales.orders ORDER BY id", true),
+            (31, "SELECT * FROM hr.salaries", false),
+        ] {
+            let call = json!({"jsonrpc":"2.0","id":id,"method":"tools/call","params":{"name":"query",
+                "arguments":{"sql":sql},"_meta":{"io.portcullis/reason":"reconcile the refund with the order"}}});
+            let (_, body, _) = self.post(&call, &[]).await;
+            let (role, outcome) = demo_credentials::answer(&body);
+            let role_text = role.clone().unwrap_or_else(|| "?".into());
+            roles.extend(role);
+            match (readable, outcome) {
+                (true, Ok(rows)) => self.expect(
+                    rows.as_array().is_some_and(|r| !r.is_empty()),
+                    &format!("`{sql}` as role {role_text}: {rows}"),
+                ),
+                (false, Err(why)) => {
+                    self.expect(why.contains("permission denied"), &format!("`{sql}`: refused ({why})"))
+                }
+                (_, outcome) => self.expect(false, &format!("`{sql}`: unexpected {outcome:?}")),
+            }
+        }
+        let distinct = roles.len() == 2 && roles[0] != roles[1];
+        self.expect(distinct, "each call ran as a role of its own");
+        for role in &roles {
+            match db.role_exists(role).await {
+                Ok(exists) => self.expect(!exists, &format!("role {role} no longer exists")),
+                Err(e) => self.expect(false, &format!("cannot check role {role}: {e}")),
+            }
+        }
+    }
+
     async fn end_session(&mut self) {
-        println!("\n7. The agent ends its session");
+        println!("\n8. The agent ends its session");
         let mut req = self.http.delete(&self.url);
         if let Some(sid) = &self.session {
             req = req.header("mcp-session-id", sid);
@@ -320,7 +385,7 @@ impl Demo {
 
     /// Step 8: the audit log, read back and verified offline.
     async fn audit_step(&mut self, settings: &config::AuditSettings) {
-        println!("\n8. The audit log: every call recorded before its answer was released");
+        println!("\n9. The audit log: every call recorded before its answer was released");
         let config::AuditStoreSettings::File { dir } = &settings.store else {
             return;
         };

@@ -34,7 +34,7 @@ name = "demo"                        # the bundled demo MCP server
 command = ["{program}", "demo-server"]
 env = {{}}                             # the only variables the child sees
 default_tier = "read"
-tools = {{ lookup_customer = {{ tier = "read-sensitive" }}, send_message = {{ tier = "write" }}, delete_record = {{ tier = "write" }} }}
+tools = {{ lookup_customer = {{ tier = "read-sensitive" }}, query = {{ tier = "read-sensitive" }}, send_message = {{ tier = "write" }}, delete_record = {{ tier = "write" }} }}
 
 [policy]
 cedar = ["policies/*.cedar"]         # Cedar policies (schema: README "Policy"); checked on change and SIGHUP
@@ -55,6 +55,22 @@ key = "keys/approver.pub"            #   portcullis approvals list|approve ID --
 [admin]
 listen = "{admin}"             # the approvers' API (and break-glass)
 tls = false                          # loopback: every request is signed with an approver key
+
+# Per-call credentials (README "Credentials"): e.g. a PostgreSQL role per `query` call that can
+# read schema `sales` only, gone when the call ends. The server must start per call:
+# [[servers]] … spawn = "per-call"
+# [broker.sources.sales_db]
+# kind = "postgres-role"
+# admin_url_env = "PORTCULLIS_DB_ADMIN_URL"   # the admin connection string, from the environment
+# connect_url = "postgres://{{user}}:{{password}}@127.0.0.1:5432/app"
+# grants = [{{ schema = "sales", privileges = ["select"] }}]
+# ttl_secs = 300
+# [[credentials]]
+# id = "sales-read"
+# server = "demo"
+# tools = ["query"]
+# source = "sales_db"
+# env = "DATABASE_URL"
 "#
     )
 }

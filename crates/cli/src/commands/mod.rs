@@ -9,6 +9,7 @@ pub mod ca;
 pub mod check_config;
 pub mod connect;
 pub mod demo;
+mod demo_credentials;
 pub mod generate;
 pub mod init;
 pub mod manifest;
