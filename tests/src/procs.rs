@@ -128,12 +128,17 @@ impl GatewayProc {
     }
 
     /// Stops this gateway and starts a new one on the same config file (and data).
-    pub fn restart(mut self) -> Self {
+    pub fn restart(self) -> Self {
+        self.restart_with_env(&[])
+    }
+
+    /// [`Self::restart`] with `env` added to the new process's environment.
+    pub fn restart_with_env(mut self, env: &[(&str, &str)]) -> Self {
         self.terminate();
         let placeholder = write_config("");
         let config = std::mem::replace(&mut self.config, placeholder);
         drop(self);
-        Self::start_file(config)
+        Self::start_file_with_env(config, env)
     }
 
     pub fn logs(&self) -> String {

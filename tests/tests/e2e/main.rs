@@ -17,6 +17,7 @@ mod audit;
 mod cli;
 mod conformance;
 mod connect;
+mod credentials;
 mod desktop_hosts;
 mod everything;
 mod failures;
