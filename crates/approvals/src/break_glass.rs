@@ -4,6 +4,10 @@
 //! becomes active only once two distinct registered approvers approve it, and ends by
 //! itself at its TTL or when an approver ends it. Optionally scoped to one workload.
 //! Every change is returned to the caller to record; calls made under a window name it.
+//!
+//! [`BreakGlass`] holds one gateway's windows in memory; the rules of a window's life
+//! (`Window::add_approver`, `Window::end`, …) are shared with the PostgreSQL store
+//! replicas use (`crate::store`).
 use std::{
     collections::HashMap,
     sync::{Mutex, MutexGuard},
@@ -49,6 +53,66 @@ pub struct Window {
     pub state: WindowState,
 }
 
+impl Window {
+    /// A new request by `requested_by`. A TTL over `max_ttl_secs` is refused (not silently
+    /// cut), as is a blank reason.
+    pub(crate) fn requested(
+        requested_by: &str,
+        reason: &str,
+        ttl_secs: u64,
+        workload: Option<String>,
+        max_ttl_secs: u64,
+    ) -> Result<Self, ApprovalError> {
+        if reason.trim().is_empty() {
+            return Err(ApprovalError::Malformed("break-glass needs a reason".into()));
+        }
+        if ttl_secs == 0 || ttl_secs > max_ttl_secs {
+            return Err(ApprovalError::Malformed(format!(
+                "break-glass TTL must be between 1 s and {max_ttl_secs} s (`[approvals] break_glass_max_ttl_secs`)"
+            )));
+        }
+        Ok(Self {
+            id: portcullis_core::CallId::random().to_string(),
+            reason: reason.to_owned(),
+            ttl_secs,
+            workload,
+            requested_by: requested_by.to_owned(),
+            requested_at: unix_now(),
+            approvers: Vec::new(),
+            state: WindowState::Requested,
+        })
+    }
+
+    /// `approver` approves a requested window at `now`; the second distinct approver
+    /// activates it (its TTL runs from then). The same approver twice counts once.
+    pub(crate) fn add_approver(&mut self, approver: &Approver, now: u64) -> Result<(), ApprovalError> {
+        if self.state != WindowState::Requested {
+            return Err(ApprovalError::AlreadyDecided(self.id.clone(), self.state.label()));
+        }
+        if !self.approvers.contains(&approver.name) {
+            self.approvers.push(approver.name.clone());
+        }
+        if self.approvers.len() >= APPROVERS_NEEDED {
+            self.state = WindowState::Active {
+                until: now + self.ttl_secs,
+            };
+        }
+        Ok(())
+    }
+
+    /// Ends a window (requested or active) at `now`.
+    pub(crate) fn end(&mut self, by: &str, now: u64) -> Result<(), ApprovalError> {
+        if let WindowState::Ended { .. } = self.state {
+            return Err(ApprovalError::AlreadyDecided(self.id.clone(), "ended"));
+        }
+        self.state = WindowState::Ended {
+            at: now,
+            by: by.to_owned(),
+        };
+        Ok(())
+    }
+}
+
 /// The windows of this gateway.
 pub struct BreakGlass {
     max_ttl_secs: u64,
@@ -80,25 +144,7 @@ impl BreakGlass {
         ttl_secs: u64,
         workload: Option<String>,
     ) -> Result<Window, ApprovalError> {
-        if reason.trim().is_empty() {
-            return Err(ApprovalError::Malformed("break-glass needs a reason".into()));
-        }
-        if ttl_secs == 0 || ttl_secs > self.max_ttl_secs {
-            return Err(ApprovalError::Malformed(format!(
-                "break-glass TTL must be between 1 s and {} s (`[approvals] break_glass_max_ttl_secs`)",
-                self.max_ttl_secs
-            )));
-        }
-        let window = Window {
-            id: portcullis_core::CallId::random().to_string(),
-            reason: reason.to_owned(),
-            ttl_secs,
-            workload,
-            requested_by: requested_by.to_owned(),
-            requested_at: unix_now(),
-            approvers: Vec::new(),
-            state: WindowState::Requested,
-        };
+        let window = Window::requested(requested_by, reason, ttl_secs, workload, self.max_ttl_secs)?;
         self.windows().insert(window.id.clone(), window.clone());
         Ok(window)
     }
@@ -106,22 +152,11 @@ impl BreakGlass {
     /// An approver approves a requested window; the second distinct approver activates it
     /// (its TTL runs from then). The same approver twice counts once.
     pub fn approve(&self, id: &str, approver: &Approver) -> Result<Window, ApprovalError> {
-        let now = unix_now();
         let mut windows = self.windows();
         let window = windows
             .get_mut(id)
             .ok_or_else(|| ApprovalError::UnknownRequest(id.to_owned()))?;
-        if window.state != WindowState::Requested {
-            return Err(ApprovalError::AlreadyDecided(id.to_owned(), window.state.label()));
-        }
-        if !window.approvers.contains(&approver.name) {
-            window.approvers.push(approver.name.clone());
-        }
-        if window.approvers.len() >= APPROVERS_NEEDED {
-            window.state = WindowState::Active {
-                until: now + window.ttl_secs,
-            };
-        }
+        window.add_approver(approver, unix_now())?;
         Ok(window.clone())
     }
 
@@ -131,13 +166,7 @@ impl BreakGlass {
         let window = windows
             .get_mut(id)
             .ok_or_else(|| ApprovalError::UnknownRequest(id.to_owned()))?;
-        if let WindowState::Ended { .. } = window.state {
-            return Err(ApprovalError::AlreadyDecided(id.to_owned(), "ended"));
-        }
-        window.state = WindowState::Ended {
-            at: unix_now(),
-            by: by.to_owned(),
-        };
+        window.end(by, unix_now())?;
         Ok(window.clone())
     }
 

@@ -32,4 +32,12 @@ pub enum ApprovalError {
     QueueFull(usize),
     #[error("the admin request is not authenticated: {0}")]
     Unauthenticated(String),
+    /// The shared store (PostgreSQL) failed; `detail` is the driver's message, which
+    /// never holds the database URL or its password.
+    #[error(
+        "the shared approvals store (PostgreSQL, `[audit] postgres`) failed while {action} ({detail}); \
+         nothing is approved or let through without it — check that the database is reachable and its \
+         `portcullis_approval*` tables are intact, then retry"
+    )]
+    Store { action: &'static str, detail: String },
 }

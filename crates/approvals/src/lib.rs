@@ -13,6 +13,8 @@
 //!   withdrawn, and is consumed once.
 //! - [`BreakGlass`]: emergency windows, active once two distinct approvers approve them,
 //!   ending at their TTL or when ended.
+//! - [`ApprovalStore`]: where pending requests, used nonces and windows live — this
+//!   gateway's memory ([`Pending`], [`BreakGlass`]), or PostgreSQL shared by replicas.
 //! - [`RequestStates`]: the integrity-protected `requestState` of 2026-07-28 clients
 //!   approving their own call through the multi-round-trip pattern.
 //! - [`admin_auth`]: signed admin-API requests for approvers who hold a key.
@@ -27,6 +29,7 @@ mod error;
 mod pending;
 mod registry;
 mod request_state;
+mod store;
 pub mod token;
 
 pub use binding::{BINDING_VERSION, Binding, BindingPrincipal};
@@ -35,6 +38,7 @@ pub use error::ApprovalError;
 pub use pending::{Grant, Opening, Pending, PendingEntry, PendingSettings, PendingState, Requirement};
 pub use registry::{Approver, Approvers};
 pub use request_state::RequestStates;
+pub use store::ApprovalStore;
 
 /// `_meta` key under which a host passes approval tokens with a call: one token string,
 /// or an array of them (N-of-M).

@@ -3,6 +3,10 @@
 //! require (N-of-M), and ends exactly once: granted then consumed by one call, denied,
 //! withdrawn by a client that went away, or expired. Bounded by `max_pending`; state
 //! changes wake the call that waits on the request.
+//!
+//! [`Pending`] is the in-memory set of one gateway; the rules of a request's life
+//! (`PendingEntry::add_grant`, `PendingEntry::refuse`, …) are shared with the
+//! PostgreSQL store replicas use (`crate::store`).
 use std::{
     collections::HashMap,
     sync::{Mutex, MutexGuard},
@@ -34,6 +38,41 @@ pub struct PendingSettings {
     pub max_pending: usize,
     /// Approvals needed by target; the largest matching count applies; default 1.
     pub requirements: Vec<Requirement>,
+}
+
+impl PendingSettings {
+    /// How many approvals a call to `server`/`target` needs.
+    pub fn required_for(&self, server: &str, target: &str) -> usize {
+        let name = format!("{server}/{target}");
+        self.requirements
+            .iter()
+            .filter(|r| r.pattern.matches(&name))
+            .map(|r| r.required)
+            .max()
+            .unwrap_or(1)
+            .max(1)
+    }
+
+    /// The request opened for `opening` at `now`: a fresh id and nonce (128 random bits
+    /// each, lowercase hex, from core's id generator), expiring after the TTL.
+    pub(crate) fn new_entry(&self, opening: Opening, now: u64) -> PendingEntry {
+        let mut binding = opening.call;
+        binding.v = BINDING_VERSION;
+        binding.id = portcullis_core::CallId::random().to_string();
+        binding.nonce = portcullis_core::CallId::random().to_string();
+        binding.expires_at = now + self.ttl_secs;
+        PendingEntry {
+            required: self.required_for(&binding.server, &binding.target),
+            binding,
+            grants: Vec::new(),
+            state: PendingState::Waiting,
+            call_id: opening.call_id,
+            tier: opening.tier,
+            reason: opening.reason,
+            arguments_summary: opening.arguments_summary,
+            opened_at: now,
+        }
+    }
 }
 
 impl Default for PendingSettings {
@@ -68,7 +107,7 @@ impl PendingState {
 }
 
 /// One approval given.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Grant {
     pub approver: String,
     /// `token` (a signed token with the call), `admin` (the admin API), `admin-token`.
@@ -92,6 +131,47 @@ pub struct PendingEntry {
     /// A short, redacted view of the arguments for the approver.
     pub arguments_summary: String,
     pub opened_at: u64,
+}
+
+impl PendingEntry {
+    /// Fails unless nobody has decided the request yet.
+    fn undecided(&self) -> Result<(), ApprovalError> {
+        match self.state {
+            PendingState::Waiting => Ok(()),
+            ref decided => Err(ApprovalError::AlreadyDecided(self.binding.id.clone(), decided.label())),
+        }
+    }
+
+    /// Adds `approver`'s approval: never to their own call, never to a decided request;
+    /// the same approver twice counts once; enough distinct approvers grant it.
+    pub(crate) fn add_grant(&mut self, approver: &Approver, grant: Grant) -> Result<(), ApprovalError> {
+        if approver.is_caller_of(&self.binding) {
+            return Err(ApprovalError::SelfApproval(approver.name.clone()));
+        }
+        self.undecided()?;
+        if !self.grants.iter().any(|g| g.approver == approver.name) {
+            self.grants.push(grant);
+        }
+        if self.grants.len() >= self.required {
+            self.state = PendingState::Granted;
+        }
+        Ok(())
+    }
+
+    /// The caller's own confirmation: grants an undecided request outright.
+    pub(crate) fn confirm(&mut self, grant: Grant) -> Result<(), ApprovalError> {
+        self.undecided()?;
+        self.grants.push(grant);
+        self.state = PendingState::Granted;
+        Ok(())
+    }
+
+    /// `by` says no to an undecided request.
+    pub(crate) fn refuse(&mut self, by: &str) -> Result<(), ApprovalError> {
+        self.undecided()?;
+        self.state = PendingState::Denied { by: by.to_owned() };
+        Ok(())
+    }
 }
 
 struct Slot {
@@ -125,11 +205,12 @@ fn live<'a>(slots: &'a mut HashMap<String, Slot>, id: &str) -> Result<&'a mut Sl
         .ok_or_else(|| ApprovalError::UnknownRequest(id.to_owned()))
 }
 
-/// `slot`, if nobody has decided it yet.
-fn undecided(slot: &mut Slot, id: &str) -> Result<(), ApprovalError> {
-    match slot.entry.state {
-        PendingState::Waiting => Ok(()),
-        ref decided => Err(ApprovalError::AlreadyDecided(id.to_owned(), decided.label())),
+impl Slot {
+    /// Tells the waiting call when the request's state changed.
+    fn publish(&self) {
+        if *self.tx.borrow() != self.entry.state {
+            self.tx.send_replace(self.entry.state.clone());
+        }
     }
 }
 
@@ -153,21 +234,13 @@ impl Pending {
 
     /// How many approvals a call to `server`/`target` needs.
     pub fn required_for(&self, server: &str, target: &str) -> usize {
-        let name = format!("{server}/{target}");
-        self.settings
-            .requirements
-            .iter()
-            .filter(|r| r.pattern.matches(&name))
-            .map(|r| r.required)
-            .max()
-            .unwrap_or(1)
-            .max(1)
+        self.settings.required_for(server, target)
     }
 
     /// Opens a request for a call: a fresh id and nonce, expiring after the TTL. When the
     /// set is full, expired requests are dropped first (expired ones are invisible anyway,
     /// so the sweep waits until their room is needed); a set full of live ones refuses.
-    pub fn open(&self, opening: Opening) -> Result<(Binding, watch::Receiver<PendingState>), ApprovalError> {
+    pub fn open(&self, opening: Opening) -> Result<PendingEntry, ApprovalError> {
         let now = unix_now();
         let mut slots = self.slots();
         if slots.len() >= self.settings.max_pending {
@@ -176,27 +249,25 @@ impl Pending {
         if slots.len() >= self.settings.max_pending {
             return Err(ApprovalError::QueueFull(self.settings.max_pending));
         }
-        let mut binding = opening.call;
-        binding.v = BINDING_VERSION;
-        // 128 random bits each, lowercase hex (core's id generator).
-        binding.id = portcullis_core::CallId::random().to_string();
-        binding.nonce = portcullis_core::CallId::random().to_string();
-        binding.expires_at = now + self.settings.ttl_secs;
-        let required = self.required_for(&binding.server, &binding.target);
-        let (tx, rx) = watch::channel(PendingState::Waiting);
-        let entry = PendingEntry {
-            binding: binding.clone(),
-            required,
-            grants: Vec::new(),
-            state: PendingState::Waiting,
-            call_id: opening.call_id,
-            tier: opening.tier,
-            reason: opening.reason,
-            arguments_summary: opening.arguments_summary,
-            opened_at: now,
-        };
-        slots.insert(binding.id.clone(), Slot { entry, tx });
-        Ok((binding, rx))
+        let entry = self.settings.new_entry(opening, now);
+        let (tx, _) = watch::channel(PendingState::Waiting);
+        slots.insert(
+            entry.binding.id.clone(),
+            Slot {
+                entry: entry.clone(),
+                tx,
+            },
+        );
+        Ok(entry)
+    }
+
+    /// The state of request `id`, as it changes; it ends (an error on the receiver) when
+    /// the request is consumed or withdrawn.
+    pub fn watch(&self, id: &str) -> Result<watch::Receiver<PendingState>, ApprovalError> {
+        self.slots()
+            .get(id)
+            .map(|s| s.tx.subscribe())
+            .ok_or_else(|| ApprovalError::UnknownRequest(id.to_owned()))
     }
 
     /// The open (unexpired) requests, oldest first.
@@ -227,35 +298,24 @@ impl Pending {
     }
 
     /// Adds `approver`'s approval. The same approver twice counts once; the caller never
-    /// approves their own call. Returns the request's state afterwards.
-    pub fn grant(&self, id: &str, approver: &Approver, grant: Grant) -> Result<PendingState, ApprovalError> {
+    /// approves their own call. Returns the request afterwards.
+    pub fn grant(&self, id: &str, approver: &Approver, grant: Grant) -> Result<PendingEntry, ApprovalError> {
         let mut slots = self.slots();
         let slot = live(&mut slots, id)?;
-        if approver.is_caller_of(&slot.entry.binding) {
-            return Err(ApprovalError::SelfApproval(approver.name.clone()));
-        }
-        undecided(slot, id)?;
-        if !slot.entry.grants.iter().any(|g| g.approver == approver.name) {
-            slot.entry.grants.push(grant);
-        }
-        if slot.entry.grants.len() >= slot.entry.required {
-            slot.entry.state = PendingState::Granted;
-            slot.tx.send_replace(PendingState::Granted);
-        }
-        Ok(slot.entry.state.clone())
+        slot.entry.add_grant(approver, grant)?;
+        slot.publish();
+        Ok(slot.entry.clone())
     }
 
     /// The caller's own confirmation (the user answering an elicitation), for tiers the
     /// operator lets users approve: it grants the request outright, whatever `required` is.
     /// Never reachable by an approver's token or the admin API.
-    pub fn confirm_by_caller(&self, id: &str, grant: Grant) -> Result<PendingState, ApprovalError> {
+    pub fn confirm_by_caller(&self, id: &str, grant: Grant) -> Result<PendingEntry, ApprovalError> {
         let mut slots = self.slots();
         let slot = live(&mut slots, id)?;
-        undecided(slot, id)?;
-        slot.entry.grants.push(grant);
-        slot.entry.state = PendingState::Granted;
-        slot.tx.send_replace(PendingState::Granted);
-        Ok(PendingState::Granted)
+        slot.entry.confirm(grant)?;
+        slot.publish();
+        Ok(slot.entry.clone())
     }
 
     /// The caller refused its own call (declined the elicitation).
@@ -264,10 +324,8 @@ impl Pending {
         let slot = slots
             .get_mut(id)
             .ok_or_else(|| ApprovalError::UnknownRequest(id.to_owned()))?;
-        undecided(slot, id)?;
-        let denied = PendingState::Denied { by: by.to_owned() };
-        slot.entry.state = denied.clone();
-        slot.tx.send_replace(denied);
+        slot.entry.refuse(by)?;
+        slot.publish();
         Ok(())
     }
 
@@ -275,12 +333,8 @@ impl Pending {
     pub fn deny(&self, id: &str, approver: &Approver) -> Result<(), ApprovalError> {
         let mut slots = self.slots();
         let slot = live(&mut slots, id)?;
-        undecided(slot, id)?;
-        let denied = PendingState::Denied {
-            by: approver.name.clone(),
-        };
-        slot.entry.state = denied.clone();
-        slot.tx.send_replace(denied);
+        slot.entry.refuse(&approver.name)?;
+        slot.publish();
         Ok(())
     }
 
@@ -385,19 +439,20 @@ mod tests {
     #[test]
     fn n_of_m_counts_distinct_approvers_and_is_consumed_once() {
         let p = pending(10);
-        let (b, mut rx) = p.open(opening("delete_all")).unwrap();
+        let b = p.open(opening("delete_all")).unwrap().binding;
+        let mut rx = p.watch(&b.id).unwrap();
         assert_eq!(p.get(&b.id).unwrap().required, 2);
         assert_eq!(
-            p.grant(&b.id, &approver("bob"), grant("bob")).unwrap(),
+            p.grant(&b.id, &approver("bob"), grant("bob")).unwrap().state,
             PendingState::Waiting
         );
         assert_eq!(
-            p.grant(&b.id, &approver("bob"), grant("bob")).unwrap(),
+            p.grant(&b.id, &approver("bob"), grant("bob")).unwrap().state,
             PendingState::Waiting
         );
         assert!(!rx.has_changed().unwrap());
         assert_eq!(
-            p.grant(&b.id, &approver("carol"), grant("carol")).unwrap(),
+            p.grant(&b.id, &approver("carol"), grant("carol")).unwrap().state,
             PendingState::Granted
         );
         assert!(rx.has_changed().unwrap());
@@ -409,12 +464,12 @@ mod tests {
     #[test]
     fn self_approval_queue_limit_deny_and_race() {
         let p = pending(1);
-        let (b, _rx) = p.open(opening("write_file")).unwrap();
+        let b = p.open(opening("write_file")).unwrap().binding;
         assert_eq!(p.get(&b.id).unwrap().required, 1);
         assert!(matches!(p.open(opening("other")), Err(ApprovalError::QueueFull(1))));
         assert_eq!(
-            p.grant(&b.id, &approver("alice"), grant("alice")),
-            Err(ApprovalError::SelfApproval("alice".into()))
+            p.grant(&b.id, &approver("alice"), grant("alice")).unwrap_err(),
+            ApprovalError::SelfApproval("alice".into())
         );
         p.deny(&b.id, &approver("bob")).unwrap();
         // Approve after deny: exactly one decision wins.
@@ -430,7 +485,7 @@ mod tests {
     #[test]
     fn a_retry_takes_the_granted_request_for_the_same_call_only() {
         let p = pending(10);
-        let (b, _rx) = p.open(opening("write_file")).unwrap();
+        let b = p.open(opening("write_file")).unwrap().binding;
         p.grant(&b.id, &approver("bob"), grant("bob")).unwrap();
         let mut other = b.clone();
         other.arguments_sha256 = "22".repeat(32);

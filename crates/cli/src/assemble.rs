@@ -1,6 +1,7 @@
 //! Putting a gateway together from a validated config: the record stage (audit
 //! log), the result-signing key (recorded in the log), the authorise stage (policy
-//! store and its watcher), then the gateway.
+//! store and its watcher), the approvals store replicas share (PostgreSQL, beside the
+//! audit log), then the gateway.
 //! Shared by `run`, `stdio` and `demo`.
 use std::{path::Path, sync::Arc};
 
@@ -10,7 +11,7 @@ use sha2::Digest;
 
 use crate::{
     audit_open,
-    config::LoadedConfig,
+    config::{AuditStoreSettings, LoadedConfig},
     lock_note::{self, LockNote},
     policy_open,
 };
@@ -66,6 +67,7 @@ pub async fn gateway_with(
     };
     loaded.gateway.attest.receipts = receipts.clone();
     let authoriser = policy_open::open(&loaded.policy)?;
+    loaded.gateway.approvals.shared = shared_approvals(&loaded).await?;
     let store = authoriser.store.clone();
     let gateway = Gateway::new(loaded.gateway, recorder.clone(), authoriser);
     gateway.start_credential_sweeper().await;
@@ -89,6 +91,29 @@ pub async fn gateway_with(
     }
     policy_open::watch(store, recorder, &loaded.policy);
     Ok(gateway)
+}
+
+/// The approvals state replicas share: in PostgreSQL when the audit log is there (its
+/// `portcullis_approval_*` tables beside the log's) and approvers are registered; `None`
+/// keeps it in this gateway's memory. A database that cannot be reached stops the start.
+async fn shared_approvals(loaded: &LoadedConfig) -> anyhow::Result<Option<portcullis_approvals::ApprovalStore>> {
+    let Some(AuditStoreSettings::Postgres { url, schema }) = loaded.audit.as_ref().map(|a| &a.store) else {
+        return Ok(None);
+    };
+    let approvals = &loaded.gateway.approvals;
+    if approvals.approvers.is_empty() {
+        return Ok(None);
+    }
+    let store = portcullis_approvals::ApprovalStore::postgres(
+        url.expose(),
+        schema,
+        approvals.pending.clone(),
+        approvals.break_glass_max_ttl.as_secs(),
+    )
+    .await
+    .with_context(|| format!("cannot open the shared approvals store in PostgreSQL (schema `{schema}`)"))?;
+    tracing::info!(schema = %schema, "approvals state shared with other replicas through PostgreSQL");
+    Ok(Some(store))
 }
 
 /// The HTTP front's TLS acceptor: the gateway's certificate and the client trust

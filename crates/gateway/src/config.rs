@@ -71,6 +71,9 @@ pub struct ApprovalsConfig {
     /// Tiers whose calls the calling user may approve themselves when their client can
     /// answer an elicitation (2025-11-25 `elicitation/create`, form mode).
     pub user_may_approve: Vec<Tier>,
+    /// The approvals state shared by replicas (PostgreSQL, opened by the CLI when
+    /// `[audit] postgres` is set); `None`: kept in this gateway's memory.
+    pub shared: Option<portcullis_approvals::ApprovalStore>,
 }
 
 impl Default for ApprovalsConfig {
@@ -81,6 +84,7 @@ impl Default for ApprovalsConfig {
             wait: Duration::from_secs(120),
             break_glass_max_ttl: Duration::from_secs(3600),
             user_may_approve: Vec::new(),
+            shared: None,
         }
     }
 }

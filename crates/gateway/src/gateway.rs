@@ -99,9 +99,13 @@ impl Gateway {
         let limits = Limiter::new(config.listen.max_sessions, config.principal_limits);
         let approvals = ApprovalGate {
             approvers: config.approvals.approvers.clone(),
-            pending: portcullis_approvals::Pending::new(config.approvals.pending.clone()),
+            store: config.approvals.shared.clone().unwrap_or_else(|| {
+                portcullis_approvals::ApprovalStore::memory(
+                    config.approvals.pending.clone(),
+                    config.approvals.break_glass_max_ttl.as_secs(),
+                )
+            }),
             wait: config.approvals.wait,
-            break_glass: portcullis_approvals::BreakGlass::new(config.approvals.break_glass_max_ttl.as_secs()),
             request_states: portcullis_approvals::RequestStates::new(config.approvals.pending.ttl_secs),
         };
         Arc::new(Self {

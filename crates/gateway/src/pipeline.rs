@@ -24,7 +24,7 @@
 //! client hears of them. Answers are raw JSON: the relay never re-types a message.
 use std::sync::Arc;
 
-use portcullis_approvals::{Opening, PendingEntry, PendingState};
+use portcullis_approvals::{ApprovalError, Opening, PendingEntry, PendingState};
 use portcullis_attest::VerifiedCall;
 use portcullis_broker::{CallMatch, Lease, Plan};
 use portcullis_core::{CallId, ServerName};
@@ -132,7 +132,7 @@ impl<'s> WaitProgress<'s> {
 
 /// Withdraws a call's approval request when the call goes away while it waits (the
 /// client disconnected, or the gateway stopped): approvers no longer see it, and the log
-/// says so.
+/// says so. The withdrawal may need the shared store, so it runs as a task of its own.
 struct WithdrawOnDrop<'g> {
     gateway: &'g Gateway,
     binding: Option<portcullis_approvals::Binding>,
@@ -148,13 +148,24 @@ impl WithdrawOnDrop<'_> {
 impl Drop for WithdrawOnDrop<'_> {
     fn drop(&mut self) {
         let Some(binding) = self.binding.take() else { return };
-        if self.gateway.approvals.pending.withdraw(&binding.id).is_none() {
+        // Without a runtime the process is ending: a request in memory ends with it, one
+        // in the shared store expires at its TTL.
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
-        }
-        tracing::info!(approval = %binding.id, "approval request withdrawn: the waiting call went away");
+        };
+        let store = self.gateway.approvals.store.clone();
         let recorder = self.gateway.recorder.clone();
         let call_id = std::mem::take(&mut self.call_id);
-        tokio::spawn(async move {
+        runtime.spawn(async move {
+            match store.withdraw(&binding.id).await {
+                Ok(Some(_)) => {}
+                Ok(None) => return,
+                Err(e) => {
+                    tracing::error!(approval = %binding.id, "cannot withdraw the request of a call that went away (it expires at its TTL): {e}");
+                    return;
+                }
+            }
+            tracing::info!(approval = %binding.id, "approval request withdrawn: the waiting call went away");
             if let Err(e) = recorder.approval(&binding, &call_id, "withdrawn", &[]).await {
                 tracing::error!("cannot record a withdrawn approval request: {e}");
             }
@@ -285,8 +296,9 @@ impl Gateway {
 
     /// authorise: a decision made for this call alone (never cached), knowing whether a
     /// break-glass window is active for the caller (windows past their TTL are ended and
-    /// recorded first). A deny is recorded by the approve stage, which first sees whether
-    /// an approval would change it.
+    /// recorded first; while the approvals store cannot say, no window is in force — a
+    /// window only ever lets more through). A deny is recorded by the approve stage, which
+    /// first sees whether an approval would change it.
     async fn authorise(
         &self,
         cx: &CallContext<'_>,
@@ -295,10 +307,14 @@ impl Gateway {
         findings: Vec<String>,
         msg: &mut Message,
     ) -> Result<Authorised, Deny> {
-        let (ended, window) = self
-            .approvals
-            .break_glass
-            .expire_and_find(&cx.session.principal.workload);
+        let workload = &cx.session.principal.workload;
+        let (ended, window) = match self.approvals.store.expire_and_find_window(workload).await {
+            Ok(found) => found,
+            Err(e) => {
+                tracing::warn!(workload = %workload, "no break-glass window is in force for this call: {e}");
+                (Vec::new(), None)
+            }
+        };
         self.record_break_glass_ends(ended).await?;
         let plan = self.credential_plan(cx, route, msg);
         let attested = Attested {
@@ -337,13 +353,11 @@ impl Gateway {
         Ok(Authorised { call, request, outcome })
     }
 
-    /// Ends the break-glass windows whose TTL ran out, recording each end.
-    pub(crate) async fn end_expired_break_glass(&self) -> Result<(), RecordError> {
-        self.record_break_glass_ends(self.approvals.break_glass.expire()).await
-    }
-
     /// Records the end of windows whose TTL ran out.
-    async fn record_break_glass_ends(&self, ended: Vec<portcullis_approvals::Window>) -> Result<(), RecordError> {
+    pub(crate) async fn record_break_glass_ends(
+        &self,
+        ended: Vec<portcullis_approvals::Window>,
+    ) -> Result<(), RecordError> {
         for window in ended {
             tracing::warn!(break_glass = %window.id, "break-glass window ended: its TTL ran out");
             self.recorder.break_glass(&window, "ended", "ttl").await?;
@@ -395,19 +409,20 @@ impl Gateway {
         );
         let approved = match tokens {
             Err(e) => Err(ApprovalRefusal::Invalid(e)),
-            Ok(tokens) if !tokens.is_empty() => gate.redeem(&tokens, &this_call),
+            Ok(tokens) if !tokens.is_empty() => gate.redeem(&tokens, &this_call).await,
             Ok(_) if round_trip.is_some() || self.asks_modern_user(cx.session, &request, msg) => {
                 self.approve_by_round_trip(&call, &request, this_call, round_trip)
                     .await?
             }
-            Ok(_) => match gate.pending.take_granted_for(&this_call) {
-                Some(entry) => Ok(entry),
-                None => {
+            Ok(_) => match gate.store.take_granted_for(&this_call).await {
+                Ok(Some(entry)) => Ok(entry),
+                Ok(None) => {
                     let progress = WaitProgress::of(cx.session, msg);
                     let ask_user = self.user_may_approve(cx.session, &request, msg);
                     self.wait_for_approval(&call, &request, this_call, progress, ask_user)
                         .await?
                 }
+                Err(e) => Err(approve::refusal(e)),
             },
         };
         let entry = match approved {
@@ -463,11 +478,10 @@ impl Gateway {
         let gate = &self.approvals;
         let call_id = call.call_id.to_string();
         let opening = opening(this_call, &call_id, request);
-        let (binding, mut changes) = match gate.pending.open(opening) {
-            Ok(opened) => opened,
+        let (binding, required) = match gate.store.open(opening).await {
+            Ok(opened) => (opened.binding, opened.required),
             Err(e) => return Ok(Err(ApprovalRefusal::Unavailable(e))),
         };
-        let required = gate.pending.get(&binding.id).map(|e| e.required).unwrap_or(1);
         self.recorder
             .approval(
                 &binding,
@@ -481,27 +495,16 @@ impl Gateway {
             workload = %binding.principal.workload, required,
             "call waiting for approval: `portcullis approvals approve {}`", binding.id
         );
-        let required_now = |binding: portcullis_approvals::Binding| {
-            let (required, granted) = gate
-                .pending
-                .get(&binding.id)
-                .map(|e| (e.required, e.grants.len()))
-                .unwrap_or((required, 0));
-            ApprovalRefusal::Required {
-                binding: Box::new(binding),
-                required,
-                granted,
-            }
-        };
         if gate.wait.is_zero() {
-            return Ok(Err(required_now(binding)));
+            return Ok(Err(self.still_required(binding, required).await));
         }
         let withdraw = WithdrawOnDrop {
             gateway: self,
             binding: Some(binding.clone()),
             call_id: call_id.clone(),
         };
-        let answer = changes.wait_for(|state| *state != PendingState::Waiting);
+        // Woken by the decision, wherever it is given (another replica's, through the store).
+        let answer = gate.store.wait_decided(&binding.id);
         // While it waits: the client hears progress if it asked for it, and the user is asked
         // (elicitation) when the config lets users approve this tier and the client can answer.
         let tell = async {
@@ -518,17 +521,22 @@ impl Gateway {
         let answered = tokio::select! {
             answer = tokio::time::timeout(gate.wait, answer) => answer,
             never = sides => match never {},
-        }
-        .map(|state| state.map(|s| s.clone()));
-        withdraw.disarm();
+        };
         Ok(match answered {
-            Ok(Ok(PendingState::Granted)) => gate.pending.consume(&binding.id).map_err(ApprovalRefusal::Invalid),
+            Ok(Ok(PendingState::Granted)) => {
+                withdraw.disarm();
+                gate.store.consume(&binding.id).await.map_err(approve::refusal)
+            }
             Ok(Ok(PendingState::Denied { by })) => {
-                gate.pending.withdraw(&binding.id);
+                withdraw.disarm();
+                if let Err(e) = gate.store.withdraw(&binding.id).await {
+                    tracing::warn!(approval = %binding.id, "the denied request stays listed until it expires: {e}");
+                }
                 Err(ApprovalRefusal::Denied { by, id: binding.id })
             }
             // Still waiting when the wait ended: the request stays open for a retry.
             Ok(Ok(PendingState::Waiting)) | Err(_) => {
+                withdraw.disarm();
                 self.recorder
                     .approval(
                         &binding,
@@ -537,12 +545,30 @@ impl Gateway {
                         &[("waited_secs", gate.wait.as_secs().to_string())],
                     )
                     .await?;
-                Err(required_now(binding))
+                Err(self.still_required(binding, required).await)
             }
-            Ok(Err(_)) => Err(ApprovalRefusal::Invalid(
-                portcullis_approvals::ApprovalError::UnknownRequest(binding.id),
-            )),
+            // The store failed while the call waited: denied, and the request withdrawn
+            // (by the guard, once the store answers again).
+            Ok(Err(e @ ApprovalError::Store { .. })) => Err(ApprovalRefusal::Unavailable(e)),
+            Ok(Err(_)) => {
+                withdraw.disarm();
+                Err(ApprovalRefusal::Invalid(ApprovalError::UnknownRequest(binding.id)))
+            }
         })
+    }
+
+    /// The refusal of a call whose request is still open: how many approvals it needs and
+    /// has, as the store says now.
+    async fn still_required(&self, binding: portcullis_approvals::Binding, required: usize) -> ApprovalRefusal {
+        let (required, granted) = match self.approvals.store.get(&binding.id).await {
+            Ok(entry) => (entry.required, entry.grants.len()),
+            Err(_) => (required, 0),
+        };
+        ApprovalRefusal::Required {
+            binding: Box::new(binding),
+            required,
+            granted,
+        }
     }
 
     /// Whether the caller's user may approve this call themselves: the config names its
@@ -592,8 +618,8 @@ impl Gateway {
         let call_id = call.call_id.to_string();
         let Some((state, answer)) = round_trip else {
             let opening = opening(this_call, &call_id, request);
-            let binding = match gate.pending.open(opening) {
-                Ok((binding, _)) => binding,
+            let binding = match gate.store.open(opening).await {
+                Ok(opened) => opened.binding,
                 Err(e) => return Ok(Err(ApprovalRefusal::Unavailable(e))),
             };
             self.recorder
@@ -633,17 +659,19 @@ impl Gateway {
                 signature_sha256: None,
             };
             // Granted once: a second retry with the same state finds the request used.
-            match gate.pending.confirm_by_caller(&binding.id, grant) {
-                Ok(_) | Err(portcullis_approvals::ApprovalError::AlreadyDecided(_, "granted")) => {}
-                Err(e) => return Ok(Err(ApprovalRefusal::Invalid(e))),
+            match gate.store.confirm_by_caller(&binding.id, grant).await {
+                Ok(_) | Err(ApprovalError::AlreadyDecided(_, "granted")) => {}
+                Err(e) => return Ok(Err(approve::refusal(e))),
             }
             self.recorder.approval(&binding, &call_id, "granted", &detail).await?;
-            Ok(gate.pending.consume(&binding.id).map_err(ApprovalRefusal::Invalid))
+            Ok(gate.store.consume(&binding.id).await.map_err(approve::refusal))
         } else {
-            if let Err(e) = gate.pending.refuse_by_caller(&binding.id, &by) {
-                return Ok(Err(ApprovalRefusal::Invalid(e)));
+            if let Err(e) = gate.store.refuse_by_caller(&binding.id, &by).await {
+                return Ok(Err(approve::refusal(e)));
             }
-            gate.pending.withdraw(&binding.id);
+            if let Err(e) = gate.store.withdraw(&binding.id).await {
+                tracing::warn!(approval = %binding.id, "the refused request stays listed until it expires: {e}");
+            }
             self.recorder.approval(&binding, &call_id, "denied", &detail).await?;
             Ok(Err(ApprovalRefusal::Denied { by, id: binding.id }))
         }
@@ -677,23 +705,23 @@ impl Gateway {
                         .and_then(Value::as_bool)
                         == Some(true);
                 let by = format!("user:{who}");
-                let pending = &self.approvals.pending;
+                let store = &self.approvals.store;
                 let (step, changed) = if accepted {
                     let grant = portcullis_approvals::Grant {
                         approver: by.clone(),
                         channel: "elicitation".into(),
                         signature_sha256: None,
                     };
-                    ("granted", pending.confirm_by_caller(&binding.id, grant).is_ok())
+                    ("granted", store.confirm_by_caller(&binding.id, grant).await.is_ok())
                 } else {
-                    ("denied", pending.refuse_by_caller(&binding.id, &by).is_ok())
+                    ("denied", store.refuse_by_caller(&binding.id, &by).await.is_ok())
                 };
                 if changed {
                     let detail = [("approver", by.clone()), ("channel", "elicitation".to_owned())];
                     if let Err(e) = self.recorder.approval(binding, call_id, step, &detail).await {
                         // Unrecorded, the user's answer cannot count.
                         tracing::error!("cannot record the user's approval answer: {e}");
-                        let _ = pending.withdraw(&binding.id);
+                        let _ = store.withdraw(&binding.id).await;
                     }
                 }
             }

@@ -14,10 +14,10 @@ use portcullis_e2e::{
 };
 use serde_json::{Value, json};
 
-const DENIED: i64 = -32013;
+pub(crate) const DENIED: i64 = -32013;
 
 /// Every call permitted, but a write only with an approval (as the default tier policies).
-const POLICY: &str = r#"@id("any-call")
+pub(crate) const POLICY: &str = r#"@id("any-call")
 permit (principal, action, resource);
 
 @id("write-needs-approval")
@@ -32,7 +32,7 @@ struct Setup {
     session: String,
 }
 
-fn keygen(dir: &Path, name: &str) {
+pub(crate) fn keygen(dir: &Path, name: &str) {
     let out = dir.join(format!("keys/{name}.key"));
     let (code, text) = portcullis(&["audit", "keygen", "--out", out.to_str().unwrap()]);
     assert_eq!(code, 0, "{text}");
@@ -129,7 +129,7 @@ listen = "127.0.0.1:{admin_port}"
     }
 }
 
-fn send_message(id: u64, body: &str, token: Option<Value>) -> String {
+pub(crate) fn send_message(id: u64, body: &str, token: Option<Value>) -> String {
     let mut params = json!({"name": "send_message", "arguments": {"to": "ops@example.org", "body": body}});
     if let Some(token) = token {
         params["_meta"] = json!({"io.portcullis/approval": token});
@@ -149,7 +149,7 @@ async fn call(setup: &Setup, body: String) -> Reply {
     post(&setup.gw.url, body, &[("mcp-session-id", setup.session.as_str())]).await
 }
 
-fn error_text(reply: &Reply) -> String {
+pub(crate) fn error_text(reply: &Reply) -> String {
     reply.json()["error"]["message"].as_str().unwrap_or_default().to_owned()
 }
 
@@ -207,13 +207,13 @@ fn rand_suffix() -> u64 {
 }
 
 /// The binding of a call refused for want of approval.
-fn binding_of(reply: &Reply) -> Value {
+pub(crate) fn binding_of(reply: &Reply) -> Value {
     let json = reply.json();
     assert_eq!(json["error"]["code"], DENIED, "{}", reply.body);
     json["error"]["data"]["approval"]["binding"].clone()
 }
 
-fn records(config: &Path, kind: &str) -> Vec<Value> {
+pub(crate) fn records(config: &Path, kind: &str) -> Vec<Value> {
     let out = Command::new(bin("portcullis"))
         .args(["audit", "show", "--config", config.to_str().unwrap(), "--kind", kind])
         .output()
@@ -224,7 +224,7 @@ fn records(config: &Path, kind: &str) -> Vec<Value> {
         .collect()
 }
 
-fn steps(config: &Path, approval_id: &str) -> Vec<String> {
+pub(crate) fn steps(config: &Path, approval_id: &str) -> Vec<String> {
     records(config, "approval")
         .iter()
         .filter(|r| r["ext"]["approval_id"] == approval_id)

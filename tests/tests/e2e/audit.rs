@@ -165,11 +165,13 @@ async fn t15_kill_9_under_load_loses_no_acknowledged_record() {
     }
 }
 
-fn database_url() -> Option<String> {
+/// The PostgreSQL server of the tests that need one; `None` (with a notice) when
+/// `DATABASE_URL` is not set, and the test is skipped.
+pub(crate) fn database_url() -> Option<String> {
     match std::env::var("DATABASE_URL") {
         Ok(url) => Some(url),
         Err(_) => {
-            eprintln!("DATABASE_URL is not set: skipping the PostgreSQL audit test");
+            eprintln!("DATABASE_URL is not set: skipping this PostgreSQL test");
             None
         }
     }

@@ -12,6 +12,7 @@
 )]
 
 mod approvals;
+mod approvals_replicas;
 mod attestation;
 mod audit;
 mod cli;

@@ -117,6 +117,7 @@ pub fn approvals(raw: &RawApprovals, base: &Path, p: &mut Problems) -> Checked<A
         wait: Duration::from_secs(wait_secs),
         break_glass_max_ttl: Duration::from_secs(break_glass_max),
         user_may_approve,
+        shared: None,
     })
 }
 

@@ -5,6 +5,8 @@
 //! `portcullis approvals …`). An approval may also carry the approver's signed token over
 //! the call's binding (`{"token": "pca1…"}`), which the record then names. Every grant and
 //! deny, and every step of a break-glass window, is recorded in the audit log. Nothing here reaches an upstream.
+//! The requests and windows are the approvals store's: with the PostgreSQL store, every
+//! replica's listener lists and decides the requests of all of them.
 #![allow(
     clippy::result_large_err,
     reason = "refusals are finished HTTP responses handed straight back to axum"
@@ -78,7 +80,7 @@ fn status_of(error: &ApprovalError) -> StatusCode {
         | ApprovalError::WrongCall(_)
         | ApprovalError::BadSignature
         | ApprovalError::Malformed(_) => StatusCode::UNPROCESSABLE_ENTITY,
-        ApprovalError::QueueFull(_) => StatusCode::SERVICE_UNAVAILABLE,
+        ApprovalError::QueueFull(_) | ApprovalError::Store { .. } => StatusCode::SERVICE_UNAVAILABLE,
     }
 }
 
@@ -156,8 +158,10 @@ async fn list(
     if let Err(refusal) = authenticate(&gateway, &method, &uri, &headers, &peer, b"") {
         return refusal;
     }
-    let list: Vec<Value> = gateway.approvals.pending.list().iter().map(entry_json).collect();
-    Json(json!({"approvals": list})).into_response()
+    match gateway.approvals.store.list().await {
+        Ok(list) => Json(json!({"approvals": list.iter().map(entry_json).collect::<Vec<_>>()})).into_response(),
+        Err(e) => error_response(&e),
+    }
 }
 
 async fn show(
@@ -171,7 +175,7 @@ async fn show(
     if let Err(refusal) = authenticate(&gateway, &method, &uri, &headers, &peer, b"") {
         return refusal;
     }
-    match gateway.approvals.pending.get(&id) {
+    match gateway.approvals.store.get(&id).await {
         Ok(entry) => Json(entry_json(&entry)).into_response(),
         Err(e) => error_response(&e),
     }
@@ -191,7 +195,7 @@ async fn approve(
         Err(_) if body.is_empty() => None,
         Err(e) => return refuse(StatusCode::BAD_REQUEST, format!("the body is not JSON: {e}")),
     };
-    let entry = match gateway.approvals.pending.get(&id) {
+    let entry = match gateway.approvals.store.get(&id).await {
         Ok(entry) => entry,
         Err(e) => return error_response(&e),
     };
@@ -225,8 +229,8 @@ async fn approve(
     if let Some(sig) = &grant.signature_sha256 {
         detail.push(("signature_sha256", sig.clone()));
     }
-    let state = match gateway.approvals.pending.grant(&id, approver, grant) {
-        Ok(state) => state,
+    let after = match gateway.approvals.store.grant(&id, approver, grant).await {
+        Ok(after) => after,
         Err(e) => return error_response(&e),
     };
     if let Err(e) = gateway
@@ -236,13 +240,12 @@ async fn approve(
     {
         return refuse(StatusCode::SERVICE_UNAVAILABLE, e.to_string());
     }
-    tracing::info!(approval = %id, approver = %approver.name, state = state.label(), "approval given");
-    let after = gateway.approvals.pending.get(&id).ok();
+    tracing::info!(approval = %id, approver = %approver.name, state = after.state.label(), "approval given");
     Json(json!({
         "id": id,
-        "state": state.label(),
+        "state": after.state.label(),
         "required": entry.required,
-        "approved_by": after.map(|e| e.grants.into_iter().map(|g| g.approver).collect::<Vec<_>>()),
+        "approved_by": after.grants.into_iter().map(|g| g.approver).collect::<Vec<_>>(),
     }))
     .into_response()
 }
@@ -260,11 +263,11 @@ async fn deny(
         Ok(who) => who,
         Err(refusal) => return refusal,
     };
-    let entry = match gateway.approvals.pending.get(&id) {
+    let entry = match gateway.approvals.store.get(&id).await {
         Ok(entry) => entry,
         Err(e) => return error_response(&e),
     };
-    if let Err(e) = gateway.approvals.pending.deny(&id, approver) {
+    if let Err(e) = gateway.approvals.store.deny(&id, approver).await {
         return error_response(&e);
     }
     let detail = [("approver", approver.name.clone()), ("channel", channel.to_owned())];
@@ -312,11 +315,17 @@ async fn list_windows(
     if let Err(refusal) = authenticate(&gateway, &method, &uri, &headers, &peer, b"") {
         return refusal;
     }
-    if let Err(e) = gateway.end_expired_break_glass().await {
+    let ended = match gateway.approvals.store.expire_windows().await {
+        Ok(ended) => ended,
+        Err(e) => return error_response(&e),
+    };
+    if let Err(e) = gateway.record_break_glass_ends(ended).await {
         return refuse(StatusCode::SERVICE_UNAVAILABLE, e.to_string());
     }
-    let list: Vec<Value> = gateway.approvals.break_glass.list().iter().map(window_json).collect();
-    Json(json!({"windows": list})).into_response()
+    match gateway.approvals.store.windows().await {
+        Ok(list) => Json(json!({"windows": list.iter().map(window_json).collect::<Vec<_>>()})).into_response(),
+        Err(e) => error_response(&e),
+    }
 }
 
 /// Records a break-glass step; a log that cannot take it fails the request (the window
@@ -325,7 +334,9 @@ async fn record_window(gateway: &Gateway, window: &Window, step: &str, by: &str)
     match gateway.recorder.break_glass(window, step, by).await {
         Ok(()) => Ok(()),
         Err(e) => {
-            let _ = gateway.approvals.break_glass.end(&window.id, "unrecorded");
+            if let Err(undo) = gateway.approvals.store.end_window(&window.id, "unrecorded").await {
+                tracing::error!(break_glass = %window.id, "an unrecorded break-glass step could not be undone: {undo}");
+            }
             Err(refuse(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))
         }
     }
@@ -352,8 +363,9 @@ async fn request_window(
     let workload = asked["workload"].as_str().map(str::to_owned);
     let window = match gateway
         .approvals
-        .break_glass
-        .request(&approver.name, reason, ttl, workload)
+        .store
+        .request_window(&approver.name, reason, ttl, workload)
+        .await
     {
         Ok(window) => window,
         Err(e) => return error_response(&e),
@@ -378,7 +390,7 @@ async fn approve_window(
         Ok(who) => who,
         Err(refusal) => return refusal,
     };
-    let window = match gateway.approvals.break_glass.approve(&id, approver) {
+    let window = match gateway.approvals.store.approve_window(&id, approver).await {
         Ok(window) => window,
         Err(e) => return error_response(&e),
     };
@@ -406,7 +418,7 @@ async fn end_window(
         Ok(who) => who,
         Err(refusal) => return refusal,
     };
-    let window = match gateway.approvals.break_glass.end(&id, &approver.name) {
+    let window = match gateway.approvals.store.end_window(&id, &approver.name).await {
         Ok(window) => window,
         Err(e) => return error_response(&e),
     };

@@ -3,12 +3,12 @@
 //! to that exact call are given — signed tokens sent with the call, or approvers answering
 //! through the admin API while the call waits. The orchestration (waiting, records, the
 //! fresh decision with `approval_present`) is `pipeline::approve`; the binding, tokens,
-//! approvers and pending set are the `approvals` crate's.
+//! approvers and the store of pending requests are the `approvals` crate's.
 use std::time::Duration;
 
 use portcullis_approvals::{
-    APPROVAL_META_KEY, ApprovalError, Approvers, Binding, BindingPrincipal, Grant, Pending, PendingEntry, PendingState,
-    token::Token, unix_now,
+    APPROVAL_META_KEY, ApprovalError, ApprovalStore, Approvers, Binding, BindingPrincipal, Grant, PendingEntry,
+    PendingState, token::Token, unix_now,
 };
 use portcullis_core::Principal;
 use portcullis_mcp::Message;
@@ -17,12 +17,12 @@ use serde_json::Value;
 /// The approvers, the calls waiting for them, and how long a call waits.
 pub struct ApprovalGate {
     pub approvers: Approvers,
-    pub pending: Pending,
+    /// The pending requests, used nonces and break-glass windows (in which the policy
+    /// sees `break_glass`): this gateway's memory, or PostgreSQL shared by replicas.
+    pub store: ApprovalStore,
     /// How long a call needing approval is held for an answer (0: refused at once, with
     /// the request it opened).
     pub wait: Duration,
-    /// Emergency windows in which the policy sees `break_glass`.
-    pub break_glass: portcullis_approvals::BreakGlass,
     /// `requestState` of 2026-07-28 clients approving their own calls.
     pub request_states: portcullis_approvals::RequestStates,
 }
@@ -100,7 +100,8 @@ pub enum ApprovalRefusal {
     Denied { by: String, id: String },
     /// A token sent with the call does not count.
     Invalid(ApprovalError),
-    /// The request could not be opened (the pending set is full).
+    /// The request could not be opened (the pending set is full), or the shared store
+    /// failed.
     Unavailable(ApprovalError),
     /// The configuration registers no approver, so no approval can ever be given.
     NoApprovers,
@@ -170,6 +171,16 @@ impl ApprovalRefusal {
     }
 }
 
+/// A store error as the call's refusal: the shared store failing makes the approval
+/// unavailable (the store names itself and what to do); anything else is an approval
+/// that does not count.
+pub fn refusal(error: ApprovalError) -> ApprovalRefusal {
+    match error {
+        ApprovalError::Store { .. } => ApprovalRefusal::Unavailable(error),
+        other => ApprovalRefusal::Invalid(other),
+    }
+}
+
 /// The facts of a call an approval binds, as plain values (the request id, nonce and
 /// expiry are filled in when a request is opened).
 pub fn call_binding(
@@ -223,7 +234,7 @@ pub fn take_tokens(msg: &mut Message) -> Result<Vec<Token>, ApprovalError> {
 impl ApprovalGate {
     /// Counts the tokens sent with a call towards the request they name; the request must
     /// be open, for this same call, and end up granted — then it is consumed (used once).
-    pub fn redeem(&self, tokens: &[Token], call: &Binding) -> Result<PendingEntry, ApprovalRefusal> {
+    pub async fn redeem(&self, tokens: &[Token], call: &Binding) -> Result<PendingEntry, ApprovalRefusal> {
         let Some(first) = tokens.first() else {
             return Err(ApprovalRefusal::Invalid(ApprovalError::Malformed("no token".into())));
         };
@@ -233,7 +244,7 @@ impl ApprovalGate {
                 "the tokens are for different approval requests".into(),
             )));
         }
-        let entry = self.pending.get(id).map_err(ApprovalRefusal::Invalid)?;
+        let entry = self.store.get(id).await.map_err(refusal)?;
         entry
             .binding
             .check_call_fields(call)
@@ -250,18 +261,18 @@ impl ApprovalGate {
                 channel: "token".into(),
                 signature_sha256: Some(token.signature_sha256()),
             };
-            state = match self.pending.grant(id, approver, grant) {
-                Ok(state) => state,
+            state = match self.store.grant(id, approver, grant).await {
+                Ok(entry) => entry.state,
                 // Granted already (through the admin API, or an earlier token of this call).
                 Err(ApprovalError::AlreadyDecided(_, "granted")) => PendingState::Granted,
-                Err(e) => return Err(ApprovalRefusal::Invalid(e)),
+                Err(e) => return Err(refusal(e)),
             };
         }
         match state {
-            PendingState::Granted => self.pending.consume(id).map_err(ApprovalRefusal::Invalid),
+            PendingState::Granted => self.store.consume(id).await.map_err(refusal),
             PendingState::Denied { by } => Err(ApprovalRefusal::Denied { by, id: id.to_owned() }),
             PendingState::Waiting => {
-                let entry = self.pending.get(id).map_err(ApprovalRefusal::Invalid)?;
+                let entry = self.store.get(id).await.map_err(refusal)?;
                 Err(ApprovalRefusal::Required {
                     granted: entry.grants.len(),
                     required: entry.required,
