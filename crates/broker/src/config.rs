@@ -129,6 +129,10 @@ pub struct SecretConfig {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SecretFrom {
     File(PathBuf),
-    /// A variable of the gateway's own environment.
-    Env(String),
+    /// A variable of the gateway's own environment, read by the CLI at load (only the CLI
+    /// reads the environment; a process's environment does not change after start).
+    Env {
+        var: String,
+        value: Secret<String>,
+    },
 }

@@ -1,6 +1,7 @@
 //! The `secret` source: a static secret for servers that can take nothing better, read
-//! from a file or the gateway's own environment at every mint — a rotated file is picked
-//! up without a restart, and a missing or empty one denies the call. It is still delivered
+//! from a file at every mint — a rotated file is picked up without a restart, and a
+//! missing or empty one denies the call — or a variable of the gateway's environment
+//! (read by the CLI at load). It is still delivered
 //! only to the calls its rule names.
 use portcullis_core::Secret;
 
@@ -25,7 +26,7 @@ impl StaticSecret {
                     "name the file that holds the secret",
                 ));
             }
-            SecretFrom::Env(var) if !valid_env_var(var) => {
+            SecretFrom::Env { var, .. } if !valid_env_var(var) => {
                 return Err(BrokerError::config(
                     subject,
                     "env",
@@ -43,7 +44,7 @@ impl StaticSecret {
     pub fn scope(&self) -> String {
         match &self.from {
             SecretFrom::File(path) => format!("static secret from file `{}`", path.display()),
-            SecretFrom::Env(var) => format!("static secret from environment variable `{var}`"),
+            SecretFrom::Env { var, .. } => format!("static secret from environment variable `{var}`"),
         }
     }
 
@@ -55,12 +56,7 @@ impl StaticSecret {
                     format!("cannot read the secret file `{}` ({e}); restore it", path.display()),
                 )
             })?,
-            SecretFrom::Env(var) => read_env(var).ok_or_else(|| {
-                BrokerError::unavailable(
-                    &self.name,
-                    format!("environment variable `{var}` is not set or not UTF-8; set it where the gateway starts"),
-                )
-            })?,
+            SecretFrom::Env { value, .. } => value.expose().clone(),
         };
         let value = value.trim_end_matches(['\n', '\r']);
         if value.is_empty() {
@@ -77,14 +73,4 @@ impl StaticSecret {
             owned: None,
         })
     }
-}
-
-/// The gateway's own environment, read at mint time so that a rotated value is used.
-#[expect(
-    clippy::disallowed_methods,
-    reason = "the `secret` source's `env` form reads the gateway's own environment at mint time, by design \
-              (issue 19); the variable's name comes from the config the CLI parsed"
-)]
-fn read_env(var: &str) -> Option<String> {
-    std::env::var(var).ok()
 }

@@ -16,7 +16,10 @@ fn secret_source(name: &str) -> SourceConfig {
     SourceConfig {
         name: name.into(),
         kind: SourceKind::Secret(SecretConfig {
-            from: SecretFrom::Env("PATH".into()),
+            from: SecretFrom::Env {
+                var: "PATH".into(),
+                value: Secret::new("value".into()),
+            },
         }),
     }
 }
@@ -204,7 +207,7 @@ fn bad_configs_name_the_rule_or_source_and_the_key() {
         (vec![], vec![with_pg(&|c| c.ttl = Duration::ZERO)], "source `pg`", "ttl", "at least 1 s"),
         (vec![], vec![exchange("http://idp.example.com/token")], "source `tx`", "token_endpoint", "must use https"),
         (vec![], vec![exchange("::not a url")], "source `tx`", "token_endpoint", "is not a URL"),
-        (vec![], vec![SourceConfig { name: "s".into(), kind: SourceKind::Secret(SecretConfig { from: SecretFrom::Env("X=Y".into()) }) }], "source `s`", "env", "`X=Y` is not a valid environment variable name"),
+        (vec![], vec![SourceConfig { name: "s".into(), kind: SourceKind::Secret(SecretConfig { from: SecretFrom::Env { var: "X=Y".into(), value: Secret::new("v".into()) } }) }], "source `s`", "env", "`X=Y` is not a valid environment variable name"),
         (vec![], vec![SourceConfig { name: "bad name".into(), ..secret_source("s") }], "source `bad name`", "name", "use 1 to 64 characters"),
         (vec![], vec![jwt("j", ""), SourceConfig { kind: SourceKind::Jwt(JwtConfig { issuer: String::new(), audience: None, ttl: Duration::from_secs(1), key: SigningKey::from_bytes(&[2; 32]), kid: String::new() }), name: "k".into() }], "source `k`", "issuer", "name the issuer"),
     ];

@@ -149,7 +149,7 @@ fn source(
         "postgres-role" => postgres_role(raw, ttl, base, vars, &at, later, p).map(SourceKind::PostgresRole),
         "jwt" => jwt(raw, ttl, base, &at, p).map(SourceKind::Jwt),
         "token-exchange" => token_exchange(raw, base, vars, &at, later, p).map(SourceKind::TokenExchange),
-        _ => secret(raw, base, &at, p).map(SourceKind::Secret),
+        _ => secret(raw, base, vars, &at, later, p).map(SourceKind::Secret),
     };
     ok?;
     Ok(SourceConfig {
@@ -364,11 +364,33 @@ fn token_exchange(
     })
 }
 
-fn secret(raw: &RawSource, base: &Path, at: &impl Fn(&str) -> String, p: &mut Problems) -> Checked<SecretConfig> {
+fn secret(
+    raw: &RawSource,
+    base: &Path,
+    vars: &BTreeMap<String, Secret<String>>,
+    at: &impl Fn(&str) -> String,
+    later: &mut Vec<Problem>,
+    p: &mut Problems,
+) -> Checked<SecretConfig> {
     let from = match (&raw.file, &raw.env) {
         (Some(_), Some(_)) => Err(p.add(at("file"), "set either `file` or `env`, not both")),
         (Some(path), None) => Ok(SecretFrom::File(base.join(path))),
-        (None, Some(var)) => Ok(SecretFrom::Env(var.clone())),
+        (None, Some(var)) => match vars.get(var) {
+            Some(value) => Ok(SecretFrom::Env {
+                var: var.clone(),
+                value: value.clone(),
+            }),
+            None => {
+                later.push(Problem {
+                    key: at("env"),
+                    reason: format!("environment variable `{var}` is not set in the gateway's environment; export it before starting"),
+                });
+                Ok(SecretFrom::Env {
+                    var: var.clone(),
+                    value: Secret::new(String::new()),
+                })
+            }
+        },
         (None, None) => Err(p.add(
             at("file"),
             "set `file` (read at each call) or `env` (a variable of the gateway's environment)",
