@@ -222,7 +222,13 @@ mod tests {
         let names = |flag| DemoTool::enabled(flag).map(DemoTool::name).collect::<Vec<_>>();
         assert_eq!(
             names(false),
-            ["search_docs", "lookup_customer", "send_message", "delete_record", "query"]
+            [
+                "search_docs",
+                "lookup_customer",
+                "send_message",
+                "delete_record",
+                "query"
+            ]
         );
         assert_eq!(names(true).len(), 19);
         assert_eq!(DemoTool::find("echo", false), None);

@@ -156,7 +156,13 @@ async fn lists_demo_tools_only_by_default() {
             .collect();
         assert_eq!(
             names,
-            ["search_docs", "lookup_customer", "send_message", "delete_record", "query"],
+            [
+                "search_docs",
+                "lookup_customer",
+                "send_message",
+                "delete_record",
+                "query"
+            ],
             "{lifecycle:?}"
         );
         client.cancel().await.unwrap();

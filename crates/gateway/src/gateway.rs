@@ -7,9 +7,9 @@ use std::{
     sync::{Arc, Mutex, Weak},
 };
 
+use portcullis_broker::Sweep;
 use portcullis_core::{Principal, ServerName};
 use portcullis_mcp::{ErrorCode, Message};
-use portcullis_broker::Sweep;
 use portcullis_transport::CallHeader;
 use serde_json::Value;
 

@@ -787,7 +787,11 @@ prefix = "Bearer "
         token = endpoint.url,
     );
     std::fs::write(&config.path, text).unwrap();
-    std::fs::write(config.dir.path().join("allow.cedar"), "permit (principal, action, resource);\n").unwrap();
+    std::fs::write(
+        config.dir.path().join("allow.cedar"),
+        "permit (principal, action, resource);\n",
+    )
+    .unwrap();
     let gw = GatewayProc::start_file_with_env(config, &[("TEST_CLIENT_SECRET", "client-secret-value")]);
     let alice = key.sign(&good_claims());
     let bob = {
@@ -803,25 +807,46 @@ prefix = "Bearer "
             let session = match session {
                 Some(s) => s,
                 None => {
-                    let init = post(&url, portcullis_e2e::raw_http::initialize(), &[("authorization", &auth)]).await;
-                    let sid = init.session.clone().unwrap_or_else(|| panic!("no session: {}", init.body));
+                    let init = post(
+                        &url,
+                        portcullis_e2e::raw_http::initialize(),
+                        &[("authorization", &auth)],
+                    )
+                    .await;
+                    let sid = init
+                        .session
+                        .clone()
+                        .unwrap_or_else(|| panic!("no session: {}", init.body));
                     let note = json!({"jsonrpc":"2.0","method":"notifications/initialized"}).to_string();
                     post(&url, note, &[("authorization", &auth), ("mcp-session-id", &sid)]).await;
                     sid
                 }
             };
-            let body = json!({"jsonrpc":"2.0","id":id,"method":"tools/call","params":{"name":"http_headers","arguments":{}}});
-            let reply = post(&url, body.to_string(), &[("authorization", &auth), ("mcp-session-id", &session)]).await;
+            let body =
+                json!({"jsonrpc":"2.0","id":id,"method":"tools/call","params":{"name":"http_headers","arguments":{}}});
+            let reply = post(
+                &url,
+                body.to_string(),
+                &[("authorization", &auth), ("mcp-session-id", &session)],
+            )
+            .await;
             (session, reply)
         }
     };
     // Alice's token is exchanged; the upstream sees the exchanged token, never hers.
     let (session, first) = call_as(alice.clone(), None, 2).await;
     assert_eq!(headers_seen(&first), json!("Bearer exchanged-1"), "{}", first.body);
-    assert!(!first.body.contains(&alice), "the caller's own token reached the upstream");
+    assert!(
+        !first.body.contains(&alice),
+        "the caller's own token reached the upstream"
+    );
     let form = endpoint.seen.lock().unwrap()[0].clone();
     let form = url_form(&form);
-    assert_eq!(form.get("subject_token"), Some(&alice), "subject token = the caller's bearer");
+    assert_eq!(
+        form.get("subject_token"),
+        Some(&alice),
+        "subject token = the caller's bearer"
+    );
     assert_eq!(form.get("scope").map(String::as_str), Some("http_headers"));
     // Cached per (principal, audience, scope): the next call makes no exchange.
     let (_, second) = call_as(alice.clone(), Some(session), 3).await;
