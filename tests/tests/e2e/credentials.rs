@@ -863,3 +863,50 @@ prefix = "Bearer "
         assert!(!logs.contains(secret), "a secret reached the gateway's log");
     }
 }
+
+/// T19 with `spawn = "per-call"`: every call's child is checked against the server's pins
+/// before it starts, so a file changed between two calls stops the second.
+#[tokio::test]
+async fn t19_a_per_call_child_is_checked_against_its_pins_at_every_spawn() {
+    let config: TempConfig = write_config("");
+    let dir = config.dir.path().to_owned();
+    let pinned = dir.join("data.txt");
+    std::fs::write(&pinned, "version 1").unwrap();
+    let digest = portcullis_attest::file_sha256(&pinned).unwrap();
+    let text = format!(
+        r#"[listen]
+http = "127.0.0.1:0"
+
+[policy]
+cedar = ["allow.cedar"]
+require_reason = false
+
+[[servers]]
+name = "demo"
+command = {command}
+spawn = "per-call"
+pinned_files = {{ "data.txt" = "sha256:{digest}" }}
+"#,
+        command = demo_server_command()
+    );
+    std::fs::write(&config.path, text).unwrap();
+    std::fs::write(dir.join("allow.cedar"), "permit (principal, action, resource);\n").unwrap();
+    let gw = GatewayProc::start_file(config);
+    let session = open_session(&gw.url).await;
+    let echo = |n: u64| {
+        json!({"jsonrpc":"2.0","id":n,"method":"tools/call","params":{"name":"echo","arguments":{"n":n}}}).to_string()
+    };
+    let first = call(&gw, &session, echo(2)).await;
+    assert!(first.json()["result"].is_object(), "{}", first.body);
+    std::fs::write(&pinned, "version 2").unwrap();
+    let second = call(&gw, &session, echo(3)).await;
+    let message = second.json()["error"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        message.contains("data.txt"),
+        "the changed file stops the next per-call child: {}",
+        second.body
+    );
+}
