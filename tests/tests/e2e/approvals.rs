@@ -232,6 +232,31 @@ pub(crate) fn steps(config: &Path, approval_id: &str) -> Vec<String> {
         .collect()
 }
 
+/// `portcullis verify-receipt` with the gateway's public key over `request` (as sent) and
+/// `response` (as received): it must pass; returns what it printed.
+fn verify_receipt(setup: &Setup, request: &str, response: &Value) -> String {
+    let dir = setup.gw.config.dir.path();
+    let n = rand_suffix();
+    let (req_file, resp_file) = (
+        dir.join(format!("request-{n}.json")),
+        dir.join(format!("response-{n}.json")),
+    );
+    std::fs::write(&req_file, request).unwrap();
+    std::fs::write(&resp_file, response.to_string()).unwrap();
+    let (code, out) = portcullis(&[
+        "verify-receipt",
+        "--key",
+        dir.join("keys/audit.pub").to_str().unwrap(),
+        "--request",
+        req_file.to_str().unwrap(),
+        "--response",
+        resp_file.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("receipt ok"), "{out}");
+    out
+}
+
 #[tokio::test]
 async fn t25_a_waiting_write_call_proceeds_once_an_approver_approves_it_from_the_cli() {
     let setup = start(60).await;
@@ -264,6 +289,14 @@ async fn t25_a_waiting_write_call_proceeds_once_an_approver_approves_it_from_the
         reply.json()["result"]["structuredContent"]["status"] == "sent",
         "{}",
         reply.body
+    );
+    // The signed receipt names the approval that let the call through, and verifies offline.
+    let receipt = &reply.json()["result"]["_meta"]["io.portcullis/result-signature"];
+    assert_eq!(receipt["approvalIds"], json!([id]), "{receipt}");
+    let verified = verify_receipt(&setup, &send_message(1, "deploy 42", None), &reply.json());
+    assert!(
+        verified.contains(&format!("approved by approval request {id}")),
+        "{verified}"
     );
 
     assert_eq!(steps(&setup.gw.config.path, &id), ["requested", "granted", "used"]);
@@ -401,13 +434,19 @@ async fn t25_offline_tokens_bind_the_exact_call_and_are_used_once() {
         "{}",
         ok.body
     );
+    let id = binding["id"].as_str().unwrap();
+    assert_eq!(
+        ok.json()["result"]["_meta"]["io.portcullis/result-signature"]["approvalIds"],
+        json!([id]),
+        "{}",
+        ok.body
+    );
     let replay = call(&setup, send_message(31, "hello", Some(json!(bob)))).await;
     assert!(
         error_text(&replay).contains("unknown, expired or already used"),
         "a token is used once: {}",
         replay.body
     );
-    let id = binding["id"].as_str().unwrap();
     assert_eq!(steps(&setup.gw.config.path, id), ["requested", "used"]);
     let refusals = records(&setup.gw.config.path, "decision")
         .into_iter()
