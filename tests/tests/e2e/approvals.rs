@@ -447,7 +447,28 @@ async fn t25_offline_tokens_bind_the_exact_call_and_are_used_once() {
         "a token is used once: {}",
         replay.body
     );
-    assert_eq!(steps(&setup.gw.config.path, id), ["requested", "used"]);
+    assert_eq!(steps(&setup.gw.config.path, id), ["requested", "granted", "used"]);
+    // The grant names its approver, the channel and the SHA-256 of the token's signature,
+    // and is linked to the call that carried the token, as is its use.
+    let of_request: Vec<Value> = records(&setup.gw.config.path, "approval")
+        .into_iter()
+        .filter(|r| r["ext"]["approval_id"] == id)
+        .collect();
+    let (granted, used) = (&of_request[1], &of_request[2]);
+    assert_eq!(granted["ext"]["approver"], "bob", "{granted}");
+    assert_eq!(granted["ext"]["channel"], "token", "{granted}");
+    let signature = bob.rsplit('.').next().unwrap();
+    let signature = base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, signature).unwrap();
+    assert_eq!(
+        granted["ext"]["signature_sha256"],
+        hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&signature)),
+        "{granted}"
+    );
+    assert_eq!(granted["call_id"], used["call_id"], "{granted} / {used}");
+    assert_ne!(
+        granted["call_id"], of_request[0]["call_id"],
+        "the token came with a later call"
+    );
     let refusals = records(&setup.gw.config.path, "decision")
         .into_iter()
         .filter(|r| r["decision"] == "deny" && r["reason"].as_str().unwrap_or("").starts_with("approval:"))
@@ -471,6 +492,12 @@ async fn t25_two_approvals_need_two_distinct_approvers() {
     let erin = sign(&setup, "erin", &binding);
     let ok = call(&setup, delete_record(3, Some(json!([bob, erin])))).await;
     assert!(ok.json().get("result").is_some(), "{}", ok.body);
+    let id = binding["id"].as_str().unwrap();
+    assert_eq!(
+        steps(&setup.gw.config.path, id),
+        ["requested", "granted", "granted", "used"],
+        "bob's grant is recorded once, however often his token is sent"
+    );
     let allowed = records(&setup.gw.config.path, "decision")
         .into_iter()
         .find(|r| r["decision"] == "allow")

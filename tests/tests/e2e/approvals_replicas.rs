@@ -271,9 +271,9 @@ async fn t25_a_token_used_through_one_replica_is_refused_by_the_other() {
             replay.body
         );
     }
-    // A opened the request, B used it (a token sent with the call is recorded as used).
+    // A opened the request; B recorded bob's token as a grant, and its use.
     let id = binding["id"].as_str().unwrap();
-    assert_eq!(steps(r.a.config(), id), ["requested", "used"]);
+    assert_eq!(steps(r.a.config(), id), ["requested", "granted", "used"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
