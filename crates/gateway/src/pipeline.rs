@@ -501,6 +501,14 @@ impl Gateway {
         Ok(gate.settle(&binding.id).await)
     }
 
+    /// Opens an approval request for a call, once the requests that lapsed unused are swept
+    /// and recorded `expired` (their records come before the new request's, and they give
+    /// their room back). The outer error: the log could not take a record.
+    async fn open_request(&self, opening: Opening) -> Result<Result<PendingEntry, ApprovalError>, RecordError> {
+        self.expire_approval_requests().await?;
+        Ok(self.approvals.store.open(opening).await)
+    }
+
     /// Opens an approval request for the call and holds the call until approvers answer,
     /// the wait ends, or the client goes away (then the request is withdrawn). The outer
     /// error: a step could not be recorded.
@@ -515,7 +523,7 @@ impl Gateway {
         let gate = &self.approvals;
         let call_id = call.call_id.to_string();
         let opening = opening(this_call, &call_id, request);
-        let (binding, required) = match gate.store.open(opening).await {
+        let (binding, required) = match self.open_request(opening).await? {
             Ok(opened) => (opened.binding, opened.required),
             Err(e) => return Ok(Err(ApprovalRefusal::Unavailable(e))),
         };
@@ -655,7 +663,7 @@ impl Gateway {
         let call_id = call.call_id.to_string();
         let Some((state, answer)) = round_trip else {
             let opening = opening(this_call, &call_id, request);
-            let binding = match gate.store.open(opening).await {
+            let binding = match self.open_request(opening).await? {
                 Ok(opened) => opened.binding,
                 Err(e) => return Ok(Err(ApprovalRefusal::Unavailable(e))),
             };

@@ -526,6 +526,66 @@ async fn t25_a_call_whose_wait_ended_goes_through_on_retry_once_approved() {
     );
 }
 
+/// Returns once request `id` is no longer listed: its TTL has run out.
+async fn wait_until_lapsed(setup: &Setup, id: &str) {
+    for _ in 0..100 {
+        let (code, out, err) = approvals(setup, &["list", "--key", &key(setup, "bob")]);
+        assert_eq!(code, 0, "{out}{err}");
+        if !out.contains(id) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!("approval request {id} is still listed long after its TTL");
+}
+
+#[tokio::test]
+async fn t25_a_request_nobody_used_is_recorded_expired_once_linked_to_its_call() {
+    let setup = start_with(0, "ttl_secs = 1", "{}").await;
+    let config = setup.gw.config.path.clone();
+    let first = call(&setup, send_message(1, "too late", None)).await;
+    let first_id = binding_of(&first)["id"].as_str().unwrap().to_owned();
+    wait_until_lapsed(&setup, &first_id).await;
+    let (code, _, err) = approvals(&setup, &["approve", &first_id, "--key", &key(&setup, "bob")]);
+    assert_ne!(code, 0, "an expired request cannot be approved");
+    assert!(err.contains("unknown, expired or already used"), "{err}");
+    // With no other call coming, the gateway's own sweep records it.
+    let mut found = Vec::new();
+    for _ in 0..150 {
+        found = steps(&config, &first_id);
+        if found.len() > 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(found, ["requested", "expired"]);
+    let of_request: Vec<Value> = records(&config, "approval")
+        .into_iter()
+        .filter(|r| r["ext"]["approval_id"] == first_id.as_str())
+        .collect();
+    let (requested, expired) = (&of_request[0], &of_request[1]);
+    assert_eq!(
+        expired["call_id"], requested["call_id"],
+        "linked to the call it was opened for"
+    );
+    assert_eq!(expired["ext"]["state"], "waiting", "{expired}");
+    assert_eq!(expired["ext"]["approvals_given"], "0", "{expired}");
+
+    // A request opened after another lapsed sweeps it first: recorded by the time the
+    // new call is answered.
+    let second = call(&setup, send_message(2, "also too late", None)).await;
+    let second_id = binding_of(&second)["id"].as_str().unwrap().to_owned();
+    wait_until_lapsed(&setup, &second_id).await;
+    let third = call(&setup, send_message(3, "now", None)).await;
+    assert_eq!(third.error_code(), DENIED);
+    assert_eq!(steps(&config, &second_id), ["requested", "expired"]);
+    assert_eq!(
+        steps(&config, &first_id),
+        ["requested", "expired"],
+        "recorded once, however many sweeps ran"
+    );
+}
+
 #[tokio::test]
 async fn t25_the_admin_api_refuses_requests_without_an_approver() {
     let setup = start(0).await;

@@ -3,6 +3,7 @@
 //! break-glass windows. A write call waiting on replica B is released by an approval
 //! given through replica A's admin listener; a token used through one replica is refused
 //! by the other; an approve racing a deny on two replicas has one winner, recorded once;
+//! a request that lapses unused is recorded expired once, by one replica;
 //! a break-glass window approved by one approver on each replica is in force on both;
 //! and a shared store that cannot be used denies the call, saying which store and what
 //! to do. Needs `DATABASE_URL`; without it each test prints a notice and returns.
@@ -62,7 +63,7 @@ impl Drop for Replicas {
     }
 }
 
-fn replica_config(shared: &Path, url: &str, schema: &str, wait_secs: u64) -> String {
+fn replica_config(shared: &Path, url: &str, schema: &str, wait_secs: u64, approvals: &str) -> String {
     let at = |file: &str| shared.join(file).display().to_string();
     format!(
         r#"[listen]
@@ -80,6 +81,7 @@ key = "{audit_key}"
 
 [approvals]
 wait_secs = {wait_secs}
+{approvals}
 
 [[approvals.approvers]]
 name = "bob"
@@ -104,6 +106,11 @@ listen = "127.0.0.1:{admin_port}"
 
 /// Starts replica A (which creates the tables and the audit key), then replica B.
 async fn start(tag: &str, wait_secs: u64) -> Option<Replicas> {
+    start_with(tag, wait_secs, "").await
+}
+
+/// [`start`] with more `[approvals]` settings.
+async fn start_with(tag: &str, wait_secs: u64, approvals: &str) -> Option<Replicas> {
     let url = database_url()?;
     let schema = format!("e2e_replicas_{tag}_{}", std::process::id());
     let shared = tempfile::tempdir().unwrap();
@@ -113,7 +120,7 @@ async fn start(tag: &str, wait_secs: u64) -> Option<Replicas> {
     std::fs::write(shared.path().join("approval.cedar"), POLICY).unwrap();
     let mut replicas = Vec::new();
     for _ in 0..2 {
-        let config = write_config(&replica_config(shared.path(), &url, &schema, wait_secs));
+        let config = write_config(&replica_config(shared.path(), &url, &schema, wait_secs, approvals));
         let gw = GatewayProc::start_file(config);
         assert!(
             gw.logs_with("shared with other replicas")
@@ -274,6 +281,34 @@ async fn t25_a_token_used_through_one_replica_is_refused_by_the_other() {
     // A opened the request; B recorded bob's token as a grant, and its use.
     let id = binding["id"].as_str().unwrap();
     assert_eq!(steps(r.a.config(), id), ["requested", "granted", "used"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn t25_a_request_that_lapses_unused_is_recorded_expired_by_one_replica_only() {
+    let Some(r) = start_with("expiry", 0, "ttl_secs = 1").await else {
+        return;
+    };
+    let refused = r.a.call(send_message(1, "never approved", None)).await;
+    let id = binding_of(&refused)["id"].as_str().unwrap().to_owned();
+    // Lapsed: no replica lists it any more.
+    let mut listed = true;
+    for _ in 0..100 {
+        let (ok, out) = r.cli(&r.b, "approvals", &["list"], "bob");
+        assert!(ok, "{out}");
+        listed = out.contains(&id);
+        if !listed {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(!listed, "request {id} is still listed long after its TTL");
+    // Both replicas sweep (each before opening a request for its next call): one of them
+    // removes it and records it, the other finds nothing left to record.
+    for (n, replica) in [&r.b, &r.a].into_iter().enumerate() {
+        let next = replica.call(send_message(2 + n as u64, "later", None)).await;
+        assert_eq!(next.error_code(), DENIED, "{}", next.body);
+    }
+    assert_eq!(steps(r.a.config(), &id), ["requested", "expired"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

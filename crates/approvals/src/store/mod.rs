@@ -94,7 +94,8 @@ impl ApprovalStore {
     }
 
     /// Opens a request for a call: a fresh id and nonce, expiring after the TTL; refused
-    /// when `max_pending` requests are open.
+    /// when `max_pending` unexpired requests are open. Expired ones are left to
+    /// [`Self::expire_requests`], so that each is recorded.
     pub async fn open(&self, opening: Opening) -> Result<PendingEntry, ApprovalError> {
         match &*self.backend {
             Backend::Memory { pending, .. } => pending.open(opening),
@@ -187,6 +188,17 @@ impl ApprovalStore {
         match &*self.backend {
             Backend::Memory { pending, .. } => Ok(pending.withdraw(id)),
             Backend::Postgres(pg) => pg.withdraw(id).await,
+        }
+    }
+
+    /// Removes the requests whose TTL ran out before a call used them and returns them,
+    /// each exactly once (also across replicas sharing PostgreSQL), to be recorded as
+    /// expired. Expired requests are refused and unlisted from the moment they expire;
+    /// this is when they leave the store.
+    pub async fn expire_requests(&self) -> Result<Vec<PendingEntry>, ApprovalError> {
+        match &*self.backend {
+            Backend::Memory { pending, .. } => Ok(pending.expire()),
+            Backend::Postgres(pg) => pg.expire_requests().await,
         }
     }
 

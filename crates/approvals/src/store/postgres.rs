@@ -213,18 +213,10 @@ impl PgStore {
             .fetch_one(&mut *tx)
             .await
             .map_err(&fail)?;
-        // Expired requests and nonces count for nothing: their room is given back here.
-        for sweep in [
-            "DELETE FROM portcullis_approval_requests WHERE expires_at < $1",
-            "DELETE FROM portcullis_approval_nonces WHERE expires_at < $1",
-        ] {
-            sqlx::query(sweep)
-                .bind(to_i64(now))
-                .execute(&mut *tx)
-                .await
-                .map_err(&fail)?;
-        }
-        let open: i64 = sqlx::query_scalar("SELECT count(*) FROM portcullis_approval_requests")
+        // Expired requests count for nothing; they are removed (and recorded) by
+        // `expire_requests`, not here.
+        let open: i64 = sqlx::query_scalar("SELECT count(*) FROM portcullis_approval_requests WHERE expires_at >= $1")
+            .bind(to_i64(now))
             .fetch_one(&mut *tx)
             .await
             .map_err(&fail)?;
@@ -440,6 +432,40 @@ impl PgStore {
         tx.commit().await.map_err(&fail)?;
         self.waiters.wake(id);
         entry_from(&row).map(Some)
+    }
+
+    /// Removes the requests whose TTL ran out unused, and the nonces of used requests past
+    /// their expiry (a request that expired can never be used, so its nonce needs no
+    /// keeping). Returns the removed requests: one `DELETE … RETURNING`, so of replicas
+    /// sweeping at once each request goes to exactly one, which records it. A call still
+    /// waiting on one, on any replica, is woken and finds it gone.
+    pub(crate) async fn expire_requests(&self) -> Result<Vec<PendingEntry>, ApprovalError> {
+        let fail = failed("removing expired requests");
+        let now = to_i64(unix_now());
+        let mut tx = self.pool.begin().await.map_err(&fail)?;
+        let rows = sqlx::query(concat!(
+            "DELETE FROM portcullis_approval_requests WHERE expires_at < $1 RETURNING ",
+            request_columns!()
+        ))
+        .bind(now)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(&fail)?;
+        sqlx::query("DELETE FROM portcullis_approval_nonces WHERE expires_at < $1")
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(&fail)?;
+        let mut expired = rows.iter().map(entry_from).collect::<Result<Vec<_>, _>>()?;
+        for entry in &expired {
+            self.announce(&mut tx, &entry.binding.id).await?;
+        }
+        tx.commit().await.map_err(&fail)?;
+        for entry in &expired {
+            self.waiters.wake(&entry.binding.id);
+        }
+        crate::pending::oldest_first(&mut expired);
+        Ok(expired)
     }
 
     /// Waits until request `id` is decided, woken by the replica that decides it.
