@@ -529,6 +529,48 @@ async fn t25_a_lapsed_request_is_expired_once_across_replicas() {
 }
 
 #[tokio::test]
+async fn t25_replicas_share_the_request_state_key_and_memory_stores_do_not() {
+    let call = opening("write_file", "a0").call;
+    // In memory: each gateway's own key; a state from one is refused by another.
+    let memory = ApprovalStore::memory(settings(10), 3600);
+    let binding = memory.open(opening("write_file", "a0")).await.unwrap().binding;
+    let (one, other) = (memory.request_states(60), memory.request_states(60));
+    let state = one.issue(&binding);
+    assert_eq!(one.check(&state, &call).unwrap().id, binding.id);
+    assert_eq!(other.check(&state, &call).unwrap_err(), other_key_error());
+
+    let Some(url) = database_url("the shared request-state key test") else {
+        return;
+    };
+    let schema = Schema::new(&url, "approvals_keys");
+    let a = schema.store(settings(10)).await;
+    let binding = a.open(opening("write_file", "a1")).await.unwrap().binding;
+    let state = a.request_states(60).issue(&binding);
+    // Replica B — and A after a restart — check it under the same key.
+    let b = schema.store(settings(10)).await;
+    let mut call = opening("write_file", "a1").call;
+    assert_eq!(b.request_states(60).check(&state, &call).unwrap().id, binding.id);
+    call.principal.user = Some("mallory".into());
+    assert_eq!(
+        b.request_states(60).check(&state, &call).unwrap_err(),
+        ApprovalError::WrongCall("principal"),
+        "still bound to the call and its principal"
+    );
+    let mut tampered = state.clone();
+    tampered.insert(3, 'x');
+    assert!(matches!(
+        b.request_states(60).check(&tampered, &opening("write_file", "a1").call),
+        Err(ApprovalError::Malformed(_))
+    ));
+    schema.drop().await;
+}
+
+/// What a state issued under another gateway's key (or altered) is refused with.
+fn other_key_error() -> ApprovalError {
+    ApprovalError::Malformed("requestState: altered, or issued by a gateway that has restarted since".into())
+}
+
+#[tokio::test]
 async fn t25_break_glass_needs_two_approvers_across_replicas_and_ends_once_at_its_ttl() {
     let Some(url) = database_url("the shared approvals store test") else {
         return;

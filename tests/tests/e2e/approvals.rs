@@ -847,8 +847,9 @@ async fn t25_the_user_approves_or_declines_their_own_write_by_elicitation_when_t
     );
 }
 
-/// A 2026-07-28 `send_message` call; `round_trip`: the requestState and the user's answer.
-async fn modern_send(setup: &Setup, id: u64, body: &str, round_trip: Option<(&str, Value)>) -> Reply {
+/// A 2026-07-28 `send_message` call to the gateway at `url`; `round_trip`: the
+/// requestState and the user's answer.
+pub(crate) async fn modern_send(url: &str, id: u64, body: &str, round_trip: Option<(&str, Value)>) -> Reply {
     let mut params = json!({
         "name": "send_message",
         "arguments": {"to": "ops@example.org", "body": body},
@@ -868,13 +869,13 @@ async fn modern_send(setup: &Setup, id: u64, body: &str, round_trip: Option<(&st
         ("mcp-method", "tools/call"),
         ("mcp-name", "send_message"),
     ];
-    post(&setup.gw.url, body, &headers).await
+    post(url, body, &headers).await
 }
 
 #[tokio::test]
 async fn t25_a_modern_user_approves_by_round_trip_with_a_request_state_that_cannot_be_tampered_or_reused() {
     let setup = start_with(30, "user_may_approve = [\"write\"]", "{}").await;
-    let first = modern_send(&setup, 1, "mrtr", None).await;
+    let first = modern_send(&setup.gw.url, 1, "mrtr", None).await;
     let result = first.json()["result"].clone();
     assert_eq!(result["resultType"], "input_required", "{}", first.body);
     let question = &result["inputRequests"]["io.portcullis/approval"];
@@ -886,20 +887,20 @@ async fn t25_a_modern_user_approves_by_round_trip_with_a_request_state_that_cann
     // Tampered state, or the state on other arguments: refused.
     let mut tampered = state.clone();
     tampered.insert(8, 'A');
-    let reply = modern_send(&setup, 2, "mrtr", Some((&tampered, yes.clone()))).await;
+    let reply = modern_send(&setup.gw.url, 2, "mrtr", Some((&tampered, yes.clone()))).await;
     assert!(error_text(&reply).contains("requestState"), "{}", reply.body);
-    let reply = modern_send(&setup, 3, "other body", Some((&state, yes.clone()))).await;
+    let reply = modern_send(&setup.gw.url, 3, "other body", Some((&state, yes.clone()))).await;
     assert!(error_text(&reply).contains("arguments differs"), "{}", reply.body);
 
     // The genuine retry goes through, once.
-    let ok = modern_send(&setup, 4, "mrtr", Some((&state, yes.clone()))).await;
+    let ok = modern_send(&setup.gw.url, 4, "mrtr", Some((&state, yes.clone()))).await;
     assert_eq!(
         ok.json()["result"]["structuredContent"]["status"],
         "sent",
         "{}",
         ok.body
     );
-    let replay = modern_send(&setup, 5, "mrtr", Some((&state, yes))).await;
+    let replay = modern_send(&setup.gw.url, 5, "mrtr", Some((&state, yes))).await;
     assert!(
         error_text(&replay).contains("unknown, expired or already used"),
         "single use: {}",

@@ -3,7 +3,8 @@
 //! break-glass windows. A write call waiting on replica B is released by an approval
 //! given through replica A's admin listener; a token used through one replica is refused
 //! by the other; an approve racing a deny on two replicas has one winner, recorded once;
-//! a request that lapses unused is recorded expired once, by one replica;
+//! a request that lapses unused is recorded expired once, by one replica; a 2026-07-28
+//! client's round trip may end on another replica than it began;
 //! a break-glass window approved by one approver on each replica is in force on both;
 //! and a shared store that cannot be used denies the call, saying which store and what
 //! to do. Needs `DATABASE_URL`; without it each test prints a notice and returns.
@@ -21,7 +22,7 @@ use portcullis_e2e::{
 use serde_json::{Value, json};
 
 use crate::{
-    approvals::{DENIED, POLICY, binding_of, error_text, keygen, records, send_message, steps},
+    approvals::{DENIED, POLICY, binding_of, error_text, keygen, modern_send, records, send_message, steps},
     audit::database_url,
 };
 
@@ -203,6 +204,26 @@ impl Replicas {
     }
 }
 
+/// The demo server sent the message: the call went through.
+fn assert_sent(reply: &Reply) {
+    assert_eq!(
+        reply.json()["result"]["structuredContent"]["status"],
+        "sent",
+        "{}",
+        reply.body
+    );
+}
+
+/// Refused: the approval it brings was used already (once is all it is good for).
+fn assert_used_up(reply: &Reply) {
+    assert_eq!(reply.error_code(), DENIED, "{}", reply.body);
+    assert!(
+        error_text(reply).contains("unknown, expired or already used"),
+        "{}",
+        reply.body
+    );
+}
+
 /// A write call waiting on replica B, approved through replica A's admin listener.
 fn spawn_waiting_call(replica: &Replica, id: u64, body: &str) -> tokio::task::JoinHandle<Reply> {
     let (url, session, body) = (
@@ -261,22 +282,10 @@ async fn t25_a_token_used_through_one_replica_is_refused_by_the_other() {
     let binding = binding_of(&refused);
     let token = r.sign("bob", &binding);
     // The call with the token goes through on B, which holds no memory of A's request.
-    let ok = r.b.call(send_message(2, "hello", Some(json!(token)))).await;
-    assert_eq!(
-        ok.json()["result"]["structuredContent"]["status"],
-        "sent",
-        "{}",
-        ok.body
-    );
+    assert_sent(&r.b.call(send_message(2, "hello", Some(json!(token)))).await);
     // Replayed on either replica: used once.
     for replica in [&r.a, &r.b] {
-        let replay = replica.call(send_message(3, "hello", Some(json!(token)))).await;
-        assert_eq!(replay.error_code(), DENIED, "{}", replay.body);
-        assert!(
-            error_text(&replay).contains("unknown, expired or already used"),
-            "{}",
-            replay.body
-        );
+        assert_used_up(&replica.call(send_message(3, "hello", Some(json!(token)))).await);
     }
     // A opened the request; B recorded bob's token as a grant, and its use.
     let id = binding["id"].as_str().unwrap();
@@ -414,4 +423,27 @@ async fn t25_a_shared_approvals_store_that_cannot_be_used_denies_the_call_and_re
     // Approvers are told too; nothing is approved while it fails.
     let (ok, out) = r.cli(&r.a, "approvals", &["list"], "bob");
     assert!(!ok && out.contains("shared approvals store"), "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn t25_a_modern_users_round_trip_begun_on_one_replica_ends_on_the_other() {
+    let Some(r) = start_with("mrtr", 0, "user_may_approve = [\"write\"]").await else {
+        return;
+    };
+    // Asked through replica A: the requestState is protected by the key both replicas share.
+    let first = modern_send(&r.a.gw.url, 1, "across", None).await;
+    let result = first.json()["result"].clone();
+    assert_eq!(result["resultType"], "input_required", "{}", first.body);
+    let state = result["requestState"].as_str().unwrap().to_owned();
+    let yes = json!({"action": "accept", "content": {"approve": true}});
+    // Altered, it is refused on B as anywhere.
+    let mut tampered = state.clone();
+    tampered.insert(8, 'A');
+    let refused = modern_send(&r.b.gw.url, 2, "across", Some((&tampered, yes.clone()))).await;
+    assert!(error_text(&refused).contains("requestState"), "{}", refused.body);
+    // The genuine retry, sent to B, goes through — once, on either replica.
+    assert_sent(&modern_send(&r.b.gw.url, 3, "across", Some((&state, yes.clone()))).await);
+    for replica in [&r.a, &r.b] {
+        assert_used_up(&modern_send(&replica.gw.url, 4, "across", Some((&state, yes.clone()))).await);
+    }
 }

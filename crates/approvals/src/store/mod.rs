@@ -26,6 +26,7 @@ use crate::{
     error::ApprovalError,
     pending::{Grant, Opening, Pending, PendingEntry, PendingSettings, PendingState},
     registry::Approver,
+    request_state::RequestStates,
 };
 
 /// The approvals state of a gateway. Cheap to clone (the clones share it).
@@ -90,6 +91,17 @@ impl ApprovalStore {
         match &*self.backend {
             Backend::Memory { windows, .. } => windows.max_ttl_secs(),
             Backend::Postgres(pg) => pg.max_ttl_secs,
+        }
+    }
+
+    /// The `requestState` protection of 2026-07-28 round trips, states living `ttl_secs`
+    /// (the gateway asks once, at start): in memory, under a fresh key of this gateway's
+    /// alone (the retry must come back to it); with PostgreSQL, under the key every replica
+    /// reads from the database (the retry may reach any of them).
+    pub fn request_states(&self, ttl_secs: u64) -> RequestStates {
+        match &*self.backend {
+            Backend::Memory { .. } => RequestStates::new(ttl_secs),
+            Backend::Postgres(pg) => RequestStates::with_key(pg.request_state_key, ttl_secs),
         }
     }
 
