@@ -1,7 +1,8 @@
 //! The calls waiting for approval. Each request is opened by the gateway with a fresh id
 //! and nonce, collects distinct approvers until it has the number its server and target
 //! require (N-of-M), and ends exactly once: granted then consumed by one call, denied,
-//! withdrawn by a client that went away, or expired. Bounded by `max_pending`; state
+//! withdrawn by a client that went away, or expired (removed by [`Pending::expire`], which
+//! hands it over to be recorded). Bounded by `max_pending`; state
 //! changes wake the call that waits on the request.
 //!
 //! [`Pending`] is the in-memory set of one gateway; the rules of a request's life
@@ -9,7 +10,10 @@
 //! PostgreSQL store replicas use (`crate::store`).
 use std::{
     collections::HashMap,
-    sync::{Mutex, MutexGuard},
+    sync::{
+        Mutex, MutexGuard,
+        atomic::{AtomicU64, Ordering},
+    },
 };
 
 use tokio::sync::watch;
@@ -194,6 +198,19 @@ pub struct Opening {
 pub struct Pending {
     settings: PendingSettings,
     slots: Mutex<HashMap<String, Slot>>,
+    /// No request expires before this (Unix seconds; changed only under the `slots` lock):
+    /// [`Pending::expire`], run before every open, looks at the requests only once one may
+    /// have expired, so a large pending set costs nothing on each open.
+    next_expiry: AtomicU64,
+}
+
+/// Sorts requests as they are listed: oldest first, then by id.
+pub(crate) fn oldest_first(list: &mut [PendingEntry]) {
+    list.sort_by(|a, b| {
+        a.opened_at
+            .cmp(&b.opened_at)
+            .then_with(|| a.binding.id.cmp(&b.binding.id))
+    });
 }
 
 /// The open, unexpired request `id` of `slots`.
@@ -219,6 +236,7 @@ impl Pending {
         Self {
             settings,
             slots: Mutex::new(HashMap::new()),
+            next_expiry: AtomicU64::new(u64::MAX),
         }
     }
 
@@ -237,19 +255,21 @@ impl Pending {
         self.settings.required_for(server, target)
     }
 
-    /// Opens a request for a call: a fresh id and nonce, expiring after the TTL. When the
-    /// set is full, expired requests are dropped first (expired ones are invisible anyway,
-    /// so the sweep waits until their room is needed); a set full of live ones refuses.
+    /// Opens a request for a call: a fresh id and nonce, expiring after the TTL; refused
+    /// when `max_pending` unexpired requests are open. Expired requests count for nothing
+    /// but are not removed here: [`Self::expire`] removes them and hands them over, so each
+    /// is recorded as expired (the gateway sweeps before opening, which keeps the set within
+    /// `max_pending`, and periodically).
     pub fn open(&self, opening: Opening) -> Result<PendingEntry, ApprovalError> {
         let now = unix_now();
         let mut slots = self.slots();
-        if slots.len() >= self.settings.max_pending {
-            slots.retain(|_, s| s.entry.binding.expires_at >= now);
-        }
-        if slots.len() >= self.settings.max_pending {
+        let full = slots.len() >= self.settings.max_pending
+            && slots.values().filter(|s| s.entry.binding.expires_at >= now).count() >= self.settings.max_pending;
+        if full {
             return Err(ApprovalError::QueueFull(self.settings.max_pending));
         }
         let entry = self.settings.new_entry(opening, now);
+        self.next_expiry.fetch_min(entry.binding.expires_at, Ordering::Relaxed);
         let (tx, _) = watch::channel(PendingState::Waiting);
         slots.insert(
             entry.binding.id.clone(),
@@ -279,11 +299,7 @@ impl Pending {
             .filter(|s| s.entry.binding.expires_at >= now)
             .map(|s| s.entry.clone())
             .collect();
-        list.sort_by(|a, b| {
-            a.opened_at
-                .cmp(&b.opened_at)
-                .then_with(|| a.binding.id.cmp(&b.binding.id))
-        });
+        oldest_first(&mut list);
         list
     }
 
@@ -375,6 +391,33 @@ impl Pending {
     /// it was still open.
     pub fn withdraw(&self, id: &str) -> Option<PendingEntry> {
         self.slots().remove(id).map(|s| s.entry)
+    }
+
+    /// Removes the requests whose TTL ran out before a call used them (waiting, granted
+    /// but not used, or denied and never withdrawn) and returns them, oldest first: each is
+    /// handed over once, to be recorded as expired. A call still waiting on one hears that
+    /// it is gone.
+    pub fn expire(&self) -> Vec<PendingEntry> {
+        let now = unix_now();
+        let mut slots = self.slots();
+        if self.next_expiry.load(Ordering::Relaxed) >= now {
+            return Vec::new();
+        }
+        let lapsed: Vec<String> = slots
+            .iter()
+            .filter(|(_, s)| s.entry.binding.expires_at < now)
+            .map(|(id, _)| id.clone())
+            .collect();
+        let mut expired: Vec<PendingEntry> = lapsed
+            .iter()
+            .filter_map(|id| slots.remove(id))
+            .map(|s| s.entry)
+            .collect();
+        let next = slots.values().map(|s| s.entry.binding.expires_at).min();
+        self.next_expiry.store(next.unwrap_or(u64::MAX), Ordering::Relaxed);
+        drop(slots);
+        oldest_first(&mut expired);
+        expired
     }
 }
 
@@ -480,6 +523,44 @@ mod tests {
         assert!(p.take_granted_for(&b).is_none());
         assert!(p.withdraw(&b.id).is_some());
         assert!(p.list().is_empty());
+    }
+
+    /// Makes request `id` of `p` lapse (its TTL ran out).
+    fn lapse(p: &Pending, id: &str) {
+        p.slots().get_mut(id).unwrap().entry.binding.expires_at = 1;
+        p.next_expiry.fetch_min(1, Ordering::Relaxed);
+    }
+
+    #[test]
+    fn a_lapsed_request_is_handed_over_once_and_counts_for_nothing_meanwhile() {
+        let p = pending(2);
+        let waiting = p.open(opening("write_file")).unwrap().binding;
+        let granted = p.open(opening("write_other")).unwrap().binding;
+        p.grant(&granted.id, &approver("bob"), grant("bob")).unwrap();
+        let rx = p.watch(&waiting.id).unwrap();
+        assert!(p.expire().is_empty(), "nothing has lapsed yet");
+        lapse(&p, &waiting.id);
+        lapse(&p, &granted.id);
+        // Lapsed: unlisted, unusable, and no longer taking room — but not dropped unseen.
+        assert!(p.list().is_empty());
+        assert!(p.take_granted_for(&granted).is_none());
+        let third = p.open(opening("write_third")).unwrap().binding;
+        let expired = p.expire();
+        let ids: Vec<&str> = expired.iter().map(|e| e.binding.id.as_str()).collect();
+        assert_eq!(ids.len(), 2);
+        assert!(
+            ids.contains(&waiting.id.as_str()) && ids.contains(&granted.id.as_str()),
+            "{ids:?}"
+        );
+        assert_eq!(
+            expired.iter().find(|e| e.binding.id == granted.id).unwrap().state,
+            PendingState::Granted
+        );
+        assert_eq!(expired[0].call_id, "c", "each names the call it was opened for");
+        assert!(p.expire().is_empty(), "handed over once");
+        assert!(rx.has_changed().is_err(), "the waiting call hears it is gone");
+        assert_eq!(p.list().len(), 1);
+        assert_eq!(p.list()[0].binding.id, third.id);
     }
 
     #[test]

@@ -1,9 +1,11 @@
 //! `requestState` for 2026-07-28 clients approving their own call through the
 //! multi-round-trip pattern (`input_required` with an elicitation, then the same call again
 //! with the answer): the state names the approval request and the call, its principal and a
-//! short expiry, integrity-protected with HMAC-SHA256 under a key that lives only in this
-//! gateway's memory (a restart voids every state). Single use is enforced by the pending
-//! set: the request it names is granted once and consumed by the call that uses it.
+//! short expiry, integrity-protected with HMAC-SHA256. The key lives only in this gateway's
+//! memory (a restart voids every state) — or, with the PostgreSQL store, in the database,
+//! created once and read by every replica at start, so a retry may reach any replica (see
+//! [`crate::ApprovalStore::request_states`]). Single use is enforced by the pending set: the
+//! request it names is granted once and consumed by the call that uses it.
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD as B64};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -25,6 +27,13 @@ pub struct RequestStates {
     ttl_secs: u64,
 }
 
+/// 32 random bytes for a new key.
+pub(crate) fn fresh_key() -> [u8; 32] {
+    let mut key = [0u8; 32];
+    rand::Rng::fill(&mut rand::rng(), &mut key);
+    key
+}
+
 fn hmac_sha256(key: &[u8; 32], message: &[u8]) -> [u8; 32] {
     const BLOCK: usize = 64;
     let mut inner_pad = [0x36u8; BLOCK];
@@ -42,10 +51,13 @@ fn hmac_sha256(key: &[u8; 32], message: &[u8]) -> [u8; 32] {
 }
 
 impl RequestStates {
-    /// A fresh random key; states live `ttl_secs`.
+    /// A fresh random key, in this gateway's memory only; states live `ttl_secs`.
     pub fn new(ttl_secs: u64) -> Self {
-        let mut key = [0u8; 32];
-        rand::Rng::fill(&mut rand::rng(), &mut key);
+        Self::with_key(fresh_key(), ttl_secs)
+    }
+
+    /// States under `key` (shared by replicas); they live `ttl_secs`.
+    pub(crate) fn with_key(key: [u8; 32], ttl_secs: u64) -> Self {
         Self { key, ttl_secs }
     }
 
@@ -75,7 +87,7 @@ impl RequestStates {
         // Constant time: compare every byte.
         let same = mac.len() == expected.len() && mac.iter().zip(expected).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0;
         if !same {
-            return Err(bad("altered, or issued before this gateway restarted"));
+            return Err(bad("altered, or issued by a gateway that has restarted since"));
         }
         let state: State = serde_json::from_slice(&payload).map_err(|_| bad("unreadable"))?;
         if unix_now() > state.exp {

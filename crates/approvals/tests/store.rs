@@ -470,6 +470,106 @@ async fn t25_max_pending_counts_the_requests_of_every_replica() {
     schema.drop().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn t25_a_lapsed_request_is_expired_once_across_replicas() {
+    let Some(url) = database_url("the shared approvals store test") else {
+        return;
+    };
+    let schema = Schema::new(&url, "approvals_expiry");
+    let (a, b) = (schema.store(settings(10)).await, schema.store(settings(10)).await);
+    let waiting = a.open(opening("write_file", "90")).await.unwrap().binding;
+    let granted = b.open(opening("write_file", "91")).await.unwrap().binding;
+    let live = a.open(opening("write_file", "92")).await.unwrap().binding;
+    a.grant(&granted.id, &approver("bob"), grant("bob")).await.unwrap();
+    let woken = tokio::spawn({
+        let (b, id) = (b.clone(), waiting.id.clone());
+        async move { b.wait_decided(&id).await }
+    });
+    for store in [&a, &b] {
+        assert!(
+            store.expire_requests().await.unwrap().is_empty(),
+            "nothing has lapsed yet"
+        );
+    }
+    schema
+        .sql("UPDATE portcullis_approval_requests SET expires_at = 1 WHERE arguments_sha256 ~ '^(90|91)'")
+        .await;
+    assert_eq!(a.list().await.unwrap().len(), 1, "lapsed requests are unlisted at once");
+    assert!(b.take_granted_for(&granted).await.unwrap().is_none(), "and unusable");
+    // Both replicas sweep at once: each lapsed request goes to exactly one of them.
+    let (on_a, on_b) = tokio::join!(a.expire_requests(), b.expire_requests());
+    let mut expired: Vec<(String, String, PendingState)> = on_a
+        .unwrap()
+        .into_iter()
+        .chain(on_b.unwrap())
+        .map(|e| (e.binding.id, e.call_id, e.state))
+        .collect();
+    expired.sort_by(|x, y| x.0.cmp(&y.0));
+    let mut expected = vec![
+        (waiting.id.clone(), "c-1".to_owned(), PendingState::Waiting),
+        (granted.id.clone(), "c-1".to_owned(), PendingState::Granted),
+    ];
+    expected.sort_by(|x, y| x.0.cmp(&y.0));
+    assert_eq!(
+        expired, expected,
+        "each lapsed request once, with the call it was opened for"
+    );
+    for store in [&a, &b] {
+        assert!(
+            store.expire_requests().await.unwrap().is_empty(),
+            "expired once, not twice"
+        );
+    }
+    assert!(
+        matches!(woken.await.unwrap(), Err(ApprovalError::UnknownRequest(_))),
+        "a call waiting on another replica finds its request gone"
+    );
+    assert_eq!(a.get(&live.id).await.unwrap().binding, live, "the live request stays");
+    schema.drop().await;
+}
+
+#[tokio::test]
+async fn t25_replicas_share_the_request_state_key_and_memory_stores_do_not() {
+    let call = opening("write_file", "a0").call;
+    // In memory: each gateway's own key; a state from one is refused by another.
+    let memory = ApprovalStore::memory(settings(10), 3600);
+    let binding = memory.open(opening("write_file", "a0")).await.unwrap().binding;
+    let (one, other) = (memory.request_states(60), memory.request_states(60));
+    let state = one.issue(&binding);
+    assert_eq!(one.check(&state, &call).unwrap().id, binding.id);
+    assert_eq!(other.check(&state, &call).unwrap_err(), other_key_error());
+
+    let Some(url) = database_url("the shared request-state key test") else {
+        return;
+    };
+    let schema = Schema::new(&url, "approvals_keys");
+    let a = schema.store(settings(10)).await;
+    let binding = a.open(opening("write_file", "a1")).await.unwrap().binding;
+    let state = a.request_states(60).issue(&binding);
+    // Replica B — and A after a restart — check it under the same key.
+    let b = schema.store(settings(10)).await;
+    let mut call = opening("write_file", "a1").call;
+    assert_eq!(b.request_states(60).check(&state, &call).unwrap().id, binding.id);
+    call.principal.user = Some("mallory".into());
+    assert_eq!(
+        b.request_states(60).check(&state, &call).unwrap_err(),
+        ApprovalError::WrongCall("principal"),
+        "still bound to the call and its principal"
+    );
+    let mut tampered = state.clone();
+    tampered.insert(3, 'x');
+    assert!(matches!(
+        b.request_states(60).check(&tampered, &opening("write_file", "a1").call),
+        Err(ApprovalError::Malformed(_))
+    ));
+    schema.drop().await;
+}
+
+/// What a state issued under another gateway's key (or altered) is refused with.
+fn other_key_error() -> ApprovalError {
+    ApprovalError::Malformed("requestState: altered, or issued by a gateway that has restarted since".into())
+}
+
 #[tokio::test]
 async fn t25_break_glass_needs_two_approvers_across_replicas_and_ends_once_at_its_ttl() {
     let Some(url) = database_url("the shared approvals store test") else {

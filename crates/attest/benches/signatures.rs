@@ -83,6 +83,7 @@ fn bench(c: &mut Criterion) {
                 decision_id: "0123456789abcdef0123456789abcdef",
                 audit_index: 123_456,
                 time: NOW,
+                approval_ids: &[],
             };
             sign_hashed_receipt(&key, &kid, facts).expect("sign")
         })
@@ -95,6 +96,7 @@ fn bench(c: &mut Criterion) {
                 decision_id: "0123456789abcdef0123456789abcdef",
                 audit_index: 123_456,
                 time: NOW,
+                approval_ids: &[],
             };
             sign_receipt(&key, &kid, facts).expect("sign")
         })

@@ -31,6 +31,9 @@
 //!   gateway's own entries [`RESULT_SIGNATURE_META_KEY`] and [`AUDIT_RECEIPT_META_KEY`] removed
 //!   from its `_meta`, and `_meta` itself removed if that leaves it empty ([`receipt_view`]).
 //!   The gateway removes any such entries an upstream server put there before it hashes.
+//! - `approvalIds` (only for a call an approval let through): the approval requests it used.
+//!   Receipts without it — every call that needed no approval, and receipts made before the
+//!   field existed — verify as they always did.
 use std::borrow::Cow;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -228,26 +231,38 @@ mod tests {
         assert_eq!(*receipt_view(&only_ours), json!({"content": []}));
     }
 
-    #[test]
-    fn a_receipt_in_the_result_verifies_and_tampering_is_caught() {
-        let gateway = SigningKey::from_bytes(&[9; 32]);
-        let params = json!({"name": "echo", "arguments": {"text": "hi"}});
-        let mut result = json!({"content": [{"type": "text", "text": "hi"}]});
+    /// `result` as the gateway releases it: its signed receipt for `params` (log index 3,
+    /// naming `approvals`) and the audit receipt in `_meta`; and the keys that trust it.
+    fn receipted(gateway: &SigningKey, params: &Value, mut result: Value, approvals: &[String]) -> (Value, KeySet) {
         let receipt = sign_hashed_receipt(
-            &gateway,
+            gateway,
             &key_id(&gateway.verifying_key()),
             HashedFacts {
-                request_sha256: canonical_sha256(&params),
+                request_sha256: canonical_sha256(params),
                 result_sha256: canonical_sha256(&result),
                 decision_id: "d-1",
                 audit_index: 3,
                 time: unix_now(),
+                approval_ids: approvals,
             },
         )
         .unwrap();
         result["_meta"] = json!({RESULT_SIGNATURE_META_KEY: receipt, AUDIT_RECEIPT_META_KEY: {"auditIndex": 3}});
         let mut trusted = KeySet::new();
         trusted.insert_derived(gateway.verifying_key()).unwrap();
+        (result, trusted)
+    }
+
+    #[test]
+    fn a_receipt_in_the_result_verifies_and_tampering_is_caught() {
+        let gateway = SigningKey::from_bytes(&[9; 32]);
+        let params = json!({"name": "echo", "arguments": {"text": "hi"}});
+        let (result, trusted) = receipted(
+            &gateway,
+            &params,
+            json!({"content": [{"type": "text", "text": "hi"}]}),
+            &[],
+        );
         assert_eq!(verify_result(&params, &result, &trusted).unwrap().audit_index, 3);
 
         let mut tampered = result.clone();
@@ -264,6 +279,32 @@ mod tests {
         assert!(matches!(
             verify_result(&params, &json!({"content": []}), &trusted),
             Err(ReceiptError::Missing)
+        ));
+    }
+
+    #[test]
+    fn a_receipt_naming_its_approval_verifies_in_the_result_and_an_altered_one_does_not() {
+        let gateway = SigningKey::from_bytes(&[9; 32]);
+        let params = json!({"name": "send", "arguments": {"to": "ops"}});
+        let approvals = ["a1".repeat(16)];
+        let result = json!({"content": [{"type": "text", "text": "sent"}]});
+        let (result, trusted) = receipted(&gateway, &params, result, &approvals);
+        let verified = verify_result(&params, &result, &trusted).unwrap();
+        assert_eq!(verified.approval_ids.as_deref(), Some(&approvals[..]));
+
+        let mut altered = result.clone();
+        altered["_meta"][RESULT_SIGNATURE_META_KEY]["approvalIds"] = json!(["b2".repeat(16)]);
+        assert!(matches!(
+            verify_result(&params, &altered, &trusted),
+            Err(ReceiptError::BadSignature)
+        ));
+        let mut dropped = result;
+        if let Some(entry) = dropped["_meta"][RESULT_SIGNATURE_META_KEY].as_object_mut() {
+            entry.remove("approvalIds");
+        }
+        assert!(matches!(
+            verify_result(&params, &dropped, &trusted),
+            Err(ReceiptError::BadSignature)
         ));
     }
 }

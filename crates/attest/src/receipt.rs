@@ -1,8 +1,9 @@
 //! Result receipts: the `filter` stage's result signature (docs/PRODUCT.md pillar 3).
 //!
 //! After the audit record is durable, the gateway signs a receipt binding the request, the
-//! result it releases, the policy decision and the audit log index, and returns it in the
-//! result's `_meta`. Anyone holding the gateway's public keys can verify it offline.
+//! result it releases, the policy decision, the audit log index and — for a call that was
+//! let through by an approval — the approval request(s), and returns it in the result's
+//! `_meta`. Anyone holding the gateway's public keys can verify it offline.
 //!
 //! # Exactly what is signed
 //!
@@ -11,6 +12,12 @@
 //! ```json
 //! {"auditIndex":<u64>,"decisionId":"…","kid":"…","requestHash":"<hex>","resultHash":"<hex>","time":<unix s>}
 //! ```
+//!
+//! and, for a call an approval let through, also `"approvalIds":["<approval request id>"]`
+//! (the ids of the approval requests it used, as `portcullis approvals list` and the audit
+//! log's `approval` records name them). A receipt of a call without approval has no
+//! `approvalIds` at all — neither signed nor serialised — so receipts made before the field
+//! existed verify unchanged, and adding, removing or altering it breaks the signature.
 //!
 //! `requestHash` and `resultHash` are lowercase hex SHA-256 of the RFC 8785 form of the request
 //! and result values (which values exactly — the whole JSON-RPC message or its `params` and
@@ -38,6 +45,10 @@ pub struct Receipt {
     pub audit_index: u64,
     pub time: u64,
     pub kid: String,
+    /// The approval requests that let the call through; `None` for a call that needed none
+    /// (and in every receipt made before the field existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval_ids: Option<Vec<String>>,
     pub sig: String,
 }
 
@@ -76,6 +87,8 @@ pub struct ReceiptFacts<'a> {
     pub decision_id: &'a str,
     pub audit_index: u64,
     pub time: u64,
+    /// The approval requests the call used (empty: it needed none).
+    pub approval_ids: &'a [String],
 }
 
 /// A receipt's facts with the request and result already hashed (SHA-256 of their RFC 8785
@@ -87,6 +100,8 @@ pub struct HashedFacts<'a> {
     pub decision_id: &'a str,
     pub audit_index: u64,
     pub time: u64,
+    /// The approval requests the call used (empty: it needed none).
+    pub approval_ids: &'a [String],
 }
 
 /// Signs a receipt for `facts` with the gateway key `key`, named `kid`.
@@ -99,6 +114,7 @@ pub fn sign_receipt(key: &SigningKey, kid: &str, facts: ReceiptFacts<'_>) -> Res
         decision_id: facts.decision_id,
         audit_index: facts.audit_index,
         time: facts.time,
+        approval_ids: facts.approval_ids,
     };
     sign_hashed_receipt(key, kid, hashed)
 }
@@ -117,6 +133,7 @@ pub fn sign_hashed_receipt(key: &SigningKey, kid: &str, facts: HashedFacts<'_>) 
         audit_index: facts.audit_index,
         time: facts.time,
         kid: kid.to_owned(),
+        approval_ids: (!facts.approval_ids.is_empty()).then(|| facts.approval_ids.to_vec()),
         sig: String::new(),
     };
     receipt.sig = B64URL.encode(key.sign(&receipt.signed_bytes()).to_bytes());
@@ -149,16 +166,21 @@ pub fn verify_receipt(
 }
 
 impl Receipt {
-    /// The RFC 8785 bytes the signature covers (every field but `sig`).
+    /// The RFC 8785 bytes the signature covers (every field but `sig`; `approvalIds` only
+    /// when the receipt has it).
     pub fn signed_bytes(&self) -> Vec<u8> {
-        canonical_bytes(&serde_json::json!({
+        let mut signed = serde_json::json!({
             "requestHash": self.request_hash,
             "resultHash": self.result_hash,
             "decisionId": self.decision_id,
             "auditIndex": self.audit_index,
             "time": self.time,
             "kid": self.kid,
-        }))
+        });
+        if let (Some(ids), Some(fields)) = (&self.approval_ids, signed.as_object_mut()) {
+            fields.insert("approvalIds".to_owned(), serde_json::json!(ids));
+        }
+        canonical_bytes(&signed)
     }
 }
 
@@ -186,6 +208,7 @@ mod tests {
             decision_id: "dec-42",
             audit_index: 17,
             time: 1_767_225_600,
+            approval_ids: &[],
         }
     }
 
@@ -300,6 +323,99 @@ mod tests {
             sign_receipt(&gateway_key(1), "gw-1", huge),
             Err(ReceiptError::OutOfRange)
         ));
+    }
+
+    #[test]
+    fn a_receipt_names_the_approvals_that_let_the_call_through_and_they_cannot_be_altered() {
+        let (req, res) = (request(), result());
+        let keys = trusted(&[("gw-1", 1)]);
+        let ids = ["0f".repeat(16)];
+        let approved = sign_receipt(
+            &gateway_key(1),
+            "gw-1",
+            ReceiptFacts {
+                approval_ids: &ids,
+                ..facts(&req, &res)
+            },
+        )
+        .unwrap();
+        let text = serde_json::to_string(&approved).unwrap();
+        assert!(text.contains(&format!(r#""approvalIds":["{}"]"#, ids[0])), "{text}");
+        let back: Receipt = serde_json::from_str(&text).unwrap();
+        verify_receipt(&back, &res, &req, &keys).unwrap();
+        assert_eq!(back.approval_ids.as_deref(), Some(&ids[..]));
+        let signed = String::from_utf8(approved.signed_bytes()).unwrap();
+        assert!(
+            signed.starts_with(&format!(r#"{{"approvalIds":["{}"],"auditIndex":17,"#, ids[0])),
+            "the ids are signed: {signed}"
+        );
+
+        let plain = sign_receipt(&gateway_key(1), "gw-1", facts(&req, &res)).unwrap();
+        assert!(
+            !serde_json::to_string(&plain).unwrap().contains("approvalIds"),
+            "absent for a call without approval"
+        );
+        let edits: Vec<(&str, Receipt)> = vec![
+            (
+                "another approval",
+                Receipt {
+                    approval_ids: Some(vec!["1e".repeat(16)]),
+                    ..approved.clone()
+                },
+            ),
+            (
+                "one more approval",
+                Receipt {
+                    approval_ids: Some(vec![ids[0].clone(), "1e".repeat(16)]),
+                    ..approved.clone()
+                },
+            ),
+            (
+                "approval removed",
+                Receipt {
+                    approval_ids: None,
+                    ..approved.clone()
+                },
+            ),
+            (
+                "approval added",
+                Receipt {
+                    approval_ids: Some(ids.to_vec()),
+                    ..plain.clone()
+                },
+            ),
+            (
+                "empty list added",
+                Receipt {
+                    approval_ids: Some(Vec::new()),
+                    ..plain.clone()
+                },
+            ),
+        ];
+        for (name, receipt) in edits {
+            let e = verify_receipt(&receipt, &res, &req, &keys);
+            assert!(matches!(e, Err(ReceiptError::BadSignature)), "{name}: {e:?}");
+        }
+    }
+
+    /// A receipt as gateways wrote them before `approvalIds` existed: its signature covers
+    /// exactly the six original fields, and it still verifies.
+    #[test]
+    fn a_receipt_made_before_approval_ids_existed_still_verifies() {
+        let (req, res) = (request(), result());
+        let mut old = json!({
+            "requestHash": hex::encode(canonical_sha256(&req)),
+            "resultHash": hex::encode(canonical_sha256(&res)),
+            "decisionId": "dec-7",
+            "auditIndex": 3,
+            "time": 1_700_000_000,
+            "kid": "gw-1",
+        });
+        let sig = gateway_key(1).sign(&canonical_bytes(&old));
+        old["sig"] = json!(B64URL.encode(sig.to_bytes()));
+        let receipt: Receipt = serde_json::from_value(old).unwrap();
+        assert_eq!(receipt.approval_ids, None);
+        verify_receipt(&receipt, &res, &req, &trusted(&[("gw-1", 1)])).unwrap();
     }
 
     #[test]

@@ -71,6 +71,7 @@ pub async fn gateway_with(
     let store = authoriser.store.clone();
     let gateway = Gateway::new(loaded.gateway, recorder.clone(), authoriser);
     gateway.start_credential_sweeper().await;
+    gateway.start_approval_sweeper();
     match gateway.restore_replay_cache().await? {
         Some(restored) => tracing::info!(
             restored,

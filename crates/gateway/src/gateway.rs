@@ -97,16 +97,17 @@ impl Gateway {
         let classifier = Classifier::new(config.attest.manifests.clone(), config.attest.scan);
         let receipts = Receipts::new(config.attest.receipts.clone());
         let limits = Limiter::new(config.listen.max_sessions, config.principal_limits);
+        let store = config.approvals.shared.clone().unwrap_or_else(|| {
+            portcullis_approvals::ApprovalStore::memory(
+                config.approvals.pending.clone(),
+                config.approvals.break_glass_max_ttl.as_secs(),
+            )
+        });
         let approvals = ApprovalGate {
             approvers: config.approvals.approvers.clone(),
-            store: config.approvals.shared.clone().unwrap_or_else(|| {
-                portcullis_approvals::ApprovalStore::memory(
-                    config.approvals.pending.clone(),
-                    config.approvals.break_glass_max_ttl.as_secs(),
-                )
-            }),
+            request_states: store.request_states(config.approvals.pending.ttl_secs),
+            store,
             wait: config.approvals.wait,
-            request_states: portcullis_approvals::RequestStates::new(config.approvals.pending.ttl_secs),
         };
         Arc::new(Self {
             config,

@@ -5,9 +5,11 @@
 //! (`dispatch`), and — if it reads or changes server state — down the acting path
 //! (`pipeline::run`), whose stages live in `stages/`. `gateway` holds the state and the
 //! session lifecycle, `limits` what one principal may hold and send, `session/` one
-//! client's session, `relay/` the upstream side.
+//! client's session, `relay/` the upstream side, `approval_expiry` the approval requests
+//! that lapse unused.
 #![forbid(unsafe_code)]
 
+mod approval_expiry;
 mod caller;
 pub mod config;
 mod deny;

@@ -409,7 +409,7 @@ impl Gateway {
         );
         let approved = match tokens {
             Err(e) => Err(ApprovalRefusal::Invalid(e)),
-            Ok(tokens) if !tokens.is_empty() => gate.redeem(&tokens, &this_call).await,
+            Ok(tokens) if !tokens.is_empty() => self.approve_by_tokens(&call, &tokens, &this_call).await?,
             Ok(_) if round_trip.is_some() || self.asks_modern_user(cx.session, &request, msg) => {
                 self.approve_by_round_trip(&call, &request, this_call, round_trip)
                     .await?
@@ -464,6 +464,51 @@ impl Gateway {
         }
     }
 
+    /// The signed tokens sent with the call: once all are checked, each grant is given to
+    /// the request they name and, when it counted, recorded (`granted`: approver, channel
+    /// `token`, the signature's digest) before the request is used. A grant the log cannot
+    /// take withdraws the request: an unrecorded approval never lets a call through. The
+    /// outer error: a step could not be recorded.
+    async fn approve_by_tokens(
+        &self,
+        call: &CallFacts,
+        tokens: &[portcullis_approvals::token::Token],
+        this_call: &portcullis_approvals::Binding,
+    ) -> Result<Result<PendingEntry, ApprovalRefusal>, RecordError> {
+        let gate = &self.approvals;
+        let checked = match gate.check_tokens(tokens, this_call).await {
+            Ok(checked) => checked,
+            Err(refusal) => return Ok(Err(refusal)),
+        };
+        let binding = &checked.entry.binding;
+        let mut grants = checked.entry.grants.clone();
+        for (approver, grant) in &checked.grants {
+            let counted;
+            (grants, counted) = match gate.give(&binding.id, approver, grant, &grants).await {
+                Ok(given) => given,
+                Err(refusal) => return Ok(Err(refusal)),
+            };
+            if !counted {
+                continue;
+            }
+            if let Err(e) = self.recorder.granted(binding, &call.call_id.to_string(), grant).await {
+                if let Err(withdraw) = gate.store.withdraw(&binding.id).await {
+                    tracing::error!(approval = %binding.id, "a request with an unrecorded grant could not be withdrawn (it expires at its TTL): {withdraw}");
+                }
+                return Err(e);
+            }
+        }
+        Ok(gate.settle(&binding.id).await)
+    }
+
+    /// Opens an approval request for a call, once the requests that lapsed unused are swept
+    /// and recorded `expired` (their records come before the new request's, and they give
+    /// their room back). The outer error: the log could not take a record.
+    async fn open_request(&self, opening: Opening) -> Result<Result<PendingEntry, ApprovalError>, RecordError> {
+        self.expire_approval_requests().await?;
+        Ok(self.approvals.store.open(opening).await)
+    }
+
     /// Opens an approval request for the call and holds the call until approvers answer,
     /// the wait ends, or the client goes away (then the request is withdrawn). The outer
     /// error: a step could not be recorded.
@@ -478,7 +523,7 @@ impl Gateway {
         let gate = &self.approvals;
         let call_id = call.call_id.to_string();
         let opening = opening(this_call, &call_id, request);
-        let (binding, required) = match gate.store.open(opening).await {
+        let (binding, required) = match self.open_request(opening).await? {
             Ok(opened) => (opened.binding, opened.required),
             Err(e) => return Ok(Err(ApprovalRefusal::Unavailable(e))),
         };
@@ -618,7 +663,7 @@ impl Gateway {
         let call_id = call.call_id.to_string();
         let Some((state, answer)) = round_trip else {
             let opening = opening(this_call, &call_id, request);
-            let binding = match gate.store.open(opening).await {
+            let binding = match self.open_request(opening).await? {
                 Ok(opened) => opened.binding,
                 Err(e) => return Ok(Err(ApprovalRefusal::Unavailable(e))),
             };

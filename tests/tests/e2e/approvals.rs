@@ -232,6 +232,31 @@ pub(crate) fn steps(config: &Path, approval_id: &str) -> Vec<String> {
         .collect()
 }
 
+/// `portcullis verify-receipt` with the gateway's public key over `request` (as sent) and
+/// `response` (as received): it must pass; returns what it printed.
+fn verify_receipt(setup: &Setup, request: &str, response: &Value) -> String {
+    let dir = setup.gw.config.dir.path();
+    let n = rand_suffix();
+    let (req_file, resp_file) = (
+        dir.join(format!("request-{n}.json")),
+        dir.join(format!("response-{n}.json")),
+    );
+    std::fs::write(&req_file, request).unwrap();
+    std::fs::write(&resp_file, response.to_string()).unwrap();
+    let (code, out) = portcullis(&[
+        "verify-receipt",
+        "--key",
+        dir.join("keys/audit.pub").to_str().unwrap(),
+        "--request",
+        req_file.to_str().unwrap(),
+        "--response",
+        resp_file.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("receipt ok"), "{out}");
+    out
+}
+
 #[tokio::test]
 async fn t25_a_waiting_write_call_proceeds_once_an_approver_approves_it_from_the_cli() {
     let setup = start(60).await;
@@ -264,6 +289,14 @@ async fn t25_a_waiting_write_call_proceeds_once_an_approver_approves_it_from_the
         reply.json()["result"]["structuredContent"]["status"] == "sent",
         "{}",
         reply.body
+    );
+    // The signed receipt names the approval that let the call through, and verifies offline.
+    let receipt = &reply.json()["result"]["_meta"]["io.portcullis/result-signature"];
+    assert_eq!(receipt["approvalIds"], json!([id]), "{receipt}");
+    let verified = verify_receipt(&setup, &send_message(1, "deploy 42", None), &reply.json());
+    assert!(
+        verified.contains(&format!("approved by approval request {id}")),
+        "{verified}"
     );
 
     assert_eq!(steps(&setup.gw.config.path, &id), ["requested", "granted", "used"]);
@@ -401,14 +434,41 @@ async fn t25_offline_tokens_bind_the_exact_call_and_are_used_once() {
         "{}",
         ok.body
     );
+    let id = binding["id"].as_str().unwrap();
+    assert_eq!(
+        ok.json()["result"]["_meta"]["io.portcullis/result-signature"]["approvalIds"],
+        json!([id]),
+        "{}",
+        ok.body
+    );
     let replay = call(&setup, send_message(31, "hello", Some(json!(bob)))).await;
     assert!(
         error_text(&replay).contains("unknown, expired or already used"),
         "a token is used once: {}",
         replay.body
     );
-    let id = binding["id"].as_str().unwrap();
-    assert_eq!(steps(&setup.gw.config.path, id), ["requested", "used"]);
+    assert_eq!(steps(&setup.gw.config.path, id), ["requested", "granted", "used"]);
+    // The grant names its approver, the channel and the SHA-256 of the token's signature,
+    // and is linked to the call that carried the token, as is its use.
+    let of_request: Vec<Value> = records(&setup.gw.config.path, "approval")
+        .into_iter()
+        .filter(|r| r["ext"]["approval_id"] == id)
+        .collect();
+    let (granted, used) = (&of_request[1], &of_request[2]);
+    assert_eq!(granted["ext"]["approver"], "bob", "{granted}");
+    assert_eq!(granted["ext"]["channel"], "token", "{granted}");
+    let signature = bob.rsplit('.').next().unwrap();
+    let signature = base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, signature).unwrap();
+    assert_eq!(
+        granted["ext"]["signature_sha256"],
+        hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&signature)),
+        "{granted}"
+    );
+    assert_eq!(granted["call_id"], used["call_id"], "{granted} / {used}");
+    assert_ne!(
+        granted["call_id"], of_request[0]["call_id"],
+        "the token came with a later call"
+    );
     let refusals = records(&setup.gw.config.path, "decision")
         .into_iter()
         .filter(|r| r["decision"] == "deny" && r["reason"].as_str().unwrap_or("").starts_with("approval:"))
@@ -432,6 +492,12 @@ async fn t25_two_approvals_need_two_distinct_approvers() {
     let erin = sign(&setup, "erin", &binding);
     let ok = call(&setup, delete_record(3, Some(json!([bob, erin])))).await;
     assert!(ok.json().get("result").is_some(), "{}", ok.body);
+    let id = binding["id"].as_str().unwrap();
+    assert_eq!(
+        steps(&setup.gw.config.path, id),
+        ["requested", "granted", "granted", "used"],
+        "bob's grant is recorded once, however often his token is sent"
+    );
     let allowed = records(&setup.gw.config.path, "decision")
         .into_iter()
         .find(|r| r["decision"] == "allow")
@@ -457,6 +523,66 @@ async fn t25_a_call_whose_wait_ended_goes_through_on_retry_once_approved() {
     assert_eq!(
         steps(&setup.gw.config.path, &id),
         ["requested", "wait-ended", "granted", "used"]
+    );
+}
+
+/// Returns once request `id` is no longer listed: its TTL has run out.
+async fn wait_until_lapsed(setup: &Setup, id: &str) {
+    for _ in 0..100 {
+        let (code, out, err) = approvals(setup, &["list", "--key", &key(setup, "bob")]);
+        assert_eq!(code, 0, "{out}{err}");
+        if !out.contains(id) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!("approval request {id} is still listed long after its TTL");
+}
+
+#[tokio::test]
+async fn t25_a_request_nobody_used_is_recorded_expired_once_linked_to_its_call() {
+    let setup = start_with(0, "ttl_secs = 1", "{}").await;
+    let config = setup.gw.config.path.clone();
+    let first = call(&setup, send_message(1, "too late", None)).await;
+    let first_id = binding_of(&first)["id"].as_str().unwrap().to_owned();
+    wait_until_lapsed(&setup, &first_id).await;
+    let (code, _, err) = approvals(&setup, &["approve", &first_id, "--key", &key(&setup, "bob")]);
+    assert_ne!(code, 0, "an expired request cannot be approved");
+    assert!(err.contains("unknown, expired or already used"), "{err}");
+    // With no other call coming, the gateway's own sweep records it.
+    let mut found = Vec::new();
+    for _ in 0..150 {
+        found = steps(&config, &first_id);
+        if found.len() > 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(found, ["requested", "expired"]);
+    let of_request: Vec<Value> = records(&config, "approval")
+        .into_iter()
+        .filter(|r| r["ext"]["approval_id"] == first_id.as_str())
+        .collect();
+    let (requested, expired) = (&of_request[0], &of_request[1]);
+    assert_eq!(
+        expired["call_id"], requested["call_id"],
+        "linked to the call it was opened for"
+    );
+    assert_eq!(expired["ext"]["state"], "waiting", "{expired}");
+    assert_eq!(expired["ext"]["approvals_given"], "0", "{expired}");
+
+    // A request opened after another lapsed sweeps it first: recorded by the time the
+    // new call is answered.
+    let second = call(&setup, send_message(2, "also too late", None)).await;
+    let second_id = binding_of(&second)["id"].as_str().unwrap().to_owned();
+    wait_until_lapsed(&setup, &second_id).await;
+    let third = call(&setup, send_message(3, "now", None)).await;
+    assert_eq!(third.error_code(), DENIED);
+    assert_eq!(steps(&config, &second_id), ["requested", "expired"]);
+    assert_eq!(
+        steps(&config, &first_id),
+        ["requested", "expired"],
+        "recorded once, however many sweeps ran"
     );
 }
 
@@ -721,8 +847,9 @@ async fn t25_the_user_approves_or_declines_their_own_write_by_elicitation_when_t
     );
 }
 
-/// A 2026-07-28 `send_message` call; `round_trip`: the requestState and the user's answer.
-async fn modern_send(setup: &Setup, id: u64, body: &str, round_trip: Option<(&str, Value)>) -> Reply {
+/// A 2026-07-28 `send_message` call to the gateway at `url`; `round_trip`: the
+/// requestState and the user's answer.
+pub(crate) async fn modern_send(url: &str, id: u64, body: &str, round_trip: Option<(&str, Value)>) -> Reply {
     let mut params = json!({
         "name": "send_message",
         "arguments": {"to": "ops@example.org", "body": body},
@@ -742,13 +869,13 @@ async fn modern_send(setup: &Setup, id: u64, body: &str, round_trip: Option<(&st
         ("mcp-method", "tools/call"),
         ("mcp-name", "send_message"),
     ];
-    post(&setup.gw.url, body, &headers).await
+    post(url, body, &headers).await
 }
 
 #[tokio::test]
 async fn t25_a_modern_user_approves_by_round_trip_with_a_request_state_that_cannot_be_tampered_or_reused() {
     let setup = start_with(30, "user_may_approve = [\"write\"]", "{}").await;
-    let first = modern_send(&setup, 1, "mrtr", None).await;
+    let first = modern_send(&setup.gw.url, 1, "mrtr", None).await;
     let result = first.json()["result"].clone();
     assert_eq!(result["resultType"], "input_required", "{}", first.body);
     let question = &result["inputRequests"]["io.portcullis/approval"];
@@ -760,20 +887,20 @@ async fn t25_a_modern_user_approves_by_round_trip_with_a_request_state_that_cann
     // Tampered state, or the state on other arguments: refused.
     let mut tampered = state.clone();
     tampered.insert(8, 'A');
-    let reply = modern_send(&setup, 2, "mrtr", Some((&tampered, yes.clone()))).await;
+    let reply = modern_send(&setup.gw.url, 2, "mrtr", Some((&tampered, yes.clone()))).await;
     assert!(error_text(&reply).contains("requestState"), "{}", reply.body);
-    let reply = modern_send(&setup, 3, "other body", Some((&state, yes.clone()))).await;
+    let reply = modern_send(&setup.gw.url, 3, "other body", Some((&state, yes.clone()))).await;
     assert!(error_text(&reply).contains("arguments differs"), "{}", reply.body);
 
     // The genuine retry goes through, once.
-    let ok = modern_send(&setup, 4, "mrtr", Some((&state, yes.clone()))).await;
+    let ok = modern_send(&setup.gw.url, 4, "mrtr", Some((&state, yes.clone()))).await;
     assert_eq!(
         ok.json()["result"]["structuredContent"]["status"],
         "sent",
         "{}",
         ok.body
     );
-    let replay = modern_send(&setup, 5, "mrtr", Some((&state, yes))).await;
+    let replay = modern_send(&setup.gw.url, 5, "mrtr", Some((&state, yes))).await;
     assert!(
         error_text(&replay).contains("unknown, expired or already used"),
         "single use: {}",

@@ -3,6 +3,8 @@
 //! break-glass windows. A write call waiting on replica B is released by an approval
 //! given through replica A's admin listener; a token used through one replica is refused
 //! by the other; an approve racing a deny on two replicas has one winner, recorded once;
+//! a request that lapses unused is recorded expired once, by one replica; a 2026-07-28
+//! client's round trip may end on another replica than it began;
 //! a break-glass window approved by one approver on each replica is in force on both;
 //! and a shared store that cannot be used denies the call, saying which store and what
 //! to do. Needs `DATABASE_URL`; without it each test prints a notice and returns.
@@ -20,7 +22,7 @@ use portcullis_e2e::{
 use serde_json::{Value, json};
 
 use crate::{
-    approvals::{DENIED, POLICY, binding_of, error_text, keygen, records, send_message, steps},
+    approvals::{DENIED, POLICY, binding_of, error_text, keygen, modern_send, records, send_message, steps},
     audit::database_url,
 };
 
@@ -62,7 +64,7 @@ impl Drop for Replicas {
     }
 }
 
-fn replica_config(shared: &Path, url: &str, schema: &str, wait_secs: u64) -> String {
+fn replica_config(shared: &Path, url: &str, schema: &str, wait_secs: u64, approvals: &str) -> String {
     let at = |file: &str| shared.join(file).display().to_string();
     format!(
         r#"[listen]
@@ -80,6 +82,7 @@ key = "{audit_key}"
 
 [approvals]
 wait_secs = {wait_secs}
+{approvals}
 
 [[approvals.approvers]]
 name = "bob"
@@ -104,6 +107,11 @@ listen = "127.0.0.1:{admin_port}"
 
 /// Starts replica A (which creates the tables and the audit key), then replica B.
 async fn start(tag: &str, wait_secs: u64) -> Option<Replicas> {
+    start_with(tag, wait_secs, "").await
+}
+
+/// [`start`] with more `[approvals]` settings.
+async fn start_with(tag: &str, wait_secs: u64, approvals: &str) -> Option<Replicas> {
     let url = database_url()?;
     let schema = format!("e2e_replicas_{tag}_{}", std::process::id());
     let shared = tempfile::tempdir().unwrap();
@@ -113,7 +121,7 @@ async fn start(tag: &str, wait_secs: u64) -> Option<Replicas> {
     std::fs::write(shared.path().join("approval.cedar"), POLICY).unwrap();
     let mut replicas = Vec::new();
     for _ in 0..2 {
-        let config = write_config(&replica_config(shared.path(), &url, &schema, wait_secs));
+        let config = write_config(&replica_config(shared.path(), &url, &schema, wait_secs, approvals));
         let gw = GatewayProc::start_file(config);
         assert!(
             gw.logs_with("shared with other replicas")
@@ -196,6 +204,26 @@ impl Replicas {
     }
 }
 
+/// The demo server sent the message: the call went through.
+fn assert_sent(reply: &Reply) {
+    assert_eq!(
+        reply.json()["result"]["structuredContent"]["status"],
+        "sent",
+        "{}",
+        reply.body
+    );
+}
+
+/// Refused: the approval it brings was used already (once is all it is good for).
+fn assert_used_up(reply: &Reply) {
+    assert_eq!(reply.error_code(), DENIED, "{}", reply.body);
+    assert!(
+        error_text(reply).contains("unknown, expired or already used"),
+        "{}",
+        reply.body
+    );
+}
+
 /// A write call waiting on replica B, approved through replica A's admin listener.
 fn spawn_waiting_call(replica: &Replica, id: u64, body: &str) -> tokio::task::JoinHandle<Reply> {
     let (url, session, body) = (
@@ -254,26 +282,42 @@ async fn t25_a_token_used_through_one_replica_is_refused_by_the_other() {
     let binding = binding_of(&refused);
     let token = r.sign("bob", &binding);
     // The call with the token goes through on B, which holds no memory of A's request.
-    let ok = r.b.call(send_message(2, "hello", Some(json!(token)))).await;
-    assert_eq!(
-        ok.json()["result"]["structuredContent"]["status"],
-        "sent",
-        "{}",
-        ok.body
-    );
+    assert_sent(&r.b.call(send_message(2, "hello", Some(json!(token)))).await);
     // Replayed on either replica: used once.
     for replica in [&r.a, &r.b] {
-        let replay = replica.call(send_message(3, "hello", Some(json!(token)))).await;
-        assert_eq!(replay.error_code(), DENIED, "{}", replay.body);
-        assert!(
-            error_text(&replay).contains("unknown, expired or already used"),
-            "{}",
-            replay.body
-        );
+        assert_used_up(&replica.call(send_message(3, "hello", Some(json!(token)))).await);
     }
-    // A opened the request, B used it (a token sent with the call is recorded as used).
+    // A opened the request; B recorded bob's token as a grant, and its use.
     let id = binding["id"].as_str().unwrap();
-    assert_eq!(steps(r.a.config(), id), ["requested", "used"]);
+    assert_eq!(steps(r.a.config(), id), ["requested", "granted", "used"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn t25_a_request_that_lapses_unused_is_recorded_expired_by_one_replica_only() {
+    let Some(r) = start_with("expiry", 0, "ttl_secs = 1").await else {
+        return;
+    };
+    let refused = r.a.call(send_message(1, "never approved", None)).await;
+    let id = binding_of(&refused)["id"].as_str().unwrap().to_owned();
+    // Lapsed: no replica lists it any more.
+    let mut listed = true;
+    for _ in 0..100 {
+        let (ok, out) = r.cli(&r.b, "approvals", &["list"], "bob");
+        assert!(ok, "{out}");
+        listed = out.contains(&id);
+        if !listed {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(!listed, "request {id} is still listed long after its TTL");
+    // Both replicas sweep (each before opening a request for its next call): one of them
+    // removes it and records it, the other finds nothing left to record.
+    for (n, replica) in [&r.b, &r.a].into_iter().enumerate() {
+        let next = replica.call(send_message(2 + n as u64, "later", None)).await;
+        assert_eq!(next.error_code(), DENIED, "{}", next.body);
+    }
+    assert_eq!(steps(r.a.config(), &id), ["requested", "expired"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -379,4 +423,27 @@ async fn t25_a_shared_approvals_store_that_cannot_be_used_denies_the_call_and_re
     // Approvers are told too; nothing is approved while it fails.
     let (ok, out) = r.cli(&r.a, "approvals", &["list"], "bob");
     assert!(!ok && out.contains("shared approvals store"), "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn t25_a_modern_users_round_trip_begun_on_one_replica_ends_on_the_other() {
+    let Some(r) = start_with("mrtr", 0, "user_may_approve = [\"write\"]").await else {
+        return;
+    };
+    // Asked through replica A: the requestState is protected by the key both replicas share.
+    let first = modern_send(&r.a.gw.url, 1, "across", None).await;
+    let result = first.json()["result"].clone();
+    assert_eq!(result["resultType"], "input_required", "{}", first.body);
+    let state = result["requestState"].as_str().unwrap().to_owned();
+    let yes = json!({"action": "accept", "content": {"approve": true}});
+    // Altered, it is refused on B as anywhere.
+    let mut tampered = state.clone();
+    tampered.insert(8, 'A');
+    let refused = modern_send(&r.b.gw.url, 2, "across", Some((&tampered, yes.clone()))).await;
+    assert!(error_text(&refused).contains("requestState"), "{}", refused.body);
+    // The genuine retry, sent to B, goes through — once, on either replica.
+    assert_sent(&modern_send(&r.b.gw.url, 3, "across", Some((&state, yes.clone()))).await);
+    for replica in [&r.a, &r.b] {
+        assert_used_up(&modern_send(&replica.gw.url, 4, "across", Some((&state, yes.clone()))).await);
+    }
 }

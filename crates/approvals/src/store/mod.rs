@@ -26,6 +26,7 @@ use crate::{
     error::ApprovalError,
     pending::{Grant, Opening, Pending, PendingEntry, PendingSettings, PendingState},
     registry::Approver,
+    request_state::RequestStates,
 };
 
 /// The approvals state of a gateway. Cheap to clone (the clones share it).
@@ -93,8 +94,20 @@ impl ApprovalStore {
         }
     }
 
+    /// The `requestState` protection of 2026-07-28 round trips, states living `ttl_secs`
+    /// (the gateway asks once, at start): in memory, under a fresh key of this gateway's
+    /// alone (the retry must come back to it); with PostgreSQL, under the key every replica
+    /// reads from the database (the retry may reach any of them).
+    pub fn request_states(&self, ttl_secs: u64) -> RequestStates {
+        match &*self.backend {
+            Backend::Memory { .. } => RequestStates::new(ttl_secs),
+            Backend::Postgres(pg) => RequestStates::with_key(pg.request_state_key, ttl_secs),
+        }
+    }
+
     /// Opens a request for a call: a fresh id and nonce, expiring after the TTL; refused
-    /// when `max_pending` requests are open.
+    /// when `max_pending` unexpired requests are open. Expired ones are left to
+    /// [`Self::expire_requests`], so that each is recorded.
     pub async fn open(&self, opening: Opening) -> Result<PendingEntry, ApprovalError> {
         match &*self.backend {
             Backend::Memory { pending, .. } => pending.open(opening),
@@ -187,6 +200,17 @@ impl ApprovalStore {
         match &*self.backend {
             Backend::Memory { pending, .. } => Ok(pending.withdraw(id)),
             Backend::Postgres(pg) => pg.withdraw(id).await,
+        }
+    }
+
+    /// Removes the requests whose TTL ran out before a call used them and returns them,
+    /// each exactly once (also across replicas sharing PostgreSQL), to be recorded as
+    /// expired. Expired requests are refused and unlisted from the moment they expire;
+    /// this is when they leave the store.
+    pub async fn expire_requests(&self) -> Result<Vec<PendingEntry>, ApprovalError> {
+        match &*self.backend {
+            Backend::Memory { pending, .. } => Ok(pending.expire()),
+            Backend::Postgres(pg) => pg.expire_requests().await,
         }
     }
 

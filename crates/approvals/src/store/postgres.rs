@@ -14,7 +14,9 @@
 //! request locks the one row of `portcullis_approval_open_lock`, so `max_pending` counts
 //! the requests of every replica. Changes are announced with `pg_notify` (see
 //! [`super::wake`]). Expiry is judged from the stored expiry times against this
-//! gateway's clock.
+//! gateway's clock. The key protecting 2026-07-28 `requestState`s is one row of
+//! `portcullis_approval_keys`, created by the first gateway and read by each at start, so
+//! a round trip's retry may reach any replica.
 use std::{str::FromStr, sync::Arc};
 
 use sqlx::{
@@ -33,6 +35,7 @@ use crate::{
 };
 
 const MIGRATION_0001: &str = include_str!("../../migrations/0001_approvals.sql");
+const MIGRATION_0002: &str = include_str!("../../migrations/0002_approval_keys.sql");
 
 /// How long taking a connection may wait, connecting included: a database that is down
 /// denies the call in seconds, not after sqlx's default 30 s.
@@ -55,6 +58,8 @@ pub(crate) struct PgStore {
     schema: String,
     pub(super) settings: PendingSettings,
     pub(super) max_ttl_secs: u64,
+    /// The `requestState` key every replica on this database shares (never logged).
+    pub(super) request_state_key: [u8; 32],
     waiters: Arc<Waiters>,
     _listening: ListenTask,
 }
@@ -101,6 +106,32 @@ fn check_schema_name(schema: &str) -> Result<(), ApprovalError> {
             format!("`{schema}` must be lowercase letters, digits and `_`"),
         ))
     }
+}
+
+/// The name of the `requestState` key in `portcullis_approval_keys`.
+const REQUEST_STATE_KEY: &str = "request_state";
+
+/// The shared key `name`: created by the first gateway to ask (of two racing, one insert
+/// wins and both read it), then read by every one.
+async fn shared_key(pool: &PgPool, name: &str) -> Result<[u8; 32], ApprovalError> {
+    const READING: &str = "reading the shared request-state key";
+    sqlx::query(
+        "INSERT INTO portcullis_approval_keys (name, key, created_at) VALUES ($1, $2, $3) \
+         ON CONFLICT (name) DO NOTHING",
+    )
+    .bind(name)
+    .bind(crate::request_state::fresh_key().as_slice())
+    .bind(to_i64(unix_now()))
+    .execute(pool)
+    .await
+    .map_err(failed(READING))?;
+    let key: Vec<u8> = sqlx::query_scalar("SELECT key FROM portcullis_approval_keys WHERE name = $1")
+        .bind(name)
+        .fetch_one(pool)
+        .await
+        .map_err(failed(READING))?;
+    key.try_into()
+        .map_err(|_| corrupt(READING, "the stored key is not 32 bytes"))
 }
 
 fn entry_from(row: &PgRow) -> Result<PendingEntry, ApprovalError> {
@@ -165,19 +196,29 @@ impl PgStore {
                 .connect_with(options.clone())
         };
         let pool = pool_of(CONNECTIONS).await.map_err(failed("connecting"))?;
-        let mut migrator = Migrator::with_migrations(vec![Migration::new(
-            1,
-            "approvals".into(),
-            MigrationType::Simple,
-            MIGRATION_0001.into_sql_str(),
-            false,
-        )]);
+        let mut migrator = Migrator::with_migrations(vec![
+            Migration::new(
+                1,
+                "approvals".into(),
+                MigrationType::Simple,
+                MIGRATION_0001.into_sql_str(),
+                false,
+            ),
+            Migration::new(
+                2,
+                "approval keys".into(),
+                MigrationType::Simple,
+                MIGRATION_0002.into_sql_str(),
+                false,
+            ),
+        ]);
         migrator.dangerous_set_table_name("portcullis_approval_migrations");
         migrator.create_schema(schema.to_owned());
         migrator
             .run(&pool)
             .await
             .map_err(|e| corrupt("creating its tables", e))?;
+        let request_state_key = shared_key(&pool, REQUEST_STATE_KEY).await?;
         let waiters = Arc::new(Waiters::default());
         let listen_pool = pool_of(1).await.map_err(failed("connecting"))?;
         let listening = wake::start(listen_pool, schema, waiters.clone())
@@ -188,6 +229,7 @@ impl PgStore {
             schema: schema.to_owned(),
             settings,
             max_ttl_secs,
+            request_state_key,
             waiters,
             _listening: listening,
         })
@@ -213,18 +255,10 @@ impl PgStore {
             .fetch_one(&mut *tx)
             .await
             .map_err(&fail)?;
-        // Expired requests and nonces count for nothing: their room is given back here.
-        for sweep in [
-            "DELETE FROM portcullis_approval_requests WHERE expires_at < $1",
-            "DELETE FROM portcullis_approval_nonces WHERE expires_at < $1",
-        ] {
-            sqlx::query(sweep)
-                .bind(to_i64(now))
-                .execute(&mut *tx)
-                .await
-                .map_err(&fail)?;
-        }
-        let open: i64 = sqlx::query_scalar("SELECT count(*) FROM portcullis_approval_requests")
+        // Expired requests count for nothing; they are removed (and recorded) by
+        // `expire_requests`, not here.
+        let open: i64 = sqlx::query_scalar("SELECT count(*) FROM portcullis_approval_requests WHERE expires_at >= $1")
+            .bind(to_i64(now))
             .fetch_one(&mut *tx)
             .await
             .map_err(&fail)?;
@@ -440,6 +474,40 @@ impl PgStore {
         tx.commit().await.map_err(&fail)?;
         self.waiters.wake(id);
         entry_from(&row).map(Some)
+    }
+
+    /// Removes the requests whose TTL ran out unused, and the nonces of used requests past
+    /// their expiry (a request that expired can never be used, so its nonce needs no
+    /// keeping). Returns the removed requests: one `DELETE … RETURNING`, so of replicas
+    /// sweeping at once each request goes to exactly one, which records it. A call still
+    /// waiting on one, on any replica, is woken and finds it gone.
+    pub(crate) async fn expire_requests(&self) -> Result<Vec<PendingEntry>, ApprovalError> {
+        let fail = failed("removing expired requests");
+        let now = to_i64(unix_now());
+        let mut tx = self.pool.begin().await.map_err(&fail)?;
+        let rows = sqlx::query(concat!(
+            "DELETE FROM portcullis_approval_requests WHERE expires_at < $1 RETURNING ",
+            request_columns!()
+        ))
+        .bind(now)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(&fail)?;
+        sqlx::query("DELETE FROM portcullis_approval_nonces WHERE expires_at < $1")
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(&fail)?;
+        let mut expired = rows.iter().map(entry_from).collect::<Result<Vec<_>, _>>()?;
+        for entry in &expired {
+            self.announce(&mut tx, &entry.binding.id).await?;
+        }
+        tx.commit().await.map_err(&fail)?;
+        for entry in &expired {
+            self.waiters.wake(&entry.binding.id);
+        }
+        crate::pending::oldest_first(&mut expired);
+        Ok(expired)
     }
 
     /// Waits until request `id` is decided, woken by the replica that decides it.

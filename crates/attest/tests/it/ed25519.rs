@@ -181,6 +181,7 @@ fn malleated_receipt_signature_is_rejected() {
         decision_id: "d",
         audit_index: 1,
         time: 1,
+        approval_ids: &[],
     };
     let receipt = sign_receipt(&key, "gw", facts).unwrap();
     let malleated = Receipt {

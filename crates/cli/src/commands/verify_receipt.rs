@@ -3,7 +3,9 @@
 //! Given the request the host sent and the answer it received (whole JSON-RPC messages, or just
 //! `params` and `result`), it recomputes the request and result hashes, checks the signature
 //! with the gateway's public key(s), and prints what the receipt attests: the decision id, the
-//! audit log index (look it up with `portcullis audit show`), the key id and the time. Several
+//! audit log index (look it up with `portcullis audit show`), the approval request(s) that let
+//! the call through (when it needed approval; their story is in the log's `approval` records),
+//! the key id and the time. Several
 //! `--key`s may be given, so receipts signed before a key rotation still verify.
 use std::{
     path::{Path, PathBuf},
@@ -36,8 +38,12 @@ pub fn run(args: VerifyReceiptArgs) -> anyhow::Result<ExitCode> {
     let result = response.get("result").unwrap_or(&response);
     match verify_result(params, result, &trusted) {
         Ok(receipt) => {
+            let approvals = match &receipt.approval_ids {
+                Some(ids) => format!(", approved by approval request {}", ids.join(", ")),
+                None => String::new(),
+            };
             println!(
-                "receipt ok: decision {}, audit index {}, signed by key {} at {}",
+                "receipt ok: decision {}, audit index {}{approvals}, signed by key {} at {}",
                 receipt.decision_id, receipt.audit_index, receipt.kid, receipt.time
             );
             Ok(ExitCode::SUCCESS)

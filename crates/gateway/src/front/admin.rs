@@ -225,19 +225,11 @@ async fn approve(
             Err(refusal) => return refusal,
         },
     };
-    let mut detail = vec![("approver", grant.approver.clone()), ("channel", grant.channel.clone())];
-    if let Some(sig) = &grant.signature_sha256 {
-        detail.push(("signature_sha256", sig.clone()));
-    }
-    let after = match gateway.approvals.store.grant(&id, approver, grant).await {
+    let after = match gateway.approvals.store.grant(&id, approver, grant.clone()).await {
         Ok(after) => after,
         Err(e) => return error_response(&e),
     };
-    if let Err(e) = gateway
-        .recorder
-        .approval(&entry.binding, &entry.call_id, "granted", &detail)
-        .await
-    {
+    if let Err(e) = gateway.recorder.granted(&entry.binding, &entry.call_id, &grant).await {
         return refuse(StatusCode::SERVICE_UNAVAILABLE, e.to_string());
     }
     tracing::info!(approval = %id, approver = %approver.name, state = after.state.label(), "approval given");

@@ -7,8 +7,8 @@
 use std::time::Duration;
 
 use portcullis_approvals::{
-    APPROVAL_META_KEY, ApprovalError, ApprovalStore, Approvers, Binding, BindingPrincipal, Grant, PendingEntry,
-    PendingState, token::Token, unix_now,
+    APPROVAL_META_KEY, ApprovalError, ApprovalStore, Approver, Approvers, Binding, BindingPrincipal, Grant,
+    PendingEntry, PendingState, token::Token, unix_now,
 };
 use portcullis_core::Principal;
 use portcullis_mcp::Message;
@@ -231,10 +231,21 @@ pub fn take_tokens(msg: &mut Message) -> Result<Vec<Token>, ApprovalError> {
     texts.into_iter().map(Token::parse).collect()
 }
 
+/// The tokens sent with a call, checked against the request they name (see
+/// [`ApprovalGate::check_tokens`]): each approver's grant, ready to be given.
+pub struct CheckedTokens<'g> {
+    /// The request the tokens name, as it stood when they were checked.
+    pub entry: PendingEntry,
+    /// One grant per token, in the order sent (channel `token`, with the signature's digest).
+    pub grants: Vec<(&'g Approver, Grant)>,
+}
+
 impl ApprovalGate {
-    /// Counts the tokens sent with a call towards the request they name; the request must
-    /// be open, for this same call, and end up granted — then it is consumed (used once).
-    pub async fn redeem(&self, tokens: &[Token], call: &Binding) -> Result<PendingEntry, ApprovalRefusal> {
+    /// Checks the tokens sent with a call, all before any counts: they name one open
+    /// request, for this same call, and each is signed over its binding by a registered,
+    /// unrevoked approver who is not the caller. Nothing is granted yet (the pipeline gives
+    /// each grant and records it, then [`Self::settle`]s).
+    pub async fn check_tokens(&self, tokens: &[Token], call: &Binding) -> Result<CheckedTokens<'_>, ApprovalRefusal> {
         let Some(first) = tokens.first() else {
             return Err(ApprovalRefusal::Invalid(ApprovalError::Malformed("no token".into())));
         };
@@ -250,35 +261,64 @@ impl ApprovalGate {
             .check_call_fields(call)
             .map_err(ApprovalRefusal::Invalid)?;
         let now = unix_now();
-        let mut state = entry.state.clone();
-        for token in tokens {
-            let approver = self
-                .approvers
-                .verify(token, &entry.binding, now)
-                .map_err(ApprovalRefusal::Invalid)?;
-            let grant = Grant {
-                approver: approver.name.clone(),
-                channel: "token".into(),
-                signature_sha256: Some(token.signature_sha256()),
-            };
-            state = match self.store.grant(id, approver, grant).await {
-                Ok(entry) => entry.state,
-                // Granted already (through the admin API, or an earlier token of this call).
-                Err(ApprovalError::AlreadyDecided(_, "granted")) => PendingState::Granted,
-                Err(e) => return Err(refusal(e)),
-            };
+        let grants = tokens
+            .iter()
+            .map(|token| {
+                let approver = self
+                    .approvers
+                    .verify(token, &entry.binding, now)
+                    .map_err(ApprovalRefusal::Invalid)?;
+                let grant = Grant {
+                    approver: approver.name.clone(),
+                    channel: "token".into(),
+                    signature_sha256: Some(token.signature_sha256()),
+                };
+                Ok((approver, grant))
+            })
+            .collect::<Result<Vec<_>, ApprovalRefusal>>()?;
+        Ok(CheckedTokens { entry, grants })
+    }
+
+    /// Gives one checked token's grant to request `id`, whose grants were `before` when
+    /// last seen. Returns its grants afterwards and whether the token counted: its approver
+    /// was new to the request. It does not count when the same approver already approved
+    /// (twice counts once), or the request was granted already (through the admin API, or
+    /// by an earlier token of this call).
+    pub async fn give(
+        &self,
+        id: &str,
+        approver: &Approver,
+        grant: &Grant,
+        before: &[Grant],
+    ) -> Result<(Vec<Grant>, bool), ApprovalRefusal> {
+        match self.store.grant(id, approver, grant.clone()).await {
+            Ok(after) => {
+                let counted = after.grants.contains(grant) && !before.iter().any(|g| g.approver == grant.approver);
+                Ok((after.grants, counted))
+            }
+            Err(ApprovalError::AlreadyDecided(_, "granted")) => Ok((before.to_vec(), false)),
+            Err(e) => Err(refusal(e)),
         }
-        match state {
+    }
+
+    /// Where request `id` leaves the call once its tokens are counted: granted — it is
+    /// consumed (used once); denied; or still short of approvals.
+    pub async fn settle(&self, id: &str) -> Result<PendingEntry, ApprovalRefusal> {
+        match self.store.consume(id).await {
+            Ok(used) => return Ok(used),
+            Err(ApprovalError::AlreadyDecided(..)) => {}
+            Err(e) => return Err(refusal(e)),
+        }
+        let entry = self.store.get(id).await.map_err(refusal)?;
+        match entry.state {
+            // Granted since (an approver answered meanwhile): used now, once.
             PendingState::Granted => self.store.consume(id).await.map_err(refusal),
             PendingState::Denied { by } => Err(ApprovalRefusal::Denied { by, id: id.to_owned() }),
-            PendingState::Waiting => {
-                let entry = self.store.get(id).await.map_err(refusal)?;
-                Err(ApprovalRefusal::Required {
-                    granted: entry.grants.len(),
-                    required: entry.required,
-                    binding: Box::new(entry.binding),
-                })
-            }
+            PendingState::Waiting => Err(ApprovalRefusal::Required {
+                granted: entry.grants.len(),
+                required: entry.required,
+                binding: Box::new(entry.binding),
+            }),
         }
     }
 }

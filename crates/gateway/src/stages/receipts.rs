@@ -3,8 +3,8 @@
 //! Only the gateway writes receipts into a result, so an upstream's own receipt entries are
 //! removed first ([`Receipts::filter`]). Once the outcome is recorded, the answer gets the
 //! audit receipt (log index, leaf hash, call id) and, for a `tools/call` with result
-//! signing on, the gateway's signed receipt over the request, the result, the decision and
-//! the log index. [`Released`] — the only form in which an answer to an acting call leaves
+//! signing on, the gateway's signed receipt over the request, the result, the decision, the
+//! log index and the approval request the call used, if it needed one. [`Released`] — the only form in which an answer to an acting call leaves
 //! the pipeline — is built here, and only from the outcome's [`Recorded`].
 use std::sync::Arc;
 
@@ -75,7 +75,8 @@ impl Receipts {
                 result_sha256,
                 decision_id,
             } => {
-                let signed = self.sign(request_sha256, result_sha256, &decision_id, &receipt)?;
+                let approval_ids: Vec<String> = call.approval.iter().map(|a| a.id.clone()).collect();
+                let signed = self.sign(request_sha256, result_sha256, &decision_id, &approval_ids, &receipt)?;
                 attach(&mut answer, call.call_id.as_str(), &receipt, signed.as_ref());
             }
             Recorded::AuditOff(_) => {}
@@ -83,12 +84,14 @@ impl Receipts {
         Ok(Released(answer))
     }
 
-    /// The signed receipt for a `tools/call` result, when result signing is on.
+    /// The signed receipt for a `tools/call` result, when result signing is on; it names
+    /// the approval requests the call used (none: it needed none).
     fn sign(
         &self,
         request_sha256: Option<[u8; 32]>,
         result_sha256: Option<[u8; 32]>,
         decision_id: &str,
+        approval_ids: &[String],
         receipt: &DurableReceipt,
     ) -> Result<Option<Receipt>, ReceiptError> {
         let (Some(key), Some(request_sha256), Some(result_sha256)) = (&self.key, request_sha256, result_sha256) else {
@@ -100,6 +103,7 @@ impl Receipts {
             decision_id,
             audit_index: receipt.index(),
             time: unix_now(),
+            approval_ids,
         };
         sign_hashed_receipt(&key.key, &key.kid, facts).map(Some)
     }

@@ -419,6 +419,21 @@ impl Recorder {
         self.append(&r).await.map(|_| ())
     }
 
+    /// Records a `granted` step: who approved, through which channel (`token`, `admin`,
+    /// `admin-token`, …) and, when the approval was signed, the SHA-256 of the signature.
+    pub async fn granted(
+        &self,
+        binding: &portcullis_approvals::Binding,
+        call_id: &str,
+        grant: &portcullis_approvals::Grant,
+    ) -> Result<(), RecordError> {
+        let mut detail = vec![("approver", grant.approver.clone()), ("channel", grant.channel.clone())];
+        if let Some(sig) = &grant.signature_sha256 {
+            detail.push(("signature_sha256", sig.clone()));
+        }
+        self.approval(binding, call_id, "granted", &detail).await
+    }
+
     /// Records a step of a break-glass window (`requested`, `approved`, `active`, `ended`):
     /// who, why (the reason, redacted and bounded), for how long, for whom.
     pub async fn break_glass(

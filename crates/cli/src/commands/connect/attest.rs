@@ -133,6 +133,7 @@ mod tests {
                 decision_id: "d",
                 audit_index: 1,
                 time: unix_now(),
+                approval_ids: &[],
             },
         )
         .unwrap();
