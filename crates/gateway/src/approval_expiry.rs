@@ -58,7 +58,7 @@ impl Gateway {
             .await
     }
 
-    /// Starts the task that sweeps lapsed approval requests every [`SWEEP_EVERY`] for as
+    /// Starts the task that sweeps lapsed approval requests every `SWEEP_EVERY` (10 s) for as
     /// long as the gateway lives. Only with approvers registered: without them no request
     /// is ever opened.
     pub fn start_approval_sweeper(self: &Arc<Self>) {
