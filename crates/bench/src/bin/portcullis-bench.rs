@@ -15,12 +15,11 @@ use anyhow::{Context, bail};
 use clap::Parser;
 use portcullis_attest::HostSigner;
 use portcullis_bench::{
-    load::{self, Endpoint, LoadSpec, Observed, ObservedUpstream},
+    load::{self, Endpoint, LoadSpec, Observed},
     pki::BenchPki,
     policies::{ALLOW_ALL, BENCH_POLICIES},
     procs::{self, Proc},
     report::{self, Conditions, DIRECT, Report, Run, TargetInfo},
-    upstream::{Answers, CONNECTIONS_PATH},
     wire,
 };
 
@@ -42,10 +41,6 @@ struct Args {
     /// Bytes of the echo argument (the result is the same size).
     #[arg(long, default_value_t = 1024)]
     payload: usize,
-    /// How the HTTP upstream answers: `json` (one JSON body) or `sse` (an SSE stream of one
-    /// `message` event, then its end, as the official SDKs' servers answer).
-    #[arg(long, value_enum, default_value_t = Answers::Json)]
-    answers: Answers,
     /// Upstream transports to measure: http, stdio.
     #[arg(long, value_delimiter = ',', default_value = "http,stdio")]
     transports: Vec<String>,
@@ -287,7 +282,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         );
         std::env::temp_dir()
     };
-    let (http_upstream, upstream_url) = procs::start_http_upstream(&upstream_bin, 1, args.answers)?;
+    let (http_upstream, upstream_url) = procs::start_http_upstream(&upstream_bin, 1)?;
     let pki = BenchPki::new(&gateway_bin)?;
     let client = load::http_client()?;
     let setup = Setup {
@@ -311,13 +306,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
         }
     }
     let ticks = procs::clock_ticks();
-    let http_upstream_observed = ObservedUpstream {
-        observed: Observed {
-            pid: http_upstream.pid(),
-            ticks_per_sec: ticks,
-        },
-        connections_url: upstream_url.replace("/mcp", CONNECTIONS_PATH),
-        client: client.clone(),
+    let http_upstream_observed = Observed {
+        pid: http_upstream.pid(),
+        ticks_per_sec: ticks,
     };
     let duration = Duration::from_secs_f64(args.duration.max(0.05));
     let warmup = if args.quick { 2 } else { 20 };
@@ -333,7 +324,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             },
         };
         // The HTTP upstream is one process serving every phase; stdio upstreams are per session.
-        let upstream = (transport == "http").then_some(&http_upstream_observed);
+        let upstream = (transport == "http").then_some(http_upstream_observed);
         for &concurrency in &args.concurrency {
             let spec = LoadSpec {
                 concurrency,
@@ -414,7 +405,6 @@ async fn run(args: Args) -> anyhow::Result<()> {
             rounds: args.rounds,
             concurrency: args.concurrency.clone(),
             max_calls_per_phase: args.max_calls,
-            upstream_answers: args.answers,
             targets: std::iter::once((DIRECT, "the load client against the bench upstream itself"))
                 .chain(TARGETS)
                 .filter(|(name, _)| *name == DIRECT || args.targets.iter().any(|t| t == name))
