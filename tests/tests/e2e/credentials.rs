@@ -94,10 +94,6 @@ fn db_gateway(admin: &str, id: &str, extra: &str) -> GatewayProc {
         r#"[listen]
 http = "127.0.0.1:0"
 
-[policy]
-cedar = ["allow.cedar"]
-require_reason = false
-
 [[servers]]
 name = "demo"
 command = {command}
@@ -122,13 +118,20 @@ env = "DATABASE_URL"
         command = demo_server_command(),
         connect = connect_url(admin),
     );
-    std::fs::write(&config.path, text).unwrap();
+    write_permit_all(&config, &text);
+    GatewayProc::start_file_with_env(config, &[("TEST_PG_ADMIN", admin)])
+}
+
+/// Writes `text` as the config with a permit-all Cedar policy that needs no reason: these
+/// tests are about credentials, not decisions.
+fn write_permit_all(config: &TempConfig, text: &str) {
+    let policy = "\n[policy]\ncedar = [\"allow.cedar\"]\nrequire_reason = false\n";
+    std::fs::write(&config.path, format!("{text}{policy}")).unwrap();
     std::fs::write(
         config.dir.path().join("allow.cedar"),
         "permit (principal, action, resource);\n",
     )
     .unwrap();
-    GatewayProc::start_file_with_env(config, &[("TEST_PG_ADMIN", admin)])
 }
 
 fn query_call(id: u64, sql: &str) -> String {
@@ -295,10 +298,6 @@ async fn t11_database_unreachable_denies_and_records_the_call() {
         r#"[listen]
 http = "127.0.0.1:0"
 
-[policy]
-cedar = ["allow.cedar"]
-require_reason = false
-
 [[servers]]
 name = "demo"
 command = {command}
@@ -330,12 +329,7 @@ env = "API_TOKEN"
 "#,
         command = demo_server_command()
     );
-    std::fs::write(&config.path, text).unwrap();
-    std::fs::write(
-        config.dir.path().join("allow.cedar"),
-        "permit (principal, action, resource);\n",
-    )
-    .unwrap();
+    write_permit_all(&config, &text);
     let gw = GatewayProc::start_file_with_env(config, &[("TEST_PG_ADMIN", "postgres://postgres@127.0.0.1:1/x")]);
     let session = open_session(&gw.url).await;
     for (n, tool, source) in [(2, "get_env", "down"), (3, "echo", "gone")] {
@@ -363,10 +357,6 @@ async fn t11_a_per_call_child_sees_only_its_credential_and_none_of_the_gateways_
         r#"[listen]
 http = "127.0.0.1:0"
 
-[policy]
-cedar = ["allow.cedar"]
-require_reason = false
-
 [[servers]]
 name = "demo"
 command = {command}
@@ -386,12 +376,7 @@ env = "API_TOKEN"
 "#,
         command = demo_server_command()
     );
-    std::fs::write(&config.path, text).unwrap();
-    std::fs::write(
-        config.dir.path().join("allow.cedar"),
-        "permit (principal, action, resource);\n",
-    )
-    .unwrap();
+    write_permit_all(&config, &text);
     std::fs::write(config.dir.path().join("token.txt"), "first-token\n").unwrap();
     let dir = config.dir.path().to_owned();
     let gw = GatewayProc::start_file_with_env(config, &[("GATEWAY_CANARY", "gateway-only-value")]);
@@ -437,10 +422,6 @@ async fn t11_jwt_verifies_with_the_served_jwks_and_carries_the_calls_digest() {
 http = "127.0.0.1:0"
 anonymous_principal = "spiffe://example.org/agent"
 
-[policy]
-cedar = ["allow.cedar"]
-require_reason = false
-
 [admin]
 listen = "127.0.0.1:{admin_port}"
 
@@ -463,8 +444,7 @@ prefix = "Bearer "
 "#,
         url = upstream.url
     );
-    std::fs::write(&config.path, text).unwrap();
-    std::fs::write(dir.join("allow.cedar"), "permit (principal, action, resource);\n").unwrap();
+    write_permit_all(&config, &text);
     let gw = GatewayProc::start_file(config);
     let session = open_session(&gw.url).await;
     let headers = json!({"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"http_headers","arguments":{}}});
@@ -520,10 +500,6 @@ async fn t11_token_exchange_without_a_bearer_token_denies() {
         r#"[listen]
 http = "127.0.0.1:0"
 
-[policy]
-cedar = ["allow.cedar"]
-require_reason = false
-
 [[servers]]
 name = "web"
 url = "{url}"
@@ -543,12 +519,7 @@ prefix = "Bearer "
         url = upstream.url,
         port = free_port(),
     );
-    std::fs::write(&config.path, text).unwrap();
-    std::fs::write(
-        config.dir.path().join("allow.cedar"),
-        "permit (principal, action, resource);\n",
-    )
-    .unwrap();
+    write_permit_all(&config, &text);
     let gw = GatewayProc::start_file(config);
     let session = open_session(&gw.url).await;
     let echo = json!({"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"echo","arguments":{}}});
@@ -569,10 +540,6 @@ async fn t12_secrets_the_broker_handled_appear_in_no_log_record_or_answer() {
     let text = format!(
         r#"[listen]
 http = "127.0.0.1:0"
-
-[policy]
-cedar = ["allow.cedar"]
-require_reason = false
 
 [audit]
 path = "audit"
@@ -611,8 +578,7 @@ header = "X-Api-Key"
         command = demo_server_command(),
         url = upstream.url,
     );
-    std::fs::write(&config.path, text).unwrap();
-    std::fs::write(dir.join("allow.cedar"), "permit (principal, action, resource);\n").unwrap();
+    write_permit_all(&config, &text);
     let gw = GatewayProc::start_file(config);
     let session = open_session(&gw.url).await;
     let mut answers = String::new();
@@ -761,10 +727,6 @@ issuer = "{ISSUER}"
 resource = "{AUDIENCE}"
 jwks_url = "{jwks}"
 
-[policy]
-cedar = ["allow.cedar"]
-require_reason = false
-
 [[servers]]
 name = "web"
 url = "{url}"
@@ -786,12 +748,7 @@ prefix = "Bearer "
         url = upstream.url,
         token = endpoint.url,
     );
-    std::fs::write(&config.path, text).unwrap();
-    std::fs::write(
-        config.dir.path().join("allow.cedar"),
-        "permit (principal, action, resource);\n",
-    )
-    .unwrap();
+    write_permit_all(&config, &text);
     let gw = GatewayProc::start_file_with_env(config, &[("TEST_CLIENT_SECRET", "client-secret-value")]);
     let alice = key.sign(&good_claims());
     let bob = {
@@ -877,10 +834,6 @@ async fn t19_a_per_call_child_is_checked_against_its_pins_at_every_spawn() {
         r#"[listen]
 http = "127.0.0.1:0"
 
-[policy]
-cedar = ["allow.cedar"]
-require_reason = false
-
 [[servers]]
 name = "demo"
 command = {command}
@@ -889,8 +842,7 @@ pinned_files = {{ "data.txt" = "sha256:{digest}" }}
 "#,
         command = demo_server_command()
     );
-    std::fs::write(&config.path, text).unwrap();
-    std::fs::write(dir.join("allow.cedar"), "permit (principal, action, resource);\n").unwrap();
+    write_permit_all(&config, &text);
     let gw = GatewayProc::start_file(config);
     let session = open_session(&gw.url).await;
     let echo = |n: u64| {
