@@ -303,9 +303,11 @@ pub fn assert_each_recorded(records: &[Value], calls: &[Called], kind: &str, fie
 /// A TCP proxy in front of `target` that the test can take down: `cut` closes its
 /// listening socket (new connections are refused, as when the database process is gone)
 /// and drops every open connection mid-stream; `restore` listens on the same address again.
+/// It counts the connections it accepted (`accepted`).
 pub struct CuttableProxy {
     pub addr: std::net::SocketAddr,
     target: std::net::SocketAddr,
+    accepted: Arc<AtomicUsize>,
     /// Bumped on every cut: connection tasks of an older generation end.
     generation: Arc<AtomicUsize>,
     accept: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
@@ -317,6 +319,7 @@ impl CuttableProxy {
         let proxy = Self {
             addr: listener.local_addr().unwrap(),
             target,
+            accepted: Arc::new(AtomicUsize::new(0)),
             generation: Arc::new(AtomicUsize::new(0)),
             accept: std::sync::Mutex::new(None),
         };
@@ -325,12 +328,13 @@ impl CuttableProxy {
     }
 
     fn serve(&self, listener: TcpListener) {
-        let (target, generation) = (self.target, self.generation.clone());
+        let (target, generation, accepted) = (self.target, self.generation.clone(), self.accepted.clone());
         let task = tokio::spawn(async move {
             loop {
                 let Ok((mut client, _)) = listener.accept().await else {
                     return;
                 };
+                accepted.fetch_add(1, Ordering::SeqCst);
                 let generation = generation.clone();
                 let born = generation.load(Ordering::SeqCst);
                 tokio::spawn(async move {
@@ -351,6 +355,11 @@ impl CuttableProxy {
             }
         });
         *self.accept.lock().unwrap() = Some(task);
+    }
+
+    /// How many connections it accepted so far.
+    pub fn accepted(&self) -> usize {
+        self.accepted.load(Ordering::SeqCst)
     }
 
     /// Stops listening (connections are refused) and drops every open connection.

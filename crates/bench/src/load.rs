@@ -68,6 +68,11 @@ pub struct Measurement {
     /// The HTTP upstream's own user+system CPU over the phase divided by the calls: what a
     /// minimal MCP server costs per call on this machine (HTTP upstream runs only).
     pub upstream_cpu_us_per_call: Option<f64>,
+    /// TCP connections the HTTP upstream accepted over the phase divided by the calls: 0 when
+    /// whoever calls it (the load client directly, or the gateway) keeps its connections, 1
+    /// when it opens one per call (HTTP upstream runs only; the count request itself may add
+    /// one connection per phase).
+    pub upstream_conns_per_call: Option<f64>,
 }
 
 /// The gateway process whose counters are read around the phase.
@@ -75,6 +80,26 @@ pub struct Measurement {
 pub struct Observed {
     pub pid: u32,
     pub ticks_per_sec: u64,
+}
+
+/// The HTTP upstream, observed around each phase: its process's CPU counters, and the
+/// number of TCP connections it accepted (read at `connections_url` with `client`).
+#[derive(Debug, Clone)]
+pub struct ObservedUpstream {
+    pub observed: Observed,
+    pub connections_url: String,
+    pub client: reqwest::Client,
+}
+
+impl ObservedUpstream {
+    /// The TCP connections the upstream accepted so far.
+    async fn connections(&self) -> anyhow::Result<u64> {
+        let response = self.client.get(&self.connections_url).send().await?;
+        let text = response.error_for_status()?.text().await?;
+        text.trim()
+            .parse()
+            .with_context(|| format!("`{}` is not a connection count", text.trim()))
+    }
 }
 
 /// A shared HTTP client for the load (keep-alive, one connection per busy worker).
@@ -90,7 +115,7 @@ fn cpu_us(observed: Option<Observed>) -> anyhow::Result<Option<u64>> {
     observed.map(|o| procs::cpu_time_us(o.pid, o.ticks_per_sec)).transpose()
 }
 
-/// CPU microseconds per call between two readings.
+/// Per call between two readings of a counter (CPU microseconds, connections).
 fn per_call(before: Option<u64>, after: Option<u64>, calls: u64) -> Option<f64> {
     match (before, after) {
         (Some(b), Some(a)) if calls > 0 => Some(a.saturating_sub(b) as f64 / calls as f64),
@@ -104,7 +129,7 @@ pub async fn measure(
     endpoint: &Endpoint,
     spec: LoadSpec,
     observed: Option<Observed>,
-    upstream: Option<Observed>,
+    upstream: Option<&ObservedUpstream>,
 ) -> anyhow::Result<Measurement> {
     let text = Arc::new(wire::payload_text(spec.payload));
     let mut conns = Vec::with_capacity(spec.concurrency);
@@ -156,8 +181,12 @@ pub async fn measure(
         }));
     }
     warmed.wait().await;
+    let conns_before = match upstream {
+        Some(u) => Some(u.connections().await?),
+        None => None,
+    };
     let cpu_before = cpu_us(observed)?;
-    let upstream_before = cpu_us(upstream)?;
+    let upstream_before = cpu_us(upstream.map(|u| u.observed))?;
     let started = Instant::now();
     go.wait().await;
     let mut latencies = Vec::new();
@@ -171,7 +200,11 @@ pub async fn measure(
     }
     let elapsed = started.elapsed();
     let cpu_after = cpu_us(observed)?;
-    let upstream_after = cpu_us(upstream)?;
+    let upstream_after = cpu_us(upstream.map(|u| u.observed))?;
+    let conns_after = match upstream {
+        Some(u) => Some(u.connections().await?),
+        None => None,
+    };
     let rss = observed.map(|o| procs::rss_kib(o.pid)).transpose()?;
     latencies.sort_unstable();
     let calls = latencies.len() as u64;
@@ -188,6 +221,7 @@ pub async fn measure(
         gateway_cpu_us_per_call: per_call(cpu_before, cpu_after, calls),
         gateway_rss_kib: rss,
         upstream_cpu_us_per_call: per_call(upstream_before, upstream_after, calls),
+        upstream_conns_per_call: per_call(conns_before, conns_after, calls),
     })
 }
 

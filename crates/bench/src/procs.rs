@@ -8,6 +8,8 @@ use std::{
 
 use anyhow::{Context, bail};
 
+use crate::upstream::Answers;
+
 /// A child process killed (and reaped) on drop.
 pub struct Proc {
     pub child: Child,
@@ -39,9 +41,24 @@ impl Drop for Proc {
     }
 }
 
-/// Starts `portcullis-bench-upstream --http 127.0.0.1:0` and returns it with its URL.
-pub fn start_http_upstream(program: &Path, threads: usize) -> anyhow::Result<(Proc, String)> {
-    start_listening(program, &["--http", "127.0.0.1:0", "--threads", &threads.to_string()])
+/// Starts `portcullis-bench-upstream --http 127.0.0.1:0`, answering as `answers` says, and
+/// returns it with its URL.
+pub fn start_http_upstream(program: &Path, threads: usize, answers: Answers) -> anyhow::Result<(Proc, String)> {
+    let answers = match answers {
+        Answers::Json => "json",
+        Answers::Sse => "sse",
+    };
+    start_listening(
+        program,
+        &[
+            "--http",
+            "127.0.0.1:0",
+            "--threads",
+            &threads.to_string(),
+            "--answers",
+            answers,
+        ],
+    )
 }
 
 /// Starts the reference forwarder (`--floor`) in front of `upstream_url`, on as many

@@ -4,7 +4,10 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use crate::load::{Measurement, SessionScale};
+use crate::{
+    load::{Measurement, SessionScale},
+    upstream::Answers,
+};
 
 /// The baseline target name: the client against the upstream itself.
 pub const DIRECT: &str = "direct";
@@ -20,6 +23,8 @@ pub struct Conditions {
     pub rounds: usize,
     pub concurrency: Vec<usize>,
     pub max_calls_per_phase: u64,
+    /// How the HTTP upstream answers: `json` bodies, or `sse` streams as the SDKs' servers do.
+    pub upstream_answers: Answers,
     pub targets: Vec<TargetInfo>,
     pub note: String,
 }
@@ -61,6 +66,8 @@ pub struct Summary {
     pub gateway_rss_kib: Option<u64>,
     /// The HTTP upstream's CPU per call (the cost of a minimal MCP server on this machine).
     pub upstream_cpu_us_per_call: Option<f64>,
+    /// New TCP connections to the HTTP upstream per call.
+    pub upstream_conns_per_call: Option<f64>,
     /// Gateway/direct, per round, median. `None` for the direct rows.
     pub ratio_p50: Option<f64>,
     pub ratio_p99: Option<f64>,
@@ -156,6 +163,7 @@ pub fn summarise(runs: &[Run]) -> Vec<Summary> {
                 gateway_cpu_us_per_call: median_of(mine.iter().filter_map(|r| r.m.gateway_cpu_us_per_call).collect()),
                 gateway_rss_kib: mine.iter().filter_map(|r| r.m.gateway_rss_kib).max(),
                 upstream_cpu_us_per_call: median_of(mine.iter().filter_map(|r| r.m.upstream_cpu_us_per_call).collect()),
+                upstream_conns_per_call: median_of(mine.iter().filter_map(|r| r.m.upstream_conns_per_call).collect()),
                 ratio_p50: ratio(|m| m.p50_us),
                 ratio_p99: ratio(|m| m.p99_us),
                 ratio_throughput: ratio(|m| m.throughput_rps),
@@ -218,12 +226,21 @@ pub fn table(report: &Report) -> String {
     let c = &report.conditions;
     let _ = writeln!(
         out,
-        "machine: {} | gateway: {} ({}) | payload {} B | {} round(s) × {:.1} s per phase",
-        c.machine, c.gateway_binary, c.profile, c.payload_bytes, c.rounds, c.duration_s
+        "machine: {} | gateway: {} ({}) | payload {} B | {} round(s) × {:.1} s per phase | HTTP upstream answers {}",
+        c.machine,
+        c.gateway_binary,
+        c.profile,
+        c.payload_bytes,
+        c.rounds,
+        c.duration_s,
+        match c.upstream_answers {
+            Answers::Json => "JSON",
+            Answers::Sse => "SSE",
+        }
     );
     let _ = writeln!(
         out,
-        "{:<6} {:>3} {:<11} {:>8} {:>8} {:>9} {:>9} {:>7} {:>7} {:>7} {:>6} {:>6} {:>6} {:>8} {:>8} {:>6}",
+        "{:<6} {:>3} {:<11} {:>8} {:>8} {:>9} {:>9} {:>7} {:>7} {:>7} {:>7} {:>6} {:>6} {:>6} {:>8} {:>8} {:>6}",
         "upstr",
         "C",
         "target",
@@ -234,6 +251,7 @@ pub fn table(report: &Report) -> String {
         "CPU µs",
         "RSS MiB",
         "up. CPU",
+        "up.conn",
         "p50×",
         "p99×",
         "thr×",
@@ -245,7 +263,7 @@ pub fn table(report: &Report) -> String {
     for s in &report.summary {
         let _ = writeln!(
             out,
-            "{:<6} {:>3} {:<11} {:>8.0} {:>8.0} {:>9.0} {:>9.0} {:>7} {:>7} {:>7} {:>6} {:>6} {:>6} {:>8} {:>8} {:>6}",
+            "{:<6} {:>3} {:<11} {:>8.0} {:>8.0} {:>9.0} {:>9.0} {:>7} {:>7} {:>7} {:>7} {:>6} {:>6} {:>6} {:>8} {:>8} {:>6}",
             s.transport,
             s.concurrency,
             s.target,
@@ -256,6 +274,7 @@ pub fn table(report: &Report) -> String {
             opt(s.gateway_cpu_us_per_call, 1),
             opt(s.gateway_rss_kib.map(|k| k as f64 / 1024.0), 1),
             opt(s.upstream_cpu_us_per_call, 1),
+            opt(s.upstream_conns_per_call, 3),
             opt(s.ratio_p50, 2),
             opt(s.ratio_p99, 2),
             opt(s.ratio_throughput, 2),
@@ -317,6 +336,7 @@ mod tests {
                 gateway_cpu_us_per_call: (target != DIRECT).then_some(20.0),
                 gateway_rss_kib: None,
                 upstream_cpu_us_per_call: Some(p50 / 10.0),
+                upstream_conns_per_call: Some(if target == DIRECT { 0.0 } else { 1.0 }),
             },
         }
     }
@@ -340,5 +360,9 @@ mod tests {
         assert_eq!(s[1].calls, 30);
         assert_eq!(s[0].upstream_cpu_us_per_call, Some(10.0));
         assert_eq!(s[1].upstream_cpu_us_per_call, Some(26.0));
+        assert_eq!(
+            (s[0].upstream_conns_per_call, s[1].upstream_conns_per_call),
+            (Some(0.0), Some(1.0))
+        );
     }
 }

@@ -5,14 +5,21 @@
 //! directly, skipping reqwest's pool checkout, retry layer and URL handling on every call.
 //! Links to the same address share its idle connections, so idle sessions hold none of
 //! their own. A connection goes back to the idle set only after its answer was read in
-//! full; one whose answer is a stream stays with that stream and closes when it ends.
+//! full: a JSON body at once, an SSE stream when it ends (read on after the request's answer
+//! in the background, bounded; see `http_upstream::rest`). While such a stream's end is
+//! first looked for, the connection is *settling*: a request finding no idle connection
+//! waits for that look before dialling, so back-to-back calls keep one connection.
 //! Connections go straight to the URL's host (proxy environment variables play no part).
 //! `https://` upstreams (server-authenticated or mutual TLS) use the reqwest client built
 //! for their TLS settings.
 use std::{
     collections::{HashMap, VecDeque},
     error::Error as StdError,
-    sync::{Arc, Mutex},
+    pin::pin,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicUsize, Ordering},
+    },
     time::{Duration, Instant},
 };
 
@@ -24,6 +31,7 @@ use hyper::{
     client::conn::http1::{self, SendRequest},
 };
 use hyper_util::rt::TokioIo;
+use tokio::sync::Notify;
 
 /// A connection the upstream has not accepted by then is reported as a failure.
 const DIAL_TIMEOUT: Duration = Duration::from_secs(10);
@@ -83,6 +91,8 @@ impl HttpClient {
                     address,
                     host,
                     idle: Mutex::new(VecDeque::new()),
+                    settling: AtomicUsize::new(0),
+                    settled: Notify::new(),
                 })
             })
             .clone();
@@ -101,6 +111,24 @@ pub(crate) struct Http1Conns {
     host: HeaderValue,
     /// Idle connections, the most recently used last, with when they became idle.
     idle: Mutex<VecDeque<(Instant, SendRequest<Full<Bytes>>)>>,
+    /// Connections whose SSE answer has arrived and whose stream's end has not been looked
+    /// for yet (each held by a [`Settling`]).
+    settling: AtomicUsize,
+    /// Told whenever a connection stops settling (given back or not).
+    settled: Notify,
+}
+
+/// Held from the moment a request's answer arrived on an SSE stream until the rest of that
+/// stream has been polled once: if the stream had ended by then, the connection is back in
+/// the idle set; if not, it may stay open for long (see `http_upstream::rest`), and waiting
+/// requests dial their own. Dropping it ends the settling.
+pub(crate) struct Settling(Arc<Http1Conns>);
+
+impl Drop for Settling {
+    fn drop(&mut self) {
+        self.0.settling.fetch_sub(1, Ordering::AcqRel);
+        self.0.settled.notify_waiters();
+    }
 }
 
 impl Http1Conns {
@@ -115,18 +143,26 @@ impl Http1Conns {
         *request.uri_mut() = Uri::from(target.clone());
         request.headers_mut().insert(HOST, self.host.clone());
         // An idle connection's answer was read in full; its connection task may still have
-        // to catch up before it takes the next request, which `ready` waits for.
-        while let Some(mut sender) = self.take_idle() {
-            if sender.ready().await.is_err() {
-                continue;
+        // to catch up before it takes the next request, which `ready` waits for. With none
+        // idle, a connection about to come back (settling) is waited for once.
+        let mut waited = false;
+        loop {
+            while let Some(mut sender) = self.take_idle() {
+                if sender.ready().await.is_err() {
+                    continue;
+                }
+                match sender.try_send_request(request).await {
+                    Ok(response) => return Ok((response, Http1Conn(sender))),
+                    Err(mut e) => match e.take_message() {
+                        Some(unsent) => request = unsent,
+                        None => return Err(Box::new(e.into_error())),
+                    },
+                }
             }
-            match sender.try_send_request(request).await {
-                Ok(response) => return Ok((response, Http1Conn(sender))),
-                Err(mut e) => match e.take_message() {
-                    Some(unsent) => request = unsent,
-                    None => return Err(Box::new(e.into_error())),
-                },
+            if waited || !self.wait_settled().await {
+                break;
             }
+            waited = true;
         }
         let mut sender = self.dial().await?;
         let response = sender.send_request(request).await?;
@@ -143,6 +179,24 @@ impl Http1Conns {
         {
             idle.push_back((Instant::now(), conn.0));
         }
+    }
+
+    /// Marks a connection as settling (see [`Settling`]) until the guard is dropped.
+    pub(crate) fn settling(self: &Arc<Self>) -> Settling {
+        self.settling.fetch_add(1, Ordering::AcqRel);
+        Settling(self.clone())
+    }
+
+    /// Waits until some settling connection stops settling; `false` at once if none is.
+    async fn wait_settled(&self) -> bool {
+        let mut notified = pin!(self.settled.notified());
+        // Registered before the count is read, so a settling that ends in between is seen.
+        notified.as_mut().enable();
+        if self.settling.load(Ordering::Acquire) == 0 {
+            return false;
+        }
+        notified.await;
+        true
     }
 
     /// The most recently used idle connection still open; connections idle for too long

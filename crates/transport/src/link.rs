@@ -32,10 +32,11 @@ pub struct Link {
 /// Sends from the caller's task, skipping the hop through the link's writer task and its
 /// channel (the hot path).
 ///
-/// * HTTP: a request is POSTed and a plain JSON answer handed straight back. An answer that
-///   does not come back as one JSON body (an SSE stream with notifications, an HTTP failure)
-///   is delivered on `rx` as before, and [`Self::request`] returns `None`. Notifications and
-///   responses still go through the link's queue, which keeps them in order.
+/// * HTTP: a request is POSTed and its answer handed straight back when it comes as one JSON
+///   body or as the first message of an SSE stream. An answer that follows other messages on
+///   its stream (they are delivered on `rx` first, in order), or an HTTP failure, is
+///   delivered on `rx`, and [`Self::request`] returns `None`. Notifications and responses
+///   still go through the link's queue, which keeps them in order.
 /// * stdio: every message is queued as one line for the child's stdin and written in batches
 ///   by whichever caller got there first (`StdinWriter`), shared with the link's writer
 ///   task, so lines never interleave and one task's messages keep their order; the answer

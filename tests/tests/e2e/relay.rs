@@ -3,12 +3,25 @@
 use portcullis_e2e::{
     clients::{self, Revision, call, eventually, text},
     demo_server_entry,
+    faults::CuttableProxy,
     procs::{GatewayProc, demo_http_upstream},
 };
 use serde_json::{Value, json};
 
 fn http_entry(url: &str) -> String {
     format!("[[servers]]\nname = \"demo\"\nurl = \"{url}\"\n")
+}
+
+/// Calls the `progress` tool for 3 steps with `token`; its 3 notifications reach `rec`.
+async fn three_progress_notifications(client: &clients::Client, rec: &clients::Recorder, token: &str) {
+    let mut params = rmcp::model::CallToolRequestParams::new("progress")
+        .with_arguments(json!({"steps": 3}).as_object().unwrap().clone());
+    rmcp::model::RequestParamsMeta::set_progress_token(
+        &mut params,
+        rmcp::model::ProgressToken(rmcp::model::NumberOrString::String(token.into())),
+    );
+    client.call_tool(params).await.unwrap();
+    eventually("3 progress notifications", || rec.progress.lock().unwrap().len() >= 3).await;
 }
 
 /// Everything a legacy (2025-11-25) client can do, checked through the gateway.
@@ -30,14 +43,7 @@ async fn full_feature_tour(url: &str) {
     assert_eq!(got["arguments"], args, "echo: {got}");
 
     // Progress notifications for this call reach the client.
-    let mut params = rmcp::model::CallToolRequestParams::new("progress")
-        .with_arguments(json!({"steps": 3}).as_object().unwrap().clone());
-    rmcp::model::RequestParamsMeta::set_progress_token(
-        &mut params,
-        rmcp::model::ProgressToken(rmcp::model::NumberOrString::String("tok-1".into())),
-    );
-    client.call_tool(params).await.unwrap();
-    eventually("3 progress notifications", || rec.progress.lock().unwrap().len() >= 3).await;
+    three_progress_notifications(&client, &rec, "tok-1").await;
 
     // Logging notifications.
     call(&client, "log", json!({"message": "hello from upstream"}))
@@ -95,6 +101,32 @@ async fn legacy_client_full_tour_through_http_upstream() {
     let upstream = demo_http_upstream();
     let gw = GatewayProc::start(&http_entry(&upstream.url));
     full_feature_tour(&gw.url).await;
+}
+
+/// Issue 21 item 0: rmcp's Streamable HTTP server (like the TypeScript SDK's) answers each
+/// call as an SSE stream that ends after the answer. The gateway keeps using its upstream
+/// connection across calls (it opened one per call), and progress sent on those streams
+/// before the answer still arrives.
+#[tokio::test]
+async fn sse_answering_http_upstream_keeps_its_connection_across_calls() {
+    let upstream = demo_http_upstream();
+    let target = upstream.url.trim_start_matches("http://").trim_end_matches("/mcp");
+    let proxy = CuttableProxy::start(target.parse().unwrap()).await;
+    let gw = GatewayProc::start(&http_entry(&format!("http://{}/mcp", proxy.addr)));
+    let (client, rec) = clients::http(&gw.url, Revision::Legacy).await;
+    // The first call sets the session up upstream (handshake, its GET stream).
+    call(&client, "echo", json!({"n": 0})).await.unwrap();
+    let before = proxy.accepted();
+    for n in 1..=20 {
+        let echoed = call(&client, "echo", json!({"n": n})).await.unwrap();
+        assert!(text(&echoed).contains(&format!("\"n\":{n}")), "{}", text(&echoed));
+    }
+    three_progress_notifications(&client, &rec, "tok-sse").await;
+    call(&client, "echo", json!({"n": 21})).await.unwrap();
+    // The rest of each stream is read in the background: a call racing it may open one more.
+    let opened = proxy.accepted() - before;
+    assert!(opened <= 2, "22 calls opened {opened} new upstream connections");
+    client.cancel().await.unwrap();
 }
 
 #[tokio::test]

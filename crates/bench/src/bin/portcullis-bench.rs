@@ -15,11 +15,12 @@ use anyhow::{Context, bail};
 use clap::Parser;
 use portcullis_attest::HostSigner;
 use portcullis_bench::{
-    load::{self, Endpoint, LoadSpec, Observed},
+    load::{self, Endpoint, LoadSpec, Observed, ObservedUpstream},
     pki::BenchPki,
     policies::{ALLOW_ALL, BENCH_POLICIES},
     procs::{self, Proc},
     report::{self, Conditions, DIRECT, Report, Run, TargetInfo},
+    upstream::{Answers, CONNECTIONS_PATH},
     wire,
 };
 
@@ -41,6 +42,10 @@ struct Args {
     /// Bytes of the echo argument (the result is the same size).
     #[arg(long, default_value_t = 1024)]
     payload: usize,
+    /// How the HTTP upstream answers: `json` (one JSON body) or `sse` (an SSE stream of one
+    /// `message` event, then its end, as the official SDKs' servers answer).
+    #[arg(long, value_enum, default_value_t = Answers::Json)]
+    answers: Answers,
     /// Upstream transports to measure: http, stdio.
     #[arg(long, value_delimiter = ',', default_value = "http,stdio")]
     transports: Vec<String>,
@@ -282,7 +287,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         );
         std::env::temp_dir()
     };
-    let (http_upstream, upstream_url) = procs::start_http_upstream(&upstream_bin, 1)?;
+    let (http_upstream, upstream_url) = procs::start_http_upstream(&upstream_bin, 1, args.answers)?;
     let pki = BenchPki::new(&gateway_bin)?;
     let client = load::http_client()?;
     let setup = Setup {
@@ -306,9 +311,13 @@ async fn run(args: Args) -> anyhow::Result<()> {
         }
     }
     let ticks = procs::clock_ticks();
-    let http_upstream_observed = Observed {
-        pid: http_upstream.pid(),
-        ticks_per_sec: ticks,
+    let http_upstream_observed = ObservedUpstream {
+        observed: Observed {
+            pid: http_upstream.pid(),
+            ticks_per_sec: ticks,
+        },
+        connections_url: upstream_url.replace("/mcp", CONNECTIONS_PATH),
+        client: client.clone(),
     };
     let duration = Duration::from_secs_f64(args.duration.max(0.05));
     let warmup = if args.quick { 2 } else { 20 };
@@ -324,7 +333,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             },
         };
         // The HTTP upstream is one process serving every phase; stdio upstreams are per session.
-        let upstream = (transport == "http").then_some(http_upstream_observed);
+        let upstream = (transport == "http").then_some(&http_upstream_observed);
         for &concurrency in &args.concurrency {
             let spec = LoadSpec {
                 concurrency,
@@ -405,6 +414,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             rounds: args.rounds,
             concurrency: args.concurrency.clone(),
             max_calls_per_phase: args.max_calls,
+            upstream_answers: args.answers,
             targets: std::iter::once((DIRECT, "the load client against the bench upstream itself"))
                 .chain(TARGETS)
                 .filter(|(name, _)| *name == DIRECT || args.targets.iter().any(|t| t == name))

@@ -8,7 +8,11 @@
 //! how failures become JSON-RPC errors. The request flow continues in:
 //! - [`headers`]: the headers of each POST (configured, negotiation, session or routing);
 //! - [`post`]: sending the POST and reading a JSON answer (or handing an SSE one on);
-//! - [`stream`]: reading SSE streams, resuming a broken one from its last event id;
+//! - [`stream`]: reading SSE streams up to the answer, resuming a broken one from its last
+//!   event id;
+//! - [`rest`]: the rest of an answer stream, read in the background so the connection is
+//!   reused;
+//! - [`sse_body`]: an SSE body read chunk by chunk, and its connection's way back to the pool;
 //! - [`session`]: what `initialize` starts (negotiated version, GET stream) and the
 //!   DELETE at close.
 use std::sync::Arc;
@@ -28,7 +32,11 @@ use crate::{
 
 mod headers;
 mod post;
+mod rest;
 mod session;
+mod sse_body;
+#[cfg(test)]
+mod sse_tests;
 mod stream;
 
 use headers::configured_headers;

@@ -1,18 +1,26 @@
 //! The POST of one message and its answer: sent on the upstream's shared HTTP/1.1
 //! connections for plain `http://` (the hot path) or with reqwest for `https://`. A
 //! JSON answer is read here and handed back to the caller; an SSE answer goes to
-//! [`super::stream`]; a transport failure becomes the call's JSON-RPC error.
+//! [`super::stream`] (with its connection, reused once the stream ends); a transport
+//! failure becomes the call's JSON-RPC error.
+use std::sync::Arc;
+
 use bytes::Bytes;
 use http::HeaderMap;
 use http_body_util::Full;
 use portcullis_mcp::{Message, MessageKind};
 
-use super::{Conn, stream::Answer};
-use crate::{CallHeader, LinkEvent, http1_conns::Http1Conn};
+use super::{Conn, sse_body::SseBody, stream::Answer};
+use crate::{
+    CallHeader, LinkEvent,
+    http1_conns::{Http1Conn, Http1Conns},
+};
 
 impl Conn {
-    /// POSTs `msg`. A plain JSON answer is returned (the caller delivers it); anything
-    /// else (SSE streams, failures) is delivered on the link's events here.
+    /// POSTs `msg` (with `header` on this request alone: a per-call credential). A JSON
+    /// answer, or an SSE one that is the first message of its stream, is returned (the
+    /// caller delivers it); anything else (the other messages of SSE streams, an answer that
+    /// follows them, failures) is delivered on the link's events here.
     pub(crate) async fn post_direct(&self, msg: Message, header: Option<&CallHeader>) -> Option<Message> {
         let id = msg.id().cloned();
         let is_request = msg.kind() == MessageKind::Request;
@@ -57,8 +65,8 @@ impl Conn {
                 (false, true) => Answer::ToolsList,
                 (false, false) => Answer::Plain,
             };
-            self.read_stream(response.into_reqwest(), id.clone(), on_answer).await;
-            return None;
+            let body = response.into_sse(self.http1.as_ref().map(|(conns, _)| conns));
+            return self.read_stream(body, id, on_answer).await;
         }
         let (body, conn) = match response.body().await {
             Ok(read) => read,
@@ -217,11 +225,15 @@ impl Posted {
         }
     }
 
-    /// As a reqwest response, for reading an SSE stream (the connection is not reused).
-    fn into_reqwest(self) -> reqwest::Response {
+    /// The body, for reading an SSE stream; a plain-HTTP connection goes with it, back to
+    /// `conns` once the stream ends.
+    fn into_sse(self, conns: Option<&Arc<Http1Conns>>) -> SseBody {
         match self {
-            Self::Plain(r, _) => reqwest::Response::from(r.map(reqwest::Body::wrap)),
-            Self::Reqwest(r) => r,
+            Self::Plain(r, conn) => SseBody::Plain {
+                body: r.into_body(),
+                conn: conns.map(|conns| (conn, conns.clone())),
+            },
+            Self::Reqwest(r) => SseBody::Reqwest(r),
         }
     }
 

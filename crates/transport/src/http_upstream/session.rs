@@ -5,7 +5,7 @@
 use portcullis_mcp::Message;
 use serde_json::Value;
 
-use super::{Conn, stream::Answer};
+use super::{Conn, sse_body::SseBody, stream::Answer};
 use crate::LinkEvent;
 
 impl Conn {
@@ -27,7 +27,9 @@ impl Conn {
                 return;
             };
             match req.headers(configured).send().await {
-                Ok(resp) if resp.status().is_success() => this.read_stream(resp, None, Answer::Plain).await,
+                Ok(resp) if resp.status().is_success() => {
+                    this.read_stream(SseBody::Reqwest(resp), None, Answer::Plain).await;
+                }
                 Ok(resp) => {
                     tracing::debug!(server = %this.spec.name, status = %resp.status(), "no GET stream")
                 }
