@@ -102,12 +102,28 @@ impl ObservedUpstream {
     }
 }
 
-/// A shared HTTP client for the load (keep-alive, one connection per busy worker).
-pub fn http_client() -> anyhow::Result<reqwest::Client> {
-    Ok(reqwest::Client::builder()
+/// How the load client uses its connections to the endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ClientConns {
+    /// Keep-alive: one connection per busy worker, reused call after call.
+    #[default]
+    Pooled,
+    /// A new TCP connection for every request, as a stock rmcp client's Streamable HTTP
+    /// transport does (it keeps no idle connections).
+    PerCall,
+}
+
+/// A shared HTTP client for the load, using its connections as `conns` says.
+pub fn http_client(conns: ClientConns) -> anyhow::Result<reqwest::Client> {
+    let builder = reqwest::Client::builder()
         .pool_idle_timeout(Duration::from_secs(30))
-        .timeout(Duration::from_secs(30))
-        .build()?)
+        .timeout(Duration::from_secs(30));
+    let builder = match conns {
+        ClientConns::Pooled => builder,
+        ClientConns::PerCall => builder.pool_max_idle_per_host(0),
+    };
+    Ok(builder.build()?)
 }
 
 /// CPU microseconds `observed` has used so far (`None` if nothing is observed).

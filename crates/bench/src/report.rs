@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use crate::{
-    load::{Measurement, SessionScale},
+    load::{ClientConns, Measurement, SessionScale},
     upstream::Answers,
 };
 
@@ -25,6 +25,8 @@ pub struct Conditions {
     pub max_calls_per_phase: u64,
     /// How the HTTP upstream answers: `json` bodies, or `sse` streams as the SDKs' servers do.
     pub upstream_answers: Answers,
+    /// How the load client uses its connections: `pooled` or `per-call`.
+    pub client_conns: ClientConns,
     pub targets: Vec<TargetInfo>,
     pub note: String,
 }
@@ -226,7 +228,7 @@ pub fn table(report: &Report) -> String {
     let c = &report.conditions;
     let _ = writeln!(
         out,
-        "machine: {} | gateway: {} ({}) | payload {} B | {} round(s) × {:.1} s per phase | HTTP upstream answers {}",
+        "machine: {} | gateway: {} ({}) | payload {} B | {} round(s) × {:.1} s per phase | HTTP upstream answers {} | client connections {}",
         c.machine,
         c.gateway_binary,
         c.profile,
@@ -236,6 +238,10 @@ pub fn table(report: &Report) -> String {
         match c.upstream_answers {
             Answers::Json => "JSON",
             Answers::Sse => "SSE",
+        },
+        match c.client_conns {
+            ClientConns::Pooled => "pooled",
+            ClientConns::PerCall => "one per call",
         }
     );
     let _ = writeln!(

@@ -100,13 +100,19 @@ pub fn http_app(answers: Answers, accepted: Arc<AtomicU64>) -> Router {
 }
 
 /// `answer` as an SSE stream of one `message` event, streamed (chunked, as an SDK server's
-/// stream is) and ended after it.
+/// stream is) and ended after it. As rmcp's server does, the response head goes out before
+/// the event (the stream is not ready when the head is written) and Nagle's algorithm is
+/// left on, so the event and the stream's end are separate small writes — which is what
+/// exposes a client that delays its ACKs on a reused connection.
 fn sse(answer: Vec<u8>) -> Response {
     let mut event = Vec::with_capacity(answer.len() + 24);
     event.extend_from_slice(b"event: message\ndata: ");
     event.extend_from_slice(&answer);
     event.extend_from_slice(b"\n\n");
-    let stream = futures::stream::once(async move { Ok::<_, Infallible>(Bytes::from(event)) });
+    let stream = futures::stream::once(async move {
+        tokio::task::yield_now().await;
+        Ok::<_, Infallible>(Bytes::from(event))
+    });
     let headers = [
         (header::CONTENT_TYPE, "text/event-stream"),
         (header::CACHE_CONTROL, "no-cache"),

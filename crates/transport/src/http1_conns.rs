@@ -33,6 +33,8 @@ use hyper::{
 use hyper_util::rt::TokioIo;
 use tokio::sync::Notify;
 
+use crate::acking_stream::AckingStream;
+
 /// A connection the upstream has not accepted by then is reported as a failure.
 const DIAL_TIMEOUT: Duration = Duration::from_secs(10);
 /// Idle connections kept per upstream address.
@@ -221,7 +223,7 @@ impl Http1Conns {
             Err(_) => return Err(format!("no TCP connection to {} within {DIAL_TIMEOUT:?}", self.address).into()),
         };
         stream.set_nodelay(true)?;
-        let (sender, connection) = http1::handshake(TokioIo::new(stream)).await?;
+        let (sender, connection) = http1::handshake(TokioIo::new(AckingStream::new(stream))).await?;
         tokio::spawn(async move {
             if let Err(e) = connection.await {
                 tracing::debug!("upstream HTTP connection ended: {e}");

@@ -6,6 +6,7 @@
 //! always clears the child's environment before adding the configured variables.
 #![forbid(unsafe_code)]
 
+mod acking_stream;
 mod child;
 mod http1_conns;
 mod http_upstream;

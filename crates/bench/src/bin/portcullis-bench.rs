@@ -15,7 +15,7 @@ use anyhow::{Context, bail};
 use clap::Parser;
 use portcullis_attest::HostSigner;
 use portcullis_bench::{
-    load::{self, Endpoint, LoadSpec, Observed, ObservedUpstream},
+    load::{self, ClientConns, Endpoint, LoadSpec, Observed, ObservedUpstream},
     pki::BenchPki,
     policies::{ALLOW_ALL, BENCH_POLICIES},
     procs::{self, Proc},
@@ -46,6 +46,11 @@ struct Args {
     /// `message` event, then its end, as the official SDKs' servers answer).
     #[arg(long, value_enum, default_value_t = Answers::Json)]
     answers: Answers,
+    /// How the load client uses connections to the gateway (and to the upstream directly):
+    /// `pooled` (keep-alive) or `per-call` (a new TCP connection per request, as a stock
+    /// rmcp client does).
+    #[arg(long, value_enum, default_value_t = ClientConns::Pooled)]
+    client_conns: ClientConns,
     /// Upstream transports to measure: http, stdio.
     #[arg(long, value_delimiter = ',', default_value = "http,stdio")]
     transports: Vec<String>,
@@ -289,7 +294,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     };
     let (http_upstream, upstream_url) = procs::start_http_upstream(&upstream_bin, 1, args.answers)?;
     let pki = BenchPki::new(&gateway_bin)?;
-    let client = load::http_client()?;
+    let client = load::http_client(args.client_conns)?;
     let setup = Setup {
         gateway_bin: &gateway_bin,
         upstream_bin: &upstream_bin,
@@ -415,6 +420,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             concurrency: args.concurrency.clone(),
             max_calls_per_phase: args.max_calls,
             upstream_answers: args.answers,
+            client_conns: args.client_conns,
             targets: std::iter::once((DIRECT, "the load client against the bench upstream itself"))
                 .chain(TARGETS)
                 .filter(|(name, _)| *name == DIRECT || args.targets.iter().any(|t| t == name))
