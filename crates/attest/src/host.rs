@@ -40,8 +40,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use ed25519_dalek::SigningKey;
 use serde_json::Value;
 
+use crate::batch_receipt::VerifiedReceipt;
 use crate::keys::{KeySet, key_id};
-use crate::receipt::{Receipt, ReceiptError, verify_receipt};
+use crate::receipt::{ReceiptError, ResultReceipt};
 use crate::request::{CallError, CallTarget, META_KEY, sign_call};
 
 /// `_meta` key of the gateway's signed receipt in a result.
@@ -160,21 +161,19 @@ pub fn strip_gateway_meta(result: &mut Value) -> bool {
     removed
 }
 
-/// The signed receipt carried in `result._meta`, not yet verified.
-pub fn receipt_of(result: &Value) -> Result<Receipt, ReceiptError> {
+/// The receipt carried in `result._meta` (either form), not yet verified.
+pub fn receipt_of(result: &Value) -> Result<ResultReceipt, ReceiptError> {
     let entry = result
         .get("_meta")
         .and_then(|m| m.get(RESULT_SIGNATURE_META_KEY))
         .ok_or(ReceiptError::Missing)?;
-    serde_json::from_value(entry.clone()).map_err(|e| ReceiptError::Malformed { problem: e.to_string() })
+    ResultReceipt::from_value(entry)
 }
 
-/// Verifies the receipt in `result` for the request `params` that were sent, against the
-/// trusted gateway keys. Returns the verified receipt.
-pub fn verify_result(params: &Value, result: &Value, trusted: &KeySet) -> Result<Receipt, ReceiptError> {
-    let receipt = receipt_of(result)?;
-    verify_receipt(&receipt, &receipt_view(result), params, trusted)?;
-    Ok(receipt)
+/// Verifies the receipt in `result` (a signed receipt or a batch receipt) for the request
+/// `params` that were sent, against the trusted gateway keys. Returns what it attests.
+pub fn verify_result(params: &Value, result: &Value, trusted: &KeySet) -> Result<VerifiedReceipt, ReceiptError> {
+    receipt_of(result)?.verify(&receipt_view(result), params, trusted)
 }
 
 #[cfg(test)]

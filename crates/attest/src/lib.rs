@@ -31,6 +31,7 @@
 //! and knows nothing of the pipeline order; `gateway` calls it.
 #![forbid(unsafe_code)]
 
+pub mod batch_receipt;
 pub mod file_pins;
 pub mod host;
 pub mod ijson;
@@ -41,6 +42,7 @@ pub mod replay;
 pub mod request;
 pub mod scan;
 
+pub use batch_receipt::{BatchReceipt, Seal, VerifiedReceipt, verify_batch_receipt};
 pub use file_pins::{FilePin, FilePinError, FilePins, path_digest};
 pub use host::{
     AUDIT_RECEIPT_META_KEY, HostSigner, RESULT_SIGNATURE_META_KEY, receipt_view, strip_gateway_meta, verify_result,
@@ -51,7 +53,7 @@ pub use manifest::{
     tool_definition_hash,
 };
 pub use receipt::{
-    HashedFacts, Receipt, ReceiptError, ReceiptFacts, sign_hashed_receipt, sign_receipt, verify_receipt,
+    HashedFacts, Receipt, ReceiptError, ReceiptFacts, ResultReceipt, sign_hashed_receipt, sign_receipt, verify_receipt,
 };
 pub use replay::ReplayCache;
 pub use request::{

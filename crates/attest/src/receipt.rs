@@ -31,6 +31,7 @@ use portcullis_mcp::canonical::{canonical_bytes, canonical_sha256};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::batch_receipt::{BatchReceipt, VerifiedReceipt, verify_batch_receipt};
 use crate::ijson::{self, IJsonError, MAX_SAFE_INTEGER};
 use crate::keys::{self, KeyError, KeySet};
 use crate::request;
@@ -50,6 +51,50 @@ pub struct Receipt {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approval_ids: Option<Vec<String>>,
     pub sig: String,
+}
+
+/// A result's receipt in either form: signed on its own ([`Receipt`]) or proved by its
+/// audit batch's seal ([`BatchReceipt`]); a batch receipt is the one with a `seal`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum ResultReceipt {
+    Signed(Receipt),
+    Batch(BatchReceipt),
+}
+
+impl ResultReceipt {
+    /// Parses the `_meta` entry, telling the forms apart by the batch form's `seal`.
+    pub fn from_value(entry: &Value) -> Result<Self, ReceiptError> {
+        let malformed = |e: serde_json::Error| ReceiptError::Malformed { problem: e.to_string() };
+        if entry.get("seal").is_some() {
+            serde_json::from_value(entry.clone())
+                .map(Self::Batch)
+                .map_err(malformed)
+        } else {
+            serde_json::from_value(entry.clone())
+                .map(Self::Signed)
+                .map_err(malformed)
+        }
+    }
+
+    /// Verifies the receipt for `result` and `request` against the trusted gateway (and log)
+    /// keys, and says what it attests.
+    pub fn verify(&self, result: &Value, request: &Value, trusted: &KeySet) -> Result<VerifiedReceipt, ReceiptError> {
+        match self {
+            Self::Signed(receipt) => {
+                verify_receipt(receipt, result, request, trusted)?;
+                Ok(VerifiedReceipt {
+                    decision_id: receipt.decision_id.clone(),
+                    audit_index: receipt.audit_index,
+                    kid: receipt.kid.clone(),
+                    time: receipt.time,
+                    approval_ids: receipt.approval_ids.clone(),
+                    sealed_size: None,
+                })
+            }
+            Self::Batch(receipt) => verify_batch_receipt(receipt, result, request, trusted),
+        }
+    }
 }
 
 /// Why a receipt could not be made or did not verify.

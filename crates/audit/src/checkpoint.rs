@@ -38,7 +38,7 @@ use crate::merkle::hash::Hash;
 use crate::time::unix_millis;
 
 /// First line of every signed checkpoint note.
-pub const CHECKPOINT_ORIGIN: &str = "portcullis-audit/v1";
+pub use portcullis_core::merkle::CHECKPOINT_ORIGIN;
 
 /// An unsigned tree head with the time it was taken.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -52,13 +52,7 @@ pub struct Checkpoint {
 impl Checkpoint {
     /// The exact bytes that are signed.
     pub fn note(&self) -> Vec<u8> {
-        format!(
-            "{CHECKPOINT_ORIGIN}\n{}\n{}\ntime {}\n",
-            self.size,
-            B64.encode(self.root.0),
-            self.time_ms
-        )
-        .into_bytes()
+        portcullis_core::merkle::checkpoint_note(self.size, &self.root.0, self.time_ms)
     }
 }
 

@@ -70,10 +70,11 @@ pub use checkpoint::{Checkpoint, CheckpointPolicy, CheckpointSigner, SignedCheck
 pub use error::{AuditError, ReadError, StoreError};
 pub use keys::{KeyId, LogPublicKey, LogSigner, TrustedKeys};
 pub use log::{AuditLog, LogOptions, LogStats, MAX_RECORD_BYTES, StoreReader};
+pub use merkle::batch::SealedBatch;
 pub use merkle::hash::{Hash, leaf_hash, node_hash};
 pub use merkle::proof::{ConsistencyProof, InclusionProof, ProofError, verify_consistency, verify_inclusion};
 pub use merkle::tree::{Frontier, MerkleTree};
-pub use receipt::DurableReceipt;
+pub use receipt::{DurableReceipt, SealProof};
 pub use record::{AuditRecord, Decision, Outcome, Principal, RecordKind, Sha256Hex};
 pub use store::{LogReader, SealedRecords};
 pub use verify::{Progress, VerifyFailure, VerifyReport, verify};

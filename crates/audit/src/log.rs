@@ -243,6 +243,7 @@ impl AuditLog {
             });
         }
         let leaf = leaf_hash(&data);
+        let data_kept = data.clone();
         let (reply, answer) = oneshot::channel();
         self.jobs
             .send(Job::Append {
@@ -252,7 +253,7 @@ impl AuditLog {
             .await
             .map_err(|_| AuditError::WriterStopped)?;
         match answer.await {
-            Ok(Ok(index)) => Ok(DurableReceipt::new(index, leaf)),
+            Ok(Ok((index, batch))) => Ok(DurableReceipt::new(index, leaf, data_kept, batch)),
             Ok(Err(error)) => Err(AuditError::Append(error)),
             Err(_) => Err(AuditError::WriterStopped),
         }

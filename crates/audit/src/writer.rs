@@ -23,10 +23,12 @@ use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::checkpoint::{CheckpointPolicy, CheckpointSigner, SignedCheckpoint};
 use crate::error::StoreError;
+use crate::merkle::batch::SealedBatch;
 use crate::store::{AuditStore, Entry, TreeHead};
 
-/// Reply to an append: the record's index, or why it was not stored.
-pub(crate) type AppendReply = Result<u64, Arc<StoreError>>;
+/// Reply to an append: the record's index and the batch it was sealed in, or why it was not
+/// stored.
+pub(crate) type AppendReply = Result<(u64, Arc<SealedBatch>), Arc<StoreError>>;
 /// Reply to a checkpoint request.
 pub(crate) type CheckpointReply = Result<SignedCheckpoint, Arc<StoreError>>;
 
@@ -134,14 +136,16 @@ async fn commit<S: AuditStore>(
     shared: &Shared,
 ) -> Option<TreeHead> {
     let (entries, replies): (Vec<Entry>, Vec<_>) = appends.drain(..).unzip();
+    let leaves = entries.iter().map(|e| e.leaf).collect();
     match store.append_batch(entries, signer).await {
         Ok(committed) => {
             shared.healthy.store(true, Ordering::Release);
             shared.batches.fetch_add(1, Ordering::Relaxed);
             shared.records.fetch_add(replies.len() as u64, Ordering::Relaxed);
+            let batch = Arc::new(SealedBatch::new(committed.before, leaves, committed.seal));
             for (index, reply) in (committed.first_index..).zip(replies) {
                 // An appender that gave up still has its record in the log.
-                let _ = reply.send(Ok(index));
+                let _ = reply.send(Ok((index, Arc::clone(&batch))));
             }
             Some(committed.head)
         }

@@ -62,7 +62,7 @@ pub async fn gateway_with(
     let servers: Vec<String> = loaded.gateway.servers.iter().map(|s| s.name.to_string()).collect();
     let mut loaded = loaded;
     let receipts = match &loaded.receipt_key {
-        Some(path) => Some(Arc::new(crate::config::receipt_key(path)?)),
+        Some(path) => Some(Arc::new(crate::config::receipt_key(path, loaded.batch_receipts)?)),
         None => None,
     };
     loaded.gateway.attest.receipts = receipts.clone();

@@ -11,6 +11,7 @@
 mod call_id;
 mod clock;
 mod hex;
+pub mod merkle;
 mod meta;
 mod names;
 mod principal;

@@ -109,6 +109,10 @@ pub struct AttestConfig {
 pub struct ReceiptKey {
     pub key: ed25519_dalek::SigningKey,
     pub kid: String,
+    /// Batch receipts (the record's inclusion under its audit batch's seal) where the seal
+    /// was made with this same key — the audit log's key, the default; else, and when
+    /// `false` (`attestation.receipts = "signed"`), a signature per result.
+    pub batch: bool,
 }
 
 impl std::fmt::Debug for ReceiptKey {

@@ -191,7 +191,10 @@ impl Gateway {
         let decided = self.recorder.permitted(&call, &permit).await?; // durable before forwarding
         let answer = self.forward(permit, cx, &route, msg, credential.as_ref()).await; // needs the Permit
         self.release(credential).await; // the credential ends with the call
-        let recorded = self.recorder.outcome(decided, &call, &answer).await?; // durable before release
+        let recorded = self
+            .recorder
+            .outcome(decided, &call, &answer, cx.request_sha256)
+            .await?; // durable before release
         let released = self.receipts.release(answer, &call, cx.request_sha256, recorded)?; // needs Recorded
         Ok(self.names_for_client(&route, &call, released))
     }

@@ -399,7 +399,10 @@ async fn rmcp_host_signs_through_connect_and_receipts_verify() {
         let got = call(&client, "echo", json!({"text": "signed"})).await.unwrap();
         assert!(text(&got).contains("signed"), "{rev:?}: {}", text(&got));
         let meta = serde_json::to_value(&got.meta).unwrap();
-        assert!(meta["io.portcullis/result-signature"]["sig"].is_string(), "{meta}");
+        assert!(
+            meta["io.portcullis/result-signature"]["seal"]["sig"].is_string(),
+            "{meta}"
+        );
         // The host's signature was verified and removed: the server never sees it.
         assert!(!text(&got).contains("io.portcullis/signature"), "{}", text(&got));
         client.cancel().await.unwrap();
@@ -420,7 +423,25 @@ async fn rmcp_host_signs_through_connect_and_receipts_verify() {
 
 #[tokio::test]
 async fn t13_receipts_verify_offline_and_a_tampered_result_or_replayed_call_fails() {
-    let gw = signing_gateway();
+    // The default: a batch receipt, proved by the seal of the outcome record's audit batch.
+    let receipt = receipts_verify_offline("").await;
+    assert!(receipt["seal"]["sig"].is_string(), "{receipt}");
+    assert!(receipt["record"].is_string() && receipt["path"].is_array(), "{receipt}");
+    assert!(receipt.get("sig").is_none(), "{receipt}");
+}
+
+#[tokio::test]
+async fn t13_receipts_signed_per_result_on_request_verify_offline_too() {
+    let receipt = receipts_verify_offline("receipts = \"signed\"").await;
+    assert!(receipt["sig"].is_string(), "{receipt}");
+    assert!(receipt.get("seal").is_none(), "{receipt}");
+}
+
+/// A signed call through a gateway with `extra` in `[attestation]`: its receipt verifies with
+/// `portcullis verify-receipt`, not for a tampered result, and the call cannot be replayed.
+/// Returns the receipt.
+async fn receipts_verify_offline(extra: &str) -> Value {
+    let gw = signing_gateway_with(extra);
     let key = portcullis_audit::LogSigner::load(&gw.config.dir.path().join("keys/host.key")).unwrap();
     let signer = HostSigner::new(SigningKey::clone(key.signing_key()), "https://gw.test/mcp");
     let mut request = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
@@ -457,6 +478,10 @@ async fn t13_receipts_verify_offline_and_a_tampered_result_or_replayed_call_fail
     let (code, out) = verify(&resp_file);
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("receipt ok"), "{out}");
+    let batch = response["result"]["_meta"]["io.portcullis/result-signature"]
+        .get("seal")
+        .is_some();
+    assert_eq!(out.contains("batch sealed at tree size"), batch, "{out}");
     let index = response["result"]["_meta"]["io.portcullis/result-signature"]["auditIndex"].clone();
     assert!(out.contains(&format!("audit index {index}")), "{out}");
 
@@ -478,4 +503,5 @@ async fn t13_receipts_verify_offline_and_a_tampered_result_or_replayed_call_fail
             .contains("already used"),
         "{replayed}"
     );
+    response["result"]["_meta"]["io.portcullis/result-signature"].clone()
 }

@@ -7,6 +7,7 @@
     clippy::panic,
     reason = "test helpers outside #[test] functions; a failure should fail the test"
 )]
+mod batch_receipts;
 mod corpus;
 mod ed25519;
 mod properties;

@@ -51,36 +51,14 @@ impl fmt::Debug for Hash {
 
 /// The RFC 6962 leaf hash of one log entry: `SHA-256(0x00 || data)`.
 pub fn leaf_hash(data: &[u8]) -> Hash {
-    let mut h = Sha256::new();
-    h.update([0x00]);
-    h.update(data);
-    Hash(h.finalize().into())
+    Hash(portcullis_core::merkle::leaf_hash(data))
 }
 
 /// The RFC 6962 interior node hash: `SHA-256(0x01 || left || right)`.
 pub fn node_hash(left: &Hash, right: &Hash) -> Hash {
-    let mut h = Sha256::new();
-    h.update([0x01]);
-    h.update(left.0);
-    h.update(right.0);
-    Hash(h.finalize().into())
+    Hash(portcullis_core::merkle::node_hash(&left.0, &right.0))
 }
 
 /// The largest power of two strictly smaller than `n` (`n >= 2`): where RFC 6962
 /// splits a range of `n` leaves into its left and right subtrees.
-pub(crate) fn split_point(n: u64) -> u64 {
-    debug_assert!(n >= 2);
-    1u64 << (63 - (n - 1).leading_zeros())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn split_point_is_largest_power_of_two_below() {
-        for (n, k) in [(2, 1), (3, 2), (4, 2), (5, 4), (8, 4), (9, 8), (1 << 40, 1 << 39)] {
-            assert_eq!(split_point(n), k, "n = {n}");
-        }
-    }
-}
+pub(crate) use portcullis_core::merkle::split_point;

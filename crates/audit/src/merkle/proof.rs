@@ -3,6 +3,7 @@
 //! verification (RFC 9162 §2.1.3.2 and §2.1.4.2) that needs only hashes, so an
 //! auditor can check a proof without the log.
 
+use portcullis_core::merkle::InclusionError;
 use serde::{Deserialize, Serialize};
 
 use super::hash::{Hash, node_hash, split_point};
@@ -122,34 +123,12 @@ impl MerkleTree {
 /// Checks that `leaf` is at `index` in the tree of `size` leaves whose root is
 /// `root` (RFC 9162 §2.1.3.2).
 pub fn verify_inclusion(leaf: &Hash, index: u64, size: u64, path: &[Hash], root: &Hash) -> Result<(), ProofError> {
-    if index >= size {
-        return Err(ProofError::IndexOutOfRange { index, size });
-    }
-    let (mut f_n, mut s_n) = (index, size - 1);
-    let mut r = *leaf;
-    for p in path {
-        if s_n == 0 {
-            return Err(ProofError::WrongLength);
-        }
-        if f_n & 1 == 1 || f_n == s_n {
-            r = node_hash(p, &r);
-            while f_n & 1 == 0 && f_n != 0 {
-                f_n >>= 1;
-                s_n >>= 1;
-            }
-        } else {
-            r = node_hash(&r, p);
-        }
-        f_n >>= 1;
-        s_n >>= 1;
-    }
-    if s_n != 0 {
-        return Err(ProofError::WrongLength);
-    }
-    if r != *root {
-        return Err(ProofError::RootMismatch);
-    }
-    Ok(())
+    let path: Vec<[u8; 32]> = path.iter().map(|h| h.0).collect();
+    portcullis_core::merkle::verify_inclusion(&leaf.0, index, size, &path, &root.0).map_err(|e| match e {
+        InclusionError::IndexOutOfRange { index, size } => ProofError::IndexOutOfRange { index, size },
+        InclusionError::WrongLength => ProofError::WrongLength,
+        InclusionError::RootMismatch => ProofError::RootMismatch,
+    })
 }
 
 /// Checks that the tree of `old_size` leaves with root `old_root` is a prefix

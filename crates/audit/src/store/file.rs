@@ -197,7 +197,8 @@ impl Inner {
         }
         // The tree after the batch, signed before anything is written: the
         // seal goes into the same write and fsync as the records.
-        let mut frontier = self.frontier.clone();
+        let before = self.frontier.clone();
+        let mut frontier = before.clone();
         for entry in entries {
             frontier.push(entry.leaf);
         }
@@ -220,6 +221,7 @@ impl Inner {
             first_index: first,
             head,
             seal,
+            before,
         })
     }
 

@@ -14,6 +14,7 @@ use std::ops::Range;
 use crate::checkpoint::{CheckpointSigner, SignedCheckpoint};
 use crate::error::{ReadError, StoreError};
 use crate::merkle::hash::Hash;
+use crate::merkle::tree::Frontier;
 
 #[cfg(any(test, feature = "fault-injection"))]
 pub mod faulty;
@@ -51,6 +52,9 @@ pub struct Committed {
     pub head: TreeHead,
     /// The batch's seal: `head` signed, durable with the batch.
     pub seal: SignedCheckpoint,
+    /// The tree right before the batch (its size is `first_index`): with the batch's
+    /// leaves, what each record's path to the seal's root is computed from.
+    pub before: Frontier,
 }
 
 /// Records read back with the seals of the batches that end among them.

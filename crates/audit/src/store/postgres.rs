@@ -125,6 +125,7 @@ impl AuditStore for PostgresStore {
         let size: i64 = row.try_get("size").map_err(pg("reading the tree state"))?;
         let nodes: Vec<u8> = row.try_get("frontier").map_err(pg("reading the tree state"))?;
         let mut frontier = frontier_from(to_u64(size), &nodes)?;
+        let before = frontier.clone();
         let first = frontier.size();
         let mut indexes = Vec::with_capacity(entries.len());
         let mut hashes = Vec::with_capacity(entries.len());
@@ -169,6 +170,7 @@ impl AuditStore for PostgresStore {
             first_index: first,
             head,
             seal,
+            before,
         })
     }
 

@@ -80,7 +80,15 @@ pub fn run(path: &Path) -> anyhow::Result<ExitCode> {
         loaded.audience
     );
     match &loaded.receipt_key {
-        Some(key) => println!("  signed results: on, key file {}", key.display()),
+        Some(key) => println!(
+            "  signed results: on, key file {}, {}",
+            key.display(),
+            if loaded.batch_receipts {
+                "batch receipts (one signature per audit batch) when the audit log's key signs"
+            } else {
+                "a signature per result"
+            }
+        ),
         None => println!("  signed results: off"),
     }
     println!("  tool scanning: {:?}", attest.scan.mode);

@@ -1,8 +1,10 @@
-//! `portcullis verify-receipt`: checks a gateway's signed result receipt offline.
+//! `portcullis verify-receipt`: checks a gateway's result receipt offline.
 //!
 //! Given the request the host sent and the answer it received (whole JSON-RPC messages, or just
-//! `params` and `result`), it recomputes the request and result hashes, checks the signature
-//! with the gateway's public key(s), and prints what the receipt attests: the decision id, the
+//! `params` and `result`), it recomputes the request and result hashes and checks them against
+//! the receipt — a *batch receipt* (the call's outcome record, its inclusion path and its audit
+//! batch's signed seal; `portcullis_attest::batch_receipt`) or a receipt signed on its own —
+//! checks the signature with the gateway's public key(s), and prints what the receipt attests: the decision id, the
 //! audit log index (look it up with `portcullis audit show`), the approval request(s) that let
 //! the call through (when it needed approval; their story is in the log's `approval` records),
 //! the key id and the time. Several
@@ -42,8 +44,12 @@ pub fn run(args: VerifyReceiptArgs) -> anyhow::Result<ExitCode> {
                 Some(ids) => format!(", approved by approval request {}", ids.join(", ")),
                 None => String::new(),
             };
+            let how = match receipt.sealed_size {
+                Some(size) => format!("in the audit log's batch sealed at tree size {size}, seal signed"),
+                None => "signed".to_owned(),
+            };
             println!(
-                "receipt ok: decision {}, audit index {}{approvals}, signed by key {} at {}",
+                "receipt ok: decision {}, audit index {}{approvals}, {how} by key {} at {}",
                 receipt.decision_id, receipt.audit_index, receipt.kid, receipt.time
             );
             Ok(ExitCode::SUCCESS)

@@ -28,6 +28,9 @@ pub struct Attestation {
     pub audience: String,
     /// The result-signing key file (loaded after the audit log is open); `None`: unsigned.
     pub receipt_key: Option<PathBuf>,
+    /// Batch receipts where the audit batch seals are made with the result-signing key
+    /// (`receipts = "batch"`, the default), or a signature per result (`"signed"`).
+    pub batch_receipts: bool,
 }
 
 /// Validates `[attestation]`. `audit_key`: the audit log's key file, the default
@@ -82,6 +85,14 @@ pub fn attestation(
         hosts_ok = hosts_ok.and(registered);
     }
     let receipt_key = receipt_key_file(raw, audit_key, base, p);
+    let batch_receipts = match raw.receipts.as_deref() {
+        None | Some("batch") => Ok(true),
+        Some("signed") => Ok(false),
+        Some(other) => Err(p.add(
+            "attestation.receipts",
+            format!("is `{other}`; use \"batch\" (one signature per audit batch) or \"signed\" (one per result)"),
+        )),
+    };
     audience_ok?;
     window_ok?;
     replay_ok?;
@@ -91,6 +102,7 @@ pub fn attestation(
         required_signers,
         audience,
         receipt_key: receipt_key?,
+        batch_receipts: batch_receipts?,
     })
 }
 
@@ -125,12 +137,14 @@ pub fn public_key(path: &Path) -> Result<(String, ed25519_dalek::VerifyingKey), 
 }
 
 /// The result-signing key from its file (audit key format).
-pub fn receipt_key(path: &Path) -> anyhow::Result<portcullis_gateway::config::ReceiptKey> {
+/// `batch`: batch receipts where the audit log's seals are made with this key.
+pub fn receipt_key(path: &Path, batch: bool) -> anyhow::Result<portcullis_gateway::config::ReceiptKey> {
     use anyhow::Context;
     let signer = portcullis_audit::LogSigner::load(path)
         .with_context(|| format!("cannot load the result-signing key {}", path.display()))?;
     Ok(portcullis_gateway::config::ReceiptKey {
         key: signer.signing_key().clone(),
         kid: signer.key_id().as_str().to_owned(),
+        batch,
     })
 }

@@ -48,6 +48,8 @@ pub struct LoadedConfig {
     pub audience: String,
     /// The result-signing key file, loaded once the audit log is open; `None`: unsigned.
     pub receipt_key: Option<PathBuf>,
+    /// Batch receipts where the log's seals use the result-signing key (`receipts = "batch"`).
+    pub batch_receipts: bool,
     /// Each server's manifest file (`manifest = "FILE"`).
     pub manifest_files: BTreeMap<ServerName, PathBuf>,
     /// The operator keys trusted to sign manifests (`[manifests] trusted_keys`).
@@ -232,6 +234,7 @@ fn validate(raw: &raw::RawConfig, loading: Loading<'_>, p: &mut Problems) -> Che
         tls: auth.tls,
         audience: attestation.audience,
         receipt_key: attestation.receipt_key,
+        batch_receipts: attestation.batch_receipts,
         manifest_files: manifests.files,
         manifest_keys: manifests.keys,
         upstream_spiffe_ids,

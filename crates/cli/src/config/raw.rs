@@ -313,6 +313,8 @@ pub struct RawAttestation {
     pub audience: Option<String>,
     pub sign_results: Option<bool>,
     pub receipt_key: Option<PathBuf>,
+    /// `"batch"` (default) or `"signed"`.
+    pub receipts: Option<String>,
     pub max_window_secs: Option<u64>,
     pub max_skew_secs: Option<u64>,
     pub replay_capacity: Option<usize>,

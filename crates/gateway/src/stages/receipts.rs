@@ -3,14 +3,16 @@
 //! Only the gateway writes receipts into a result, so an upstream's own receipt entries are
 //! removed first ([`Receipts::filter`]). Once the outcome is recorded, the answer gets the
 //! audit receipt (log index, leaf hash, call id) and, for a `tools/call` with result
-//! signing on, the gateway's signed receipt over the request, the result, the decision, the
-//! log index and the approval request the call used, if it needed one. [`Released`] — the only form in which an answer to an acting call leaves
+//! signing on, the gateway's receipt over the request, the result, the decision, the
+//! log index and the approval request the call used, if it needed one: by default the
+//! outcome record with its inclusion path under its audit batch's signed seal (a *batch
+//! receipt*, one signature per batch), else a signature per result. [`Released`] — the only form in which an answer to an acting call leaves
 //! the pipeline — is built here, and only from the outcome's [`Recorded`].
 use std::sync::Arc;
 
 use portcullis_attest::{
-    AUDIT_RECEIPT_META_KEY, HashedFacts, RESULT_SIGNATURE_META_KEY, Receipt, ReceiptError, host::unix_now,
-    sign_hashed_receipt, strip_gateway_meta,
+    AUDIT_RECEIPT_META_KEY, BatchReceipt, HashedFacts, RESULT_SIGNATURE_META_KEY, ReceiptError, ResultReceipt, Seal,
+    host::unix_now, sign_hashed_receipt, strip_gateway_meta,
 };
 use portcullis_audit::DurableReceipt;
 use portcullis_core::ServerName;
@@ -84,8 +86,10 @@ impl Receipts {
         Ok(Released(answer))
     }
 
-    /// The signed receipt for a `tools/call` result, when result signing is on; it names
-    /// the approval requests the call used (none: it needed none).
+    /// The receipt for a `tools/call` result, when result signing is on: the outcome
+    /// record's inclusion under its batch's seal when the seal was made with the
+    /// result-signing key (one signature per batch; `portcullis_attest::batch_receipt`),
+    /// else a signature of its own that names the approval requests the call used.
     fn sign(
         &self,
         request_sha256: Option<[u8; 32]>,
@@ -93,10 +97,26 @@ impl Receipts {
         decision_id: &str,
         approval_ids: &[String],
         receipt: &DurableReceipt,
-    ) -> Result<Option<Receipt>, ReceiptError> {
+    ) -> Result<Option<ResultReceipt>, ReceiptError> {
         let (Some(key), Some(request_sha256), Some(result_sha256)) = (&self.key, request_sha256, result_sha256) else {
             return Ok(None);
         };
+        if key.batch
+            && let Some(proof) = receipt.proof()
+            && proof.seal.key_id.as_str() == key.kid
+        {
+            let checkpoint = &proof.seal.checkpoint;
+            let seal = Seal::new(
+                checkpoint.size,
+                checkpoint.time_ms,
+                &checkpoint.root.0,
+                &key.kid,
+                &proof.seal.signature,
+            );
+            let path: Vec<[u8; 32]> = proof.path.iter().map(|h| h.0).collect();
+            let batch = BatchReceipt::new(receipt.index(), receipt.record(), &path, seal);
+            return Ok(Some(ResultReceipt::Batch(batch)));
+        }
         let facts = HashedFacts {
             request_sha256,
             result_sha256,
@@ -105,13 +125,13 @@ impl Receipts {
             time: unix_now(),
             approval_ids,
         };
-        sign_hashed_receipt(&key.key, &key.kid, facts).map(Some)
+        sign_hashed_receipt(&key.key, &key.kid, facts).map(|r| Some(ResultReceipt::Signed(r)))
     }
 }
 
 /// Adds the audit receipt, and the signed receipt when there is one, to a successful answer's
 /// `result._meta`.
-fn attach(answer: &mut Value, call_id: &str, receipt: &DurableReceipt, signed: Option<&Receipt>) {
+fn attach(answer: &mut Value, call_id: &str, receipt: &DurableReceipt, signed: Option<&ResultReceipt>) {
     let Some(result) = answer.get_mut("result").and_then(Value::as_object_mut) else {
         return;
     };

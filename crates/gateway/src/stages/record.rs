@@ -105,6 +105,9 @@ pub struct ApprovalFacts {
 
 /// The `ext` keys of a call's approval.
 pub const APPROVAL_ID: &str = "approval_id";
+/// The `ext` key of an outcome record's request digest (SHA-256 of the RFC 8785 form of the
+/// `tools/call` params), recorded when results are signed.
+pub const REQUEST_SHA256: &str = "request_sha256";
 pub const APPROVED_BY: &str = "approved_by";
 /// The `ext` key naming the break-glass window a call was decided under.
 pub const BREAK_GLASS: &str = "break_glass";
@@ -478,6 +481,7 @@ impl Recorder {
         decided: Decided,
         call: &CallFacts,
         answer: &Value,
+        request_sha256: Option<[u8; 32]>,
     ) -> Result<Recorded, RecordError> {
         let latency = decided.at.elapsed();
         if self.log.is_none() {
@@ -487,6 +491,13 @@ impl Recorder {
         }
         let mut r = call.record(RecordKind::Call);
         r.latency_us = Some(u64::try_from(latency.as_micros()).unwrap_or(u64::MAX));
+        // The decision this outcome followed (a batch receipt attests it from this record).
+        r.decision_id = Some(decided.decision_id.clone());
+        if let Some(digest) = request_sha256 {
+            // What a batch receipt's verifier checks the request against (the signed
+            // receipt's `requestHash`).
+            r.ext.insert(REQUEST_SHA256.into(), hex::encode(digest));
+        }
         if self.capture_bodies
             && let Some(body) = answer.get("result").or_else(|| answer.get("error"))
         {
