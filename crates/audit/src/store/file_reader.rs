@@ -316,16 +316,17 @@ enum Frame {
 }
 
 /// Reads and checks one frame where `index` records precede it. `Ok(None)` at
-/// a clean end of file, or at a zero frame header: the start of a zero tail
-/// (whoever goes on past it checks the rest with [`rest_is_zero`]).
+/// a clean end of file, or where a zero tail starts: a frame of zero bytes
+/// (never a valid frame; whoever goes on past it checks the rest with
+/// [`rest_is_zero`]).
 fn read_frame(file: &mut BufReader<File>, index: u64) -> Result<Option<Frame>, ReadError> {
     let mut buf = vec![0u8; 12];
-    match read_full(file, &mut buf)? {
-        0 => return Ok(None),
-        12 if frame::is_zero(&buf) => return Ok(None),
-        12 => {}
-        _ if frame::is_zero(&buf) => return Ok(None),
-        _ => return Err(corrupt(index, Defect::Incomplete)),
+    let got = read_full(file, &mut buf)?;
+    if got < buf.len() {
+        return match frame::is_zero(&buf[..got]) {
+            true => Ok(None),
+            false => Err(corrupt(index, Defect::Incomplete)),
+        };
     }
     let len = frame::declared_len(&buf).unwrap_or(0);
     if len > MAX_PAYLOAD {
@@ -335,7 +336,11 @@ fn read_frame(file: &mut BufReader<File>, index: u64) -> Result<Option<Frame>, R
         ));
     }
     buf.resize(12 + len + 4, 0);
-    if read_full(file, &mut buf[12..])? != len + 4 {
+    let got = read_full(file, &mut buf[12..])?;
+    if frame::is_zero(&buf[..12 + got]) {
+        return Ok(None);
+    }
+    if got != len + 4 {
         return Err(corrupt(index, Defect::Incomplete));
     }
     match frame::decode_entry(&buf, index) {
