@@ -82,15 +82,19 @@ pub enum StoreError {
     #[error(
         "audit log file `{path}` is damaged at entry {index} (byte offset {offset}), and it holds \
          non-zero bytes up to byte offset {data_end}, more than a torn write can reach past the \
-         end of the last intact batch seal (byte offset {sealed_end}): the gateway never wrote \
-         there, so this is damage, not a crash, and nothing was cut. The gateway will not start \
-         on it: run `portcullis audit verify` to confirm, then restore the file from a backup"
+         end of the last intact batch (byte offset {sealed_end}): the gateway never wrote there, \
+         so this is damage, not a crash, and nothing was cut. The gateway will not start on it: \
+         run `portcullis audit verify` to confirm, then restore the file from a backup"
     )]
     BeyondTornWrite {
         path: PathBuf,
         index: u64,
+        /// Where the frames stop.
         offset: u64,
+        /// Where the last intact batch ends (its seal; a legacy segment's last
+        /// intact record): a torn write starts there.
         sealed_end: u64,
+        /// Just past the last non-zero byte of the file.
         data_end: u64,
     },
     #[error(
