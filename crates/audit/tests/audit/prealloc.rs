@@ -358,3 +358,34 @@ async fn a_batch_larger_than_one_write_is_sealed_in_parts() {
     assert_eq!(sizes, vec![2, 4, 5], "one seal per write");
     assert_eq!(sealed.seals.last(), Some(&committed.seal));
 }
+
+#[tokio::test]
+async fn an_empty_entry_at_index_0_is_a_frame_not_the_start_of_the_zero_tail() {
+    // Its frame header is twelve zero bytes; only its CRC is not zero.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().to_owned();
+    let mut store = tokio::task::spawn_blocking(move || FileStore::open(&path, 64 << 20))
+        .await
+        .expect("join")
+        .expect("open");
+    let signer = CheckpointSigner::new(signer(), Arc::new(SystemClock));
+    let entries = vec![Entry {
+        leaf: leaf_hash(b""),
+        data: Vec::new(),
+    }];
+    let _ = store.append_batch(entries, &signer).await.expect("append");
+    assert_eq!(
+        store.reader().read(0..1).await.expect("live read"),
+        vec![Vec::<u8>::new()]
+    );
+    drop(store);
+    let offline = FileReader::open(dir.path()).expect("reader");
+    assert_eq!(offline.len().await.expect("len"), 1);
+    assert_eq!(offline.read(0..1).await.expect("read"), vec![Vec::<u8>::new()]);
+    let path = dir.path().to_owned();
+    let reopened = tokio::task::spawn_blocking(move || FileStore::open(&path, 64 << 20))
+        .await
+        .expect("join")
+        .expect("reopen");
+    assert_eq!(reopened.last_seal().map(|s| s.checkpoint.size), Some(1));
+}
