@@ -22,10 +22,14 @@
 //! that already exists, so its `fdatasync` flushes data only and does not
 //! also commit a new file size to the journal, as it must when every append
 //! grows the file. The window is topped up in the blocking writer, before
-//! the batch that would not fit (so one batch every few MiB waits for it,
-//! about 20 ms on the development VM's disk for 4 MiB), and at open (a fresh
-//! log writes its first 4 MiB window at open, not a whole 64 MiB segment,
-//! which took half a second there). The window never reaches past
+//! the batch that would not fit (so one batch every 4 MiB waits for it:
+//! about 5 ms on the development VM's disk when the machine is quiet), and
+//! at open (a fresh log writes its first 4 MiB window at open, not a whole
+//! 64 MiB segment, which took half a second there; docs/benchmarks.md,
+//! "Preallocated segments"). The price is that every byte of the log is
+//! written twice, zeros first: at high throughput (the append bench at
+//! C=512) that costs more than the saved metadata commits give back, at
+//! C=1..64 it is the other way round. The window never reaches past
 //! `max_segment_bytes` unless a batch itself does: the logical size, not the
 //! file size, decides rotation. When the window cannot be filled (a full
 //! disk), the zeros written are given back and the segment is written
