@@ -2,7 +2,8 @@
 //! per second: `C` concurrent appenders each await their `DurableReceipt`
 //! (fsync included). C = 1 shows the bare fsync latency; larger C shows how
 //! batching amortises it. Run with `cargo bench -p portcullis-audit`; state
-//! the disk with the figure (docs/PERFORMANCE.md).
+//! the disk with the figure (docs/PERFORMANCE.md). The log directory is a
+//! temporary directory: set `TMPDIR` to put it on the disk to measure.
 #![allow(clippy::expect_used, reason = "benchmark setup: failure aborts the run")]
 
 use std::sync::Arc;
@@ -64,6 +65,7 @@ fn append(c: &mut Criterion) {
         },
         ..LogOptions::default()
     };
+    let opening = Instant::now();
     let log = rt.block_on(async {
         Arc::new(
             AuditLog::open_file(dir.path(), LogSigner::from_seed([1; 32]), options)
@@ -71,6 +73,8 @@ fn append(c: &mut Criterion) {
                 .expect("open"),
         )
     });
+    // A fresh log: this includes zero-filling the first segment's first window.
+    eprintln!("fresh log opened in {:.1} ms", opening.elapsed().as_secs_f64() * 1e3);
     let mut group = c.benchmark_group("durable_append_file");
     group.sample_size(10).measurement_time(Duration::from_secs(5));
     for (concurrency, per_task) in [(1u64, 32u64), (64, 64), (512, 16)] {

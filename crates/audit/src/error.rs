@@ -80,6 +80,24 @@ pub enum StoreError {
         signed: u64,
     },
     #[error(
+        "audit log file `{path}` is damaged at entry {index} (byte offset {offset}), and it holds \
+         non-zero bytes up to byte offset {data_end}, more than a torn write can reach past the \
+         end of the last intact batch (byte offset {sealed_end}): the gateway never wrote there, \
+         so this is damage, not a crash, and nothing was cut. The gateway will not start on it: \
+         run `portcullis audit verify` to confirm, then restore the file from a backup"
+    )]
+    BeyondTornWrite {
+        path: PathBuf,
+        index: u64,
+        /// Where the frames stop.
+        offset: u64,
+        /// Where the last intact batch ends (its seal; a legacy segment's last
+        /// intact record): a torn write starts there.
+        sealed_end: u64,
+        /// Just past the last non-zero byte of the file.
+        data_end: u64,
+    },
+    #[error(
         "audit log lost acknowledged records: a signed checkpoint covers {checkpoint_size} \
          records but only {found} are stored; run `portcullis audit verify`"
     )]
@@ -186,6 +204,12 @@ pub enum Defect {
     LeafHash,
     #[error("the batch seal stored at this point is unreadable: {0}")]
     Seal(&'static str),
+    #[error(
+        "the frames stop here, but non-zero bytes follow further on than a crash can leave them \
+         (after the zero tail, or more than one write past the last batch seal): the file was \
+         damaged or changed"
+    )]
+    AfterZeroTail,
 }
 
 /// What the public [`crate::AuditLog`] API returns on failure.

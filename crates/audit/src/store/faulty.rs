@@ -1,10 +1,12 @@
 //! `FaultyStore`: a named fault-injection fake, the file store with a switch
 //! that makes its next segment write fail the way disks fail (a torn write, a
-//! failed fsync, a full disk). Exists only in tests and with the
+//! failed fsync, a full disk), or its next zero-fill ahead of the write
+//! position find the disk full. Exists only in tests and with the
 //! `fault-injection` feature; the release binary never has it.
 
 use std::fs::File;
-use std::io::{self, Write};
+use std::io;
+use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
@@ -22,6 +24,10 @@ pub enum Fault {
     FailedSync,
     /// `write` fails with "no space left on device" before any byte lands.
     NoSpace,
+    /// The next zero-fill ahead of the write position writes a few zeros,
+    /// then fails with "no space left on device" (batch writes are not
+    /// affected: this fault waits for a zero-fill).
+    PrefillNoSpace,
 }
 
 /// Arms faults for a [`FaultyStore`]; shared with the test.
@@ -38,25 +44,49 @@ impl FaultSwitch {
         }
     }
 
-    /// Called by the file store just before it writes `buf` and syncs.
-    pub(crate) fn before_write(&self, file: &mut File, buf: &[u8]) -> io::Result<()> {
-        let fault = self.next.lock().ok().and_then(|mut next| next.take());
-        match fault {
-            None => Ok(()),
+    /// The fault armed and not yet used, if any.
+    pub fn armed(&self) -> Option<Fault> {
+        self.next.lock().ok().and_then(|next| *next)
+    }
+
+    /// Takes the armed fault if `wanted` says it is for this call.
+    fn take(&self, wanted: impl Fn(Fault) -> bool) -> Option<Fault> {
+        let mut next = self.next.lock().ok()?;
+        next.take_if(|fault| wanted(*fault))
+    }
+
+    /// Called by the file store just before it writes `buf` at byte `at` and syncs.
+    pub(crate) fn before_write(&self, file: &File, at: u64, buf: &[u8]) -> io::Result<()> {
+        match self.take(|f| f != Fault::PrefillNoSpace) {
+            None | Some(Fault::PrefillNoSpace) => Ok(()),
             Some(Fault::TornWrite) => {
-                file.write_all(&buf[..buf.len() / 2])?;
+                file.write_all_at(&buf[..buf.len() / 2], at)?;
                 Err(io::Error::other("injected fault: write failed after a partial write"))
             }
             Some(Fault::FailedSync) => {
-                file.write_all(buf)?;
+                file.write_all_at(buf, at)?;
                 Err(io::Error::other("injected fault: fdatasync failed (EIO)"))
             }
-            Some(Fault::NoSpace) => Err(io::Error::new(
-                io::ErrorKind::StorageFull,
-                "injected fault: no space left on device",
-            )),
+            Some(Fault::NoSpace) => Err(no_space()),
         }
     }
+
+    /// Called by the file store just before it zero-fills `from..to`.
+    pub(crate) fn before_prefill(&self, file: &File, from: u64, to: u64) -> io::Result<()> {
+        match self.take(|f| f == Fault::PrefillNoSpace) {
+            Some(_) => {
+                // Some zeros land before the disk is full.
+                let some = (to - from).min(4096) as usize;
+                file.write_all_at(&vec![0u8; some], from)?;
+                Err(no_space())
+            }
+            None => Ok(()),
+        }
+    }
+}
+
+fn no_space() -> io::Error {
+    io::Error::new(io::ErrorKind::StorageFull, "injected fault: no space left on device")
 }
 
 /// The file store with fault injection armed through a [`FaultSwitch`].

@@ -11,6 +11,13 @@
 //! incomplete/corrupt checkpoint is likewise not part of the log. Seal frames
 //! are read where they sit, right after the last record of their batch, and
 //! handed out by [`LogReader::read_sealed`] and [`LogReader::last_seal`].
+//!
+//! A segment's frames end where the rest of the file is zero bytes (the zero
+//! tail the writer prefills, see `frame`): a zero frame header ends a
+//! segment, and the bytes after it must all be zero. Non-zero bytes after the
+//! zeros are reported as damage at the entry where the frames stopped, as
+//! recovery refuses them: in the last segment when they lie further past the
+//! last seal than a torn write reaches, in any other segment always.
 
 use std::fs::File;
 use std::io::{BufReader, ErrorKind, Read, Seek, SeekFrom};
@@ -21,7 +28,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use super::frame::{self, CHECKPOINT_MAGIC, Decoded, FRAME_OVERHEAD, HEADER_LEN, MAX_PAYLOAD, SegmentKind};
 use super::layout::{CHECKPOINT_FILE, list_segments};
-use super::recovery::{Want, intact_frame_after};
+use super::recovery::{Want, beyond_torn_reach, intact_frame_after};
 use super::{LogReader, SealedRecords};
 use crate::checkpoint::SignedCheckpoint;
 use crate::error::{Defect, ReadError};
@@ -135,7 +142,12 @@ impl FileReader {
                     cur.next += 1;
                 }
                 None => {
-                    // End of this segment: the next one must start exactly here.
+                    // End of this segment's frames (end of file, or a zero tail
+                    // that must run to the end of the file): the next segment
+                    // must start exactly here.
+                    if !rest_is_zero(&mut file)? {
+                        return Err(corrupt(cur.next, Defect::AfterZeroTail));
+                    }
                     let next_seg = segments.iter().find(|(first, _)| *first > cur.segment_first);
                     match next_seg {
                         Some((first, _)) if *first == cur.next => {
@@ -304,13 +316,17 @@ enum Frame {
 }
 
 /// Reads and checks one frame where `index` records precede it. `Ok(None)` at
-/// a clean end of file.
+/// a clean end of file, or where a zero tail starts: a frame of zero bytes
+/// (never a valid frame; whoever goes on past it checks the rest with
+/// [`rest_is_zero`]).
 fn read_frame(file: &mut BufReader<File>, index: u64) -> Result<Option<Frame>, ReadError> {
     let mut buf = vec![0u8; 12];
-    match read_full(file, &mut buf)? {
-        0 => return Ok(None),
-        12 => {}
-        _ => return Err(corrupt(index, Defect::Incomplete)),
+    let got = read_full(file, &mut buf)?;
+    if got < buf.len() {
+        return match frame::is_zero(&buf[..got]) {
+            true => Ok(None),
+            false => Err(corrupt(index, Defect::Incomplete)),
+        };
     }
     let len = frame::declared_len(&buf).unwrap_or(0);
     if len > MAX_PAYLOAD {
@@ -320,7 +336,11 @@ fn read_frame(file: &mut BufReader<File>, index: u64) -> Result<Option<Frame>, R
         ));
     }
     buf.resize(12 + len + 4, 0);
-    if read_full(file, &mut buf[12..])? != len + 4 {
+    let got = read_full(file, &mut buf[12..])?;
+    if frame::is_zero(&buf[..12 + got]) {
+        return Ok(None);
+    }
+    if got != len + 4 {
         return Err(corrupt(index, Defect::Incomplete));
     }
     match frame::decode_entry(&buf, index) {
@@ -335,6 +355,21 @@ fn read_frame(file: &mut BufReader<File>, index: u64) -> Result<Option<Frame>, R
         }
         Decoded::Corrupt(defect) => Err(corrupt(index, Defect::Frame(defect))),
         Decoded::Incomplete => Err(corrupt(index, Defect::Incomplete)),
+    }
+}
+
+/// True when every byte from the reader's position to the end of the file is
+/// zero: what may follow the frames of a segment.
+fn rest_is_zero(file: &mut BufReader<File>) -> Result<bool, ReadError> {
+    let mut chunk = vec![0u8; 64 * 1024];
+    loop {
+        let n = read_full(file, &mut chunk)?;
+        if !frame::is_zero(&chunk[..n]) {
+            return Ok(false);
+        }
+        if n < chunk.len() {
+            return Ok(true);
+        }
     }
 }
 
@@ -357,7 +392,9 @@ fn read_full(file: &mut BufReader<File>, buf: &mut [u8]) -> Result<usize, ReadEr
 /// anything: in a sealed segment, at its last intact seal (records after it
 /// were never acknowledged); in a legacy one, at its last intact record.
 /// Damage followed by an intact seal (sealed) or any intact frame (legacy) is
-/// damage to acknowledged records, reported with its index.
+/// damage to acknowledged records, reported with its index; so are non-zero
+/// bytes further past the last seal than a torn write reaches. A zero tail
+/// is the clean end.
 fn acknowledged_end(path: &Path, first: u64) -> Result<u64, ReadError> {
     let bytes = std::fs::read(path).map_err(|e| io_err("reading", path, e))?;
     let kind = match frame::segment_kind(&bytes) {
@@ -372,6 +409,9 @@ fn acknowledged_end(path: &Path, first: u64) -> Result<u64, ReadError> {
     };
     let (mut offset, mut next) = (HEADER_LEN, first);
     let mut acknowledged = first;
+    // Where the last intact seal (or, legacy, record) ends: a torn write
+    // starts there.
+    let mut acknowledged_at = HEADER_LEN;
     while offset < bytes.len() {
         let defect = match frame::decode_entry(&bytes[offset..], next) {
             Decoded::Frame { seq, len, .. } if frame::is_seal(seq) => {
@@ -380,21 +420,28 @@ fn acknowledged_end(path: &Path, first: u64) -> Result<u64, ReadError> {
                 }
                 acknowledged = next;
                 offset += len;
+                acknowledged_at = offset;
                 continue;
             }
             Decoded::Frame { len, .. } => {
                 next += 1;
+                offset += len;
                 if kind == SegmentKind::Legacy {
                     acknowledged = next;
+                    acknowledged_at = offset;
                 }
-                offset += len;
                 continue;
             }
+            // The zero tail of a preallocated segment: the clean end.
+            Decoded::Incomplete | Decoded::Corrupt(_) if frame::is_zero(&bytes[offset..]) => break,
             Decoded::Incomplete => Defect::Incomplete,
             Decoded::Corrupt(defect) => Defect::Frame(defect),
         };
         if intact_frame_after(&bytes, offset, next, want).is_some() {
             return Err(corrupt(next, defect));
+        }
+        if beyond_torn_reach(&bytes, acknowledged_at).is_some() {
+            return Err(corrupt(next, Defect::AfterZeroTail));
         }
         break;
     }

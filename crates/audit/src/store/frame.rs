@@ -25,6 +25,36 @@
 //! either an *incomplete* frame (it runs past the end of the file) or a
 //! *corrupt* one (bad CRC). The CRC is for crash detection only; tamper
 //! evidence is the Merkle tree and the signatures (seals and checkpoints).
+//!
+//! ## Preallocated segments: the zero tail
+//!
+//! The writer zero-fills a segment ahead of its write position (real zero
+//! bytes, synced: see `file`), so a segment may end in a *zero tail*: the
+//! frames, then zero bytes to the end of the file. A segment ends at the
+//! first frame position where the rest of the file is all zero bytes (or at
+//! the end of the file). Sixteen zero bytes are never a frame (the CRC of
+//! twelve zero bytes is not zero), so the first zero frame header is where
+//! the written part ends, and everything after it must be zero too.
+//!
+//! A torn write can leave only bytes of the batch being written, which
+//! starts at the end of the last intact seal and is at most [`TORN_REACH`]
+//! bytes long (the writer writes at most [`MAX_WRITE`] bytes of records plus
+//! one seal per write and sync). Non-zero bytes after the zeros further than
+//! that from the last seal were not written by a crash: they are damage, and
+//! open refuses (recovery), as the reader and `audit verify` report them.
+//!
+//! **No new version number.** Preallocated segments keep version 2: the
+//! frames are the same, and only bytes after the last frame differ. A version
+//! that does not know the zero tail sees, after the last seal, a corrupt
+//! frame with no intact seal after it — a torn end — and cuts it back
+//! (truncating the zeros) before it appends at the end of the file: it finds
+//! exactly the records this version finds, and the file is a growing one
+//! again, which this version reads and appends to as well. A new number
+//! would instead make those versions refuse to start with "bad segment
+//! header ... restore it from backup", a worse answer for a log that is
+//! fine. Segments closed by rotation are cut to their last frame (see
+//! `file`), so only the last segment carries a zero tail, the one place an
+//! older version accepts a torn end.
 
 /// Bytes of the file header.
 pub const HEADER_LEN: usize = 16;
@@ -42,6 +72,18 @@ pub const VERSION_LEGACY: u32 = 1;
 pub const VERSION_SEALED: u32 = 2;
 /// Set in the `seq` of a seal frame; the rest of `seq` is the tree size.
 pub const SEAL_FLAG: u64 = 1 << 63;
+/// Most bytes of record frames the writer puts into one write and sync (a
+/// larger batch is written as several sealed batches, each synced before the
+/// next); a single record frame larger than this goes alone. Records are at
+/// most [`crate::MAX_RECORD_BYTES`] (1 MiB), so a record frame is at most
+/// this plus [`FRAME_OVERHEAD`].
+pub const MAX_WRITE: usize = 1024 * 1024;
+/// Bytes of a seal frame, at most (a seal is about 130 bytes).
+pub const MAX_SEAL_FRAME: usize = 4096;
+/// How far past the end of the last intact seal a torn write can have left
+/// bytes: one write of at most [`MAX_WRITE`] bytes of records (or one record
+/// frame) and its seal. Non-zero bytes further out are damage.
+pub const TORN_REACH: u64 = (MAX_WRITE + FRAME_OVERHEAD + MAX_SEAL_FRAME) as u64;
 
 /// The 16-byte version-1 header for a file with `magic` (checkpoint files,
 /// legacy segments).
@@ -87,6 +129,18 @@ pub fn segment_kind(bytes: &[u8]) -> Option<SegmentKind> {
     } else {
         None
     }
+}
+
+/// True when every byte of `bytes` is zero: at a frame position, the zero
+/// tail of a preallocated segment (or nothing at all).
+pub fn is_zero(bytes: &[u8]) -> bool {
+    bytes.iter().all(|b| *b == 0)
+}
+
+/// The length of `bytes` without its trailing zero bytes: where the written
+/// part of a segment ends, at the latest.
+pub fn written_len(bytes: &[u8]) -> usize {
+    bytes.iter().rposition(|b| *b != 0).map_or(0, |last| last + 1)
 }
 
 /// True when `seq` is a seal frame's (the rest of it is the tree size).
@@ -233,5 +287,26 @@ mod tests {
         assert_eq!(segment_kind(&sealed_segment_header()), Some(SegmentKind::Sealed));
         assert_eq!(segment_kind(&header(SEGMENT_MAGIC)), Some(SegmentKind::Legacy));
         assert_eq!(segment_kind(&header(CHECKPOINT_MAGIC)), None);
+    }
+
+    #[test]
+    fn a_zero_frame_is_never_a_frame() {
+        let zeros = [0u8; 64];
+        assert!(is_zero(&zeros));
+        assert!(matches!(decode(&zeros, 0), Decoded::Corrupt(FrameDefect::Checksum)));
+        assert!(matches!(
+            decode_entry(&zeros, 0),
+            Decoded::Corrupt(FrameDefect::Checksum)
+        ));
+        let mut buf = Vec::new();
+        encode(3, b"x", &mut buf);
+        let framed = buf.len();
+        buf.extend_from_slice(&zeros);
+        assert_eq!(
+            written_len(&buf),
+            framed - buf[..framed].iter().rev().take_while(|b| **b == 0).count()
+        );
+        assert_eq!(written_len(&zeros), 0);
+        assert!(TORN_REACH as usize > crate::MAX_RECORD_BYTES + FRAME_OVERHEAD + 130);
     }
 }

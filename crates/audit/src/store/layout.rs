@@ -4,7 +4,8 @@
 //! ```text
 //! <dir>/lock                         advisory lock: one writer process per log
 //! <dir>/log-00000000000000000000.seg records 0.., framed (see `frame`)
-//! <dir>/log-00000000000000081920.seg next segment, named by its first index
+//! <dir>/log-00000000000000081920.seg next segment, named by its first index;
+//!                                    the last one ends in a zero tail (`file`)
 //! <dir>/checkpoints.ckp              signed checkpoints, framed JSON
 //! ```
 

@@ -27,6 +27,14 @@
 //! - The end of a seal is the only place a cut may go to in a sealed segment,
 //!   so a seal damaged at the very end of the log (indistinguishable from a
 //!   torn one) costs its batch; the periodic checkpoints bound that.
+//! - A segment ends at the first frame position where the rest of the file is
+//!   zero bytes: the zero tail the writer prefills (`frame`). A torn write in
+//!   the prefilled area (part of a batch, then zeros) is a torn end like any
+//!   other. Non-zero bytes further than one write reaches
+//!   ([`frame::TORN_REACH`]) past the last intact seal are not a torn write
+//!   (the writer never wrote there): open refuses, naming the entry.
+//! - A cut truncates the file at the end of the last intact seal, zero tail
+//!   included; the writer prefills again before its next write.
 
 use std::fs::OpenOptions;
 use std::path::{Path, PathBuf};
@@ -290,6 +298,8 @@ fn scan_sealed(
                 scan.frontier.push(leaf_hash(payload));
                 offset += len;
             }
+            // The zero tail of a preallocated segment: the clean end.
+            Decoded::Incomplete | Decoded::Corrupt(_) if frame::is_zero(&bytes[offset..]) => break None,
             Decoded::Incomplete => break Some((offset, index, Defect::Incomplete)),
             Decoded::Corrupt(defect) => break Some((offset, index, Defect::Frame(defect))),
         }
@@ -309,6 +319,15 @@ fn scan_sealed(
             let next = intact_frame_after(bytes, offset, index, Want::Seal);
             if !is_last || next.is_some() {
                 return Err(damaged_before_intact(path, index, offset, defect, next));
+            }
+            if let Some(data_end) = beyond_torn_reach(bytes, cut_offset) {
+                return Err(StoreError::BeyondTornWrite {
+                    path: path.to_owned(),
+                    index,
+                    offset: offset as u64,
+                    sealed_end: cut_offset as u64,
+                    data_end: data_end as u64,
+                });
             }
             if cut_tree.size() < scan.covered {
                 return Err(StoreError::DamagedSignedTail {
@@ -366,12 +385,24 @@ fn scan_legacy(
                     problem: "a legacy segment holds a batch seal; its header was changed",
                 });
             }
+            Decoded::Incomplete | Decoded::Corrupt(_) if frame::is_zero(&bytes[offset..]) => {
+                return Ok(offset as u64);
+            }
             Decoded::Incomplete => Defect::Incomplete,
             Decoded::Corrupt(defect) => Defect::Frame(defect),
         };
         let next = intact_frame_after(bytes, offset, index, Want::Any);
         if !is_last || next.is_some() {
             return Err(damaged_before_intact(path, index, offset, defect, next));
+        }
+        if let Some(data_end) = beyond_torn_reach(bytes, offset) {
+            return Err(StoreError::BeyondTornWrite {
+                path: path.to_owned(),
+                index,
+                offset: offset as u64,
+                sealed_end: offset as u64,
+                data_end: data_end as u64,
+            });
         }
         if index < scan.covered {
             return Err(StoreError::DamagedSignedTail {
@@ -416,6 +447,14 @@ fn damaged_before_intact(path: &Path, index: u64, offset: usize, defect: Defect,
     }
 }
 
+/// Where the non-zero bytes of `bytes` end, when that is further from
+/// `from` (the end of the last intact seal, where a torn batch began) than a
+/// torn write reaches: bytes the writer never wrote there.
+pub(crate) fn beyond_torn_reach(bytes: &[u8], from: usize) -> Option<usize> {
+    let written = frame::written_len(bytes);
+    (written as u64 > from as u64 + frame::TORN_REACH).then_some(written)
+}
+
 /// What counts as intact data after damage.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Want {
@@ -429,9 +468,11 @@ pub(crate) enum Want {
 /// belong there: its `seq` (the log index or checkpoint ordinal, or a seal's
 /// size) is at least `next` and small enough for the bytes left, and its CRC
 /// holds. A chance match needs a plausible `seq` and a 32-bit CRC at once.
+/// No frame starts in a zero tail (an all-zero frame is never valid).
 pub(crate) fn intact_frame_after(bytes: &[u8], damage: usize, next: u64, want: Want) -> Option<usize> {
+    let written = frame::written_len(bytes);
     let mut at = damage + 1;
-    while at + FRAME_OVERHEAD <= bytes.len() {
+    while at < written && at + FRAME_OVERHEAD <= bytes.len() {
         let mut word = [0u8; 8];
         word.copy_from_slice(&bytes[at + 4..at + 12]);
         let seq = u64::from_le_bytes(word);

@@ -1,14 +1,16 @@
 //! Crash safety at unit level: a process that dies mid-append leaves a torn
 //! tail; the next open cuts it back, every acknowledged record is still there
 //! and the log verifies. A crash is simulated by dropping the runtime that
-//! runs the writer (no close, no final checkpoint), then tearing the file.
+//! runs the writer (no close, no final checkpoint), then tearing the file:
+//! bytes written at the logical end, inside the zero-filled area ahead of it
+//! (the segment is preallocated), as a write cut short would leave them.
 
 use std::path::Path;
 
 use portcullis_audit::store::frame;
 use portcullis_audit::{AuditLog, DurableReceipt, leaf_hash};
 
-use crate::support::{options, record, segments, signer, trusted, verify_dir};
+use crate::support::{logical_end, options, record, segments, signer, trusted, verify_dir, write_at};
 
 /// Appends `n` records in a runtime that is then dropped, like `kill -9`
 /// after the appends were acknowledged.
@@ -65,11 +67,17 @@ async fn assert_all_present(dir: &Path, receipts: &[DurableReceipt]) {
     assert!(report.is_ok(), "{:?}", report.failure);
 }
 
+/// The part of a batch's write that landed before the crash: `bytes` at the
+/// last segment's logical end, zeros (the prefilled area) after them.
 fn tear(dir: &Path, bytes: &[u8]) {
     let seg = segments(dir).pop().expect("segment");
-    let mut data = std::fs::read(&seg).expect("read");
-    data.extend_from_slice(bytes);
-    std::fs::write(&seg, data).expect("write");
+    let end = logical_end(&seg);
+    let len = std::fs::metadata(&seg).expect("stat").len() as usize;
+    assert!(
+        len >= end + bytes.len(),
+        "the torn bytes land inside the prefilled area"
+    );
+    write_at(&seg, end, bytes);
 }
 
 #[test]

@@ -6,9 +6,13 @@
 //! panics; a refused open changes no file; an open that succeeds returns the original
 //! records and nothing else, never cuts a checkpointed record, cuts only at the end of a
 //! seal before the damage, never when an intact seal follows the damage, and the log it
-//! continues verifies; a pure cut or appended garbage always opens. Seeds: damaged
-//! copies of a committed log (`testdata/fuzz-seeds/recovery/`), each named for the
-//! outcome it must have: `opens-<records>-…` or `refused-…`.
+//! continues verifies; a pure cut or appended garbage always opens. The segment is
+//! damaged without its zero tail (the log is preallocated), and then given a zero tail
+//! again or not (`zero_tail`): the same damage inside the prefilled area, before the
+//! zeros, must have the same outcome. Seeds: damaged copies of a committed log
+//! (`testdata/fuzz-seeds/recovery/`, segments of the version before preallocation,
+//! with no zero tail), each named for the outcome it must have: `opens-<records>-…` or
+//! `refused-…`.
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
@@ -18,14 +22,18 @@ use portcullis_audit::{AuditLog, AuditRecord, verify};
 use proptest::prelude::*;
 use proptest::sample::Index;
 
-use crate::support::{all_frames, options, record, segments, signer, snapshot, trusted, verify_dir};
+use crate::support::{all_frames, logical_end, options, record, segments, signer, snapshot, trusted, verify_dir};
+
+/// Zero bytes after a damaged segment when it keeps a zero tail: the prefilled area.
+const ZERO_TAIL: usize = 64 * 1024;
 
 /// Records in the log, and how many of them the periodic checkpoint covers.
 const RECORDS: u64 = 8;
 const CHECKPOINTED: u64 = 3;
 
-/// A log as written: its directory, its one segment's bytes, and for each seal the end
-/// offset of its frame and the number of records it covers.
+/// A log as written: its directory, its one segment's bytes up to its logical end (the
+/// zero tail left out), and for each seal the end offset of its frame and the number of
+/// records it covers.
 struct Written {
     dir: tempfile::TempDir,
     segment: Vec<u8>,
@@ -46,7 +54,8 @@ impl Written {
             }
         }
         assert_eq!(covered, RECORDS);
-        let segment = std::fs::read(&seg).expect("read");
+        let mut segment = std::fs::read(&seg).expect("read");
+        segment.truncate(logical_end(&seg));
         Self {
             dir,
             segment,
@@ -72,8 +81,8 @@ impl Written {
         })
     }
 
-    /// A copy of the log with `segment` as its segment.
-    fn copy_with(&self, segment: &[u8]) -> tempfile::TempDir {
+    /// A copy of the log with `segment` as its segment, followed by `zero_tail` zero bytes.
+    fn copy_with(&self, segment: &[u8], zero_tail: usize) -> tempfile::TempDir {
         let copy = tempfile::tempdir().expect("tempdir");
         for entry in std::fs::read_dir(self.dir.path()).expect("list") {
             let path = entry.expect("entry").path();
@@ -82,7 +91,9 @@ impl Written {
             }
         }
         let seg = segments(self.dir.path()).pop().expect("segment");
-        std::fs::write(copy.path().join(seg.file_name().expect("name")), segment).expect("write");
+        let mut bytes = segment.to_vec();
+        bytes.resize(segment.len() + zero_tail, 0);
+        std::fs::write(copy.path().join(seg.file_name().expect("name")), bytes).expect("write");
         copy
     }
 }
@@ -159,9 +170,10 @@ enum Shape {
     Moved,
 }
 
-/// The outcome of opening a damaged copy: the records kept, or a refusal.
-fn check(written: &Written, damaged: &[u8], shape: Shape) -> Option<u64> {
-    let dir = written.copy_with(damaged);
+/// The outcome of opening a damaged copy (followed by `zero_tail` zero bytes): the
+/// records kept, or a refusal.
+fn check(written: &Written, damaged: &[u8], shape: Shape, zero_tail: usize) -> Option<u64> {
+    let dir = written.copy_with(damaged, zero_tail);
     let rt = runtime();
     let before = snapshot(dir.path());
     let verified = rt.block_on(async {
@@ -306,7 +318,11 @@ fn apply(segment: &[u8], damage: &Damage) -> (Vec<u8>, Shape) {
 #[test]
 fn fuzz_recovery_replays_its_seed_corpus() {
     let base = committed();
-    assert_eq!(check(&base, &base.segment.clone(), Shape::Intact), Some(RECORDS));
+    assert_eq!(check(&base, &base.segment.clone(), Shape::Intact, 0), Some(RECORDS));
+    assert_eq!(
+        check(&base, &base.segment.clone(), Shape::Intact, ZERO_TAIL),
+        Some(RECORDS)
+    );
     let mut seeds: Vec<PathBuf> = std::fs::read_dir(seed_dir())
         .expect("list seeds")
         .map(|e| e.expect("entry").path())
@@ -317,7 +333,7 @@ fn fuzz_recovery_replays_its_seed_corpus() {
     for seed in seeds {
         let name = seed.file_stem().expect("name").to_string_lossy().into_owned();
         let bytes = std::fs::read(&seed).expect("read seed");
-        let kept = check(&base, &bytes, Shape::Moved);
+        let kept = check(&base, &bytes, Shape::Moved, 0);
         let want = name.strip_prefix("opens-").map(|rest| {
             rest.split('-')
                 .next()
@@ -330,14 +346,18 @@ fn fuzz_recovery_replays_its_seed_corpus() {
 
 proptest! {
     #[test]
-    fn fuzz_recovery_damaged_fresh_log(first in damage(), second in proptest::option::weighted(0.2, damage())) {
+    fn fuzz_recovery_damaged_fresh_log(
+        first in damage(),
+        second in proptest::option::weighted(0.2, damage()),
+        zero_tail in prop_oneof![Just(0), Just(ZERO_TAIL)],
+    ) {
         let written = fresh();
         let (bytes, shape) = apply(&written.segment, &first);
         match second {
-            None => { check(written, &bytes, shape); }
+            None => { check(written, &bytes, shape, zero_tail); }
             Some(second) => {
                 let (bytes, _) = apply(&bytes, &second);
-                check(written, &bytes, Shape::Moved);
+                check(written, &bytes, Shape::Moved, zero_tail);
             }
         }
     }

@@ -13,6 +13,7 @@ mod fuzz_recovery;
 mod group_commit;
 mod keys;
 mod postgres;
+mod prealloc;
 mod proofs;
 mod records;
 mod support;

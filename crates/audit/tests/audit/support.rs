@@ -71,7 +71,8 @@ pub fn segments(dir: &Path) -> Vec<PathBuf> {
 }
 
 /// Every frame of a segment file, records and batch seals, in order: (seq,
-/// payload, byte offset).
+/// payload, byte offset). The frames end at the end of the file or where a
+/// zero tail (a preallocated segment's unwritten part) begins.
 pub fn all_frames(path: &Path) -> Vec<(u64, Vec<u8>, usize)> {
     let bytes = std::fs::read(path).expect("read segment");
     let mut out = Vec::new();
@@ -86,10 +87,43 @@ pub fn all_frames(path: &Path) -> Vec<(u64, Vec<u8>, usize)> {
                 }
                 offset += len;
             }
+            _ if frame::is_zero(&bytes[offset..]) => break,
             other => panic!("unexpected frame state {other:?} at {offset}"),
         }
     }
     out
+}
+
+/// Where the frames of a segment end (its logical end): the file's length
+/// for a growing segment, the start of the zero tail for a preallocated one.
+pub fn logical_end(path: &Path) -> usize {
+    all_frames(path).last().map_or(HEADER_LEN, |(_, payload, offset)| {
+        offset + frame::FRAME_OVERHEAD + payload.len()
+    })
+}
+
+/// Writes `bytes` into a segment at byte `at`, over whatever is there (the
+/// zero tail, for a write inside the prefilled area), growing the file only
+/// if they run past its end.
+pub fn write_at(path: &Path, at: usize, bytes: &[u8]) {
+    use std::os::unix::fs::FileExt;
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .expect("open segment");
+    file.write_all_at(bytes, at as u64).expect("write segment");
+    file.sync_all().expect("sync segment");
+}
+
+/// Cuts a segment back to its frames, as the previous version (segments that
+/// grow with every append, no zero tail) would have left it.
+pub fn strip_zero_tail(path: &Path) {
+    let end = logical_end(path);
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .expect("open segment");
+    file.set_len(end as u64).expect("truncate segment");
 }
 
 /// The record frames of a segment file: (seq, payload); batch seals skipped.

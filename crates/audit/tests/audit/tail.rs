@@ -14,8 +14,8 @@ use portcullis_audit::{
 };
 
 use crate::support::{
-    database_url, frame_offset, options, read_frames, record, rewrite_record, segments, signer, snapshot, trusted,
-    unique, verify_dir, write_frames,
+    database_url, frame_offset, logical_end, options, read_frames, record, rewrite_record, segments, signer, snapshot,
+    trusted, unique, verify_dir, write_at, write_frames,
 };
 
 /// A call the policy denied: the kind of record an attacker wants to turn into an allow.
@@ -122,12 +122,11 @@ async fn t24_torn_last_frame_is_the_only_thing_cut() {
         .await
         .expect("writer");
     let seg = segments(dir.path()).pop().expect("segment");
-    // A crash mid-write: the last batch's write is cut off in its last frame.
+    // A crash mid-write: the last batch's write is cut off in its last frame
+    // (its last 7 bytes never landed: the prefilled zeros are still there).
     // That batch was never acknowledged (its append had not returned).
-    let len = std::fs::metadata(&seg).expect("stat").len();
-    let file = std::fs::OpenOptions::new().write(true).open(&seg).expect("open");
-    file.set_len(len - 7).expect("truncate");
-    drop(file);
+    let end = logical_end(&seg);
+    write_at(&seg, end - 7, &[0; 7]);
 
     let log = AuditLog::open_file(dir.path(), signer(), options(0))
         .await
