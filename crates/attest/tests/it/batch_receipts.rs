@@ -111,6 +111,38 @@ async fn concurrent_calls_share_batches_and_each_receipt_proves_its_own_call_onl
 }
 
 #[tokio::test]
+async fn a_batch_the_file_store_writes_in_parts_still_proves_every_record() {
+    // Over 1 MiB of records in one batch is written as several sealed parts; the receipts
+    // are proved by the last part's seal, which signs the tree after all of them.
+    let dir = tempfile::tempdir().unwrap();
+    let log = Arc::new(
+        AuditLog::open_file(dir.path(), LogSigner::from_seed(SEED), LogOptions::default())
+            .await
+            .unwrap(),
+    );
+    let appends = (0..6).map(|n| {
+        let log = Arc::clone(&log);
+        tokio::spawn(async move {
+            let mut record = outcome_record(n);
+            record.ext.insert("padding".into(), "x".repeat(400 * 1024));
+            (n, log.append(&record).await.unwrap())
+        })
+    });
+    let receipts: Vec<(usize, DurableReceipt)> = futures::future::join_all(appends)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    let stats = log.stats();
+    assert!(stats.batches < stats.records, "records over 1 MiB shared a batch: {stats:?}");
+    let (trusted, kid) = trusted();
+    for (n, receipt) in &receipts {
+        let batch = batch_receipt(receipt, &kid);
+        verify_batch_receipt(&batch, &result(*n), &params(*n), &trusted).unwrap();
+    }
+}
+
+#[tokio::test]
 async fn an_altered_record_path_index_or_seal_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let log = AuditLog::open_file(dir.path(), LogSigner::from_seed(SEED), LogOptions::default())
