@@ -134,7 +134,10 @@ async fn a_batch_the_file_store_writes_in_parts_still_proves_every_record() {
         .map(Result::unwrap)
         .collect();
     let stats = log.stats();
-    assert!(stats.batches < stats.records, "records over 1 MiB shared a batch: {stats:?}");
+    assert!(
+        stats.batches < stats.records,
+        "records over 1 MiB shared a batch: {stats:?}"
+    );
     let (trusted, kid) = trusted();
     for (n, receipt) in &receipts {
         let batch = batch_receipt(receipt, &kid);
