@@ -19,3 +19,4 @@ mod support;
 mod tail;
 mod tamper;
 mod vectors;
+mod writer_thread;
