@@ -10,9 +10,9 @@
 //! so is the directory. Any write or sync error poisons the store: after a
 //! failed fsync the kernel may have dropped the dirty pages, so the on-disk
 //! state is unknown until the next open runs crash recovery. Blocking file I/O
-//! runs inline on the log's writer thread (`crate::writer_thread`, which calls
-//! [`FileStore::write_inline`]), or, for a store used on its own from async
-//! code, on tokio's blocking pool.
+//! runs inline on the log's writer thread (`writer_thread` calls
+//! `FileStore::write_inline` there), or, for a store used on its own from
+//! async code, on tokio's blocking pool.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
