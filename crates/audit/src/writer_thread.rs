@@ -8,9 +8,9 @@
 //!   fsyncs inline on that thread ([`OwnThreadStore::write_inline`]). A batch
 //!   then costs one wake-up of that thread plus the appenders' replies; as a
 //!   task on the gateway's runtime it also took a `spawn_blocking` hand-off to
-//!   the blocking pool and a wake-up back to the task per batch
-//!   (docs/benchmarks.md, "Audit writer on its own thread"). Blocking that
-//!   thread is the point: nothing else runs on it.
+//!   the blocking pool and a wake-up back to the task per batch (measured in
+//!   docs/benchmarks.md, "Audit writer on its own thread (2026-12-05, fourth session)").
+//!   Blocking that thread is the point: nothing else runs on it.
 //! - The PostgreSQL store's writer stays a task on the caller's runtime: its
 //!   I/O is network I/O that runtime drives, and it never blocks a thread.
 //!
