@@ -3,7 +3,10 @@
 //! it to the group-commit writer, and returns a [`DurableReceipt`] only when the
 //! store reports the batch durable — the batch and its seal (the signed tree
 //! head after it) in one durable unit. Opening a log checks that every
-//! acknowledged record is covered by a verified signature (`open_check`).
+//! acknowledged record is covered by a verified signature (`open_check`), then
+//! starts the writer: the file store's on a thread of its own, PostgreSQL's as
+//! a task (`writer_thread`). Closing or dropping the log closes the writer's
+//! channel; the writer then writes the final checkpoint and ends.
 
 use std::ops::Range;
 use std::path::Path;
@@ -12,7 +15,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use portcullis_core::{Clock, SystemClock};
 use tokio::sync::{Mutex, mpsc, oneshot};
-use tokio::task::JoinHandle;
 
 use crate::checkpoint::{CheckpointPolicy, CheckpointSigner, SignedCheckpoint};
 use crate::error::{AuditError, ReadError};
@@ -25,8 +27,9 @@ use crate::receipt::DurableReceipt;
 use crate::record::AuditRecord;
 use crate::store::file::{DEFAULT_SEGMENT_BYTES, FileStore};
 use crate::store::postgres::{PgReader, PostgresStore};
-use crate::store::{AuditStore, Entry, FileReader, LogReader, SealedRecords};
-use crate::writer::{self, Job, Shared, WriterConfig};
+use crate::store::{Entry, FileReader, LogReader, SealedRecords};
+use crate::writer::{Job, Shared, WriterConfig};
+use crate::writer_thread::Writer;
 
 /// Largest serialised record accepted (records carry digests, not bodies).
 pub const MAX_RECORD_BYTES: usize = 1024 * 1024;
@@ -131,7 +134,7 @@ pub struct AuditLog {
     shared: Arc<Shared>,
     reader: StoreReader,
     public_key: LogPublicKey,
-    writer: JoinHandle<()>,
+    writer: Writer,
     /// Built lazily on the first proof request, then caught up incrementally.
     proofs: Mutex<MerkleTree>,
 }
@@ -153,7 +156,9 @@ impl AuditLog {
         open_check::check_file(&store.reader(), store.last_seal(), &open_keys).await?;
         let checkpointed = last_checkpoint_size(&store.reader()).await?;
         let reader = StoreReader::File(store.reader());
-        Ok(Self::start(store, reader, signer, options, checkpointed))
+        let (parts, jobs, config) = Parts::prepare(reader, signer, options, checkpointed);
+        let writer = Writer::spawn_thread(store, jobs, config, Arc::clone(&parts.shared)).await?;
+        Ok(parts.with_writer(writer))
     }
 
     /// Opens a PostgreSQL log in `schema` (created and migrated if needed).
@@ -174,7 +179,9 @@ impl AuditLog {
         open_check::check_postgres(&mut store, &pg_reader, &open_keys).await?;
         let checkpointed = store.checkpointed_size().await?;
         let reader = StoreReader::Postgres(store.reader());
-        Ok(Self::start(store, reader, signer, options, checkpointed))
+        let (parts, jobs, config) = Parts::prepare(reader, signer, options, checkpointed);
+        let writer = Writer::spawn_task(store, jobs, config, Arc::clone(&parts.shared));
+        Ok(parts.with_writer(writer))
     }
 
     /// Opens a file log whose writes fail on demand (see
@@ -197,39 +204,9 @@ impl AuditLog {
         open_check::check_file(&store.reader(), store.last_seal(), &open_keys).await?;
         let checkpointed = last_checkpoint_size(&store.reader()).await?;
         let reader = StoreReader::File(store.reader());
-        Ok((Self::start(store, reader, signer, options, checkpointed), switch))
-    }
-
-    fn start<S: AuditStore>(
-        store: S,
-        reader: StoreReader,
-        signer: LogSigner,
-        options: LogOptions,
-        checkpointed: u64,
-    ) -> Self {
-        let (jobs, rx) = mpsc::channel(options.queue.max(1));
-        let shared = Arc::new(Shared {
-            healthy: AtomicBool::new(true),
-            batches: AtomicU64::new(0),
-            records: AtomicU64::new(0),
-            latest: Default::default(),
-        });
-        let public_key = signer.public_key();
-        let config = WriterConfig {
-            signer: CheckpointSigner::new(signer, options.clock),
-            policy: options.checkpoints,
-            max_batch: options.max_batch.max(1),
-            checkpointed,
-        };
-        let writer = tokio::spawn(writer::run(store, rx, config, Arc::clone(&shared)));
-        Self {
-            jobs,
-            shared,
-            reader,
-            public_key,
-            writer,
-            proofs: Mutex::new(MerkleTree::new()),
-        }
+        let (parts, jobs, config) = Parts::prepare(reader, signer, options, checkpointed);
+        let writer = Writer::spawn_thread(store, jobs, config, Arc::clone(&parts.shared)).await?;
+        Ok((parts.with_writer(writer), switch))
     }
 
     /// Appends `record` and waits until it is durable. An `Err` means the
@@ -260,8 +237,8 @@ impl AuditLog {
     }
 
     /// False after a failed write (until a later write succeeds, for stores
-    /// that can recover) or once the writer has stopped. The gateway denies
-    /// calls while it is false.
+    /// that can recover) or once the writer (its thread or task) has stopped.
+    /// The gateway denies calls while it is false.
     pub fn healthy(&self) -> bool {
         self.shared.healthy.load(Ordering::Acquire) && !self.writer.is_finished()
     }
@@ -287,6 +264,12 @@ impl AuditLog {
             batches: self.shared.batches.load(Ordering::Relaxed),
             records: self.shared.records.load(Ordering::Relaxed),
         }
+    }
+
+    /// Appends and checkpoint requests sent to the writer that it has not yet
+    /// taken into a batch (the queue bounded by [`LogOptions::queue`]).
+    pub fn queued(&self) -> usize {
+        self.jobs.max_capacity() - self.jobs.capacity()
     }
 
     /// The newest checkpoint this process wrote, if any.
@@ -333,11 +316,26 @@ impl AuditLog {
     }
 
     /// Stops accepting appends, lets the writer finish queued ones and write a
-    /// final checkpoint, and waits for it.
+    /// final checkpoint, and waits until it has ended and released the store
+    /// (the file store's directory lock). Dropping the log does the same
+    /// without waiting.
     pub async fn close(self) -> Result<(), AuditError> {
         let Self { jobs, writer, .. } = self;
         drop(jobs);
-        writer.await.map_err(|_| AuditError::WriterStopped)
+        writer.join().await
+    }
+
+    /// Stops the writer the way `kill -9` would stop the process, once every job
+    /// sent before this call has been taken: appends not yet written are never
+    /// acknowledged and no final checkpoint is written. Waits until the store
+    /// is dropped (the directory lock released), so the test can tear the files
+    /// and reopen. Crash tests only.
+    #[cfg(any(test, feature = "fault-injection"))]
+    pub async fn simulate_crash(self) -> Result<(), AuditError> {
+        let Self { jobs, writer, .. } = self;
+        jobs.send(Job::Crash).await.map_err(|_| AuditError::WriterStopped)?;
+        drop(jobs);
+        writer.join().await
     }
 
     /// The proof tree caught up to at least `size` records (if they exist).
@@ -352,6 +350,58 @@ impl AuditLog {
             }
         }
         Ok(tree)
+    }
+}
+
+/// A log whose writer is about to start: the appenders' side of its channel
+/// and what the handle keeps.
+struct Parts {
+    jobs: mpsc::Sender<Job>,
+    shared: Arc<Shared>,
+    reader: StoreReader,
+    public_key: LogPublicKey,
+}
+
+impl Parts {
+    /// The handle's parts, and the writer's: its end of the channel and its config.
+    fn prepare(
+        reader: StoreReader,
+        signer: LogSigner,
+        options: LogOptions,
+        checkpointed: u64,
+    ) -> (Self, mpsc::Receiver<Job>, WriterConfig) {
+        let (jobs, rx) = mpsc::channel(options.queue.max(1));
+        let shared = Arc::new(Shared {
+            healthy: AtomicBool::new(true),
+            batches: AtomicU64::new(0),
+            records: AtomicU64::new(0),
+            latest: Default::default(),
+        });
+        let public_key = signer.public_key();
+        let config = WriterConfig {
+            signer: CheckpointSigner::new(signer, options.clock),
+            policy: options.checkpoints,
+            max_batch: options.max_batch.max(1),
+            checkpointed,
+        };
+        let parts = Self {
+            jobs,
+            shared,
+            reader,
+            public_key,
+        };
+        (parts, rx, config)
+    }
+
+    fn with_writer(self, writer: Writer) -> AuditLog {
+        AuditLog {
+            jobs: self.jobs,
+            shared: self.shared,
+            reader: self.reader,
+            public_key: self.public_key,
+            writer,
+            proofs: Mutex::new(MerkleTree::new()),
+        }
     }
 }
 

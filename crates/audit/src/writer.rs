@@ -1,16 +1,21 @@
-//! The group-commit writer: one task per log owns the store. Appenders send a
-//! [`Job`] over a bounded channel and await a oneshot reply; the task drains
+//! The group-commit writer: one per log owns the store. Appenders send a
+//! [`Job`] over a bounded channel and await a oneshot reply; the writer drains
 //! whatever is queued (up to `max_batch`) into one durable batch — one write
 //! and one fsync or one transaction for all of them — then answers every
 //! appender. While a batch is being synced the next one queues up, so the
 //! batch size grows with load and the per-record cost of fsync shrinks.
+//!
+//! [`run`] is the same loop wherever it runs (`writer_thread`): on the file
+//! store's own thread, where the store writes and fsyncs inline, so a batch
+//! costs one wake-up of that thread and the replies; or as a task on the
+//! gateway's runtime for PostgreSQL.
 //!
 //! Every batch is sealed by the store in the same durable unit (the tree head
 //! after the batch, signed with the [`CheckpointSigner`]: one Ed25519
 //! signature per batch, not per record), so no appender is answered before a
 //! signature covers its record (docs/THREATS.md T24).
 //!
-//! The task also signs periodic checkpoints (after a batch, per [`CheckpointPolicy`],
+//! The writer also signs periodic checkpoints (after a batch, per [`CheckpointPolicy`],
 //! and on request) and keeps the health flag: false after a failed write,
 //! true again after a successful one (the file store stays failed once
 //! poisoned; PostgreSQL recovers when the database does).
@@ -40,6 +45,11 @@ pub(crate) enum Job {
     Checkpoint {
         reply: oneshot::Sender<CheckpointReply>,
     },
+    /// Stop at once the way a killed process would: the appends of the batch
+    /// being gathered are never written or answered, and no final checkpoint
+    /// is written (crash tests).
+    #[cfg(any(test, feature = "fault-injection"))]
+    Crash,
 }
 
 /// State the writer publishes to the log handle.
@@ -93,6 +103,8 @@ pub(crate) async fn run<S: AuditStore>(
             match job {
                 Job::Append { entry, reply } => appends.push((entry, reply)),
                 Job::Checkpoint { reply } => requests.push(reply),
+                #[cfg(any(test, feature = "fault-injection"))]
+                Job::Crash => return,
             }
             if appends.len() < config.max_batch {
                 next = jobs.try_recv().ok();

@@ -48,6 +48,45 @@ fn batch_receipt(receipt: &DurableReceipt, kid: &str) -> BatchReceipt {
     BatchReceipt::new(receipt.index(), receipt.record(), &path, seal)
 }
 
+/// Appends `records` so that they share batches: the writer is held (a stalled disk, the
+/// audit crate's fault injection) on a first record while they all queue up, then released.
+async fn append_together(
+    records: Vec<(usize, AuditRecord)>,
+) -> (Vec<(usize, DurableReceipt)>, portcullis_audit::LogStats) {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, switch) = AuditLog::open_faulty(dir.path(), LogSigner::from_seed(SEED), LogOptions::default())
+        .await
+        .unwrap();
+    let log = Arc::new(log);
+    switch.stall_next_write();
+    let held = {
+        let log = Arc::clone(&log);
+        tokio::spawn(async move { log.append(&outcome_record(1000)).await.unwrap() })
+    };
+    while !switch.is_stalled() {
+        tokio::task::yield_now().await;
+    }
+    let expected = records.len();
+    let appends: Vec<_> = records
+        .into_iter()
+        .map(|(n, record)| {
+            let log = Arc::clone(&log);
+            tokio::spawn(async move { (n, log.append(&record).await.unwrap()) })
+        })
+        .collect();
+    while log.queued() < expected {
+        tokio::task::yield_now().await;
+    }
+    switch.release();
+    let _first = held.await.unwrap();
+    let receipts = futures::future::join_all(appends)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    (receipts, log.stats())
+}
+
 fn trusted() -> (KeySet, String) {
     let key = SigningKey::from_bytes(&SEED);
     let mut set = KeySet::new();
@@ -57,31 +96,9 @@ fn trusted() -> (KeySet, String) {
 
 #[tokio::test]
 async fn concurrent_calls_share_batches_and_each_receipt_proves_its_own_call_only() {
-    let dir = tempfile::tempdir().unwrap();
-    let log = Arc::new(
-        AuditLog::open_file(dir.path(), LogSigner::from_seed(SEED), LogOptions::default())
-            .await
-            .unwrap(),
-    );
-    // Decision records first (as the gateway writes them), then 12 outcomes at once.
-    let _decision = log
-        .append(&AuditRecord::new(RecordKind::Decision, std::time::SystemTime::now()))
-        .await
-        .unwrap();
-    let appends = (0..12).map(|n| {
-        let log = Arc::clone(&log);
-        tokio::spawn(async move { (n, log.append(&outcome_record(n)).await.unwrap()) })
-    });
-    let receipts: Vec<(usize, DurableReceipt)> = futures::future::join_all(appends)
-        .await
-        .into_iter()
-        .map(Result::unwrap)
-        .collect();
-    assert!(
-        log.stats().batches < log.stats().records,
-        "some records shared a batch: {:?}",
-        log.stats()
-    );
+    // Twelve outcomes committed together (as concurrent calls' are).
+    let (receipts, stats) = append_together((0..12).map(|n| (n, outcome_record(n))).collect()).await;
+    assert!(stats.batches < stats.records, "records shared a batch: {stats:?}");
     let (trusted, kid) = trusted();
     for (n, receipt) in &receipts {
         let batch = batch_receipt(receipt, &kid);
@@ -114,26 +131,12 @@ async fn concurrent_calls_share_batches_and_each_receipt_proves_its_own_call_onl
 async fn a_batch_the_file_store_writes_in_parts_still_proves_every_record() {
     // Over 1 MiB of records in one batch is written as several sealed parts; the receipts
     // are proved by the last part's seal, which signs the tree after all of them.
-    let dir = tempfile::tempdir().unwrap();
-    let log = Arc::new(
-        AuditLog::open_file(dir.path(), LogSigner::from_seed(SEED), LogOptions::default())
-            .await
-            .unwrap(),
-    );
-    let appends = (0..6).map(|n| {
-        let log = Arc::clone(&log);
-        tokio::spawn(async move {
-            let mut record = outcome_record(n);
-            record.ext.insert("padding".into(), "x".repeat(400 * 1024));
-            (n, log.append(&record).await.unwrap())
-        })
+    let records = (0..6).map(|n| {
+        let mut record = outcome_record(n);
+        record.ext.insert("padding".into(), "x".repeat(400 * 1024));
+        (n, record)
     });
-    let receipts: Vec<(usize, DurableReceipt)> = futures::future::join_all(appends)
-        .await
-        .into_iter()
-        .map(Result::unwrap)
-        .collect();
-    let stats = log.stats();
+    let (receipts, stats) = append_together(records.collect()).await;
     assert!(
         stats.batches < stats.records,
         "records over 1 MiB shared a batch: {stats:?}"

@@ -1,14 +1,15 @@
 //! `FaultyStore`: a named fault-injection fake, the file store with a switch
 //! that makes its next segment write fail the way disks fail (a torn write, a
-//! failed fsync, a full disk), or its next zero-fill ahead of the write
-//! position find the disk full. Exists only in tests and with the
-//! `fault-injection` feature; the release binary never has it.
+//! failed fsync, a full disk), its next zero-fill ahead of the write
+//! position find the disk full, or stall until released (a slow disk: appends
+//! queue up behind it). Exists only in tests and with the `fault-injection`
+//! feature; the release binary never has it.
 
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 
 use super::file::FileStore;
 use super::{AuditStore, Committed, Entry, FileReader, TreeHead};
@@ -34,9 +35,52 @@ pub enum Fault {
 #[derive(Debug, Default)]
 pub struct FaultSwitch {
     next: Mutex<Option<Fault>>,
+    stall: Mutex<Stall>,
+    stall_changed: Condvar,
+}
+
+/// Where the one-shot stall of the next segment write stands.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+enum Stall {
+    #[default]
+    Off,
+    /// The next segment write will wait for [`FaultSwitch::release`].
+    Armed,
+    /// A segment write is waiting for [`FaultSwitch::release`].
+    Holding,
 }
 
 impl FaultSwitch {
+    /// Makes the next segment write wait, before any byte is written, until
+    /// [`FaultSwitch::release`] (one shot): the writer is held while appends
+    /// queue up behind it.
+    pub fn stall_next_write(&self) {
+        *self.stall.lock().unwrap_or_else(PoisonError::into_inner) = Stall::Armed;
+    }
+
+    /// True while a segment write is held by [`FaultSwitch::stall_next_write`].
+    pub fn is_stalled(&self) -> bool {
+        *self.stall.lock().unwrap_or_else(PoisonError::into_inner) == Stall::Holding
+    }
+
+    /// Lets a held write go on (and disarms a stall not reached yet).
+    pub fn release(&self) {
+        *self.stall.lock().unwrap_or_else(PoisonError::into_inner) = Stall::Off;
+        self.stall_changed.notify_all();
+    }
+
+    /// Holds the calling (writer) thread while a stall is armed, until released.
+    fn hold_if_stalled(&self) {
+        let mut stall = self.stall.lock().unwrap_or_else(PoisonError::into_inner);
+        if *stall != Stall::Armed {
+            return;
+        }
+        *stall = Stall::Holding;
+        while *stall == Stall::Holding {
+            stall = self.stall_changed.wait(stall).unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+
     /// Makes the next segment write fail with `fault` (one shot).
     pub fn arm(&self, fault: Fault) {
         if let Ok(mut next) = self.next.lock() {
@@ -57,6 +101,7 @@ impl FaultSwitch {
 
     /// Called by the file store just before it writes `buf` at byte `at` and syncs.
     pub(crate) fn before_write(&self, file: &File, at: u64, buf: &[u8]) -> io::Result<()> {
+        self.hold_if_stalled();
         match self.take(|f| f != Fault::PrefillNoSpace) {
             None | Some(Fault::PrefillNoSpace) => Ok(()),
             Some(Fault::TornWrite) => {
@@ -112,6 +157,11 @@ impl FaultyStore {
     /// The last batch seal found at open.
     pub fn last_seal(&self) -> Option<&SignedCheckpoint> {
         self.store.last_seal()
+    }
+
+    /// [`FileStore::write_inline`].
+    pub(crate) fn write_inline(&mut self) {
+        self.store.write_inline();
     }
 }
 

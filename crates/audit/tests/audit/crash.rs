@@ -1,9 +1,10 @@
 //! Crash safety at unit level: a process that dies mid-append leaves a torn
 //! tail; the next open cuts it back, every acknowledged record is still there
-//! and the log verifies. A crash is simulated by dropping the runtime that
-//! runs the writer (no close, no final checkpoint), then tearing the file:
-//! bytes written at the logical end, inside the zero-filled area ahead of it
-//! (the segment is preallocated), as a write cut short would leave them.
+//! and the log verifies. A crash is simulated by stopping the writer where it
+//! stands (`AuditLog::simulate_crash`: no close, no final checkpoint), then
+//! tearing the file: bytes written at the logical end, inside the zero-filled
+//! area ahead of it (the segment is preallocated), as a write cut short would
+//! leave them.
 
 use std::path::Path;
 
@@ -12,8 +13,7 @@ use portcullis_audit::{AuditLog, DurableReceipt, leaf_hash};
 
 use crate::support::{logical_end, options, record, segments, signer, trusted, verify_dir, write_at};
 
-/// Appends `n` records in a runtime that is then dropped, like `kill -9`
-/// after the appends were acknowledged.
+/// Runs `fut` to completion on a runtime of its own.
 fn block_on<T>(fut: impl std::future::Future<Output = T>) -> T {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -22,6 +22,8 @@ fn block_on<T>(fut: impl std::future::Future<Output = T>) -> T {
     rt.block_on(fut)
 }
 
+/// Appends `n` records, then stops the writer like `kill -9` after the
+/// appends were acknowledged.
 fn append_then_crash(dir: &Path, from: u64, n: u64) -> Vec<DurableReceipt> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -36,7 +38,7 @@ fn append_then_crash(dir: &Path, from: u64, n: u64) -> Vec<DurableReceipt> {
         if from == 0 {
             let _ = log.checkpoint_now().await.expect("checkpoint");
         }
-        std::mem::forget(log); // no orderly close
+        log.simulate_crash().await.expect("crash"); // no orderly close
         receipts
     });
     drop(rt);

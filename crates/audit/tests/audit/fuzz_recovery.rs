@@ -126,7 +126,7 @@ pub fn write_log(dir: &Path) {
             }
             let _ = log.append(&record(i)).await.expect("append");
         }
-        std::mem::forget(log); // a crash: no orderly close, no final checkpoint
+        log.simulate_crash().await.expect("crash"); // no orderly close, no final checkpoint
     });
 }
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use portcullis_audit::{AuditLog, LogOptions, leaf_hash};
 
-use crate::support::{options, record, signer, trusted, verify_dir};
+use crate::support::{hold_writer, options, queue_appends, record, signer, trusted, verify_dir};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn many_concurrent_appenders_get_distinct_consecutive_indexes() {
@@ -64,25 +64,32 @@ async fn many_concurrent_appenders_get_distinct_consecutive_indexes() {
 }
 
 #[tokio::test]
-async fn queued_appends_are_written_in_few_batches() {
-    // On a current-thread runtime all 400 appenders enqueue before the writer
-    // runs again, so the writer drains them in batches of up to `max_batch`.
+async fn queued_appends_are_written_in_batches_of_max_batch() {
+    // The writer is held (a stalled disk) on its own thread while the
+    // appenders run on this current-thread runtime: a write in progress never
+    // blocks the caller's runtime. Then the queue drains in full batches.
     let dir = tempfile::tempdir().expect("tempdir");
     let opts = LogOptions {
         max_batch: 100,
         ..options(0)
     };
-    let log = Arc::new(AuditLog::open_file(dir.path(), signer(), opts).await.expect("open"));
-    let tasks: Vec<_> = (0..400)
-        .map(|i| {
-            let log = Arc::clone(&log);
-            tokio::spawn(async move { log.append(&record(i)).await.map(|r| r.index()) })
-        })
-        .collect();
-    for task in tasks {
-        task.await.expect("task").expect("append");
+    let (log, switch) = AuditLog::open_faulty(dir.path(), signer(), opts).await.expect("open");
+    let log = Arc::new(log);
+    let held = hold_writer(&log, &switch, 0).await;
+    let queued = queue_appends(&log, 1..401).await;
+    switch.release();
+    assert_eq!(held.await.expect("task").expect("append"), 0);
+    let mut indexes: Vec<u64> = Vec::new();
+    for task in queued {
+        indexes.push(task.await.expect("task").expect("append"));
     }
+    indexes.sort_unstable();
+    assert_eq!(indexes, (1..401).collect::<Vec<u64>>());
     let stats = log.stats();
-    assert_eq!(stats.records, 400);
-    assert!(stats.batches <= 8, "expected ~4 batches of 100, got {stats:?}");
+    assert_eq!(stats.records, 401);
+    assert_eq!(
+        stats.batches, 5,
+        "one held batch, then 400 queued in batches of 100: {stats:?}"
+    );
+    Arc::into_inner(log).expect("sole owner").close().await.expect("close");
 }

@@ -20,3 +20,4 @@ mod support;
 mod tail;
 mod tamper;
 mod vectors;
+mod writer_thread;

@@ -2,15 +2,19 @@
 //! access for tampering, and verification of a directory through the
 //! offline reader.
 
+use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
 use portcullis_audit::store::FileReader;
+use portcullis_audit::store::faulty::FaultSwitch;
 use portcullis_audit::store::frame::{self, Decoded, HEADER_LEN};
 use portcullis_audit::{
-    AuditRecord, CheckpointPolicy, Decision, LogOptions, LogSigner, Outcome, Principal, RecordKind, Sha256Hex,
-    TrustedKeys, VerifyReport, verify,
+    AuditError, AuditLog, AuditRecord, CheckpointPolicy, Decision, LogOptions, LogSigner, Outcome, Principal,
+    RecordKind, Sha256Hex, TrustedKeys, VerifyReport, verify,
 };
+use tokio::task::JoinHandle;
 
 pub fn signer() -> LogSigner {
     LogSigner::from_seed([7u8; 32])
@@ -210,4 +214,45 @@ pub fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
         .collect();
     files.sort();
     files
+}
+
+/// Waits until `done()` holds, checking every few milliseconds; fails the test
+/// (instead of hanging it) if it still does not hold after a minute. A bound on
+/// liveness, not a timing assertion.
+pub async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
+    for _ in 0..12_000 {
+        if done() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    panic!("still not true after a minute: {what}");
+}
+
+/// Holds the writer on its next segment write (record `first` being appended
+/// by a spawned task) and returns that task once the writer is held.
+pub async fn hold_writer(log: &Arc<AuditLog>, switch: &FaultSwitch, first: u64) -> JoinHandle<Result<u64, AuditError>> {
+    switch.stall_next_write();
+    let held = {
+        let log = Arc::clone(log);
+        tokio::spawn(async move { log.append(&record(first)).await.map(|r| r.index()) })
+    };
+    eventually("the writer is held", || switch.is_stalled()).await;
+    held
+}
+
+/// Spawns one appender per index in `range` and waits until every one of them is
+/// queued behind the writer.
+pub async fn queue_appends(log: &Arc<AuditLog>, range: Range<u64>) -> Vec<JoinHandle<Result<u64, AuditError>>> {
+    let expected = range.clone().count();
+    let tasks: Vec<_> = range
+        .map(|i| {
+            let log = Arc::clone(log);
+            tokio::spawn(async move { log.append(&record(i)).await.map(|r| r.index()) })
+        })
+        .collect();
+    while log.queued() < expected {
+        tokio::task::yield_now().await;
+    }
+    tasks
 }

@@ -4,8 +4,8 @@
 //! (which would otherwise sign over it); damage followed by intact frames
 //! stops the open and cuts nothing; only a genuinely torn end is cut.
 //!
-//! A crash (no orderly close, so no final checkpoint) is simulated by dropping
-//! the runtime that runs the writer, as in `crash.rs`.
+//! A crash (no orderly close, so no final checkpoint) is simulated by stopping
+//! the writer where it stands (`AuditLog::simulate_crash`), as in `crash.rs`.
 
 use std::path::Path;
 
@@ -55,7 +55,7 @@ fn log_with_tail(dir: &Path) {
         for i in 10..20 {
             let _ = log.append(&denied(i)).await.expect("append");
         }
-        std::mem::forget(log); // no orderly close, no final checkpoint
+        log.simulate_crash().await.expect("crash"); // no orderly close, no final checkpoint
     });
     drop(rt);
 }
