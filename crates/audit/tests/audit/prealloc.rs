@@ -45,7 +45,7 @@ fn append_then_crash(dir: &Path, opts: LogOptions, from: u64, to: u64, checkpoin
                 let _ = log.checkpoint_now().await.expect("checkpoint");
             }
         }
-        std::mem::forget(log);
+        log.simulate_crash().await.expect("crash"); // no orderly close, no final checkpoint
     });
 }
 
