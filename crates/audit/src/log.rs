@@ -220,6 +220,7 @@ impl AuditLog {
             });
         }
         let leaf = leaf_hash(&data);
+        let data = bytes::Bytes::from(data);
         let data_kept = data.clone();
         let (reply, answer) = oneshot::channel();
         self.jobs

@@ -20,8 +20,8 @@ use crate::merkle::hash::Hash;
 pub struct DurableReceipt {
     index: u64,
     leaf_hash: Hash,
-    /// The exact record bytes (the leaf's data).
-    record: Vec<u8>,
+    /// The exact record bytes (the leaf's data), shared with the batch written.
+    record: bytes::Bytes,
     /// The batch the record was sealed in (`None` only for test receipts).
     batch: Option<Arc<SealedBatch>>,
 }
@@ -45,7 +45,7 @@ pub struct SealProof<'a> {
 }
 
 impl DurableReceipt {
-    pub(crate) fn new(index: u64, leaf_hash: Hash, record: Vec<u8>, batch: Arc<SealedBatch>) -> Self {
+    pub(crate) fn new(index: u64, leaf_hash: Hash, record: bytes::Bytes, batch: Arc<SealedBatch>) -> Self {
         Self {
             index,
             leaf_hash,
@@ -85,7 +85,7 @@ impl DurableReceipt {
         Self {
             index,
             leaf_hash,
-            record: Vec::new(),
+            record: bytes::Bytes::new(),
             batch: None,
         }
     }

@@ -12,6 +12,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use super::hash::{Hash, node_hash, split_point};
+use super::proof::audit_path;
 use super::tree::Frontier;
 use crate::checkpoint::SignedCheckpoint;
 
@@ -61,25 +62,8 @@ impl SealedBatch {
             return None;
         }
         let mut out = Vec::new();
-        self.path(index, 0, size, &mut out)?;
+        audit_path(index, 0, size, &|lo, hi| self.subtree(lo, hi), &mut out)?;
         Some(out)
-    }
-
-    /// `PATH(m, D[lo:hi])`, appended leaf-first.
-    fn path(&self, m: u64, lo: u64, hi: u64, out: &mut Vec<Hash>) -> Option<()> {
-        let n = hi - lo;
-        if n <= 1 {
-            return Some(());
-        }
-        let k = split_point(n);
-        if m < k {
-            self.path(m, lo, lo + k, out)?;
-            out.push(self.subtree(lo + k, hi)?);
-        } else {
-            self.path(m - k, lo + k, hi, out)?;
-            out.push(self.subtree(lo, lo + k)?);
-        }
-        Some(())
     }
 
     /// `MTH(D[lo:hi])`: from the frontier for ranges before the batch, from the leaves for

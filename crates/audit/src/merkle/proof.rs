@@ -79,19 +79,8 @@ impl MerkleTree {
 
     /// `PATH(m, D[lo:hi])`, appended leaf-first.
     fn path(&self, m: u64, lo: u64, hi: u64, out: &mut Vec<Hash>) -> Result<(), ProofError> {
-        let n = hi - lo;
-        if n <= 1 {
-            return Ok(());
-        }
-        let k = split_point(n);
-        if m < k {
-            self.path(m, lo, lo + k, out)?;
-            out.push(self.hash_of(lo + k, hi)?);
-        } else {
-            self.path(m - k, lo + k, hi, out)?;
-            out.push(self.hash_of(lo, lo + k)?);
-        }
-        Ok(())
+        audit_path(m, lo, hi, &|a, b| self.subtree(a, b), out)
+            .ok_or(ProofError::IndexOutOfRange { index: lo, size: hi })
     }
 
     /// `SUBPROOF(m, D[lo:hi], b)`.
@@ -118,6 +107,31 @@ impl MerkleTree {
         self.subtree(lo, hi)
             .ok_or(ProofError::IndexOutOfRange { index: lo, size: hi })
     }
+}
+
+/// RFC 6962 `PATH(m, D[lo:hi])`, appended leaf-first, with `subtree(a, b)` giving
+/// `MTH(D[a:b])` (`None`: not available, and then no path). Shared by the whole tree's
+/// proofs and a sealed batch's ([`super::batch::SealedBatch`]).
+pub(crate) fn audit_path(
+    m: u64,
+    lo: u64,
+    hi: u64,
+    subtree: &impl Fn(u64, u64) -> Option<Hash>,
+    out: &mut Vec<Hash>,
+) -> Option<()> {
+    let n = hi - lo;
+    if n <= 1 {
+        return Some(());
+    }
+    let k = split_point(n);
+    if m < k {
+        audit_path(m, lo, lo + k, subtree, out)?;
+        out.push(subtree(lo + k, hi)?);
+    } else {
+        audit_path(m - k, lo + k, hi, subtree, out)?;
+        out.push(subtree(lo, lo + k)?);
+    }
+    Some(())
 }
 
 /// Checks that `leaf` is at `index` in the tree of `size` leaves whose root is

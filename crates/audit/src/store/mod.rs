@@ -31,7 +31,8 @@ pub use file_reader::FileReader;
 /// (computed by the appender, off the writer's critical path).
 #[derive(Clone, Debug)]
 pub struct Entry {
-    pub data: Vec<u8>,
+    /// Shared, not copied, with the appender's `DurableReceipt` (a batch receipt carries it).
+    pub data: bytes::Bytes,
     pub leaf: Hash,
 }
 

@@ -134,7 +134,7 @@ impl AuditStore for PostgresStore {
             indexes.push(to_i64(index));
             hashes.push(entry.leaf.0.to_vec());
             frontier.push(entry.leaf);
-            records.push(String::from_utf8(entry.data).map_err(|_| StoreError::State {
+            records.push(String::from_utf8(entry.data.to_vec()).map_err(|_| StoreError::State {
                 problem: "a record is not UTF-8 text",
             })?);
         }

@@ -345,7 +345,7 @@ async fn a_batch_larger_than_one_write_is_sealed_in_parts() {
             let data = vec![b'a' + i; 400 * 1024];
             Entry {
                 leaf: leaf_hash(&data),
-                data,
+                data: data.into(),
             }
         })
         .collect();
@@ -371,7 +371,7 @@ async fn an_empty_entry_at_index_0_is_a_frame_not_the_start_of_the_zero_tail() {
     let signer = CheckpointSigner::new(signer(), Arc::new(SystemClock));
     let entries = vec![Entry {
         leaf: leaf_hash(b""),
-        data: Vec::new(),
+        data: Default::default(),
     }];
     let _ = store.append_batch(entries, &signer).await.expect("append");
     assert_eq!(
