@@ -291,9 +291,16 @@ pub fn assert_each_recorded(records: &[Value], calls: &[Called], kind: &str, fie
                 .find(|r| r["kind"] == kind && r["args_sha256"] == want.as_str() && r[field] == value)
                 .cloned()
                 .unwrap_or_else(|| {
+                    let same_call: Vec<&Value> = records.iter().filter(|r| r["args_sha256"] == want.as_str()).collect();
                     panic!(
-                        "call s{} n{} ({}) has no `{kind}` record with {field} = {value}",
-                        c.session, c.n, c.arguments
+                        "call s{} n{} ({}) has no `{kind}` record with {field} = {value}; its records: {same_call:?}; \
+                         the log holds {} records, the last: {:?}; the answer was {}",
+                        c.session,
+                        c.n,
+                        c.arguments,
+                        records.len(),
+                        records.last(),
+                        c.answer.body
                     )
                 })
         })

@@ -550,6 +550,12 @@ async fn others_carry_on(url: &str, sessions: &[Arc<RawSession>], demo_tool: Opt
 
 /// Every call returned before `limit` and has an outcome record saying `error`.
 fn assert_errors_recorded_in_time(config: &Path, calls: &[Called], limit: Duration) {
+    assert_in_time(calls, limit);
+    assert_each_recorded(&audit_records(config), calls, "call", "outcome", "error");
+}
+
+/// Every call returned before `limit`.
+fn assert_in_time(calls: &[Called], limit: Duration) {
     for c in calls {
         assert!(
             c.took < limit,
@@ -559,7 +565,53 @@ fn assert_errors_recorded_in_time(config: &Path, calls: &[Called], limit: Durati
             c.took
         );
     }
-    assert_each_recorded(&audit_records(config), calls, "call", "outcome", "error");
+}
+
+/// The classify stage's refusal of a call whose server's tools could not be listed.
+const LISTING_FAILED: &str = "classify: the gateway could not list the tools of `web` to check them";
+
+/// An HTTP upstream that is gone: every call returned before `limit` and is recorded as
+/// failed, in one of two ways. A call that was forwarded has an outcome record saying
+/// `error` (at least the one that reached the upstream has). A session's first call to
+/// the server lists its tools first (the classify stage checks them); when the upstream
+/// was already gone by then, the call is refused before the policy (fail closed) and its
+/// denied decision record says the listing failed and why.
+fn assert_failures_recorded_in_time(config: &Path, calls: &[Called], limit: Duration) {
+    assert_in_time(calls, limit);
+    let records = audit_records(config);
+    let record_of = |c: &Called, kind: &str| {
+        let want = digest(&c.arguments);
+        records
+            .iter()
+            .find(|r| r["kind"] == kind && r["args_sha256"] == want.as_str())
+    };
+    let mut forwarded = 0;
+    for c in calls {
+        if let Some(outcome) = record_of(c, "call") {
+            assert_eq!(outcome["outcome"], "error", "call s{} n{}: {outcome}", c.session, c.n);
+            forwarded += 1;
+            continue;
+        }
+        let decision = record_of(c, "decision")
+            .unwrap_or_else(|| panic!("call s{} n{} ({}) has no record at all", c.session, c.n, c.arguments));
+        let reason = decision["reason"].as_str().unwrap_or_default();
+        assert_eq!(decision["decision"], "deny", "call s{} n{}: {decision}", c.session, c.n);
+        assert!(
+            reason.starts_with(LISTING_FAILED) && reason.contains("upstream `web` is unreachable"),
+            "call s{} n{}: a call that was not forwarded is refused because the listing failed: {decision}",
+            c.session,
+            c.n
+        );
+        let text = c.answer.error_text().unwrap_or_default();
+        assert!(
+            text.contains("could not list the tools of `web`"),
+            "the caller is told why: {text}"
+        );
+    }
+    assert!(
+        forwarded >= 1,
+        "the call that reached the upstream has an outcome record"
+    );
 }
 
 /// A child that exits (the `crash` tool) while the session's other calls (`hang`) wait
@@ -643,7 +695,11 @@ async fn http_fault(fault: HttpFault, timeout_secs: u64, words: &[&str]) -> Vec<
     let texts = assert_all_failed(&calls, words);
     assert!(upstream.calls() >= 1, "the calls reached the upstream");
     let limit = Duration::from_secs(timeout_secs + 15);
-    assert_errors_recorded_in_time(&gw.config.path, &calls, limit);
+    if fault == HttpFault::Crash {
+        assert_failures_recorded_in_time(&gw.config.path, &calls, limit);
+    } else {
+        assert_errors_recorded_in_time(&gw.config.path, &calls, limit);
+    }
     others_carry_on(&gw.url, &sessions, None).await;
     texts
 }

@@ -34,12 +34,9 @@ pub async fn list_all(
             .call(page, owner.clone())
             .await
             .map_err(|e| e.to_string())?;
-        let result = answer.result().ok_or_else(|| {
-            answer
-                .error()
-                .map(Value::to_string)
-                .unwrap_or_else(|| "no result".into())
-        })?;
+        let result = answer
+            .result()
+            .ok_or_else(|| answer.error().map_or_else(|| "no result".into(), error_text))?;
         if let Some(list) = result.get(kind.field()).and_then(Value::as_array) {
             items.extend(list.iter().cloned());
         }
@@ -49,6 +46,15 @@ pub async fn list_all(
         }
     }
     Err(format!("more than {MAX_PAGES} pages"))
+}
+
+/// What a JSON-RPC error answer says: its message (the gateway's own errors about an
+/// upstream already name it and the cause), else the error object as JSON.
+fn error_text(error: &Value) -> String {
+    match error.get("message").and_then(Value::as_str) {
+        Some(message) if !message.is_empty() => message.to_owned(),
+        _ => error.to_string(),
+    }
 }
 
 /// The gateway's own complete listing of a connection's tools.
