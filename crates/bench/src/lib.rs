@@ -15,6 +15,7 @@
 //! is a dev tool: unlike the product crates it spawns processes itself.
 pub mod floor;
 pub mod load;
+pub mod peer;
 pub mod pki;
 pub mod policies;
 pub mod procs;

@@ -16,6 +16,7 @@ use clap::Parser;
 use portcullis_attest::HostSigner;
 use portcullis_bench::{
     load::{self, ClientConns, Endpoint, LoadSpec, Observed, ObservedUpstream},
+    peer::Peer,
     pki::BenchPki,
     policies::{ALLOW_ALL, BENCH_POLICIES},
     procs::{self, Proc},
@@ -58,6 +59,11 @@ struct Args {
     /// full, full-tmpfs (each described in the report).
     #[arg(long, value_delimiter = ',', default_value = "floor,relay,policy,full,full-tmpfs")]
     targets: Vec<String>,
+    /// Also measure a peer gateway, HTTP upstream only: `agentgateway=PATH` (a binary you
+    /// built from its public source), configured to forward MCP to the bench upstream.
+    /// Repeatable.
+    #[arg(long, value_name = "NAME=PATH")]
+    peer: Vec<String>,
     /// Idle sessions to open on a fresh gateway at the end (0 skips).
     #[arg(long, default_value_t = 10_000)]
     sessions: usize,
@@ -144,6 +150,8 @@ struct Setup<'a> {
     pki: &'a BenchPki,
     /// The plain-HTTP load client.
     client: &'a reqwest::Client,
+    /// Peer gateways (`--peer`), measured as targets named after them.
+    peers: &'a [Peer],
 }
 
 /// What the full pipeline adds to a gateway's config beyond policy and audit, and the
@@ -175,6 +183,17 @@ async fn start_gateway(
     let dir = tempfile::Builder::new().prefix("portcullis-bench-").tempdir()?;
     if target == FLOOR {
         let (proc, url) = procs::start_floor(setup.upstream_bin, setup.upstream_url)?;
+        return Ok(Gateway {
+            proc,
+            url,
+            client: setup.client.clone(),
+            signer: None,
+            _dir: dir,
+            _audit: None,
+        });
+    }
+    if let Some(peer) = setup.peers.iter().find(|p| p.name == target) {
+        let (proc, url) = peer.start(dir.path(), setup.upstream_url, setup.client).await?;
         return Ok(Gateway {
             proc,
             url,
@@ -273,7 +292,7 @@ fn main() -> anyhow::Result<()> {
     runtime.block_on(run(args))
 }
 
-async fn run(args: Args) -> anyhow::Result<()> {
+async fn run(mut args: Args) -> anyhow::Result<()> {
     let gateway_bin = match &args.gateway {
         Some(p) => p.clone(),
         None => beside_me("portcullis")?,
@@ -292,6 +311,17 @@ async fn run(args: Args) -> anyhow::Result<()> {
         );
         std::env::temp_dir()
     };
+    let peers = args
+        .peer
+        .iter()
+        .map(|arg| Peer::parse(arg))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    for peer in &peers {
+        if args.targets.contains(&peer.name) {
+            bail!("`{}` is a peer (--peer); do not list it in --targets too", peer.name);
+        }
+        args.targets.push(peer.name.clone());
+    }
     let (http_upstream, upstream_url) = procs::start_http_upstream(&upstream_bin, 1, args.answers)?;
     let pki = BenchPki::new(&gateway_bin)?;
     let client = load::http_client(args.client_conns)?;
@@ -303,13 +333,15 @@ async fn run(args: Args) -> anyhow::Result<()> {
         tmpfs_dir: &tmpfs_dir,
         pki: &pki,
         client: &client,
+        peers: &peers,
     };
     let max_c = args.concurrency.iter().copied().max().unwrap_or(1);
     let mut gateways = Vec::new();
     for transport in &args.transports {
         for target in &args.targets {
-            if target == FLOOR && transport != "http" {
-                continue; // a forwarder has no stdio side: the floor is measured over HTTP only
+            let forwarder = target == FLOOR || peers.iter().any(|p| p.name == *target);
+            if forwarder && transport != "http" {
+                continue; // a forwarder has no stdio side: the floor and peers are measured over HTTP only
             }
             let g = start_gateway(&setup, target, transport, max_c * 4 + 16).await?;
             gateways.push((transport.clone(), target.clone(), g));
@@ -428,6 +460,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
                     name: name.into(),
                     description: description.into(),
                 })
+                .chain(peers.iter().map(|p| TargetInfo {
+                    name: p.name.clone(),
+                    description: p.description(),
+                }))
                 .collect(),
             note: format!(
                 "loopback; client, gateway and upstream share this machine; audit dir {}, tmpfs dir {}; \
