@@ -10,16 +10,20 @@
 //!   computed (the per-call cost on the gateway), and `hash_and_sign_receipt` with both
 //!   canonical digests computed here too.
 //!
+//! - `batch/{single,verify_batch}/N`: N = 1, 4, 16 signatures over call-sized messages (each
+//!   by its own key), verified one by one with `verify_strict` or in one
+//!   `ed25519_dalek::verify_batch` equation: what `SignatureBatcher` saves per batch.
+//!
 //! Run with `cargo bench -p portcullis-attest --bench signatures`.
 #![allow(
     clippy::expect_used,
     reason = "benchmark setup: a broken fixture should abort the run"
 )]
-use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
-use ed25519_dalek::SigningKey;
+use criterion::{BatchSize, BenchmarkId, Criterion, criterion_group, criterion_main};
+use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use portcullis_attest::{
-    CallTarget, HashedFacts, META_KEY, ReceiptFacts, Verifier, VerifierConfig, key_id, sign_call_with_nonce,
-    sign_hashed_receipt, sign_receipt,
+    CallTarget, HashedFacts, META_KEY, ReceiptFacts, SignedFields, Verifier, VerifierConfig, key_id,
+    sign_call_with_nonce, sign_hashed_receipt, sign_receipt,
 };
 use portcullis_core::Principal;
 use serde_json::{Value, json};
@@ -103,5 +107,41 @@ fn bench(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, bench);
+/// N signatures verified singly (`verify_strict` each) vs in one `verify_batch` equation.
+fn batch(c: &mut Criterion) {
+    let args = arguments();
+    let mut group = c.benchmark_group("batch");
+    for n in [1usize, 4, 16] {
+        let keys: Vec<SigningKey> = (0..n).map(|i| SigningKey::from_bytes(&[i as u8 + 1; 32])).collect();
+        let messages: Vec<Vec<u8>> = (0..n)
+            .map(|i| {
+                let nonce = format!("bench-nonce-{i:016}");
+                let fields = SignedFields {
+                    target: target(),
+                    arguments: &args,
+                    nonce: &nonce,
+                    iat: NOW,
+                    exp: NOW + 60,
+                };
+                fields.to_bytes()
+            })
+            .collect();
+        let signatures: Vec<Signature> = keys.iter().zip(&messages).map(|(k, m)| k.sign(m)).collect();
+        let publics: Vec<VerifyingKey> = keys.iter().map(SigningKey::verifying_key).collect();
+        let slices: Vec<&[u8]> = messages.iter().map(Vec::as_slice).collect();
+        group.bench_function(BenchmarkId::new("single", n), |b| {
+            b.iter(|| {
+                for ((public, message), signature) in publics.iter().zip(&slices).zip(&signatures) {
+                    public.verify_strict(message, signature).expect("verifies");
+                }
+            })
+        });
+        group.bench_function(BenchmarkId::new("verify_batch", n), |b| {
+            b.iter(|| ed25519_dalek::verify_batch(&slices, &signatures, &publics).expect("verifies"))
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench, batch);
 criterion_main!(benches);

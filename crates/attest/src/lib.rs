@@ -10,6 +10,8 @@
 //!
 //! - [`request`]: the host signs each `tools/call` (Ed25519 over RFC 8785 bytes); the gateway
 //!   verifies strictly and refuses replays within the validity window.
+//! - [`batch_verify`]: the signatures of calls that reach the attest stage together are
+//!   verified in one batch equation, with `verify_strict`'s verdicts.
 //! - [`manifest`]: the operator signs a per-server manifest pinning the transport (argv and
 //!   executable hash, or URL and SPIFFE ID) and each tool's tier and definition hash; drift
 //!   between the manifest and what the server lists is reported (rug pulls, T8).
@@ -27,11 +29,13 @@
 //! - [`ijson`]: the I-JSON checks (RFC 7493) every signed value passes before its canonical
 //!   bytes are trusted (T13).
 //!
-//! This crate is a stage crate: it depends on `core` and `mcp` only, does no network I/O,
-//! and knows nothing of the pipeline order; `gateway` calls it.
+//! This crate is a stage crate: it depends on `core` and `mcp` only (of the workspace; from
+//! tokio only the `sync` channels the batcher's callers wait on), does no network I/O, and
+//! knows nothing of the pipeline order; `gateway` calls it.
 #![forbid(unsafe_code)]
 
 pub mod batch_receipt;
+pub mod batch_verify;
 pub mod file_pins;
 pub mod host;
 pub mod ijson;
@@ -43,6 +47,7 @@ pub mod request;
 pub mod scan;
 
 pub use batch_receipt::{BatchReceipt, Seal, VerifiedReceipt, verify_batch_receipt};
+pub use batch_verify::{BatchStats, SignatureBatcher};
 pub use file_pins::{FilePin, FilePinError, FilePins, path_digest};
 pub use host::{
     AUDIT_RECEIPT_META_KEY, HostSigner, RESULT_SIGNATURE_META_KEY, receipt_view, strip_gateway_meta, verify_result,
@@ -57,7 +62,7 @@ pub use receipt::{
 };
 pub use replay::ReplayCache;
 pub use request::{
-    CallError, CallTarget, META_KEY, SignedCall, SignedFields, VerifiedCall, Verifier, VerifierConfig, sign_call,
-    sign_call_with_nonce,
+    CallError, CallTarget, CheckedCall, META_KEY, PreparedCall, SignedCall, SignedFields, VerifiedCall, Verifier,
+    VerifierConfig, sign_call, sign_call_with_nonce,
 };
 pub use scan::{Finding, FindingKind, ScanConfig, scan_tool, scan_tool_with};

@@ -7,7 +7,8 @@
 //!
 //! # Exactly what is signed
 //!
-//! The Ed25519 signature (RFC 8032, verified with `verify_strict`) covers the RFC 8785
+//! The Ed25519 signature (RFC 8032, verified with `verify_strict`, or in a batch with the same
+//! verdicts but for the one case [`crate::batch_verify`] documents) covers the RFC 8785
 //! canonical bytes of this object:
 //!
 //! ```json
@@ -171,6 +172,10 @@ pub enum CallError {
         "the signature does not match the call (altered arguments, other target, or wrong key); re-sign the exact call"
     )]
     BadSignature,
+    #[error(
+        "the signature could not be checked: the gateway task verifying it together with others stopped; retry the call"
+    )]
+    SignatureUnchecked,
     #[error(transparent)]
     Replay(#[from] ReplayError),
     #[error("the replay cache is unavailable after an internal failure; calls are refused until the gateway restarts")]
@@ -282,13 +287,112 @@ pub struct VerifiedCall {
     pub signed_sha256: String,
 }
 
+/// A call that passed every check except its signature's validity ([`Verifier::prepare`]).
+///
+/// Next: [`PreparedCall::verify_alone`], or [`crate::SignatureBatcher::check`] (several
+/// calls' signatures verified together); either gives a [`CheckedCall`].
+#[derive(Debug)]
+pub struct PreparedCall {
+    pub(crate) claims: Claims,
+    pub(crate) pending: PendingSignature,
+}
+
+impl PreparedCall {
+    /// The host key id the call names.
+    pub fn kid(&self) -> &str {
+        &self.claims.kid
+    }
+
+    /// Verifies the signature on its own with `verify_strict`.
+    pub fn verify_alone(self) -> Result<CheckedCall, CallError> {
+        if self.pending.verify_strict() {
+            Ok(CheckedCall { claims: self.claims })
+        } else {
+            Err(CallError::BadSignature)
+        }
+    }
+}
+
+/// A call whose signature verified; only this crate makes one (after `verify_strict`, or a
+/// batch that [`crate::batch_verify`] treats as equivalent). [`CheckedCall::finish`]
+/// consumes its nonce.
+#[derive(Debug)]
+pub struct CheckedCall {
+    claims: Claims,
+}
+
+impl CheckedCall {
+    pub(crate) fn new(claims: Claims) -> Self {
+        Self { claims }
+    }
+
+    /// Records the nonce in `verifier`'s replay cache (the verifier that prepared the call)
+    /// and returns what the verification established. A replay is refused here.
+    pub fn finish(self, verifier: &Verifier, now: u64) -> Result<VerifiedCall, CallError> {
+        let Claims {
+            kid,
+            nonce,
+            iat,
+            exp,
+            signed_sha256,
+        } = self.claims;
+        // Only a verified signature may take a slot in the bounded replay cache.
+        let mut replay = verifier.replay.lock().map_err(|_| CallError::ReplayUnavailable)?;
+        replay.record(&kid, &nonce, exp, now)?;
+        drop(replay);
+        Ok(VerifiedCall {
+            kid,
+            nonce,
+            iat,
+            exp,
+            signed_sha256,
+        })
+    }
+}
+
+/// The claims of a prepared call, kept for [`CheckedCall::finish`].
+#[derive(Debug)]
+pub(crate) struct Claims {
+    kid: String,
+    nonce: String,
+    iat: u64,
+    exp: u64,
+    signed_sha256: String,
+}
+
+/// What checking one signature needs: the key, the signed bytes, the signature.
+#[derive(Debug)]
+pub(crate) struct PendingSignature {
+    pub key: VerifyingKey,
+    pub message: Vec<u8>,
+    pub signature: Signature,
+    /// The key has no torsion component: a batch equation judges its signatures as
+    /// `verify_strict` does (but for the one difference crate::batch_verify documents).
+    pub batchable: bool,
+}
+
+impl PendingSignature {
+    pub(crate) fn verify_strict(&self) -> bool {
+        self.key.verify_strict(&self.message, &self.signature).is_ok()
+    }
+}
+
+/// A registered host key and the principal it belongs to.
+#[derive(Debug)]
+struct HostKey {
+    owner: Principal,
+    key: VerifyingKey,
+    /// `key` has no torsion component (see [`PendingSignature::batchable`]).
+    batchable: bool,
+}
+
 /// Verifies host call signatures against registered host keys, with a replay cache.
 ///
 /// `Send + Sync`: `verify` takes `&self`; the replay cache sits behind a mutex.
 #[derive(Debug)]
 pub struct Verifier {
     config: VerifierConfig,
-    hosts: BTreeMap<String, (Principal, VerifyingKey)>,
+    hosts: BTreeMap<String, HostKey>,
     replay: Mutex<ReplayCache>,
     /// `config.issued_not_before` until [`Verifier::restore`] sets it to 0.
     issued_not_before: AtomicU64,
@@ -344,7 +448,18 @@ impl Verifier {
         if self.hosts.contains_key(kid) {
             return Err(KeyError::Conflict { kid: kid.to_owned() });
         }
-        self.hosts.insert(kid.to_owned(), (principal, key));
+        // A key with a torsion component is not weak (`is_weak` finds small-order keys only);
+        // honest key generation never makes one, but a batch equation would treat it
+        // differently from `verify_strict`, so its signatures are always verified alone.
+        let batchable = key.to_edwards().is_torsion_free();
+        self.hosts.insert(
+            kid.to_owned(),
+            HostKey {
+                owner: principal,
+                key,
+                batchable,
+            },
+        );
         Ok(())
     }
 
@@ -361,6 +476,9 @@ impl Verifier {
     /// Verifies the signature on a `tools/call` whose `params` are given, sent by `caller`, that
     /// the gateway resolved to `server`/`tool`, at Unix time `now`. On success the nonce is
     /// recorded, so the same signature is refused next time.
+    ///
+    /// The same as [`Verifier::prepare`], then [`PreparedCall::verify_alone`], then
+    /// [`CheckedCall::finish`]; the gateway puts a [`crate::SignatureBatcher`] in the middle.
     pub fn verify(
         &self,
         caller: &Principal,
@@ -369,16 +487,33 @@ impl Verifier {
         params: &Value,
         now: u64,
     ) -> Result<VerifiedCall, CallError> {
+        self.prepare(caller, server, tool, params, now)?
+            .verify_alone()?
+            .finish(self, now)
+    }
+
+    /// Every check on a call except the signature's validity: the entry parses, the key is
+    /// registered to `caller`, the claims (audience, target, nonce, window, clock) hold, the
+    /// arguments are an I-JSON object, the signature decodes. Returns the signed bytes, key
+    /// and signature ready to verify; nothing is recorded yet.
+    pub fn prepare(
+        &self,
+        caller: &Principal,
+        server: &str,
+        tool: &str,
+        params: &Value,
+        now: u64,
+    ) -> Result<PreparedCall, CallError> {
         let entry = params
             .get("_meta")
             .and_then(|meta| meta.get(META_KEY))
             .ok_or(CallError::Unsigned)?;
         let call = SignedCall::deserialize(entry).map_err(|e| CallError::Malformed { problem: e.to_string() })?;
-        let (owner, key) = self
+        let host = self
             .hosts
             .get(&call.kid)
             .ok_or_else(|| CallError::UnknownKey { kid: call.kid.clone() })?;
-        if !principal_matches(owner, caller) {
+        if !principal_matches(&host.owner, caller) {
             return Err(CallError::WrongPrincipal { kid: call.kid });
         }
         self.check_claims(&call, server, tool, now)?;
@@ -389,7 +524,7 @@ impl Verifier {
             Some(_) => return Err(CallError::ArgumentsNotObject),
         };
         ijson::check(arguments)?;
-        let sig = decode_signature(&call.sig)?;
+        let signature = decode_signature(&call.sig)?;
         let target = CallTarget {
             audience: &self.config.audience,
             server,
@@ -402,18 +537,21 @@ impl Verifier {
             iat: call.iat,
             exp: call.exp,
         };
-        let bytes = fields.to_bytes();
-        key.verify_strict(&bytes, &sig).map_err(|_| CallError::BadSignature)?;
-        // Only a verified signature may take a slot in the bounded replay cache.
-        let mut replay = self.replay.lock().map_err(|_| CallError::ReplayUnavailable)?;
-        replay.record(&call.kid, &call.nonce, call.exp, now)?;
-        drop(replay);
-        Ok(VerifiedCall {
-            signed_sha256: hex::encode(Sha256::digest(&bytes)),
-            kid: call.kid,
-            nonce: call.nonce,
-            iat: call.iat,
-            exp: call.exp,
+        let message = fields.to_bytes();
+        Ok(PreparedCall {
+            claims: Claims {
+                signed_sha256: hex::encode(Sha256::digest(&message)),
+                kid: call.kid,
+                nonce: call.nonce,
+                iat: call.iat,
+                exp: call.exp,
+            },
+            pending: PendingSignature {
+                key: host.key,
+                message,
+                signature,
+                batchable: host.batchable,
+            },
         })
     }
 

@@ -2,7 +2,7 @@
 //! these; nothing in this crate reads files or the environment.
 use std::{collections::BTreeMap, net::SocketAddr, num::NonZeroU32, path::PathBuf, sync::Arc, time::Duration};
 
-use portcullis_attest::{FilePinError, FilePins, PinnedManifest, ScanConfig, Verifier};
+use portcullis_attest::{FilePinError, FilePins, PinnedManifest, ScanConfig, SignatureBatcher, Verifier};
 use portcullis_core::{Principal, Secret, ServerName, Tier};
 use portcullis_identity::{
     ServeLimits, SvidPolicy,
@@ -94,6 +94,9 @@ impl Default for ApprovalsConfig {
 pub struct AttestConfig {
     /// Verifies host call signatures against every registered host key. `None`: no host keys.
     pub verifier: Option<Arc<Verifier>>,
+    /// Verifies together the signatures of calls that reach the attest stage at once
+    /// (`[attestation] batch_verify`); `None`: each signature is verified alone.
+    pub batcher: Option<Arc<SignatureBatcher>>,
     /// Principals that must sign every `tools/call`. A principal without a user stands for
     /// every user of that workload.
     pub required_signers: Vec<Principal>,

@@ -230,7 +230,8 @@ impl Gateway {
         let checked = self
             .config
             .attest
-            .check_call(&cx.caller.principal, route.server.as_str(), &tool, msg);
+            .check_call(&cx.caller.principal, route.server.as_str(), &tool, msg)
+            .await;
         match checked {
             Ok(verified) => Ok(verified),
             Err(error) => {

@@ -79,6 +79,16 @@ pub fn run(path: &Path) -> anyhow::Result<ExitCode> {
         attest.required_signers.len(),
         loaded.audience
     );
+    if attest.verifier.is_some() {
+        println!(
+            "  signature checks: {}",
+            if attest.batcher.is_some() {
+                "batched when calls arrive together (batch_verify = true)"
+            } else {
+                "each alone (batch_verify = false)"
+            }
+        );
+    }
     match &loaded.receipt_key {
         Some(key) => println!(
             "  signed results: on, key file {}, {}",

@@ -1,13 +1,14 @@
 //! `[attestation]` of the config file: the audience hosts sign for, the signature window
 //! and replay cache, the host keys (each registered to a principal, read and checked at
-//! load), which principals must sign, and result signing. The result-signing key itself
-//! is loaded later, once the audit log (whose key it defaults to) is open.
+//! load), which principals must sign, whether their signatures are verified in batches, and
+//! result signing. The result-signing key itself is loaded later, once the audit log (whose
+//! key it defaults to) is open.
 use std::{
     path::{Path, PathBuf},
     sync::Arc,
 };
 
-use portcullis_attest::{Verifier, VerifierConfig};
+use portcullis_attest::{SignatureBatcher, Verifier, VerifierConfig};
 use portcullis_audit::LogPublicKey;
 use portcullis_core::Principal;
 
@@ -31,6 +32,9 @@ pub struct Attestation {
     /// Batch receipts where the audit batch seals are made with the result-signing key
     /// (`receipts = "batch"`, the default), or a signature per result (`"signed"`).
     pub batch_receipts: bool,
+    /// Verifies together the host signatures of calls that reach the attest stage at once
+    /// (`batch_verify`, default true); `None`: each alone, or no host keys.
+    pub batcher: Option<Arc<SignatureBatcher>>,
 }
 
 /// Validates `[attestation]`. `audit_key`: the audit log's key file, the default
@@ -103,6 +107,7 @@ pub fn attestation(
         audience,
         receipt_key: receipt_key?,
         batch_receipts: batch_receipts?,
+        batcher: (!raw.hosts.is_empty() && raw.batch_verify.unwrap_or(true)).then(|| Arc::new(SignatureBatcher::new())),
     })
 }
 

@@ -219,6 +219,7 @@ fn validate(raw: &raw::RawConfig, loading: Loading<'_>, p: &mut Problems) -> Che
         anonymous_principal: principal(&raw.listen.anonymous_principal, "anonymous"),
         attest: AttestConfig {
             verifier: attestation.verifier,
+            batcher: attestation.batcher,
             required_signers: attestation.required_signers,
             receipts: None,
             manifests: manifests.pinned,

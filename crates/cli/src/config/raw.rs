@@ -318,6 +318,8 @@ pub struct RawAttestation {
     pub max_window_secs: Option<u64>,
     pub max_skew_secs: Option<u64>,
     pub replay_capacity: Option<usize>,
+    /// Verify together the signatures of calls that arrive at once (default true).
+    pub batch_verify: Option<bool>,
     #[serde(default)]
     pub hosts: Vec<RawHost>,
 }

@@ -362,3 +362,24 @@ fn approvals_config_errors_name_key_and_reason() {
         assert!(e.to_string().contains(key), "{text}: {e}");
     }
 }
+
+#[test]
+fn host_signatures_are_batch_verified_unless_switched_off() {
+    let dir = tempfile::tempdir().unwrap();
+    portcullis_audit::LogSigner::from_seed([4; 32])
+        .public_key()
+        .save(&dir.path().join("host.pub"))
+        .unwrap();
+    let host = "[[attestation.hosts]]\nworkload = \"spiffe://example.org/host\"\nkey = \"host.pub\"\n";
+    for (attestation, batched) in [
+        (format!("[attestation]\n{host}"), true),
+        (format!("[attestation]\nbatch_verify = true\n{host}"), true),
+        (format!("[attestation]\nbatch_verify = false\n{host}"), false),
+        // No host keys: nothing to verify, so no batcher either.
+        ("[attestation]\nbatch_verify = true\n".to_owned(), false),
+    ] {
+        let text = format!("{attestation}\n{}", server(""));
+        let loaded = parse(&text, "t.toml", dir.path()).unwrap();
+        assert_eq!(loaded.gateway.attest.batcher.is_some(), batched, "{attestation}");
+    }
+}
