@@ -1,12 +1,13 @@
 //! Peer gateways measured beside Portcullis in the same run (`--peer NAME=PATH`): a
 //! binary the user built from the peer's public source, given the configuration that
-//! makes it do what the `relay` target does — forward MCP over Streamable HTTP to the
-//! bench upstream — and nothing more. No peer is a dependency of this repository.
+//! makes it do what the `relay` target does — forward MCP to the bench upstream, over
+//! Streamable HTTP or to a stdio child — and nothing more. No peer is a dependency of
+//! this repository.
 //!
 //! Known peers: `agentgateway` (<https://github.com/agentgateway/agentgateway>), with
 //! its MCP-only config form (`mcp.port`, one `mcp.targets` entry naming the upstream's
-//! URL; stateful sessions, its default, as the load client opens legacy sessions; one
-//! target, so tool names are not prefixed).
+//! URL or the stdio command; stateful sessions, its default, as the load client opens
+//! legacy sessions; one target, so tool names are not prefixed).
 use std::{
     path::{Path, PathBuf},
     process::{Command, Stdio},
@@ -21,9 +22,18 @@ use crate::{procs::Proc, wire};
 pub const KNOWN: [(&str, &str); 1] = [(
     "agentgateway",
     "peer, not Portcullis: agentgateway (the binary given with --peer) forwarding MCP to the bench upstream \
-     over Streamable HTTP — one MCP target, stateful sessions (its default); no policy, no authentication, \
-     no audit log",
+     (Streamable HTTP, or the upstream as its stdio child) — one MCP target, stateful sessions (its default); \
+     no policy, no authentication, no audit log",
 )];
+
+/// The upstream a peer forwards to.
+#[derive(Debug, Clone, Copy)]
+pub enum PeerUpstream<'a> {
+    /// The bench upstream's Streamable HTTP endpoint.
+    Http(&'a str),
+    /// The bench upstream binary, started by the peer as its stdio child (`--stdio`).
+    Stdio(&'a Path),
+}
 
 /// A peer to measure: its name (one of [`KNOWN`]) and the binary.
 #[derive(Debug, Clone)]
@@ -65,16 +75,21 @@ impl Peer {
         format!("{what}; binary {}", self.binary.display())
     }
 
-    /// Starts the peer in `dir`, forwarding to `upstream_url`, and waits until it accepts
+    /// Starts the peer in `dir`, forwarding to `upstream`, and waits until it accepts
     /// MCP requests. Returns the process and the URL to load.
     pub async fn start(
         &self,
         dir: &Path,
-        upstream_url: &str,
+        upstream: PeerUpstream<'_>,
         client: &reqwest::Client,
     ) -> anyhow::Result<(Proc, String)> {
         let port = crate::procs::free_port()?;
-        let config = agentgateway_config(port, upstream_url);
+        let side_ports = [
+            crate::procs::free_port()?,
+            crate::procs::free_port()?,
+            crate::procs::free_port()?,
+        ];
+        let config = agentgateway_config(port, side_ports, upstream);
         let path = dir.join("agentgateway.yaml");
         std::fs::write(&path, config)?;
         let log = dir.join("agentgateway.log");
@@ -124,11 +139,22 @@ impl Peer {
 }
 
 /// agentgateway's configuration: MCP on `port` (all addresses; loaded on loopback),
-/// forwarded to the bench upstream at `upstream_url` (Streamable HTTP).
-pub fn agentgateway_config(port: u16, upstream_url: &str) -> String {
+/// forwarded to the bench upstream (its Streamable HTTP URL, or its binary as a stdio child).
+/// Its admin, stats and readiness listeners (15000, 15020 and 15021 by default) move to
+/// `[admin, stats, readiness]` on loopback, so that one peer per transport can run at once.
+pub fn agentgateway_config(port: u16, [admin, stats, readiness]: [u16; 3], upstream: PeerUpstream<'_>) -> String {
+    let target = match upstream {
+        PeerUpstream::Http(url) => format!("    mcp:\n      host: {url}\n"),
+        PeerUpstream::Stdio(bin) => format!(
+            "    stdio:\n      cmd: {:?}\n      args: [\"--stdio\"]\n",
+            bin.display().to_string()
+        ),
+    };
     format!(
         "# portcullis-bench: agentgateway as a plain MCP forwarder (no policy, no auth).\n\
-         mcp:\n  port: {port}\n  targets:\n  - name: {}\n    mcp:\n      host: {upstream_url}\n",
+         config:\n  adminAddr: \"localhost:{admin}\"\n  statsAddr: \"127.0.0.1:{stats}\"\n  \
+         readinessAddr: \"127.0.0.1:{readiness}\"\n\
+         mcp:\n  port: {port}\n  targets:\n  - name: {}\n{target}",
         wire::SERVER
     )
 }
@@ -150,9 +176,25 @@ mod tests {
 
     #[test]
     fn the_agentgateway_config_names_the_port_and_the_upstream() {
-        let yaml = agentgateway_config(3100, "http://127.0.0.1:4000/mcp");
+        let yaml = agentgateway_config(
+            3100,
+            [3001, 3002, 3003],
+            PeerUpstream::Http("http://127.0.0.1:4000/mcp"),
+        );
         assert!(yaml.contains("port: 3100\n"));
+        assert!(yaml.contains("adminAddr: \"localhost:3001\"\n"));
+        assert!(yaml.contains("statsAddr: \"127.0.0.1:3002\"\n"));
+        assert!(yaml.contains("readinessAddr: \"127.0.0.1:3003\"\n"));
         assert!(yaml.contains("host: http://127.0.0.1:4000/mcp\n"));
         assert!(yaml.contains(&format!("- name: {}\n", wire::SERVER)));
+        assert!(!yaml.contains("stdio"));
+        let yaml = agentgateway_config(
+            3101,
+            [3004, 3005, 3006],
+            PeerUpstream::Stdio(Path::new("/opt/up stream")),
+        );
+        assert!(yaml.contains("port: 3101\n"));
+        assert!(yaml.contains("stdio:\n      cmd: \"/opt/up stream\"\n      args: [\"--stdio\"]\n"));
+        assert!(!yaml.contains("host:"));
     }
 }

@@ -129,9 +129,11 @@ impl BenchPki {
     /// a valid signature required on every `tools/call`. The replay cache holds every nonce
     /// until its signature expires; it is sized for [`SIGNATURE_TTL_SECS`] at well over any
     /// call rate a loopback run reaches (a full cache refuses calls, by design).
-    pub fn attestation(&self) -> String {
+    /// `batch_verify`: signatures of calls arriving together verified as a batch (the
+    /// gateway's default) or each alone.
+    pub fn attestation(&self, batch_verify: bool) -> String {
         format!(
-            "[attestation]\naudience = {AUDIENCE:?}\nreplay_capacity = {REPLAY_CAPACITY}\n\n[[attestation.hosts]]\nworkload = {CLIENT_ID:?}\nkey = {:?}\nrequired = true\n",
+            "[attestation]\naudience = {AUDIENCE:?}\nreplay_capacity = {REPLAY_CAPACITY}\nbatch_verify = {batch_verify}\n\n[[attestation.hosts]]\nworkload = {CLIENT_ID:?}\nkey = {:?}\nrequired = true\n",
             self.host_public.display().to_string()
         )
     }

@@ -16,7 +16,7 @@ use clap::Parser;
 use portcullis_attest::HostSigner;
 use portcullis_bench::{
     load::{self, ClientConns, Endpoint, LoadSpec, Observed, ObservedUpstream},
-    peer::Peer,
+    peer::{Peer, PeerUpstream},
     pki::BenchPki,
     policies::{ALLOW_ALL, BENCH_POLICIES},
     procs::{self, Proc},
@@ -56,12 +56,12 @@ struct Args {
     #[arg(long, value_delimiter = ',', default_value = "http,stdio")]
     transports: Vec<String>,
     /// Configurations to measure: floor (the reference forwarder, HTTP only), relay, policy,
-    /// full, full-tmpfs (each described in the report).
+    /// full, full-tmpfs, and on request full-unbatched (each described in the report).
     #[arg(long, value_delimiter = ',', default_value = "floor,relay,policy,full,full-tmpfs")]
     targets: Vec<String>,
-    /// Also measure a peer gateway, HTTP upstream only: `agentgateway=PATH` (a binary you
-    /// built from its public source), configured to forward MCP to the bench upstream.
-    /// Repeatable.
+    /// Also measure a peer gateway: `agentgateway=PATH` (a binary you built from its public
+    /// source), configured to forward MCP to the bench upstream (over HTTP, or to the
+    /// upstream as its stdio child). Repeatable.
     #[arg(long, value_name = "NAME=PATH")]
     peer: Vec<String>,
     /// Idle sessions to open on a fresh gateway at the end (0 skips).
@@ -88,7 +88,7 @@ struct Args {
 }
 
 /// The configurations, cheapest first: the reference forwarder, then the gateway's.
-const TARGETS: [(&str, &str); 5] = [
+const TARGETS: [(&str, &str); 6] = [
     (
         FLOOR,
         "reference, not the gateway: a hyper HTTP/1.1 forwarder (bench upstream binary, --floor) that only \
@@ -110,6 +110,11 @@ const TARGETS: [(&str, &str); 5] = [
     (
         "full-tmpfs",
         "as full (mutual TLS too), audit log on tmpfs: same work, fsync returns at once (full − this = the fsync wait)",
+    ),
+    (
+        "full-unbatched",
+        "as full, host signatures each verified alone ([attestation] batch_verify = false; \
+         full − this = what batch verification saves); not measured unless named in --targets",
     ),
 ];
 
@@ -165,10 +170,10 @@ struct FullPipeline {
     signer: Arc<HostSigner>,
 }
 
-fn full_pipeline(setup: &Setup<'_>) -> anyhow::Result<FullPipeline> {
+fn full_pipeline(setup: &Setup<'_>, batch_verify: bool) -> anyhow::Result<FullPipeline> {
     Ok(FullPipeline {
         listen: "require = [\"workload\"]\n".to_owned(),
-        tables: format!("{}\n{}", setup.pki.listen_tls(), setup.pki.attestation()),
+        tables: format!("{}\n{}", setup.pki.listen_tls(), setup.pki.attestation(batch_verify)),
         client: setup.pki.client()?,
         signer: Arc::new(setup.pki.host_signer()),
     })
@@ -193,7 +198,15 @@ async fn start_gateway(
         });
     }
     if let Some(peer) = setup.peers.iter().find(|p| p.name == target) {
-        let (proc, url) = peer.start(dir.path(), setup.upstream_url, setup.client).await?;
+        let upstream = match transport {
+            "http" => PeerUpstream::Http(setup.upstream_url),
+            "stdio" => PeerUpstream::Stdio(setup.upstream_bin),
+            other => bail!("unknown transport `{other}`; use http or stdio"),
+        };
+        let (proc, url) = peer
+            .start(dir.path(), upstream, setup.client)
+            .await
+            .with_context(|| format!("peer `{target}` ({transport} upstream)"))?;
         return Ok(Gateway {
             proc,
             url,
@@ -204,16 +217,18 @@ async fn start_gateway(
         });
     }
     let port = procs::free_port()?;
-    let (policy, audit_root, full) = match target {
-        "relay" => (ALLOW_ALL, None, false),
-        "policy" => (BENCH_POLICIES, None, false),
-        "full" => (BENCH_POLICIES, Some(setup.audit_dir), true),
-        "full-tmpfs" => (BENCH_POLICIES, Some(setup.tmpfs_dir), true),
-        other => bail!("unknown target `{other}`; use floor, relay, policy, full or full-tmpfs"),
+    // (policy, audit log root, the full pipeline's identity and attestation, batch verification)
+    let (policy, audit_root, full, batch_verify) = match target {
+        "relay" => (ALLOW_ALL, None, false, true),
+        "policy" => (BENCH_POLICIES, None, false, true),
+        "full" => (BENCH_POLICIES, Some(setup.audit_dir), true, true),
+        "full-tmpfs" => (BENCH_POLICIES, Some(setup.tmpfs_dir), true, true),
+        "full-unbatched" => (BENCH_POLICIES, Some(setup.audit_dir), true, false),
+        other => bail!("unknown target `{other}`; use floor, relay, policy, full, full-tmpfs or full-unbatched"),
     };
     let (listen_extra, tables, client, signer, scheme) = match full {
         true => {
-            let f = full_pipeline(setup)?;
+            let f = full_pipeline(setup, batch_verify)?;
             (f.listen, f.tables, f.client, Some(f.signer), "https")
         }
         false => (String::new(), String::new(), setup.client.clone(), None, "http"),
@@ -264,8 +279,10 @@ async fn start_gateway(
 
 fn profile_of(path: &Path) -> String {
     let text = path.display().to_string();
-    if text.contains("/release/") {
-        "release".into()
+    if text.contains("/dist/") {
+        "dist (fat LTO, one codegen unit)".into()
+    } else if text.contains("/release/") {
+        "release (thin LTO)".into()
     } else if text.contains("/debug/") {
         "debug (figures are not representative)".into()
     } else {
@@ -339,9 +356,8 @@ async fn run(mut args: Args) -> anyhow::Result<()> {
     let mut gateways = Vec::new();
     for transport in &args.transports {
         for target in &args.targets {
-            let forwarder = target == FLOOR || peers.iter().any(|p| p.name == *target);
-            if forwarder && transport != "http" {
-                continue; // a forwarder has no stdio side: the floor and peers are measured over HTTP only
+            if target == FLOOR && transport != "http" {
+                continue; // the floor has no stdio side: it is measured over HTTP only
             }
             let g = start_gateway(&setup, target, transport, max_c * 4 + 16).await?;
             gateways.push((transport.clone(), target.clone(), g));
