@@ -195,6 +195,6 @@ mod tests {
         );
         assert!(yaml.contains("port: 3101\n"));
         assert!(yaml.contains("stdio:\n      cmd: \"/opt/up stream\"\n      args: [\"--stdio\"]\n"));
-        assert!(!yaml.contains("host:"));
+        assert!(!yaml.contains("    mcp:\n      host:"));
     }
 }

@@ -129,8 +129,8 @@ impl BenchPki {
     /// a valid signature required on every `tools/call`. The replay cache holds every nonce
     /// until its signature expires; it is sized for [`SIGNATURE_TTL_SECS`] at well over any
     /// call rate a loopback run reaches (a full cache refuses calls, by design).
-    /// `batch_verify`: signatures of calls arriving together verified as a batch (the
-    /// gateway's default) or each alone.
+    /// `batch_verify`: signatures of calls arriving together verified as a batch, or each
+    /// alone (the gateway's default).
     pub fn attestation(&self, batch_verify: bool) -> String {
         format!(
             "[attestation]\naudience = {AUDIENCE:?}\nreplay_capacity = {REPLAY_CAPACITY}\nbatch_verify = {batch_verify}\n\n[[attestation.hosts]]\nworkload = {CLIENT_ID:?}\nkey = {:?}\nrequired = true\n",

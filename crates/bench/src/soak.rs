@@ -476,7 +476,7 @@ pub async fn run(mut spec: SoakSpec) -> anyhow::Result<SoakReport> {
          [limits]\nmax_sessions_per_principal = {sessions}\nmax_concurrent_calls_per_principal = {sessions}\n\n\
          [[servers]]\nname = {:?}\ncommand = [{:?}, \"--stdio\"]\nprotocol = \"legacy\"\ndefault_tier = \"read\"\ntimeout_secs = 2\n",
         pki.listen_tls(),
-        pki.attestation(true),
+        pki.attestation(false),
         policy.display().to_string(),
         audit_dir.display().to_string(),
         wire::SERVER,

@@ -33,7 +33,7 @@ pub struct Attestation {
     /// (`receipts = "batch"`, the default), or a signature per result (`"signed"`).
     pub batch_receipts: bool,
     /// Verifies together the host signatures of calls that reach the attest stage at once
-    /// (`batch_verify`, default true); `None`: each alone, or no host keys.
+    /// (`batch_verify`, default false); `None`: each alone, or no host keys.
     pub batcher: Option<Arc<SignatureBatcher>>,
 }
 
@@ -107,7 +107,8 @@ pub fn attestation(
         audience,
         receipt_key: receipt_key?,
         batch_receipts: batch_receipts?,
-        batcher: (!raw.hosts.is_empty() && raw.batch_verify.unwrap_or(true)).then(|| Arc::new(SignatureBatcher::new())),
+        batcher: (!raw.hosts.is_empty() && raw.batch_verify.unwrap_or(false))
+            .then(|| Arc::new(SignatureBatcher::new())),
     })
 }
 

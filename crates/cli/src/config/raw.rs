@@ -318,7 +318,7 @@ pub struct RawAttestation {
     pub max_window_secs: Option<u64>,
     pub max_skew_secs: Option<u64>,
     pub replay_capacity: Option<usize>,
-    /// Verify together the signatures of calls that arrive at once (default true).
+    /// Verify together the signatures of calls that arrive at once (default false).
     pub batch_verify: Option<bool>,
     #[serde(default)]
     pub hosts: Vec<RawHost>,

@@ -364,7 +364,7 @@ fn approvals_config_errors_name_key_and_reason() {
 }
 
 #[test]
-fn host_signatures_are_batch_verified_unless_switched_off() {
+fn host_signatures_are_batch_verified_only_when_switched_on() {
     let dir = tempfile::tempdir().unwrap();
     portcullis_audit::LogSigner::from_seed([4; 32])
         .public_key()
@@ -372,7 +372,7 @@ fn host_signatures_are_batch_verified_unless_switched_off() {
         .unwrap();
     let host = "[[attestation.hosts]]\nworkload = \"spiffe://example.org/host\"\nkey = \"host.pub\"\n";
     for (attestation, batched) in [
-        (format!("[attestation]\n{host}"), true),
+        (format!("[attestation]\n{host}"), false),
         (format!("[attestation]\nbatch_verify = true\n{host}"), true),
         (format!("[attestation]\nbatch_verify = false\n{host}"), false),
         // No host keys: nothing to verify, so no batcher either.
