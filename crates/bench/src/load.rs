@@ -65,6 +65,9 @@ pub struct Measurement {
     pub gateway_cpu_us_per_call: Option<f64>,
     /// Gateway resident set size at the end of the phase.
     pub gateway_rss_kib: Option<u64>,
+    /// Context switches of the gateway's threads over the phase divided by the calls: its
+    /// wake-ups and hand-offs per call (gateway runs only; see [`procs::context_switches`]).
+    pub gateway_switches_per_call: Option<f64>,
     /// The HTTP upstream's own user+system CPU over the phase divided by the calls: what a
     /// minimal MCP server costs per call on this machine (HTTP upstream runs only).
     pub upstream_cpu_us_per_call: Option<f64>,
@@ -131,7 +134,12 @@ fn cpu_us(observed: Option<Observed>) -> anyhow::Result<Option<u64>> {
     observed.map(|o| procs::cpu_time_us(o.pid, o.ticks_per_sec)).transpose()
 }
 
-/// Per call between two readings of a counter (CPU microseconds, connections).
+/// Context switches `observed` has made so far (`None` if nothing is observed).
+fn switches(observed: Option<Observed>) -> anyhow::Result<Option<u64>> {
+    observed.map(|o| procs::context_switches(o.pid)).transpose()
+}
+
+/// Per call between two readings of a counter (CPU microseconds, connections, switches).
 fn per_call(before: Option<u64>, after: Option<u64>, calls: u64) -> Option<f64> {
     match (before, after) {
         (Some(b), Some(a)) if calls > 0 => Some(a.saturating_sub(b) as f64 / calls as f64),
@@ -202,6 +210,7 @@ pub async fn measure(
         None => None,
     };
     let cpu_before = cpu_us(observed)?;
+    let switches_before = switches(observed)?;
     let upstream_before = cpu_us(upstream.map(|u| u.observed))?;
     let started = Instant::now();
     go.wait().await;
@@ -216,6 +225,7 @@ pub async fn measure(
     }
     let elapsed = started.elapsed();
     let cpu_after = cpu_us(observed)?;
+    let switches_after = switches(observed)?;
     let upstream_after = cpu_us(upstream.map(|u| u.observed))?;
     let conns_after = match upstream {
         Some(u) => Some(u.connections().await?),
@@ -236,6 +246,7 @@ pub async fn measure(
         p999_us: percentile(&latencies, 0.999),
         gateway_cpu_us_per_call: per_call(cpu_before, cpu_after, calls),
         gateway_rss_kib: rss,
+        gateway_switches_per_call: per_call(switches_before, switches_after, calls),
         upstream_cpu_us_per_call: per_call(upstream_before, upstream_after, calls),
         upstream_conns_per_call: per_call(conns_before, conns_after, calls),
     })

@@ -162,6 +162,35 @@ pub fn cpu_time_us(pid: u32, ticks_per_sec: u64) -> anyhow::Result<u64> {
     Ok(ticks * 1_000_000 / ticks_per_sec.max(1))
 }
 
+/// Context switches of every thread of `pid` so far (voluntary + involuntary), summed over
+/// `/proc/PID/task/*/status`: the wake-ups and hand-offs a call costs. A thread that exits
+/// takes its count with it, so a difference undercounts when threads come and go (tokio's
+/// blocking pool); the gateway's runtime workers and audit writer live as long as it does.
+pub fn context_switches(pid: u32) -> anyhow::Result<u64> {
+    let mut total = 0;
+    for task in std::fs::read_dir(format!("/proc/{pid}/task"))? {
+        // A thread may exit between the listing and the read: skip it.
+        let Ok(task) = task else { continue };
+        let Ok(status) = std::fs::read_to_string(task.path().join("status")) else {
+            continue;
+        };
+        total += switches_in(&status);
+    }
+    Ok(total)
+}
+
+/// The `voluntary_ctxt_switches` and `nonvoluntary_ctxt_switches` of one `status` file, summed.
+fn switches_in(status: &str) -> u64 {
+    status
+        .lines()
+        .filter_map(|l| {
+            l.strip_prefix("voluntary_ctxt_switches:")
+                .or_else(|| l.strip_prefix("nonvoluntary_ctxt_switches:"))
+        })
+        .filter_map(|v| v.trim().parse::<u64>().ok())
+        .sum()
+}
+
 /// Resident set size of `pid` in KiB, from `/proc/PID/status`.
 pub fn rss_kib(pid: u32) -> anyhow::Result<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
@@ -193,4 +222,33 @@ pub fn machine() -> String {
         .unwrap_or_else(|| "unknown CPU".into());
     let cpus = std::thread::available_parallelism().map(usize::from).unwrap_or(1);
     format!("{cpus} × {model}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn both_kinds_of_switch_are_summed() {
+        let status =
+            "Name:\tportcullis\nVmRSS:\t  1024 kB\nvoluntary_ctxt_switches:\t120\nnonvoluntary_ctxt_switches:\t7\n";
+        assert_eq!(switches_in(status), 127);
+        assert_eq!(switches_in("Name:\tx\n"), 0);
+    }
+
+    #[test]
+    fn every_thread_of_the_process_is_counted() {
+        let (own, total) = std::thread::spawn(|| {
+            for _ in 0..5 {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            // While this thread is alive, the process total includes its own switches.
+            let own = switches_in(&std::fs::read_to_string("/proc/thread-self/status").unwrap());
+            (own, context_switches(std::process::id()).unwrap())
+        })
+        .join()
+        .unwrap();
+        assert!(own >= 5, "a thread that slept 5 times switched {own} times");
+        assert!(total >= own, "process total {total} < one thread's {own}");
+    }
 }

@@ -66,6 +66,8 @@ pub struct Summary {
     pub throughput_rps: f64,
     pub gateway_cpu_us_per_call: Option<f64>,
     pub gateway_rss_kib: Option<u64>,
+    /// The gateway's context switches per call (all its threads).
+    pub gateway_switches_per_call: Option<f64>,
     /// The HTTP upstream's CPU per call (the cost of a minimal MCP server on this machine).
     pub upstream_cpu_us_per_call: Option<f64>,
     /// New TCP connections to the HTTP upstream per call.
@@ -164,6 +166,9 @@ pub fn summarise(runs: &[Run]) -> Vec<Summary> {
                 throughput_rps: pick(|m| m.throughput_rps),
                 gateway_cpu_us_per_call: median_of(mine.iter().filter_map(|r| r.m.gateway_cpu_us_per_call).collect()),
                 gateway_rss_kib: mine.iter().filter_map(|r| r.m.gateway_rss_kib).max(),
+                gateway_switches_per_call: median_of(
+                    mine.iter().filter_map(|r| r.m.gateway_switches_per_call).collect(),
+                ),
                 upstream_cpu_us_per_call: median_of(mine.iter().filter_map(|r| r.m.upstream_cpu_us_per_call).collect()),
                 upstream_conns_per_call: median_of(mine.iter().filter_map(|r| r.m.upstream_conns_per_call).collect()),
                 ratio_p50: ratio(|m| m.p50_us),
@@ -246,7 +251,7 @@ pub fn table(report: &Report) -> String {
     );
     let _ = writeln!(
         out,
-        "{:<6} {:>3} {:<11} {:>8} {:>8} {:>9} {:>9} {:>7} {:>7} {:>7} {:>7} {:>6} {:>6} {:>6} {:>8} {:>8} {:>6}",
+        "{:<6} {:>3} {:<14} {:>8} {:>8} {:>9} {:>9} {:>7} {:>7} {:>7} {:>7} {:>7} {:>6} {:>6} {:>6} {:>8} {:>8} {:>6}",
         "upstr",
         "C",
         "target",
@@ -255,6 +260,7 @@ pub fn table(report: &Report) -> String {
         "p99.9 µs",
         "calls/s",
         "CPU µs",
+        "cs/call",
         "RSS MiB",
         "up. CPU",
         "up.conn",
@@ -269,7 +275,7 @@ pub fn table(report: &Report) -> String {
     for s in &report.summary {
         let _ = writeln!(
             out,
-            "{:<6} {:>3} {:<11} {:>8.0} {:>8.0} {:>9.0} {:>9.0} {:>7} {:>7} {:>7} {:>7} {:>6} {:>6} {:>6} {:>8} {:>8} {:>6}",
+            "{:<6} {:>3} {:<14} {:>8.0} {:>8.0} {:>9.0} {:>9.0} {:>7} {:>7} {:>7} {:>7} {:>7} {:>6} {:>6} {:>6} {:>8} {:>8} {:>6}",
             s.transport,
             s.concurrency,
             s.target,
@@ -278,6 +284,7 @@ pub fn table(report: &Report) -> String {
             s.p999_us,
             s.throughput_rps,
             opt(s.gateway_cpu_us_per_call, 1),
+            opt(s.gateway_switches_per_call, 2),
             opt(s.gateway_rss_kib.map(|k| k as f64 / 1024.0), 1),
             opt(s.upstream_cpu_us_per_call, 1),
             opt(s.upstream_conns_per_call, 3),
@@ -341,6 +348,7 @@ mod tests {
                 p999_us: p50 * 3.0,
                 gateway_cpu_us_per_call: (target != DIRECT).then_some(20.0),
                 gateway_rss_kib: None,
+                gateway_switches_per_call: (target != DIRECT).then_some(p50 / 100.0),
                 upstream_cpu_us_per_call: Some(p50 / 10.0),
                 upstream_conns_per_call: Some(if target == DIRECT { 0.0 } else { 1.0 }),
             },
@@ -370,5 +378,8 @@ mod tests {
             (s[0].upstream_conns_per_call, s[1].upstream_conns_per_call),
             (Some(0.0), Some(1.0))
         );
+        // Context switches per call: the median of the rounds (1.5, 2.6, 3.0), none direct.
+        assert_eq!(s[1].gateway_switches_per_call, Some(2.6));
+        assert_eq!(s[0].gateway_switches_per_call, None);
     }
 }

@@ -422,10 +422,11 @@ async fn run(mut args: Args) -> anyhow::Result<()> {
                         .await
                         .with_context(|| format!("{target} ({transport}); gateway log:\n{}", g.proc.log_tail()))?;
                     eprintln!(
-                        "{transport} C={concurrency} round {round} {target}: {:.0} calls/s p50 {:.0} µs, {:.1} µs CPU/call",
+                        "{transport} C={concurrency} round {round} {target}: {:.0} calls/s p50 {:.0} µs, {:.1} µs CPU/call, {:.2} context switches/call",
                         m.throughput_rps,
                         m.p50_us,
-                        m.gateway_cpu_us_per_call.unwrap_or_default()
+                        m.gateway_cpu_us_per_call.unwrap_or_default(),
+                        m.gateway_switches_per_call.unwrap_or_default()
                     );
                     runs.push(Run {
                         transport: transport.clone(),
