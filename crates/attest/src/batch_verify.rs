@@ -219,23 +219,19 @@ impl SignatureBatcher {
                 together.push(waiting);
             }
         }
-        if together.len() < 2 {
-            for waiting in together {
-                let valid = self.verify_alone(&waiting.pending);
-                send(waiting.verdict, valid);
+        if together.len() >= 2 {
+            if self.verify_together(&together) {
+                for waiting in together {
+                    send(waiting.verdict, true);
+                }
+                return;
             }
-            return;
-        }
-        if self.verify_together(&together) {
-            for waiting in together {
-                send(waiting.verdict, true);
-            }
-        } else {
             self.counters.failed_batches.fetch_add(1, Ordering::Relaxed);
-            for waiting in together {
-                let valid = self.verify_alone(&waiting.pending);
-                send(waiting.verdict, valid);
-            }
+        }
+        // A lone signature, or each one of a failed batch.
+        for waiting in together {
+            let valid = self.verify_alone(&waiting.pending);
+            send(waiting.verdict, valid);
         }
     }
 

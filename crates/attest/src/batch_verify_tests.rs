@@ -17,18 +17,9 @@ use crate::request::{CallTarget, META_KEY, Verifier, VerifierConfig, sign_call_w
 const AUD: &str = "https://gateway.example/mcp";
 const NOW: u64 = 1_767_225_600;
 
-/// The group order ℓ, little-endian.
-const L: [u8; 32] = [
-    0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9, 0xde, 0x14, 0, 0, 0, 0, 0, 0,
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10,
-];
-
-/// Small-order points: the identity, the point of order 2, a point of order 8.
-const SMALL_ORDER: [&str; 3] = [
-    "0100000000000000000000000000000000000000000000000000000000000000",
-    "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
-    "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a",
-];
+#[path = "../tests/it/curve_points.rs"]
+mod curve_points;
+use curve_points::{SMALL_ORDER, malleate};
 
 fn key(seed: u8) -> SigningKey {
     SigningKey::from_bytes(&[seed; 32])
@@ -118,6 +109,11 @@ async fn verdicts_behind_a_leader(
         out.push(follower.await);
     }
     (out, leader)
+}
+
+/// The verdicts of followers none of which was stranded.
+fn checked(verdicts: Vec<Result<bool, CallError>>) -> Vec<bool> {
+    verdicts.into_iter().map(|v| v.unwrap()).collect()
 }
 
 /// A verifier with one host key, and `n` prepared calls signed with distinct nonces.
@@ -229,14 +225,7 @@ async fn a_batch_mixing_valid_and_invalid_signatures_gives_each_its_verify_stric
     flipped_r.signature = Signature::from_bytes(&bytes);
     // s + ℓ: the same group element, a non-canonical scalar; both verifiers refuse it.
     let mut malleated = good(5);
-    let mut bytes = malleated.signature.to_bytes();
-    let mut carry = 0u16;
-    for i in 0..32 {
-        let sum = u16::from(bytes[32 + i]) + u16::from(L[i]) + carry;
-        bytes[32 + i] = (sum & 0xff) as u8;
-        carry = sum >> 8;
-    }
-    malleated.signature = Signature::from_bytes(&bytes);
+    malleated.signature = Signature::from_bytes(&malleate(&malleated.signature.to_bytes()));
     let signatures = vec![
         good(0),
         wrong_message,
@@ -253,7 +242,7 @@ async fn a_batch_mixing_valid_and_invalid_signatures_gives_each_its_verify_stric
     let references: Vec<_> = signatures.iter().map(copy).collect();
     let (verdicts, leader) = verdicts_behind_a_leader(&SignatureBatcher::new(), &valid(1, b"leader"), signatures).await;
     assert!(leader);
-    let got: Vec<bool> = verdicts.into_iter().map(|v| v.unwrap()).collect();
+    let got = checked(verdicts);
     assert_eq!(got, expected);
     // Each one alone, as the leader's own, gets the same verdict too.
     for (p, want) in references.iter().zip(&expected) {
@@ -269,7 +258,7 @@ async fn a_failed_batch_is_verified_again_one_by_one() {
     bad.message = b"not two".to_vec();
     let followers = vec![valid(1, b"one"), bad, valid(3, b"three")];
     let (verdicts, _) = verdicts_behind_a_leader(&batcher, &valid(9, b"leader"), followers).await;
-    let got: Vec<bool> = verdicts.into_iter().map(|v| v.unwrap()).collect();
+    let got = checked(verdicts);
     assert_eq!(got, [true, false, true]);
     let stats = batcher.stats();
     assert_eq!(
@@ -312,7 +301,7 @@ async fn a_small_order_r_is_refused_though_the_batch_equation_accepts_it() {
             vec![bad, valid(4, b"other"), valid(5, b"5")],
         )
         .await;
-        let got: Vec<bool> = verdicts.into_iter().map(|v| v.unwrap()).collect();
+        let got = checked(verdicts);
         assert_eq!(got, [false, true, true], "R = {small}");
         assert_eq!(batcher.stats().refused_before_verifying, 1);
         assert_eq!(
@@ -444,7 +433,7 @@ async fn signatures_under_a_key_with_a_torsion_component_are_never_batched() {
     let batcher = SignatureBatcher::new();
     let followers = vec![torsioned, valid(2, b"two"), valid(3, b"three")];
     let (verdicts, _) = verdicts_behind_a_leader(&batcher, &valid(1, b"leader"), followers).await;
-    let got: Vec<bool> = verdicts.into_iter().map(|v| v.unwrap()).collect();
+    let got = checked(verdicts);
     assert_eq!(got, [expected, true, true]);
     let stats = batcher.stats();
     assert_eq!(

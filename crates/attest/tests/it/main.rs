@@ -9,6 +9,7 @@
 )]
 mod batch_receipts;
 mod corpus;
+mod curve_points;
 mod ed25519;
 mod properties;
 mod rfc8785;
