@@ -231,9 +231,4 @@ pub enum AuditError {
     TooLarge { len: usize, max: usize },
     #[error("the audit writer has stopped (log closed or failed); deny the call and reopen the log")]
     WriterStopped,
-    #[error(
-        "cannot start the audit log's writer thread: {0}; the system is out of threads or \
-         memory (check `ulimit -u` and free memory), then start the gateway again"
-    )]
-    WriterThread(io::Error),
 }

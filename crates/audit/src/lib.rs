@@ -5,10 +5,10 @@
 //! The gateway builds an [`AuditRecord`] (hashes and ids, never bodies or
 //! secrets) and calls [`AuditLog::append`]. The record is serialised
 //! deterministically and hashed as an RFC 6962 leaf in the caller's task, then
-//! queued to a single writer that batches concurrent appends into one durable
-//! write (group commit): for the file store a thread of its own that writes and
-//! fsyncs inline, for PostgreSQL a task on the caller's runtime
-//! (`writer_thread`). Only once the batch is fsynced (file store)
+//! queued to a group commit that batches concurrent appends into one durable
+//! write: for the file store led by the appenders themselves, the first one
+//! waiting writing and fsyncing the batch (`leader`), for PostgreSQL a writer
+//! task on the caller's runtime (`writer`). Only once the batch is fsynced (file store)
 //! or committed (PostgreSQL) does each appender get a [`DurableReceipt`] — the
 //! only way to obtain one — carrying the record's index and leaf hash. If the
 //! write fails, every appender of the batch gets an error, nothing is
@@ -58,6 +58,7 @@
 pub mod checkpoint;
 pub mod error;
 pub mod keys;
+mod leader;
 mod log;
 pub mod merkle;
 mod open_check;
@@ -67,7 +68,6 @@ pub mod store;
 pub mod time;
 pub mod verify;
 mod writer;
-mod writer_thread;
 
 pub use checkpoint::{Checkpoint, CheckpointPolicy, CheckpointSigner, SignedCheckpoint};
 pub use error::{AuditError, ReadError, StoreError};

@@ -1,12 +1,13 @@
 //! [`AuditLog`]: the handle the gateway holds. `append` is the one call on the
 //! hot path: it serialises and hashes the record in the caller's task, hands
-//! it to the group-commit writer, and returns a [`DurableReceipt`] only when the
+//! it to the group commit, and returns a [`DurableReceipt`] only when the
 //! store reports the batch durable — the batch and its seal (the signed tree
 //! head after it) in one durable unit. Opening a log checks that every
 //! acknowledged record is covered by a verified signature (`open_check`), then
-//! starts the writer: the file store's on a thread of its own, PostgreSQL's as
-//! a task (`writer_thread`). Closing or dropping the log closes the writer's
-//! channel; the writer then writes the final checkpoint and ends.
+//! starts the group commit: for the file store led by the appenders themselves
+//! (`leader`), for PostgreSQL a writer task fed by a channel (`writer`).
+//! Closing or dropping the log writes the final checkpoint and releases the
+//! store.
 
 use std::ops::Range;
 use std::path::Path;
@@ -19,6 +20,7 @@ use tokio::sync::{Mutex, mpsc, oneshot};
 use crate::checkpoint::{CheckpointPolicy, CheckpointSigner, SignedCheckpoint};
 use crate::error::{AuditError, ReadError};
 use crate::keys::{LogPublicKey, LogSigner, TrustedKeys};
+use crate::leader::{self, Leader, Turn};
 use crate::merkle::hash::leaf_hash;
 use crate::merkle::proof::{ConsistencyProof, InclusionProof};
 use crate::merkle::tree::MerkleTree;
@@ -27,9 +29,8 @@ use crate::receipt::DurableReceipt;
 use crate::record::AuditRecord;
 use crate::store::file::{DEFAULT_SEGMENT_BYTES, FileStore};
 use crate::store::postgres::{PgReader, PostgresStore};
-use crate::store::{Entry, FileReader, LogReader, SealedRecords};
-use crate::writer::{Job, Shared, WriterConfig};
-use crate::writer_thread::Writer;
+use crate::store::{AuditStore, Entry, FileReader, LogReader, SealedRecords};
+use crate::writer::{self, Job, Shared, WriterConfig};
 
 /// Largest serialised record accepted (records carry digests, not bodies).
 pub const MAX_RECORD_BYTES: usize = 1024 * 1024;
@@ -128,13 +129,40 @@ impl LogReader for StoreReader {
     }
 }
 
+/// Where a log's records are committed.
+enum Commit {
+    /// File store: the appenders lead the group commit; the ticker queues checkpoints by time.
+    Led {
+        leader: Arc<Leader>,
+        ticker: Option<tokio::task::JoinHandle<()>>,
+    },
+    /// PostgreSQL: a writer task on the caller's runtime, fed by a bounded channel.
+    Task {
+        jobs: mpsc::Sender<Job>,
+        task: tokio::task::JoinHandle<()>,
+    },
+}
+
+impl Drop for Commit {
+    /// A dropped log still writes its final checkpoint and releases the store:
+    /// the PostgreSQL writer ends once its channel closes; the file store's
+    /// close is queued to whoever leads.
+    fn drop(&mut self) {
+        if let Self::Led { leader, ticker } = self {
+            if let Some(ticker) = ticker.take() {
+                ticker.abort();
+            }
+            leader.close_detached();
+        }
+    }
+}
+
 /// A tamper-evident, durable-before-release audit log.
 pub struct AuditLog {
-    jobs: mpsc::Sender<Job>,
+    commit: Commit,
     shared: Arc<Shared>,
     reader: StoreReader,
     public_key: LogPublicKey,
-    writer: Writer,
     /// Built lazily on the first proof request, then caught up incrementally.
     proofs: Mutex<MerkleTree>,
 }
@@ -156,9 +184,7 @@ impl AuditLog {
         open_check::check_file(&store.reader(), store.last_seal(), &open_keys).await?;
         let checkpointed = last_checkpoint_size(&store.reader()).await?;
         let reader = StoreReader::File(store.reader());
-        let (parts, jobs, config) = Parts::prepare(reader, signer, options, checkpointed);
-        let writer = Writer::spawn_thread(store, jobs, config, Arc::clone(&parts.shared)).await?;
-        Ok(parts.with_writer(writer))
+        Ok(Parts::prepare(reader, signer, &options, checkpointed).led(store, options.queue))
     }
 
     /// Opens a PostgreSQL log in `schema` (created and migrated if needed).
@@ -179,9 +205,7 @@ impl AuditLog {
         open_check::check_postgres(&mut store, &pg_reader, &open_keys).await?;
         let checkpointed = store.checkpointed_size().await?;
         let reader = StoreReader::Postgres(store.reader());
-        let (parts, jobs, config) = Parts::prepare(reader, signer, options, checkpointed);
-        let writer = Writer::spawn_task(store, jobs, config, Arc::clone(&parts.shared));
-        Ok(parts.with_writer(writer))
+        Ok(Parts::prepare(reader, signer, &options, checkpointed).task(store, options.queue))
     }
 
     /// Opens a file log whose writes fail on demand (see
@@ -204,9 +228,8 @@ impl AuditLog {
         open_check::check_file(&store.reader(), store.last_seal(), &open_keys).await?;
         let checkpointed = last_checkpoint_size(&store.reader()).await?;
         let reader = StoreReader::File(store.reader());
-        let (parts, jobs, config) = Parts::prepare(reader, signer, options, checkpointed);
-        let writer = Writer::spawn_thread(store, jobs, config, Arc::clone(&parts.shared)).await?;
-        Ok((parts.with_writer(writer), switch))
+        let log = Parts::prepare(reader, signer, &options, checkpointed).led(store.into_store(), options.queue);
+        Ok((log, switch))
     }
 
     /// Appends `record` and waits until it is durable. An `Err` means the
@@ -222,18 +245,23 @@ impl AuditLog {
         let leaf = leaf_hash(&data);
         let data = bytes::Bytes::from(data);
         let data_kept = data.clone();
-        let (reply, answer) = oneshot::channel();
-        self.jobs
-            .send(Job::Append {
-                entry: Entry { data, leaf },
-                reply,
-            })
-            .await
-            .map_err(|_| AuditError::WriterStopped)?;
-        match answer.await {
-            Ok(Ok((index, batch))) => Ok(DurableReceipt::new(index, leaf, data_kept, batch)),
-            Ok(Err(error)) => Err(AuditError::Append(error)),
-            Err(_) => Err(AuditError::WriterStopped),
+        let entry = Entry { data, leaf };
+        let reply = match &self.commit {
+            Commit::Led { leader, .. } => match leader.submit(leader::Job::Append(entry)).await {
+                Ok(Turn::Appended(reply)) => reply,
+                _ => return Err(AuditError::WriterStopped),
+            },
+            Commit::Task { jobs, .. } => {
+                let (reply, answer) = oneshot::channel();
+                jobs.send(Job::Append { entry, reply })
+                    .await
+                    .map_err(|_| AuditError::WriterStopped)?;
+                answer.await.map_err(|_| AuditError::WriterStopped)?
+            }
+        };
+        match reply {
+            Ok((index, batch)) => Ok(DurableReceipt::new(index, leaf, data_kept, batch)),
+            Err(error) => Err(AuditError::Append(error)),
         }
     }
 
@@ -241,22 +269,30 @@ impl AuditLog {
     /// that can recover) or once the writer (its thread or task) has stopped.
     /// The gateway denies calls while it is false.
     pub fn healthy(&self) -> bool {
-        self.shared.healthy.load(Ordering::Acquire) && !self.writer.is_finished()
+        let running = match &self.commit {
+            Commit::Led { leader, .. } => leader.accepting(),
+            Commit::Task { task, .. } => !task.is_finished(),
+        };
+        self.shared.healthy.load(Ordering::Acquire) && running
     }
 
     /// Signs and stores a checkpoint covering at least every record
     /// acknowledged before this call.
     pub async fn checkpoint_now(&self) -> Result<SignedCheckpoint, AuditError> {
-        let (reply, answer) = oneshot::channel();
-        self.jobs
-            .send(Job::Checkpoint { reply })
-            .await
-            .map_err(|_| AuditError::WriterStopped)?;
-        match answer.await {
-            Ok(Ok(checkpoint)) => Ok(checkpoint),
-            Ok(Err(error)) => Err(AuditError::Append(error)),
-            Err(_) => Err(AuditError::WriterStopped),
-        }
+        let reply = match &self.commit {
+            Commit::Led { leader, .. } => match leader.submit(leader::Job::Checkpoint { always: true }).await {
+                Ok(Turn::Checkpointed(reply)) => reply,
+                _ => return Err(AuditError::WriterStopped),
+            },
+            Commit::Task { jobs, .. } => {
+                let (reply, answer) = oneshot::channel();
+                jobs.send(Job::Checkpoint { reply })
+                    .await
+                    .map_err(|_| AuditError::WriterStopped)?;
+                answer.await.map_err(|_| AuditError::WriterStopped)?
+            }
+        };
+        reply.map_err(AuditError::Append)
     }
 
     /// Group-commit counters since open.
@@ -267,10 +303,13 @@ impl AuditLog {
         }
     }
 
-    /// Appends and checkpoint requests sent to the writer that it has not yet
+    /// Appends (and, for PostgreSQL, checkpoint requests) queued and not yet
     /// taken into a batch (the queue bounded by [`LogOptions::queue`]).
     pub fn queued(&self) -> usize {
-        self.jobs.max_capacity() - self.jobs.capacity()
+        match &self.commit {
+            Commit::Led { leader, .. } => leader.queued(),
+            Commit::Task { jobs, .. } => jobs.max_capacity() - jobs.capacity(),
+        }
     }
 
     /// The newest checkpoint this process wrote, if any.
@@ -316,27 +355,48 @@ impl AuditLog {
         Ok(tree.consistency_proof(old_size, new_size)?)
     }
 
-    /// Stops accepting appends, lets the writer finish queued ones and write a
-    /// final checkpoint, and waits until it has ended and released the store
-    /// (the file store's directory lock). Dropping the log does the same
-    /// without waiting.
+    /// Stops accepting appends, lets the queued ones finish, writes a final
+    /// checkpoint, and waits until the store is released (the file store's
+    /// directory lock). Dropping the log does the same without waiting.
     pub async fn close(self) -> Result<(), AuditError> {
-        let Self { jobs, writer, .. } = self;
-        drop(jobs);
-        writer.join().await
+        self.stop(leader::Job::Close).await
     }
 
-    /// Stops the writer the way `kill -9` would stop the process, once every job
-    /// sent before this call has been taken: appends not yet written are never
-    /// acknowledged and no final checkpoint is written. Waits until the store
-    /// is dropped (the directory lock released), so the test can tear the files
-    /// and reopen. Crash tests only.
+    /// Stops the log the way `kill -9` would stop the process, once every
+    /// append started before this call has been queued: appends not yet
+    /// written are never acknowledged and no final checkpoint is written.
+    /// Waits until the store is dropped (the directory lock released), so the
+    /// test can tear the files and reopen. Crash tests only.
     #[cfg(any(test, feature = "fault-injection"))]
     pub async fn simulate_crash(self) -> Result<(), AuditError> {
-        let Self { jobs, writer, .. } = self;
-        jobs.send(Job::Crash).await.map_err(|_| AuditError::WriterStopped)?;
-        drop(jobs);
-        writer.join().await
+        self.stop(leader::Job::Crash).await
+    }
+
+    /// Ends the commit with `job` (a close or a crash) and waits until the store is gone.
+    async fn stop(mut self, job: leader::Job) -> Result<(), AuditError> {
+        match &mut self.commit {
+            Commit::Led { leader, ticker } => {
+                if let Some(ticker) = ticker.take() {
+                    ticker.abort();
+                }
+                let leader = Arc::clone(leader);
+                match leader.submit(job).await {
+                    Ok(_) => Ok(()),
+                    Err(leader::Stopped) => Err(AuditError::WriterStopped),
+                }
+            }
+            Commit::Task { jobs, task } => {
+                #[cfg(any(test, feature = "fault-injection"))]
+                if matches!(job, leader::Job::Crash) {
+                    jobs.send(Job::Crash).await.map_err(|_| AuditError::WriterStopped)?;
+                }
+                drop(job);
+                // Closing the channel ends the writer after the queued jobs and the final checkpoint.
+                let (closed, _) = mpsc::channel(1);
+                drop(std::mem::replace(jobs, closed));
+                task.await.map_err(|_| AuditError::WriterStopped)
+            }
+        }
     }
 
     /// The proof tree caught up to at least `size` records (if they exist).
@@ -354,24 +414,17 @@ impl AuditLog {
     }
 }
 
-/// A log whose writer is about to start: the appenders' side of its channel
-/// and what the handle keeps.
+/// A log whose group commit is about to start: what the handle keeps, and the
+/// writer's configuration.
 struct Parts {
-    jobs: mpsc::Sender<Job>,
     shared: Arc<Shared>,
     reader: StoreReader,
     public_key: LogPublicKey,
+    config: WriterConfig,
 }
 
 impl Parts {
-    /// The handle's parts, and the writer's: its end of the channel and its config.
-    fn prepare(
-        reader: StoreReader,
-        signer: LogSigner,
-        options: LogOptions,
-        checkpointed: u64,
-    ) -> (Self, mpsc::Receiver<Job>, WriterConfig) {
-        let (jobs, rx) = mpsc::channel(options.queue.max(1));
+    fn prepare(reader: StoreReader, signer: LogSigner, options: &LogOptions, checkpointed: u64) -> Self {
         let shared = Arc::new(Shared {
             healthy: AtomicBool::new(true),
             batches: AtomicU64::new(0),
@@ -380,27 +433,44 @@ impl Parts {
         });
         let public_key = signer.public_key();
         let config = WriterConfig {
-            signer: CheckpointSigner::new(signer, options.clock),
+            signer: CheckpointSigner::new(signer, Arc::clone(&options.clock)),
             policy: options.checkpoints,
             max_batch: options.max_batch.max(1),
             checkpointed,
         };
-        let parts = Self {
-            jobs,
+        Self {
             shared,
             reader,
             public_key,
-        };
-        (parts, rx, config)
+            config,
+        }
     }
 
-    fn with_writer(self, writer: Writer) -> AuditLog {
+    /// The file store's log: the appenders lead its group commit.
+    fn led(self, store: FileStore, queue: usize) -> AuditLog {
+        let leader = Leader::new(store, self.config, queue, Arc::clone(&self.shared));
+        let ticker = leader.interval().map(|period| leader.spawn_ticker(period));
+        Self::log(
+            self.shared,
+            self.reader,
+            self.public_key,
+            Commit::Led { leader, ticker },
+        )
+    }
+
+    /// PostgreSQL's log: a writer task on the current runtime.
+    fn task<S: AuditStore>(self, store: S, queue: usize) -> AuditLog {
+        let (jobs, rx) = mpsc::channel(queue.max(1));
+        let task = tokio::spawn(writer::run(store, rx, self.config, Arc::clone(&self.shared)));
+        Self::log(self.shared, self.reader, self.public_key, Commit::Task { jobs, task })
+    }
+
+    fn log(shared: Arc<Shared>, reader: StoreReader, public_key: LogPublicKey, commit: Commit) -> AuditLog {
         AuditLog {
-            jobs: self.jobs,
-            shared: self.shared,
-            reader: self.reader,
-            public_key: self.public_key,
-            writer,
+            commit,
+            shared,
+            reader,
+            public_key,
             proofs: Mutex::new(MerkleTree::new()),
         }
     }

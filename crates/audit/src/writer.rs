@@ -5,10 +5,10 @@
 //! appender. While a batch is being synced the next one queues up, so the
 //! batch size grows with load and the per-record cost of fsync shrinks.
 //!
-//! [`run`] is the same loop wherever it runs (`writer_thread`): on the file
-//! store's own thread, where the store writes and fsyncs inline, so a batch
-//! costs one wake-up of that thread and the replies; or as a task on the
-//! gateway's runtime for PostgreSQL.
+//! [`run`] is PostgreSQL's writer, a task on the gateway's runtime (its I/O is
+//! network I/O that runtime drives). The file store's group commit has no
+//! writer: its appenders lead it (`leader`), and share [`Settled`] and the
+//! checkpoint bookkeeping with this loop.
 //!
 //! Every batch is sealed by the store in the same durable unit (the tree head
 //! after the batch, signed with the [`CheckpointSigner`]: one Ed25519
@@ -29,7 +29,8 @@ use tokio::time::{Instant, MissedTickBehavior};
 use crate::checkpoint::{CheckpointPolicy, CheckpointSigner, SignedCheckpoint};
 use crate::error::StoreError;
 use crate::merkle::batch::SealedBatch;
-use crate::store::{AuditStore, Entry, TreeHead};
+use crate::merkle::hash::Hash;
+use crate::store::{AuditStore, Committed, Entry, TreeHead};
 
 /// Reply to an append: the record's index and the batch it was sealed in, or why it was not
 /// stored.
@@ -114,9 +115,7 @@ pub(crate) async fn run<S: AuditStore>(
         if !appends.is_empty() {
             head = commit(&mut store, &mut appends, &config.signer, &shared).await;
         }
-        let due = head.is_some_and(|h| {
-            config.policy.every_records > 0 && h.size - checkpointed.min(h.size) >= config.policy.every_records
-        });
+        let due = checkpoint_due(&config.policy, head, checkpointed);
         if due || !requests.is_empty() {
             let head = match head {
                 Some(h) => Ok(h),
@@ -149,28 +148,69 @@ async fn commit<S: AuditStore>(
 ) -> Option<TreeHead> {
     let (entries, replies): (Vec<Entry>, Vec<_>) = appends.drain(..).unzip();
     let leaves = entries.iter().map(|e| e.leaf).collect();
-    match store.append_batch(entries, signer).await {
-        Ok(committed) => {
-            shared.healthy.store(true, Ordering::Release);
-            shared.batches.fetch_add(1, Ordering::Relaxed);
-            shared.records.fetch_add(replies.len() as u64, Ordering::Relaxed);
-            let batch = Arc::new(SealedBatch::new(committed.before, leaves, committed.seal));
-            for (index, reply) in (committed.first_index..).zip(replies) {
-                // An appender that gave up still has its record in the log.
-                let _ = reply.send(Ok((index, Arc::clone(&batch))));
+    let settled = Settled::new(store.append_batch(entries, signer).await, leaves, shared);
+    for (position, reply) in replies.into_iter().enumerate() {
+        // An appender that gave up still has its record in the log.
+        let _ = reply.send(settled.reply(position));
+    }
+    settled.head()
+}
+
+/// What a batch's appenders are told once the store has answered (health and
+/// the group-commit counters updated): the same for the PostgreSQL writer task
+/// and the file store's caller-led commit (`leader`).
+pub(crate) enum Settled {
+    Durable {
+        first_index: u64,
+        batch: Arc<SealedBatch>,
+        head: TreeHead,
+    },
+    Failed(Arc<StoreError>),
+}
+
+impl Settled {
+    /// `leaves` are the batch's leaf hashes, in order.
+    pub(crate) fn new(result: Result<Committed, StoreError>, leaves: Vec<Hash>, shared: &Shared) -> Self {
+        match result {
+            Ok(committed) => {
+                shared.healthy.store(true, Ordering::Release);
+                shared.batches.fetch_add(1, Ordering::Relaxed);
+                shared.records.fetch_add(leaves.len() as u64, Ordering::Relaxed);
+                Self::Durable {
+                    first_index: committed.first_index,
+                    batch: Arc::new(SealedBatch::new(committed.before, leaves, committed.seal)),
+                    head: committed.head,
+                }
             }
-            Some(committed.head)
-        }
-        Err(error) => {
-            shared.healthy.store(false, Ordering::Release);
-            tracing::error!(%error, "audit log append failed; the log is unhealthy and calls must be denied");
-            let error = Arc::new(error);
-            for reply in replies {
-                let _ = reply.send(Err(Arc::clone(&error)));
+            Err(error) => {
+                shared.healthy.store(false, Ordering::Release);
+                tracing::error!(%error, "audit log append failed; the log is unhealthy and calls must be denied");
+                Self::Failed(Arc::new(error))
             }
-            None
         }
     }
+
+    /// The answer for the batch's `position`-th record.
+    pub(crate) fn reply(&self, position: usize) -> AppendReply {
+        match self {
+            Self::Durable { first_index, batch, .. } => Ok((first_index + position as u64, Arc::clone(batch))),
+            Self::Failed(error) => Err(Arc::clone(error)),
+        }
+    }
+
+    /// The tree after the batch, if it was written.
+    pub(crate) fn head(&self) -> Option<TreeHead> {
+        match self {
+            Self::Durable { head, .. } => Some(*head),
+            Self::Failed(_) => None,
+        }
+    }
+}
+
+/// Whether the records since the last periodic checkpoint call for one after a
+/// batch that left the tree at `head`.
+pub(crate) fn checkpoint_due(policy: &CheckpointPolicy, head: Option<TreeHead>, checkpointed: u64) -> bool {
+    head.is_some_and(|h| policy.every_records > 0 && h.size - checkpointed.min(h.size) >= policy.every_records)
 }
 
 /// Signs and stores a checkpoint of `head`, stamped with the config's clock.
@@ -182,7 +222,20 @@ async fn checkpoint<S: AuditStore>(
     shared: &Shared,
 ) -> CheckpointReply {
     let signed = config.signer.sign(head.size, head.root);
-    match store.append_checkpoint(signed.clone()).await {
+    let stored = store.append_checkpoint(signed.clone()).await;
+    checkpoint_stored(stored, signed, head, checkpointed, shared)
+}
+
+/// Bookkeeping after a checkpoint write: the size covered, the latest
+/// checkpoint published, health on failure.
+pub(crate) fn checkpoint_stored(
+    stored: Result<(), StoreError>,
+    signed: SignedCheckpoint,
+    head: TreeHead,
+    checkpointed: &mut u64,
+    shared: &Shared,
+) -> CheckpointReply {
+    match stored {
         Ok(()) => {
             *checkpointed = (*checkpointed).max(head.size);
             if let Ok(mut latest) = shared.latest.lock() {

@@ -159,9 +159,10 @@ impl FaultyStore {
         self.store.last_seal()
     }
 
-    /// [`FileStore::write_inline`].
-    pub(crate) fn write_inline(&mut self) {
-        self.store.write_inline();
+    /// The file store itself, its faults still armed through the switch (what the
+    /// log drives).
+    pub(crate) fn into_store(self) -> FileStore {
+        self.store
     }
 }
 

@@ -13,9 +13,10 @@
 //! are fsynced and so is the directory. Any write or sync error poisons the
 //! store: after a failed fsync the kernel may have dropped the dirty pages,
 //! so the on-disk state is unknown until the next open runs crash recovery.
-//! Blocking file I/O runs inline on the log's writer thread (`writer_thread` calls
-//! `FileStore::write_inline` there), or, for a store used on its own from
-//! async code, on tokio's blocking pool.
+//! The log drives the store synchronously from the appender that leads the
+//! group commit (`leader`: `FileStore::append_batch_now` and friends block
+//! the calling thread); a store used on its own from async code
+//! ([`AuditStore`]) runs its blocking I/O on tokio's blocking pool.
 //!
 //! Preallocation: a segment is zero-filled ahead of its write position — real
 //! zero bytes written and synced once, [`PREFILL_BYTES`] at a time, not
@@ -74,18 +75,6 @@ pub struct FileStore {
     durable: Arc<AtomicU64>,
     /// The last batch seal found at open.
     last_seal: Option<SignedCheckpoint>,
-    /// Where [`FileStore::blocking`] runs its writes and fsyncs.
-    io: BlockingIo,
-}
-
-/// Where a [`FileStore`] does its blocking writes and fsyncs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum BlockingIo {
-    /// On tokio's blocking pool (one `spawn_blocking` per write): the store is
-    /// driven from a runtime whose threads must not block.
-    Pool,
-    /// In the calling thread: the store is driven by a thread of its own.
-    Inline,
 }
 
 pub(crate) struct Inner {
@@ -188,7 +177,6 @@ impl FileStore {
             dir: dir.to_owned(),
             durable,
             last_seal: recovered.last_seal,
-            io: BlockingIo::Pool,
         })
     }
 
@@ -207,24 +195,38 @@ impl FileStore {
         self.inner.as_deref_mut()
     }
 
-    /// From now on, writes and fsyncs block the thread that drives the store
-    /// instead of going to tokio's blocking pool. Only for a store driven by a
-    /// thread of its own (the log's writer thread), where nothing else waits
-    /// on that thread: it saves a blocking-pool hand-off and wake-up per batch.
-    pub(crate) fn write_inline(&mut self) {
-        self.io = BlockingIo::Inline;
+    /// Appends `entries` and their seal, durably, blocking the calling thread
+    /// (the write and fsync of [`AuditStore::append_batch`]).
+    pub(crate) fn append_batch_now(
+        &mut self,
+        entries: &[Entry],
+        signer: &CheckpointSigner,
+    ) -> Result<Committed, StoreError> {
+        let inner = self.inner.as_deref_mut().ok_or(StoreError::Poisoned)?;
+        inner.guarded(|i| i.write_batch(entries, signer))
     }
 
-    /// Runs `op` on the state: inline on the writer's own thread, or in
-    /// tokio's blocking pool (see [`FileStore::write_inline`]).
+    /// Stores a periodic checkpoint durably, blocking the calling thread.
+    pub(crate) fn append_checkpoint_now(&mut self, checkpoint: &SignedCheckpoint) -> Result<(), StoreError> {
+        let inner = self.inner.as_deref_mut().ok_or(StoreError::Poisoned)?;
+        inner.guarded(|i| i.write_checkpoint(checkpoint))
+    }
+
+    /// The current tree head.
+    pub(crate) fn head_now(&self) -> Result<TreeHead, StoreError> {
+        let inner = self.inner.as_ref().ok_or(StoreError::Poisoned)?;
+        Ok(TreeHead {
+            size: inner.frontier.size(),
+            root: inner.frontier.root(),
+        })
+    }
+
+    /// Runs `op` on the state in tokio's blocking pool (the async [`AuditStore`]
+    /// side, for a store driven from a runtime whose threads must not block).
     async fn blocking<T: Send + 'static>(
         &mut self,
         op: impl FnOnce(&mut Inner) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
-        if self.io == BlockingIo::Inline {
-            let inner = self.inner.as_deref_mut().ok_or(StoreError::Poisoned)?;
-            return op(inner);
-        }
         let mut inner = self.inner.take().ok_or(StoreError::Poisoned)?;
         let joined = tokio::task::spawn_blocking(move || {
             let result = op(&mut inner);
@@ -250,11 +252,7 @@ impl AuditStore for FileStore {
     }
 
     async fn head(&mut self) -> Result<TreeHead, StoreError> {
-        let inner = self.inner.as_ref().ok_or(StoreError::Poisoned)?;
-        Ok(TreeHead {
-            size: inner.frontier.size(),
-            root: inner.frontier.root(),
-        })
+        self.head_now()
     }
 }
 

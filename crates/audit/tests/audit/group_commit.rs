@@ -65,7 +65,7 @@ async fn many_concurrent_appenders_get_distinct_consecutive_indexes() {
 
 #[tokio::test]
 async fn queued_appends_are_written_in_batches_of_max_batch() {
-    // The writer is held (a stalled disk) on its own thread while the
+    // The leader is held (a stalled disk) on the blocking pool while the
     // appenders run on this current-thread runtime: a write in progress never
     // blocks the caller's runtime. Then the queue drains in full batches.
     let dir = tempfile::tempdir().expect("tempdir");
