@@ -4,7 +4,7 @@
 //! The child's stderr goes to the gateway's log, one line per event. When the
 //! child exits, the link reports `Closed` with the exit status, so pending
 //! calls fail cleanly instead of hanging.
-use std::{collections::BTreeMap, path::PathBuf, process::Stdio};
+use std::{collections::BTreeMap, path::PathBuf, process::Stdio, sync::Arc};
 
 use portcullis_core::Secret;
 use portcullis_mcp::{Limits, Message};
@@ -16,7 +16,7 @@ use tokio::{
 
 use crate::{
     LineReader, Link, LinkEvent,
-    link::{Direct, DirectRequests, LINK_CAPACITY, LinkGuard},
+    link::{Direct, DirectRequests, HandlerSlot, LINK_CAPACITY, LinkGuard, deliver},
     stdin_writer::StdinWriter,
 };
 
@@ -104,6 +104,8 @@ pub fn spawn_child(spec: &ChildSpec) -> Result<Link, SpawnError> {
     });
 
     let reader_events = events.clone();
+    let handler = HandlerSlot::default();
+    let reader_handler = Arc::clone(&handler);
     let limits = spec.limits;
     let reader = tokio::spawn(async move {
         let mut lines = LineReader::new(BufReader::new(stdout), limits.max_bytes);
@@ -117,19 +119,36 @@ pub fn spawn_child(spec: &ChildSpec) -> Result<Link, SpawnError> {
                 },
                 Err(e) => LinkEvent::Malformed { reason: e.to_string() },
             };
-            if reader_events.send(event).await.is_err() {
+            if !deliver(&reader_handler, &reader_events, event).await {
                 break;
             }
         }
     });
 
-    tokio::spawn(supervise(spec.name.clone(), child, reader, events, stop_rx));
+    let report = Report {
+        handler: Arc::clone(&handler),
+        events,
+    };
+    tokio::spawn(supervise(spec.name.clone(), child, reader, report, stop_rx));
     Ok(Link {
         tx: to_child,
         rx,
         guard: LinkGuard { _stop: stop_tx },
         direct: Some(DirectRequests(Direct::Stdio(stdin))),
+        handler: Some(handler),
     })
+}
+
+/// Where the child's exit is reported: the consumer's handler once set, else the link's channel.
+struct Report {
+    handler: HandlerSlot,
+    events: mpsc::Sender<LinkEvent>,
+}
+
+impl Report {
+    async fn send(&self, event: LinkEvent) {
+        deliver(&self.handler, &self.events, event).await;
+    }
 }
 
 /// Waits for the child to exit (or for the gateway to stop it) and reports `Closed`
@@ -138,7 +157,7 @@ async fn supervise(
     name: String,
     mut child: Child,
     mut reader: tokio::task::JoinHandle<()>,
-    events: mpsc::Sender<LinkEvent>,
+    events: Report,
     stop: oneshot::Receiver<()>,
 ) {
     let mut read_all = false;
@@ -186,5 +205,107 @@ async fn stop_child(child: &mut Child) -> std::io::Result<std::process::ExitStat
             let _ = child.start_kill();
             child.wait().await
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use portcullis_mcp::message;
+
+    use crate::EventHandler;
+    use serde_json::json;
+
+    use super::*;
+
+    /// A child that answers each line it reads with two notifications, `first` and `second`.
+    fn two_lines_per_request() -> ChildSpec {
+        let script = r#"while read -r line; do
+            printf '%s\n' '{"jsonrpc":"2.0","method":"notifications/first"}'
+            printf '%s\n' '{"jsonrpc":"2.0","method":"notifications/second"}'
+        done"#;
+        ChildSpec {
+            name: "lines".into(),
+            argv: vec!["/bin/sh".into(), "-c".into(), script.into()],
+            env: BTreeMap::new(),
+            cwd: None,
+            limits: Limits::default(),
+        }
+    }
+
+    fn method(event: &LinkEvent) -> String {
+        match event {
+            LinkEvent::Message { msg, .. } => msg.method().unwrap_or_default().to_owned(),
+            LinkEvent::Malformed { reason } => format!("malformed: {reason}"),
+            LinkEvent::Closed { .. } => "closed".into(),
+        }
+    }
+
+    /// Records what the handler got; `keep` is what it answers.
+    fn recording(keep: bool) -> (Arc<Mutex<Vec<String>>>, EventHandler) {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = Arc::clone(&seen);
+        let handler: EventHandler = Arc::new(move |event| {
+            log.lock().unwrap().push(method(&event));
+            keep
+        });
+        (seen, handler)
+    }
+
+    async fn until(what: &str, mut done: impl FnMut() -> bool) {
+        for _ in 0..6000 {
+            if done() {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        panic!("still not true after a minute: {what}");
+    }
+
+    #[tokio::test]
+    async fn with_a_handler_set_events_go_to_it_in_order_and_not_to_the_channel() {
+        let mut link = spawn_child(&two_lines_per_request()).unwrap();
+        let (seen, handler) = recording(true);
+        assert!(link.handler.as_ref().unwrap().set(handler).is_ok());
+        link.tx.send(message::notification("go", json!({}))).await.unwrap();
+        until("both lines handled", || seen.lock().unwrap().len() >= 2).await;
+        // Every holder of the child's stdin gone: it reads EOF and exits.
+        drop((link.tx, link.direct));
+        until("the exit handled", || seen.lock().unwrap().len() >= 3).await;
+        assert_eq!(
+            *seen.lock().unwrap(),
+            ["notifications/first", "notifications/second", "closed"]
+        );
+        assert!(link.rx.try_recv().is_err(), "nothing came on the channel");
+    }
+
+    #[tokio::test]
+    async fn without_a_handler_events_come_on_the_channel() {
+        let mut link = spawn_child(&two_lines_per_request()).unwrap();
+        link.tx.send(message::notification("go", json!({}))).await.unwrap();
+        let first = link.rx.recv().await.unwrap();
+        let second = link.rx.recv().await.unwrap();
+        assert_eq!(
+            [method(&first), method(&second)],
+            ["notifications/first", "notifications/second"]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_handler_that_gives_up_stops_the_reading() {
+        let mut link = spawn_child(&two_lines_per_request()).unwrap();
+        let (seen, handler) = recording(false);
+        assert!(link.handler.as_ref().unwrap().set(handler).is_ok());
+        link.tx.send(message::notification("go", json!({}))).await.unwrap();
+        until("the first line handled", || !seen.lock().unwrap().is_empty()).await;
+        drop((link.tx, link.direct));
+        // The child exits on EOF; its exit is reported (to the handler) after the reader ended.
+        until("the exit handled", || seen.lock().unwrap().len() >= 2).await;
+        assert_eq!(*seen.lock().unwrap(), ["notifications/first", "closed"]);
+        assert!(
+            link.rx.try_recv().is_err(),
+            "the rest was not sent on the channel either"
+        );
     }
 }

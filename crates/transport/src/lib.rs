@@ -23,4 +23,4 @@ pub use child::{ChildSpec, SpawnError, spawn_child};
 pub use http_upstream::{HttpSpec, connect_http};
 pub use http1_conns::HttpClient;
 pub use lines::{LineReader, LineReaderError};
-pub use link::{CallHeader, DirectRequests, Link, LinkEvent, LinkGuard};
+pub use link::{CallHeader, DirectRequests, EventHandler, HandlerSlot, Link, LinkEvent, LinkGuard};

@@ -1,4 +1,6 @@
 //! The gateway's view of one upstream connection: send messages, receive events.
+use std::sync::{Arc, OnceLock};
+
 use portcullis_mcp::Message;
 use serde_json::Value;
 use tokio::sync::mpsc;
@@ -27,6 +29,30 @@ pub struct Link {
     pub guard: LinkGuard,
     /// Send from the caller's own task where the transport allows it (see [`DirectRequests`]).
     pub direct: Option<DirectRequests>,
+    /// stdio: set a handler here and the task that reads the child's stdout calls it with
+    /// each event instead of sending it on `rx` (see [`EventHandler`]). `None`: events
+    /// always come on `rx`.
+    pub handler: Option<HandlerSlot>,
+}
+
+/// Takes a link's events where they are read, in order: no channel and no second task
+/// between the transport's reader and the consumer (the stdio answer goes straight from
+/// the reader to the waiting call). Returns `false` to stop reading (the consumer gave up
+/// on the link). It runs on the reader's task: it must not block.
+pub type EventHandler = Arc<dyn Fn(LinkEvent) -> bool + Send + Sync>;
+
+/// Where a consumer sets its [`EventHandler`] (once). Events read before it is set come on
+/// the link's `rx` (a server may write before the consumer is ready); every later one goes
+/// to the handler.
+pub type HandlerSlot = Arc<OnceLock<EventHandler>>;
+
+/// Delivers `event` to the slot's handler if one is set, else on `events`. `false`: stop
+/// reading (the handler said so, or nobody receives `events` any more).
+pub(crate) async fn deliver(slot: &HandlerSlot, events: &mpsc::Sender<LinkEvent>, event: LinkEvent) -> bool {
+    match slot.get() {
+        Some(handler) => handler(event),
+        None => events.send(event).await.is_ok(),
+    }
 }
 
 /// Sends from the caller's task, skipping the hop through the link's writer task and its
@@ -40,7 +66,7 @@ pub struct Link {
 /// * stdio: every message is queued as one line for the child's stdin and written in batches
 ///   by whichever caller got there first (`StdinWriter`), shared with the link's writer
 ///   task, so lines never interleave and one task's messages keep their order; the answer
-///   arrives on `rx`.
+///   arrives on `rx`, or at the link's [`EventHandler`] once one is set.
 #[derive(Clone)]
 pub struct DirectRequests(pub(crate) Direct);
 

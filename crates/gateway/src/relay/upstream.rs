@@ -77,7 +77,13 @@ impl UpstreamPeer {
     /// Wraps `link` and starts reading from it. `shared`: the connection serves several
     /// sessions.
     pub fn start(server: ServerName, kind: LinkKind, link: Link, timeout: Duration, shared: bool) -> Arc<Self> {
-        let Link { tx, rx, guard, direct } = link;
+        let Link {
+            tx,
+            rx,
+            guard,
+            direct,
+            handler,
+        } = link;
         let peer = Arc::new(Self {
             server,
             kind,
@@ -93,7 +99,16 @@ impl UpstreamPeer {
             tools_changed: AtomicU64::new(0),
             _guard: guard,
         });
+        // Events read before the handler is set (or from a transport without one) come
+        // through the pump; stdio's later ones are handled on its reader's task, so an
+        // answer goes straight from the reader to the waiting call.
         tokio::spawn(pump(Arc::downgrade(&peer), rx));
+        if let Some(slot) = handler {
+            let weak = Arc::downgrade(&peer);
+            let _ = slot.set(Arc::new(move |event| {
+                weak.upgrade().is_some_and(|peer| peer.on_event(event))
+            }));
+        }
         peer
     }
 
@@ -380,6 +395,30 @@ impl UpstreamPeer {
         }
     }
 
+    /// One event from the link, from the pump or straight from the stdio reader. `false`:
+    /// stop reading (the link closed, or stdio framing can no longer be trusted).
+    fn on_event(&self, event: LinkEvent) -> bool {
+        match event {
+            LinkEvent::Message { msg, related } => {
+                self.on_message(msg, related);
+                true
+            }
+            LinkEvent::Malformed { reason } => {
+                tracing::warn!(server = %self.server, "malformed output from upstream: {reason}");
+                if self.kind == LinkKind::Stdio {
+                    // Framing can no longer be trusted: fail closed and stop the child.
+                    self.fail_all(format!("sent malformed output ({reason})"));
+                    return false;
+                }
+                true
+            }
+            LinkEvent::Closed { reason } => {
+                self.fail_all(reason);
+                false
+            }
+        }
+    }
+
     /// A server request nobody can answer gets an error, so the server is not left waiting.
     fn refuse_unroutable(&self, msg: Message) {
         tracing::debug!(server = %self.server, method = ?msg.method(), "server message with no session to deliver to");
@@ -429,20 +468,8 @@ impl Drop for CancelOnDrop<'_> {
 async fn pump(peer: Weak<UpstreamPeer>, mut rx: mpsc::Receiver<LinkEvent>) {
     while let Some(event) = rx.recv().await {
         let Some(peer) = peer.upgrade() else { return };
-        match event {
-            LinkEvent::Message { msg, related } => peer.on_message(msg, related),
-            LinkEvent::Malformed { reason } => {
-                tracing::warn!(server = %peer.server, "malformed output from upstream: {reason}");
-                if peer.kind == LinkKind::Stdio {
-                    // Framing can no longer be trusted: fail closed and stop the child.
-                    peer.fail_all(format!("sent malformed output ({reason})"));
-                    return;
-                }
-            }
-            LinkEvent::Closed { reason } => {
-                peer.fail_all(reason);
-                return;
-            }
+        if !peer.on_event(event) {
+            return;
         }
     }
     if let Some(peer) = peer.upgrade() {

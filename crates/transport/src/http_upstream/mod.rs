@@ -108,6 +108,7 @@ pub fn connect_http(spec: HttpSpec, client: HttpClient) -> Link {
         rx,
         guard: LinkGuard { _stop: stop_tx },
         direct: Some(direct),
+        handler: None,
     }
 }
 
