@@ -33,7 +33,6 @@
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
-use std::time::Duration;
 
 use tokio::runtime::{Handle, RuntimeFlavor};
 use tokio::sync::{Semaphore, oneshot};
@@ -47,11 +46,14 @@ use crate::writer::{AppendReply, CheckpointReply, Settled, Shared, WriterConfig,
 /// What a queued request asks for.
 pub(crate) enum Job {
     Append(Entry),
+    Control(Control),
+}
+
+/// A request other than an append; taken alone, in order.
+pub(crate) enum Control {
     /// A periodic checkpoint: `always` (`checkpoint_now`), or only when records
     /// came since the last one (the time ticker).
-    Checkpoint {
-        always: bool,
-    },
+    Checkpoint { always: bool },
     /// The final checkpoint, then the store is dropped.
     Close,
     /// The store is dropped at once, the way `kill -9` would stop the process:
@@ -110,7 +112,7 @@ struct State {
 enum Work {
     /// Consecutive appends: one durable batch.
     Appends(Vec<Entry>, Vec<Owner>),
-    One(Job, Owner),
+    One(Control, Owner),
 }
 
 /// The caller-led group commit over one file store.
@@ -163,10 +165,10 @@ impl Leader {
             }
             match &job {
                 Job::Append(_) => state.appends += 1,
-                Job::Checkpoint { .. } => {}
-                Job::Close => state.accepting = false,
+                Job::Control(Control::Checkpoint { .. }) => {}
+                Job::Control(Control::Close) => state.accepting = false,
                 #[cfg(any(test, feature = "fault-injection"))]
-                Job::Crash => {
+                Job::Control(Control::Crash) => {
                     state.accepting = false;
                     self.drop_queue(&mut state);
                 }
@@ -213,7 +215,10 @@ impl Leader {
             let lead = !state.leading;
             state.leading = true;
             let owner = if lead { Owner::Leader } else { Owner::Gone };
-            state.queue.push_back(Queued { job: Job::Close, owner });
+            state.queue.push_back(Queued {
+                job: Job::Control(Control::Close),
+                owner,
+            });
             lead
         };
         if lead {
@@ -231,26 +236,23 @@ impl Leader {
         self.lock().accepting
     }
 
-    /// Queues a checkpoint every `period` while records keep coming (the
-    /// policy's `interval`); ends with the log.
-    pub(crate) fn spawn_ticker(self: &Arc<Self>, period: Duration) -> tokio::task::JoinHandle<()> {
+    /// Queues a checkpoint every `interval` of the policy while records keep
+    /// coming; ends with the log. `None` when checkpoints by time are off.
+    pub(crate) fn spawn_ticker(self: &Arc<Self>) -> Option<tokio::task::JoinHandle<()>> {
+        let period = self.policy.interval?;
         let leader: Weak<Self> = Arc::downgrade(self);
-        tokio::spawn(async move {
+        Some(tokio::spawn(async move {
             let mut ticker = tokio::time::interval_at(Instant::now() + period, period);
             ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
             loop {
                 ticker.tick().await;
                 let Some(leader) = leader.upgrade() else { break };
-                if leader.submit(Job::Checkpoint { always: false }).await.is_err() {
+                let checkpoint = Job::Control(Control::Checkpoint { always: false });
+                if leader.submit(checkpoint).await.is_err() {
                     break;
                 }
             }
-        })
-    }
-
-    /// The checkpoint policy's interval, if checkpoints by time are on.
-    pub(crate) fn interval(&self) -> Option<Duration> {
-        self.policy.interval
+        }))
     }
 
     /// Leads from the submitting task, blocking where the runtime allows it.
@@ -287,16 +289,14 @@ impl Leader {
         loop {
             let (mut held, work) = {
                 let mut state = self.lock();
-                if state.queue.is_empty() || state.held.is_none() {
-                    state.leading = false;
-                    self.drop_queue(&mut state);
-                    return mine;
-                }
                 if mine.is_some() && hand_off(&mut state) {
                     return mine;
                 }
-                let Some(held) = state.held.take() else { continue };
-                let work = self.take_work(&mut state);
+                let Some((work, held)) = self.next_work(&mut state) else {
+                    state.leading = false;
+                    self.drop_queue(&mut state);
+                    return mine;
+                };
                 (held, work)
             };
             let after = match work {
@@ -318,44 +318,46 @@ impl Leader {
         }
     }
 
-    /// Takes the next batch of consecutive appends, or the one other request at the front.
-    fn take_work(&self, state: &mut State) -> Work {
-        let mut entries = Vec::new();
-        let mut owners = Vec::new();
+    /// The next work and the store to do it with; `None` when nothing is queued or the
+    /// store is gone (closed, crashed): the leader then lays the lead down.
+    fn next_work(&self, state: &mut State) -> Option<(Work, Held)> {
+        let held = state.held.take()?;
+        match self.take_work(state) {
+            Some(work) => Some((work, held)),
+            None => {
+                state.held = Some(held);
+                None
+            }
+        }
+    }
+
+    /// Takes the request at the front: with the appends right behind it (up to
+    /// `max_batch`) if it is one, else alone. `None`: nothing is queued.
+    fn take_work(&self, state: &mut State) -> Option<Work> {
+        let Queued { job, owner } = state.queue.pop_front()?;
+        let entry = match job {
+            Job::Control(control) => return Some(Work::One(control, owner)),
+            Job::Append(entry) => entry,
+        };
+        let (mut entries, mut owners) = (vec![entry], vec![owner]);
         while entries.len() < self.max_batch
             && let Some(Queued {
                 job: Job::Append(_), ..
             }) = state.queue.front()
-        {
-            if let Some(Queued {
+            && let Some(Queued {
                 job: Job::Append(entry),
                 owner,
             }) = state.queue.pop_front()
-            {
-                entries.push(entry);
-                owners.push(owner);
-            }
+        {
+            entries.push(entry);
+            owners.push(owner);
         }
-        if !entries.is_empty() {
-            state.appends -= entries.len();
-            return Work::Appends(entries, owners);
-        }
-        match state.queue.pop_front() {
-            Some(Queued { job, owner }) => {
-                if matches!(job, Job::Append(_)) {
-                    state.appends -= 1;
-                }
-                Work::One(job, owner)
-            }
-            None => Work::Appends(entries, owners),
-        }
+        state.appends -= entries.len();
+        Some(Work::Appends(entries, owners))
     }
 
     /// Writes one durable batch and tells each appender its index (or the error).
     fn commit(&self, held: &mut Held, entries: Vec<Entry>, owners: Vec<Owner>, mine: &mut Option<Turn>) {
-        if entries.is_empty() {
-            return;
-        }
         let leaves = entries.iter().map(|e| e.leaf).collect();
         let written = held.store.append_batch_now(&entries, &self.signer);
         let settled = Settled::new(written, leaves, &self.shared);
@@ -363,7 +365,7 @@ impl Leader {
             deliver(owner, Turn::Appended(settled.reply(position)), mine);
         }
         if let Some(head) = settled.head()
-            && checkpoint_due(&self.policy, Some(head), held.checkpointed)
+            && checkpoint_due(&self.policy, head, held.checkpointed)
         {
             let _ = self.checkpoint(held, head);
         }
@@ -371,14 +373,15 @@ impl Leader {
 
     /// Carries out a request other than an append. `Some`: the store must be
     /// dropped, then the owner told.
-    fn run_one(&self, held: &mut Held, job: Job, owner: Owner, mine: &mut Option<Turn>) -> Option<(Owner, Turn)> {
-        match job {
-            Job::Append(entry) => {
-                self.room.add_permits(1);
-                self.commit(held, vec![entry], vec![owner], mine);
-                None
-            }
-            Job::Checkpoint { always } => {
+    fn run_one(
+        &self,
+        held: &mut Held,
+        control: Control,
+        owner: Owner,
+        mine: &mut Option<Turn>,
+    ) -> Option<(Owner, Turn)> {
+        match control {
+            Control::Checkpoint { always } => {
                 let turn = match held.store.head_now() {
                     Ok(head) if always || head.size > held.checkpointed => {
                         Turn::Checkpointed(self.checkpoint(held, head))
@@ -389,7 +392,7 @@ impl Leader {
                 deliver(owner, turn, mine);
                 None
             }
-            Job::Close => {
+            Control::Close => {
                 if let Ok(head) = held.store.head_now()
                     && head.size > held.checkpointed
                 {
@@ -398,7 +401,7 @@ impl Leader {
                 Some((owner, Turn::Done))
             }
             #[cfg(any(test, feature = "fault-injection"))]
-            Job::Crash => Some((owner, Turn::Done)),
+            Control::Crash => Some((owner, Turn::Done)),
         }
     }
 

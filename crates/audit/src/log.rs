@@ -20,7 +20,7 @@ use tokio::sync::{Mutex, mpsc, oneshot};
 use crate::checkpoint::{CheckpointPolicy, CheckpointSigner, SignedCheckpoint};
 use crate::error::{AuditError, ReadError};
 use crate::keys::{LogPublicKey, LogSigner, TrustedKeys};
-use crate::leader::{self, Leader, Turn};
+use crate::leader::{self, Control, Leader, Turn};
 use crate::merkle::hash::leaf_hash;
 use crate::merkle::proof::{ConsistencyProof, InclusionProof};
 use crate::merkle::tree::MerkleTree;
@@ -131,11 +131,8 @@ impl LogReader for StoreReader {
 
 /// Where a log's records are committed.
 enum Commit {
-    /// File store: the appenders lead the group commit; the ticker queues checkpoints by time.
-    Led {
-        leader: Arc<Leader>,
-        ticker: Option<tokio::task::JoinHandle<()>>,
-    },
+    /// File store: the appenders lead the group commit.
+    Led(Led),
     /// PostgreSQL: a writer task on the caller's runtime, fed by a bounded channel.
     Task {
         jobs: mpsc::Sender<Job>,
@@ -143,17 +140,35 @@ enum Commit {
     },
 }
 
-impl Drop for Commit {
-    /// A dropped log still writes its final checkpoint and releases the store:
-    /// the PostgreSQL writer ends once its channel closes; the file store's
-    /// close is queued to whoever leads.
-    fn drop(&mut self) {
-        if let Self::Led { leader, ticker } = self {
-            if let Some(ticker) = ticker.take() {
-                ticker.abort();
-            }
-            leader.close_detached();
+/// The file store's group commit and the ticker that queues its checkpoints by time.
+struct Led {
+    leader: Arc<Leader>,
+    ticker: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Led {
+    /// Queues `control` (a close or a crash) and waits until it is done.
+    async fn stop(mut self, control: Control) -> Result<(), AuditError> {
+        if let Some(ticker) = self.ticker.take() {
+            ticker.abort();
         }
+        let leader = Arc::clone(&self.leader);
+        leader
+            .submit(leader::Job::Control(control))
+            .await
+            .map(drop)
+            .map_err(|leader::Stopped| AuditError::WriterStopped)
+    }
+}
+
+impl Drop for Led {
+    /// A dropped log still writes its final checkpoint and releases the store: the
+    /// close is queued to whoever leads (a no-op once the log was closed).
+    fn drop(&mut self) {
+        if let Some(ticker) = self.ticker.take() {
+            ticker.abort();
+        }
+        self.leader.close_detached();
     }
 }
 
@@ -178,6 +193,12 @@ impl AuditLog {
         let store = tokio::task::spawn_blocking(move || FileStore::open_noted(&dir, segment_bytes, note.as_deref()))
             .await
             .map_err(|_| AuditError::WriterStopped)??;
+        Self::start_file(store, signer, options).await
+    }
+
+    /// Checks an opened file store (every record covered by a verified signature) and
+    /// starts its group commit.
+    async fn start_file(store: FileStore, signer: LogSigner, options: LogOptions) -> Result<Self, AuditError> {
         let keys = open_keys(&signer, &options);
         let own = signer.key_id().clone();
         let open_keys = OpenKeys { keys: &keys, own: &own };
@@ -216,20 +237,13 @@ impl AuditLog {
         signer: LogSigner,
         options: LogOptions,
     ) -> Result<(Self, Arc<crate::store::faulty::FaultSwitch>), AuditError> {
-        use crate::store::faulty::FaultyStore;
         let dir = dir.as_ref().to_owned();
         let segment_bytes = options.segment_bytes;
-        let (store, switch) = tokio::task::spawn_blocking(move || FaultyStore::open(&dir, segment_bytes))
-            .await
-            .map_err(|_| AuditError::WriterStopped)??;
-        let keys = open_keys(&signer, &options);
-        let own = signer.key_id().clone();
-        let open_keys = OpenKeys { keys: &keys, own: &own };
-        open_check::check_file(&store.reader(), store.last_seal(), &open_keys).await?;
-        let checkpointed = last_checkpoint_size(&store.reader()).await?;
-        let reader = StoreReader::File(store.reader());
-        let log = Parts::prepare(reader, signer, &options, checkpointed).led(store.into_store(), options.queue);
-        Ok((log, switch))
+        let (store, switch) =
+            tokio::task::spawn_blocking(move || crate::store::faulty::open_faulty(&dir, segment_bytes))
+                .await
+                .map_err(|_| AuditError::WriterStopped)??;
+        Ok((Self::start_file(store, signer, options).await?, switch))
     }
 
     /// Appends `record` and waits until it is durable. An `Err` means the
@@ -247,7 +261,7 @@ impl AuditLog {
         let data_kept = data.clone();
         let entry = Entry { data, leaf };
         let reply = match &self.commit {
-            Commit::Led { leader, .. } => match leader.submit(leader::Job::Append(entry)).await {
+            Commit::Led(Led { leader, .. }) => match leader.submit(leader::Job::Append(entry)).await {
                 Ok(Turn::Appended(reply)) => reply,
                 _ => return Err(AuditError::WriterStopped),
             },
@@ -270,7 +284,7 @@ impl AuditLog {
     /// The gateway denies calls while it is false.
     pub fn healthy(&self) -> bool {
         let running = match &self.commit {
-            Commit::Led { leader, .. } => leader.accepting(),
+            Commit::Led(Led { leader, .. }) => leader.accepting(),
             Commit::Task { task, .. } => !task.is_finished(),
         };
         self.shared.healthy.load(Ordering::Acquire) && running
@@ -280,7 +294,10 @@ impl AuditLog {
     /// acknowledged before this call.
     pub async fn checkpoint_now(&self) -> Result<SignedCheckpoint, AuditError> {
         let reply = match &self.commit {
-            Commit::Led { leader, .. } => match leader.submit(leader::Job::Checkpoint { always: true }).await {
+            Commit::Led(Led { leader, .. }) => match leader
+                .submit(leader::Job::Control(Control::Checkpoint { always: true }))
+                .await
+            {
                 Ok(Turn::Checkpointed(reply)) => reply,
                 _ => return Err(AuditError::WriterStopped),
             },
@@ -307,7 +324,7 @@ impl AuditLog {
     /// taken into a batch (the queue bounded by [`LogOptions::queue`]).
     pub fn queued(&self) -> usize {
         match &self.commit {
-            Commit::Led { leader, .. } => leader.queued(),
+            Commit::Led(Led { leader, .. }) => leader.queued(),
             Commit::Task { jobs, .. } => jobs.max_capacity() - jobs.capacity(),
         }
     }
@@ -359,7 +376,7 @@ impl AuditLog {
     /// checkpoint, and waits until the store is released (the file store's
     /// directory lock). Dropping the log does the same without waiting.
     pub async fn close(self) -> Result<(), AuditError> {
-        self.stop(leader::Job::Close).await
+        self.stop(Control::Close).await
     }
 
     /// Stops the log the way `kill -9` would stop the process, once every
@@ -369,31 +386,20 @@ impl AuditLog {
     /// test can tear the files and reopen. Crash tests only.
     #[cfg(any(test, feature = "fault-injection"))]
     pub async fn simulate_crash(self) -> Result<(), AuditError> {
-        self.stop(leader::Job::Crash).await
+        self.stop(Control::Crash).await
     }
 
-    /// Ends the commit with `job` (a close or a crash) and waits until the store is gone.
-    async fn stop(mut self, job: leader::Job) -> Result<(), AuditError> {
-        match &mut self.commit {
-            Commit::Led { leader, ticker } => {
-                if let Some(ticker) = ticker.take() {
-                    ticker.abort();
-                }
-                let leader = Arc::clone(leader);
-                match leader.submit(job).await {
-                    Ok(_) => Ok(()),
-                    Err(leader::Stopped) => Err(AuditError::WriterStopped),
-                }
-            }
+    /// Ends the commit with `control` (a close or a crash) and waits until the store is gone.
+    async fn stop(self, control: Control) -> Result<(), AuditError> {
+        match self.commit {
+            Commit::Led(led) => led.stop(control).await,
             Commit::Task { jobs, task } => {
                 #[cfg(any(test, feature = "fault-injection"))]
-                if matches!(job, leader::Job::Crash) {
+                if matches!(control, Control::Crash) {
                     jobs.send(Job::Crash).await.map_err(|_| AuditError::WriterStopped)?;
                 }
-                drop(job);
                 // Closing the channel ends the writer after the queued jobs and the final checkpoint.
-                let (closed, _) = mpsc::channel(1);
-                drop(std::mem::replace(jobs, closed));
+                drop((jobs, control));
                 task.await.map_err(|_| AuditError::WriterStopped)
             }
         }
@@ -449,13 +455,9 @@ impl Parts {
     /// The file store's log: the appenders lead its group commit.
     fn led(self, store: FileStore, queue: usize) -> AuditLog {
         let leader = Leader::new(store, self.config, queue, Arc::clone(&self.shared));
-        let ticker = leader.interval().map(|period| leader.spawn_ticker(period));
-        Self::log(
-            self.shared,
-            self.reader,
-            self.public_key,
-            Commit::Led { leader, ticker },
-        )
+        let ticker = leader.spawn_ticker();
+        let commit = Commit::Led(Led { leader, ticker });
+        Self::log(self.shared, self.reader, self.public_key, commit)
     }
 
     /// PostgreSQL's log: a writer task on the current runtime.

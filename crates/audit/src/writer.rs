@@ -1,14 +1,14 @@
-//! The group-commit writer: one per log owns the store. Appenders send a
+//! PostgreSQL's group-commit writer: one per log owns the store. Appenders send a
 //! [`Job`] over a bounded channel and await a oneshot reply; the writer drains
 //! whatever is queued (up to `max_batch`) into one durable batch — one write
 //! and one fsync or one transaction for all of them — then answers every
 //! appender. While a batch is being synced the next one queues up, so the
 //! batch size grows with load and the per-record cost of fsync shrinks.
 //!
-//! [`run`] is PostgreSQL's writer, a task on the gateway's runtime (its I/O is
-//! network I/O that runtime drives). The file store's group commit has no
-//! writer: its appenders lead it (`leader`), and share [`Settled`] and the
-//! checkpoint bookkeeping with this loop.
+//! [`run`] is a task on the gateway's runtime (its I/O is network I/O that
+//! runtime drives). The file store's group commit has no writer: its appenders
+//! lead it (`leader`), sharing [`Settled`] and the checkpoint bookkeeping with
+//! this loop.
 //!
 //! Every batch is sealed by the store in the same durable unit (the tree head
 //! after the batch, signed with the [`CheckpointSigner`]: one Ed25519
@@ -115,7 +115,7 @@ pub(crate) async fn run<S: AuditStore>(
         if !appends.is_empty() {
             head = commit(&mut store, &mut appends, &config.signer, &shared).await;
         }
-        let due = checkpoint_due(&config.policy, head, checkpointed);
+        let due = head.is_some_and(|h| checkpoint_due(&config.policy, h, checkpointed));
         if due || !requests.is_empty() {
             let head = match head {
                 Some(h) => Ok(h),
@@ -209,8 +209,8 @@ impl Settled {
 
 /// Whether the records since the last periodic checkpoint call for one after a
 /// batch that left the tree at `head`.
-pub(crate) fn checkpoint_due(policy: &CheckpointPolicy, head: Option<TreeHead>, checkpointed: u64) -> bool {
-    head.is_some_and(|h| policy.every_records > 0 && h.size - checkpointed.min(h.size) >= policy.every_records)
+pub(crate) fn checkpoint_due(policy: &CheckpointPolicy, head: TreeHead, checkpointed: u64) -> bool {
+    policy.every_records > 0 && head.size - checkpointed.min(head.size) >= policy.every_records
 }
 
 /// Signs and stores a checkpoint of `head`, stamped with the config's clock.

@@ -165,7 +165,7 @@ pub fn cpu_time_us(pid: u32, ticks_per_sec: u64) -> anyhow::Result<u64> {
 /// Context switches of every thread of `pid` so far (voluntary + involuntary), summed over
 /// `/proc/PID/task/*/status`: the wake-ups and hand-offs a call costs. A thread that exits
 /// takes its count with it, so a difference undercounts when threads come and go (tokio's
-/// blocking pool); the gateway's runtime workers and audit writer live as long as it does.
+/// blocking pool); the gateway's runtime workers live as long as it does.
 pub fn context_switches(pid: u32) -> anyhow::Result<u64> {
     let mut total = 0;
     for task in std::fs::read_dir(format!("/proc/{pid}/task"))? {

@@ -1,4 +1,4 @@
-//! `FaultyStore`: a named fault-injection fake, the file store with a switch
+//! The faulty store ([`open_faulty`]): a named fault-injection fake, the file store with a switch
 //! that makes its next segment write fail the way disks fail (a torn write, a
 //! failed fsync, a full disk), its next zero-fill ahead of the write
 //! position find the disk full, or stall until released (a slow disk: appends
@@ -12,8 +12,6 @@ use std::path::Path;
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 
 use super::file::FileStore;
-use super::{AuditStore, Committed, Entry, FileReader, TreeHead};
-use crate::checkpoint::{CheckpointSigner, SignedCheckpoint};
 use crate::error::StoreError;
 
 /// A failure to inject into the next segment write.
@@ -31,7 +29,7 @@ pub enum Fault {
     PrefillNoSpace,
 }
 
-/// Arms faults for a [`FaultyStore`]; shared with the test.
+/// Arms faults for a store opened with [`open_faulty`]; shared with the test.
 #[derive(Debug, Default)]
 pub struct FaultSwitch {
     next: Mutex<Option<Fault>>,
@@ -134,48 +132,13 @@ fn no_space() -> io::Error {
     io::Error::new(io::ErrorKind::StorageFull, "injected fault: no space left on device")
 }
 
-/// The file store with fault injection armed through a [`FaultSwitch`].
-pub struct FaultyStore {
-    store: FileStore,
-}
-
-impl FaultyStore {
-    /// Opens a file log in `dir` (blocking) and returns it with its switch.
-    pub fn open(dir: &Path, max_segment_bytes: u64) -> Result<(Self, Arc<FaultSwitch>), StoreError> {
-        let mut store = FileStore::open(dir, max_segment_bytes)?;
-        let switch = Arc::new(FaultSwitch::default());
-        if let Some(inner) = store.inner_mut() {
-            inner.faults = Some(Arc::clone(&switch));
-        }
-        Ok((Self { store }, switch))
+/// The faulty store: opens a file log in `dir` (blocking) with its faults armed through the
+/// returned [`FaultSwitch`].
+pub fn open_faulty(dir: &Path, max_segment_bytes: u64) -> Result<(FileStore, Arc<FaultSwitch>), StoreError> {
+    let mut store = FileStore::open(dir, max_segment_bytes)?;
+    let switch = Arc::new(FaultSwitch::default());
+    if let Some(inner) = store.inner_mut() {
+        inner.faults = Some(Arc::clone(&switch));
     }
-
-    pub fn reader(&self) -> FileReader {
-        self.store.reader()
-    }
-
-    /// The last batch seal found at open.
-    pub fn last_seal(&self) -> Option<&SignedCheckpoint> {
-        self.store.last_seal()
-    }
-
-    /// The file store itself, its faults still armed through the switch (what the
-    /// log drives).
-    pub(crate) fn into_store(self) -> FileStore {
-        self.store
-    }
-}
-
-impl AuditStore for FaultyStore {
-    async fn append_batch(&mut self, entries: Vec<Entry>, signer: &CheckpointSigner) -> Result<Committed, StoreError> {
-        self.store.append_batch(entries, signer).await
-    }
-
-    async fn append_checkpoint(&mut self, checkpoint: SignedCheckpoint) -> Result<(), StoreError> {
-        self.store.append_checkpoint(checkpoint).await
-    }
-
-    async fn head(&mut self) -> Result<TreeHead, StoreError> {
-        self.store.head().await
-    }
+    Ok((store, switch))
 }

@@ -1,7 +1,7 @@
 //! T15, log unavailable: when the disk fails a write or an fsync (or is full),
 //! `append` returns an error, the log reports itself unhealthy, nothing is
 //! acknowledged, and after a restart the log recovers and verifies with every
-//! previously acknowledged record intact. Uses the named `FaultyStore` fake.
+//! previously acknowledged record intact. Uses the named fault-injection fake (`store::faulty`).
 
 use std::sync::Arc;
 

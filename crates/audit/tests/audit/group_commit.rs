@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use portcullis_audit::{AuditLog, LogOptions, leaf_hash};
 
-use crate::support::{hold_writer, options, queue_appends, record, signer, trusted, verify_dir};
+use crate::support::{held_log, indexes_of, options, queue_appends, record, signer, trusted, verify_dir};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn many_concurrent_appenders_get_distinct_consecutive_indexes() {
@@ -68,23 +68,15 @@ async fn queued_appends_are_written_in_batches_of_max_batch() {
     // The leader is held (a stalled disk) on the blocking pool while the
     // appenders run on this current-thread runtime: a write in progress never
     // blocks the caller's runtime. Then the queue drains in full batches.
-    let dir = tempfile::tempdir().expect("tempdir");
-    let opts = LogOptions {
+    let (_dir, log, switch, held) = held_log(LogOptions {
         max_batch: 100,
         ..options(0)
-    };
-    let (log, switch) = AuditLog::open_faulty(dir.path(), signer(), opts).await.expect("open");
-    let log = Arc::new(log);
-    let held = hold_writer(&log, &switch, 0).await;
+    })
+    .await;
     let queued = queue_appends(&log, 1..401).await;
     switch.release();
     assert_eq!(held.await.expect("task").expect("append"), 0);
-    let mut indexes: Vec<u64> = Vec::new();
-    for task in queued {
-        indexes.push(task.await.expect("task").expect("append"));
-    }
-    indexes.sort_unstable();
-    assert_eq!(indexes, (1..401).collect::<Vec<u64>>());
+    assert_eq!(indexes_of(queued).await, (1..401).collect::<Vec<u64>>());
     let stats = log.stats();
     assert_eq!(stats.records, 401);
     assert_eq!(

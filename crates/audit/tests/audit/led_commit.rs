@@ -12,7 +12,10 @@ use portcullis_audit::store::faulty::Fault;
 use portcullis_audit::store::file::FileStore;
 use portcullis_audit::{AuditError, AuditLog, CheckpointPolicy, LogOptions, LogReader, StoreError};
 
-use crate::support::{eventually, hold_writer, options, queue_appends, record, signer, trusted, verify_dir};
+use crate::support::{
+    eventually, held_log, hold_writer, indexes_of, options, queue_appends, record, signer, spawn_append, trusted,
+    verify_dir,
+};
 
 #[tokio::test]
 async fn a_failed_write_answers_every_waiter_with_the_error() {
@@ -115,22 +118,16 @@ async fn checkpoints_by_time_are_written_without_appends_or_requests() {
 
 #[tokio::test]
 async fn appenders_cancelled_while_waiting_or_once_handed_the_lead_do_not_stall_the_log() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let opts = LogOptions {
+    // Record 0's appender leads and is held on the disk; 1 and 2 wait behind it, in order.
+    let (dir, log, switch, held) = held_log(LogOptions {
         max_batch: 1,
         ..options(0)
-    };
-    let (log, switch) = AuditLog::open_faulty(dir.path(), signer(), opts).await.expect("open");
-    let log = Arc::new(log);
-    // Record 0's appender leads and is held on the disk; 1 and 2 wait behind it, in order.
-    let held = hold_writer(&log, &switch, 0).await;
+    })
+    .await;
     let mut waiting = queue_appends(&log, 1..3).await;
     let rest = waiting.pop().expect("record 2's appender");
     let first = waiting.pop().expect("record 1's appender");
-    let later = {
-        let log = Arc::clone(&log);
-        tokio::spawn(async move { log.append(&record(3)).await.map(|r| r.index()) })
-    };
+    let later = spawn_append(&log, 3);
     eventually("record 3 is queued", || log.queued() == 3).await;
     switch.release();
     // This runtime's one thread is held here, so record 1's appender cannot run: the leader
@@ -170,14 +167,11 @@ async fn appenders_cancelled_while_waiting_or_once_handed_the_lead_do_not_stall_
 
 #[tokio::test]
 async fn an_appender_cancelled_before_its_turn_is_skipped_by_the_hand_off() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let opts = LogOptions {
+    let (_dir, log, switch, held) = held_log(LogOptions {
         max_batch: 1,
         ..options(0)
-    };
-    let (log, switch) = AuditLog::open_faulty(dir.path(), signer(), opts).await.expect("open");
-    let log = Arc::new(log);
-    let held = hold_writer(&log, &switch, 0).await;
+    })
+    .await;
     let mut waiting = queue_appends(&log, 1..4).await;
     let gone = waiting.remove(0);
     gone.abort();
@@ -187,12 +181,7 @@ async fn an_appender_cancelled_before_its_turn_is_skipped_by_the_hand_off() {
     );
     switch.release();
     assert_eq!(held.await.expect("task").expect("append"), 0);
-    let mut indexes = Vec::new();
-    for task in waiting {
-        indexes.push(task.await.expect("task").expect("append"));
-    }
-    indexes.sort_unstable();
-    assert_eq!(indexes, vec![2, 3]);
+    assert_eq!(indexes_of(waiting).await, vec![2, 3]);
     assert_eq!(
         log.len().await.expect("len"),
         4,
@@ -203,17 +192,8 @@ async fn an_appender_cancelled_before_its_turn_is_skipped_by_the_hand_off() {
 
 #[tokio::test]
 async fn appends_beyond_the_queue_bound_wait_for_room() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let opts = LogOptions { queue: 4, ..options(0) };
-    let (log, switch) = AuditLog::open_faulty(dir.path(), signer(), opts).await.expect("open");
-    let log = Arc::new(log);
-    let held = hold_writer(&log, &switch, 0).await;
-    let tasks: Vec<_> = (1..11)
-        .map(|i| {
-            let log = Arc::clone(&log);
-            tokio::spawn(async move { log.append(&record(i)).await.map(|r| r.index()) })
-        })
-        .collect();
+    let (_dir, log, switch, held) = held_log(LogOptions { queue: 4, ..options(0) }).await;
+    let tasks: Vec<_> = (1..11).map(|i| spawn_append(&log, i)).collect();
     for _ in 0..50 {
         tokio::task::yield_now().await;
     }
@@ -221,12 +201,7 @@ async fn appends_beyond_the_queue_bound_wait_for_room() {
     assert_eq!(log.queued(), 4, "the queue bound holds the other appenders back");
     switch.release();
     assert_eq!(held.await.expect("task").expect("append"), 0);
-    let mut indexes = Vec::new();
-    for task in tasks {
-        indexes.push(task.await.expect("task").expect("append"));
-    }
-    indexes.sort_unstable();
-    assert_eq!(indexes, (1..11).collect::<Vec<u64>>());
+    assert_eq!(indexes_of(tasks).await, (1..11).collect::<Vec<u64>>());
     Arc::into_inner(log).expect("sole owner").close().await.expect("close");
 }
 
@@ -234,23 +209,13 @@ async fn appends_beyond_the_queue_bound_wait_for_room() {
 /// fires: the runtime's other tasks keep running. Then the queue drains in
 /// grouped batches.
 async fn a_held_leader_leaves_the_runtime_running() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (log, switch) = AuditLog::open_faulty(dir.path(), signer(), options(0))
-        .await
-        .expect("open");
-    let log = Arc::new(log);
-    let held = hold_writer(&log, &switch, 0).await;
+    let (_dir, log, switch, held) = held_log(options(0)).await;
     let queued = queue_appends(&log, 1..33).await;
     tokio::time::sleep(Duration::from_millis(20)).await;
     assert!(switch.is_stalled(), "the leader is still held");
     switch.release();
     assert_eq!(held.await.expect("task").expect("append"), 0);
-    let mut indexes = Vec::new();
-    for task in queued {
-        indexes.push(task.await.expect("task").expect("append"));
-    }
-    indexes.sort_unstable();
-    assert_eq!(indexes, (1..33).collect::<Vec<u64>>());
+    assert_eq!(indexes_of(queued).await, (1..33).collect::<Vec<u64>>());
     assert!(
         log.stats().batches < 33,
         "the waiting appends were grouped: {:?}",

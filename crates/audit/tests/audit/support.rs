@@ -14,6 +14,7 @@ use portcullis_audit::{
     AuditError, AuditLog, AuditRecord, CheckpointPolicy, Decision, LogOptions, LogSigner, Outcome, Principal,
     RecordKind, Sha256Hex, TrustedKeys, VerifyReport, verify,
 };
+use tempfile::TempDir;
 use tokio::task::JoinHandle;
 
 pub fn signer() -> LogSigner {
@@ -229,30 +230,57 @@ pub async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
     panic!("still not true after a minute: {what}");
 }
 
+/// Appends record `i` from a task of its own; its index once durable.
+pub fn spawn_append(log: &Arc<AuditLog>, i: u64) -> JoinHandle<Result<u64, AuditError>> {
+    let log = Arc::clone(log);
+    tokio::spawn(async move { log.append(&record(i)).await.map(|r| r.index()) })
+}
+
 /// Holds the writer on its next segment write (record `first` being appended
 /// by a spawned task) and returns that task once the writer is held.
 pub async fn hold_writer(log: &Arc<AuditLog>, switch: &FaultSwitch, first: u64) -> JoinHandle<Result<u64, AuditError>> {
     switch.stall_next_write();
-    let held = {
-        let log = Arc::clone(log);
-        tokio::spawn(async move { log.append(&record(first)).await.map(|r| r.index()) })
-    };
+    let held = spawn_append(log, first);
     eventually("the writer is held", || switch.is_stalled()).await;
     held
+}
+
+/// A fresh faulty log with `options`, held on the disk while record 0's appender
+/// writes it: the directory, the log, its switch and record 0's task.
+pub async fn held_log(
+    options: LogOptions,
+) -> (
+    TempDir,
+    Arc<AuditLog>,
+    Arc<FaultSwitch>,
+    JoinHandle<Result<u64, AuditError>>,
+) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (log, switch) = AuditLog::open_faulty(dir.path(), signer(), options)
+        .await
+        .expect("open");
+    let log = Arc::new(log);
+    let held = hold_writer(&log, &switch, 0).await;
+    (dir, log, switch, held)
 }
 
 /// Spawns one appender per index in `range` and waits until every one of them is
 /// queued behind the writer.
 pub async fn queue_appends(log: &Arc<AuditLog>, range: Range<u64>) -> Vec<JoinHandle<Result<u64, AuditError>>> {
     let expected = range.clone().count();
-    let tasks: Vec<_> = range
-        .map(|i| {
-            let log = Arc::clone(log);
-            tokio::spawn(async move { log.append(&record(i)).await.map(|r| r.index()) })
-        })
-        .collect();
+    let tasks: Vec<_> = range.map(|i| spawn_append(log, i)).collect();
     while log.queued() < expected {
         tokio::task::yield_now().await;
     }
     tasks
+}
+
+/// The indexes the appenders got, sorted (each must have succeeded).
+pub async fn indexes_of(tasks: Vec<JoinHandle<Result<u64, AuditError>>>) -> Vec<u64> {
+    let mut indexes = Vec::new();
+    for task in tasks {
+        indexes.push(task.await.expect("task").expect("append"));
+    }
+    indexes.sort_unstable();
+    indexes
 }
