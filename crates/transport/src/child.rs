@@ -16,7 +16,7 @@ use tokio::{
 
 use crate::{
     LineReader, Link, LinkEvent,
-    link::{Direct, DirectRequests, HandlerSlot, LINK_CAPACITY, LinkGuard, deliver},
+    link::{Direct, DirectRequests, EventSink, HandlerSlot, LINK_CAPACITY, LinkGuard},
     stdin_writer::StdinWriter,
 };
 
@@ -103,9 +103,12 @@ pub fn spawn_child(spec: &ChildSpec) -> Result<Link, SpawnError> {
         }
     });
 
-    let reader_events = events.clone();
     let handler = HandlerSlot::default();
-    let reader_handler = Arc::clone(&handler);
+    let sink = EventSink {
+        handler: Arc::clone(&handler),
+        events,
+    };
+    let reader_sink = sink.clone();
     let limits = spec.limits;
     let reader = tokio::spawn(async move {
         let mut lines = LineReader::new(BufReader::new(stdout), limits.max_bytes);
@@ -119,17 +122,13 @@ pub fn spawn_child(spec: &ChildSpec) -> Result<Link, SpawnError> {
                 },
                 Err(e) => LinkEvent::Malformed { reason: e.to_string() },
             };
-            if !deliver(&reader_handler, &reader_events, event).await {
+            if !reader_sink.send(event).await {
                 break;
             }
         }
     });
 
-    let report = Report {
-        handler: Arc::clone(&handler),
-        events,
-    };
-    tokio::spawn(supervise(spec.name.clone(), child, reader, report, stop_rx));
+    tokio::spawn(supervise(spec.name.clone(), child, reader, sink, stop_rx));
     Ok(Link {
         tx: to_child,
         rx,
@@ -139,25 +138,13 @@ pub fn spawn_child(spec: &ChildSpec) -> Result<Link, SpawnError> {
     })
 }
 
-/// Where the child's exit is reported: the consumer's handler once set, else the link's channel.
-struct Report {
-    handler: HandlerSlot,
-    events: mpsc::Sender<LinkEvent>,
-}
-
-impl Report {
-    async fn send(&self, event: LinkEvent) {
-        deliver(&self.handler, &self.events, event).await;
-    }
-}
-
 /// Waits for the child to exit (or for the gateway to stop it) and reports `Closed`
 /// after every line it wrote has been delivered.
 async fn supervise(
     name: String,
     mut child: Child,
     mut reader: tokio::task::JoinHandle<()>,
-    events: Report,
+    events: EventSink,
     stop: oneshot::Receiver<()>,
 ) {
     let mut read_all = false;
@@ -242,15 +229,19 @@ mod tests {
         }
     }
 
-    /// Records what the handler got; `keep` is what it answers.
-    fn recording(keep: bool) -> (Arc<Mutex<Vec<String>>>, EventHandler) {
+    /// The child, with a handler that records what it gets and answers `keep`, asked for
+    /// its two lines.
+    async fn started_with_handler(keep: bool) -> (Link, Arc<Mutex<Vec<String>>>) {
+        let link = spawn_child(&two_lines_per_request()).unwrap();
         let seen = Arc::new(Mutex::new(Vec::new()));
         let log = Arc::clone(&seen);
         let handler: EventHandler = Arc::new(move |event| {
             log.lock().unwrap().push(method(&event));
             keep
         });
-        (seen, handler)
+        assert!(link.handler.as_ref().unwrap().set(handler).is_ok());
+        link.tx.send(message::notification("go", json!({}))).await.unwrap();
+        (link, seen)
     }
 
     async fn until(what: &str, mut done: impl FnMut() -> bool) {
@@ -265,10 +256,7 @@ mod tests {
 
     #[tokio::test]
     async fn with_a_handler_set_events_go_to_it_in_order_and_not_to_the_channel() {
-        let mut link = spawn_child(&two_lines_per_request()).unwrap();
-        let (seen, handler) = recording(true);
-        assert!(link.handler.as_ref().unwrap().set(handler).is_ok());
-        link.tx.send(message::notification("go", json!({}))).await.unwrap();
+        let (mut link, seen) = started_with_handler(true).await;
         until("both lines handled", || seen.lock().unwrap().len() >= 2).await;
         // Every holder of the child's stdin gone: it reads EOF and exits.
         drop((link.tx, link.direct));
@@ -294,10 +282,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_handler_that_gives_up_stops_the_reading() {
-        let mut link = spawn_child(&two_lines_per_request()).unwrap();
-        let (seen, handler) = recording(false);
-        assert!(link.handler.as_ref().unwrap().set(handler).is_ok());
-        link.tx.send(message::notification("go", json!({}))).await.unwrap();
+        let (mut link, seen) = started_with_handler(false).await;
         until("the first line handled", || !seen.lock().unwrap().is_empty()).await;
         drop((link.tx, link.direct));
         // The child exits on EOF; its exit is reported (to the handler) after the reader ended.

@@ -46,12 +46,22 @@ pub type EventHandler = Arc<dyn Fn(LinkEvent) -> bool + Send + Sync>;
 /// to the handler.
 pub type HandlerSlot = Arc<OnceLock<EventHandler>>;
 
-/// Delivers `event` to the slot's handler if one is set, else on `events`. `false`: stop
-/// reading (the handler said so, or nobody receives `events` any more).
-pub(crate) async fn deliver(slot: &HandlerSlot, events: &mpsc::Sender<LinkEvent>, event: LinkEvent) -> bool {
-    match slot.get() {
-        Some(handler) => handler(event),
-        None => events.send(event).await.is_ok(),
+/// Where a transport's tasks put the events they read: the consumer's handler once set,
+/// else the link's channel.
+#[derive(Clone)]
+pub(crate) struct EventSink {
+    pub(crate) handler: HandlerSlot,
+    pub(crate) events: mpsc::Sender<LinkEvent>,
+}
+
+impl EventSink {
+    /// Delivers `event`. `false`: stop reading (the handler said so, or nobody receives
+    /// the channel any more).
+    pub(crate) async fn send(&self, event: LinkEvent) -> bool {
+        match self.handler.get() {
+            Some(handler) => handler(event),
+            None => self.events.send(event).await.is_ok(),
+        }
     }
 }
 
