@@ -12,6 +12,13 @@
 //! thread, but no thread has to be woken to write it (docs/benchmarks.md,
 //! "Caller-led group commit (issue 21 item 1, 2026-12-06, seventh session)").
 //!
+//! While appends arrive together (the batch taken last held more than one), a fresh
+//! leader (one that found no commit in progress) first yields once on a runtime with two
+//! or more workers: the tasks already runnable go first, and the records they append
+//! meanwhile join its batch instead of the next one — fewer fsyncs per call under load,
+//! no timer; one call at a time never yields (docs/benchmarks.md, "A fresh leader
+//! gathers (issue 21, 2026-12-06, eighth session)").
+//!
 //! Where the leader blocks on the disk: on a multi-thread runtime with two or
 //! more workers (the gateway's), on its own worker thread — one leader at a
 //! time, so at most one worker waits on the disk while the others carry on;
@@ -106,6 +113,9 @@ struct State {
     held: Option<Held>,
     /// False once a close or a crash is queued.
     accepting: bool,
+    /// Appends in the batch taken last: more than one means appends arrive together,
+    /// and a fresh leader gathers before it commits ([`gather`]).
+    last_batch: usize,
 }
 
 /// What the leader takes from the queue at once.
@@ -138,6 +148,7 @@ impl Leader {
                     checkpointed: config.checkpointed,
                 }),
                 accepting: true,
+                last_batch: 0,
             }),
             signer: config.signer,
             policy: config.policy,
@@ -179,15 +190,25 @@ impl Leader {
                     job,
                     owner: Owner::Waiting(tx),
                 });
-                Some(rx)
+                Ok(rx)
             } else {
                 state.leading = true;
                 state.queue.push_back(Queued {
                     job,
                     owner: Owner::Leader,
                 });
+                Err(state.last_batch > 1)
+            }
+        };
+        let waiting = match waiting {
+            Ok(rx) => Some(rx),
+            // A fresh leader while appends arrive together: the tasks already runnable go
+            // first, and what they append meanwhile joins its batch instead of the next one.
+            Err(true) => {
+                gather().await;
                 None
             }
+            Err(false) => None,
         };
         if let Some(rx) = waiting {
             let mut turn = AwaitTurn {
@@ -353,6 +374,7 @@ impl Leader {
             owners.push(owner);
         }
         state.appends -= entries.len();
+        state.last_batch = entries.len();
         Some(Work::Appends(entries, owners))
     }
 
@@ -478,5 +500,18 @@ impl Drop for AwaitTurn<'_> {
                 self.leader.lead_elsewhere();
             }
         }
+    }
+}
+
+/// Lets the runtime's other runnable tasks run once before a fresh leader commits (a
+/// multi-thread runtime with two or more workers only; elsewhere nothing to gather).
+/// Only while appends arrive together: a yield may wake an idle worker, which one call
+/// at a time would pay on every record for nothing to gather.
+async fn gather() {
+    if let Ok(runtime) = Handle::try_current()
+        && runtime.runtime_flavor() == RuntimeFlavor::MultiThread
+        && runtime.metrics().num_workers() > 1
+    {
+        tokio::task::yield_now().await;
     }
 }

@@ -235,3 +235,63 @@ async fn with_two_workers_a_leader_held_on_its_worker_leaves_the_runtime_running
 async fn with_one_worker_a_leader_held_in_block_in_place_leaves_the_runtime_running() {
     a_held_leader_leaves_the_runtime_running().await;
 }
+
+/// While appends arrive together, a fresh leader first lets the tasks already runnable go
+/// (two or more workers): the appends they make join its batch instead of the next one.
+/// Without that, the first appender of a burst finds no commit in progress and commits its
+/// record alone. Which worker runs which task is the scheduler's choice (a stolen task
+/// leads from an otherwise empty queue), so the test asks for one burst of twenty.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fresh_leader_takes_in_the_appends_of_tasks_already_runnable() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (log, switch) = AuditLog::open_faulty(dir.path(), signer(), options(0))
+        .await
+        .expect("open");
+    let log = Arc::new(log);
+    // Appends arriving together: seven queue behind a held leader and are taken as one batch.
+    let held = hold_writer(&log, &switch, 0).await;
+    let queued = queue_appends(&log, 1..8).await;
+    switch.release();
+    let _ = held.await.expect("task").expect("append");
+    assert_eq!(indexes_of(queued).await, (1..8).collect::<Vec<u64>>());
+    let mut first_batches = Vec::new();
+    for burst in 1..=20 {
+        let first = 8 * burst;
+        let sealed = burst_from_a_worker(&log, first..first + 8).await;
+        // The burst's first record is its first leader's; its seal covers that batch.
+        first_batches.push(sealed - first);
+    }
+    assert!(
+        first_batches.iter().any(|&records| records > 1),
+        "the first leader of every burst committed its record alone: {first_batches:?}"
+    );
+    Arc::into_inner(log).expect("sole owner").close().await.expect("close");
+}
+
+/// Appends `range` from tasks spawned together on one worker; returns the size of the
+/// tree sealed by the batch of the range's first record.
+async fn burst_from_a_worker(log: &Arc<AuditLog>, range: std::ops::Range<u64>) -> u64 {
+    let log = Arc::clone(log);
+    let first = range.start;
+    tokio::spawn(async move {
+        let tasks: Vec<_> = range
+            .map(|i| {
+                let log = Arc::clone(&log);
+                tokio::spawn(async move {
+                    let receipt = log.append(&record(i)).await.expect("append");
+                    (receipt.index(), receipt.proof().map(|p| p.seal.checkpoint.size))
+                })
+            })
+            .collect();
+        let mut sealed = None;
+        for task in tasks {
+            let (index, size) = task.await.expect("task");
+            if index == first {
+                sealed = size;
+            }
+        }
+        sealed.expect("the burst's first record is sealed by its batch")
+    })
+    .await
+    .expect("task")
+}
