@@ -4,7 +4,7 @@
 //! call count. Sessions are opened and warmed before the measured phase; the
 //! gateway's CPU counters are read at the phase's start and end.
 use std::{
-    path::PathBuf,
+    path::{Path, PathBuf},
     process::Stdio,
     sync::{
         Arc,
@@ -68,6 +68,9 @@ pub struct Measurement {
     /// Context switches of the gateway's threads over the phase divided by the calls: its
     /// wake-ups and hand-offs per call (gateway runs only; see [`procs::context_switches`]).
     pub gateway_switches_per_call: Option<f64>,
+    /// Allocations the gateway made over the phase divided by the calls (a gateway built
+    /// with `count-allocations` only; see [`allocations`]).
+    pub gateway_allocations_per_call: Option<f64>,
     /// The HTTP upstream's own user+system CPU over the phase divided by the calls: what a
     /// minimal MCP server costs per call on this machine (HTTP upstream runs only).
     pub upstream_cpu_us_per_call: Option<f64>,
@@ -139,6 +142,28 @@ fn switches(observed: Option<Observed>) -> anyhow::Result<Option<u64>> {
     observed.map(|o| procs::context_switches(o.pid)).transpose()
 }
 
+/// How long to wait before reading a counting gateway's allocation totals: three times
+/// the period its writer rewrites them at (`portcullis_cli::alloc_stats::PERIOD`, 10 ms),
+/// so the totals read include every call made before.
+const ALLOC_STATS_SETTLE: Duration = Duration::from_millis(30);
+
+/// Allocations a counting gateway has made so far, from its totals file (`None` if there
+/// is no such file: any other build, the floor, a peer).
+async fn allocations(file: Option<&Path>) -> anyhow::Result<Option<u64>> {
+    let Some(file) = file else { return Ok(None) };
+    tokio::time::sleep(ALLOC_STATS_SETTLE).await;
+    let text = std::fs::read_to_string(file).with_context(|| format!("allocation totals {}", file.display()))?;
+    parse_allocations(&text)
+        .map(Some)
+        .with_context(|| format!("allocation totals {}: `{}`", file.display(), text.trim()))
+}
+
+/// The allocation count of a totals line (`allocations deallocations reallocations bytes`).
+fn parse_allocations(text: &str) -> anyhow::Result<u64> {
+    let first = text.split_whitespace().next().context("the file is empty")?;
+    Ok(first.parse()?)
+}
+
 /// Per call between two readings of a counter (CPU microseconds, connections, switches).
 fn per_call(before: Option<u64>, after: Option<u64>, calls: u64) -> Option<f64> {
     match (before, after) {
@@ -154,7 +179,10 @@ pub async fn measure(
     spec: LoadSpec,
     observed: Option<Observed>,
     upstream: Option<&ObservedUpstream>,
+    alloc_stats: Option<&Path>,
 ) -> anyhow::Result<Measurement> {
+    // Only a counting build writes the file, once it runs.
+    let alloc_stats = alloc_stats.filter(|file| file.exists());
     let text = Arc::new(wire::payload_text(spec.payload));
     let mut conns = Vec::with_capacity(spec.concurrency);
     let opened = futures::future::join_all((0..spec.concurrency).map(|_| Conn::open(client, endpoint))).await;
@@ -205,6 +233,7 @@ pub async fn measure(
         }));
     }
     warmed.wait().await;
+    let allocs_before = allocations(alloc_stats).await?;
     let conns_before = match upstream {
         Some(u) => Some(u.connections().await?),
         None => None,
@@ -232,6 +261,7 @@ pub async fn measure(
         None => None,
     };
     let rss = observed.map(|o| procs::rss_kib(o.pid)).transpose()?;
+    let allocs_after = allocations(alloc_stats).await?;
     latencies.sort_unstable();
     let calls = latencies.len() as u64;
 
@@ -247,6 +277,7 @@ pub async fn measure(
         gateway_cpu_us_per_call: per_call(cpu_before, cpu_after, calls),
         gateway_rss_kib: rss,
         gateway_switches_per_call: per_call(switches_before, switches_after, calls),
+        gateway_allocations_per_call: per_call(allocs_before, allocs_after, calls),
         upstream_cpu_us_per_call: per_call(upstream_before, upstream_after, calls),
         upstream_conns_per_call: per_call(conns_before, conns_after, calls),
     })
@@ -531,4 +562,16 @@ pub async fn session_scale(
         sample_calls: sample.len(),
         sample_calls_ok: ok,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_allocation_count_is_the_first_total_of_the_line() {
+        assert_eq!(parse_allocations("120 100 7 65536\n").expect("parse"), 120);
+        assert!(parse_allocations("").is_err());
+        assert!(parse_allocations("many 1 2 3\n").is_err());
+    }
 }

@@ -108,6 +108,10 @@ pub fn free_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
+/// The file in the gateway's directory where a `count-allocations` build of `portcullis`
+/// keeps its allocation totals (`portcullis_cli::alloc_stats`; other builds never write it).
+pub const ALLOC_STATS_FILE: &str = "alloc-stats";
+
 /// Starts `portcullis run --config <dir>/portcullis.toml` with `config` and waits until
 /// its HTTP front answers `/healthz` to `client`. Logs (warnings and up) go to `<dir>/gateway.log`.
 pub async fn start_gateway(
@@ -124,6 +128,7 @@ pub async fn start_gateway(
         .args(["--log-format", "json", "run", "--config"])
         .arg(&path)
         .env("PORTCULLIS_LOG", "warn")
+        .env("PORTCULLIS_ALLOC_STATS", dir.join(ALLOC_STATS_FILE))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log)?)

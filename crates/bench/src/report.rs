@@ -68,6 +68,8 @@ pub struct Summary {
     pub gateway_rss_kib: Option<u64>,
     /// The gateway's context switches per call (all its threads).
     pub gateway_switches_per_call: Option<f64>,
+    /// The gateway's allocations per call (a `count-allocations` build only).
+    pub gateway_allocations_per_call: Option<f64>,
     /// The HTTP upstream's CPU per call (the cost of a minimal MCP server on this machine).
     pub upstream_cpu_us_per_call: Option<f64>,
     /// New TCP connections to the HTTP upstream per call.
@@ -168,6 +170,9 @@ pub fn summarise(runs: &[Run]) -> Vec<Summary> {
                 gateway_rss_kib: mine.iter().filter_map(|r| r.m.gateway_rss_kib).max(),
                 gateway_switches_per_call: median_of(
                     mine.iter().filter_map(|r| r.m.gateway_switches_per_call).collect(),
+                ),
+                gateway_allocations_per_call: median_of(
+                    mine.iter().filter_map(|r| r.m.gateway_allocations_per_call).collect(),
                 ),
                 upstream_cpu_us_per_call: median_of(mine.iter().filter_map(|r| r.m.upstream_cpu_us_per_call).collect()),
                 upstream_conns_per_call: median_of(mine.iter().filter_map(|r| r.m.upstream_conns_per_call).collect()),
@@ -296,6 +301,15 @@ pub fn table(report: &Report) -> String {
             s.errors,
         );
     }
+    for s in &report.summary {
+        if let Some(allocs) = s.gateway_allocations_per_call {
+            let _ = writeln!(
+                out,
+                "allocations ({} C={} {}): {allocs:.1} per call (a count-allocations build of the gateway)",
+                s.transport, s.concurrency, s.target
+            );
+        }
+    }
     for f in &report.fsync_wait {
         let _ = writeln!(
             out,
@@ -349,6 +363,7 @@ mod tests {
                 gateway_cpu_us_per_call: (target != DIRECT).then_some(20.0),
                 gateway_rss_kib: None,
                 gateway_switches_per_call: (target != DIRECT).then_some(p50 / 100.0),
+                gateway_allocations_per_call: (target != DIRECT).then_some(p50 / 2.0),
                 upstream_cpu_us_per_call: Some(p50 / 10.0),
                 upstream_conns_per_call: Some(if target == DIRECT { 0.0 } else { 1.0 }),
             },
@@ -381,5 +396,41 @@ mod tests {
         // Context switches per call: the median of the rounds (1.5, 2.6, 3.0), none direct.
         assert_eq!(s[1].gateway_switches_per_call, Some(2.6));
         assert_eq!(s[0].gateway_switches_per_call, None);
+        // Allocations per call (a counting build): the median of 75, 130 and 150.
+        assert_eq!(s[1].gateway_allocations_per_call, Some(130.0));
+        assert_eq!(s[0].gateway_allocations_per_call, None);
+    }
+
+    fn report_of(runs: &[Run]) -> Report {
+        Report {
+            conditions: Conditions {
+                machine: "test".into(),
+                gateway_binary: "portcullis".into(),
+                profile: "dist".into(),
+                payload_bytes: 1024,
+                duration_s: 1.0,
+                rounds: 1,
+                concurrency: vec![1],
+                max_calls_per_phase: 10,
+                upstream_answers: Answers::Json,
+                client_conns: ClientConns::Pooled,
+                targets: Vec::new(),
+                note: String::new(),
+            },
+            summary: summarise(runs),
+            fsync_wait: Vec::new(),
+            sessions: None,
+            runs: runs.to_vec(),
+        }
+    }
+
+    #[test]
+    fn the_table_names_the_allocations_of_a_counting_build_only() {
+        let mut runs = vec![run(DIRECT, 0, 100.0, 1000.0), run("relay", 0, 150.0, 800.0)];
+        let with = table(&report_of(&runs));
+        assert!(with.contains("allocations (http C=1 relay): 75.0 per call"), "{with}");
+        runs[1].m.gateway_allocations_per_call = None;
+        let without = table(&report_of(&runs));
+        assert!(!without.contains("allocations"), "{without}");
     }
 }

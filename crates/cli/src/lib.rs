@@ -5,6 +5,7 @@
 //! environment, arguments and config files; libraries receive validated config.
 #![forbid(unsafe_code)]
 
+pub mod alloc_stats;
 mod assemble;
 mod audit_open;
 mod commands;

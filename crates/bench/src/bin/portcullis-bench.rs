@@ -142,7 +142,8 @@ struct Gateway {
     client: reqwest::Client,
     /// The load client's call signer (the `full` targets).
     signer: Option<Arc<HostSigner>>,
-    _dir: tempfile::TempDir,
+    /// Its working directory (config, log, allocation totals).
+    dir: tempfile::TempDir,
     _audit: Option<tempfile::TempDir>,
 }
 
@@ -194,7 +195,7 @@ async fn start_gateway(
             url,
             client: setup.client.clone(),
             signer: None,
-            _dir: dir,
+            dir,
             _audit: None,
         });
     }
@@ -213,7 +214,7 @@ async fn start_gateway(
             url,
             client: setup.client.clone(),
             signer: None,
-            _dir: dir,
+            dir,
             _audit: None,
         });
     }
@@ -273,7 +274,7 @@ async fn start_gateway(
         url,
         client,
         signer,
-        _dir: dir,
+        dir,
         _audit: audit,
     })
 }
@@ -397,7 +398,7 @@ async fn run(mut args: Args) -> anyhow::Result<()> {
                 payload: args.payload,
             };
             for round in 0..args.rounds {
-                let m = load::measure(&client, &direct, spec, None, upstream).await?;
+                let m = load::measure(&client, &direct, spec, None, upstream, None).await?;
                 eprintln!(
                     "{transport} C={concurrency} round {round} {DIRECT}: {:.0} calls/s p50 {:.0} µs",
                     m.throughput_rps, m.p50_us
@@ -418,7 +419,8 @@ async fn run(mut args: Args) -> anyhow::Result<()> {
                         pid: g.proc.pid(),
                         ticks_per_sec: ticks,
                     };
-                    let m = load::measure(&g.client, &endpoint, spec, Some(observed), upstream)
+                    let alloc_stats = g.dir.path().join(procs::ALLOC_STATS_FILE);
+                    let m = load::measure(&g.client, &endpoint, spec, Some(observed), upstream, Some(&alloc_stats))
                         .await
                         .with_context(|| format!("{target} ({transport}); gateway log:\n{}", g.proc.log_tail()))?;
                     eprintln!(
@@ -428,6 +430,9 @@ async fn run(mut args: Args) -> anyhow::Result<()> {
                         m.gateway_cpu_us_per_call.unwrap_or_default(),
                         m.gateway_switches_per_call.unwrap_or_default()
                     );
+                    if let Some(allocs) = m.gateway_allocations_per_call {
+                        eprintln!("{transport} C={concurrency} round {round} {target}: {allocs:.1} allocations/call");
+                    }
                     runs.push(Run {
                         transport: transport.clone(),
                         concurrency,
