@@ -69,7 +69,7 @@ pub struct Measurement {
     /// wake-ups and hand-offs per call (gateway runs only; see [`procs::context_switches`]).
     pub gateway_switches_per_call: Option<f64>,
     /// Allocations the gateway made over the phase divided by the calls (a gateway built
-    /// with `count-allocations` only; see [`allocations`]).
+    /// with `count-allocations` only, which writes its totals to a file the bench reads).
     pub gateway_allocations_per_call: Option<f64>,
     /// The HTTP upstream's own user+system CPU over the phase divided by the calls: what a
     /// minimal MCP server costs per call on this machine (HTTP upstream runs only).
