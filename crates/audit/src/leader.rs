@@ -113,9 +113,9 @@ struct State {
     held: Option<Held>,
     /// False once a close or a crash is queued.
     accepting: bool,
-    /// Appends in the batch taken last: more than one means appends arrive together,
-    /// and a fresh leader gathers before it commits ([`gather`]).
-    last_batch: usize,
+    /// The batch taken last held more than one append: appends arrive together, and a
+    /// fresh leader gathers before it commits ([`gather`]).
+    together: bool,
 }
 
 /// What the leader takes from the queue at once.
@@ -148,7 +148,7 @@ impl Leader {
                     checkpointed: config.checkpointed,
                 }),
                 accepting: true,
-                last_batch: 0,
+                together: false,
             }),
             signer: config.signer,
             policy: config.policy,
@@ -165,7 +165,7 @@ impl Leader {
             // Given back when a leader takes the append into a batch.
             self.room.acquire().await.map_err(|_| Stopped)?.forget();
         }
-        let waiting = {
+        let (waiting, gather_first) = {
             let mut state = self.lock();
             if !state.accepting {
                 drop(state);
@@ -190,26 +190,21 @@ impl Leader {
                     job,
                     owner: Owner::Waiting(tx),
                 });
-                Ok(rx)
+                (Some(rx), false)
             } else {
                 state.leading = true;
                 state.queue.push_back(Queued {
                     job,
                     owner: Owner::Leader,
                 });
-                Err(state.last_batch > 1)
+                (None, state.together)
             }
         };
-        let waiting = match waiting {
-            Ok(rx) => Some(rx),
-            // A fresh leader while appends arrive together: the tasks already runnable go
-            // first, and what they append meanwhile joins its batch instead of the next one.
-            Err(true) => {
-                gather().await;
-                None
-            }
-            Err(false) => None,
-        };
+        // A fresh leader while appends arrive together: the tasks already runnable go
+        // first, and what they append meanwhile joins its batch instead of the next one.
+        if gather_first {
+            gather().await;
+        }
         if let Some(rx) = waiting {
             let mut turn = AwaitTurn {
                 rx: Some(rx),
@@ -283,7 +278,7 @@ impl Leader {
         };
         match runtime.runtime_flavor() {
             // The other workers carry on meanwhile (one leader at a time).
-            RuntimeFlavor::MultiThread if runtime.metrics().num_workers() > 1 => self.lead(),
+            RuntimeFlavor::MultiThread if several_workers(&runtime) => self.lead(),
             // The only worker: its other tasks move to another thread meanwhile.
             RuntimeFlavor::MultiThread => tokio::task::block_in_place(|| self.lead()),
             _ => {
@@ -374,7 +369,7 @@ impl Leader {
             owners.push(owner);
         }
         state.appends -= entries.len();
-        state.last_batch = entries.len();
+        state.together = entries.len() > 1;
         Some(Work::Appends(entries, owners))
     }
 
@@ -508,10 +503,13 @@ impl Drop for AwaitTurn<'_> {
 /// Only while appends arrive together: a yield may wake an idle worker, which one call
 /// at a time would pay on every record for nothing to gather.
 async fn gather() {
-    if let Ok(runtime) = Handle::try_current()
-        && runtime.runtime_flavor() == RuntimeFlavor::MultiThread
-        && runtime.metrics().num_workers() > 1
-    {
+    if Handle::try_current().is_ok_and(|runtime| several_workers(&runtime)) {
         tokio::task::yield_now().await;
     }
+}
+
+/// A multi-thread runtime with two or more workers: one can wait (on the disk, or
+/// behind the tasks it lets go first) while the others carry on.
+fn several_workers(runtime: &Handle) -> bool {
+    runtime.runtime_flavor() == RuntimeFlavor::MultiThread && runtime.metrics().num_workers() > 1
 }

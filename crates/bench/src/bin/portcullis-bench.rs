@@ -423,16 +423,16 @@ async fn run(mut args: Args) -> anyhow::Result<()> {
                     let m = load::measure(&g.client, &endpoint, spec, Some(observed), upstream, Some(&alloc_stats))
                         .await
                         .with_context(|| format!("{target} ({transport}); gateway log:\n{}", g.proc.log_tail()))?;
+                    let allocs = m
+                        .gateway_allocations_per_call
+                        .map_or_else(String::new, |a| format!(", {a:.1} allocations/call"));
                     eprintln!(
-                        "{transport} C={concurrency} round {round} {target}: {:.0} calls/s p50 {:.0} µs, {:.1} µs CPU/call, {:.2} context switches/call",
+                        "{transport} C={concurrency} round {round} {target}: {:.0} calls/s p50 {:.0} µs, {:.1} µs CPU/call, {:.2} context switches/call{allocs}",
                         m.throughput_rps,
                         m.p50_us,
                         m.gateway_cpu_us_per_call.unwrap_or_default(),
                         m.gateway_switches_per_call.unwrap_or_default()
                     );
-                    if let Some(allocs) = m.gateway_allocations_per_call {
-                        eprintln!("{transport} C={concurrency} round {round} {target}: {allocs:.1} allocations/call");
-                    }
                     runs.push(Run {
                         transport: transport.clone(),
                         concurrency,
