@@ -138,8 +138,18 @@ pub struct PendingEntry {
 }
 
 impl PendingEntry {
+    /// Whether `approver` may grant the request as it stands (not their own call, not
+    /// decided yet): checked before the grant's record is written, so that the common
+    /// refusals leave no record. The store checks again when the grant is given.
+    pub fn check_grant(&self, approver: &Approver) -> Result<(), ApprovalError> {
+        if approver.is_caller_of(&self.binding) {
+            return Err(ApprovalError::SelfApproval(approver.name.clone()));
+        }
+        self.undecided()
+    }
+
     /// Fails unless nobody has decided the request yet.
-    fn undecided(&self) -> Result<(), ApprovalError> {
+    pub fn undecided(&self) -> Result<(), ApprovalError> {
         match self.state {
             PendingState::Waiting => Ok(()),
             ref decided => Err(ApprovalError::AlreadyDecided(self.binding.id.clone(), decided.label())),
@@ -149,10 +159,7 @@ impl PendingEntry {
     /// Adds `approver`'s approval: never to their own call, never to a decided request;
     /// the same approver twice counts once; enough distinct approvers grant it.
     pub(crate) fn add_grant(&mut self, approver: &Approver, grant: Grant) -> Result<(), ApprovalError> {
-        if approver.is_caller_of(&self.binding) {
-            return Err(ApprovalError::SelfApproval(approver.name.clone()));
-        }
-        self.undecided()?;
+        self.check_grant(approver)?;
         if !self.grants.iter().any(|g| g.approver == approver.name) {
             self.grants.push(grant);
         }

@@ -468,11 +468,11 @@ impl Gateway {
         }
     }
 
-    /// The signed tokens sent with the call: once all are checked, each grant is given to
-    /// the request they name and, when it counted, recorded (`granted`: approver, channel
-    /// `token`, the signature's digest) before the request is used. A grant the log cannot
-    /// take withdraws the request: an unrecorded approval never lets a call through. The
-    /// outer error: a step could not be recorded.
+    /// The signed tokens sent with the call: once all are checked, each grant whose
+    /// approver is new to the request is recorded (`granted`: approver, channel `token`,
+    /// the signature's digest) and then given to the request, before the request is used:
+    /// an approval the log cannot take never counts. The outer error: a step could not be
+    /// recorded.
     async fn approve_by_tokens(
         &self,
         call: &CallFacts,
@@ -485,21 +485,28 @@ impl Gateway {
             Err(refusal) => return Ok(Err(refusal)),
         };
         let binding = &checked.entry.binding;
+        let call_id = call.call_id.to_string();
         let mut grants = checked.entry.grants.clone();
         for (approver, grant) in &checked.grants {
-            let counted;
-            (grants, counted) = match gate.give(&binding.id, approver, grant, &grants).await {
-                Ok(given) => given,
-                Err(refusal) => return Ok(Err(refusal)),
-            };
-            if !counted {
+            // The same approver twice counts once (and is recorded once).
+            if grants.iter().any(|g| g.approver == grant.approver) {
                 continue;
             }
-            if let Err(e) = self.recorder.granted(binding, &call.call_id.to_string(), grant).await {
-                if let Err(withdraw) = gate.store.withdraw(&binding.id).await {
-                    tracing::error!(approval = %binding.id, "a request with an unrecorded grant could not be withdrawn (it expires at its TTL): {withdraw}");
-                }
-                return Err(e);
+            let given = self
+                .recorder
+                .approval_then(
+                    binding,
+                    &call_id,
+                    "granted",
+                    &approve::grant_detail(grant),
+                    gate.store.grant(&binding.id, approver, grant.clone()),
+                )
+                .await?;
+            match given {
+                Ok(after) => grants = after.grants,
+                // Granted meanwhile (through the admin API): settled below, used once.
+                Err(ApprovalError::AlreadyDecided(_, "granted")) => break,
+                Err(e) => return Ok(Err(approve::refusal(e))),
             }
         }
         Ok(gate.settle(&binding.id).await)
@@ -531,14 +538,22 @@ impl Gateway {
             Ok(opened) => (opened.binding, opened.required),
             Err(e) => return Ok(Err(ApprovalRefusal::Unavailable(e))),
         };
-        self.recorder
+        let requested = self
+            .recorder
             .approval(
                 &binding,
                 &call_id,
                 "requested",
                 &[("approvals_required", required.to_string())],
             )
-            .await?;
+            .await;
+        if let Err(e) = requested {
+            // Unrecorded, the request must not stay open for approvers to grant.
+            if let Err(withdraw) = gate.store.withdraw(&binding.id).await {
+                tracing::error!(approval = %binding.id, "an unrecorded request could not be withdrawn (it expires at its TTL): {withdraw}");
+            }
+            return Err(e);
+        }
         tracing::info!(
             approval = %binding.id, server = %binding.server, target = %binding.target,
             workload = %binding.principal.workload, required,
@@ -701,27 +716,55 @@ impl Gateway {
             binding.principal.user.as_deref().unwrap_or(&binding.principal.workload)
         );
         let detail = [("approver", by.clone()), ("channel", "input_required".to_owned())];
+        // A request used, lapsed or decided already records nothing more (a replayed state).
+        let undecided = match gate.store.get(&binding.id).await {
+            Ok(entry) => entry.undecided(),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = undecided
+            && !matches!(e, ApprovalError::AlreadyDecided(_, "granted"))
+        {
+            return Ok(Err(approve::refusal(e)));
+        }
         if approve::user_allowed(answer.as_ref()) {
             let grant = portcullis_approvals::Grant {
                 approver: by,
                 channel: "input_required".into(),
                 signature_sha256: None,
             };
-            // Granted once: a second retry with the same state finds the request used.
-            match gate.store.confirm_by_caller(&binding.id, grant).await {
-                Ok(_) | Err(ApprovalError::AlreadyDecided(_, "granted")) => {}
-                Err(e) => return Ok(Err(approve::refusal(e))),
+            // Recorded, then granted; granted once: a second retry with the same state
+            // finds the request used.
+            let confirm = async {
+                match gate.store.confirm_by_caller(&binding.id, grant).await {
+                    Ok(_) | Err(ApprovalError::AlreadyDecided(_, "granted")) => Ok(()),
+                    Err(e) => Err(e),
+                }
+            };
+            let confirmed = self
+                .recorder
+                .approval_then(&binding, &call_id, "granted", &detail, confirm)
+                .await?;
+            if let Err(e) = confirmed {
+                return Ok(Err(approve::refusal(e)));
             }
-            self.recorder.approval(&binding, &call_id, "granted", &detail).await?;
             Ok(gate.store.consume(&binding.id).await.map_err(approve::refusal))
         } else {
-            if let Err(e) = gate.store.refuse_by_caller(&binding.id, &by).await {
+            let refused = self
+                .recorder
+                .approval_then(
+                    &binding,
+                    &call_id,
+                    "denied",
+                    &detail,
+                    gate.store.refuse_by_caller(&binding.id, &by),
+                )
+                .await?;
+            if let Err(e) = refused {
                 return Ok(Err(approve::refusal(e)));
             }
             if let Err(e) = gate.store.withdraw(&binding.id).await {
                 tracing::warn!(approval = %binding.id, "the refused request stays listed until it expires: {e}");
             }
-            self.recorder.approval(&binding, &call_id, "denied", &detail).await?;
             Ok(Err(ApprovalRefusal::Denied { by, id: binding.id }))
         }
     }
@@ -755,23 +798,28 @@ impl Gateway {
                         == Some(true);
                 let by = format!("user:{who}");
                 let store = &self.approvals.store;
-                let (step, changed) = if accepted {
+                let detail = [("approver", by.clone()), ("channel", "elicitation".to_owned())];
+                // Recorded before it counts: the waiting call is released (and this
+                // future dropped) only once the answer's record is durable.
+                let recorded = if accepted {
                     let grant = portcullis_approvals::Grant {
                         approver: by.clone(),
                         channel: "elicitation".into(),
                         signature_sha256: None,
                     };
-                    ("granted", store.confirm_by_caller(&binding.id, grant).await.is_ok())
+                    let confirm = async { store.confirm_by_caller(&binding.id, grant).await.map(drop) };
+                    self.recorder
+                        .approval_then(binding, call_id, "granted", &detail, confirm)
+                        .await
                 } else {
-                    ("denied", store.refuse_by_caller(&binding.id, &by).await.is_ok())
+                    let refuse = store.refuse_by_caller(&binding.id, &by);
+                    self.recorder
+                        .approval_then(binding, call_id, "denied", &detail, refuse)
+                        .await
                 };
-                if changed {
-                    let detail = [("approver", by.clone()), ("channel", "elicitation".to_owned())];
-                    if let Err(e) = self.recorder.approval(binding, call_id, step, &detail).await {
-                        // Unrecorded, the user's answer cannot count.
-                        tracing::error!("cannot record the user's approval answer: {e}");
-                        let _ = store.withdraw(&binding.id).await;
-                    }
+                if let Err(e) = recorded {
+                    // Unrecorded, the user's answer does not count (nothing changed).
+                    tracing::error!("cannot record the user's approval answer: {e}");
                 }
             }
         }

@@ -232,6 +232,31 @@ pub(crate) fn steps(config: &Path, approval_id: &str) -> Vec<String> {
         .collect()
 }
 
+/// The decisions on request `approval_id` that stand: its `granted` and `denied` steps,
+/// less those a later `void` record undid (a decision the store refused after its record,
+/// because another approver or replica decided first).
+pub(crate) fn standing_decisions(config: &Path, approval_id: &str) -> Vec<String> {
+    let mut standing: Vec<String> = Vec::new();
+    for r in records(config, "approval")
+        .iter()
+        .filter(|r| r["ext"]["approval_id"] == approval_id)
+    {
+        match r["ext"]["approval_step"].as_str().unwrap() {
+            step @ ("granted" | "denied") => standing.push(step.to_owned()),
+            "void" => {
+                let voided = r["ext"]["voids"].as_str().unwrap();
+                let at = standing
+                    .iter()
+                    .rposition(|s| s == voided)
+                    .expect("a void follows its step");
+                standing.remove(at);
+            }
+            _ => {}
+        }
+    }
+    standing
+}
+
 /// `portcullis verify-receipt` with the gateway's public key over `request` (as sent) and
 /// `response` (as received): it must pass; returns what it printed.
 /// The approval requests a receipt names: a batch receipt's outcome record (`approval_id`),
@@ -401,12 +426,10 @@ async fn t25_an_approve_deny_race_has_exactly_one_winner_recorded_once() {
     );
     let reply = waiting.await.unwrap();
     assert_eq!(reply.json().get("result").is_some(), approved, "{}", reply.body);
-    let steps = steps(&setup.gw.config.path, &id);
-    assert_eq!(
-        steps.iter().filter(|s| *s == "granted" || *s == "denied").count(),
-        1,
-        "{steps:?}"
-    );
+    // The winner's decision stands; the loser's, recorded before the store refused it, is
+    // voided.
+    let winner = if approved { "granted" } else { "denied" };
+    assert_eq!(standing_decisions(&setup.gw.config.path, &id), [winner]);
 }
 
 #[tokio::test]

@@ -2,8 +2,9 @@
 //! processes on one PostgreSQL database share pending approvals, used nonces and
 //! break-glass windows. A write call waiting on replica B is released by an approval
 //! given through replica A's admin listener; a token used through one replica is refused
-//! by the other; an approve racing a deny on two replicas has one winner, recorded once;
-//! a request that lapses unused is recorded expired once, by one replica; a 2026-07-28
+//! by the other; an approve racing a deny on two replicas has one winner (the loser's record is voided);
+//! a request that lapses unused is recorded expired once, by one replica; an approval the
+//! shared log cannot take releases nothing (its record comes before its effect); a 2026-07-28
 //! client's round trip may end on another replica than it began;
 //! a break-glass window approved by one approver on each replica is in force on both;
 //! and a shared store that cannot be used denies the call, saying which store and what
@@ -22,7 +23,9 @@ use portcullis_e2e::{
 use serde_json::{Value, json};
 
 use crate::{
-    approvals::{DENIED, POLICY, binding_of, error_text, keygen, modern_send, records, send_message, steps},
+    approvals::{
+        DENIED, POLICY, binding_of, error_text, keygen, modern_send, records, send_message, standing_decisions, steps,
+    },
     audit::database_url,
 };
 
@@ -174,6 +177,15 @@ impl Replicas {
         (out.status.success(), text)
     }
 
+    /// Runs one SQL statement on the shared database (to take a table away and back).
+    fn sql(&self, statement: &str) {
+        let out = Command::new("psql")
+            .args([&self.url, "-c", statement])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+
     /// The id of the first request `replica` lists as waiting, once one is.
     async fn waiting_on(&self, replica: &Replica) -> String {
         for _ in 0..300 {
@@ -275,6 +287,39 @@ async fn t25_an_approval_given_through_one_replica_releases_the_call_waiting_on_
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn t25_an_approval_the_shared_log_cannot_take_releases_nothing() {
+    let Some(r) = start("unrecorded", 60).await else { return };
+    let waiting = spawn_waiting_call(&r.b, 1, "deploy 43");
+    let id = r.waiting_on(&r.a).await;
+    // B's `requested` record is durable (it follows the listing by one append).
+    for _ in 0..100 {
+        if steps(r.a.config(), &id) == ["requested"] {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(steps(r.a.config(), &id), ["requested"]);
+    // The log table gone, as with a database that lost it: bob's approval cannot be
+    // recorded, so it must not count anywhere.
+    r.sql(&format!("ALTER TABLE {}.audit_log RENAME TO audit_log_gone", r.schema));
+    let (ok, out) = r.cli(&r.a, "approvals", &["approve", &id], "bob");
+    assert!(!ok && out.contains("audit log"), "refused, naming the log: {out}");
+    r.sql(&format!("ALTER TABLE {}.audit_log_gone RENAME TO audit_log", r.schema));
+    // Nothing changed: the call is still held on B and the request still waits on both.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!waiting.is_finished(), "the unrecorded approval released the call");
+    for replica in [&r.a, &r.b] {
+        let (ok, out) = r.cli(replica, "approvals", &["list"], "bob");
+        assert!(ok && out.contains(&id), "still waiting: {out}");
+    }
+    // With the log back, the same approval releases it; the story is in order.
+    let (ok, out) = r.cli(&r.a, "approvals", &["approve", &id], "bob");
+    assert!(ok && out.contains("granted"), "{out}");
+    assert_sent(&waiting.await.unwrap());
+    assert_eq!(steps(r.a.config(), &id), ["requested", "granted", "used"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn t25_a_token_used_through_one_replica_is_refused_by_the_other() {
     let Some(r) = start("replay", 0).await else { return };
     // Refused at once on A (no wait): the answer carries the binding bob signs offline.
@@ -347,12 +392,8 @@ async fn t25_an_approve_deny_race_across_replicas_has_one_winner_and_break_glass
     );
     let reply = waiting.await.unwrap();
     assert_eq!(reply.json().get("result").is_some(), approved, "{}", reply.body);
-    let steps = steps(r.a.config(), &id);
-    assert_eq!(
-        steps.iter().filter(|s| *s == "granted" || *s == "denied").count(),
-        1,
-        "{steps:?}"
-    );
+    let winner = if approved { "granted" } else { "denied" };
+    assert_eq!(standing_decisions(r.a.config(), &id), [winner]);
 
     // Break-glass: requested through A, one approver through each replica.
     let (ok, out) = r.cli(
@@ -393,18 +434,10 @@ async fn t25_a_shared_approvals_store_that_cannot_be_used_denies_the_call_and_re
     let Some(r) = start("down", 60).await else { return };
     // The approvals tables gone (the log's still there to record it): as with a database
     // that lost them mid-run.
-    let out = Command::new("psql")
-        .args([
-            &r.url,
-            "-c",
-            &format!(
-                "ALTER TABLE {}.portcullis_approval_requests RENAME TO portcullis_gone",
-                r.schema
-            ),
-        ])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    r.sql(&format!(
+        "ALTER TABLE {}.portcullis_approval_requests RENAME TO portcullis_gone",
+        r.schema
+    ));
     let reply = r.b.call(send_message(1, "while down", None)).await;
     assert_eq!(reply.error_code(), DENIED, "{}", reply.body);
     let text = error_text(&reply);

@@ -29,7 +29,7 @@ use portcullis_identity::PeerCertificates;
 use serde_json::{Value, json};
 use tokio_rustls::TlsAcceptor;
 
-use crate::gateway::Gateway;
+use crate::{gateway::Gateway, stages::approve::grant_detail};
 
 type Peer = Option<Extension<PeerCertificates>>;
 
@@ -225,13 +225,26 @@ async fn approve(
             Err(refusal) => return refusal,
         },
     };
-    let after = match gateway.approvals.store.grant(&id, approver, grant.clone()).await {
-        Ok(after) => after,
-        Err(e) => return error_response(&e),
-    };
-    if let Err(e) = gateway.recorder.granted(&entry.binding, &entry.call_id, &grant).await {
-        return refuse(StatusCode::SERVICE_UNAVAILABLE, e.to_string());
+    // Recorded, then given: the grant counts (and releases the call, on whichever replica
+    // it waits) only once its record is durable. The common refusals record nothing.
+    if let Err(e) = entry.check_grant(approver) {
+        return error_response(&e);
     }
+    let given = gateway
+        .recorder
+        .approval_then(
+            &entry.binding,
+            &entry.call_id,
+            "granted",
+            &grant_detail(&grant),
+            gateway.approvals.store.grant(&id, approver, grant.clone()),
+        )
+        .await;
+    let after = match given {
+        Ok(Ok(after)) => after,
+        Ok(Err(e)) => return error_response(&e),
+        Err(e) => return refuse(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+    };
     tracing::info!(approval = %id, approver = %approver.name, state = after.state.label(), "approval given");
     Json(json!({
         "id": id,
@@ -259,16 +272,25 @@ async fn deny(
         Ok(entry) => entry,
         Err(e) => return error_response(&e),
     };
-    if let Err(e) = gateway.approvals.store.deny(&id, approver).await {
+    // Recorded, then denied (as a grant is); an already decided request records nothing.
+    if let Err(e) = entry.undecided() {
         return error_response(&e);
     }
     let detail = [("approver", approver.name.clone()), ("channel", channel.to_owned())];
-    if let Err(e) = gateway
+    let denied = gateway
         .recorder
-        .approval(&entry.binding, &entry.call_id, "denied", &detail)
-        .await
-    {
-        return refuse(StatusCode::SERVICE_UNAVAILABLE, e.to_string());
+        .approval_then(
+            &entry.binding,
+            &entry.call_id,
+            "denied",
+            &detail,
+            gateway.approvals.store.deny(&id, approver),
+        )
+        .await;
+    match denied {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => return error_response(&e),
+        Err(e) => return refuse(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
     }
     tracing::info!(approval = %id, approver = %approver.name, "approval denied");
     Json(json!({"id": id, "state": PendingState::Denied { by: approver.name.clone() }.label()})).into_response()

@@ -27,6 +27,17 @@ pub struct ApprovalGate {
     pub request_states: portcullis_approvals::RequestStates,
 }
 
+/// What a `granted` record says of a grant: who approved, through which channel (`token`,
+/// `admin`, `admin-token`, …) and, when the approval was signed, the SHA-256 of the
+/// signature (never the signature itself).
+pub fn grant_detail(grant: &Grant) -> Vec<(&'static str, String)> {
+    let mut detail = vec![("approver", grant.approver.clone()), ("channel", grant.channel.clone())];
+    if let Some(sig) = &grant.signature_sha256 {
+        detail.push(("signature_sha256", sig.clone()));
+    }
+    detail
+}
+
 /// The `inputRequests` key of the gateway's approval question, and the prefix of its
 /// `requestState` (other states are the server's own and pass untouched).
 pub const INPUT_KEY: &str = "io.portcullis/approval";
@@ -277,28 +288,6 @@ impl ApprovalGate {
             })
             .collect::<Result<Vec<_>, ApprovalRefusal>>()?;
         Ok(CheckedTokens { entry, grants })
-    }
-
-    /// Gives one checked token's grant to request `id`, whose grants were `before` when
-    /// last seen. Returns its grants afterwards and whether the token counted: its approver
-    /// was new to the request. It does not count when the same approver already approved
-    /// (twice counts once), or the request was granted already (through the admin API, or
-    /// by an earlier token of this call).
-    pub async fn give(
-        &self,
-        id: &str,
-        approver: &Approver,
-        grant: &Grant,
-        before: &[Grant],
-    ) -> Result<(Vec<Grant>, bool), ApprovalRefusal> {
-        match self.store.grant(id, approver, grant.clone()).await {
-            Ok(after) => {
-                let counted = after.grants.contains(grant) && !before.iter().any(|g| g.approver == grant.approver);
-                Ok((after.grants, counted))
-            }
-            Err(ApprovalError::AlreadyDecided(_, "granted")) => Ok((before.to_vec(), false)),
-            Err(e) => Err(refusal(e)),
-        }
     }
 
     /// Where request `id` leaves the call once its tokens are counted: granted — it is

@@ -422,19 +422,27 @@ impl Recorder {
         self.append(&r).await.map(|_| ())
     }
 
-    /// Records a `granted` step: who approved, through which channel (`token`, `admin`,
-    /// `admin-token`, …) and, when the approval was signed, the SHA-256 of the signature.
-    pub async fn granted(
+    /// Records approval step `step`, then gives it effect with `change`: the record is
+    /// durable before the store shows the step to anyone, so a call released by a grant
+    /// (on this replica or another) records `used` after `granted`, and a step the log
+    /// cannot take changes nothing. A change the store then refuses (another approver or
+    /// replica decided first, the request lapsed) is recorded `void`, naming the step and
+    /// why. The outer error: a record could not be written.
+    pub async fn approval_then<T>(
         &self,
         binding: &portcullis_approvals::Binding,
         call_id: &str,
-        grant: &portcullis_approvals::Grant,
-    ) -> Result<(), RecordError> {
-        let mut detail = vec![("approver", grant.approver.clone()), ("channel", grant.channel.clone())];
-        if let Some(sig) = &grant.signature_sha256 {
-            detail.push(("signature_sha256", sig.clone()));
+        step: &str,
+        detail: &[(&str, String)],
+        change: impl Future<Output = Result<T, portcullis_approvals::ApprovalError>>,
+    ) -> Result<Result<T, portcullis_approvals::ApprovalError>, RecordError> {
+        self.approval(binding, call_id, step, detail).await?;
+        let changed = change.await;
+        if let Err(e) = &changed {
+            let why = [("voids", step.to_owned()), ("why", e.to_string())];
+            self.approval(binding, call_id, "void", &why).await?;
         }
-        self.approval(binding, call_id, "granted", &detail).await
+        Ok(changed)
     }
 
     /// Records a step of a break-glass window (`requested`, `approved`, `active`, `ended`):
