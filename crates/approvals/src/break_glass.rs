@@ -100,6 +100,14 @@ impl Window {
         Ok(())
     }
 
+    /// The window as it would be once `approver` approves it at `now` (checked by the same
+    /// rules): what the gateway records before the store makes the approval count.
+    pub fn approved_by(&self, approver: &Approver, now: u64) -> Result<Window, ApprovalError> {
+        let mut after = self.clone();
+        after.add_approver(approver, now)?;
+        Ok(after)
+    }
+
     /// Ends a window (requested or active) at `now`.
     pub(crate) fn end(&mut self, by: &str, now: u64) -> Result<(), ApprovalError> {
         if let WindowState::Ended { .. } = self.state {
@@ -151,12 +159,12 @@ impl BreakGlass {
 
     /// An approver approves a requested window; the second distinct approver activates it
     /// (its TTL runs from then). The same approver twice counts once.
-    pub fn approve(&self, id: &str, approver: &Approver) -> Result<Window, ApprovalError> {
+    pub fn approve(&self, id: &str, approver: &Approver, now: u64) -> Result<Window, ApprovalError> {
         let mut windows = self.windows();
         let window = windows
             .get_mut(id)
             .ok_or_else(|| ApprovalError::UnknownRequest(id.to_owned()))?;
-        window.add_approver(approver, unix_now())?;
+        window.add_approver(approver, now)?;
         Ok(window.clone())
     }
 
@@ -245,11 +253,11 @@ mod tests {
             .request("bob", "outage", 60, Some("spiffe://example.org/agent".into()))
             .unwrap();
         assert_eq!(
-            bg.approve(&w.id, &approver("bob")).unwrap().state,
+            bg.approve(&w.id, &approver("bob"), unix_now()).unwrap().state,
             WindowState::Requested
         );
         assert_eq!(
-            bg.approve(&w.id, &approver("bob")).unwrap().state,
+            bg.approve(&w.id, &approver("bob"), unix_now()).unwrap().state,
             WindowState::Requested
         );
         assert_eq!(
@@ -258,7 +266,7 @@ mod tests {
             "one approver is not enough"
         );
         assert!(matches!(
-            bg.approve(&w.id, &approver("erin")).unwrap().state,
+            bg.approve(&w.id, &approver("erin"), unix_now()).unwrap().state,
             WindowState::Active { .. }
         ));
         assert_eq!(bg.expire_and_find("spiffe://example.org/agent").1, Some(w.id.clone()));
@@ -277,8 +285,8 @@ mod tests {
     fn an_active_window_ends_at_its_ttl() {
         let bg = BreakGlass::new(3600);
         let w = bg.request("bob", "outage", 1, None).unwrap();
-        bg.approve(&w.id, &approver("bob")).unwrap();
-        bg.approve(&w.id, &approver("erin")).unwrap();
+        bg.approve(&w.id, &approver("bob"), unix_now()).unwrap();
+        bg.approve(&w.id, &approver("erin"), unix_now()).unwrap();
         // Make it due: its end is in the past.
         bg.windows().get_mut(&w.id).unwrap().state = WindowState::Active { until: unix_now() - 1 };
         let (ended, active) = bg.expire_and_find("any");

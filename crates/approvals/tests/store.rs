@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use portcullis_approvals::{
     ApprovalError, ApprovalStore, Approver, Binding, BindingPrincipal, Grant, Opening, PendingSettings, PendingState,
-    Requirement, WindowState,
+    Requirement, WindowState, unix_now,
 };
 use sqlx::Executor;
 
@@ -246,11 +246,14 @@ async fn break_glass_needs_two_approvers(store: &ApprovalStore) {
         .await
         .unwrap();
     for _ in 0..2 {
-        let after = store.approve_window(&w.id, &approver("bob")).await.unwrap();
+        let after = store.approve_window(&w.id, &approver("bob"), unix_now()).await.unwrap();
         assert_eq!(after.state, WindowState::Requested);
     }
     assert_eq!(store.expire_and_find_window(agent).await.unwrap().1, None);
-    let after = store.approve_window(&w.id, &approver("erin")).await.unwrap();
+    let after = store
+        .approve_window(&w.id, &approver("erin"), unix_now())
+        .await
+        .unwrap();
     assert!(matches!(after.state, WindowState::Active { .. }), "{after:?}");
     assert_eq!(after.approvers, ["bob", "erin"]);
     assert_eq!(store.expire_and_find_window(agent).await.unwrap().1, Some(w.id.clone()));
@@ -578,11 +581,11 @@ async fn t25_break_glass_needs_two_approvers_across_replicas_and_ends_once_at_it
     let schema = Schema::new(&url, "approvals_glass");
     let (a, b) = (schema.store(settings(10)).await, schema.store(settings(10)).await);
     let w = a.request_window("bob", "incident 9", 600, None).await.unwrap();
-    a.approve_window(&w.id, &approver("bob")).await.unwrap();
-    let after = b.approve_window(&w.id, &approver("bob")).await.unwrap();
+    a.approve_window(&w.id, &approver("bob"), unix_now()).await.unwrap();
+    let after = b.approve_window(&w.id, &approver("bob"), unix_now()).await.unwrap();
     assert_eq!(after.state, WindowState::Requested, "bob on two replicas counts once");
     assert_eq!(a.expire_and_find_window("any").await.unwrap().1, None);
-    let after = b.approve_window(&w.id, &approver("erin")).await.unwrap();
+    let after = b.approve_window(&w.id, &approver("erin"), unix_now()).await.unwrap();
     assert!(matches!(after.state, WindowState::Active { .. }));
     assert_eq!(a.expire_and_find_window("any").await.unwrap().1, Some(w.id.clone()));
     // Its TTL runs out: one replica ends (and records) it, the other finds nothing to end.

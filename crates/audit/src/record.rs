@@ -99,7 +99,7 @@ pub enum RecordKind {
     PinDrift,
     /// An administrative action (break-glass, key rotation, ...).
     Admin,
-    /// A step of a call's approval: requested, granted, denied, expired, withdrawn, used.
+    /// A step of a call's approval: requested, granted, denied, expired, withdrawn, used, void.
     Approval,
 }
 

@@ -364,7 +364,7 @@ impl Gateway {
     ) -> Result<(), RecordError> {
         for window in ended {
             tracing::warn!(break_glass = %window.id, "break-glass window ended: its TTL ran out");
-            self.recorder.break_glass(&window, "ended", "ttl").await?;
+            self.recorder.break_glass(&window, "ended", "ttl", &[]).await?;
         }
         Ok(())
     }

@@ -6,7 +6,8 @@
 //! a request that lapses unused is recorded expired once, by one replica; an approval the
 //! shared log cannot take releases nothing (its record comes before its effect); a 2026-07-28
 //! client's round trip may end on another replica than it began;
-//! a break-glass window approved by one approver on each replica is in force on both;
+//! a break-glass window approved by one approver on each replica is in force on both, and
+//! one whose activation the shared log cannot take never is;
 //! and a shared store that cannot be used denies the call, saying which store and what
 //! to do. Needs `DATABASE_URL`; without it each test prints a notice and returns.
 use std::{
@@ -317,6 +318,44 @@ async fn t25_an_approval_the_shared_log_cannot_take_releases_nothing() {
     assert!(ok && out.contains("granted"), "{out}");
     assert_sent(&waiting.await.unwrap());
     assert_eq!(steps(r.a.config(), &id), ["requested", "granted", "used"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn t25_a_break_glass_activation_the_shared_log_cannot_take_puts_no_window_in_force() {
+    let Some(r) = start("bg_unrecorded", 0).await else {
+        return;
+    };
+    let (ok, out) = r.cli(
+        &r.a,
+        "break-glass",
+        &["request", "--reason", "incident 10", "--ttl", "10m"],
+        "bob",
+    );
+    assert!(ok, "{out}");
+    let window = out.split_whitespace().nth(1).unwrap().trim_end_matches(':').to_owned();
+    let (ok, out) = r.cli(&r.a, "break-glass", &["approve", &window], "bob");
+    assert!(ok && out.contains("approvals 1/2"), "{out}");
+    // The second approval would activate it, but the log cannot record that.
+    r.sql(&format!("ALTER TABLE {}.audit_log RENAME TO audit_log_gone", r.schema));
+    let (ok, out) = r.cli(&r.b, "break-glass", &["approve", &window], "erin");
+    assert!(!ok && out.contains("audit log"), "refused, naming the log: {out}");
+    r.sql(&format!("ALTER TABLE {}.audit_log_gone RENAME TO audit_log", r.schema));
+    // Never in force, not even for a moment: still requested on both, a write call refused.
+    for replica in [&r.a, &r.b] {
+        let (ok, listed) = r.cli(replica, "break-glass", &["list"], "bob");
+        assert!(ok && listed.contains("requested; approvals 1/2"), "{listed}");
+    }
+    let refused = r.b.call(send_message(1, "urgent", None)).await;
+    assert_eq!(refused.error_code(), DENIED, "{}", refused.body);
+    // With the log back, the same approval activates it, recorded before it counts.
+    let (ok, out) = r.cli(&r.b, "break-glass", &["approve", &window], "erin");
+    assert!(ok && out.contains("active until"), "{out}");
+    let steps: Vec<String> = records(r.a.config(), "admin")
+        .iter()
+        .filter(|rec| rec["ext"]["break_glass"] == window.as_str())
+        .map(|rec| rec["ext"]["break_glass_step"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(steps, ["requested", "approved", "active"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

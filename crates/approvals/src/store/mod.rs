@@ -228,11 +228,12 @@ impl ApprovalStore {
         }
     }
 
-    /// An approver approves a requested window; the second distinct one activates it.
-    pub async fn approve_window(&self, id: &str, approver: &Approver) -> Result<Window, ApprovalError> {
+    /// An approver approves a requested window at `now` (Unix seconds: an activated
+    /// window's TTL runs from then); the second distinct one activates it.
+    pub async fn approve_window(&self, id: &str, approver: &Approver, now: u64) -> Result<Window, ApprovalError> {
         match &*self.backend {
-            Backend::Memory { windows, .. } => windows.approve(id, approver),
-            Backend::Postgres(pg) => pg.approve_window(id, approver).await,
+            Backend::Memory { windows, .. } => windows.approve(id, approver, now),
+            Backend::Postgres(pg) => pg.approve_window(id, approver, now).await,
         }
     }
 

@@ -117,8 +117,13 @@ impl PgStore {
         Ok(window)
     }
 
-    pub(crate) async fn approve_window(&self, id: &str, approver: &Approver) -> Result<Window, ApprovalError> {
-        self.change_window(id, |w| w.add_approver(approver, unix_now())).await
+    pub(crate) async fn approve_window(
+        &self,
+        id: &str,
+        approver: &Approver,
+        now: u64,
+    ) -> Result<Window, ApprovalError> {
+        self.change_window(id, |w| w.add_approver(approver, now)).await
     }
 
     pub(crate) async fn end_window(&self, id: &str, by: &str) -> Result<Window, ApprovalError> {

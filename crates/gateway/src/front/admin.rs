@@ -342,10 +342,10 @@ async fn list_windows(
     }
 }
 
-/// Records a break-glass step; a log that cannot take it fails the request (the window
-/// change stands only if recorded — an unrecorded activation is undone).
+/// Records a break-glass request; a log that cannot take it fails the request, and the
+/// unrecorded window is ended (it was never approvable unrecorded).
 async fn record_window(gateway: &Gateway, window: &Window, step: &str, by: &str) -> Result<(), Response> {
-    match gateway.recorder.break_glass(window, step, by).await {
+    match gateway.recorder.break_glass(window, step, by, &[]).await {
         Ok(()) => Ok(()),
         Err(e) => {
             if let Err(undo) = gateway.approvals.store.end_window(&window.id, "unrecorded").await {
@@ -404,17 +404,42 @@ async fn approve_window(
         Ok(who) => who,
         Err(refusal) => return refusal,
     };
-    let window = match gateway.approvals.store.approve_window(&id, approver).await {
-        Ok(window) => window,
+    // Recorded, then made: the approval that activates a window is durable before any
+    // call can run under it. The window as it will be is checked first (the common
+    // refusals record nothing); a change the store then refuses is recorded `void`.
+    let now = unix_now();
+    let current = match gateway.approvals.store.windows().await {
+        Ok(list) => list.into_iter().find(|w| w.id == id),
         Err(e) => return error_response(&e),
     };
-    let step = match window.state {
+    let Some(current) = current else {
+        return error_response(&ApprovalError::UnknownRequest(id));
+    };
+    let will_be = match current.approved_by(approver, now) {
+        Ok(after) => after,
+        Err(e) => return error_response(&e),
+    };
+    let step = match will_be.state {
         WindowState::Active { .. } => "active",
         _ => "approved",
     };
-    if let Err(refusal) = record_window(&gateway, &window, step, &approver.name).await {
-        return refusal;
+    if let Err(e) = gateway.recorder.break_glass(&will_be, step, &approver.name, &[]).await {
+        return refuse(StatusCode::SERVICE_UNAVAILABLE, e.to_string());
     }
+    let window = match gateway.approvals.store.approve_window(&id, approver, now).await {
+        Ok(window) => window,
+        Err(e) => {
+            let why = [("voids", step.to_owned()), ("why", e.to_string())];
+            if let Err(e) = gateway
+                .recorder
+                .break_glass(&will_be, "void", &approver.name, &why)
+                .await
+            {
+                return refuse(StatusCode::SERVICE_UNAVAILABLE, e.to_string());
+            }
+            return error_response(&e);
+        }
+    };
     tracing::warn!(break_glass = %id, by = %approver.name, state = window.state.label(), "break-glass approved");
     Json(window_json(&window)).into_response()
 }
@@ -436,7 +461,11 @@ async fn end_window(
         Ok(window) => window,
         Err(e) => return error_response(&e),
     };
-    if let Err(e) = gateway.recorder.break_glass(&window, "ended", &approver.name).await {
+    if let Err(e) = gateway
+        .recorder
+        .break_glass(&window, "ended", &approver.name, &[])
+        .await
+    {
         return refuse(StatusCode::SERVICE_UNAVAILABLE, e.to_string());
     }
     tracing::warn!(break_glass = %id, by = %approver.name, "break-glass ended");

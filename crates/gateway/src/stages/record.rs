@@ -445,13 +445,15 @@ impl Recorder {
         Ok(changed)
     }
 
-    /// Records a step of a break-glass window (`requested`, `approved`, `active`, `ended`):
-    /// who, why (the reason, redacted and bounded), for how long, for whom.
+    /// Records a step of a break-glass window (`requested`, `approved`, `active`, `ended`,
+    /// `void`): who, why (the reason, redacted and bounded), for how long, for whom, and
+    /// `detail` (for `void`: the step undone and why).
     pub async fn break_glass(
         &self,
         window: &portcullis_approvals::Window,
         step: &str,
         by: &str,
+        detail: &[(&str, String)],
     ) -> Result<(), RecordError> {
         let mut r = AuditRecord::new(RecordKind::Admin, SystemTime::now());
         r.reason = Some(format!("break-glass {step}"));
@@ -469,6 +471,9 @@ impl Recorder {
         }
         if let portcullis_approvals::WindowState::Active { until } = window.state {
             r.ext.insert("until".into(), until.to_string());
+        }
+        for (key, value) in detail {
+            r.ext.insert((*key).to_owned(), value.clone());
         }
         self.append(&r).await.map(|_| ())
     }
