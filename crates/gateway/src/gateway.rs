@@ -351,6 +351,13 @@ impl Gateway {
                 return Ok(c);
             }
         }
+        // Boxed: connecting (the handshake, a shared upstream's lock, a child's start) is
+        // a future of some 12 KiB that a call on a live connection should not carry.
+        Box::pin(self.connect_upstream(session, server)).await
+    }
+
+    /// [`Self::ensure_upstream`] when the session has no live connection to `server`.
+    async fn connect_upstream(&self, session: &Arc<Session>, server: &ServerName) -> Result<Connected, UpstreamError> {
         let _one_at_a_time = session.connecting.lock().await;
         if let Some(c) = session.upstream(server).filter(|c| c.peer.is_alive()) {
             return Ok(c);

@@ -69,6 +69,17 @@ pub(crate) struct Authorised {
     outcome: Result<Permit, portcullis_policy::Deny>,
 }
 
+/// A call the policy denied, on its way through the approve stage: its facts and decision
+/// request, the deny, and the approvals it carried (taken out of the message).
+struct Held {
+    call: CallFacts,
+    request: DecisionRequest,
+    deny: portcullis_policy::Deny,
+    tokens: Result<Vec<portcullis_approvals::token::Token>, ApprovalError>,
+    /// A 2026-07-28 retry's `requestState` and the user's answer.
+    round_trip: Option<(String, Option<Value>)>,
+}
+
 /// What an approval request shows approvers of a call: its tier, the caller's reason and
 /// the arguments, redacted and bounded as captured bodies are.
 fn opening(call: portcullis_approvals::Binding, call_id: &str, request: &DecisionRequest) -> Opening {
@@ -380,18 +391,44 @@ impl Gateway {
         authorised: Authorised,
         msg: &mut Message,
     ) -> Result<(CallFacts, Permit), Deny> {
-        let Authorised {
-            call,
-            mut request,
-            outcome,
-        } = authorised;
+        let Authorised { call, request, outcome } = authorised;
         // Tokens never reach the server, whatever the decision.
         let tokens = approve::take_tokens(msg);
         let round_trip = approve::take_round_trip(msg);
-        let deny = match outcome {
-            Ok(permit) => return Ok((call, permit)),
-            Err(deny) => deny,
-        };
+        match outcome {
+            Ok(permit) => Ok((call, permit)),
+            // Boxed: the approval paths (the wait, the approvals store's queries) make a
+            // future some 70 KiB large, which a permitted call would otherwise carry, and
+            // copy, on every call (docs/benchmarks.md, "The call's future, boxed where it
+            // is cold (issue 21 item 5, 2026-12-06, ninth session)").
+            Err(deny) => {
+                let held = Held {
+                    call,
+                    request,
+                    deny,
+                    tokens,
+                    round_trip,
+                };
+                Box::pin(self.approve_denied(cx, route, held, msg)).await
+            }
+        }
+    }
+
+    /// The approve stage for a call the policy denied: see [`Self::approve`].
+    async fn approve_denied(
+        &self,
+        cx: &CallContext<'_>,
+        route: &Route<'_>,
+        held: Held,
+        msg: &mut Message,
+    ) -> Result<(CallFacts, Permit), Deny> {
+        let Held {
+            call,
+            mut request,
+            deny,
+            tokens,
+            round_trip,
+        } = held;
         if !self.authoriser.approval_would_allow(&request) {
             return Err(self.policy_deny(route, &call, &request, deny).await);
         }
@@ -928,9 +965,10 @@ impl Gateway {
         let clearance = Clearance::Permitted(permit);
         let mut answer = match cx.class {
             MethodClass::Subscribe => self.listen(clearance, cx.session, &route.server, msg).await,
+            // Boxed: starting a child is a large future that calls to a running server
+            // should not carry.
             _ if route.config.spawn == Spawn::PerCall => {
-                self.exchange_per_call(clearance, cx.session, route.config, msg, credential)
-                    .await
+                Box::pin(self.exchange_per_call(clearance, cx.session, route.config, msg, credential)).await
             }
             _ => match credential.and_then(|lease| Some((crate::stages::scope::header_of(lease)?, lease))) {
                 // A credential that cannot travel as a header is not sent without it.
