@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 pub mod canonical;
+pub mod encode;
 pub mod error;
 mod fold;
 pub mod headers;

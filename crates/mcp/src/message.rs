@@ -186,8 +186,12 @@ impl Message {
 
     /// The message as it goes on the wire.
     pub fn to_bytes(&self) -> Vec<u8> {
-        // Serialising a map of `Value`s cannot fail: keys are strings, floats finite.
-        serde_json::to_vec(&self.obj).unwrap_or_default()
+        let size = 2 + self
+            .obj
+            .iter()
+            .map(|(k, v)| k.len() + 4 + crate::encode::json_size(v))
+            .sum::<usize>();
+        crate::encode::to_vec_sized(&self.obj, size)
     }
 }
 

@@ -111,7 +111,7 @@ fn rpc_error(status: StatusCode, id: Option<&Value>, code: ErrorCode, text: &str
 }
 
 fn json_response(status: StatusCode, body: &Value) -> Response {
-    let bytes = serde_json::to_vec(body).unwrap_or_default();
+    let bytes = portcullis_mcp::encode::to_vec(body);
     (status, [(header::CONTENT_TYPE, "application/json")], bytes).into_response()
 }
 
@@ -459,7 +459,7 @@ async fn stream_rest<F: Future<Output = Value>>(
 
 /// HTTP status for a JSON answer: 2026-07-28 maps some JSON-RPC errors onto HTTP.
 fn status_for(answer: &Value, modern: bool) -> StatusCode {
-    let code = answer.pointer("/error/code").and_then(Value::as_i64);
+    let code = answer.get("error").and_then(|e| e.get("code")).and_then(Value::as_i64);
     match (modern, code) {
         (true, Some(-32601)) => StatusCode::NOT_FOUND,
         // HeaderMismatch, MissingRequiredClientCapability, UnsupportedProtocolVersion.
@@ -469,7 +469,7 @@ fn status_for(answer: &Value, modern: bool) -> StatusCode {
 }
 
 fn encode(msg: &Value) -> Bytes {
-    Bytes::from(sse::encode(&serde_json::to_vec(msg).unwrap_or_default()))
+    Bytes::from(sse::encode(&portcullis_mcp::encode::to_vec(msg)))
 }
 
 fn sse_response(body: mpsc::Receiver<Result<Bytes, Infallible>>) -> Response {

@@ -30,8 +30,9 @@ impl OriginGuard {
 
     pub fn check(&self, host: Option<&str>, origin: Option<&str>) -> Result<(), OriginError> {
         let host = host.ok_or(OriginError::MissingHost)?;
-        let name = strip_port(&host.to_ascii_lowercase());
-        if !self.hosts.iter().any(|h| h == "*" || *h == name) {
+        // Compared without a lowercased copy: the allowed names are lowercase already.
+        let name = strip_port(host);
+        if !self.hosts.iter().any(|h| h == "*" || h.eq_ignore_ascii_case(name)) {
             return Err(OriginError::Host(host.to_owned()));
         }
         if let Some(origin) = origin
@@ -56,16 +57,16 @@ impl OriginGuard {
 }
 
 /// `host:port` → `host`; `[v6]:port` → `[v6]`.
-fn strip_port(host: &str) -> String {
+fn strip_port(host: &str) -> &str {
     if host.starts_with('[') {
         return match host.find(']') {
-            Some(end) => host[..=end].to_owned(),
-            None => host.to_owned(),
+            Some(end) => &host[..=end],
+            None => host,
         };
     }
     match host.rsplit_once(':') {
-        Some((name, port)) if port.chars().all(|c| c.is_ascii_digit()) => name.to_owned(),
-        _ => host.to_owned(),
+        Some((name, port)) if port.chars().all(|c| c.is_ascii_digit()) => name,
+        _ => host,
     }
 }
 

@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 
 use crate::{
     relay::{Connected, hello::ClientHello, upstream::ServerMessageRoute},
-    session::sink::{ClientSink, id_key},
+    session::sink::{ClientSink, IdKey, id_key},
     stages::route::Namespacer,
 };
 
@@ -46,10 +46,10 @@ pub struct Session {
     /// Serialises connecting, so two requests never start two children for one server.
     pub(crate) connecting: tokio::sync::Mutex<()>,
     /// Server-initiated requests waiting for the client's answer, by the id the client saw.
-    server_requests: Mutex<HashMap<String, ServerRequest>>,
+    server_requests: Mutex<HashMap<IdKey, ServerRequest>>,
     next_server_request: AtomicU64,
     /// Requests the gateway itself sent the client (an approval asked of the user), by id.
-    gateway_requests: Mutex<HashMap<String, tokio::sync::oneshot::Sender<Message>>>,
+    gateway_requests: Mutex<HashMap<IdKey, tokio::sync::oneshot::Sender<Message>>>,
     last_used: Mutex<Instant>,
 }
 
@@ -94,7 +94,7 @@ impl Session {
 
     fn lock_gateway_requests(
         &self,
-    ) -> std::sync::MutexGuard<'_, HashMap<String, tokio::sync::oneshot::Sender<Message>>> {
+    ) -> std::sync::MutexGuard<'_, HashMap<IdKey, tokio::sync::oneshot::Sender<Message>>> {
         self.gateway_requests
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -174,7 +174,7 @@ impl Session {
         self.upstreams.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn lock_requests(&self) -> std::sync::MutexGuard<'_, HashMap<String, ServerRequest>> {
+    fn lock_requests(&self) -> std::sync::MutexGuard<'_, HashMap<IdKey, ServerRequest>> {
         self.server_requests
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -265,9 +265,7 @@ impl Session {
             .find(|(_, r)| &r.server == server && r.original == upstream_id)
             .map(|(key, _)| key.clone());
         drop(requests);
-        if let Some(key) = found
-            && let Ok(gateway_id) = serde_json::from_str::<Value>(&key)
-        {
+        if let Some(gateway_id) = found.and_then(|key| key.value()) {
             msg.with_params(|p| p.insert("requestId".into(), gateway_id));
         }
     }

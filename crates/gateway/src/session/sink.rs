@@ -13,6 +13,7 @@ use std::{
     },
 };
 
+use portcullis_mcp::encode::json_size;
 use serde_json::Value;
 use tokio::sync::mpsc::{self, error::TryRecvError};
 
@@ -40,7 +41,7 @@ impl Default for ClientSink {
 
 #[derive(Default)]
 struct SinkState {
-    by_request: HashMap<String, mpsc::Sender<Sized>>,
+    by_request: HashMap<IdKey, mpsc::Sender<Sized>>,
     general: Option<mpsc::Sender<Sized>>,
     backlog: VecDeque<Sized>,
 }
@@ -57,9 +58,41 @@ pub struct Full {
     pub limit: usize,
 }
 
-/// Key of a client request id (ids are strings or integers; compare their JSON text).
-pub fn id_key(id: &Value) -> String {
-    id.to_string()
+/// Key of a request id: ids are strings or integers (the envelope check refuses anything
+/// else), and an integer id, the common kind, makes a key without allocating. A string id
+/// never equals an integer one (`"1"` is not `1`), as on the wire.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum IdKey {
+    Int(i64),
+    Uint(u64),
+    Text(String),
+    /// Anything else, by its JSON text (never from a checked message).
+    Other(String),
+}
+
+impl IdKey {
+    /// The id this key was made from.
+    pub fn value(&self) -> Option<Value> {
+        match self {
+            Self::Int(i) => Some(Value::from(*i)),
+            Self::Uint(u) => Some(Value::from(*u)),
+            Self::Text(s) => Some(Value::String(s.clone())),
+            Self::Other(text) => serde_json::from_str(text).ok(),
+        }
+    }
+}
+
+/// The key of request id `id`.
+pub fn id_key(id: &Value) -> IdKey {
+    match id {
+        Value::Number(n) => match (n.as_i64(), n.as_u64()) {
+            (Some(i), _) => IdKey::Int(i),
+            (None, Some(u)) => IdKey::Uint(u),
+            _ => IdKey::Other(n.to_string()),
+        },
+        Value::String(s) => IdKey::Text(s.clone()),
+        other => IdKey::Other(other.to_string()),
+    }
 }
 
 /// A stream of messages for the client; what it hands out leaves the byte budget, and
@@ -185,18 +218,6 @@ impl ClientSink {
     }
 }
 
-/// The size of `value` as compact JSON, closely enough to budget by (strings count their
-/// bytes plus quotes, escapes not counted; numbers a fixed width).
-pub fn json_size(value: &Value) -> usize {
-    match value {
-        Value::Null | Value::Bool(_) => 5,
-        Value::Number(_) => 20,
-        Value::String(s) => s.len() + 2,
-        Value::Array(items) => 2 + items.iter().map(|v| json_size(v) + 1).sum::<usize>(),
-        Value::Object(map) => 2 + map.iter().map(|(k, v)| k.len() + 4 + json_size(v)).sum::<usize>(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -219,6 +240,20 @@ mod tests {
         assert_eq!(general.recv().await, Some(json!("late")));
     }
 
+    #[test]
+    fn request_id_keys_tell_strings_from_integers_and_match_equal_ids() {
+        assert_eq!(id_key(&json!(7)), id_key(&json!(7)));
+        assert_eq!(id_key(&json!("7")), id_key(&json!("7")));
+        assert_ne!(id_key(&json!(7)), id_key(&json!("7")));
+        assert_ne!(id_key(&json!(-1)), id_key(&json!(u64::MAX)));
+        assert_eq!(id_key(&json!(u64::MAX)), IdKey::Uint(u64::MAX));
+        assert_eq!(id_key(&json!(-3)), IdKey::Int(-3));
+        assert_ne!(id_key(&json!(1)), id_key(&json!(1.0)));
+        for id in [json!(7), json!(-3), json!(u64::MAX), json!("seven"), json!(1.5)] {
+            assert_eq!(id_key(&id).value(), Some(id));
+        }
+    }
+
     #[tokio::test]
     async fn t23_queued_bytes_are_bounded_and_released_when_taken_or_dropped() {
         let big = json!("x".repeat(1000));
@@ -239,13 +274,5 @@ mod tests {
         assert_eq!(sink.queued_bytes(), json_size(&big));
         drop(req);
         assert_eq!(sink.queued_bytes(), 0);
-    }
-
-    #[test]
-    fn the_size_estimate_is_close_to_the_serialised_size() {
-        let v = json!({"jsonrpc": "2.0", "method": "notifications/progress", "params": {"progressToken": "t", "progress": 1, "total": 20, "message": "step 1 of 20", "list": [1, 2, null, true]}});
-        let real = serde_json::to_vec(&v).unwrap().len();
-        let estimate = json_size(&v);
-        assert!(estimate >= real && estimate < real * 2, "{estimate} vs {real}");
     }
 }
