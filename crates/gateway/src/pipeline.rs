@@ -754,10 +754,7 @@ impl Gateway {
         );
         let detail = [("approver", by.clone()), ("channel", "input_required".to_owned())];
         // A request used, lapsed or decided already records nothing more (a replayed state).
-        let undecided = match gate.store.get(&binding.id).await {
-            Ok(entry) => entry.undecided(),
-            Err(e) => Err(e),
-        };
+        let undecided = gate.store.get(&binding.id).await.and_then(|entry| entry.undecided());
         if let Err(e) = undecided
             && !matches!(e, ApprovalError::AlreadyDecided(_, "granted"))
         {

@@ -4,7 +4,7 @@
 //! docs/benchmarks.md "Allocations per call, by site (issue 21 item 5, 2026-12-06, ninth
 //! session)"). The size estimate also budgets what is queued for a client (T23).
 use serde::Serialize;
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 /// The size of `value` as compact JSON, closely enough to budget by and to size a buffer
 /// (strings count their bytes plus quotes, escapes not counted; numbers a fixed width of
@@ -15,8 +15,13 @@ pub fn json_size(value: &Value) -> usize {
         Value::Number(_) => 20,
         Value::String(s) => s.len() + 2,
         Value::Array(items) => 2 + items.iter().map(|v| json_size(v) + 1).sum::<usize>(),
-        Value::Object(map) => 2 + map.iter().map(|(k, v)| k.len() + 4 + json_size(v)).sum::<usize>(),
+        Value::Object(map) => object_size(map),
     }
+}
+
+/// [`json_size`] of an object.
+pub fn object_size(map: &Map<String, Value>) -> usize {
+    2 + map.iter().map(|(k, v)| k.len() + 4 + json_size(v)).sum::<usize>()
 }
 
 /// `value` as compact JSON text, in a buffer of `size_hint` bytes (plus room for a few

@@ -186,12 +186,7 @@ impl Message {
 
     /// The message as it goes on the wire.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let size = 2 + self
-            .obj
-            .iter()
-            .map(|(k, v)| k.len() + 4 + crate::encode::json_size(v))
-            .sum::<usize>();
-        crate::encode::to_vec_sized(&self.obj, size)
+        crate::encode::to_vec_sized(&self.obj, crate::encode::object_size(&self.obj))
     }
 }
 

@@ -187,6 +187,18 @@ impl Replicas {
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     }
 
+    /// Opens a break-glass window of 10 minutes through `replica` as bob; returns its id.
+    fn request_window(&self, replica: &Replica, reason: &str) -> String {
+        let (ok, out) = self.cli(
+            replica,
+            "break-glass",
+            &["request", "--reason", reason, "--ttl", "10m"],
+            "bob",
+        );
+        assert!(ok, "{out}");
+        out.split_whitespace().nth(1).unwrap().trim_end_matches(':').to_owned()
+    }
+
     /// The id of the first request `replica` lists as waiting, once one is.
     async fn waiting_on(&self, replica: &Replica) -> String {
         for _ in 0..300 {
@@ -325,14 +337,7 @@ async fn t25_a_break_glass_activation_the_shared_log_cannot_take_puts_no_window_
     let Some(r) = start("bg_unrecorded", 0).await else {
         return;
     };
-    let (ok, out) = r.cli(
-        &r.a,
-        "break-glass",
-        &["request", "--reason", "incident 10", "--ttl", "10m"],
-        "bob",
-    );
-    assert!(ok, "{out}");
-    let window = out.split_whitespace().nth(1).unwrap().trim_end_matches(':').to_owned();
+    let window = r.request_window(&r.a, "incident 10");
     let (ok, out) = r.cli(&r.a, "break-glass", &["approve", &window], "bob");
     assert!(ok && out.contains("approvals 1/2"), "{out}");
     // The second approval would activate it, but the log cannot record that.
@@ -435,14 +440,7 @@ async fn t25_an_approve_deny_race_across_replicas_has_one_winner_and_break_glass
     assert_eq!(standing_decisions(r.a.config(), &id), [winner]);
 
     // Break-glass: requested through A, one approver through each replica.
-    let (ok, out) = r.cli(
-        &r.a,
-        "break-glass",
-        &["request", "--reason", "incident 9", "--ttl", "10m"],
-        "bob",
-    );
-    assert!(ok, "{out}");
-    let window = out.split_whitespace().nth(1).unwrap().trim_end_matches(':').to_owned();
+    let window = r.request_window(&r.a, "incident 9");
     let (ok, out) = r.cli(&r.a, "break-glass", &["approve", &window], "bob");
     assert!(ok && out.contains("approvals 1/2"), "{out}");
     let (ok, out) = r.cli(&r.b, "break-glass", &["approve", &window], "bob");

@@ -423,22 +423,19 @@ async fn approve_window(
         WindowState::Active { .. } => "active",
         _ => "approved",
     };
-    if let Err(e) = gateway.recorder.break_glass(&will_be, step, &approver.name, &[]).await {
-        return refuse(StatusCode::SERVICE_UNAVAILABLE, e.to_string());
-    }
-    let window = match gateway.approvals.store.approve_window(&id, approver, now).await {
-        Ok(window) => window,
-        Err(e) => {
-            let why = [("voids", step.to_owned()), ("why", e.to_string())];
-            if let Err(e) = gateway
-                .recorder
-                .break_glass(&will_be, "void", &approver.name, &why)
-                .await
-            {
-                return refuse(StatusCode::SERVICE_UNAVAILABLE, e.to_string());
-            }
-            return error_response(&e);
-        }
+    let approved = gateway
+        .recorder
+        .break_glass_then(
+            &will_be,
+            step,
+            &approver.name,
+            gateway.approvals.store.approve_window(&id, approver, now),
+        )
+        .await;
+    let window = match approved {
+        Ok(Ok(window)) => window,
+        Ok(Err(e)) => return error_response(&e),
+        Err(e) => return refuse(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
     };
     tracing::warn!(break_glass = %id, by = %approver.name, state = window.state.label(), "break-glass approved");
     Json(window_json(&window)).into_response()

@@ -30,7 +30,7 @@ pub async fn serve_stdio(
     let writer = tokio::spawn(async move {
         let mut output = output;
         while let Some(msg) = out_rx.recv().await {
-            let mut bytes = serde_json::to_vec(&msg).unwrap_or_default();
+            let mut bytes = portcullis_mcp::encode::to_vec(&msg);
             bytes.push(b'\n');
             if output.write_all(&bytes).await.is_err() || output.flush().await.is_err() {
                 break;

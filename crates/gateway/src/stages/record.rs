@@ -261,6 +261,19 @@ pub struct Recorder {
     capture_bodies: bool,
 }
 
+/// What an approval step is recorded against: a call's approval request, or a break-glass
+/// window (as the step leaves it) and who took the step.
+enum Subject<'a> {
+    Approval {
+        binding: &'a portcullis_approvals::Binding,
+        call_id: &'a str,
+    },
+    BreakGlass {
+        window: &'a portcullis_approvals::Window,
+        by: &'a str,
+    },
+}
+
 impl Recorder {
     pub fn new(log: Option<Arc<AuditLog>>) -> Self {
         Self {
@@ -436,13 +449,54 @@ impl Recorder {
         detail: &[(&str, String)],
         change: impl Future<Output = Result<T, portcullis_approvals::ApprovalError>>,
     ) -> Result<Result<T, portcullis_approvals::ApprovalError>, RecordError> {
-        self.approval(binding, call_id, step, detail).await?;
+        self.recorded_then(Subject::Approval { binding, call_id }, step, detail, change)
+            .await
+    }
+
+    /// [`Self::approval_then`] for a break-glass window: the window as the change will
+    /// leave it is recorded (`step`), then `change` makes it so; a refusal after the
+    /// record is recorded `void`.
+    pub async fn break_glass_then<T>(
+        &self,
+        window: &portcullis_approvals::Window,
+        step: &str,
+        by: &str,
+        change: impl Future<Output = Result<T, portcullis_approvals::ApprovalError>>,
+    ) -> Result<Result<T, portcullis_approvals::ApprovalError>, RecordError> {
+        self.recorded_then(Subject::BreakGlass { window, by }, step, &[], change)
+            .await
+    }
+
+    /// Records `step` (with `detail`) of `subject`, then makes `change`: what the step
+    /// decides counts only once its record is durable. A change refused after its record
+    /// is recorded `void`, naming the step (`voids`) and why. The outer error: a record
+    /// could not be written (then nothing changed, or the refusal's `void` is missing).
+    async fn recorded_then<T>(
+        &self,
+        subject: Subject<'_>,
+        step: &str,
+        detail: &[(&str, String)],
+        change: impl Future<Output = Result<T, portcullis_approvals::ApprovalError>>,
+    ) -> Result<Result<T, portcullis_approvals::ApprovalError>, RecordError> {
+        self.record_step(&subject, step, detail).await?;
         let changed = change.await;
         if let Err(e) = &changed {
             let why = [("voids", step.to_owned()), ("why", e.to_string())];
-            self.approval(binding, call_id, "void", &why).await?;
+            self.record_step(&subject, "void", &why).await?;
         }
         Ok(changed)
+    }
+
+    async fn record_step(
+        &self,
+        subject: &Subject<'_>,
+        step: &str,
+        detail: &[(&str, String)],
+    ) -> Result<(), RecordError> {
+        match *subject {
+            Subject::Approval { binding, call_id } => self.approval(binding, call_id, step, detail).await,
+            Subject::BreakGlass { window, by } => self.break_glass(window, step, by, detail).await,
+        }
     }
 
     /// Records a step of a break-glass window (`requested`, `approved`, `active`, `ended`,
