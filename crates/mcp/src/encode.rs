@@ -3,8 +3,15 @@
 //! costs four reallocations and their copies on every call (counted with DHAT,
 //! docs/benchmarks.md "Allocations per call, by site (issue 21 item 5, 2026-12-06, ninth
 //! session)"). The size estimate also budgets what is queued for a client (T23).
-use serde::Serialize;
-use serde_json::{Map, Value};
+//!
+//! The text is byte for byte what `serde_json::to_writer` writes (compact, keys in the
+//! map's order, serde_json's escapes), but strings are scanned eight bytes at a time for
+//! the bytes that need an escape (controls, `"`, `\`) instead of one table look-up per
+//! byte: serde_json's escaping loop was the relay's largest single cost in instructions
+//! (docs/benchmarks.md "Strings written eight bytes at a time (issue 21 item 5,
+//! 2026-12-06, tenth session)"). The canonical writer (`canonical`) writes its strings
+//! here too.
+use serde_json::{Map, Number, Value};
 
 /// The size of `value` as compact JSON, closely enough to budget by and to size a buffer
 /// (strings count their bytes plus quotes, escapes not counted; numbers a fixed width of
@@ -24,23 +31,175 @@ pub fn object_size(map: &Map<String, Value>) -> usize {
     2 + map.iter().map(|(k, v)| k.len() + 4 + json_size(v)).sum::<usize>()
 }
 
-/// `value` as compact JSON text, in a buffer of `size_hint` bytes (plus room for a few
-/// escapes) so that it is written without growing. Serialising a `Value` (or a map of
-/// them) cannot fail: keys are strings and numbers finite.
-pub fn to_vec_sized<T: Serialize + ?Sized>(value: &T, size_hint: usize) -> Vec<u8> {
-    let mut out = Vec::with_capacity(size_hint + size_hint / 16 + 16);
-    let _ = serde_json::to_writer(&mut out, value);
+/// A buffer for `size_hint` bytes of JSON plus room for a few escapes.
+fn buffer(size_hint: usize) -> Vec<u8> {
+    Vec::with_capacity(size_hint + size_hint / 16 + 16)
+}
+
+/// `value` as compact JSON text, in a buffer sized from the value so that it is written
+/// without growing.
+pub fn to_vec(value: &Value) -> Vec<u8> {
+    let mut out = buffer(json_size(value));
+    write_value(value, &mut out);
     out
 }
 
-/// [`to_vec_sized`] with the size estimated from the value.
-pub fn to_vec(value: &Value) -> Vec<u8> {
-    to_vec_sized(value, json_size(value))
+/// The object `map` as compact JSON text (as [`to_vec`]).
+pub fn object_to_vec(map: &Map<String, Value>) -> Vec<u8> {
+    let mut out = buffer(object_size(map));
+    write_object(map, &mut out);
+    out
+}
+
+/// Appends `value` as compact JSON text to `out`.
+pub fn write_value(value: &Value, out: &mut Vec<u8>) {
+    match value {
+        Value::Null => out.extend_from_slice(b"null"),
+        Value::Bool(true) => out.extend_from_slice(b"true"),
+        Value::Bool(false) => out.extend_from_slice(b"false"),
+        Value::Number(n) => write_number(n, out),
+        Value::String(s) => write_str(s, out),
+        Value::Array(items) => {
+            write_items(items, out, |item, out| {
+                write_value(item, out);
+                true
+            });
+        }
+        Value::Object(map) => write_object(map, out),
+    }
+}
+
+/// Appends the object `map` as compact JSON text to `out`, keys in the map's order.
+pub fn write_object(map: &Map<String, Value>, out: &mut Vec<u8>) {
+    let members = map.iter().map(|(k, v)| (k.as_str(), v));
+    write_members(members, out, |value, out| {
+        write_value(value, out);
+        true
+    });
+}
+
+/// Appends the array `items`, each written by `value`; stops, returning false, at the
+/// first item `value` refuses (as [`write_members`]).
+pub(crate) fn write_items(
+    items: &[Value],
+    out: &mut Vec<u8>,
+    mut value: impl FnMut(&Value, &mut Vec<u8>) -> bool,
+) -> bool {
+    out.push(b'[');
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        if !value(item, out) {
+            return false;
+        }
+    }
+    out.push(b']');
+    true
+}
+
+/// Appends an object of `members`, in the order given, each value written by `value`;
+/// stops, returning false, at the first value `value` refuses (the canonical writer
+/// leaves uncommon values to the full implementation).
+pub(crate) fn write_members<'k, V>(
+    members: impl IntoIterator<Item = (&'k str, V)>,
+    out: &mut Vec<u8>,
+    mut value: impl FnMut(V, &mut Vec<u8>) -> bool,
+) -> bool {
+    out.push(b'{');
+    for (i, (key, member)) in members.into_iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_str(key, out);
+        out.push(b':');
+        if !value(member, out) {
+            return false;
+        }
+    }
+    out.push(b'}');
+    true
+}
+
+/// Numbers are short: serde_json's own formatting (itoa, ryu) keeps them exactly as it
+/// writes them. Writing to a `Vec` cannot fail.
+fn write_number(n: &Number, out: &mut Vec<u8>) {
+    let _ = serde_json::to_writer(&mut *out, n);
+}
+
+/// One byte repeated in every lane of a word.
+const fn lanes(byte: u8) -> u64 {
+    u64::from_ne_bytes([byte; 8])
+}
+
+/// Whether any byte of `word` is below 0x20, `"` or `\`: the bytes JSON escapes. Each
+/// test is exact about whether such a byte exists (the classic "has a zero byte" and "has
+/// a byte less than n" tricks, n ≤ 128), which is all the fast path needs.
+fn needs_escape(word: u64) -> bool {
+    let low = lanes(0x01);
+    let high = lanes(0x80);
+    let below = |x: u64, n: u8| x.wrapping_sub(low * u64::from(n)) & !x & high;
+    let zero = |x: u64| below(x, 1);
+    (below(word, 0x20) | zero(word ^ lanes(b'"')) | zero(word ^ lanes(b'\\'))) != 0
+}
+
+/// Appends `s` as a JSON string with serde_json's escapes: the short forms for `\b \t \n
+/// \f \r`, `\"` and `\\`, `\u00xx` (lowercase) for the other controls; everything else as is.
+pub fn write_str(s: &str, out: &mut Vec<u8>) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let bytes = s.as_bytes();
+    out.push(b'"');
+    // `run` starts the bytes not yet copied; a clean word is skipped whole.
+    let mut run = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        if let Some(word) = bytes.get(i..i + 8).and_then(|w| <[u8; 8]>::try_from(w).ok())
+            && !needs_escape(u64::from_ne_bytes(word))
+        {
+            i += 8;
+            continue;
+        }
+        // A word with a byte to escape, or the tail: byte by byte up to the next word.
+        let end = (i + 8).min(bytes.len());
+        while i < end {
+            let byte = bytes[i];
+            let short = match byte {
+                b'"' => Some(b'"'),
+                b'\\' => Some(b'\\'),
+                0x08 => Some(b'b'),
+                0x09 => Some(b't'),
+                0x0A => Some(b'n'),
+                0x0C => Some(b'f'),
+                0x0D => Some(b'r'),
+                _ => None,
+            };
+            if short.is_some() || byte < 0x20 {
+                out.extend_from_slice(&bytes[run..i]);
+                match short {
+                    Some(c) => out.extend_from_slice(&[b'\\', c]),
+                    None => out.extend_from_slice(&[
+                        b'\\',
+                        b'u',
+                        b'0',
+                        b'0',
+                        HEX[usize::from(byte >> 4)],
+                        HEX[usize::from(byte & 0xF)],
+                    ]),
+                }
+                run = i + 1;
+            }
+            i += 1;
+        }
+    }
+    out.extend_from_slice(&bytes[run..]);
+    out.push(b'"');
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::arbitrary::json_value;
+    use proptest::prelude::*;
     use serde_json::json;
 
     #[test]
@@ -64,5 +223,35 @@ mod tests {
         // Escapes beyond the estimate still serialise whole (the buffer grows).
         let quoted = json!({"s": "\"".repeat(500)});
         assert_eq!(to_vec(&quoted), serde_json::to_vec(&quoted).unwrap());
+        let Value::Object(map) = &v else { unreachable!() };
+        assert_eq!(object_to_vec(map), serde_json::to_vec(map).unwrap());
+    }
+
+    /// Every byte that needs an escape, at every position of a word and beside clean runs
+    /// of every length, is escaped as serde_json escapes it; nothing else is.
+    #[test]
+    fn each_escaped_byte_at_each_position_is_escaped_as_serde_json_does() {
+        let specials: Vec<char> = (0u8..0x20)
+            .map(char::from)
+            .chain(['"', '\\', '\u{7f}', 'é', '€', '😀'])
+            .collect();
+        for special in specials {
+            for before in 0..17 {
+                for after in [0, 1, 7, 8, 9] {
+                    let s = format!("{}{special}{}", "a".repeat(before), "b".repeat(after));
+                    let mut out = Vec::new();
+                    write_str(&s, &mut out);
+                    assert_eq!(out, serde_json::to_vec(&s).unwrap(), "{s:?}");
+                }
+            }
+        }
+    }
+
+    proptest! {
+        /// Whatever the value, the text is serde_json's, byte for byte.
+        #[test]
+        fn the_text_matches_serde_json(value in json_value()) {
+            prop_assert_eq!(to_vec(&value), serde_json::to_vec(&value).unwrap());
+        }
     }
 }

@@ -6,6 +6,8 @@
 //! only inspect it or make the few documented rewrites (ids, namespacing).
 #![forbid(unsafe_code)]
 
+#[cfg(test)]
+mod arbitrary;
 pub mod canonical;
 pub mod encode;
 pub mod error;

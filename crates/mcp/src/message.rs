@@ -53,6 +53,31 @@ impl ReadError {
     }
 }
 
+/// Most keys an object may have for [`field`] to scan it rather than hash the key.
+const SCANNED_KEYS: usize = 8;
+
+/// `map[key]`. The protocol's objects (envelope, `params`, `_meta`, `result`) have a few
+/// keys each, and comparing those is cheaper than hashing `key` with serde_json's map
+/// hasher (SipHash), which the message accessors did about 30 times per relayed call
+/// (docs/benchmarks.md "Instructions per call, counted (issue 21 item 5, 2026-12-06,
+/// tenth session)"). Larger objects are looked up by hash.
+pub fn field<'a>(map: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
+    if map.len() <= SCANNED_KEYS {
+        map.iter().find_map(|(k, v)| (k == key).then_some(v))
+    } else {
+        map.get(key)
+    }
+}
+
+/// [`field`], for changing the value in place.
+pub fn field_mut<'a>(map: &'a mut Map<String, Value>, key: &str) -> Option<&'a mut Value> {
+    if map.len() <= SCANNED_KEYS {
+        map.iter_mut().find_map(|(k, v)| (k == key).then_some(v))
+    } else {
+        map.get_mut(key)
+    }
+}
+
 /// One JSON-RPC message, as received.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Message {
@@ -75,29 +100,29 @@ impl Message {
         let Value::Object(obj) = value else {
             return Err(MessageError::NotAnObject);
         };
-        if obj.get("jsonrpc").and_then(Value::as_str) != Some("2.0") {
+        if field(&obj, "jsonrpc").and_then(Value::as_str) != Some("2.0") {
             return Err(MessageError::BadVersion);
         }
-        let id_ok = match obj.get("id") {
+        let id_ok = match field(&obj, "id") {
             None => true,
             Some(Value::String(_)) => true,
             Some(Value::Number(n)) => n.is_i64() || n.is_u64(),
             // A null id is only legal on error responses that could not be attributed.
-            Some(Value::Null) => obj.contains_key("error"),
+            Some(Value::Null) => field(&obj, "error").is_some(),
             Some(_) => false,
         };
         if !id_ok {
             return Err(MessageError::BadId);
         }
-        if matches!(obj.get("params"), Some(p) if !p.is_object() && !p.is_array()) {
+        if matches!(field(&obj, "params"), Some(p) if !p.is_object() && !p.is_array()) {
             return Err(MessageError::BadParams);
         }
-        let kind = match (obj.get("method"), obj.contains_key("id")) {
+        let kind = match (field(&obj, "method"), field(&obj, "id").is_some()) {
             (Some(Value::String(_)), true) => MessageKind::Request,
             (Some(Value::String(_)), false) => MessageKind::Notification,
             (Some(_), _) => return Err(MessageError::BadMethod),
             (None, _) => {
-                if obj.contains_key("result") == obj.contains_key("error") {
+                if field(&obj, "result").is_some() == field(&obj, "error").is_some() {
                     return Err(MessageError::BadResponse);
                 }
                 MessageKind::Response
@@ -111,28 +136,31 @@ impl Message {
     }
 
     pub fn method(&self) -> Option<&str> {
-        self.obj.get("method").and_then(Value::as_str)
+        field(&self.obj, "method").and_then(Value::as_str)
     }
 
     pub fn id(&self) -> Option<&Value> {
-        self.obj.get("id")
+        field(&self.obj, "id")
     }
 
     pub fn params(&self) -> Option<&Map<String, Value>> {
-        self.obj.get("params").and_then(Value::as_object)
+        field(&self.obj, "params").and_then(Value::as_object)
     }
 
     /// `params` as the raw JSON value (object or array), e.g. to hash it as sent.
     pub fn params_value(&self) -> Option<&Value> {
-        self.obj.get("params")
+        field(&self.obj, "params")
     }
 
     pub fn params_mut(&mut self) -> Option<&mut Map<String, Value>> {
-        self.obj.get_mut("params").and_then(Value::as_object_mut)
+        field_mut(&mut self.obj, "params").and_then(Value::as_object_mut)
     }
 
     /// Runs `f` on `params`, creating it as an empty object when absent.
     pub fn with_params<R>(&mut self, f: impl FnOnce(&mut Map<String, Value>) -> R) -> R {
+        if let Some(Value::Object(map)) = field_mut(&mut self.obj, "params") {
+            return f(map);
+        }
         let slot = self.obj.entry("params").or_insert_with(|| Value::Object(Map::new()));
         if let Value::Object(map) = slot {
             return f(map);
@@ -143,31 +171,39 @@ impl Message {
         out
     }
 
+    /// The parameter `key`, such as `arguments`.
+    pub fn param(&self, key: &str) -> Option<&Value> {
+        field(self.params()?, key)
+    }
+
     /// A string parameter such as `name` or `uri`.
     pub fn param_str(&self, key: &str) -> Option<&str> {
-        self.params()?.get(key)?.as_str()
+        field(self.params()?, key)?.as_str()
     }
 
     /// The request's `_meta` object, if any.
     pub fn meta(&self) -> Option<&Map<String, Value>> {
-        self.params()?.get("_meta")?.as_object()
+        field(self.params()?, "_meta")?.as_object()
     }
 
     pub fn result(&self) -> Option<&Value> {
-        self.obj.get("result")
+        field(&self.obj, "result")
     }
 
     pub fn result_mut(&mut self) -> Option<&mut Value> {
-        self.obj.get_mut("result")
+        field_mut(&mut self.obj, "result")
     }
 
     pub fn error(&self) -> Option<&Value> {
-        self.obj.get("error")
+        field(&self.obj, "error")
     }
 
     /// Replaces the id (requests and responses) and returns the old one.
     pub fn replace_id(&mut self, id: Value) -> Option<Value> {
-        self.obj.insert("id".to_owned(), id)
+        match field_mut(&mut self.obj, "id") {
+            Some(slot) => Some(std::mem::replace(slot, id)),
+            None => self.obj.insert("id".to_owned(), id),
+        }
     }
 
     /// The top-level object, for in-place rewrites.
@@ -186,7 +222,7 @@ impl Message {
 
     /// The message as it goes on the wire.
     pub fn to_bytes(&self) -> Vec<u8> {
-        crate::encode::to_vec_sized(&self.obj, crate::encode::object_size(&self.obj))
+        crate::encode::object_to_vec(&self.obj)
     }
 }
 

@@ -229,7 +229,10 @@ impl<'de> Visitor<'de> for StrictSeed<'_> {
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
         let inner = self.nested()?;
-        let mut out = Map::new();
+        // Room for four keys from the start: a request's envelope has four (`jsonrpc`,
+        // `id`, `method`, `params`), and an empty map would grow its entries and its
+        // table on the fourth.
+        let mut out = Map::with_capacity(4);
         let mut folds = FoldedKeys::default();
         while let Some(key) = map.next_key::<String>()? {
             let level = self.admit(&key, &out, &mut folds)?;
