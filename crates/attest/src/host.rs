@@ -150,7 +150,7 @@ pub fn strip_gateway_meta(result: &mut Value) -> bool {
     let Some(obj) = result.as_object_mut() else {
         return false;
     };
-    let Some(meta) = obj.get_mut("_meta").and_then(Value::as_object_mut) else {
+    let Some(meta) = portcullis_mcp::message::field_mut(obj, "_meta").and_then(Value::as_object_mut) else {
         return false;
     };
     let removed =

@@ -35,8 +35,26 @@ pub enum IJsonError {
 
 /// Checks that `value` lies inside I-JSON (object keys included).
 pub fn check(value: &Value) -> Result<(), IJsonError> {
-    let mut pointer = String::new();
-    walk(value, &mut pointer)
+    walk(value, &mut Vec::new())
+}
+
+/// One step of the path to a value: where an error is reported, as a JSON Pointer. The
+/// pointer is written only for an error; a value inside I-JSON costs no text.
+enum Step<'a> {
+    Key(&'a str),
+    Index(usize),
+}
+
+fn pointer(path: &[Step<'_>]) -> String {
+    let mut out = String::new();
+    for step in path {
+        out.push('/');
+        match step {
+            Step::Key(key) => out.push_str(&key.replace('~', "~0").replace('/', "~1")),
+            Step::Index(i) => out.push_str(&i.to_string()),
+        }
+    }
+    out
 }
 
 /// Checks the raw JSON text of a message for integer literals (no fraction, no exponent)
@@ -76,7 +94,7 @@ pub fn check_text(text: &[u8]) -> Result<(), IJsonError> {
     Ok(())
 }
 
-fn walk(value: &Value, pointer: &mut String) -> Result<(), IJsonError> {
+fn walk<'a>(value: &'a Value, path: &mut Vec<Step<'a>>) -> Result<(), IJsonError> {
     match value {
         Value::Number(n) => {
             let unsafe_int = match (n.as_u64(), n.as_i64()) {
@@ -85,31 +103,25 @@ fn walk(value: &Value, pointer: &mut String) -> Result<(), IJsonError> {
                 (None, None) => false,
             };
             if unsafe_int {
-                return Err(IJsonError::UnsafeInteger {
-                    pointer: pointer.clone(),
-                });
+                return Err(IJsonError::UnsafeInteger { pointer: pointer(path) });
             }
             Ok(())
         }
-        Value::String(s) => check_str(s, pointer),
+        Value::String(s) => check_str(s, path),
         Value::Array(items) => {
             for (i, item) in items.iter().enumerate() {
-                let len = pointer.len();
-                pointer.push('/');
-                pointer.push_str(&i.to_string());
-                walk(item, pointer)?;
-                pointer.truncate(len);
+                path.push(Step::Index(i));
+                walk(item, path)?;
+                path.pop();
             }
             Ok(())
         }
         Value::Object(map) => {
             for (key, item) in map {
-                let len = pointer.len();
-                pointer.push('/');
-                pointer.push_str(&key.replace('~', "~0").replace('/', "~1"));
-                check_str(key, pointer)?;
-                walk(item, pointer)?;
-                pointer.truncate(len);
+                path.push(Step::Key(key));
+                check_str(key, path)?;
+                walk(item, path)?;
+                path.pop();
             }
             Ok(())
         }
@@ -117,10 +129,15 @@ fn walk(value: &Value, pointer: &mut String) -> Result<(), IJsonError> {
     }
 }
 
-fn check_str(s: &str, pointer: &str) -> Result<(), IJsonError> {
+fn check_str(s: &str, path: &[Step<'_>]) -> Result<(), IJsonError> {
+    // Every noncharacter is U+FDD0 or above, whose UTF-8 starts with a byte of 0xEF or more:
+    // a string without such a byte (one vectorised pass) holds none.
+    if s.bytes().max().is_none_or(|top| top < 0xEF) {
+        return Ok(());
+    }
     match s.chars().find(|&c| is_noncharacter(c)) {
         Some(c) => Err(IJsonError::Noncharacter {
-            pointer: pointer.to_owned(),
+            pointer: pointer(path),
             code: u32::from(c),
         }),
         None => Ok(()),
@@ -171,6 +188,18 @@ mod tests {
             Err(IJsonError::Noncharacter { code: 0x10FFFE, .. })
         ));
         assert_eq!(check(&json!({"k": "\u{1F600} \u{FFFD} \u{FEFF}"})), Ok(()));
+        // Just outside the ranges, and the first byte the quick scan looks for (0xEF).
+        assert_eq!(
+            check(&json!({"k": "\u{FDCF}\u{F000}\u{FDF0}\u{FFFD}\u{1FFFD}"})),
+            Ok(())
+        );
+        assert_eq!(
+            check(&json!({"a": ["x", {"b/c": "long text \u{FDEF}"}]})),
+            Err(IJsonError::Noncharacter {
+                pointer: "/a/1/b~1c".into(),
+                code: 0xFDEF
+            })
+        );
     }
 
     #[test]

@@ -59,7 +59,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use portcullis_core::Principal;
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 use crate::ijson::{self, IJsonError, MAX_SAFE_INTEGER};
@@ -108,16 +108,17 @@ pub struct SignedFields<'a> {
 impl SignedFields<'_> {
     /// The RFC 8785 canonical bytes the signature covers.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let object = json!({
-            "aud": self.target.audience,
-            "server": self.target.server,
-            "tool": self.target.tool,
-            "arguments": self.arguments,
-            "nonce": self.nonce,
-            "iat": self.iat,
-            "exp": self.exp,
-        });
-        portcullis_mcp::canonical::canonical_bytes(&object)
+        use portcullis_mcp::canonical::{Member, canonical_object};
+        // Written from the borrowed fields: the arguments are not copied into a new object.
+        canonical_object(&mut [
+            ("aud", Member::Text(self.target.audience)),
+            ("server", Member::Text(self.target.server)),
+            ("tool", Member::Text(self.target.tool)),
+            ("arguments", Member::Value(self.arguments)),
+            ("nonce", Member::Text(self.nonce)),
+            ("iat", Member::Unsigned(self.iat)),
+            ("exp", Member::Unsigned(self.exp)),
+        ])
     }
 }
 

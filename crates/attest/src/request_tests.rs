@@ -1,6 +1,7 @@
 //! Unit tests for host-signed calls: round trip, every refusal, replay and expiry.
 use super::*;
 use portcullis_mcp::{Limits, parse_strict};
+use serde_json::json;
 
 const AUD: &str = "https://gateway.example/mcp";
 const NOW: u64 = 1_767_225_600;
