@@ -400,8 +400,8 @@ async fn answer(
         Some(note) = related.related.recv() => (note, None),
         answer = &mut call => match related.related.try_recv() {
             // Notifications came with the answer: they go first, on an SSE stream.
-            Ok(note) => (note, Some(answer)),
-            Err(_) => return json_response(status_for(&answer, modern), &answer),
+            Some(note) => (note, Some(answer)),
+            None => return json_response(status_for(&answer, modern), &answer),
         },
     };
     let (out, body) = mpsc::channel::<Result<Bytes, Infallible>>(64);
@@ -449,7 +449,7 @@ async fn stream_rest<F: Future<Output = Value>>(
             }
         },
     };
-    while let Ok(note) = related.related.try_recv() {
+    while let Some(note) = related.related.try_recv() {
         if out.send(Ok(encode(&note))).await.is_err() {
             return;
         }

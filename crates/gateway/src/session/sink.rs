@@ -15,7 +15,7 @@ use std::{
 
 use portcullis_mcp::encode::json_size;
 use serde_json::Value;
-use tokio::sync::mpsc::{self, error::TryRecvError};
+use tokio::sync::Notify;
 
 /// Most messages kept for a client that has no stream open (T17).
 const BACKLOG_LIMIT: usize = 256;
@@ -41,13 +41,80 @@ impl Default for ClientSink {
 
 #[derive(Default)]
 struct SinkState {
-    by_request: HashMap<IdKey, mpsc::Sender<Sized>>,
-    general: Option<mpsc::Sender<Sized>>,
+    by_request: HashMap<IdKey, StreamSender>,
+    general: Option<StreamSender>,
     backlog: VecDeque<Sized>,
 }
 
 /// A queued message and the bytes it was counted as.
 type Sized = (Value, usize);
+
+/// The messages of one stream (a request's own, or the general one): the sink adds without
+/// waiting, the front takes them in order and waits when there are none. Every HTTP request
+/// that accepts SSE opens one, so it is kept light: one small allocation (the queue's
+/// buffer only once a message comes), where a tokio channel took two and 3.1 KB per request
+/// (docs/benchmarks.md "Instructions per call, counted (issue 21 item 5, 2026-12-06, tenth
+/// session)").
+struct Stream {
+    state: Mutex<StreamState>,
+    ready: Notify,
+    capacity: usize,
+}
+
+#[derive(Default)]
+struct StreamState {
+    items: VecDeque<Sized>,
+    /// The sink let go of the stream: nothing more will come.
+    sender_gone: bool,
+    /// The front let go of the stream: nothing added would be read.
+    receiver_gone: bool,
+}
+
+impl Stream {
+    /// A stream of at most `capacity` waiting messages, and its two ends.
+    fn open(capacity: usize, queued: Arc<AtomicUsize>) -> (StreamSender, SinkReceiver) {
+        let stream = Arc::new(Self {
+            state: Mutex::default(),
+            ready: Notify::new(),
+            capacity,
+        });
+        (StreamSender(stream.clone()), SinkReceiver { stream, queued })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, StreamState> {
+        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// The sink's end of a stream.
+struct StreamSender(Arc<Stream>);
+
+impl StreamSender {
+    /// Adds `item` unless the stream is full or no longer read; gives it back then.
+    fn try_send(&self, item: Sized) -> Result<(), Sized> {
+        let mut state = self.0.lock();
+        if state.receiver_gone || state.items.len() >= self.0.capacity {
+            return Err(item);
+        }
+        state.items.push_back(item);
+        drop(state);
+        // A permit is kept when nobody waits, so a receiver about to wait still wakes.
+        self.0.ready.notify_one();
+        Ok(())
+    }
+
+    /// Whether the front stopped reading.
+    fn is_closed(&self) -> bool {
+        self.0.lock().receiver_gone
+    }
+}
+
+impl Drop for StreamSender {
+    fn drop(&mut self) {
+        self.0.lock().sender_gone = true;
+        self.0.ready.notify_one();
+    }
+}
 
 /// The client is not taking its messages: the one that would exceed the byte budget was
 /// not queued.
@@ -98,28 +165,43 @@ pub fn id_key(id: &Value) -> IdKey {
 /// A stream of messages for the client; what it hands out leaves the byte budget, and
 /// what it still holds when dropped does too.
 pub struct SinkReceiver {
-    rx: mpsc::Receiver<Sized>,
+    stream: Arc<Stream>,
     queued: Arc<AtomicUsize>,
 }
 
 impl SinkReceiver {
+    /// The next message; `None` once the sink let go of the stream and it is empty.
+    /// Cancel-safe: a message is taken only when it is returned.
     pub async fn recv(&mut self) -> Option<Value> {
-        let (msg, size) = self.rx.recv().await?;
-        self.queued.fetch_sub(size, Ordering::AcqRel);
-        Some(msg)
+        loop {
+            {
+                let mut state = self.stream.lock();
+                if let Some((msg, size)) = state.items.pop_front() {
+                    drop(state);
+                    self.queued.fetch_sub(size, Ordering::AcqRel);
+                    return Some(msg);
+                }
+                if state.sender_gone {
+                    return None;
+                }
+            }
+            self.stream.ready.notified().await;
+        }
     }
 
-    pub fn try_recv(&mut self) -> Result<Value, TryRecvError> {
-        let (msg, size) = self.rx.try_recv()?;
+    /// The next message if one is waiting.
+    pub fn try_recv(&mut self) -> Option<Value> {
+        let (msg, size) = self.stream.lock().items.pop_front()?;
         self.queued.fetch_sub(size, Ordering::AcqRel);
-        Ok(msg)
+        Some(msg)
     }
 }
 
 impl Drop for SinkReceiver {
     fn drop(&mut self) {
-        self.rx.close();
-        while let Ok((_, size)) = self.rx.try_recv() {
+        let mut state = self.stream.lock();
+        state.receiver_gone = true;
+        for (_, size) in state.items.drain(..) {
             self.queued.fetch_sub(size, Ordering::AcqRel);
         }
     }
@@ -139,18 +221,11 @@ impl ClientSink {
         self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn receiver(&self, rx: mpsc::Receiver<Sized>) -> SinkReceiver {
-        SinkReceiver {
-            rx,
-            queued: self.queued.clone(),
-        }
-    }
-
     /// Opens the stream of request `id`; messages related to it go there until `close_request`.
     pub fn open_request(&self, id: &Value) -> SinkReceiver {
-        let (tx, rx) = mpsc::channel(64);
+        let (tx, rx) = Stream::open(64, self.queued.clone());
         self.lock().by_request.insert(id_key(id), tx);
-        self.receiver(rx)
+        rx
     }
 
     pub fn close_request(&self, id: &Value) {
@@ -163,12 +238,12 @@ impl ClientSink {
         if state.general.as_ref().is_some_and(|g| !g.is_closed()) {
             return None;
         }
-        let (tx, rx) = mpsc::channel(capacity.max(BACKLOG_LIMIT + 1));
+        let (tx, rx) = Stream::open(capacity.max(BACKLOG_LIMIT + 1), self.queued.clone());
         for msg in state.backlog.drain(..) {
             let _ = tx.try_send(msg);
         }
         state.general = Some(tx);
-        Some(self.receiver(rx))
+        Some(rx)
     }
 
     /// Whether a general stream is open.
@@ -198,13 +273,13 @@ impl ClientSink {
         if let Some(tx) = related.and_then(|id| state.by_request.get(&id_key(id))) {
             match tx.try_send(item) {
                 Ok(()) => return Ok(()),
-                Err(e) => item = e.into_inner(),
+                Err(back) => item = back,
             }
         }
         if let Some(tx) = &state.general {
             match tx.try_send(item) {
                 Ok(()) => return Ok(()),
-                Err(e) => item = e.into_inner(),
+                Err(back) => item = back,
             }
         }
         if state.backlog.len() >= BACKLOG_LIMIT
@@ -273,6 +348,36 @@ mod tests {
         sink.deliver(big.clone(), Some(&json!(7))).unwrap();
         assert_eq!(sink.queued_bytes(), json_size(&big));
         drop(req);
+        assert_eq!(sink.queued_bytes(), 0);
+    }
+
+    /// A request's stream ends once the sink lets go of it and what it held is read; a
+    /// message that does not fit goes on; a receiver that waits is woken by the next one.
+    #[tokio::test]
+    async fn a_request_stream_ends_overflows_and_wakes_its_reader() {
+        let sink = Arc::new(ClientSink::default());
+        let mut req = sink.open_request(&json!(1));
+        for i in 0..65 {
+            sink.deliver(json!(i), Some(&json!(1))).unwrap();
+        }
+        sink.close_request(&json!(1));
+        for i in 0..64 {
+            assert_eq!(req.recv().await, Some(json!(i)));
+        }
+        assert_eq!(req.recv().await, None, "let go of and drained");
+        assert_eq!(req.try_recv(), None);
+        let mut general = sink.open_general(8).unwrap();
+        assert_eq!(general.try_recv(), Some(json!(64)), "the 65th went on to the backlog");
+
+        let mut waiting = sink.open_request(&json!("w"));
+        let task = tokio::spawn(async move { waiting.recv().await });
+        tokio::task::yield_now().await;
+        sink.deliver(json!("late"), Some(&json!("w"))).unwrap();
+        assert_eq!(task.await.unwrap(), Some(json!("late")));
+
+        drop(general);
+        assert!(!sink.has_general(), "a dropped general stream is closed");
+        assert!(sink.open_general(8).is_some(), "and another may open");
         assert_eq!(sink.queued_bytes(), 0);
     }
 }

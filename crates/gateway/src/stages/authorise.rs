@@ -48,7 +48,7 @@ impl Authoriser {
         let (method, kind, target, tier) = Self::target_of(server, msg);
         let mut reason = msg
             .meta()
-            .and_then(|m| m.get(REASON_META_KEY))
+            .and_then(|m| portcullis_mcp::message::field(m, REASON_META_KEY))
             .and_then(Value::as_str)
             .map(str::to_owned);
         if self.reason_argument && kind == TargetKind::Tool {
@@ -61,12 +61,7 @@ impl Authoriser {
         }
         let mut request = DecisionRequest::call(principal, server.name.clone(), method, target, tier, Timestamp::now());
         // Canonicalised and hashed here, once: the audit record reuses the digest.
-        request.arguments = msg
-            .params()
-            .and_then(|p| p.get("arguments"))
-            .cloned()
-            .unwrap_or(Value::Null)
-            .into();
+        request.arguments = msg.param("arguments").cloned().unwrap_or(Value::Null).into();
         request.reason = reason;
         request.call_signed = attested.signed;
         request.tool_findings = attested.findings;

@@ -161,7 +161,7 @@ impl CallFacts {
             .param_str("name")
             .or_else(|| msg.param_str("uri"))
             .map(str::to_owned);
-        let given = msg.params().and_then(|p| p.get("arguments"));
+        let given = msg.param("arguments");
         let args_sha256 = given.filter(|_| recorder.log().is_some()).map(|_| digested.sha256());
         let arguments = given.filter(|_| recorder.captures_bodies()).cloned();
         CallFacts {
@@ -211,7 +211,7 @@ impl CallFacts {
     /// [`CallFacts::of`] for a call refused before the authorise stage canonicalised its
     /// arguments.
     pub fn before_policy(principal: &Principal, server: &ServerName, msg: &Message, recorder: &Recorder) -> Self {
-        let arguments = msg.params().and_then(|p| p.get("arguments")).cloned();
+        let arguments = msg.param("arguments").cloned();
         let digested = Arguments::new(arguments.unwrap_or(Value::Null));
         Self::of(principal, server, msg, &digested, recorder)
     }
