@@ -3,9 +3,12 @@
 
 /// mimalloc rather than glibc's malloc: every call allocates and frees many small
 /// buffers across the runtime's threads (docs/benchmarks.md "Build" has the measurement).
-#[cfg(not(feature = "count-allocations"))]
+#[cfg(not(any(feature = "count-allocations", feature = "system-allocator")))]
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+#[cfg(all(feature = "count-allocations", feature = "system-allocator"))]
+compile_error!("`count-allocations` counts mimalloc's allocations; build it without `system-allocator`");
 
 /// The benchmark's build: mimalloc, every allocation counted (`portcullis_cli::alloc_stats`).
 #[cfg(feature = "count-allocations")]
