@@ -163,12 +163,16 @@ impl AuditRecord {
         }
     }
 
-    /// The deterministic JSON bytes that become the Merkle leaf.
+    /// The deterministic JSON bytes that become the Merkle leaf. Written into a buffer of
+    /// 1 KiB from the start: a call's records are about 0.5–1 KiB, and `serde_json::to_vec`
+    /// starts at 128 bytes and doubles (three reallocations per record).
     pub fn to_bytes(&self) -> Result<Vec<u8>, RecordError> {
         if self.v != RECORD_VERSION {
             return Err(RecordError::Version { found: self.v });
         }
-        Ok(serde_json::to_vec(self)?)
+        let mut out = Vec::with_capacity(1024);
+        serde_json::to_writer(&mut out, self)?;
+        Ok(out)
     }
 
     /// Parses stored bytes, rejecting unknown fields and other versions.
