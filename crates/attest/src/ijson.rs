@@ -50,7 +50,7 @@ fn pointer(path: &[Step<'_>]) -> String {
     for step in path {
         out.push('/');
         match step {
-            Step::Key(key) => out.push_str(&key.replace('~', "~0").replace('/', "~1")),
+            Step::Key(key) => push_pointer_token(&mut out, key),
             Step::Index(i) => out.push_str(&i.to_string()),
         }
     }
@@ -92,6 +92,17 @@ pub fn check_text(text: &[u8]) -> Result<(), IJsonError> {
         }
     }
     Ok(())
+}
+
+/// Appends `key` as a JSON Pointer reference token (RFC 6901: `~` as `~0`, `/` as `~1`).
+pub(crate) fn push_pointer_token(pointer: &mut String, key: &str) {
+    for c in key.chars() {
+        match c {
+            '~' => pointer.push_str("~0"),
+            '/' => pointer.push_str("~1"),
+            c => pointer.push(c),
+        }
+    }
 }
 
 fn walk<'a>(value: &'a Value, path: &mut Vec<Step<'a>>) -> Result<(), IJsonError> {

@@ -149,7 +149,7 @@ fn walk(value: &Value, pointer: &mut String, config: &ScanConfig, out: &mut Vec<
             for (key, item) in map {
                 let len = pointer.len();
                 pointer.push('/');
-                pointer.push_str(&key.replace('~', "~0").replace('/', "~1"));
+                crate::ijson::push_pointer_token(pointer, key);
                 scan_str(key, pointer, config.max_string_chars, out);
                 walk(item, pointer, config, out);
                 pointer.truncate(len);

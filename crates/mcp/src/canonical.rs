@@ -15,7 +15,8 @@ use std::io::Write;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
-use crate::encode::{write_items, write_members};
+// serde_json's string escaping is JCS's (see above); `encode` writes it.
+use crate::encode::{write_items, write_members, write_str};
 
 /// Largest integer magnitude that is exact as an IEEE 754 double (2^53).
 const MAX_EXACT_INTEGER: u64 = 1 << 53;
@@ -64,7 +65,7 @@ pub fn canonical_object(members: &mut [(&str, Member<'_>)]) -> Vec<u8> {
         members.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
         let common = write_members(members.iter().copied(), &mut out, |member, out| match member {
             Member::Text(s) => {
-                write_string(s, out);
+                write_str(s, out);
                 true
             }
             Member::Unsigned(n) if n <= MAX_EXACT_INTEGER => {
@@ -105,7 +106,7 @@ fn write_common(value: &Value, out: &mut Vec<u8>) -> bool {
             }
             _ => return false,
         },
-        Value::String(s) => write_string(s, out),
+        Value::String(s) => write_str(s, out),
         Value::Array(items) => return write_items(items, out, write_common),
         Value::Object(map) => return write_object(map, out),
     }
@@ -119,11 +120,6 @@ fn write_object(map: &Map<String, Value>, out: &mut Vec<u8>) -> bool {
     let mut entries: Vec<(&str, &Value)> = map.iter().map(|(k, v)| (k.as_str(), v)).collect();
     entries.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
     write_members(entries, out, write_common)
-}
-
-fn write_string(s: &str, out: &mut Vec<u8>) {
-    // serde_json's string escaping is JCS's (see the module docs); `encode` writes it.
-    crate::encode::write_str(s, out);
 }
 
 #[cfg(test)]
