@@ -35,7 +35,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
 use portcullis_core::merkle::{checkpoint_note, leaf_hash, verify_inclusion};
 use portcullis_mcp::canonical::canonical_sha256;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use crate::keys::KeySet;
 use crate::receipt::ReceiptError;
@@ -106,13 +106,41 @@ impl Seal {
 impl BatchReceipt {
     /// Builds the receipt from the record bytes, its index, its path and its batch's seal
     /// (the gateway's side; the seal's fields as the log signed them).
-    pub fn new(audit_index: u64, record: &[u8], path: &[[u8; 32]], seal: Seal) -> Self {
+    pub fn new<'a>(audit_index: u64, record: &[u8], path: impl IntoIterator<Item = &'a [u8; 32]>, seal: Seal) -> Self {
         Self {
             audit_index,
             record: B64URL.encode(record),
-            path: path.iter().map(hex::encode).collect(),
+            path: path.into_iter().map(hex::encode).collect(),
             seal,
         }
+    }
+
+    /// The receipt as the JSON value of its `_meta` entry: what `serde_json::to_value`
+    /// gives (the same members in the same order), with the strings moved, not copied —
+    /// the record's base64 and every path hash are built once per result.
+    pub fn into_value(self) -> Value {
+        let Seal {
+            size,
+            time_ms,
+            root,
+            kid,
+            sig,
+        } = self.seal;
+        let mut seal = Map::with_capacity(5);
+        seal.insert("size".to_owned(), size.into());
+        seal.insert("timeMs".to_owned(), time_ms.into());
+        seal.insert("root".to_owned(), Value::String(root));
+        seal.insert("kid".to_owned(), Value::String(kid));
+        seal.insert("sig".to_owned(), Value::String(sig));
+        let mut receipt = Map::with_capacity(4);
+        receipt.insert("auditIndex".to_owned(), self.audit_index.into());
+        receipt.insert("record".to_owned(), Value::String(self.record));
+        receipt.insert(
+            "path".to_owned(),
+            Value::Array(self.path.into_iter().map(Value::String).collect()),
+        );
+        receipt.insert("seal".to_owned(), Value::Object(seal));
+        Value::Object(receipt)
     }
 }
 

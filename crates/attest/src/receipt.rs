@@ -63,6 +63,15 @@ pub enum ResultReceipt {
 }
 
 impl ResultReceipt {
+    /// The receipt as the JSON value of its `_meta` entry (a batch receipt's strings moved
+    /// into it rather than copied: [`BatchReceipt::into_value`]).
+    pub fn into_value(self) -> Result<Value, serde_json::Error> {
+        match self {
+            Self::Batch(batch) => Ok(batch.into_value()),
+            signed @ Self::Signed(_) => serde_json::to_value(signed),
+        }
+    }
+
     /// Parses the `_meta` entry, telling the forms apart by the batch form's `seal`.
     pub fn from_value(entry: &Value) -> Result<Self, ReceiptError> {
         let malformed = |e: serde_json::Error| ReceiptError::Malformed { problem: e.to_string() };

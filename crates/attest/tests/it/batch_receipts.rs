@@ -198,6 +198,28 @@ async fn an_altered_record_path_index_or_seal_is_refused() {
     assert!(matches!(check(&resigned), Err(ReceiptError::BadSignature)));
 }
 
+#[tokio::test]
+async fn a_receipt_moved_into_its_meta_value_is_what_serde_writes() {
+    let (receipts, _) = append_together((0..5).map(|n| (n, outcome_record(n))).collect()).await;
+    let (trusted, kid) = trusted();
+    for (n, receipt) in &receipts {
+        let batch = batch_receipt(receipt, &kid);
+        assert!(!batch.path.is_empty(), "a tree of several records gives a path");
+        let by_serde = serde_json::to_vec(&ResultReceipt::Batch(batch.clone())).unwrap();
+        let moved = ResultReceipt::Batch(batch).into_value().unwrap();
+        assert_eq!(
+            serde_json::to_vec(&moved).unwrap(),
+            by_serde,
+            "the same bytes, member order included"
+        );
+        // And it reads back as the receipt it was, verifying as before.
+        let ResultReceipt::Batch(back) = ResultReceipt::from_value(&moved).unwrap() else {
+            panic!("read back as a signed receipt");
+        };
+        verify_batch_receipt(&back, &result(*n), &params(*n), &trusted).unwrap();
+    }
+}
+
 #[test]
 fn the_two_forms_are_told_apart_by_the_seal() {
     let signed = json!({"requestHash": "00", "resultHash": "00", "decisionId": "d", "auditIndex": 1,

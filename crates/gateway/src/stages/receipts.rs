@@ -79,7 +79,7 @@ impl Receipts {
             } => {
                 let approval_ids: Vec<String> = call.approval.iter().map(|a| a.id.clone()).collect();
                 let signed = self.sign(request_sha256, result_sha256, &decision_id, &approval_ids, &receipt)?;
-                attach(&mut answer, call.call_id.as_str(), &receipt, signed.as_ref());
+                attach(&mut answer, call.call_id.as_str(), &receipt, signed);
             }
             Recorded::AuditOff(_) => {}
         }
@@ -113,8 +113,8 @@ impl Receipts {
                 &key.kid,
                 &proof.seal.signature,
             );
-            let path: Vec<[u8; 32]> = proof.path.iter().map(|h| h.0).collect();
-            let batch = BatchReceipt::new(receipt.index(), receipt.record(), &path, seal);
+            let path = proof.path.iter().map(|hash| &hash.0);
+            let batch = BatchReceipt::new(receipt.index(), receipt.record(), path, seal);
             return Ok(Some(ResultReceipt::Batch(batch)));
         }
         let facts = HashedFacts {
@@ -131,7 +131,7 @@ impl Receipts {
 
 /// Adds the audit receipt, and the signed receipt when there is one, to a successful answer's
 /// `result._meta`.
-fn attach(answer: &mut Value, call_id: &str, receipt: &DurableReceipt, signed: Option<&ResultReceipt>) {
+fn attach(answer: &mut Value, call_id: &str, receipt: &DurableReceipt, signed: Option<ResultReceipt>) {
     let Some(result) = answer.get_mut("result").and_then(Value::as_object_mut) else {
         return;
     };
@@ -142,7 +142,7 @@ fn attach(answer: &mut Value, call_id: &str, receipt: &DurableReceipt, signed: O
             json!({"auditIndex": receipt.index(), "leafHash": hex::encode(receipt.leaf_hash().0), "callId": call_id}),
         );
         if let Some(signed) = signed
-            && let Ok(value) = serde_json::to_value(signed)
+            && let Ok(value) = signed.into_value()
         {
             meta.insert(RESULT_SIGNATURE_META_KEY.to_owned(), value);
         }
