@@ -16,24 +16,52 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 // serde_json's string escaping is JCS's (see above); `encode` writes it.
-use crate::encode::{write_items, write_members, write_str};
+use crate::encode::{buffer, json_size, write_items, write_members, write_str};
 
 /// Largest integer magnitude that is exact as an IEEE 754 double (2^53).
 const MAX_EXACT_INTEGER: u64 = 1 << 53;
 
 /// The RFC 8785 canonical bytes of `value`.
 pub fn canonical_bytes(value: &Value) -> Vec<u8> {
-    let mut out = Vec::with_capacity(256);
+    // Sized from the value, so the common case writes without growing the buffer.
+    let mut out = buffer(json_size(value));
     if write_common(value, &mut out) {
         return out;
     }
+    full_form(value)
+}
+
+/// The canonical bytes by the full implementation (outside the common case).
+fn full_form(value: &Value) -> Vec<u8> {
     // Canonicalising a parsed `Value` cannot fail: it holds no non-finite numbers.
     serde_json_canonicalizer::to_vec(value).unwrap_or_default()
 }
 
-/// SHA-256 over the canonical form of `value`.
+/// Largest scratch buffer a thread keeps between digests (a bigger one is given back).
+const MAX_KEPT_SCRATCH: usize = 64 * 1024;
+
+/// SHA-256 over the canonical form of `value`. The bytes are written into a buffer the
+/// thread keeps between calls: every `tools/call` digests its request and its result, and
+/// the bytes are not needed once hashed.
 pub fn canonical_sha256(value: &Value) -> [u8; 32] {
-    Sha256::digest(canonical_bytes(value)).into()
+    thread_local! {
+        static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    SCRATCH.with(|scratch| {
+        let Ok(mut out) = scratch.try_borrow_mut() else {
+            return Sha256::digest(canonical_bytes(value)).into();
+        };
+        out.clear();
+        let digest = if write_common(value, &mut out) {
+            Sha256::digest(&out[..]).into()
+        } else {
+            Sha256::digest(full_form(value)).into()
+        };
+        if out.capacity() > MAX_KEPT_SCRATCH {
+            *out = Vec::new();
+        }
+        digest
+    })
 }
 
 /// A member of an object written by [`canonical_object`], borrowed rather than copied
@@ -46,6 +74,15 @@ pub enum Member<'a> {
 }
 
 impl Member<'_> {
+    /// Its size as JSON, to size the buffer by ([`json_size`]).
+    fn size(self) -> usize {
+        match self {
+            Self::Text(s) => s.len() + 2,
+            Self::Unsigned(_) => 20,
+            Self::Value(v) => json_size(v),
+        }
+    }
+
     fn to_value(self) -> Value {
         match self {
             Self::Text(s) => Value::from(s),
@@ -60,7 +97,11 @@ impl Member<'_> {
 /// not copied into a new object for it. Outside the common case (see the module docs) the
 /// object is built and handed to the full implementation.
 pub fn canonical_object(members: &mut [(&str, Member<'_>)]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(256);
+    let size = members
+        .iter()
+        .map(|(key, member)| key.len() + 4 + member.size())
+        .sum::<usize>();
+    let mut out = buffer(2 + size);
     if members.iter().all(|(k, _)| sorts_as_utf16(k)) {
         members.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
         let common = write_members(members.iter().copied(), &mut out, |member, out| match member {
@@ -86,7 +127,8 @@ pub fn canonical_object(members: &mut [(&str, Member<'_>)]) -> Vec<u8> {
 /// Whether sorting `key` by UTF-8 bytes sorts it as UTF-16 code units do: unless it has a
 /// character above U+FFFF (4 UTF-8 bytes, a surrogate pair in UTF-16).
 fn sorts_as_utf16(key: &str) -> bool {
-    key.chars().all(|c| u32::from(c) <= 0xFFFF)
+    // Such a character is the only one whose UTF-8 form starts with a byte of 0xF0 or more.
+    key.bytes().all(|b| b < 0xF0)
 }
 
 /// Writes `value` in canonical form if it lies in the common case; false (with `out`
@@ -113,12 +155,26 @@ fn write_common(value: &Value, out: &mut Vec<u8>) -> bool {
     true
 }
 
+/// Objects of up to this many members are sorted on the stack.
+const SMALL_OBJECT: usize = 8;
+
 fn write_object(map: &Map<String, Value>, out: &mut Vec<u8>) -> bool {
     if !map.keys().all(|k| sorts_as_utf16(k)) {
         return false;
     }
+    let by_key = |a: &(&str, &Value), b: &(&str, &Value)| a.0.as_bytes().cmp(b.0.as_bytes());
+    if map.len() <= SMALL_OBJECT {
+        const NULL: &Value = &Value::Null;
+        let mut entries = [("", NULL); SMALL_OBJECT];
+        for (slot, (k, v)) in entries.iter_mut().zip(map) {
+            *slot = (k.as_str(), v);
+        }
+        let entries = &mut entries[..map.len()];
+        entries.sort_unstable_by(by_key);
+        return write_members(entries.iter().copied(), out, write_common);
+    }
     let mut entries: Vec<(&str, &Value)> = map.iter().map(|(k, v)| (k.as_str(), v)).collect();
-    entries.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+    entries.sort_unstable_by(by_key);
     write_members(entries, out, write_common)
 }
 
@@ -205,11 +261,45 @@ mod tests {
         }
     }
 
+    /// Objects past the stack-sorted size, and keys either side of U+FFFF, are written as
+    /// the full implementation writes them.
+    #[test]
+    fn objects_of_any_size_and_keys_near_the_astral_planes_match_the_reference() {
+        for n in [0, 1, SMALL_OBJECT - 1, SMALL_OBJECT, SMALL_OBJECT + 1, 40] {
+            let object: Map<String, Value> = (0..n)
+                .rev()
+                .map(|i| (format!("k{i:02}\u{e9}"), Value::from(i)))
+                .collect();
+            let value = Value::Object(object);
+            let mut out = Vec::new();
+            assert!(write_common(&value, &mut out), "{n} members: the common case");
+            assert_eq!(out, serde_json_canonicalizer::to_vec(&value).unwrap(), "{n} members");
+        }
+        assert!(sorts_as_utf16("\u{ffff}\u{800}\u{7f}"));
+        assert!(!sorts_as_utf16("a\u{10000}"));
+        assert!(!sorts_as_utf16("\u{10ffff}"));
+        let astral = json!({"\u{1F600}": 1, "\u{ffff}": 2, "a": 3});
+        assert_eq!(
+            canonical_bytes(&astral),
+            serde_json_canonicalizer::to_vec(&astral).unwrap()
+        );
+    }
+
     proptest! {
         /// Whatever the fast path takes or leaves, the bytes are the reference implementation's.
         #[test]
         fn canonical_bytes_match_the_reference(value in json_value()) {
             prop_assert_eq!(canonical_bytes(&value), serde_json_canonicalizer::to_vec(&value).unwrap());
+        }
+
+        /// The digest written through the thread's scratch buffer (reused from one value to
+        /// the next, common case or not) is the digest of the reference bytes.
+        #[test]
+        fn canonical_sha256_is_the_digest_of_the_reference_bytes(first in json_value(), second in json_value()) {
+            for value in [&first, &second, &first] {
+                let reference: [u8; 32] = Sha256::digest(serde_json_canonicalizer::to_vec(value).unwrap()).into();
+                prop_assert_eq!(canonical_sha256(value), reference);
+            }
         }
     }
 }

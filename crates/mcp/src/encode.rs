@@ -32,7 +32,7 @@ pub fn object_size(map: &Map<String, Value>) -> usize {
 }
 
 /// A buffer for `size_hint` bytes of JSON plus room for a few escapes.
-fn buffer(size_hint: usize) -> Vec<u8> {
+pub(crate) fn buffer(size_hint: usize) -> Vec<u8> {
     Vec::with_capacity(size_hint + size_hint / 16 + 16)
 }
 
