@@ -268,6 +268,17 @@ impl Pending {
     /// is recorded as expired (the gateway sweeps before opening, which keeps the set within
     /// `max_pending`, and periodically).
     pub fn open(&self, opening: Opening) -> Result<PendingEntry, ApprovalError> {
+        self.admit(self.prepare(opening))
+    }
+
+    /// The request [`Self::open`] would open, not yet open: nobody can list, grant or deny
+    /// it until [`Self::admit`] (the gateway records the request first).
+    pub fn prepare(&self, opening: Opening) -> PendingEntry {
+        self.settings.new_entry(opening, unix_now())
+    }
+
+    /// Opens a prepared request; refused when `max_pending` unexpired requests are open.
+    pub fn admit(&self, entry: PendingEntry) -> Result<PendingEntry, ApprovalError> {
         let now = unix_now();
         let mut slots = self.slots();
         let full = slots.len() >= self.settings.max_pending
@@ -275,7 +286,6 @@ impl Pending {
         if full {
             return Err(ApprovalError::QueueFull(self.settings.max_pending));
         }
-        let entry = self.settings.new_entry(opening, now);
         self.next_expiry.fetch_min(entry.binding.expires_at, Ordering::Relaxed);
         let (tx, _) = watch::channel(PendingState::Waiting);
         slots.insert(
@@ -509,6 +519,33 @@ mod tests {
         assert_eq!(*rx.borrow_and_update(), PendingState::Granted);
         assert_eq!(p.consume(&b.id).unwrap().grants.len(), 2);
         assert!(matches!(p.consume(&b.id), Err(ApprovalError::UnknownRequest(_))));
+    }
+
+    #[test]
+    fn a_prepared_request_cannot_be_listed_granted_or_denied_until_admitted() {
+        let p = pending(1);
+        let prepared = p.prepare(opening("delete_all"));
+        let id = prepared.binding.id.clone();
+        assert_eq!(prepared.required, 2, "what it needs is known before it opens");
+        assert!(p.list().is_empty());
+        assert!(matches!(p.get(&id), Err(ApprovalError::UnknownRequest(_))));
+        assert!(matches!(
+            p.grant(&id, &approver("bob"), grant("bob")),
+            Err(ApprovalError::UnknownRequest(_))
+        ));
+        assert!(matches!(
+            p.deny(&id, &approver("bob")),
+            Err(ApprovalError::UnknownRequest(_))
+        ));
+        let opened = p.admit(prepared).unwrap();
+        assert_eq!(opened.binding.id, id);
+        assert_eq!(p.list().len(), 1);
+        p.grant(&id, &approver("bob"), grant("bob")).unwrap();
+        // Admission counts against the queue like opening.
+        assert!(matches!(
+            p.admit(p.prepare(opening("other"))),
+            Err(ApprovalError::QueueFull(1))
+        ));
     }
 
     #[test]

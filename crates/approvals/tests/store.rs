@@ -229,6 +229,29 @@ async fn a_full_pending_set_refuses(store: &ApprovalStore) {
     store.open(opening("write_file", "07")).await.unwrap();
 }
 
+/// A prepared request (what the gateway records before it opens it) is invisible to
+/// approvers until admitted; admission counts against `max_pending` like opening.
+async fn a_prepared_request_is_invisible_until_admitted(store: &ApprovalStore) {
+    let prepared = store.prepare(opening("delete_one", "08"));
+    let id = prepared.binding.id.clone();
+    assert!(store.list().await.unwrap().is_empty());
+    assert!(matches!(store.get(&id).await, Err(ApprovalError::UnknownRequest(_))));
+    assert!(store.grant(&id, &approver("bob"), grant("bob")).await.is_err());
+    assert!(store.deny(&id, &approver("bob")).await.is_err());
+    assert_eq!(store.admit(prepared).await.unwrap().binding.id, id);
+    let listed: Vec<String> = store.list().await.unwrap().into_iter().map(|e| e.binding.id).collect();
+    assert_eq!(listed, vec![id.clone()]);
+    store.grant(&id, &approver("bob"), grant("bob")).await.unwrap();
+    store.open(opening("write_file", "09")).await.unwrap();
+    assert_eq!(
+        store
+            .admit(store.prepare(opening("write_file", "10")))
+            .await
+            .unwrap_err(),
+        ApprovalError::QueueFull(2)
+    );
+}
+
 /// Break-glass: one approver (twice) does not open a window, two do; it is in force for
 /// its workload only, and ends when ended.
 async fn break_glass_needs_two_approvers(store: &ApprovalStore) {
@@ -294,6 +317,7 @@ where
     a_retry_takes_the_granted_request_of_the_same_call_once(&fresh(10).await).await;
     the_callers_own_answer_decides(&fresh(10).await).await;
     a_full_pending_set_refuses(&fresh(2).await).await;
+    a_prepared_request_is_invisible_until_admitted(&fresh(2).await).await;
     break_glass_needs_two_approvers(&fresh(10).await).await;
 }
 

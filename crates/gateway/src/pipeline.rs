@@ -551,10 +551,32 @@ impl Gateway {
 
     /// Opens an approval request for a call, once the requests that lapsed unused are swept
     /// and recorded `expired` (their records come before the new request's, and they give
-    /// their room back). The outer error: the log could not take a record.
-    async fn open_request(&self, opening: Opening) -> Result<Result<PendingEntry, ApprovalError>, RecordError> {
+    /// their room back). The request is recorded `requested` (with `detail` of it) before it
+    /// is opened: no approver can list, grant or deny a request whose record is not durable.
+    /// One the store then refuses (its queue full) is recorded `withdrawn`. The outer error:
+    /// the log could not take a record (the request is then never opened).
+    async fn open_request(
+        &self,
+        opening: Opening,
+        detail: impl FnOnce(&PendingEntry) -> Vec<(&'static str, String)>,
+    ) -> Result<Result<PendingEntry, ApprovalError>, RecordError> {
         self.expire_approval_requests().await?;
-        Ok(self.approvals.store.open(opening).await)
+        let store = &self.approvals.store;
+        let entry = store.prepare(opening);
+        let call_id = entry.call_id.clone();
+        self.recorder
+            .approval(&entry.binding, &call_id, "requested", &detail(&entry))
+            .await?;
+        let binding = entry.binding.clone();
+        match store.admit(entry).await {
+            Ok(opened) => Ok(Ok(opened)),
+            Err(refused) => {
+                self.recorder
+                    .approval(&binding, &call_id, "withdrawn", &[("why", refused.to_string())])
+                    .await?;
+                Ok(Err(refused))
+            }
+        }
     }
 
     /// Opens an approval request for the call and holds the call until approvers answer,
@@ -571,26 +593,11 @@ impl Gateway {
         let gate = &self.approvals;
         let call_id = call.call_id.to_string();
         let opening = opening(this_call, &call_id, request);
-        let (binding, required) = match self.open_request(opening).await? {
+        let requested = |entry: &PendingEntry| vec![("approvals_required", entry.required.to_string())];
+        let (binding, required) = match self.open_request(opening, requested).await? {
             Ok(opened) => (opened.binding, opened.required),
             Err(e) => return Ok(Err(ApprovalRefusal::Unavailable(e))),
         };
-        let requested = self
-            .recorder
-            .approval(
-                &binding,
-                &call_id,
-                "requested",
-                &[("approvals_required", required.to_string())],
-            )
-            .await;
-        if let Err(e) = requested {
-            // Unrecorded, the request must not stay open for approvers to grant.
-            if let Err(withdraw) = gate.store.withdraw(&binding.id).await {
-                tracing::error!(approval = %binding.id, "an unrecorded request could not be withdrawn (it expires at its TTL): {withdraw}");
-            }
-            return Err(e);
-        }
         tracing::info!(
             approval = %binding.id, server = %binding.server, target = %binding.target,
             workload = %binding.principal.workload, required,
@@ -719,18 +726,11 @@ impl Gateway {
         let call_id = call.call_id.to_string();
         let Some((state, answer)) = round_trip else {
             let opening = opening(this_call, &call_id, request);
-            let binding = match self.open_request(opening).await? {
+            let requested = |_: &PendingEntry| vec![("channel", "input_required".to_owned())];
+            let binding = match self.open_request(opening, requested).await? {
                 Ok(opened) => opened.binding,
                 Err(e) => return Ok(Err(ApprovalRefusal::Unavailable(e))),
             };
-            self.recorder
-                .approval(
-                    &binding,
-                    &call_id,
-                    "requested",
-                    &[("channel", "input_required".to_owned())],
-                )
-                .await?;
             let question = approve::approval_question(
                 &binding,
                 &crate::stages::redact::capture(request.arguments.value()),

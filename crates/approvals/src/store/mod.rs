@@ -109,9 +109,25 @@ impl ApprovalStore {
     /// when `max_pending` unexpired requests are open. Expired ones are left to
     /// [`Self::expire_requests`], so that each is recorded.
     pub async fn open(&self, opening: Opening) -> Result<PendingEntry, ApprovalError> {
+        self.admit(self.prepare(opening)).await
+    }
+
+    /// The request [`Self::open`] would open (its id, nonce, expiry and the approvals it
+    /// needs), not yet open: nobody can list, grant or deny it until [`Self::admit`]. The
+    /// gateway makes the request's `requested` record durable in between, so that no
+    /// approver acts on a request the audit log does not hold yet.
+    pub fn prepare(&self, opening: Opening) -> PendingEntry {
         match &*self.backend {
-            Backend::Memory { pending, .. } => pending.open(opening),
-            Backend::Postgres(pg) => pg.open(opening).await,
+            Backend::Memory { pending, .. } => pending.prepare(opening),
+            Backend::Postgres(pg) => pg.prepare(opening),
+        }
+    }
+
+    /// Opens a prepared request; refused when `max_pending` unexpired requests are open.
+    pub async fn admit(&self, entry: PendingEntry) -> Result<PendingEntry, ApprovalError> {
+        match &*self.backend {
+            Backend::Memory { pending, .. } => pending.admit(entry),
+            Backend::Postgres(pg) => pg.admit(entry).await,
         }
     }
 

@@ -246,9 +246,12 @@ impl PgStore {
         Ok(())
     }
 
-    pub(crate) async fn open(&self, opening: Opening) -> Result<PendingEntry, ApprovalError> {
+    pub(crate) fn prepare(&self, opening: Opening) -> PendingEntry {
+        self.settings.new_entry(opening, unix_now())
+    }
+
+    pub(crate) async fn admit(&self, entry: PendingEntry) -> Result<PendingEntry, ApprovalError> {
         let now = unix_now();
-        let entry = self.settings.new_entry(opening, now);
         let fail = failed("opening a request");
         let mut tx = self.pool.begin().await.map_err(&fail)?;
         sqlx::query("SELECT id FROM portcullis_approval_open_lock WHERE id FOR UPDATE")
