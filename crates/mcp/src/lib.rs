@@ -18,6 +18,7 @@ pub mod message;
 pub mod method;
 pub mod revision;
 pub mod strict;
+mod tokens;
 
 pub use error::{ErrorCode, error_response};
 pub use message::{Message, MessageKind, ReadError};

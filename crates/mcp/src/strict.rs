@@ -3,7 +3,10 @@
 //! `serde_json` silently keeps the last of two duplicate keys; a signer and a
 //! verifier (or the gateway and an upstream) could then disagree about what a
 //! message says. This parser rejects duplicate keys, limits nesting depth and
-//! total size, and otherwise produces an ordinary order-preserving `Value`.
+//! total size, and otherwise produces an ordinary order-preserving `Value`: the one
+//! `serde_json` would read from the same bytes. It is our own (no serde visitor): keys
+//! are checked while still borrowed from the input, and strings are scanned a word at a
+//! time ([`crate::tokens`]).
 //!
 //! Two keys that differ only in letter case are duplicates too, to a decoder that
 //! matches keys case-insensitively (Go's `encoding/json`: `name` and `Name`, `ſ` and
@@ -11,14 +14,12 @@
 //! [`parse_message`] (behind `Message::parse`, the one way wire messages come in) also
 //! knows where it is in a message and refuses a key that folds onto a protocol field
 //! name without being it, such as a lone `"Method"` (the private module `level`).
-use std::{cell::Cell, fmt};
-
-use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
-use serde_json::{Map, Value, map::Entry};
+use serde_json::{Map, Value};
 
 use crate::{
     fold::{self, FoldedKeys, Seen},
     level::Level,
+    tokens::Reader,
 };
 
 /// Bounds applied to every message (T17).
@@ -83,168 +84,166 @@ fn parse_at(bytes: &[u8], limits: Limits, level: Level) -> Result<Value, ParseEr
             limit: limits.max_bytes,
         });
     }
-    let refusal = Cell::new(None);
-    let mut de = serde_json::Deserializer::from_slice(bytes);
-    // Our own depth check runs first; serde_json's fixed limit of 128 stays as a backstop.
-    let seed = StrictSeed {
-        depth: 0,
+    let mut parser = Parser {
+        reader: Reader::new(bytes),
         max_depth: limits.max_depth,
-        level,
-        refusal: &refusal,
     };
-    let value = seed.deserialize(&mut de).map_err(|e| match refusal.take() {
-        Some(refused) => refused,
-        None if e.to_string().contains("recursion limit exceeded") => ParseError::TooDeep {
-            limit: limits.max_depth,
-        },
-        None => ParseError::Syntax(e.to_string()),
-    })?;
-    de.end().map_err(|e| ParseError::Syntax(e.to_string()))?;
+    let value = parser.value(0, level)?;
+    if !parser.reader.at_end() {
+        return Err(parser.reader.error("trailing characters"));
+    }
     Ok(value)
 }
 
-/// The visitor's state: how deep it is, where in a message, and the slot in which a
-/// refusal is left for [`parse_at`] (serde's error type carries only text).
-#[derive(Clone, Copy)]
-struct StrictSeed<'r> {
-    depth: usize,
+/// The structural half of the parser: arrays and objects, depth, and the rules on keys.
+/// Bytes are read by [`Reader`] ([`crate::tokens`]).
+struct Parser<'a> {
+    reader: Reader<'a>,
     max_depth: usize,
-    level: Level,
-    refusal: &'r Cell<Option<ParseError>>,
 }
 
-impl StrictSeed<'_> {
-    #[cold]
-    fn refuse<E: de::Error>(self, refused: ParseError) -> E {
-        let text = refused.to_string();
-        self.refusal.set(Some(refused));
-        E::custom(text)
-    }
-
-    fn nested<E: de::Error>(self) -> Result<Self, E> {
-        if self.depth >= self.max_depth {
-            return Err(self.refuse(ParseError::TooDeep { limit: self.max_depth }));
+impl Parser<'_> {
+    /// One value, at `depth` containers deep, in the place `level` of a message.
+    fn value(&mut self, depth: usize, level: Level) -> Result<Value, ParseError> {
+        match self.reader.peek() {
+            Some(b'{') => {
+                self.enter(depth)?;
+                self.object(depth + 1, level)
+            }
+            Some(b'[') => {
+                self.enter(depth)?;
+                self.array(depth + 1)
+            }
+            Some(b'"') => {
+                self.reader.bump();
+                Ok(Value::String(self.reader.string()?.into_owned()))
+            }
+            Some(b't' | b'f' | b'n') => self.reader.literal(),
+            Some(b'-' | b'0'..=b'9') => self.reader.number(),
+            Some(_) => Err(self.reader.error("expected value")),
+            None => Err(self.reader.error("EOF while parsing a value")),
         }
-        Ok(Self {
-            depth: self.depth + 1,
-            level: Level::Data,
-            ..self
-        })
     }
 
-    /// Refuses `key` if an earlier key of `out` folds like it, or if it stands in for a
-    /// protocol field here; otherwise says where its value sits. Exact repeats are left
-    /// to the caller's insert, so that a plain key costs one lookup in `out`.
-    #[inline]
-    fn admit<E: de::Error>(self, key: &str, out: &Map<String, Value>, folds: &mut FoldedKeys) -> Result<Level, E> {
-        if self.level.is_field(key) {
-            // A protocol field spelled exactly: any other key folding like it, before or
-            // after, is not a field name and is refused as standing in for this one.
-            return Ok(self.level.child(key));
+    /// Opens a container at `depth`: refused past the nesting limit (T17), before
+    /// anything inside it is read.
+    fn enter(&mut self, depth: usize) -> Result<(), ParseError> {
+        if depth >= self.max_depth {
+            return Err(ParseError::TooDeep { limit: self.max_depth });
         }
-        // A short scan of a small object beats hashing the folded key.
-        let earlier = |k: &str| match out.len() {
-            0..=16 => out.keys().any(|e| e == k),
-            _ => out.contains_key(k),
-        };
-        let folded = match folds.check(key, earlier) {
-            Seen::New { folded } => folded,
-            Seen::Clash => return Err(self.clash(key, out)),
-        };
-        if let Some(field) = self.level.impersonated(key, folded) {
-            return Err(self.impersonation(key, field));
-        }
-        Ok(self.level.child(key))
+        self.reader.bump();
+        Ok(())
     }
 
-    #[cold]
-    fn clash<E: de::Error>(self, key: &str, out: &Map<String, Value>) -> E {
-        if out.contains_key(key) {
-            return self.duplicate(key);
-        }
-        let first = out.keys().find(|k| fold::fold_eq(k, key)).cloned().unwrap_or_default();
-        self.refuse(ParseError::FoldedDuplicateKey {
-            first,
-            second: key.to_owned(),
-        })
-    }
-
-    #[cold]
-    fn impersonation<E: de::Error>(self, key: &str, field: &str) -> E {
-        self.refuse(ParseError::FoldedProtocolKey {
-            key: key.to_owned(),
-            field: field.to_owned(),
-        })
-    }
-
-    #[cold]
-    fn duplicate<E: de::Error>(self, key: &str) -> E {
-        self.refuse(ParseError::DuplicateKey { key: key.to_owned() })
-    }
-}
-
-impl<'de> DeserializeSeed<'de> for StrictSeed<'_> {
-    type Value = Value;
-    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for StrictSeed<'_> {
-    type Value = Value;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a JSON value")
-    }
-    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
-        Ok(Value::Bool(v))
-    }
-    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
-        Ok(Value::from(v))
-    }
-    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
-        Ok(Value::from(v))
-    }
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Value, E> {
-        serde_json::Number::from_f64(v)
-            .map(Value::Number)
-            .ok_or_else(|| E::custom("number is not finite"))
-    }
-    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
-        Ok(Value::String(v.to_owned()))
-    }
-    fn visit_string<E>(self, v: String) -> Result<Value, E> {
-        Ok(Value::String(v))
-    }
-    fn visit_unit<E>(self) -> Result<Value, E> {
-        Ok(Value::Null)
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
-        let inner = self.nested()?;
+    fn array(&mut self, depth: usize) -> Result<Value, ParseError> {
         let mut out = Vec::new();
-        while let Some(v) = seq.next_element_seed(inner)? {
-            out.push(v);
+        if self.reader.peek() == Some(b']') {
+            self.reader.bump();
+            return Ok(Value::Array(out));
         }
-        Ok(Value::Array(out))
+        loop {
+            out.push(self.value(depth, Level::Data)?);
+            match self.reader.peek() {
+                Some(b',') => {
+                    self.reader.bump();
+                    if self.reader.peek() == Some(b']') {
+                        return Err(self.reader.error("trailing comma"));
+                    }
+                }
+                Some(b']') => {
+                    self.reader.bump();
+                    return Ok(Value::Array(out));
+                }
+                Some(_) => return Err(self.reader.error("expected `,` or `]`")),
+                None => return Err(self.reader.error("EOF while parsing a list")),
+            }
+        }
     }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
-        let inner = self.nested()?;
+
+    fn object(&mut self, depth: usize, level: Level) -> Result<Value, ParseError> {
         // Room for four keys from the start: a request's envelope has four (`jsonrpc`,
         // `id`, `method`, `params`), and an empty map would grow its entries and its
         // table on the fourth.
         let mut out = Map::with_capacity(4);
         let mut folds = FoldedKeys::default();
-        while let Some(key) = map.next_key::<String>()? {
-            let level = self.admit(&key, &out, &mut folds)?;
-            // One lookup per key: the slot found free is the one filled.
-            match out.entry(key) {
-                Entry::Occupied(taken) => return Err(self.duplicate(taken.key())),
-                Entry::Vacant(slot) => {
-                    slot.insert(map.next_value_seed(StrictSeed { level, ..inner })?);
+        if self.reader.peek() == Some(b'}') {
+            self.reader.bump();
+            return Ok(Value::Object(out));
+        }
+        loop {
+            match self.reader.peek() {
+                Some(b'"') => self.reader.bump(),
+                Some(b'}') => return Err(self.reader.error("trailing comma")),
+                Some(_) => return Err(self.reader.error("key must be a string")),
+                None => return Err(self.reader.error("EOF while parsing an object")),
+            }
+            let key = self.reader.string()?;
+            let child = admit(level, &key, &out, &mut folds)?;
+            // Exact repeats: a short scan of a small object, a lookup in a large one.
+            let repeated = match out.len() {
+                0..=16 => out.keys().any(|k| *k == *key),
+                _ => out.contains_key(&*key),
+            };
+            if repeated {
+                return Err(ParseError::DuplicateKey { key: key.into_owned() });
+            }
+            match self.reader.peek() {
+                Some(b':') => self.reader.bump(),
+                Some(_) => return Err(self.reader.error("expected `:`")),
+                None => return Err(self.reader.error("EOF while parsing an object")),
+            }
+            let value = self.value(depth, child)?;
+            out.insert(key.into_owned(), value);
+            match self.reader.peek() {
+                Some(b',') => self.reader.bump(),
+                Some(b'}') => {
+                    self.reader.bump();
+                    return Ok(Value::Object(out));
                 }
+                Some(_) => return Err(self.reader.error("expected `,` or `}`")),
+                None => return Err(self.reader.error("EOF while parsing an object")),
             }
         }
-        Ok(Value::Object(out))
+    }
+}
+
+/// Refuses `key` if an earlier key of `out` folds like it, or if it stands in for a
+/// protocol field at `level`; otherwise says where its value sits. Exact repeats are
+/// left to the caller.
+#[inline]
+fn admit(level: Level, key: &str, out: &Map<String, Value>, folds: &mut FoldedKeys) -> Result<Level, ParseError> {
+    if level.is_field(key) {
+        // A protocol field spelled exactly: any other key folding like it, before or
+        // after, is not a field name and is refused as standing in for this one.
+        return Ok(level.child(key));
+    }
+    // A short scan of a small object beats hashing the folded key.
+    let earlier = |k: &str| match out.len() {
+        0..=16 => out.keys().any(|e| e == k),
+        _ => out.contains_key(k),
+    };
+    let folded = match folds.check(key, earlier) {
+        Seen::New { folded } => folded,
+        Seen::Clash => return Err(clash(key, out)),
+    };
+    if let Some(field) = level.impersonated(key, folded) {
+        return Err(ParseError::FoldedProtocolKey {
+            key: key.to_owned(),
+            field: field.to_owned(),
+        });
+    }
+    Ok(level.child(key))
+}
+
+#[cold]
+fn clash(key: &str, out: &Map<String, Value>) -> ParseError {
+    if out.contains_key(key) {
+        return ParseError::DuplicateKey { key: key.to_owned() };
+    }
+    let first = out.keys().find(|k| fold::fold_eq(k, key)).cloned().unwrap_or_default();
+    ParseError::FoldedDuplicateKey {
+        first,
+        second: key.to_owned(),
     }
 }
 
@@ -349,6 +348,20 @@ mod tests {
     }
 
     #[test]
+    fn every_escape_reads_as_serde_json_reads_it() {
+        let limits = Limits::default();
+        // serde_json writes the short escapes (`\b \f \n \r \t \" \\`) and `\u00XX` for
+        // the other controls; `\/` and upper-case hex are read but never written.
+        let ascii: String = (0u8..0x80).map(char::from).collect();
+        let mut texts = vec![serde_json::to_string(&ascii).unwrap()];
+        texts.push(r#""\/\u00E9\u00e9\uD834\uDD1E\b\f\n\r\t\"\\""#.to_owned());
+        for text in texts {
+            let want: Value = serde_json::from_str(&text).unwrap();
+            assert_eq!(parse_strict(text.as_bytes(), limits), Ok(want), "{text}");
+        }
+    }
+
+    #[test]
     fn deep_bomb_is_refused_without_stack_overflow() {
         let bomb = "[".repeat(100_000);
         let r = parse_strict(
@@ -368,6 +381,38 @@ mod tests {
             let parsed = parse_strict(text.as_bytes(), Limits { max_bytes: 1 << 20, max_depth: 64 });
             proptest::prop_assert_eq!(parsed, Ok(v));
         }
+
+        /// Any text serde_json writes, with every kind of string (controls, quotes,
+        /// backslashes, astral characters) and number (floats, both integer widths),
+        /// reads as serde_json reads it, escaped or not (`\uXXXX` for every character
+        /// of one string, surrogate pairs included).
+        #[test]
+        fn reads_what_serde_json_reads(v in arb_wide_json(), escape_all in proptest::bool::ANY) {
+            let mut text = v.to_string();
+            if escape_all && let Value::String(s) = &v {
+                text = format!("\"{}\"", s.encode_utf16().map(|u| format!("\\u{u:04X}")).collect::<String>());
+            }
+            let limits = Limits { max_bytes: 1 << 20, max_depth: 64 };
+            let reference: Value = serde_json::from_str(&text).expect("serde_json reads its own text");
+            proptest::prop_assert_eq!(parse_strict(text.as_bytes(), limits), Ok(reference));
+        }
+    }
+
+    fn arb_wide_json() -> impl proptest::strategy::Strategy<Value = Value> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            any::<String>().prop_map(Value::String),
+            any::<f64>().prop_filter_map("finite", |f| serde_json::Number::from_f64(f).map(Value::Number)),
+            any::<u64>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+        ];
+        leaf.prop_recursive(3, 16, 4, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                proptest::collection::btree_map("[a-z]{1,4}", inner, 0..4)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
     }
 
     fn arb_json() -> impl proptest::strategy::Strategy<Value = Value> {

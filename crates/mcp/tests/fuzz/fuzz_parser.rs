@@ -4,7 +4,7 @@
 //! accepted re-serialises and parses again to the same value; the message mode accepts
 //! nothing the generic mode refuses; and no accepted object holds two keys that a
 //! case-insensitive (Go) decoder folds equal (T22). Seeds: `testdata/fuzz-seeds/parser/`.
-use portcullis_mcp::{Limits, Message, parse_message, parse_strict};
+use portcullis_mcp::{Limits, Message, ParseError, parse_message, parse_strict};
 use proptest::prelude::*;
 use serde_json::Value;
 
@@ -16,8 +16,22 @@ fn check(bytes: &[u8]) -> bool {
     let strict = parse_strict(bytes, limits);
     let message_mode = parse_message(bytes, limits);
     let message = Message::parse(bytes, limits);
+    // The parser is our own: its grammar must be serde_json's exactly, in both directions.
+    let serde: Result<Value, _> = serde_json::from_slice(bytes);
+    if let Err(ParseError::Syntax(why)) = &strict {
+        assert!(
+            serde.is_err(),
+            "strict refused as not JSON ({why}) what serde_json reads"
+        );
+    }
+    if serde.is_ok() {
+        assert!(
+            !matches!(strict, Err(ParseError::Syntax(_))),
+            "serde_json reads what strict refused as not JSON: {strict:?}"
+        );
+    }
     if let Ok(value) = &strict {
-        let loose: Value = serde_json::from_slice(bytes).expect("strict accepted what serde_json refuses");
+        let loose: Value = serde.expect("strict accepted what serde_json refuses");
         assert_eq!(&loose, value, "strict and serde_json read different values");
         let again = parse_strict(&serde_json::to_vec(value).unwrap(), limits);
         assert_eq!(again.as_ref(), Ok(value), "re-serialised value reads differently");
@@ -116,6 +130,17 @@ fn value() -> impl Strategy<Value = String> {
         "\"tools/call\"",
         "\"2.0\"",
         "\"=?base64?eA==?=\"",
+        "\"a\\n\\t\\\"\\\\\\/b\"",
+        "\"\\u00e9t\u{e9} \u{1F600}\"",
+        "\"\\uD83D\\uDE00 \\u0041\\u20ac\"",
+        "\"0123456789abcdefghij\\r\"",
+        "-9223372036854775808",
+        "-9223372036854775809",
+        "1.0e+2",
+        "-1E-2",
+        "2.5e-324",
+        "0.1",
+        "17976931348623157e292",
     ]);
     let edge = prop::sample::select(vec![
         "1e309",
@@ -126,6 +151,20 @@ fn value() -> impl Strategy<Value = String> {
         "01",
         "+1",
         "NaN",
+        "1.",
+        ".5",
+        "1e",
+        "-",
+        "1E400",
+        "\"\\uD83D\\u0041\"",
+        "\"\\uD83Dx\"",
+        "\"\\u12\"",
+        "\"\\x\"",
+        "\"tab\there\"",
+        "tru",
+        "nul",
+        "[1,]",
+        "{\"a\":1,}",
     ]);
     let leaf = prop_oneof![8 => plain, 1 => edge].prop_map(str::to_owned);
     let tree = leaf.prop_recursive(5, 40, 5, |inner| {
