@@ -3,9 +3,20 @@
 //! The relay never re-types a message: it keeps the parsed `Value` and forwards
 //! it. The only rewrites are the documented ones (request ids, namespaced
 //! names, bridging `_meta`), done in place on the raw value.
+//!
+//! A message read with [`Message::parse_forwardable`] also keeps the bytes it came in,
+//! while they say exactly what its value says: it goes on the wire as those bytes with
+//! only its id written anew (a relayed call's request and answer change nothing else),
+//! not serialised again. Every other change through the accessors below drops them.
+use std::ops::Range;
+
+use bytes::Bytes;
 use serde_json::{Map, Value};
 
-use crate::{ErrorCode, Limits, ParseError, strict::parse_message};
+use crate::{
+    ErrorCode, Limits, ParseError,
+    strict::{WireText, parse_message, parse_message_on_wire},
+};
 
 /// What shape of JSON-RPC message this is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,10 +90,36 @@ pub fn field_mut<'a>(map: &'a mut Map<String, Value>, key: &str) -> Option<&'a m
 }
 
 /// One JSON-RPC message, as received.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Clone)]
 pub struct Message {
     obj: Map<String, Value>,
     kind: MessageKind,
+    /// The bytes it was read from, while `obj` says exactly what they say (but the id).
+    wire: Option<Wire>,
+}
+
+/// A message's bytes as received, and where its id lies in them.
+#[derive(Clone)]
+struct Wire {
+    bytes: Bytes,
+    id: Option<Range<usize>>,
+}
+
+/// Two messages are equal when they say the same; how they were read does not matter.
+impl PartialEq for Message {
+    fn eq(&self, other: &Self) -> bool {
+        self.kind == other.kind && self.obj == other.obj
+    }
+}
+
+impl std::fmt::Debug for Message {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Message")
+            .field("obj", &self.obj)
+            .field("kind", &self.kind)
+            .field("forwardable", &self.wire.is_some())
+            .finish()
+    }
 }
 
 impl Message {
@@ -92,6 +129,23 @@ impl Message {
     /// upstream reader takes wire bytes through here.
     pub fn parse(bytes: &[u8], limits: Limits) -> Result<Self, ReadError> {
         Ok(Self::from_value(parse_message(bytes, limits)?)?)
+    }
+
+    /// [`Message::parse`], keeping `bytes` to forward when writing the value out again
+    /// would give the same text (no float or wide integer, no line breaks; see the
+    /// module's doc). For the relayed path: a client's request, a server's answer.
+    pub fn parse_forwardable(bytes: Bytes, limits: Limits) -> Result<Self, ReadError> {
+        let (value, text) = parse_message_on_wire(&bytes, limits)?;
+        let mut msg = Self::from_value(value)?;
+        if let WireText { exact: true, id } = text {
+            msg.wire = Some(Wire { bytes, id });
+        }
+        Ok(msg)
+    }
+
+    /// Whether the message still goes on the wire as the bytes it was read from.
+    pub fn is_forwarded_as_read(&self) -> bool {
+        self.wire.is_some()
     }
 
     /// Checks the JSON-RPC envelope of `value` and classifies it. For values the gateway
@@ -128,7 +182,7 @@ impl Message {
                 MessageKind::Response
             }
         };
-        Ok(Self { obj, kind })
+        Ok(Self { obj, kind, wire: None })
     }
 
     pub fn kind(&self) -> MessageKind {
@@ -153,11 +207,13 @@ impl Message {
     }
 
     pub fn params_mut(&mut self) -> Option<&mut Map<String, Value>> {
+        self.wire = None;
         field_mut(&mut self.obj, "params").and_then(Value::as_object_mut)
     }
 
     /// Runs `f` on `params`, creating it as an empty object when absent.
     pub fn with_params<R>(&mut self, f: impl FnOnce(&mut Map<String, Value>) -> R) -> R {
+        self.wire = None;
         if let Some(Value::Object(map)) = field_mut(&mut self.obj, "params") {
             return f(map);
         }
@@ -191,6 +247,7 @@ impl Message {
     }
 
     pub fn result_mut(&mut self) -> Option<&mut Value> {
+        self.wire = None;
         field_mut(&mut self.obj, "result")
     }
 
@@ -198,16 +255,21 @@ impl Message {
         field(&self.obj, "error")
     }
 
-    /// Replaces the id (requests and responses) and returns the old one.
+    /// Replaces the id (requests and responses) and returns the old one. The bytes kept
+    /// to forward stay: the id is written anew in its place ([`Message::to_bytes`]).
     pub fn replace_id(&mut self, id: Value) -> Option<Value> {
         match field_mut(&mut self.obj, "id") {
             Some(slot) => Some(std::mem::replace(slot, id)),
-            None => self.obj.insert("id".to_owned(), id),
+            None => {
+                self.wire = None;
+                self.obj.insert("id".to_owned(), id)
+            }
         }
     }
 
     /// The top-level object, for in-place rewrites.
     pub fn object_mut(&mut self) -> &mut Map<String, Value> {
+        self.wire = None;
         &mut self.obj
     }
 
@@ -220,16 +282,36 @@ impl Message {
         String::from_utf8_lossy(&self.to_bytes()).into_owned()
     }
 
-    /// The message as it goes on the wire.
+    /// The message as it goes on the wire: the bytes it was read from with its current
+    /// id in place of the one it came with, or else its value written out.
     pub fn to_bytes(&self) -> Vec<u8> {
-        crate::encode::object_to_vec(&self.obj)
+        let Some(Wire { bytes, id: span }) = &self.wire else {
+            return crate::encode::object_to_vec(&self.obj);
+        };
+        match (span, self.id()) {
+            (Some(span), Some(id)) => {
+                let (before, after) = (&bytes[..span.start], &bytes[span.end..]);
+                let mut out = Vec::with_capacity(bytes.len() + 24);
+                out.extend_from_slice(before);
+                crate::encode::write_value(id, &mut out);
+                out.extend_from_slice(after);
+                out
+            }
+            (None, None) => bytes.to_vec(),
+            // An id added or removed without the accessors: write the value.
+            _ => crate::encode::object_to_vec(&self.obj),
+        }
     }
 }
 
 fn build(value: Value, kind: MessageKind) -> Message {
     match value {
-        Value::Object(obj) => Message { obj, kind },
-        _ => Message { obj: Map::new(), kind },
+        Value::Object(obj) => Message { obj, kind, wire: None },
+        _ => Message {
+            obj: Map::new(),
+            kind,
+            wire: None,
+        },
     }
 }
 
@@ -247,6 +329,17 @@ pub fn notification(method: &str, params: Value) -> Message {
         serde_json::json!({"jsonrpc": "2.0", "method": method, "params": params}),
         MessageKind::Notification,
     )
+}
+
+/// A response the gateway built itself as a value (an error, a refusal); such a value is
+/// always an object with `jsonrpc`, `id` and `result` or `error`.
+pub fn built_response(value: Value) -> Message {
+    build(value, MessageKind::Response)
+}
+
+/// Builds an error response ([`crate::error_response`]) without data.
+pub fn error(id: Option<&Value>, code: ErrorCode, message: &str) -> Message {
+    built_response(crate::error_response(id, code, message, None))
 }
 
 /// Builds a success response.
@@ -310,5 +403,65 @@ mod tests {
             m.into_value(),
             json!({"jsonrpc":"2.0","id":"g-1","method":"tools/call","params":{"name":"u","x-future":{"a":[1]}},"extra":true})
         );
+    }
+
+    #[test]
+    fn a_forwardable_message_goes_out_as_it_came_with_its_new_id() {
+        let limits = Limits::default();
+        // `\u0041` and the spaces show that the bytes themselves are forwarded.
+        let text =
+            r#"{"jsonrpc":"2.0", "id": "c-1","method":"tools/call","params":{"name":"\u0041","arguments":{"n":-3}}}"#;
+        let mut msg = Message::parse_forwardable(Bytes::from(text), limits).unwrap();
+        assert!(msg.is_forwarded_as_read());
+        assert_eq!(msg.to_bytes(), text.as_bytes());
+        assert_eq!(msg.replace_id(json!(17)), Some(json!("c-1")));
+        assert!(msg.is_forwarded_as_read());
+        let want = text.replace(r#""c-1""#, "17");
+        assert_eq!(String::from_utf8(msg.to_bytes()).unwrap(), want);
+        assert_eq!(Message::parse(want.as_bytes(), limits).unwrap(), msg);
+        // Any other change writes the value out.
+        msg.params_mut().unwrap().insert("name".into(), json!("B"));
+        assert!(!msg.is_forwarded_as_read());
+        assert_eq!(msg.to_bytes(), crate::encode::object_to_vec(&msg.obj));
+    }
+
+    #[test]
+    fn bytes_that_would_be_written_otherwise_are_not_kept() {
+        let limits = Limits::default();
+        for (text, kept) in [
+            (
+                r#"{"jsonrpc":"2.0","method":"n","params":{"a":[1,-2,18446744073709551615]}}"#,
+                true,
+            ),
+            (r#"{"jsonrpc":"2.0","method":"n","params":{"t":0.5}}"#, false),
+            (r#"{"jsonrpc":"2.0","method":"n","params":{"t":1e2}}"#, false),
+            (r#"{"jsonrpc":"2.0","method":"n","params":{"t":-0}}"#, false),
+            (
+                r#"{"jsonrpc":"2.0","method":"n","params":{"t":18446744073709551616}}"#,
+                false,
+            ),
+            ("{\"jsonrpc\":\"2.0\",\n\"method\":\"n\"}", false),
+            ("{\"jsonrpc\":\"2.0\",\t\"method\":\"n\"}\r", false),
+        ] {
+            let msg = Message::parse_forwardable(Bytes::from(text), limits).unwrap();
+            assert_eq!(msg.is_forwarded_as_read(), kept, "{text}");
+            assert!(!msg.to_bytes().contains(&b'\n'), "{text}");
+            assert_eq!(Message::parse(&msg.to_bytes(), limits).unwrap(), msg, "{text}");
+        }
+        // A notification has no id to splice; one given an id is written out.
+        let mut note = Message::parse_forwardable(Bytes::from(r#"{"jsonrpc":"2.0","method":"n"}"#), limits).unwrap();
+        assert_eq!(note.to_bytes(), br#"{"jsonrpc":"2.0","method":"n"}"#);
+        note.replace_id(json!(1));
+        assert!(!note.is_forwarded_as_read());
+        assert_eq!(note.to_bytes(), br#"{"jsonrpc":"2.0","method":"n","id":1}"#);
+        let mut answer =
+            Message::parse_forwardable(Bytes::from(r#"{"jsonrpc":"2.0","id":9,"result":{}}"#), limits).unwrap();
+        answer.result_mut();
+        assert!(!answer.is_forwarded_as_read());
+        answer.object_mut();
+        let mut answer =
+            Message::parse_forwardable(Bytes::from(r#"{"jsonrpc":"2.0","id":9,"result":{}}"#), limits).unwrap();
+        answer.object_mut();
+        assert!(!answer.is_forwarded_as_read());
     }
 }

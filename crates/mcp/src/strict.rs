@@ -14,6 +14,8 @@
 //! [`parse_message`] (behind `Message::parse`, the one way wire messages come in) also
 //! knows where it is in a message and refuses a key that folds onto a protocol field
 //! name without being it, such as a lone `"Method"` (the private module `level`).
+use std::ops::Range;
+
 use serde_json::{Map, Value};
 
 use crate::{
@@ -67,17 +69,35 @@ pub enum ParseError {
 /// those that differ only in letter case. For JSON that is not an MCP message
 /// (manifests, receipts); messages go through [`parse_message`].
 pub fn parse_strict(bytes: &[u8], limits: Limits) -> Result<Value, ParseError> {
-    parse_at(bytes, limits, Level::Data)
+    parse_at(bytes, limits, Level::Data).map(|(value, _)| value)
 }
 
 /// Parses `bytes` as one JSON-RPC message: as [`parse_strict`], and also refusing keys
 /// of the envelope, `params`, `result`, `error`, `ref`, `argument` and `_meta` objects
 /// that fold onto a protocol field name without being it.
 pub fn parse_message(bytes: &[u8], limits: Limits) -> Result<Value, ParseError> {
+    parse_at(bytes, limits, Level::Envelope).map(|(value, _)| value)
+}
+
+/// What [`parse_message_on_wire`] learned about the bytes besides their value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct WireText {
+    /// Whether writing the value out again would say exactly what the bytes say: every
+    /// number an integer read exactly (a float or an integer past 64 bits is written as
+    /// serde_json rounds it), and no whitespace but spaces (so the bytes fit on one
+    /// line of newline-delimited framing).
+    pub(crate) exact: bool,
+    /// Where the message's `id` value lies in the bytes, if it has one.
+    pub(crate) id: Option<Range<usize>>,
+}
+
+/// [`parse_message`], also saying whether the bytes can be forwarded in place of the
+/// value, and where the id to splice is ([`crate::Message`] keeps them).
+pub(crate) fn parse_message_on_wire(bytes: &[u8], limits: Limits) -> Result<(Value, WireText), ParseError> {
     parse_at(bytes, limits, Level::Envelope)
 }
 
-fn parse_at(bytes: &[u8], limits: Limits, level: Level) -> Result<Value, ParseError> {
+fn parse_at(bytes: &[u8], limits: Limits, level: Level) -> Result<(Value, WireText), ParseError> {
     if bytes.len() > limits.max_bytes {
         return Err(ParseError::TooLarge {
             size: bytes.len(),
@@ -87,12 +107,17 @@ fn parse_at(bytes: &[u8], limits: Limits, level: Level) -> Result<Value, ParseEr
     let mut parser = Parser {
         reader: Reader::new(bytes),
         max_depth: limits.max_depth,
+        id: None,
     };
     let value = parser.value(0, level)?;
     if !parser.reader.at_end() {
         return Err(parser.reader.error("trailing characters"));
     }
-    Ok(value)
+    let text = WireText {
+        exact: parser.reader.exact(),
+        id: parser.id,
+    };
+    Ok((value, text))
 }
 
 /// The structural half of the parser: arrays and objects, depth, and the rules on keys.
@@ -100,6 +125,8 @@ fn parse_at(bytes: &[u8], limits: Limits, level: Level) -> Result<Value, ParseEr
 struct Parser<'a> {
     reader: Reader<'a>,
     max_depth: usize,
+    /// Where the envelope's `id` value lies (message mode).
+    id: Option<Range<usize>>,
 }
 
 impl Parser<'_> {
@@ -192,7 +219,14 @@ impl Parser<'_> {
                 Some(_) => return Err(self.reader.error("expected `:`")),
                 None => return Err(self.reader.error("EOF while parsing an object")),
             }
-            let value = self.value(depth, child)?;
+            let value = if level == Level::Envelope && key == "id" {
+                let start = self.reader.value_start();
+                let value = self.value(depth, child)?;
+                self.id = Some(start..self.reader.position());
+                value
+            } else {
+                self.value(depth, child)?
+            };
             out.insert(key.into_owned(), value);
             match self.reader.peek() {
                 Some(b',') => self.reader.bump(),

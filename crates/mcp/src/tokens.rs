@@ -21,6 +21,9 @@ pub(crate) struct Reader<'a> {
     pos: usize,
     /// Where a string with escapes is decoded; reused across the message's strings.
     scratch: Vec<u8>,
+    /// No number so far that `serde_json` would write differently, and no whitespace
+    /// but spaces ([`crate::strict::WireText::exact`]).
+    exact: bool,
 }
 
 impl<'a> Reader<'a> {
@@ -29,15 +32,34 @@ impl<'a> Reader<'a> {
             bytes,
             pos: 0,
             scratch: Vec::new(),
+            exact: true,
         }
+    }
+
+    /// Whether the bytes read so far would be written out again exactly as they are.
+    pub(crate) fn exact(&self) -> bool {
+        self.exact
+    }
+
+    /// The position of the next value, after any whitespace.
+    pub(crate) fn value_start(&mut self) -> usize {
+        self.peek();
+        self.pos
+    }
+
+    /// The position just after what has been read.
+    pub(crate) fn position(&self) -> usize {
+        self.pos
     }
 
     /// The next byte after any whitespace, not consumed.
     #[inline]
     pub(crate) fn peek(&mut self) -> Option<u8> {
         while let Some(&b) = self.bytes.get(self.pos) {
-            if !matches!(b, b' ' | b'\n' | b'\t' | b'\r') {
-                return Some(b);
+            match b {
+                b' ' => {}
+                b'\n' | b'\t' | b'\r' => self.exact = false,
+                _ => return Some(b),
             }
             self.pos += 1;
         }
@@ -209,6 +231,7 @@ impl<'a> Reader<'a> {
             bytes: self.bytes,
             pos: start + e.valid_up_to(),
             scratch: Vec::new(),
+            exact: false,
         };
         at.error("invalid unicode code point")
     }
@@ -270,6 +293,7 @@ impl<'a> Reader<'a> {
         if integer && let Some(value) = small_integer(&bytes[digits_start..digits_end], negative) {
             return Ok(value);
         }
+        self.exact = false;
         match serde_json::from_slice::<Number>(&bytes[start..self.pos]) {
             Ok(n) => Ok(Value::Number(n)),
             Err(e) if e.to_string().contains("out of range") => Err(self.error("number out of range")),

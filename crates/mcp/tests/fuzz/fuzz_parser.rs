@@ -44,6 +44,25 @@ fn check(bytes: &[u8]) -> bool {
             "message mode accepted what the generic mode refuses"
         );
     }
+    // Kept bytes, when kept, say what the value says, with the id spliced in its place.
+    let forwardable = Message::parse_forwardable(bytes::Bytes::copy_from_slice(bytes), limits);
+    assert_eq!(
+        forwardable.as_ref().ok(),
+        message.as_ref().ok(),
+        "forwardable reading differs"
+    );
+    if let Ok(mut kept) = forwardable {
+        for _ in 0..2 {
+            let out = kept.to_bytes();
+            assert!(!out.contains(&b'\n'), "forwarded bytes break line framing");
+            let again = Message::parse(&out, limits).expect("forwarded bytes parse");
+            assert_eq!(again, kept, "forwarded bytes read differently");
+            if kept.id().is_none() {
+                break;
+            }
+            kept.replace_id(serde_json::json!("spliced\u{1F600}\n"));
+        }
+    }
     match &message {
         Ok(msg) => {
             assert!(
