@@ -225,6 +225,11 @@ impl Deny {
         }
     }
 
+    /// [`Deny::answer`] as the message that goes to the client.
+    pub fn message(&self, id: Option<&Value>) -> portcullis_mcp::Message {
+        portcullis_mcp::message::built_response(self.answer(id))
+    }
+
     /// The JSON-RPC error answer for request `id` (`None` for a notification): the text,
     /// and for a recorded decision its id, in the text and as `data.decisionId`.
     pub fn answer(&self, id: Option<&Value>) -> Value {

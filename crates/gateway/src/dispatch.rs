@@ -10,8 +10,10 @@ use std::sync::Arc;
 
 use portcullis_core::ServerName;
 use portcullis_mcp::{
-    Era, Message, MethodClass, NonActing, NotificationClass, canonical::canonical_sha256, error_response,
-    message::response, method::ListKind,
+    Era, Message, MethodClass, NonActing, NotificationClass,
+    canonical::canonical_sha256,
+    message::{self, response},
+    method::ListKind,
 };
 use serde_json::{Value, json};
 
@@ -35,7 +37,7 @@ impl Gateway {
         session: &Arc<Session>,
         caller: &Caller,
         msg: Message,
-    ) -> Value {
+    ) -> Message {
         let id = msg.id().cloned();
         let method = msg.method().unwrap_or_default();
         let class = MethodClass::of(method);
@@ -43,11 +45,11 @@ impl Gateway {
             let deny = Deny::RemovedMethod {
                 method: method.to_owned(),
             };
-            return deny.answer(id.as_ref());
+            return deny.message(id.as_ref());
         }
         match (class, class.non_acting()) {
-            (MethodClass::Initialize, _) => Deny::AlreadyInitialized.answer(id.as_ref()),
-            (MethodClass::Ping, _) => response(id.unwrap_or(Value::Null), json!({})).into_value(),
+            (MethodClass::Initialize, _) => Deny::AlreadyInitialized.message(id.as_ref()),
+            (MethodClass::Ping, _) => response(id.unwrap_or(Value::Null), json!({})),
             (MethodClass::Discover, _) => self.discover(session, id).await,
             (MethodClass::List(kind), Some(clearance)) => self.list(clearance, session, caller, kind, msg).await,
             (MethodClass::Broadcast, _) => self.broadcast(session, caller, msg).await,
@@ -71,17 +73,17 @@ impl Gateway {
     }
 
     /// One call down the acting path; a deny becomes its JSON-RPC answer.
-    async fn act(&self, cx: &CallContext<'_>, msg: Message) -> Value {
+    async fn act(&self, cx: &CallContext<'_>, msg: Message) -> Message {
         let id = msg.id().cloned();
         match self.run(cx, msg).await {
-            Ok(released) => released.into_value(),
-            Err(deny) => deny.answer(id.as_ref()),
+            Ok(released) => released.into_message(),
+            Err(deny) => deny.message(id.as_ref()),
         }
     }
 
     /// `logging/setLevel`: every server gets it, each as its own decided and recorded call
     /// (it changes the server's state); the first deny or error is reported.
-    async fn broadcast(&self, session: &Arc<Session>, caller: &Caller, msg: Message) -> Value {
+    async fn broadcast(&self, session: &Arc<Session>, caller: &Caller, msg: Message) -> Message {
         let id = msg.id().cloned();
         for server in self.namespacer.servers() {
             let cx = CallContext {
@@ -92,11 +94,11 @@ impl Gateway {
                 request_sha256: None,
             };
             let answer = self.act(&cx, msg.clone()).await;
-            if answer.get("error").is_some() {
+            if answer.error().is_some() {
                 return answer;
             }
         }
-        response(id.unwrap_or(Value::Null), json!({})).into_value()
+        response(id.unwrap_or(Value::Null), json!({}))
     }
 
     /// Handles a client notification. Only the notifications a client may send pass
@@ -147,15 +149,15 @@ impl Gateway {
         }
     }
 
-    async fn discover(&self, session: &Arc<Session>, id: Option<Value>) -> Value {
+    async fn discover(&self, session: &Arc<Session>, id: Option<Value>) -> Message {
         let mut eras = Vec::new();
         for server in self.namespacer.servers() {
             match self.ensure_upstream(session, server).await {
                 Ok(c) => eras.push(c.era),
-                Err(e) => return error_response(id.as_ref(), e.code(), &e.to_string(), None),
+                Err(e) => return message::error(id.as_ref(), e.code(), &e.to_string()),
             }
         }
-        response(id.unwrap_or(Value::Null), bridge::discover_result(&eras, self.served())).into_value()
+        response(id.unwrap_or(Value::Null), bridge::discover_result(&eras, self.served()))
     }
 
     /// A listing: relayed from the one server, or merged across several; held tools hidden
@@ -167,7 +169,7 @@ impl Gateway {
         caller: &Caller,
         kind: ListKind,
         mut msg: Message,
-    ) -> Value {
+    ) -> Message {
         if self.namespacer.enabled() {
             return self.merged_list(clearance, session, caller, kind, &msg).await;
         }
@@ -178,13 +180,13 @@ impl Gateway {
                     error,
                     unknown_method: false,
                 };
-                return deny.answer(msg.id());
+                return deny.message(msg.id());
             }
         };
         let mut answer = self
             .exchange(Clearance::NonActing(clearance), session, &server, msg)
             .await;
-        if let Some(result) = answer.get_mut("result") {
+        if let Some(result) = answer.result_mut() {
             self.screen(session, caller, &server, kind, result).await;
         }
         answer
@@ -198,11 +200,11 @@ impl Gateway {
         caller: &Caller,
         kind: ListKind,
         msg: &Message,
-    ) -> Value {
+    ) -> Message {
         let id = msg.id().cloned();
         if msg.params().is_some_and(|p| p.contains_key("cursor")) {
             let text = "with several servers the gateway returns complete lists; there is no next page";
-            return error_response(id.as_ref(), portcullis_mcp::ErrorCode::InvalidParams, text, None);
+            return message::error(id.as_ref(), portcullis_mcp::ErrorCode::InvalidParams, text);
         }
         let mut items = Vec::new();
         for server in self.namespacer.servers() {
@@ -244,7 +246,7 @@ impl Gateway {
             }
         }
         let result = bridge::list_result(session.era(), kind.field(), items);
-        response(id.unwrap_or(Value::Null), result).into_value()
+        response(id.unwrap_or(Value::Null), result)
     }
 
     /// A listing of `server` as the caller may see it: held tools hidden (classify), then

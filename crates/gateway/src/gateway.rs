@@ -437,7 +437,7 @@ impl Gateway {
         session: &Arc<Session>,
         server: &ServerName,
         msg: Message,
-    ) -> Value {
+    ) -> Message {
         self.exchange_with(clearance, session, server, msg, None).await
     }
 
@@ -449,14 +449,14 @@ impl Gateway {
         server: &ServerName,
         msg: Message,
         header: Option<CallHeader>,
-    ) -> Value {
+    ) -> Message {
         let id = msg.id().cloned();
         if let Clearance::Permitted(permit) = &clearance {
             tracing::trace!(server = %server, decision = %permit.decision_id(), "forwarding a permitted call");
         }
         let connected = match self.ensure_upstream(session, server).await {
             Ok(c) => c,
-            Err(e) => return portcullis_mcp::error_response(id.as_ref(), e.code(), &e.to_string(), None),
+            Err(e) => return portcullis_mcp::message::error(id.as_ref(), e.code(), &e.to_string()),
         };
         Self::call_on(&connected, session, msg, header.as_ref()).await
     }
@@ -467,7 +467,7 @@ impl Gateway {
         session: &Arc<Session>,
         mut msg: Message,
         header: Option<&CallHeader>,
-    ) -> Value {
+    ) -> Message {
         let id = msg.id().cloned();
         bridge::bridge_request(&session.hello, &connected.era, &mut msg);
         let cacheable = bridge::cacheable(msg.method().unwrap_or_default());
@@ -478,9 +478,9 @@ impl Gateway {
         match answered {
             Ok(mut answer) => {
                 bridge::bridge_response(session.era(), &connected.era, cacheable, &mut answer);
-                answer.into_value()
+                answer
             }
-            Err(e) => portcullis_mcp::error_response(id.as_ref(), e.code(), &e.to_string(), None),
+            Err(e) => portcullis_mcp::message::error(id.as_ref(), e.code(), &e.to_string()),
         }
     }
 
@@ -496,7 +496,7 @@ impl Gateway {
         config: &ServerConfig,
         msg: Message,
         credential: Option<&portcullis_broker::Lease>,
-    ) -> Value {
+    ) -> Message {
         let id = msg.id().cloned();
         if let Clearance::Permitted(permit) = &clearance {
             tracing::debug!(server = %config.name, decision = %permit.decision_id(), "starting a child for one call");
@@ -520,7 +520,7 @@ impl Gateway {
         };
         let connected = match started.await {
             Ok((peer, era)) => Connected::new(peer, era),
-            Err(e) => return portcullis_mcp::error_response(id.as_ref(), e.code(), &e.to_string(), None),
+            Err(e) => return portcullis_mcp::message::error(id.as_ref(), e.code(), &e.to_string()),
         };
         let answer = Self::call_on(&connected, session, msg, None).await;
         drop(connected);
@@ -535,22 +535,22 @@ impl Gateway {
         session: &Arc<Session>,
         server: &ServerName,
         msg: Message,
-    ) -> Value {
+    ) -> Message {
         let id = msg.id().cloned();
         let connected = match self.ensure_upstream(session, server).await {
             Ok(c) => c,
-            Err(e) => return portcullis_mcp::error_response(id.as_ref(), e.code(), &e.to_string(), None),
+            Err(e) => return portcullis_mcp::message::error(id.as_ref(), e.code(), &e.to_string()),
         };
         if let Clearance::Permitted(permit) = &clearance {
             tracing::debug!(server = %server, decision = %permit.decision_id(), "subscription permitted");
         }
         if !connected.era.is_modern() {
             let text = "the upstream server speaks a protocol without subscriptions/listen";
-            return portcullis_mcp::error_response(id.as_ref(), ErrorCode::MethodNotFound, text, None);
+            return portcullis_mcp::message::error(id.as_ref(), ErrorCode::MethodNotFound, text);
         }
         match connected.peer.call_unbounded(msg, session.as_route()).await {
-            Ok(answer) => answer.into_value(),
-            Err(e) => portcullis_mcp::error_response(id.as_ref(), e.code(), &e.to_string(), None),
+            Ok(answer) => answer,
+            Err(e) => portcullis_mcp::message::error(id.as_ref(), e.code(), &e.to_string()),
         }
     }
 

@@ -958,7 +958,7 @@ impl Gateway {
         route: &Route<'_>,
         msg: Message,
         credential: Option<&Lease>,
-    ) -> Value {
+    ) -> Message {
         let clearance = Clearance::Permitted(permit);
         let mut answer = match cx.class {
             MethodClass::Subscribe => self.listen(clearance, cx.session, &route.server, msg).await,
@@ -969,14 +969,13 @@ impl Gateway {
             }
             _ => match credential.and_then(|lease| Some((crate::stages::scope::header_of(lease)?, lease))) {
                 // A credential that cannot travel as a header is not sent without it.
-                Some((None, lease)) => portcullis_mcp::error_response(
+                Some((None, lease)) => portcullis_mcp::message::error(
                     msg.id(),
                     portcullis_mcp::ErrorCode::Denied,
                     &format!(
                         "the call's credential (grant {}) cannot be sent as an HTTP header; the call was not forwarded",
                         lease.grant_id
                     ),
-                    None,
                 ),
                 header => {
                     let header = header.and_then(|(header, _)| header);

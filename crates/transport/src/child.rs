@@ -116,7 +116,7 @@ pub fn spawn_child(spec: &ChildSpec) -> Result<Link, SpawnError> {
             let event = match lines.next_line().await {
                 Ok(None) => break,
                 Ok(Some(line)) if line.iter().all(u8::is_ascii_whitespace) => continue,
-                Ok(Some(line)) => match Message::parse(&line, limits) {
+                Ok(Some(line)) => match Message::parse_forwardable(bytes::Bytes::from(line), limits) {
                     Ok(msg) => LinkEvent::Message { msg, related: None },
                     Err(e) => LinkEvent::Malformed { reason: e.to_string() },
                 },

@@ -5,6 +5,7 @@ use portcullis_e2e::{
     demo_server_entry,
     faults::CuttableProxy,
     procs::{GatewayProc, demo_http_upstream},
+    raw_http::{open_session, post},
 };
 use serde_json::{Value, json};
 
@@ -127,6 +128,59 @@ async fn sse_answering_http_upstream_keeps_its_connection_across_calls() {
     let opened = proxy.accepted() - before;
     assert!(opened <= 2, "22 calls opened {opened} new upstream connections");
     client.cancel().await.unwrap();
+}
+
+/// Issue 21 item 5: a relayed call's request and answer go on as the bytes they came in,
+/// only their ids written anew (the server sees the client's escape, the client the
+/// server's escape and spacing); an answer the gateway changes (the audit receipt added) or
+/// would write otherwise (a float) is written by the gateway from what it read.
+#[tokio::test]
+async fn relayed_messages_go_on_as_they_were_written() {
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("peers/verbatim_server.py");
+    let server = format!(
+        "[[servers]]\nname = \"verbatim\"\ncommand = [\"python3\", \"{}\"]\n",
+        script.display()
+    );
+    let call = |id: &str, tool: &str| {
+        format!(
+            r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"{tool}","arguments":{{"q":"\u0042"}}}}}}"#
+        )
+    };
+    let relay = GatewayProc::start(&format!("[audit]\nenabled = false\n{server}"));
+    let sid = open_session(&relay.url).await;
+    let h = [("mcp-session-id", sid.as_str())];
+    let reply = post(&relay.url, call(r#""c-1""#, "verbatim"), &h).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let answer = reply.json();
+    // What the server received: the client's bytes, the gateway's own id in place.
+    let seen = answer["result"]["content"][0]["text"].as_str().unwrap_or_default();
+    let upstream_id = serde_json::from_str::<Value>(seen).unwrap()["id"].clone();
+    assert!(upstream_id.is_u64(), "{seen}");
+    assert_eq!(seen, call(&upstream_id.to_string(), "verbatim"));
+    // What the client received: the server's bytes, the client's id in place.
+    let written = format!(
+        r#"{{"jsonrpc":"2.0","id":"c-1","result":{{"content":[{{"type":"text","text":{}}},{{"type":"text","text":"\u0041"}}], "isError":false}}}}"#,
+        json!(seen)
+    );
+    assert_eq!(reply.body, written);
+    // A float is written as the gateway read it.
+    let reply = post(&relay.url, call("7", "float"), &h).await;
+    assert_eq!(
+        reply.body,
+        r#"{"jsonrpc":"2.0","id":7,"result":{"content":[],"structuredContent":{"t":100.0}}}"#
+    );
+    // With the audit log on, the answer carries its receipt: written by the gateway.
+    let audited = GatewayProc::start(&server);
+    let sid = open_session(&audited.url).await;
+    let reply = post(&audited.url, call("8", "verbatim"), &[("mcp-session-id", sid.as_str())]).await;
+    let answer = reply.json();
+    assert!(answer["result"]["_meta"].is_object(), "{}", reply.body);
+    assert_eq!(answer["result"]["content"][1]["text"], "A");
+    assert!(
+        !reply.body.contains(r"\u0041") && !reply.body.contains(", "),
+        "{}",
+        reply.body
+    );
 }
 
 #[tokio::test]

@@ -111,8 +111,16 @@ fn rpc_error(status: StatusCode, id: Option<&Value>, code: ErrorCode, text: &str
 }
 
 fn json_response(status: StatusCode, body: &Value) -> Response {
-    let bytes = portcullis_mcp::encode::to_vec(body);
+    json_bytes_response(status, portcullis_mcp::encode::to_vec(body))
+}
+
+fn json_bytes_response(status: StatusCode, bytes: Vec<u8>) -> Response {
     (status, [(header::CONTENT_TYPE, "application/json")], bytes).into_response()
+}
+
+/// A call's answer as JSON: the bytes it came in when it is relayed unchanged.
+fn answer_response(answer: &Message, modern: bool) -> Response {
+    json_bytes_response(status_for(answer, modern), answer.to_bytes())
 }
 
 /// A refusal as an HTTP answer: its own status (403 if it has none), the JSON-RPC error,
@@ -243,7 +251,7 @@ async fn post_mcp(State(front): State<Arc<Front>>, peer: Peer, headers: HeaderMa
         Ok(bytes) => bytes,
         Err(r) => return r,
     };
-    let msg = match Message::parse(&bytes, front.gateway.config().limits) {
+    let msg = match Message::parse_forwardable(bytes, front.gateway.config().limits) {
         Ok(msg) => msg,
         Err(e) => return rpc_error(StatusCode::BAD_REQUEST, None, e.code(), &e.to_string()),
     };
@@ -392,7 +400,7 @@ async fn answer(
     let mut call = Box::pin(async move { front.gateway.handle_request(admitted, &calling, &caller, msg).await });
     let Some(related) = accepts_sse.then(|| session.sink.open_request(&id)) else {
         let answer = call.await;
-        return json_response(status_for(&answer, modern), &answer);
+        return answer_response(&answer, modern);
     };
     let mut related = OpenStream { related, session, id };
     let (first, answered) = tokio::select! {
@@ -401,7 +409,7 @@ async fn answer(
         answer = &mut call => match related.related.try_recv() {
             // Notifications came with the answer: they go first, on an SSE stream.
             Some(note) => (note, Some(answer)),
-            None => return json_response(status_for(&answer, modern), &answer),
+            None => return answer_response(&answer, modern),
         },
     };
     let (out, body) = mpsc::channel::<Result<Bytes, Infallible>>(64);
@@ -424,9 +432,9 @@ impl Drop for OpenStream {
 
 /// The SSE rest of a call: `first`, the notifications that follow, then the answer.
 /// Stops (dropping the call, which cancels it upstream) when the client hangs up.
-async fn stream_rest<F: Future<Output = Value>>(
+async fn stream_rest<F: Future<Output = Message>>(
     mut call: std::pin::Pin<Box<F>>,
-    answered: Option<Value>,
+    answered: Option<Message>,
     mut related: OpenStream,
     first: Value,
     out: mpsc::Sender<Result<Bytes, Infallible>>,
@@ -454,12 +462,12 @@ async fn stream_rest<F: Future<Output = Value>>(
             return;
         }
     }
-    let _ = out.send(Ok(encode(&answer))).await;
+    let _ = out.send(Ok(Bytes::from(sse::encode(&answer.to_bytes())))).await;
 }
 
 /// HTTP status for a JSON answer: 2026-07-28 maps some JSON-RPC errors onto HTTP.
-fn status_for(answer: &Value, modern: bool) -> StatusCode {
-    let code = answer.get("error").and_then(|e| e.get("code")).and_then(Value::as_i64);
+fn status_for(answer: &Message, modern: bool) -> StatusCode {
+    let code = answer.error().and_then(|e| e.get("code")).and_then(Value::as_i64);
     match (modern, code) {
         (true, Some(-32601)) => StatusCode::NOT_FOUND,
         // HeaderMismatch, MissingRequiredClientCapability, UnsupportedProtocolVersion.

@@ -26,11 +26,12 @@ pub async fn serve_stdio(
     shutdown: impl Future<Output = ()> + Send,
 ) -> std::io::Result<()> {
     let limits = gateway.config().limits;
-    let (out_tx, mut out_rx) = mpsc::channel::<Value>(256);
+    // Each message goes to the writer as its bytes, ready for the line (a relayed answer as
+    // the bytes it came in; see `Message::to_bytes`).
+    let (out_tx, mut out_rx) = mpsc::channel::<Vec<u8>>(256);
     let writer = tokio::spawn(async move {
         let mut output = output;
-        while let Some(msg) = out_rx.recv().await {
-            let mut bytes = portcullis_mcp::encode::to_vec(&msg);
+        while let Some(mut bytes) = out_rx.recv().await {
             bytes.push(b'\n');
             if output.write_all(&bytes).await.is_err() || output.flush().await.is_err() {
                 break;
@@ -53,15 +54,22 @@ pub async fn serve_stdio(
             Ok(None) => break,
             Err(e) => {
                 let _ = out_tx
-                    .send(error_response(None, ErrorCode::InvalidRequest, &e.to_string(), None))
+                    .send(as_line(&error_response(
+                        None,
+                        ErrorCode::InvalidRequest,
+                        &e.to_string(),
+                        None,
+                    )))
                     .await;
                 continue;
             }
         };
-        let msg = match Message::parse(&bytes, limits) {
+        let msg = match Message::parse_forwardable(bytes.into(), limits) {
             Ok(m) => m,
             Err(e) => {
-                let _ = out_tx.send(error_response(None, e.code(), &e.to_string(), None)).await;
+                let _ = out_tx
+                    .send(as_line(&error_response(None, e.code(), &e.to_string(), None)))
+                    .await;
                 continue;
             }
         };
@@ -78,11 +86,11 @@ pub async fn serve_stdio(
                 Ok(admitted) => {
                     in_flight.spawn(async move {
                         let answer = gateway.handle_request(admitted, &current, &caller, msg).await;
-                        let _ = out.send(answer).await;
+                        let _ = out.send(answer.to_bytes()).await;
                     });
                 }
                 Err(deny) => {
-                    let _ = out.send(deny.answer(msg.id())).await;
+                    let _ = out.send(as_line(&deny.answer(msg.id()))).await;
                 }
             },
             // A refused notification is logged and recorded; JSON-RPC gives it no answer.
@@ -107,7 +115,7 @@ async fn ensure_session(
     gateway: &Arc<Gateway>,
     slot: &mut Option<Arc<Session>>,
     msg: &Message,
-    out: &mpsc::Sender<Value>,
+    out: &mpsc::Sender<Vec<u8>>,
 ) -> Option<Arc<Session>> {
     let principal = gateway.config().stdio_principal.clone();
     let is_initialize = msg.kind() == MessageKind::Request && msg.method() == Some("initialize");
@@ -115,7 +123,12 @@ async fn ensure_session(
         if slot.is_some() {
             let text = "this session is already initialized";
             let _ = out
-                .send(error_response(msg.id(), ErrorCode::InvalidRequest, text, None))
+                .send(as_line(&error_response(
+                    msg.id(),
+                    ErrorCode::InvalidRequest,
+                    text,
+                    None,
+                )))
                 .await;
             return None;
         }
@@ -123,13 +136,15 @@ async fn ensure_session(
             Ok((session, result)) => {
                 forward_general(&session, out);
                 let _ = out
-                    .send(json!({"jsonrpc": "2.0", "id": msg.id(), "result": result}))
+                    .send(as_line(&json!({"jsonrpc": "2.0", "id": msg.id(), "result": result})))
                     .await;
                 *slot = Some(session.clone());
                 return Some(session);
             }
             Err(e) => {
-                let _ = out.send(error_response(msg.id(), e.code, &e.message, None)).await;
+                let _ = out
+                    .send(as_line(&error_response(msg.id(), e.code, &e.message, None)))
+                    .await;
                 return None;
             }
         }
@@ -147,23 +162,33 @@ async fn ensure_session(
     if msg.kind() == MessageKind::Request {
         let text = "send initialize first (or use protocol 2026-07-28 with `_meta` on every request)";
         let _ = out
-            .send(error_response(msg.id(), ErrorCode::InvalidRequest, text, None))
+            .send(as_line(&error_response(
+                msg.id(),
+                ErrorCode::InvalidRequest,
+                text,
+                None,
+            )))
             .await;
     }
     None
 }
 
 /// Everything the session's servers send the client goes to stdout.
-fn forward_general(session: &Arc<Session>, out: &mpsc::Sender<Value>) {
+fn forward_general(session: &Arc<Session>, out: &mpsc::Sender<Vec<u8>>) {
     let Some(mut rx) = session.sink.open_general(256) else {
         return;
     };
     let out = out.clone();
     tokio::spawn(async move {
         while let Some(msg) = rx.recv().await {
-            if out.send(msg).await.is_err() {
+            if out.send(as_line(&msg)).await.is_err() {
                 break;
             }
         }
     });
+}
+
+/// A message the gateway built, as the bytes of its line.
+fn as_line(msg: &Value) -> Vec<u8> {
+    portcullis_mcp::encode::to_vec(msg)
 }

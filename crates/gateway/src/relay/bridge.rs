@@ -29,12 +29,20 @@ pub fn bridge_request(client: &ClientHello, upstream: &UpstreamEra, msg: &mut Me
             }
         }),
         (Era::Modern, false) => {
+            // Looked at first: taking `params` to change drops the bytes kept to forward.
+            const MODERN_KEYS: [&str; 3] = [META_PROTOCOL_VERSION, META_CLIENT_CAPABILITIES, META_CLIENT_INFO];
+            if !msg
+                .meta()
+                .is_some_and(|m| MODERN_KEYS.iter().any(|k| m.contains_key(*k)))
+            {
+                return;
+            }
             let Some(params) = msg.params_mut() else {
                 return;
             };
             let now_empty = match params.get_mut("_meta").and_then(Value::as_object_mut) {
                 Some(meta) => {
-                    for k in [META_PROTOCOL_VERSION, META_CLIENT_CAPABILITIES, META_CLIENT_INFO] {
+                    for k in MODERN_KEYS {
                         meta.shift_remove(k);
                     }
                     meta.is_empty()

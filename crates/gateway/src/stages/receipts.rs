@@ -16,6 +16,7 @@ use portcullis_attest::{
 };
 use portcullis_audit::DurableReceipt;
 use portcullis_core::ServerName;
+use portcullis_mcp::Message;
 use serde_json::{Value, json};
 
 use crate::{
@@ -29,15 +30,15 @@ pub const RECEIPT_META_KEY: &str = AUDIT_RECEIPT_META_KEY;
 /// An answer to an acting call, cleared for the client: its outcome is recorded (or the
 /// log is off) and its receipts are attached. Built only by [`Receipts::release`].
 #[must_use]
-pub struct Released(Value);
+pub struct Released(Message);
 
 impl Released {
     /// The answer's `result`, for the names the route stage puts back on it.
     pub fn result_mut(&mut self) -> Option<&mut Value> {
-        self.0.get_mut("result")
+        self.0.result_mut()
     }
 
-    pub fn into_value(self) -> Value {
+    pub fn into_message(self) -> Message {
         self.0
     }
 }
@@ -54,8 +55,15 @@ impl Receipts {
 
     /// filter: removes receipt entries the upstream put in its result (only the gateway
     /// writes them).
-    pub fn filter(&self, server: &ServerName, answer: &mut Value) {
-        if let Some(result) = answer.get_mut("result")
+    pub fn filter(&self, server: &ServerName, answer: &mut Message) {
+        // Looked for first: taking the result to change drops the bytes kept to forward.
+        let carries = |meta: &Value| {
+            meta.get(RESULT_SIGNATURE_META_KEY)
+                .or_else(|| meta.get(RECEIPT_META_KEY))
+                .is_some()
+        };
+        if answer.result().and_then(|r| r.get("_meta")).is_some_and(carries)
+            && let Some(result) = answer.result_mut()
             && strip_gateway_meta(result)
         {
             tracing::warn!(server = %server, "the server's result carried gateway receipt entries; removed");
@@ -66,7 +74,7 @@ impl Receipts {
     /// for a signed call type (`request_sha256` given), the signed receipt.
     pub fn release(
         &self,
-        mut answer: Value,
+        mut answer: Message,
         call: &CallFacts,
         request_sha256: Option<[u8; 32]>,
         recorded: Recorded,
@@ -131,8 +139,8 @@ impl Receipts {
 
 /// Adds the audit receipt, and the signed receipt when there is one, to a successful answer's
 /// `result._meta`.
-fn attach(answer: &mut Value, call_id: &str, receipt: &DurableReceipt, signed: Option<ResultReceipt>) {
-    let Some(result) = answer.get_mut("result").and_then(Value::as_object_mut) else {
+fn attach(answer: &mut Message, call_id: &str, receipt: &DurableReceipt, signed: Option<ResultReceipt>) {
+    let Some(result) = answer.result_mut().and_then(Value::as_object_mut) else {
         return;
     };
     let meta = result.entry("_meta").or_insert_with(|| json!({}));

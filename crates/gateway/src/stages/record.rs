@@ -547,7 +547,7 @@ impl Recorder {
         &self,
         decided: Decided,
         call: &CallFacts,
-        answer: &Value,
+        answer: &Message,
         request_sha256: Option<[u8; 32]>,
     ) -> Result<Recorded, RecordError> {
         let latency = decided.at.elapsed();
@@ -566,12 +566,12 @@ impl Recorder {
             r.ext.insert(REQUEST_SHA256.into(), hex::encode(digest));
         }
         if self.capture_bodies
-            && let Some(body) = answer.get("result").or_else(|| answer.get("error"))
+            && let Some(body) = answer.result().or_else(|| answer.error())
         {
             r.ext.insert("result".into(), crate::stages::redact::capture(body));
         }
         let mut result_sha256 = None;
-        match (answer.get("result"), answer.get("error")) {
+        match (answer.result(), answer.error()) {
             (Some(result), _) => {
                 r.outcome = Some(Outcome::Ok);
                 let digest = canonical_sha256(result);

@@ -138,8 +138,9 @@ impl Conn {
         }
     }
 
-    fn parse(&self, bytes: &[u8]) -> Result<Message, String> {
-        Message::parse(bytes, self.spec.limits).map_err(|e| e.to_string())
+    /// Reads an answer, keeping its bytes to forward ([`Message::parse_forwardable`]).
+    fn parse(&self, bytes: bytes::Bytes) -> Result<Message, String> {
+        Message::parse_forwardable(bytes, self.spec.limits).map_err(|e| e.to_string())
     }
 
     /// Answers a request that failed at the HTTP level with a JSON-RPC error.

@@ -77,7 +77,7 @@ impl Conn {
             }
         };
         self.reuse(conn);
-        match self.parse(&body) {
+        match self.parse(body) {
             Ok(msg) => {
                 if is_initialize && status.is_success() {
                     self.initialized(&msg).await;

@@ -97,7 +97,7 @@ impl Rest {
                 }
             };
             for event in events {
-                let ev = match Message::parse(event.data.as_bytes(), self.spec.limits) {
+                let ev = match Message::parse_forwardable(Bytes::from(event.data), self.spec.limits) {
                     Ok(msg) => LinkEvent::Message {
                         msg,
                         related: self.related.clone(),

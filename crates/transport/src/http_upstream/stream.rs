@@ -98,7 +98,7 @@ impl Conn {
             let last = events.len().saturating_sub(1);
             let mut answered = false;
             for (i, event) in events.into_iter().enumerate() {
-                let msg = match self.parse(event.data.as_bytes()) {
+                let msg = match self.parse(bytes::Bytes::from(event.data)) {
                     Ok(msg) => msg,
                     Err(reason) => {
                         let _ = self.events.send(LinkEvent::Malformed { reason }).await;
