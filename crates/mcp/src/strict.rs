@@ -6,7 +6,7 @@
 //! total size, and otherwise produces an ordinary order-preserving `Value`: the one
 //! `serde_json` would read from the same bytes. It is our own (no serde visitor): keys
 //! are checked while still borrowed from the input, and strings are scanned a word at a
-//! time ([`crate::tokens`]).
+//! time (the private module `tokens`).
 //!
 //! Two keys that differ only in letter case are duplicates too, to a decoder that
 //! matches keys case-insensitively (Go's `encoding/json`: `name` and `Name`, `ſ` and
