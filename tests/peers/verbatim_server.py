@@ -1,5 +1,5 @@
 """Test peer (not a real MCP server): a 2025-11-25 stdio server that writes its answers as
-hand-made text, for tests/tests/e2e/relay.rs (a relayed answer reaches the client as the
+hand-made text, for tests/tests/e2e/relay.rs and stdio_front.rs (a relayed answer reaches the client as the
 bytes the server wrote, its id written anew; one the gateway would write otherwise is
 written by the gateway). Its tools:
 - `verbatim`: a result with an escaped character (`\\u0041`) and a space after a comma,
