@@ -7,7 +7,7 @@
 //! and without unpaired surrogate escapes; integers as `u64`/`i64` where they fit and
 //! everything else through `serde_json`'s own number reading), so that the gateway and a
 //! `serde_json`-based peer never disagree about a message (the fuzz harness checks both
-//! directions). Second, it is cheap: a string is scanned eight bytes at a time and comes
+//! directions). Second, it is cheap: a string is scanned sixteen bytes at a time and comes
 //! back borrowed from the input unless it has an escape.
 use std::borrow::Cow;
 
