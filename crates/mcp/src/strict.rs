@@ -188,15 +188,16 @@ impl Parser<'_> {
     }
 
     fn object(&mut self, depth: usize, level: Level) -> Result<Value, ParseError> {
+        // An empty object allocates nothing (`{}` is common: capabilities, schemas).
+        if self.reader.peek() == Some(b'}') {
+            self.reader.bump();
+            return Ok(Value::Object(Map::new()));
+        }
         // Room for four keys from the start: a request's envelope has four (`jsonrpc`,
         // `id`, `method`, `params`), and an empty map would grow its entries and its
         // table on the fourth.
         let mut out = Map::with_capacity(4);
         let mut folds = FoldedKeys::default();
-        if self.reader.peek() == Some(b'}') {
-            self.reader.bump();
-            return Ok(Value::Object(out));
-        }
         loop {
             match self.reader.peek() {
                 Some(b'"') => self.reader.bump(),
