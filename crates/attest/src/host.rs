@@ -132,16 +132,21 @@ impl HostSigner {
 
 /// The result as the receipt's `resultHash` covers it (see the module docs).
 pub fn receipt_view(result: &Value) -> Cow<'_, Value> {
-    let has_ours = result
-        .get("_meta")
-        .and_then(Value::as_object)
-        .is_some_and(|m| m.contains_key(RESULT_SIGNATURE_META_KEY) || m.contains_key(AUDIT_RECEIPT_META_KEY));
-    if !has_ours {
+    if !carries_gateway_meta(result) {
         return Cow::Borrowed(result);
     }
     let mut copy = result.clone();
     strip_gateway_meta(&mut copy);
     Cow::Owned(copy)
+}
+
+/// Whether `result._meta` holds one of the gateway's own entries (a receipt), without
+/// changing anything.
+pub fn carries_gateway_meta(result: &Value) -> bool {
+    result
+        .get("_meta")
+        .and_then(Value::as_object)
+        .is_some_and(|m| m.contains_key(RESULT_SIGNATURE_META_KEY) || m.contains_key(AUDIT_RECEIPT_META_KEY))
 }
 
 /// Removes the gateway's own `_meta` entries from `result` (and `_meta` if left empty).

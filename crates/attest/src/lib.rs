@@ -50,7 +50,8 @@ pub use batch_receipt::{BatchReceipt, Seal, VerifiedReceipt, verify_batch_receip
 pub use batch_verify::{BatchStats, SignatureBatcher};
 pub use file_pins::{FilePin, FilePinError, FilePins, path_digest};
 pub use host::{
-    AUDIT_RECEIPT_META_KEY, HostSigner, RESULT_SIGNATURE_META_KEY, receipt_view, strip_gateway_meta, verify_result,
+    AUDIT_RECEIPT_META_KEY, HostSigner, RESULT_SIGNATURE_META_KEY, carries_gateway_meta, receipt_view,
+    strip_gateway_meta, verify_result,
 };
 pub use keys::{KeySet, key_id};
 pub use manifest::{

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use portcullis_attest::{
     AUDIT_RECEIPT_META_KEY, BatchReceipt, HashedFacts, RESULT_SIGNATURE_META_KEY, ReceiptError, ResultReceipt, Seal,
-    host::unix_now, sign_hashed_receipt, strip_gateway_meta,
+    carries_gateway_meta, host::unix_now, sign_hashed_receipt, strip_gateway_meta,
 };
 use portcullis_audit::DurableReceipt;
 use portcullis_core::ServerName;
@@ -57,12 +57,7 @@ impl Receipts {
     /// writes them).
     pub fn filter(&self, server: &ServerName, answer: &mut Message) {
         // Looked for first: taking the result to change drops the bytes kept to forward.
-        let carries = |meta: &Value| {
-            meta.get(RESULT_SIGNATURE_META_KEY)
-                .or_else(|| meta.get(RECEIPT_META_KEY))
-                .is_some()
-        };
-        if answer.result().and_then(|r| r.get("_meta")).is_some_and(carries)
+        if answer.result().is_some_and(carries_gateway_meta)
             && let Some(result) = answer.result_mut()
             && strip_gateway_meta(result)
         {
