@@ -13,7 +13,7 @@ use std::borrow::Cow;
 
 use serde_json::{Number, Value};
 
-use crate::strict::ParseError;
+use crate::{encode::clean_run, strict::ParseError};
 
 /// A cursor over one message's bytes.
 pub(crate) struct Reader<'a> {
@@ -90,7 +90,7 @@ impl<'a> Reader<'a> {
     pub(crate) fn string(&mut self) -> Result<Cow<'a, str>, ParseError> {
         let bytes = self.bytes;
         let start = self.pos;
-        let stop = self.clean_run(start);
+        let stop = clean_run(self.bytes, start);
         self.pos = stop;
         match bytes.get(stop) {
             Some(b'"') => {
@@ -102,27 +102,6 @@ impl<'a> Reader<'a> {
             Some(_) => Err(self.error("control character (\\u0000-\\u001F) found while parsing a string")),
             None => Err(self.error("EOF while parsing a string")),
         }
-    }
-
-    /// The first position at or after `i` holding `"`, `\`, a control byte or the end.
-    /// Sixteen bytes at a time: the test of a chunk has no early exit, so the compiler
-    /// makes it a handful of vector instructions.
-    #[inline]
-    fn clean_run(&self, mut i: usize) -> usize {
-        let bytes = self.bytes;
-        while let Some(chunk) = bytes.get(i..i + 16).and_then(|c| <&[u8; 16]>::try_from(c).ok()) {
-            if chunk.iter().fold(false, |stop, &b| stop | ends_run(b)) {
-                break;
-            }
-            i += 16;
-        }
-        while let Some(&b) = bytes.get(i) {
-            if ends_run(b) {
-                break;
-            }
-            i += 1;
-        }
-        i
     }
 
     /// The rest of a string that has escapes, decoded into a new string. `start` is its
@@ -147,7 +126,7 @@ impl<'a> Reader<'a> {
                 Some(_) => break Err(self.error("control character (\\u0000-\\u001F) found while parsing a string")),
                 None => break Err(self.error("EOF while parsing a string")),
             }
-            let run = self.clean_run(self.pos);
+            let run = clean_run(self.bytes, self.pos);
             out.extend_from_slice(&bytes[self.pos..run]);
             self.pos = run;
         };
@@ -318,13 +297,6 @@ impl<'a> Reader<'a> {
             None => Err(self.error("EOF while parsing a value")),
         }
     }
-}
-
-/// Whether a string's run of plain bytes ends at `b`: its closing quote, an escape, or a
-/// control byte (which JSON forbids raw).
-#[inline]
-fn ends_run(b: u8) -> bool {
-    b < 0x20 || b == b'"' || b == b'\\'
 }
 
 /// The integer spelled by `digits` (no sign, no leading zero but a lone `0`), when it is
