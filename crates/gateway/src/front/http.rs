@@ -462,7 +462,7 @@ async fn stream_rest<F: Future<Output = Message>>(
             return;
         }
     }
-    let _ = out.send(Ok(Bytes::from(sse::encode(&answer.to_bytes())))).await;
+    let _ = out.send(Ok(sse_event(&answer.to_bytes()))).await;
 }
 
 /// HTTP status for a JSON answer: 2026-07-28 maps some JSON-RPC errors onto HTTP.
@@ -477,7 +477,12 @@ fn status_for(answer: &Message, modern: bool) -> StatusCode {
 }
 
 fn encode(msg: &Value) -> Bytes {
-    Bytes::from(sse::encode(&portcullis_mcp::encode::to_vec(msg)))
+    sse_event(&portcullis_mcp::encode::to_vec(msg))
+}
+
+/// One message's bytes as an SSE event.
+fn sse_event(bytes: &[u8]) -> Bytes {
+    Bytes::from(sse::encode(bytes))
 }
 
 fn sse_response(body: mpsc::Receiver<Result<Bytes, Infallible>>) -> Response {

@@ -6,9 +6,9 @@
 //! floods is refused, never queued without bound.
 use std::{future::Future, sync::Arc};
 
-use portcullis_mcp::{ErrorCode, Message, MessageKind, error_response, revision::META_PROTOCOL_VERSION};
+use portcullis_mcp::{ErrorCode, Message, MessageKind, message, revision::META_PROTOCOL_VERSION};
 use portcullis_transport::LineReader;
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::{
     io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader},
     sync::mpsc,
@@ -54,12 +54,7 @@ pub async fn serve_stdio(
             Ok(None) => break,
             Err(e) => {
                 let _ = out_tx
-                    .send(as_line(&error_response(
-                        None,
-                        ErrorCode::InvalidRequest,
-                        &e.to_string(),
-                        None,
-                    )))
+                    .send(message::error(None, ErrorCode::InvalidRequest, &e.to_string()).to_bytes())
                     .await;
                 continue;
             }
@@ -68,7 +63,7 @@ pub async fn serve_stdio(
             Ok(m) => m,
             Err(e) => {
                 let _ = out_tx
-                    .send(as_line(&error_response(None, e.code(), &e.to_string(), None)))
+                    .send(message::error(None, e.code(), &e.to_string()).to_bytes())
                     .await;
                 continue;
             }
@@ -90,7 +85,7 @@ pub async fn serve_stdio(
                     });
                 }
                 Err(deny) => {
-                    let _ = out.send(as_line(&deny.answer(msg.id()))).await;
+                    let _ = out.send(deny.message(msg.id()).to_bytes()).await;
                 }
             },
             // A refused notification is logged and recorded; JSON-RPC gives it no answer.
@@ -123,12 +118,7 @@ async fn ensure_session(
         if slot.is_some() {
             let text = "this session is already initialized";
             let _ = out
-                .send(as_line(&error_response(
-                    msg.id(),
-                    ErrorCode::InvalidRequest,
-                    text,
-                    None,
-                )))
+                .send(message::error(msg.id(), ErrorCode::InvalidRequest, text).to_bytes())
                 .await;
             return None;
         }
@@ -136,15 +126,13 @@ async fn ensure_session(
             Ok((session, result)) => {
                 forward_general(&session, out);
                 let _ = out
-                    .send(as_line(&json!({"jsonrpc": "2.0", "id": msg.id(), "result": result})))
+                    .send(message::response(msg.id().cloned().unwrap_or(Value::Null), result).to_bytes())
                     .await;
                 *slot = Some(session.clone());
                 return Some(session);
             }
             Err(e) => {
-                let _ = out
-                    .send(as_line(&error_response(msg.id(), e.code, &e.message, None)))
-                    .await;
+                let _ = out.send(message::error(msg.id(), e.code, &e.message).to_bytes()).await;
                 return None;
             }
         }
@@ -162,12 +150,7 @@ async fn ensure_session(
     if msg.kind() == MessageKind::Request {
         let text = "send initialize first (or use protocol 2026-07-28 with `_meta` on every request)";
         let _ = out
-            .send(as_line(&error_response(
-                msg.id(),
-                ErrorCode::InvalidRequest,
-                text,
-                None,
-            )))
+            .send(message::error(msg.id(), ErrorCode::InvalidRequest, text).to_bytes())
             .await;
     }
     None
@@ -181,14 +164,9 @@ fn forward_general(session: &Arc<Session>, out: &mpsc::Sender<Vec<u8>>) {
     let out = out.clone();
     tokio::spawn(async move {
         while let Some(msg) = rx.recv().await {
-            if out.send(as_line(&msg)).await.is_err() {
+            if out.send(portcullis_mcp::encode::to_vec(&msg)).await.is_err() {
                 break;
             }
         }
     });
-}
-
-/// A message the gateway built, as the bytes of its line.
-fn as_line(msg: &Value) -> Vec<u8> {
-    portcullis_mcp::encode::to_vec(msg)
 }
