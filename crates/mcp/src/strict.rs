@@ -207,12 +207,7 @@ impl Parser<'_> {
             }
             let key = self.reader.string()?;
             let child = admit(level, &key, &out, &mut folds)?;
-            // Exact repeats: a short scan of a small object, a lookup in a large one.
-            let repeated = match out.len() {
-                0..=16 => out.keys().any(|k| *k == *key),
-                _ => out.contains_key(&*key),
-            };
-            if repeated {
+            if holds(&out, &key) {
                 return Err(ParseError::DuplicateKey { key: key.into_owned() });
             }
             match self.reader.peek() {
@@ -252,12 +247,7 @@ fn admit(level: Level, key: &str, out: &Map<String, Value>, folds: &mut FoldedKe
         // after, is not a field name and is refused as standing in for this one.
         return Ok(level.child(key));
     }
-    // A short scan of a small object beats hashing the folded key.
-    let earlier = |k: &str| match out.len() {
-        0..=16 => out.keys().any(|e| e == k),
-        _ => out.contains_key(k),
-    };
-    let folded = match folds.check(key, earlier) {
+    let folded = match folds.check(key, |k| holds(out, k)) {
         Seen::New { folded } => folded,
         Seen::Clash => return Err(clash(key, out)),
     };
@@ -268,6 +258,16 @@ fn admit(level: Level, key: &str, out: &Map<String, Value>, folds: &mut FoldedKe
         });
     }
     Ok(level.child(key))
+}
+
+/// Whether `out` has the key `key`: a short scan of a small object (cheaper than hashing
+/// the key), a lookup in a large one.
+#[inline]
+fn holds(out: &Map<String, Value>, key: &str) -> bool {
+    match out.len() {
+        0..=16 => out.keys().any(|k| k == key),
+        _ => out.contains_key(key),
+    }
 }
 
 #[cold]
