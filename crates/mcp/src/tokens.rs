@@ -80,7 +80,13 @@ impl<'a> Reader<'a> {
     /// A syntax error at the current position, with `what` went wrong.
     #[cold]
     pub(crate) fn error(&self, what: &str) -> ParseError {
-        let before = &self.bytes[..self.pos.min(self.bytes.len())];
+        self.error_at(self.pos, what)
+    }
+
+    /// A syntax error at byte `pos`.
+    #[cold]
+    fn error_at(&self, pos: usize, what: &str) -> ParseError {
+        let before = &self.bytes[..pos.min(self.bytes.len())];
         let line = 1 + before.iter().filter(|&&b| b == b'\n').count();
         let column = 1 + before.iter().rev().take_while(|&&b| b != b'\n').count();
         ParseError::Syntax(format!("{what} at line {line} column {column}"))
@@ -206,13 +212,7 @@ impl<'a> Reader<'a> {
 
     #[cold]
     fn invalid_utf8(&self, start: usize, e: std::str::Utf8Error) -> ParseError {
-        let at = Self {
-            bytes: self.bytes,
-            pos: start + e.valid_up_to(),
-            scratch: Vec::new(),
-            exact: false,
-        };
-        at.error("invalid unicode code point")
+        self.error_at(start + e.valid_up_to(), "invalid unicode code point")
     }
 
     /// `true`, `false` or `null`; the cursor is on its first letter.
